@@ -1,0 +1,95 @@
+/* vpq_connector.h — the one small interface between the engine and the outside world.
+ *
+ * A source yields decoded rows in columnar batches; a sink takes rows. The engine opens them
+ * through vpq_connector_open_source/_sink, which pick the implementation by the relation's
+ * `connector` option (file today; kafka and sim plug in here), so the engine names none.
+ *
+ * Sources decode straight into the relation's schema columns. A record that cannot be decoded
+ * never reaches the engine: the source reports it through `bad` (reason, origin, raw text)
+ * and goes on. Every decoded row carries an origin (file line, or partition/offset) so that
+ * late rows can be dead-lettered with where they came from.
+ */
+#ifndef VPQ_CONNECTOR_H
+#define VPQ_CONNECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/vpq_batch.h"
+#include "../engine/vpq_intern.h"
+#include "../engine/vpq_plan.h"
+
+/* Where a row came from: a file line (partition = -1) or a partition and offset. */
+typedef struct vpq_origin {
+  int32_t partition;
+  int64_t offset; /* file: 1-based line number */
+} vpq_origin;
+
+/* Called for each record a source cannot decode: `reason` says why ("invalid JSON at byte
+ * 17", "field soc: expected DOUBLE, got string"), `raw` is the record's bytes. */
+typedef void (*vpq_bad_record_fn)(void *ctx, const char *reason, vpq_origin origin,
+                                  const char *raw, size_t raw_len);
+
+typedef struct vpq_source vpq_source;
+typedef struct vpq_source_vt {
+  /* Decodes up to out->cap rows into `out` (columns typed as the schema; out->n set; ts, wm
+   * and diff are left to the engine) and their origins into origins[]. Returns false with
+   * *done = true when the (bounded) source is exhausted; false with *done = false when
+   * nothing is available now. Fatal errors go to `err`. */
+  bool (*read)(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done);
+  /* Formats an origin for messages: "telemetry.jsonl:12" or "vpp.telemetry/3@1041". */
+  void (*format_origin)(const vpq_source *src, vpq_origin origin, char *buf, size_t size);
+  /* Closes the source and frees it. */
+  void (*close)(vpq_source *src);
+} vpq_source_vt;
+
+struct vpq_source {
+  const vpq_source_vt *vt;
+  bool bounded;
+};
+
+typedef struct vpq_sink vpq_sink;
+typedef struct vpq_sink_vt {
+  /* Writes rows `rows[0..n)` of `batch`, whose columns follow `schema`. Returns false and
+   * fills `err` on an I/O error. */
+  bool (*write)(vpq_sink *sink, const vpq_batch *batch, const int *rows, int n, char *err,
+                size_t err_size);
+  /* Flushes buffered output. */
+  bool (*flush)(vpq_sink *sink, char *err, size_t err_size);
+  /* Flushes, closes and frees. */
+  void (*close)(vpq_sink *sink);
+} vpq_sink_vt;
+
+struct vpq_sink {
+  const vpq_sink_vt *vt;
+};
+
+/* Opens the source of relation `rel` (rel->is_source). `bad` receives undecodable records.
+ * Returns NULL and fills `err` when it cannot be opened (missing file, unknown connector). */
+vpq_source *vpq_connector_open_source(const vpq_relation *rel, vpq_intern *intern,
+                                      vpq_bad_record_fn bad, void *bad_ctx, char *err,
+                                      size_t err_size);
+
+/* Opens a sink writing rows of `schema` as `conn` says (format json or csv). Returns NULL and
+ * fills `err` when it cannot be opened. */
+vpq_sink *vpq_connector_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
+                                  const vpq_intern *intern, char *err, size_t err_size);
+
+/* Opens a sink that writes JSON lines to an already open stdio stream (stdout). */
+vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *intern);
+
+/* A dead-letter output: one JSON object per line with `reason`, `origin` and `raw` (the
+ * record's text, for malformed records) or `row` (the decoded row, for late rows). */
+typedef struct vpq_dead_letter vpq_dead_letter;
+
+/* Opens the dead-letter output at `target` (a file path). NULL + err on failure. */
+vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size);
+void vpq_dead_letter_raw(vpq_dead_letter *dl, const char *reason, const char *origin,
+                         const char *raw, size_t raw_len);
+void vpq_dead_letter_row(vpq_dead_letter *dl, const char *reason, const char *origin,
+                         const vpq_schema *schema, const vpq_batch *batch, int row,
+                         const vpq_intern *intern);
+void vpq_dead_letter_close(vpq_dead_letter *dl);
+
+#endif

@@ -1,0 +1,243 @@
+/* vpq_plan.h — the logical plan: what the analyzer (vpq_analyze.c) makes of a checked file,
+ * and what the physical planner (vpq_physical.c) turns into operators.
+ *
+ * A file becomes a catalog of named relations (streams and tables). A relation is fed by a
+ * source connector, or by queries (its AS query and any INSERT INTO ... queries); every
+ * relation is computed once and its rows fan out to every query that reads it, so the whole
+ * file is one DAG:
+ *
+ *   source telemetry ──► batteries (table: GROUP BY device_id) ──► fleet (ROLLUP over table)
+ *                    └─► alerts (stream: WHERE soc < 0.1) ──► file sink
+ *
+ * A SELECT query has one fixed shape, evaluated in this order:
+ *
+ *   FROM ─► JOIN ... ─► WHERE ─► [WINDOW + GROUP BY aggregates ─► HAVING] ─► SELECT list
+ *
+ * Bound expressions (vpq_bexpr) are typed and refer to columns by index in a row layout:
+ *  - "input layout": the FROM relation's columns, then each joined relation's columns in
+ *    JOIN order (WHERE, GROUP BY keys, aggregate arguments, and the SELECT list of a query
+ *    without aggregation are bound against it);
+ *  - "aggregate layout": the group keys (in GROUP BY order), then the aggregates' results
+ *    (in vpq_plan_select.aggs order), then WINDOW_START and WINDOW_END when windowed (HAVING
+ *    and the SELECT list of an aggregate query are bound against it).
+ */
+#ifndef VPQ_PLAN_H
+#define VPQ_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../grammar/vpq_ast.h"
+#include "vpq_agg.h"
+#include "vpq_types.h"
+
+/* ===== Bound expressions ===== */
+
+typedef enum vpq_bexpr_kind {
+  VPQ_BEXPR_CONST,   /* value, or NULL when is_null */
+  VPQ_BEXPR_COLUMN,  /* column: index in the layout the expression is bound against */
+  VPQ_BEXPR_UNARY,   /* op (VPQ_OP_NEG, VPQ_OP_NOT), args[0] */
+  VPQ_BEXPR_BINARY,  /* op, args[0], args[1]; both operands already of one type (casts added) */
+  VPQ_BEXPR_CAST,    /* args[0] converted to `type` (BIGINT→DOUBLE, TIMESTAMP↔BIGINT, ...) */
+  VPQ_BEXPR_FUNC,    /* func, args[] */
+  VPQ_BEXPR_CASE,    /* args = WHEN,THEN pairs then ELSE (a NULL constant when absent) */
+  VPQ_BEXPR_IS_NULL, /* args[0]; negated = IS NOT NULL */
+} vpq_bexpr_kind;
+
+typedef enum vpq_func {
+  VPQ_FUNC_COALESCE,
+  VPQ_FUNC_ABS,
+  VPQ_FUNC_ROUND,    /* round(x) or round(x, digits) */
+  VPQ_FUNC_LEAST,
+  VPQ_FUNC_GREATEST,
+} vpq_func;
+
+typedef struct vpq_bexpr vpq_bexpr;
+struct vpq_bexpr {
+  vpq_bexpr_kind kind;
+  vpq_type type; /* result type */
+  vpq_span span;
+  vpq_ast_op op;
+  vpq_func func;
+  int column;
+  vpq_datum value;
+  bool is_null;
+  bool negated;
+  vpq_bexpr **args;
+  int nargs;
+};
+
+/* ===== Schemas ===== */
+
+typedef struct vpq_column {
+  const char *name;
+  vpq_type type;
+  bool is_key; /* KEY / PRIMARY KEY / GROUP BY key: the row's key */
+} vpq_column;
+
+typedef struct vpq_schema {
+  vpq_column *cols;
+  int ncols;
+} vpq_schema;
+
+/* ===== Relations ===== */
+
+typedef enum vpq_relation_kind {
+  VPQ_REL_STREAM,
+  VPQ_REL_TABLE, /* keyed; its rows form a changelog (diff -1 retracts a key's old row) */
+} vpq_relation_kind;
+
+/* WITH (...) options with their values already checked and converted. */
+typedef struct vpq_plan_option {
+  const char *key;       /* lower-cased; `kafka.<property>` keys keep their text */
+  vpq_span span;
+  vpq_type type;         /* STRING, BIGINT, DOUBLE, BOOLEAN or INTERVAL (ms) */
+  const char *text;      /* STRING values */
+  vpq_datum value;       /* other values */
+} vpq_plan_option;
+
+typedef struct vpq_plan_options {
+  vpq_plan_option *items;
+  int count;
+} vpq_plan_options;
+
+/* A connector (source or sink) as named in WITH (...). */
+typedef struct vpq_plan_connector {
+  const char *connector; /* "file", "kafka", "sim"; NULL when the relation has none */
+  const char *format;    /* "json" or "csv" */
+  const char *path;      /* file connector: resolved against the .vpq file's folder */
+  const char *dead_letter; /* resolved like path; NULL when not configured */
+  vpq_plan_options options; /* every option as written (for connector-specific ones) */
+} vpq_plan_connector;
+
+typedef struct vpq_plan_query vpq_plan_query;
+
+typedef struct vpq_relation {
+  const char *name;
+  vpq_span span;
+  vpq_relation_kind kind;
+  vpq_schema schema;
+  int *key_cols; /* indexes into schema of the key columns, in key order */
+  int nkeys;
+  int windowed;  /* a windowed table: its key also includes the window */
+
+  /* Fed by a source connector ... */
+  bool is_source;
+  vpq_plan_connector source;
+  int ts_col;            /* source: the `timestamp` column, or -1 (message/processing time) */
+  int64_t watermark_delay_ms;
+  int64_t idle_timeout_ms;
+
+  /* ... or by queries (the AS query first, then INSERT INTO queries in file order). */
+  vpq_plan_query **queries;
+  int nqueries;
+
+  /* Written to a sink when WITH names a connector on a derived relation (or the relation is
+   * a target of INSERT INTO and declares a connector). */
+  bool is_sink;
+  vpq_plan_connector sink;
+
+  int index; /* position in vpq_plan.relations */
+} vpq_relation;
+
+/* ===== Queries ===== */
+
+typedef enum vpq_plan_join_kind {
+  VPQ_PLAN_JOIN_TABLE,  /* stream–table: look up the table's current row by key */
+  VPQ_PLAN_JOIN_WITHIN, /* stream–stream: pairs whose event times differ by <= within_ms */
+} vpq_plan_join_kind;
+
+typedef struct vpq_plan_join {
+  vpq_plan_join_kind kind;
+  bool left_outer;       /* LEFT JOIN: unmatched left rows come out with NULLs on the right */
+  vpq_relation *right;
+  const char *alias;
+  int64_t within_ms;
+  /* Equality conjuncts of ON: left_keys[i] (bound to the input layout so far, i.e. without
+   * this join's columns) = right_keys[i] (bound to the right relation's own schema). For a
+   * table join they are the table's key columns in key order. */
+  vpq_bexpr **left_keys;
+  vpq_bexpr **right_keys;
+  int nkeys;
+  vpq_bexpr *residual;   /* the rest of ON, bound to the input layout including this join; or NULL */
+  int right_offset;      /* where the right relation's columns start in the input layout */
+} vpq_plan_join;
+
+typedef struct vpq_plan_window {
+  vpq_ast_window_kind kind; /* NONE when not windowed */
+  int64_t size_ms;
+  int64_t advance_ms;       /* = size for TUMBLING */
+  int64_t gap_ms;           /* SESSION */
+  int64_t grace_ms;
+} vpq_plan_window;
+
+typedef struct vpq_plan_agg {
+  vpq_agg_spec spec;
+  vpq_bexpr *arg;   /* bound to the input layout; NULL for count(*) */
+  vpq_span span;
+} vpq_plan_agg;
+
+typedef struct vpq_plan_select {
+  vpq_relation *from;
+  const char *from_alias;
+  vpq_plan_join *joins;
+  int njoins;
+  vpq_schema input;       /* the input layout: FROM's columns then each join's */
+  vpq_bexpr *where;       /* or NULL */
+  bool aggregate;         /* GROUP BY or aggregates present */
+  vpq_plan_window window;
+  vpq_bexpr **group_keys; /* bound to the input layout */
+  int ngroup_keys;
+  bool rollup;
+  vpq_plan_agg *aggs;
+  int naggs;
+  vpq_bexpr *having;      /* bound to the aggregate layout; or NULL */
+  vpq_ast_emit emit;      /* FINAL or CHANGES (DEFAULT resolved by the analyzer) */
+  vpq_bexpr **outputs;    /* the SELECT list, bound as the header comment says */
+  int noutputs;
+  bool input_is_changelog; /* FROM is a table: rows carry diffs, aggregates retract */
+} vpq_plan_select;
+
+typedef enum vpq_plan_query_kind {
+  VPQ_PLAN_SELECT,
+  VPQ_PLAN_FORECAST, /* executed by the FORECAST issue; the analyzer checks and keeps the AST */
+  VPQ_PLAN_SCHEDULE, /* executed by the SCHEDULE issue; likewise */
+} vpq_plan_query_kind;
+
+struct vpq_plan_query {
+  vpq_plan_query_kind kind;
+  vpq_span span;
+  vpq_relation *target;   /* the relation whose rows this query produces */
+  vpq_plan_select select; /* SELECT */
+  const vpq_ast_query *ast;
+  /* Output column i of the query goes to target column column_map[i] (INSERT INTO matches
+   * by name; the AS query maps one to one). Unmapped target columns are NULL. */
+  int *column_map;
+};
+
+/* ===== The plan of one file ===== */
+
+typedef struct vpq_plan {
+  vpq_relation **relations; /* in declaration order: every relation after those it reads */
+  int nrelations;
+  const char *file;         /* the .vpq file's path, as given */
+  const char *base_dir;     /* its folder, for relative connector paths */
+} vpq_plan;
+
+/* Checks `file` (parsed from diag->text) and builds its logical plan in `arena`. Every error
+ * is recorded in `diag` with its position; analysis goes on after an error so that all of a
+ * file's errors are reported in one run. Returns NULL when there were errors. `base_dir` is
+ * where relative paths resolve. */
+vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file,
+                      const char *file_name, const char *base_dir);
+
+/* Finds a relation by name (case-insensitive), or NULL. */
+vpq_relation *vpq_plan_find(const vpq_plan *plan, const char *name);
+
+/* Finds a column of `schema` by name (case-insensitive); returns its index or -1. */
+int vpq_schema_find(const vpq_schema *schema, const char *name);
+
+/* Writes a bound expression as text, naming columns from `layout` (for explain). */
+char *vpq_bexpr_format(const vpq_bexpr *expr, const vpq_schema *layout, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,39 @@
+/* vpq_types.h — the engine's value types and how one value is held.
+ *
+ * Every value is one 8-byte datum: BIGINT and TIMESTAMP (epoch ms, UTC) as int64, DOUBLE as
+ * double, BOOLEAN as int64 0/1, STRING as the int64 id of an interned string (vpq_intern.h).
+ * NULL is not a datum: columns carry a null mask beside their data.
+ */
+#ifndef VPQ_TYPES_H
+#define VPQ_TYPES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ORDER VPQ_TYPE: keep vpq_type_name() in step. */
+typedef enum vpq_type {
+  VPQ_TYPE_NULL,      /* the type of a bare NULL literal only */
+  VPQ_TYPE_BOOLEAN,
+  VPQ_TYPE_BIGINT,
+  VPQ_TYPE_DOUBLE,
+  VPQ_TYPE_STRING,
+  VPQ_TYPE_TIMESTAMP,
+  VPQ_TYPE_INTERVAL,  /* interval literals (ms); only in options, windows and ts arithmetic */
+} vpq_type;
+
+typedef union vpq_datum {
+  int64_t i;
+  double d;
+} vpq_datum;
+
+/* The smallest and largest event times: "no watermark yet" and "end of stream". */
+#define VPQ_TS_MIN INT64_MIN
+#define VPQ_TS_MAX INT64_MAX
+
+/* Returns the SQL name of a type: "BIGINT", "STRING", ... */
+const char *vpq_type_name(vpq_type type);
+
+/* True for BIGINT and DOUBLE (and NULL, which fits anywhere). */
+bool vpq_type_is_numeric(vpq_type type);
+
+#endif
