@@ -20,12 +20,6 @@
 #include "../engine/vpq_intern.h"
 #include "../engine/vpq_plan.h"
 
-/* Where a row came from: a file line (partition = -1) or a partition and offset. */
-typedef struct vpq_origin {
-  int32_t partition;
-  int64_t offset; /* file: 1-based line number */
-} vpq_origin;
-
 /* Called for each record a source cannot decode: `reason` says why ("invalid JSON at byte
  * 17", "field soc: expected DOUBLE, got string"), `raw` is the record's bytes. */
 typedef void (*vpq_bad_record_fn)(void *ctx, const char *reason, vpq_origin origin,
@@ -36,7 +30,7 @@ typedef struct vpq_source_vt {
   /* Decodes up to out->cap rows into `out` (columns typed as the schema; out->n set; ts, wm
    * and diff are left to the engine) and their origins into origins[]. Returns false with
    * *done = true when the (bounded) source is exhausted; false with *done = false when
-   * nothing is available now. Fatal errors go to `err`. */
+   * nothing is available now. */
   bool (*read)(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done);
   /* Formats an origin for messages: "telemetry.jsonl:12" or "vpp.telemetry/3@1041". */
   void (*format_origin)(const vpq_source *src, vpq_origin origin, char *buf, size_t size);

@@ -16,6 +16,7 @@ vpq_batch *vpq_batch_new(vpq_arena *arena, int ncols, const vpq_type *types, int
   batch->ts = vpq_arena_alloc(arena, sizeof(int64_t) * (size_t)cap);
   batch->wm = vpq_arena_alloc(arena, sizeof(int64_t) * (size_t)cap);
   batch->diff = vpq_arena_alloc(arena, (size_t)cap);
+  batch->origin = vpq_arena_alloc(arena, sizeof(vpq_origin) * (size_t)cap);
   return batch;
 }
 
@@ -28,4 +29,5 @@ void vpq_batch_append_row(vpq_batch *dst, const vpq_batch *src, int row) {
   dst->ts[at] = src->ts[row];
   dst->wm[at] = src->wm[row];
   dst->diff[at] = src->diff[row];
+  dst->origin[at] = src->origin[row];
 }

@@ -35,6 +35,12 @@ typedef struct vpq_vec {
   uint8_t *null;
 } vpq_vec;
 
+/* Where a source row came from: a file line (partition = -1) or a partition and offset. */
+typedef struct vpq_origin {
+  int32_t partition;
+  int64_t offset; /* file: 1-based line number */
+} vpq_origin;
+
 typedef struct vpq_batch {
   int n;
   int cap;
@@ -43,6 +49,7 @@ typedef struct vpq_batch {
   int64_t *ts;
   int64_t *wm;
   int8_t *diff;
+  vpq_origin *origin; /* the source row each row derives from (for dead letters) */
 } vpq_batch;
 
 /* Allocates a batch of `ncols` columns with room for `cap` rows in `arena`; types may be NULL
