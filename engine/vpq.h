@@ -1,0 +1,68 @@
+/* vpq.h — the public C API of libvpq: load a .vpq file, run it, push rows into its sources,
+ * subscribe to its streams and tables. The `vpq` command is a thin shell over these calls.
+ *
+ *   vpq_engine *e = vpq_engine_new();
+ *   if (vpq_engine_load(e, "fleet.vpq", text, stderr) == 0) vpq_engine_run(e, stderr);
+ *   vpq_engine_free(e);
+ */
+#ifndef VPQ_H
+#define VPQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct vpq_engine vpq_engine;
+
+/* Called with every row a subscribed stream or table emits, as one JSON object (no newline).
+ * For tables, `diff` is +1 for a key's new row and -1 for its retracted old row. */
+typedef void (*vpq_row_fn)(void *ctx, const char *relation, const char *json, int diff);
+
+/* Counters of a run (also printed by `vpq run` at the end). */
+typedef struct vpq_stats {
+  int64_t rows_in;        /* decoded source rows */
+  int64_t rows_out;       /* rows written to sinks */
+  int64_t malformed;      /* source records that could not be decoded */
+  int64_t late;           /* rows that arrived after their window closed */
+  int64_t dead_lettered;  /* records and rows written to dead-letter outputs */
+} vpq_stats;
+
+/* Creates an engine with nothing loaded. */
+vpq_engine *vpq_engine_new(void);
+
+/* Frees the engine, its plans, state and open connectors. */
+void vpq_engine_free(vpq_engine *engine);
+
+/* Parses and checks `text` (the contents of `file_name`; relative connector paths resolve
+ * against its folder) and builds the operator pipeline. Diagnostics are printed to `diag`
+ * (file:line:col, source line, caret). Returns 0 when clean, -1 on errors. */
+int vpq_engine_load(vpq_engine *engine, const char *file_name, const char *text, FILE *diag);
+
+/* Prints the operator pipeline of the loaded file: an indented tree, or Graphviz with `dot`. */
+void vpq_engine_explain(const vpq_engine *engine, FILE *out, bool dot);
+
+/* Opens the connectors and runs until every bounded source has ended and all results are
+ * written (unbounded sources run until vpq_engine_stop). Errors (a file that cannot be
+ * opened) are printed to `log`. Returns 0 on success, -1 on error. */
+int vpq_engine_run(vpq_engine *engine, FILE *log);
+
+/* Asks a running engine to stop after the current batch (callable from a signal handler). */
+void vpq_engine_stop(vpq_engine *engine);
+
+/* Decodes one JSON object into the source stream or table `relation` and processes it at
+ * once (with the source's event time and watermark). Returns 0, or -1 with a reason in `err`
+ * (unknown relation, malformed record). Usable without vpq_engine_run, e.g. by embedders. */
+int vpq_engine_push_json(vpq_engine *engine, const char *relation, const char *json,
+                         char *err, size_t err_size);
+
+/* Ends every source (watermark to +infinity): closes all windows and flushes every sink. */
+void vpq_engine_finish(vpq_engine *engine);
+
+/* Calls `fn` for every row the stream or table `relation` emits from now on. Returns 0, or
+ * -1 when there is no such relation. */
+int vpq_engine_subscribe(vpq_engine *engine, const char *relation, vpq_row_fn fn, void *ctx);
+
+/* The counters so far. */
+vpq_stats vpq_engine_stats(const vpq_engine *engine);
+
+#endif

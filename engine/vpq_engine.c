@@ -1,0 +1,469 @@
+/* vpq_engine.c — the public API (vpq.h): load a file (parse, analyze, build the physical
+ * pipeline), explain it, and run it.
+ *
+ * Physical planning is one function per logical shape: every relation becomes a relation
+ * operator; a source relation gets a source operator in front; a SELECT query becomes
+ *
+ *   FROM relation ─► join ... (right relations on port 1) ─► Filter (WHERE) ─► Aggregate ─► target
+ *   FROM relation ─► join ... ─► Map (WHERE + SELECT list) ─► target          (no aggregation)
+ *
+ * The run loop reads bounded table sources completely first (so that joins see the whole
+ * table), then merges the stream sources by event time: the source whose next row is the
+ * oldest goes first, up to the next source's head, so that results do not depend on how
+ * inputs were cut into batches. Each top-level batch resets the scratch arena.
+ */
+#include "vpq.h"
+
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../connectors/vpq_codec.h"
+#include "../connectors/vpq_connector.h"
+#include "../grammar/vpq_ast.h"
+#include "vpq_op.h"
+#include "vpq_plan.h"
+
+struct vpq_engine {
+  vpq_arena arena; /* AST, plan, programs */
+  vpq_runtime rt;
+  char *text;
+  char *file_name;
+  char *base_dir;
+  vpq_plan *plan;
+  vpq_op **ops; /* every operator, for explain and destruction */
+  int nops, ops_cap;
+  vpq_op **rel_ops;        /* per relation */
+  vpq_op **source_ops;     /* per relation; NULL unless a source */
+  vpq_source_slot *slots;  /* per relation */
+  vpq_decoder **decoders;  /* per relation, for vpq_engine_push_json */
+  volatile sig_atomic_t stop;
+  bool unsupported;        /* a statement the runtime cannot execute yet */
+};
+
+static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
+  if (e->nops == e->ops_cap) {
+    e->ops_cap = e->ops_cap ? e->ops_cap * 2 : 32;
+    e->ops = realloc(e->ops, sizeof *e->ops * (size_t)e->ops_cap);
+    if (!e->ops) abort();
+  }
+  e->ops[e->nops++] = op;
+  return op;
+}
+
+vpq_engine *vpq_engine_new(void) {
+  vpq_engine *e = calloc(1, sizeof *e);
+  if (!e) abort();
+  vpq_arena_init(&e->arena);
+  vpq_arena_init(&e->rt.scratch);
+  e->rt.intern = vpq_intern_new();
+  e->rt.log = stderr;
+  return e;
+}
+
+void vpq_engine_free(vpq_engine *e) {
+  if (!e) return;
+  for (int i = 0; i < e->nops; i++) {
+    e->ops[i]->vt->destroy(e->ops[i]);
+    vpq_op_release(e->ops[i]);
+    free(e->ops[i]);
+  }
+  free(e->ops);
+  if (e->plan) {
+    for (int r = 0; r < e->plan->nrelations; r++) {
+      if (e->slots[r].src) e->slots[r].src->vt->close(e->slots[r].src);
+      if (e->slots[r].dl) vpq_dead_letter_close(e->slots[r].dl);
+      if (e->decoders[r]) vpq_decoder_free(e->decoders[r]);
+    }
+  }
+  vpq_intern_free(e->rt.intern);
+  vpq_arena_free(&e->rt.scratch);
+  vpq_arena_free(&e->arena);
+  free(e->text);
+  free(e->file_name);
+  free(e->base_dir);
+  free(e);
+}
+
+/* ===== Physical planning ===== */
+
+/* The layout a join emits: the query's input layout up to and including the join. */
+static const vpq_schema *join_schema(vpq_engine *e, const vpq_plan_select *sel, int j) {
+  vpq_schema *schema = vpq_arena_alloc(&e->arena, sizeof *schema);
+  schema->cols = sel->input.cols;
+  schema->ncols = sel->joins[j].right_offset + sel->joins[j].right->schema.ncols;
+  return schema;
+}
+
+static void connect_into(vpq_op *from, vpq_op *to) { vpq_op_connect(from, to, to->ninputs); }
+
+static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
+  const vpq_plan_select *sel = &q->select;
+  vpq_runtime *rt = &e->rt;
+  vpq_op *prev = e->rel_ops[sel->from->index];
+  for (int j = 0; j < sel->njoins; j++) {
+    const vpq_plan_join *join = &sel->joins[j];
+    const vpq_schema *schema = join_schema(e, sel, j);
+    vpq_op *jop = join->kind == VPQ_PLAN_JOIN_TABLE
+                      ? vpq_op_table_join_new(rt, &e->arena, sel, j, schema)
+                      : vpq_op_window_join_new(rt, &e->arena, sel, j, schema);
+    engine_track(e, jop);
+    vpq_op_connect(prev, jop, 0);
+    vpq_op_connect(e->rel_ops[join->right->index], jop, 1);
+    prev = jop;
+  }
+  if (sel->aggregate) {
+    if (sel->where) {
+      vpq_op *filter = engine_track(e, vpq_op_map_new(rt, &e->arena, q, &sel->input, false));
+      vpq_op_connect(prev, filter, 0);
+      prev = filter;
+    }
+    const vpq_source_slot *slot = sel->from->is_source ? &e->slots[sel->from->index] : NULL;
+    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot));
+    vpq_op_connect(prev, agg, 0);
+    prev = agg;
+  } else {
+    vpq_op *map = engine_track(e, vpq_op_map_new(rt, &e->arena, q, &sel->input, true));
+    vpq_op_connect(prev, map, 0);
+    prev = map;
+  }
+  connect_into(prev, e->rel_ops[q->target->index]);
+}
+
+static void plan_physical(vpq_engine *e, FILE *diag) {
+  const vpq_plan *plan = e->plan;
+  int n = plan->nrelations;
+  e->rel_ops = vpq_arena_alloc(&e->arena, sizeof *e->rel_ops * (size_t)(n + 1));
+  e->source_ops = vpq_arena_alloc(&e->arena, sizeof *e->source_ops * (size_t)(n + 1));
+  e->slots = vpq_arena_alloc(&e->arena, sizeof *e->slots * (size_t)(n + 1));
+  e->decoders = vpq_arena_alloc(&e->arena, sizeof *e->decoders * (size_t)(n + 1));
+  for (int r = 0; r < n; r++) {
+    const vpq_relation *rel = plan->relations[r];
+    e->rel_ops[r] = engine_track(e, vpq_op_relation_new(&e->rt, rel));
+    if (rel->is_source || (!rel->nqueries && !rel->is_sink)) {
+      e->source_ops[r] = engine_track(e, vpq_op_source_new(&e->rt, rel, &e->slots[r]));
+      connect_into(e->source_ops[r], e->rel_ops[r]);
+    }
+  }
+  for (int r = 0; r < n; r++) {
+    const vpq_relation *rel = plan->relations[r];
+    for (int q = 0; q < rel->nqueries; q++) {
+      const vpq_plan_query *query = rel->queries[q];
+      if (query->kind == VPQ_PLAN_SELECT) {
+        plan_select(e, query);
+        continue;
+      }
+      int line, col;
+      vpq_diag d;
+      vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
+      vpq_diag_position(&d, query->span.off, &line, &col);
+      fprintf(diag, "%s:%d:%d: note: %s is checked but not executed by this version of vpq\n", e->file_name,
+              line, col, query->kind == VPQ_PLAN_FORECAST ? "FORECAST" : "SCHEDULE");
+      e->unsupported = true;
+    }
+  }
+}
+
+int vpq_engine_load(vpq_engine *e, const char *file_name, const char *text, FILE *diag) {
+  e->text = strdup(text);
+  e->file_name = strdup(file_name);
+  char *path = strdup(file_name);
+  e->base_dir = strdup(dirname(path));
+  free(path);
+  vpq_diag d;
+  vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
+  vpq_ast_file *ast = vpq_parse(&e->arena, &d);
+  if (ast && !d.errors) e->plan = vpq_analyze(&e->arena, &d, ast, e->file_name, e->base_dir);
+  vpq_diag_print(&d, diag);
+  int errors = d.errors;
+  vpq_diag_free(&d);
+  if (errors || !e->plan) {
+    e->plan = NULL;
+    return -1;
+  }
+  plan_physical(e, diag);
+  return 0;
+}
+
+/* ===== Explain ===== */
+
+static void explain_op(const vpq_engine *e, const vpq_op *op, FILE *out, const char *indent, bool last, bool root) {
+  vpq_buf line = {0};
+  op->vt->describe(op, &line);
+  bool is_relation = strcmp(op->vt->kind, "Relation") == 0;
+  if (root) {
+    fprintf(out, "%s\n", line.data ? line.data : "");
+  } else if (is_relation) {
+    const char *name = line.data ? strchr(line.data, ' ') : NULL;
+    fprintf(out, "%s%s %s\n", indent, last ? "└─" : "├─", name ? name + 1 : "");
+  } else {
+    fprintf(out, "%s%s %s %s\n", indent, last ? "└─" : "├─", op->vt->kind, line.data ? line.data : "");
+  }
+  vpq_buf_free(&line);
+  if (is_relation && !root) return;
+  char child[512];
+  snprintf(child, sizeof child, "%s%s", indent, root ? "" : (last ? "   " : "│  "));
+  for (int i = 0; i < op->ninputs; i++) explain_op(e, op->inputs[i], out, child, i == op->ninputs - 1, false);
+}
+
+static void explain_dot(const vpq_engine *e, FILE *out) {
+  fprintf(out, "digraph vpq {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+  for (int i = 0; i < e->nops; i++) {
+    vpq_buf line = {0};
+    e->ops[i]->vt->describe(e->ops[i], &line);
+    fprintf(out, "  op%d [label=\"%s\\n", i, e->ops[i]->vt->kind);
+    for (size_t c = 0; c < line.len; c++) {
+      if (line.data[c] == '"' || line.data[c] == '\\') fputc('\\', out);
+      fputc(line.data[c], out);
+    }
+    fprintf(out, "\"];\n");
+    vpq_buf_free(&line);
+  }
+  for (int i = 0; i < e->nops; i++)
+    for (int o = 0; o < e->ops[i]->nouts; o++)
+      for (int t = 0; t < e->nops; t++)
+        if (e->ops[t] == e->ops[i]->outs[o].op) fprintf(out, "  op%d -> op%d;\n", i, t);
+  fprintf(out, "}\n");
+}
+
+void vpq_engine_explain(const vpq_engine *e, FILE *out, bool dot) {
+  if (!e->plan) return;
+  if (dot) {
+    explain_dot(e, out);
+    return;
+  }
+  for (int r = 0; r < e->plan->nrelations; r++) {
+    explain_op(e, e->rel_ops[r], out, "", true, true);
+    if (r + 1 < e->plan->nrelations) fputc('\n', out);
+  }
+}
+
+/* ===== Running ===== */
+
+typedef struct bad_ctx {
+  vpq_engine *engine;
+  int relation;
+} bad_ctx;
+
+static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, const char *raw, size_t len) {
+  bad_ctx *b = ctx;
+  vpq_engine *e = b->engine;
+  e->rt.stats.malformed++;
+  vpq_source_slot *slot = &e->slots[b->relation];
+  if (!slot->dl) return;
+  char where[256];
+  if (slot->src) slot->src->vt->format_origin(slot->src, origin, where, sizeof where);
+  else snprintf(where, sizeof where, "%s", e->plan->relations[b->relation]->name);
+  vpq_dead_letter_raw(slot->dl, reason, where, raw, len);
+  e->rt.stats.dead_lettered++;
+}
+
+/* A stream source being merged: its decoded batch and the next row to push. */
+typedef struct merge_input {
+  int relation;
+  vpq_batch *batch;
+  int pos;
+  bool done;
+} merge_input;
+
+static int64_t head_ts(const vpq_engine *e, const merge_input *in) {
+  const vpq_relation *rel = e->plan->relations[in->relation];
+  if (rel->ts_col < 0) return 0;
+  const vpq_vec *col = &in->batch->cols[rel->ts_col];
+  return col->null[in->pos] ? VPQ_TS_MIN : col->data[in->pos].i;
+}
+
+/* Reads the next batch of a source; false when it has ended. */
+static bool refill(vpq_engine *e, merge_input *in) {
+  vpq_source *src = e->slots[in->relation].src;
+  while (!in->done && !e->stop) {
+    in->batch->n = 0;
+    in->pos = 0;
+    bool done = false;
+    if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) return true;
+    if (done) in->done = true;
+  }
+  return false;
+}
+
+/* Pushes rows [from, to) of `in`'s batch into its source operator. */
+static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
+  vpq_batch view = *in->batch;
+  vpq_batch *b = in->batch;
+  view.n = to - from;
+  view.cap = view.n;
+  view.cols = vpq_arena_alloc(&e->rt.scratch, sizeof *view.cols * (size_t)(b->ncols + 1));
+  for (int c = 0; c < b->ncols; c++) {
+    view.cols[c] = b->cols[c];
+    view.cols[c].data += from;
+    view.cols[c].null += from;
+  }
+  view.ts = b->ts + from;
+  view.wm = b->wm + from;
+  view.diff = b->diff + from;
+  view.origin = b->origin + from;
+  vpq_op_source_push(e->source_ops[in->relation], &view);
+  vpq_arena_free(&e->rt.scratch);
+}
+
+static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
+  const vpq_plan *plan = e->plan;
+  char err[512];
+  for (int r = 0; r < plan->nrelations; r++) {
+    const vpq_relation *rel = plan->relations[r];
+    if (rel->is_sink) {
+      vpq_sink *sink = vpq_connector_open_sink(&rel->sink, &rel->schema, e->rt.intern, err, sizeof err);
+      if (!sink) {
+        fprintf(log, "vpq: %s: %s\n", rel->name, err);
+        return false;
+      }
+      vpq_op_relation_attach_sink(e->rel_ops[r], sink);
+    }
+    if (!rel->is_source) continue;
+    if (rel->source.dead_letter) {
+      e->slots[r].dl = vpq_dead_letter_open(rel->source.dead_letter, err, sizeof err);
+      if (!e->slots[r].dl) {
+        fprintf(log, "vpq: %s: %s\n", rel->name, err);
+        return false;
+      }
+    }
+    bad[r] = (bad_ctx){e, r};
+    e->slots[r].src = vpq_connector_open_source(rel, e->rt.intern, engine_bad_record, &bad[r], err, sizeof err);
+    if (!e->slots[r].src) {
+      fprintf(log, "vpq: %s: %s\n", rel->name, err);
+      return false;
+    }
+  }
+  bool any_sink = false;
+  for (int r = 0; r < plan->nrelations; r++) any_sink |= plan->relations[r]->is_sink;
+  if (!any_sink && plan->nrelations > 0) {
+    int last = plan->nrelations - 1;
+    vpq_op_relation_attach_sink(e->rel_ops[last], vpq_connector_open_stdout(&plan->relations[last]->schema, e->rt.intern));
+  }
+  return true;
+}
+
+/* Reads a source to its end (tables are loaded before the streams that join them). */
+static void drain(vpq_engine *e, merge_input *in) {
+  while (refill(e, in)) push_slice(e, in, 0, in->batch->n);
+  vpq_op_source_finish(e->source_ops[in->relation]);
+}
+
+static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
+  int active = 0;
+  for (int i = 0; i < n; i++) {
+    if (refill(e, &inputs[i])) active++;
+    else vpq_op_source_finish(e->source_ops[inputs[i].relation]);
+  }
+  while (active > 0 && !e->stop) {
+    int best = -1;
+    int64_t best_ts = VPQ_TS_MAX, second_ts = VPQ_TS_MAX;
+    for (int i = 0; i < n; i++) {
+      if (inputs[i].done && inputs[i].pos >= inputs[i].batch->n) continue;
+      int64_t ts = head_ts(e, &inputs[i]);
+      if (best < 0 || ts < best_ts) {
+        if (best >= 0) second_ts = best_ts;
+        best = i;
+        best_ts = ts;
+      } else if (ts < second_ts) {
+        second_ts = ts;
+      }
+    }
+    merge_input *in = &inputs[best];
+    int end = in->pos + 1;
+    if (active > 1) {
+      while (end < in->batch->n) {
+        int64_t saved = in->pos;
+        in->pos = end;
+        int64_t ts = head_ts(e, in);
+        in->pos = (int)saved;
+        if (ts > second_ts) break;
+        end++;
+      }
+    } else {
+      end = in->batch->n;
+    }
+    int from = in->pos;
+    in->pos = end;
+    push_slice(e, in, from, end);
+    if (in->pos >= in->batch->n && !refill(e, in)) {
+      in->done = true;
+      in->pos = in->batch->n;
+      vpq_op_source_finish(e->source_ops[in->relation]);
+      active--;
+    }
+  }
+}
+
+int vpq_engine_run(vpq_engine *e, FILE *log) {
+  if (!e->plan) return -1;
+  e->rt.log = log;
+  if (e->unsupported) {
+    fprintf(log, "vpq: this file uses FORECAST or SCHEDULE, which this version of vpq checks but cannot run yet\n");
+    return -1;
+  }
+  const vpq_plan *plan = e->plan;
+  bad_ctx *bad = calloc((size_t)plan->nrelations + 1, sizeof *bad);
+  merge_input *streams = calloc((size_t)plan->nrelations + 1, sizeof *streams);
+  if (!bad || !streams) abort();
+  int rc = -1;
+  if (open_connectors(e, log, bad)) {
+    int nstreams = 0;
+    for (int r = 0; r < plan->nrelations; r++) {
+      const vpq_relation *rel = plan->relations[r];
+      if (!rel->is_source) continue;
+      vpq_batch *batch = vpq_batch_new(&e->arena, rel->schema.ncols, NULL, VPQ_BATCH_ROWS);
+      for (int c = 0; c < rel->schema.ncols; c++) batch->cols[c].type = rel->schema.cols[c].type;
+      merge_input in = {r, batch, 0, false};
+      if (rel->kind == VPQ_REL_TABLE) drain(e, &in);
+      else streams[nstreams++] = in;
+    }
+    merge_streams(e, streams, nstreams);
+    vpq_engine_finish(e);
+    rc = e->rt.failed ? -1 : 0;
+  }
+  free(streams);
+  free(bad);
+  return rc;
+}
+
+void vpq_engine_stop(vpq_engine *e) { e->stop = 1; }
+
+void vpq_engine_finish(vpq_engine *e) {
+  if (!e->plan) return;
+  for (int r = 0; r < e->plan->nrelations; r++)
+    if (e->source_ops[r]) vpq_op_source_finish(e->source_ops[r]);
+  for (int r = 0; r < e->plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  vpq_arena_free(&e->rt.scratch);
+}
+
+int vpq_engine_push_json(vpq_engine *e, const char *relation, const char *json, char *err, size_t err_size) {
+  vpq_relation *rel = e->plan ? vpq_plan_find(e->plan, relation) : NULL;
+  if (!rel || !e->source_ops[rel->index]) {
+    snprintf(err, err_size, "no source stream or table `%s`", relation);
+    return -1;
+  }
+  int r = rel->index;
+  if (!e->decoders[r]) e->decoders[r] = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, e->rt.intern);
+  vpq_batch *batch = vpq_op_batch(&e->rt, &rel->schema, 1);
+  if (!vpq_decoder_row(e->decoders[r], json, strlen(json), batch, 0, err, err_size)) {
+    e->rt.stats.malformed++;
+    vpq_arena_free(&e->rt.scratch);
+    return -1;
+  }
+  batch->n = 1;
+  batch->origin[0] = (vpq_origin){-1, 0};
+  vpq_op_source_push(e->source_ops[r], batch);
+  vpq_arena_free(&e->rt.scratch);
+  return 0;
+}
+
+int vpq_engine_subscribe(vpq_engine *e, const char *relation, vpq_row_fn fn, void *ctx) {
+  vpq_relation *rel = e->plan ? vpq_plan_find(e->plan, relation) : NULL;
+  if (!rel) return -1;
+  vpq_op_relation_subscribe(e->rel_ops[rel->index], fn, ctx);
+  return 0;
+}
+
+vpq_stats vpq_engine_stats(const vpq_engine *e) { return e->rt.stats; }

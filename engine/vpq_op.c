@@ -1,0 +1,534 @@
+/* vpq_op.c — the operator framework and the simple operators: relation (fan-out, sink,
+ * subscribers), source (event time, per-row watermarks, table upserts) and map (WHERE and
+ * the SELECT list of queries without aggregation).
+ */
+#include "vpq_op.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../connectors/vpq_codec.h"
+#include "vpq_expr.h"
+
+/* ===== Framework ===== */
+
+void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema) {
+  op->vt = vt;
+  op->rt = rt;
+  op->schema = schema;
+  op->passed_wm = VPQ_TS_MIN;
+}
+
+void vpq_op_connect(vpq_op *from, vpq_op *to, int port) {
+  if (from->nouts == from->outs_cap) {
+    from->outs_cap = from->outs_cap ? from->outs_cap * 2 : 4;
+    from->outs = realloc(from->outs, sizeof *from->outs * (size_t)from->outs_cap);
+    if (!from->outs) abort();
+  }
+  from->outs[from->nouts++] = (vpq_op_out){to, port};
+  to->inputs = realloc(to->inputs, sizeof *to->inputs * (size_t)(to->ninputs + 1));
+  if (!to->inputs) abort();
+  to->inputs[to->ninputs++] = from;
+}
+
+void vpq_op_emit(vpq_op *op, const vpq_batch *batch) {
+  if (batch->n == 0) return;
+  op->rows_out += batch->n;
+  for (int i = 0; i < op->nouts; i++) {
+    vpq_op *to = op->outs[i].op;
+    to->rows_in += batch->n;
+    to->vt->push(to, op->outs[i].port, batch);
+  }
+}
+
+void vpq_op_emit_watermark(vpq_op *op, int64_t wm) {
+  if (wm <= op->passed_wm) return;
+  op->passed_wm = wm;
+  for (int i = 0; i < op->nouts; i++) op->outs[i].op->vt->watermark(op->outs[i].op, op->outs[i].port, wm);
+}
+
+void vpq_op_release(vpq_op *op) {
+  free(op->outs);
+  free(op->inputs);
+}
+
+vpq_batch *vpq_op_batch(vpq_runtime *rt, const vpq_schema *schema, int cap) {
+  vpq_batch *batch = vpq_batch_new(&rt->scratch, schema->ncols, NULL, cap);
+  for (int c = 0; c < schema->ncols; c++) batch->cols[c].type = schema->cols[c].type;
+  return batch;
+}
+
+void vpq_op_copy_row(const vpq_batch *batch, int row, int ncols, vpq_datum *data, uint8_t *null) {
+  for (int c = 0; c < ncols; c++) {
+    data[c] = batch->cols[c].data[row];
+    null[c] = batch->cols[c].null[row];
+  }
+}
+
+uint64_t vpq_op_hash_datums(const vpq_datum *data, const uint8_t *null, int n, uint64_t seed) {
+  uint64_t h = seed ^ 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < n; i++) {
+    uint64_t v = null[i] ? 0x5bd1e9955bd1e995ull : (uint64_t)data[i].i;
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+  }
+  return h;
+}
+
+/* ===== Relation: fan-out, sink, subscribers ===== */
+
+typedef struct relation_subscriber {
+  vpq_row_fn fn;
+  void *ctx;
+} relation_subscriber;
+
+typedef struct relation_op {
+  vpq_op base;
+  const vpq_relation *rel;
+  vpq_sink *sink;
+  relation_subscriber *subs;
+  int nsubs;
+  int *rows; /* scratch row list for the sink */
+  int rows_cap;
+  int64_t *input_wm; /* per input port, when fed by several */
+  int ninputs;
+} relation_op;
+
+/* The watermark every input has reached: the minimum over the input ports. */
+static int64_t relation_min_wm(const relation_op *r) {
+  int64_t wm = VPQ_TS_MAX;
+  for (int i = 0; i < r->ninputs; i++)
+    if (r->input_wm[i] < wm) wm = r->input_wm[i];
+  return wm;
+}
+
+static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
+  relation_op *r = (relation_op *)op;
+  if (r->ninputs > 1) {
+    /* A row cannot bring a watermark the other inputs have not reached. */
+    int64_t others = VPQ_TS_MAX;
+    for (int i = 0; i < r->ninputs; i++)
+      if (i != port && r->input_wm[i] < others) others = r->input_wm[i];
+    vpq_batch *clamped = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped);
+    *clamped = *batch;
+    clamped->wm = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped->wm * (size_t)(batch->n + 1));
+    for (int i = 0; i < batch->n; i++) clamped->wm[i] = batch->wm[i] < others ? batch->wm[i] : others;
+    batch = clamped;
+  }
+  if (r->sink) {
+    if (r->rows_cap < batch->n) {
+      r->rows_cap = batch->n;
+      r->rows = realloc(r->rows, sizeof *r->rows * (size_t)r->rows_cap);
+      if (!r->rows) abort();
+    }
+    int n = 0;
+    for (int i = 0; i < batch->n; i++)
+      if (batch->diff[i] > 0) r->rows[n++] = i;
+    char err[256];
+    if (n && !r->sink->vt->write(r->sink, batch, r->rows, n, err, sizeof err)) {
+      fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);
+      op->rt->failed = true;
+    }
+    op->rt->stats.rows_out += n;
+  }
+  if (r->nsubs) {
+    vpq_buf json = {0};
+    for (int i = 0; i < batch->n; i++) {
+      json.len = 0;
+      vpq_json_encode_row(&json, &r->rel->schema, batch, i, op->rt->intern);
+      for (int s = 0; s < r->nsubs; s++) r->subs[s].fn(r->subs[s].ctx, r->rel->name, json.data, batch->diff[i]);
+    }
+    vpq_buf_free(&json);
+  }
+  vpq_op_emit(op, batch);
+}
+
+static void relation_watermark(vpq_op *op, int port, int64_t wm) {
+  relation_op *r = (relation_op *)op;
+  if (port >= r->ninputs) {
+    r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)(port + 1));
+    if (!r->input_wm) abort();
+    for (int i = r->ninputs; i <= port; i++) r->input_wm[i] = VPQ_TS_MIN;
+    r->ninputs = port + 1;
+  }
+  if (wm > r->input_wm[port]) r->input_wm[port] = wm;
+  if (r->ninputs < op->ninputs) return; /* an input has not spoken yet */
+  vpq_op_emit_watermark(op, relation_min_wm(r));
+}
+
+static void relation_describe(const vpq_op *op, vpq_buf *out) {
+  const relation_op *r = (const relation_op *)op;
+  const vpq_relation *rel = r->rel;
+  vpq_buf_printf(out, "%s %s (", rel->kind == VPQ_REL_TABLE ? "table" : "stream", rel->name);
+  for (int c = 0; c < rel->schema.ncols; c++)
+    vpq_buf_printf(out, "%s%s %s%s", c ? ", " : "", rel->schema.cols[c].name,
+                   vpq_type_name(rel->schema.cols[c].type), rel->schema.cols[c].is_key ? " KEY" : "");
+  vpq_buf_puts(out, ")");
+  if (rel->is_sink)
+    vpq_buf_printf(out, " -> %s %s%s%s", rel->sink.connector, rel->sink.format ? rel->sink.format : "",
+                   rel->sink.path ? " " : "", rel->sink.path ? rel->sink.path : "");
+}
+
+static void relation_destroy(vpq_op *op) {
+  relation_op *r = (relation_op *)op;
+  if (r->sink) r->sink->vt->close(r->sink);
+  free(r->subs);
+  free(r->rows);
+  free(r->input_wm);
+}
+
+static const vpq_op_vt relation_vt = {"Relation", relation_push, relation_watermark,
+                                      relation_describe, relation_destroy};
+
+vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel) {
+  relation_op *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  vpq_op_init(&r->base, &relation_vt, rt, &rel->schema);
+  r->rel = rel;
+  return &r->base;
+}
+
+void vpq_op_relation_attach_sink(vpq_op *op, vpq_sink *sink) {
+  relation_op *r = (relation_op *)op;
+  r->sink = sink;
+}
+
+void vpq_op_relation_subscribe(vpq_op *op, vpq_row_fn fn, void *ctx) {
+  relation_op *r = (relation_op *)op;
+  r->subs = realloc(r->subs, sizeof *r->subs * (size_t)(r->nsubs + 1));
+  if (!r->subs) abort();
+  r->subs[r->nsubs++] = (relation_subscriber){fn, ctx};
+}
+
+void vpq_op_relation_flush(vpq_op *op) {
+  relation_op *r = (relation_op *)op;
+  char err[256];
+  if (r->sink && !r->sink->vt->flush(r->sink, err, sizeof err)) {
+    fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);
+    op->rt->failed = true;
+  }
+}
+
+/* ===== Source: event time, watermarks, table upserts ===== */
+
+/* A table source's current row per key, for turning upserts into a changelog. */
+typedef struct upsert_entry {
+  uint64_t hash;
+  int next;
+  vpq_datum *data;
+  uint8_t *null;
+} upsert_entry;
+
+typedef struct source_op {
+  vpq_op base;
+  const vpq_relation *rel;
+  const vpq_source_slot *slot;
+  int64_t max_ts;
+  int64_t wm;
+  upsert_entry *entries;
+  int nentries, entries_cap;
+  int *buckets;
+  int nbuckets;
+} source_op;
+
+static int64_t wall_clock_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void source_push_unused(vpq_op *op, int port, const vpq_batch *batch) {
+  (void)op;
+  (void)port;
+  (void)batch;
+}
+
+static void source_watermark_unused(vpq_op *op, int port, int64_t wm) {
+  (void)op;
+  (void)port;
+  (void)wm;
+}
+
+static void source_describe(const vpq_op *op, vpq_buf *out) {
+  const source_op *s = (const source_op *)op;
+  const vpq_relation *rel = s->rel;
+  vpq_buf_printf(out, "%s", rel->source.connector ? rel->source.connector : "push");
+  if (rel->source.path) vpq_buf_printf(out, " %s", rel->source.path);
+  if (rel->source.format) vpq_buf_printf(out, " format=%s", rel->source.format);
+  if (rel->ts_col >= 0) vpq_buf_printf(out, " timestamp=%s", rel->schema.cols[rel->ts_col].name);
+  vpq_buf_printf(out, " watermark_delay=%lldms", (long long)rel->watermark_delay_ms);
+}
+
+static void source_destroy(vpq_op *op) {
+  source_op *s = (source_op *)op;
+  for (int i = 0; i < s->nentries; i++) {
+    free(s->entries[i].data);
+    free(s->entries[i].null);
+  }
+  free(s->entries);
+  free(s->buckets);
+}
+
+static const vpq_op_vt source_vt = {"Scan", source_push_unused, source_watermark_unused,
+                                    source_describe, source_destroy};
+
+vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_source_slot *slot) {
+  source_op *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  vpq_op_init(&s->base, &source_vt, rt, &rel->schema);
+  s->rel = rel;
+  s->slot = slot;
+  s->max_ts = VPQ_TS_MIN;
+  s->wm = VPQ_TS_MIN;
+  return &s->base;
+}
+
+static int64_t saturating_sub(int64_t a, int64_t b) {
+  if (a == VPQ_TS_MIN) return VPQ_TS_MIN;
+  return a < VPQ_TS_MIN + b ? VPQ_TS_MIN : a - b;
+}
+
+static void source_dead_letter(source_op *s, const char *reason, const vpq_batch *batch, int row) {
+  s->base.rt->stats.malformed++;
+  if (!s->slot->dl) return;
+  char origin[256];
+  if (s->slot->src) {
+    s->slot->src->vt->format_origin(s->slot->src, batch->origin[row], origin, sizeof origin);
+  } else {
+    snprintf(origin, sizeof origin, "%s", s->rel->name);
+  }
+  vpq_dead_letter_row(s->slot->dl, reason, origin, &s->rel->schema, batch, row, s->base.rt->intern);
+  s->base.rt->stats.dead_lettered++;
+}
+
+/* Finds (or with `insert`, creates) the upsert entry of the key of `row`; -1 when absent. */
+static int upsert_find(source_op *s, const vpq_batch *batch, int row, bool insert) {
+  const vpq_relation *rel = s->rel;
+  vpq_datum key[16];
+  uint8_t key_null[16];
+  int nkeys = rel->nkeys < 16 ? rel->nkeys : 16;
+  for (int k = 0; k < nkeys; k++) {
+    key[k] = batch->cols[rel->key_cols[k]].data[row];
+    key_null[k] = batch->cols[rel->key_cols[k]].null[row];
+  }
+  uint64_t hash = vpq_op_hash_datums(key, key_null, nkeys, 0);
+  if (s->nbuckets) {
+    for (int e = s->buckets[hash & (uint64_t)(s->nbuckets - 1)]; e >= 0; e = s->entries[e].next) {
+      upsert_entry *entry = &s->entries[e];
+      if (entry->hash != hash) continue;
+      bool same = true;
+      for (int k = 0; k < nkeys && same; k++) {
+        int c = rel->key_cols[k];
+        same = entry->null[c] == key_null[k] && (key_null[k] || entry->data[c].i == key[k].i);
+      }
+      if (same) return e;
+    }
+  }
+  if (!insert) return -1;
+  if (s->nentries * 2 >= s->nbuckets) {
+    int nbuckets = s->nbuckets ? s->nbuckets * 2 : 64;
+    free(s->buckets);
+    s->buckets = malloc(sizeof *s->buckets * (size_t)nbuckets);
+    if (!s->buckets) abort();
+    for (int b = 0; b < nbuckets; b++) s->buckets[b] = -1;
+    s->nbuckets = nbuckets;
+    for (int e = 0; e < s->nentries; e++) {
+      int b = (int)(s->entries[e].hash & (uint64_t)(nbuckets - 1));
+      s->entries[e].next = s->buckets[b];
+      s->buckets[b] = e;
+    }
+  }
+  if (s->nentries == s->entries_cap) {
+    s->entries_cap = s->entries_cap ? s->entries_cap * 2 : 64;
+    s->entries = realloc(s->entries, sizeof *s->entries * (size_t)s->entries_cap);
+    if (!s->entries) abort();
+  }
+  int e = s->nentries++;
+  int b = (int)(hash & (uint64_t)(s->nbuckets - 1));
+  s->entries[e] = (upsert_entry){hash, s->buckets[b], NULL, NULL};
+  s->buckets[b] = e;
+  return e;
+}
+
+/* Appends row `row` of `batch` with `diff`, or the stored row `entry` when not NULL. */
+static void changelog_append(vpq_batch *out, const vpq_batch *batch, int row,
+                             const upsert_entry *entry, int diff) {
+  int at = out->n;
+  vpq_batch_append_row(out, batch, row);
+  if (entry) {
+    for (int c = 0; c < out->ncols; c++) {
+      out->cols[c].data[at] = entry->data[c];
+      out->cols[c].null[at] = entry->null[c];
+    }
+  }
+  out->diff[at] = (int8_t)diff;
+}
+
+/* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1). */
+static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
+  int ncols = s->rel->schema.ncols;
+  vpq_batch *out = vpq_op_batch(s->base.rt, &s->rel->schema, batch->n * 2);
+  for (int i = 0; i < batch->n; i++) {
+    int e = upsert_find(s, batch, i, true);
+    upsert_entry *entry = &s->entries[e];
+    if (entry->data) {
+      changelog_append(out, batch, i, entry, -1);
+    } else {
+      entry->data = malloc(sizeof *entry->data * (size_t)ncols);
+      entry->null = malloc((size_t)ncols);
+      if (!entry->data || !entry->null) abort();
+    }
+    vpq_op_copy_row(batch, i, ncols, entry->data, entry->null);
+    changelog_append(out, batch, i, NULL, +1);
+  }
+  return out;
+}
+
+void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
+  source_op *s = (source_op *)op;
+  const vpq_relation *rel = s->rel;
+  int kept = 0;
+  int64_t now = rel->ts_col < 0 ? wall_clock_ms() : 0;
+  for (int i = 0; i < batch->n; i++) {
+    int64_t ts;
+    if (rel->ts_col >= 0) {
+      if (batch->cols[rel->ts_col].null[i]) {
+        source_dead_letter(s, "invalid timestamp: the event-time column is NULL", batch, i);
+        continue;
+      }
+      ts = batch->cols[rel->ts_col].data[i].i;
+    } else {
+      ts = now;
+    }
+    if (ts > s->max_ts) s->max_ts = ts;
+    int64_t wm = saturating_sub(s->max_ts, rel->watermark_delay_ms);
+    if (wm > s->wm) s->wm = wm;
+    if (kept != i) {
+      for (int c = 0; c < batch->ncols; c++) {
+        batch->cols[c].data[kept] = batch->cols[c].data[i];
+        batch->cols[c].null[kept] = batch->cols[c].null[i];
+      }
+      batch->origin[kept] = batch->origin[i];
+    }
+    batch->ts[kept] = ts;
+    batch->wm[kept] = s->wm;
+    batch->diff[kept] = 1;
+    kept++;
+  }
+  batch->n = kept;
+  op->rt->stats.rows_in += kept;
+  op->rows_in += kept;
+  const vpq_batch *out = rel->kind == VPQ_REL_TABLE ? source_upserts(s, batch) : batch;
+  vpq_op_emit(op, out);
+  vpq_op_emit_watermark(op, s->wm);
+}
+
+void vpq_op_source_finish(vpq_op *op) {
+  source_op *s = (source_op *)op;
+  s->wm = VPQ_TS_MAX;
+  vpq_op_emit_watermark(op, VPQ_TS_MAX);
+}
+
+/* ===== Map: WHERE and the SELECT list of queries without aggregation ===== */
+
+typedef struct map_op {
+  vpq_op base;
+  const vpq_plan_query *query;
+  const vpq_schema *input;
+  vpq_program *where;
+  vpq_program **outputs; /* per target column; NULL = NULL column */
+  bool project;
+  int *sel;
+  int sel_cap;
+} map_op;
+
+static void map_push(vpq_op *op, int port, const vpq_batch *batch) {
+  (void)port;
+  map_op *m = (map_op *)op;
+  vpq_runtime *rt = op->rt;
+  const vpq_batch *in = batch;
+  if (m->where) {
+    if (m->sel_cap < batch->n) {
+      m->sel_cap = batch->n;
+      m->sel = realloc(m->sel, sizeof *m->sel * (size_t)m->sel_cap);
+      if (!m->sel) abort();
+    }
+    int n = vpq_program_select(m->where, batch, m->sel, &rt->scratch);
+    if (n == 0) return;
+    if (n < batch->n) {
+      vpq_batch *kept = vpq_op_batch(rt, m->input, n);
+      for (int i = 0; i < n; i++) vpq_batch_append_row(kept, batch, m->sel[i]);
+      in = kept;
+    }
+  }
+  if (!m->project) {
+    vpq_op_emit(op, in);
+    return;
+  }
+  vpq_batch *out = vpq_op_batch(rt, op->schema, in->n);
+  out->n = in->n;
+  for (int c = 0; c < out->ncols; c++) {
+    if (m->outputs[c]) {
+      vpq_program_eval(m->outputs[c], in, &out->cols[c], &rt->scratch);
+      out->cols[c].type = op->schema->cols[c].type;
+    } else {
+      memset(out->cols[c].null, 1, (size_t)in->n);
+    }
+  }
+  memcpy(out->ts, in->ts, sizeof *in->ts * (size_t)in->n);
+  memcpy(out->wm, in->wm, sizeof *in->wm * (size_t)in->n);
+  memcpy(out->diff, in->diff, (size_t)in->n);
+  memcpy(out->origin, in->origin, sizeof *in->origin * (size_t)in->n);
+  vpq_op_emit(op, out);
+}
+
+static void map_watermark(vpq_op *op, int port, int64_t wm) {
+  (void)port;
+  vpq_op_emit_watermark(op, wm);
+}
+
+static void map_describe(const vpq_op *op, vpq_buf *out) {
+  const map_op *m = (const map_op *)op;
+  const vpq_plan_select *sel = &m->query->select;
+  char text[512];
+  if (sel->where) vpq_buf_printf(out, "where %s", vpq_bexpr_format(sel->where, &sel->input, text, sizeof text));
+  if (!m->project) return;
+  vpq_buf_printf(out, "%s[", sel->where ? " select " : "select ");
+  for (int i = 0; i < sel->noutputs; i++) {
+    int target = m->query->column_map[i];
+    vpq_buf_printf(out, "%s%s", i ? ", " : "", vpq_bexpr_format(sel->outputs[i], &sel->input, text, sizeof text));
+    if (target >= 0) vpq_buf_printf(out, " AS %s", m->query->target->schema.cols[target].name);
+  }
+  vpq_buf_puts(out, "]");
+}
+
+static void map_destroy(vpq_op *op) {
+  map_op *m = (map_op *)op;
+  free(m->sel);
+}
+
+static const vpq_op_vt map_vt = {"Map", map_push, map_watermark, map_describe, map_destroy};
+static const vpq_op_vt filter_vt = {"Filter", map_push, map_watermark, map_describe, map_destroy};
+
+vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
+                       const vpq_schema *input, bool project) {
+  map_op *m = calloc(1, sizeof *m);
+  if (!m) abort();
+  const vpq_plan_select *sel = &query->select;
+  vpq_op_init(&m->base, project ? &map_vt : &filter_vt, rt, project ? &query->target->schema : input);
+  m->query = query;
+  m->input = input;
+  m->project = project;
+  if (sel->where) m->where = vpq_expr_compile(arena, sel->where, rt->intern);
+  if (project) {
+    int ncols = query->target->schema.ncols;
+    m->outputs = vpq_arena_alloc(arena, sizeof *m->outputs * (size_t)(ncols ? ncols : 1));
+    for (int i = 0; i < sel->noutputs; i++) {
+      int target = query->column_map[i];
+      if (target >= 0) m->outputs[target] = vpq_expr_compile(arena, sel->outputs[i], rt->intern);
+    }
+  }
+  return &m->base;
+}

@@ -1,0 +1,137 @@
+/* vpq_op.h — physical operators and the runtime context they share (engine-internal).
+ *
+ * Operators form a push DAG. A producer calls vpq_op_emit() with a batch and then
+ * vpq_op_emit_watermark() with the watermark it passes on; each consumer's `push` and
+ * `watermark` run synchronously, on the single worker thread that owns the pipeline.
+ * Watermarks also travel per row (vpq_batch.h): a stateful operator advances to wm[i]
+ * before it processes row i.
+ *
+ *   source ─► relation ─┬─► map (WHERE, SELECT) ─► relation ─► sink
+ *                       └─► join ─► aggregate (windows) ─► relation ─► ...
+ *
+ * A "relation" operator is the one place where a stream or table's rows exist: it fans
+ * them out to every query reading it, to its sink, and to subscribers.
+ */
+#ifndef VPQ_OP_H
+#define VPQ_OP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../connectors/vpq_connector.h"
+#include "vpq.h"
+#include "vpq_arena.h"
+#include "vpq_batch.h"
+#include "vpq_buf.h"
+#include "vpq_intern.h"
+#include "vpq_plan.h"
+
+typedef struct vpq_op vpq_op;
+
+/* What every operator can reach: the string pool, the counters, scratch memory. */
+typedef struct vpq_runtime {
+  vpq_intern *intern;
+  vpq_stats stats;
+  vpq_arena scratch; /* batches in flight; reset between top-level source batches */
+  FILE *log;
+  bool failed;       /* a sink failed: the run ends with an error */
+} vpq_runtime;
+
+typedef struct vpq_op_vt {
+  const char *kind; /* "Scan", "Filter", "Project", "WindowAggregate", ... */
+  void (*push)(vpq_op *op, int port, const vpq_batch *batch);
+  void (*watermark)(vpq_op *op, int port, int64_t wm);
+  /* Appends one line of details for explain (keys, window, expressions). */
+  void (*describe)(const vpq_op *op, vpq_buf *out);
+  void (*destroy)(vpq_op *op);
+} vpq_op_vt;
+
+typedef struct vpq_op_out {
+  vpq_op *op;
+  int port;
+} vpq_op_out;
+
+struct vpq_op {
+  const vpq_op_vt *vt;
+  vpq_runtime *rt;
+  const vpq_schema *schema; /* the rows it emits */
+  vpq_op_out *outs;
+  int nouts;
+  int outs_cap;
+  vpq_op **inputs; /* for explain */
+  int ninputs;
+  int64_t rows_in;
+  int64_t rows_out;
+  int64_t passed_wm; /* the last watermark passed downstream */
+};
+
+/* Initialises the common part of an operator. */
+void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema);
+
+/* Connects `from`'s output to input `port` of `to`. */
+void vpq_op_connect(vpq_op *from, vpq_op *to, int port);
+
+/* Sends a batch to every consumer. */
+void vpq_op_emit(vpq_op *op, const vpq_batch *batch);
+
+/* Passes a watermark to every consumer (ignored unless it is higher than the last one). */
+void vpq_op_emit_watermark(vpq_op *op, int64_t wm);
+
+/* Frees the common part (the operator's own state is freed by its destroy). */
+void vpq_op_release(vpq_op *op);
+
+/* A batch of `schema`'s column types with room for `cap` rows, from the scratch arena. */
+vpq_batch *vpq_op_batch(vpq_runtime *rt, const vpq_schema *schema, int cap);
+
+/* ===== Constructors, one per physical operator ===== */
+
+/* The connector objects of a source relation, filled in when the run opens them. */
+typedef struct vpq_source_slot {
+  vpq_source *src;
+  vpq_dead_letter *dl;
+} vpq_source_slot;
+
+/* The rows of a relation: fan-out to readers, its sink (+1 rows only for tables), and
+ * subscribers. With several inputs (a source and INSERT INTO queries) its watermark is the
+ * minimum of theirs. */
+vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel);
+/* Gives the relation a sink (owned by the operator from then on). */
+void vpq_op_relation_attach_sink(vpq_op *op, vpq_sink *sink);
+/* Adds a subscriber (vpq_engine_subscribe). */
+void vpq_op_relation_subscribe(vpq_op *op, vpq_row_fn fn, void *ctx);
+/* Flushes the sink. */
+void vpq_op_relation_flush(vpq_op *op);
+
+/* A source relation's entry: stamps event time and per-row watermarks, converts a table
+ * source's upserts into a changelog, dead-letters rows without a valid event time. */
+vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_source_slot *slot);
+/* Pushes one decoded batch from the connector. */
+void vpq_op_source_push(vpq_op *op, vpq_batch *batch);
+/* Ends the source: the watermark goes to +infinity. */
+void vpq_op_source_finish(vpq_op *op);
+
+/* WHERE and (for queries without aggregation) the SELECT list, written in the target
+ * relation's column order. `project` false: filter only (rows keep the input layout). */
+vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
+                       const vpq_schema *input, bool project);
+
+/* Aggregation: windows (tumbling, hopping, session) or a keyed table, ROLLUP, HAVING, the
+ * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows. */
+vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
+                             const vpq_source_slot *slot);
+
+/* Stream–table join (port 0 the stream, port 1 the table's changelog). */
+vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
+                              int join_index, const vpq_schema *out);
+/* Stream–stream join within a time bound (port 0 left, port 1 right). */
+vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
+                               int join_index, const vpq_schema *out);
+
+/* Copies row `row` of `batch`'s first `ncols` columns into `data`/`null` (for state kept
+ * beyond a call). */
+void vpq_op_copy_row(const vpq_batch *batch, int row, int ncols, vpq_datum *data, uint8_t *null);
+
+/* Hashes `n` datums with their null flags. */
+uint64_t vpq_op_hash_datums(const vpq_datum *data, const uint8_t *null, int n, uint64_t seed);
+
+#endif

@@ -1,0 +1,378 @@
+/* vpq_op_join.c — joins.
+ *
+ * Stream–table: the operator keeps the table's current row per key from the table's
+ * changelog (port 1); each stream row (port 0) looks its key up and comes out with the
+ * table's columns appended (NULLs for an unmatched LEFT JOIN row; an inner join drops it).
+ * The output keeps the stream row's event time and watermark; the table does not hold the
+ * watermark back.
+ *
+ * Stream–stream WITHIN d: both sides are buffered. A row arriving on one side is paired with
+ * every buffered row of the other side whose key matches and whose event time is within d;
+ * the pair is written once, when its second row arrives, with the later event time. A
+ * buffered row is dropped once the joint watermark (the minimum of both sides) is more than
+ * d past it; an unmatched left row of a LEFT JOIN is written then, with NULLs on the right.
+ * Residual ON conditions are evaluated over candidate pairs in one vector pass.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vpq_expr.h"
+#include "vpq_op.h"
+
+/* A kept row: its columns, key hash, event time and origin. */
+typedef struct join_row {
+  vpq_datum *data;
+  uint8_t *null;
+  vpq_datum *key;
+  uint8_t *key_null;
+  uint64_t hash;
+  int64_t ts;
+  vpq_origin origin;
+  bool matched;
+} join_row;
+
+typedef struct join_side {
+  join_row *rows;
+  int n, cap;
+  vpq_program **key_progs;
+  int ncols;
+  int64_t wm;
+} join_side;
+
+typedef struct join_op {
+  vpq_op base;
+  const vpq_plan_select *sel;
+  const vpq_plan_join *join;
+  bool window;       /* stream–stream */
+  join_side side[2]; /* 0 left, 1 right */
+  int nkeys;
+  vpq_program *residual;
+  int *buckets;      /* table join: key hash → row index chain (via `next`) */
+  int *next;
+  int nbuckets;
+} join_op;
+
+static void join_row_free(join_row *row) {
+  free(row->data);
+}
+
+static join_row join_row_make(const join_op *j, int side, const vpq_batch *batch, int row,
+                              const vpq_vec *keys) {
+  int ncols = j->side[side].ncols;
+  size_t bytes = sizeof(vpq_datum) * (size_t)(ncols + j->nkeys) + (size_t)(ncols + j->nkeys);
+  join_row r = {0};
+  r.data = malloc(bytes ? bytes : 1);
+  if (!r.data) abort();
+  r.key = r.data + ncols;
+  r.null = (uint8_t *)(r.key + j->nkeys);
+  r.key_null = r.null + ncols;
+  vpq_op_copy_row(batch, row, ncols, r.data, r.null);
+  for (int k = 0; k < j->nkeys; k++) {
+    r.key[k] = keys[k].data[row];
+    r.key_null[k] = keys[k].null[row];
+  }
+  r.hash = vpq_op_hash_datums(r.key, r.key_null, j->nkeys, 0);
+  r.ts = batch->ts[row];
+  r.origin = batch->origin[row];
+  return r;
+}
+
+static bool join_keys_match(const join_op *j, const join_row *a, const vpq_vec *keys, int row, uint64_t hash) {
+  if (a->hash != hash) return false;
+  for (int k = 0; k < j->nkeys; k++) {
+    if (a->key_null[k] || keys[k].null[row]) return false; /* NULL never equals */
+    if (a->key[k].i != keys[k].data[row].i) return false;
+  }
+  return true;
+}
+
+static vpq_vec *eval_keys(join_op *j, int side, const vpq_batch *batch) {
+  vpq_runtime *rt = j->base.rt;
+  vpq_vec *keys = vpq_arena_alloc(&rt->scratch, sizeof *keys * (size_t)(j->nkeys + 1));
+  for (int k = 0; k < j->nkeys; k++) {
+    keys[k].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
+    keys[k].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
+    vpq_program_eval(j->side[side].key_progs[k], batch, &keys[k], &rt->scratch);
+  }
+  return keys;
+}
+
+static uint64_t row_key_hash(const join_op *j, const vpq_vec *keys, int row) {
+  vpq_datum key[64];
+  uint8_t null[64];
+  for (int k = 0; k < j->nkeys; k++) {
+    key[k] = keys[k].data[row];
+    null[k] = keys[k].null[row];
+  }
+  return vpq_op_hash_datums(key, null, j->nkeys, 0);
+}
+
+/* Writes a joined row into `out`: left columns from (ldata,lnull), right from (rdata,rnull)
+ * or NULLs when rdata is NULL. */
+static void pair_append(vpq_batch *out, int nleft, const vpq_datum *ldata, const uint8_t *lnull,
+                        const vpq_datum *rdata, const uint8_t *rnull, int64_t ts, int64_t wm,
+                        int diff, vpq_origin origin) {
+  int at = out->n++;
+  for (int c = 0; c < out->ncols; c++) {
+    bool left = c < nleft;
+    const vpq_datum *d = left ? ldata : rdata;
+    const uint8_t *n = left ? lnull : rnull;
+    int src = left ? c : c - nleft;
+    out->cols[c].data[at] = d ? d[src] : (vpq_datum){0};
+    out->cols[c].null[at] = d ? n[src] : 1;
+  }
+  out->ts[at] = ts;
+  out->wm[at] = wm;
+  out->diff[at] = (int8_t)diff;
+  out->origin[at] = origin;
+}
+
+/* Applies the residual condition to candidate pairs and emits the survivors. For LEFT
+ * table joins, `left_rows` maps each candidate to its left row so that a left row whose
+ * every candidate failed comes out with NULLs. */
+static void emit_pairs(join_op *j, vpq_batch *pairs) {
+  if (j->residual && pairs->n) {
+    vpq_runtime *rt = j->base.rt;
+    int *sel = vpq_arena_alloc(&rt->scratch, sizeof *sel * (size_t)pairs->n);
+    int n = vpq_program_select(j->residual, pairs, sel, &rt->scratch);
+    vpq_batch *kept = vpq_op_batch(rt, j->base.schema, n ? n : 1);
+    for (int i = 0; i < n; i++) vpq_batch_append_row(kept, pairs, sel[i]);
+    pairs = kept;
+  }
+  vpq_op_emit(&j->base, pairs);
+}
+
+/* ===== Stream–table ===== */
+
+static int table_find(const join_op *j, const vpq_vec *keys, int row, uint64_t hash) {
+  if (!j->nbuckets) return -1;
+  for (int r = j->buckets[hash & (uint64_t)(j->nbuckets - 1)]; r >= 0; r = j->next[r])
+    if (join_keys_match(j, &j->side[1].rows[r], keys, row, hash)) return r;
+  return -1;
+}
+
+static void table_rehash(join_op *j) {
+  int nbuckets = j->nbuckets ? j->nbuckets * 2 : 64;
+  free(j->buckets);
+  j->buckets = malloc(sizeof *j->buckets * (size_t)nbuckets);
+  if (!j->buckets) abort();
+  for (int b = 0; b < nbuckets; b++) j->buckets[b] = -1;
+  j->nbuckets = nbuckets;
+  for (int r = 0; r < j->side[1].n; r++) {
+    int b = (int)(j->side[1].rows[r].hash & (uint64_t)(nbuckets - 1));
+    j->next[r] = j->buckets[b];
+    j->buckets[b] = r;
+  }
+}
+
+static void table_update(join_op *j, const vpq_batch *batch) {
+  join_side *t = &j->side[1];
+  vpq_vec *keys = eval_keys(j, 1, batch);
+  for (int i = 0; i < batch->n; i++) {
+    uint64_t hash = row_key_hash(j, keys, i);
+    int r = table_find(j, keys, i, hash);
+    if (batch->diff[i] < 0) continue; /* the +1 that follows replaces the row */
+    if (r >= 0) {
+      vpq_op_copy_row(batch, i, t->ncols, t->rows[r].data, t->rows[r].null);
+      continue;
+    }
+    if (t->n == t->cap) {
+      t->cap = t->cap ? t->cap * 2 : 64;
+      t->rows = realloc(t->rows, sizeof *t->rows * (size_t)t->cap);
+      j->next = realloc(j->next, sizeof *j->next * (size_t)t->cap);
+      if (!t->rows || !j->next) abort();
+    }
+    t->rows[t->n] = join_row_make(j, 1, batch, i, keys);
+    t->n++;
+    if (t->n * 2 > j->nbuckets) {
+      table_rehash(j);
+    } else {
+      int b = (int)(hash & (uint64_t)(j->nbuckets - 1));
+      j->next[t->n - 1] = j->buckets[b];
+      j->buckets[b] = t->n - 1;
+    }
+  }
+}
+
+static void table_probe(join_op *j, const vpq_batch *batch) {
+  vpq_runtime *rt = j->base.rt;
+  vpq_vec *keys = eval_keys(j, 0, batch);
+  int nleft = j->side[0].ncols;
+  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, batch->n);
+  vpq_datum *ldata = vpq_arena_alloc(&rt->scratch, sizeof *ldata * (size_t)(nleft + 1));
+  uint8_t *lnull = vpq_arena_alloc(&rt->scratch, (size_t)(nleft + 1));
+  bool outer = j->join->left_outer;
+  for (int i = 0; i < batch->n; i++) {
+    int r = table_find(j, keys, i, row_key_hash(j, keys, i));
+    if (r < 0 && !outer) continue;
+    vpq_op_copy_row(batch, i, nleft, ldata, lnull);
+    const join_row *match = r >= 0 ? &j->side[1].rows[r] : NULL;
+    pair_append(pairs, nleft, ldata, lnull, match ? match->data : NULL, match ? match->null : NULL,
+                batch->ts[i], batch->wm[i], batch->diff[i], batch->origin[i]);
+  }
+  if (!outer || !j->residual) {
+    emit_pairs(j, pairs);
+    return;
+  }
+  /* LEFT JOIN with a residual: a failing condition keeps the left row with NULLs. */
+  vpq_vec cond = {VPQ_TYPE_BOOLEAN, vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)(pairs->n + 1)),
+                  vpq_arena_alloc(&rt->scratch, (size_t)(pairs->n + 1))};
+  vpq_program_eval(j->residual, pairs, &cond, &rt->scratch);
+  for (int i = 0; i < pairs->n; i++) {
+    if (!cond.null[i] && cond.data[i].i) continue;
+    for (int c = nleft; c < pairs->ncols; c++) pairs->cols[c].null[i] = 1;
+  }
+  vpq_op_emit(&j->base, pairs);
+}
+
+/* ===== Stream–stream within a bound ===== */
+
+static void window_probe(join_op *j, int side, const vpq_batch *batch) {
+  vpq_runtime *rt = j->base.rt;
+  join_side *mine = &j->side[side], *other = &j->side[1 - side];
+  vpq_vec *keys = eval_keys(j, side, batch);
+  int nleft = j->side[0].ncols;
+  int64_t within = j->join->within_ms;
+  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+  for (int i = 0; i < batch->n; i++) {
+    uint64_t hash = row_key_hash(j, keys, i);
+    int64_t ts = batch->ts[i];
+    int64_t wm = batch->wm[i] < other->wm ? batch->wm[i] : other->wm;
+    join_row row = join_row_make(j, side, batch, i, keys);
+    for (int r = 0; r < other->n; r++) {
+      join_row *o = &other->rows[r];
+      int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
+      if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;
+      if (pairs->n == pairs->cap) {
+        emit_pairs(j, pairs);
+        pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+      }
+      const join_row *l = side == 0 ? &row : o, *rr = side == 0 ? o : &row;
+      pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
+                  batch->origin[i]);
+      o->matched = true;
+      row.matched = true;
+    }
+    if (mine->n == mine->cap) {
+      mine->cap = mine->cap ? mine->cap * 2 : 256;
+      mine->rows = realloc(mine->rows, sizeof *mine->rows * (size_t)mine->cap);
+      if (!mine->rows) abort();
+    }
+    mine->rows[mine->n++] = row;
+  }
+  emit_pairs(j, pairs);
+}
+
+/* Drops rows the joint watermark has passed by more than the bound (LEFT JOIN: writes the
+ * unmatched left ones with NULLs). */
+static void window_evict(join_op *j, int64_t wm) {
+  vpq_runtime *rt = j->base.rt;
+  int nleft = j->side[0].ncols;
+  vpq_batch *unmatched = NULL;
+  for (int s = 0; s < 2; s++) {
+    join_side *side = &j->side[s];
+    int kept = 0;
+    for (int r = 0; r < side->n; r++) {
+      join_row *row = &side->rows[r];
+      if (wm == VPQ_TS_MAX || row->ts < wm - j->join->within_ms) {
+        if (s == 0 && j->join->left_outer && !row->matched) {
+          if (!unmatched || unmatched->n == unmatched->cap) {
+            if (unmatched) vpq_op_emit(&j->base, unmatched);
+            unmatched = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+          }
+          pair_append(unmatched, nleft, row->data, row->null, NULL, NULL, row->ts, j->base.passed_wm, 1, row->origin);
+        }
+        join_row_free(row);
+      } else {
+        side->rows[kept++] = *row;
+      }
+    }
+    side->n = kept;
+  }
+  if (unmatched) vpq_op_emit(&j->base, unmatched);
+}
+
+/* ===== The operator ===== */
+
+static void join_push(vpq_op *op, int port, const vpq_batch *batch) {
+  join_op *j = (join_op *)op;
+  if (!j->window) {
+    if (port == 1) table_update(j, batch);
+    else table_probe(j, batch);
+    return;
+  }
+  window_probe(j, port, batch);
+}
+
+static void join_watermark(vpq_op *op, int port, int64_t wm) {
+  join_op *j = (join_op *)op;
+  if (!j->window) {
+    if (port == 0) vpq_op_emit_watermark(op, wm);
+    return;
+  }
+  j->side[port].wm = wm;
+  int64_t joint = j->side[0].wm < j->side[1].wm ? j->side[0].wm : j->side[1].wm;
+  if (joint <= op->passed_wm) return;
+  window_evict(j, joint);
+  vpq_op_emit_watermark(op, joint);
+}
+
+static void join_describe(const vpq_op *op, vpq_buf *out) {
+  const join_op *j = (const join_op *)op;
+  char text[512];
+  vpq_buf_printf(out, "%s%s", j->join->left_outer ? "left " : "", j->join->right->name);
+  if (j->window) vpq_buf_printf(out, " within=%lldms", (long long)j->join->within_ms);
+  vpq_buf_puts(out, " on [");
+  for (int k = 0; k < j->nkeys; k++) {
+    vpq_buf_printf(out, "%s%s = ", k ? ", " : "", vpq_bexpr_format(j->join->left_keys[k], &j->sel->input, text, sizeof text));
+    vpq_buf_printf(out, "%s.%s", j->join->right->name,
+                   vpq_bexpr_format(j->join->right_keys[k], &j->join->right->schema, text, sizeof text));
+  }
+  vpq_buf_puts(out, "]");
+  if (j->join->residual) vpq_buf_printf(out, " and %s", vpq_bexpr_format(j->join->residual, &j->sel->input, text, sizeof text));
+}
+
+static void join_destroy(vpq_op *op) {
+  join_op *j = (join_op *)op;
+  for (int s = 0; s < 2; s++) {
+    for (int r = 0; r < j->side[s].n; r++) join_row_free(&j->side[s].rows[r]);
+    free(j->side[s].rows);
+  }
+  free(j->buckets);
+  free(j->next);
+}
+
+static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy};
+static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark, join_describe, join_destroy};
+
+static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select, int join_index,
+                        const vpq_schema *out, bool window) {
+  join_op *j = calloc(1, sizeof *j);
+  if (!j) abort();
+  const vpq_plan_join *join = &select->joins[join_index];
+  vpq_op_init(&j->base, window ? &window_join_vt : &table_join_vt, rt, out);
+  j->sel = select;
+  j->join = join;
+  j->window = window;
+  j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
+  j->side[0].ncols = join->right_offset;
+  j->side[1].ncols = join->right->schema.ncols;
+  j->side[0].wm = j->side[1].wm = VPQ_TS_MIN;
+  for (int s = 0; s < 2; s++) {
+    vpq_bexpr **exprs = s == 0 ? join->left_keys : join->right_keys;
+    j->side[s].key_progs = vpq_arena_alloc(arena, sizeof *j->side[s].key_progs * (size_t)(j->nkeys + 1));
+    for (int k = 0; k < j->nkeys; k++) j->side[s].key_progs[k] = vpq_expr_compile(arena, exprs[k], rt->intern);
+  }
+  if (join->residual) j->residual = vpq_expr_compile(arena, join->residual, rt->intern);
+  return &j->base;
+}
+
+vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
+                              int join_index, const vpq_schema *out) {
+  return join_new(rt, arena, select, join_index, out, false);
+}
+
+vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
+                               int join_index, const vpq_schema *out) {
+  return join_new(rt, arena, select, join_index, out, true);
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""make_sample_data.py — writes the small sample inputs of queries/data/ from the real series in
+../shared/data/ (deterministic; rerun to regenerate):
+  site_meters.csv   a week of hourly load for four sites, one per PJM zone, scaled to ~kW
+  telemetry.jsonl   a day of 15-minute battery telemetry for 12 batteries on those sites
+"""
+import csv, json, math, os, random, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+shared = os.path.join(here, "..", "..", "shared", "data")
+out_dir = os.path.join(here, "..", "queries", "data")
+
+zones = [("pjme_mw", "site-east", 0.05), ("aep_mw", "site-ohio", 0.08),
+         ("dayton_mw", "site-dayton", 0.6), ("dom_mw", "site-virginia", 0.09)]
+start = 1514764800000  # 2018-01-01T00:00:00Z
+hours = 7 * 24
+
+with open(os.path.join(shared, "load_pjm.csv")) as f:
+    rows = {int(r["ts"]): r for r in csv.DictReader(f)}
+
+with open(os.path.join(out_dir, "site_meters.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["site", "ts", "load_kw"])
+    for h in range(hours):
+        ts = start + h * 3600000
+        r = rows.get(ts)
+        for col, site, scale in zones:
+            value = r[col] if r and r[col] else ""
+            w.writerow([site, ts, round(float(value) * scale, 1) if value else ""])
+
+rng = random.Random(42)
+with open(os.path.join(out_dir, "telemetry.jsonl"), "w") as f:
+    devices = []
+    for i in range(12):
+        site = zones[i % 4][1]
+        region = "east" if site in ("site-east", "site-virginia") else "midwest"
+        cap = rng.choice([10.0, 13.5, 20.0])
+        devices.append({"device_id": f"bat-{i:02d}", "site": site, "region": region,
+                        "capacity_kwh": cap, "max_kw": cap / 2, "soc": rng.uniform(0.3, 0.9)})
+    for step in range(96):
+        ts = start + step * 900000
+        for d in devices:
+            power = round(math.sin(step / 96 * 2 * math.pi) * d["max_kw"] * 0.6, 2)
+            d["soc"] = min(0.95, max(0.1, d["soc"] - power * 0.25 / d["capacity_kwh"]))
+            f.write(json.dumps({"device_id": d["device_id"], "site": d["site"], "region": d["region"],
+                                "ts": ts, "soc": round(d["soc"], 4), "power_kw": power,
+                                "capacity_kwh": d["capacity_kwh"], "max_kw": d["max_kw"]},
+                               separators=(",", ":")) + "\n")
+print("wrote", out_dir, file=sys.stderr)
