@@ -16,14 +16,37 @@ struct vpq_arena_chunk {
 
 void vpq_arena_init(vpq_arena *arena) {
   arena->head = NULL;
+  arena->spare = NULL;
   arena->bytes = 0;
 }
 
-void vpq_arena_free(vpq_arena *arena) {
-  vpq_arena_chunk *chunk = arena->head;
+static void chunks_free(vpq_arena_chunk *chunk) {
   while (chunk) {
     vpq_arena_chunk *next = chunk->next;
     free(chunk);
+    chunk = next;
+  }
+}
+
+void vpq_arena_free(vpq_arena *arena) {
+  chunks_free(arena->head);
+  chunks_free(arena->spare);
+  arena->head = NULL;
+  arena->spare = NULL;
+  arena->bytes = 0;
+}
+
+void vpq_arena_reset(vpq_arena *arena) {
+  vpq_arena_chunk *chunk = arena->head;
+  while (chunk) {
+    vpq_arena_chunk *next = chunk->next;
+    if (chunk->size == ARENA_CHUNK) {
+      chunk->used = 0;
+      chunk->next = arena->spare;
+      arena->spare = chunk;
+    } else {
+      free(chunk);
+    }
     chunk = next;
   }
   arena->head = NULL;
@@ -35,7 +58,12 @@ void *vpq_arena_alloc(vpq_arena *arena, size_t size) {
   vpq_arena_chunk *chunk = arena->head;
   if (!chunk || chunk->size - chunk->used < rounded) {
     size_t want = rounded > ARENA_CHUNK / 4 ? rounded : ARENA_CHUNK;
-    chunk = malloc(sizeof *chunk + want);
+    if (want == ARENA_CHUNK && arena->spare) {
+      chunk = arena->spare;
+      arena->spare = chunk->next;
+    } else {
+      chunk = malloc(sizeof *chunk + want);
+    }
     if (!chunk) {
       fprintf(stderr, "vpq: out of memory (arena of %zu bytes)\n", want);
       abort();

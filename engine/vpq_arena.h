@@ -12,6 +12,7 @@ typedef struct vpq_arena_chunk vpq_arena_chunk;
 
 typedef struct vpq_arena {
   vpq_arena_chunk *head;
+  vpq_arena_chunk *spare; /* chunks kept by vpq_arena_reset for reuse */
   size_t bytes; /* total bytes handed out, for memory reports */
 } vpq_arena;
 
@@ -20,6 +21,9 @@ void vpq_arena_init(vpq_arena *arena);
 
 /* Releases every allocation of the arena at once; the arena may be reused afterwards. */
 void vpq_arena_free(vpq_arena *arena);
+
+/* Releases every allocation but keeps the chunks for reuse: for arenas emptied per batch. */
+void vpq_arena_reset(vpq_arena *arena);
 
 /* Returns `size` bytes aligned to 16, zero-filled, owned by the arena. Aborts on OOM. */
 void *vpq_arena_alloc(vpq_arena *arena, size_t size);

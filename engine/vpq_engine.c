@@ -304,7 +304,7 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   view.diff = b->diff + from;
   view.origin = b->origin + from;
   vpq_op_source_push(e->source_ops[in->relation], &view);
-  vpq_arena_free(&e->rt.scratch);
+  vpq_arena_reset(&e->rt.scratch);
 }
 
 static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
@@ -455,7 +455,7 @@ int vpq_engine_push_json(vpq_engine *e, const char *relation, const char *json, 
   batch->n = 1;
   batch->origin[0] = (vpq_origin){-1, 0};
   vpq_op_source_push(e->source_ops[r], batch);
-  vpq_arena_free(&e->rt.scratch);
+  vpq_arena_reset(&e->rt.scratch);
   return 0;
 }
 

@@ -27,6 +27,7 @@
 
 #include "vpq_expr.h"
 #include "vpq_op.h"
+#include "vpq_window.h"
 
 typedef struct agg_group {
   uint64_t hash;
@@ -524,9 +525,8 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
   case VPQ_WINDOW_TUMBLING:
   case VPQ_WINDOW_HOPPING: {
     int64_t adv = win->advance_ms;
-    int64_t last = ts >= 0 ? ts / adv * adv : -((-ts + adv - 1) / adv) * adv;
-    int64_t first = last;
-    while (first - adv + win->size_ms > ts) first -= adv;
+    int64_t last = vpq_window_last_start(ts, adv);
+    int64_t first = vpq_window_first_start(ts, win->size_ms, adv);
     bool late = false;
     for (int64_t start = first; start <= last; start += adv) {
       if (start + win->size_ms + win->grace_ms <= a->wm) {

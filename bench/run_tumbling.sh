@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# run_tumbling.sh [ROWS] [DEVICES] — the core benchmark: a 1-minute tumbling window per device
+# over ROWS JSON lines (default 2,000,000 lines, 10,000 devices), EMIT FINAL to a file. Prints,
+# on the same file: the time to merely read it, vpq's rows/s (one core), and DuckDB's rows/s
+# with SET threads = 1 (npm @duckdb/node-api, installed here on first use).
+set -euo pipefail
+cd "$(dirname "$0")"
+rows=${1:-2000000} devices=${2:-10000}
+vpq=${VPQ:-../build/vpq}
+mkdir -p data
+file=data/telemetry.jsonl
+if [ ! -f "$file" ] || [ "$(wc -l <"$file")" != "$rows" ]; then
+  echo "generating $rows lines for $devices devices..."
+  /usr/bin/python3 gen_telemetry.py "$rows" "$devices" "$file"
+fi
+bytes=$(stat -c %s "$file")
+now() { date +%s.%N; }
+sub() { /usr/bin/python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$1" "$2"; }
+rate() { /usr/bin/python3 -c "import sys; r,s=float(sys.argv[1]),float(sys.argv[2]); print(f'{r/s/1e6:.2f}M rows/s ({s:.3f} s)')" "$@"; }
+
+cat "$file" >/dev/null
+t0=$(now); cat "$file" >/dev/null; t1=$(now)
+echo "file: $rows lines, $((bytes / rows)) bytes/line, $((bytes / 1048576)) MiB"
+echo "read the file (cat):   $(rate "$rows" "$(sub "$t1" "$t0")")"
+
+best=""
+for i in 1 2 3; do
+  t0=$(now); "$vpq" run tumbling.vpq 2>data/vpq.log; t1=$(now)
+  s=$(sub "$t1" "$t0")
+  best=$(/usr/bin/python3 -c "import sys; print(min(float(x) for x in sys.argv[1:] if x))" "$s" "$best")
+done
+echo "vpq (1 core):          $(rate "$rows" "$best")   $(tail -1 data/vpq.log)"
+/usr/bin/time -f "vpq peak RSS: %M KiB" "$vpq" run tumbling.vpq 2>&1 >/dev/null | tail -1
+echo "vpq output rows:       $(wc -l <data/per_minute.jsonl)"
+
+if [ ! -d node_modules/@duckdb/node-api ]; then npm install --no-audit --no-fund --silent >/dev/null 2>&1 || true; fi
+if [ -d node_modules/@duckdb/node-api ]; then
+  s=$(node duckdb_bench.mjs "$file" data/duckdb_out.json)
+  echo "DuckDB (threads = 1):  $(rate "$rows" "$s")"
+else
+  echo "DuckDB: @duckdb/node-api could not be installed; skipped"
+fi
