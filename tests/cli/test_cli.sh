@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_cli.sh VPQ — the command line's contract: exit codes (0 clean, 1 errors, 2 usage),
+# where output goes, explain's tree and Graphviz forms, stdout when a file has no sink.
+set -uo pipefail
+vpq=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+fails=0
+expect() { # expect CODE DESCRIPTION -- COMMAND...
+  local code=$1 what=$2; shift 3
+  "$@" >out.txt 2>err.txt
+  local got=$?
+  if [ "$got" != "$code" ]; then
+    echo "FAIL: $what: exit $got, expected $code"; cat out.txt err.txt; fails=$((fails + 1))
+  fi
+}
+
+expect 2 "no command" -- "$vpq"
+expect 2 "unknown command" -- "$vpq" frobnicate x.vpq
+expect 2 "check without a file" -- "$vpq" check
+expect 2 "unreadable file" -- "$vpq" check missing.vpq
+grep -q "cannot read \`missing.vpq\`" err.txt || { echo "FAIL: unreadable file message"; fails=$((fails + 1)); }
+expect 0 "help" -- "$vpq" --help
+
+cat >in.jsonl <<'JSON'
+{"k":"a","ts":1000,"v":1.5}
+{"k":"b","ts":2000,"v":-2}
+JSON
+cat >ok.vpq <<'VPQ'
+CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE)
+  WITH (connector = 'file', path = 'in.jsonl', format = 'json', timestamp = 'ts');
+CREATE STREAM doubled AS SELECT k, v * 2 AS v2 FROM s WHERE v > 0;
+VPQ
+expect 0 "check a clean file" -- "$vpq" check ok.vpq
+[ ! -s out.txt ] && [ ! -s err.txt ] || { echo "FAIL: check of a clean file printed something"; fails=$((fails + 1)); }
+expect 0 "run with no sink prints the last statement" -- "$vpq" run ok.vpq
+[ "$(cat out.txt)" = '{"k":"a","v2":3.0}' ] || { echo "FAIL: stdout was: $(cat out.txt)"; fails=$((fails + 1)); }
+grep -q "2 rows in" err.txt || { echo "FAIL: run summary: $(cat err.txt)"; fails=$((fails + 1)); }
+
+expect 0 "explain" -- "$vpq" explain ok.vpq
+grep -q "Map" out.txt && grep -q "stream doubled" out.txt || { echo "FAIL: explain:"; cat out.txt; fails=$((fails + 1)); }
+expect 0 "explain --dot" -- "$vpq" explain --dot ok.vpq
+head -1 out.txt | grep -q "^digraph vpq" && grep -q -- "->" out.txt || { echo "FAIL: explain --dot"; cat out.txt; fails=$((fails + 1)); }
+
+printf 'CREATE STREAM s (k STRING) WITH (connector = %s);\nCREATE STREAM t AS SELECT nope FROM s;\n' "'file'" >bad.vpq
+expect 1 "check a broken file" -- "$vpq" check bad.vpq
+grep -q "^bad.vpq:2:" err.txt || { echo "FAIL: diagnostics position:"; cat err.txt; fails=$((fails + 1)); }
+expect 1 "run a broken file" -- "$vpq" run bad.vpq
+
+printf 'CREATE STREAM s (k STRING KEY, ts TIMESTAMP) WITH (connector = %s, path = %s, format = %s);\nCREATE STREAM t AS SELECT k FROM s;\n' "'file'" "'absent.jsonl'" "'json'" >absent.vpq
+expect 1 "run with a missing input file" -- "$vpq" run absent.vpq
+grep -q "absent.jsonl" err.txt || { echo "FAIL: missing input message: $(cat err.txt)"; fails=$((fails + 1)); }
+
+if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"
