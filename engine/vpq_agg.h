@@ -43,7 +43,8 @@ typedef struct vpq_agg_spec {
   vpq_type arg_type;    /* NULL type for count(*) */
   vpq_type result_type;
   double param;         /* percentile's p */
-  const vpq_intern *intern; /* for ordering strings (min, max, percentile of STRING) */
+  bool retracting;      /* the input is a changelog: steps may have diff = -1 */
+  const vpq_intern *intern; /* for ordering strings (min, max of STRING) */
 } vpq_agg_spec;
 
 /* Looks up an aggregate by its lower-case name; returns false when `name` is no aggregate.

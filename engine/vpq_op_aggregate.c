@@ -657,6 +657,7 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   for (int i = 0; i < sel->naggs; i++) {
     vpq_plan_agg *agg = &sel->aggs[i];
     agg->spec.intern = rt->intern;
+    agg->spec.retracting = sel->input_is_changelog;
     a->offsets[i] = a->state_size;
     a->state_size += (vpq_agg_state_size(&agg->spec) + 15) & ~(size_t)15;
   }

@@ -1,0 +1,583 @@
+/* vpq_agg.c — aggregate functions over fixed-size states (vpq_agg.h).
+ *
+ * Each aggregate keeps a small struct in the group's state block; the ones that must see
+ * every value keep a heap array behind a pointer:
+ *
+ *   count, sum, avg   counters and a running sum (added in arrival order, as a reader would)
+ *   stddev            Welford's mean and squared deviations; retraction runs it backwards
+ *   min, max          the best value; over a changelog a sorted value→count array instead,
+ *                     so that retracting the minimum finds the next one
+ *   first, last       the value and its event time
+ *   count_distinct    an open-addressing set of values with counts (exact)
+ *   percentile        all values, sorted when the result is read (exact)
+ *   integrate, twa    the samples sorted by event time and the running trapezoid integral:
+ *                     appending in time order adds one trapezoid; an out-of-order sample
+ *                     replaces the trapezoid between its neighbours by two
+ *
+ * Exactness over speed for the rare aggregates; the common ones (count, sum, avg, min, max
+ * without retraction) are specialised tight loops in vpq_agg_step_rows.
+ */
+#include "vpq_agg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct agg_sum {
+  int64_t n;
+  vpq_datum sum;
+} agg_sum;
+
+typedef struct agg_welford {
+  int64_t n;
+  double mean, m2;
+} agg_welford;
+
+typedef struct agg_value_count {
+  vpq_datum value;
+  int64_t count;
+} agg_value_count;
+
+typedef struct agg_best {
+  int64_t n;
+  vpq_datum best;
+  agg_value_count *sorted; /* changelog inputs only */
+  int nsorted, cap;
+} agg_best;
+
+typedef struct agg_at {
+  bool has;
+  int64_t ts;
+  vpq_datum value;
+} agg_at;
+
+typedef struct agg_set {
+  agg_value_count *slots; /* count 0 = empty; count < 0 never */
+  int64_t used, cap, distinct;
+  bool has_zero_key;      /* a key equal to the empty marker is kept aside */
+  int64_t zero_count;
+} agg_set;
+
+typedef struct agg_values {
+  vpq_datum *values;
+  int64_t n, cap;
+  bool sorted;
+} agg_values;
+
+typedef struct agg_sample {
+  int64_t ts;
+  double x;
+} agg_sample;
+
+typedef struct agg_samples {
+  agg_sample *s;
+  int64_t n, cap;
+  double integral; /* x·ms */
+} agg_samples;
+
+static void *agg_realloc(void *p, size_t size) {
+  void *q = realloc(p, size ? size : 1);
+  if (!q) abort();
+  return q;
+}
+
+static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
+
+/* Orders two values of the spec's argument type: <0, 0, >0. */
+static int value_cmp(const vpq_agg_spec *spec, vpq_datum a, vpq_datum b) {
+  switch (spec->arg_type) {
+  case VPQ_TYPE_DOUBLE: return (a.d > b.d) - (a.d < b.d);
+  case VPQ_TYPE_STRING: return spec->intern ? vpq_intern_compare(spec->intern, a.i, b.i) : (a.i > b.i) - (a.i < b.i);
+  default: return (a.i > b.i) - (a.i < b.i);
+  }
+}
+
+/* ===== Names and types ===== */
+
+static const struct {
+  const char *name;
+  int nargs;
+  bool retracts;
+} agg_table[] = {/* ORDER VPQ_AGG */
+                 {"count", 0, true},        {"count", 1, true},         {"sum", 1, true},
+                 {"avg", 1, true},          {"min", 1, true},           {"max", 1, true},
+                 {"stddev", 1, true},       {"first", 1, false},        {"last", 1, false},
+                 {"count_distinct", 1, true}, {"percentile", 2, true},  {"integrate", 1, false},
+                 {"time_weighted_avg", 1, false}};
+
+bool vpq_agg_lookup(const char *name, vpq_agg_kind *kind, int *nargs) {
+  for (int k = VPQ_AGG_COUNT; k <= VPQ_AGG_TIME_WEIGHTED_AVG; k++) {
+    if (strcmp(agg_table[k].name, name) == 0) {
+      *kind = (vpq_agg_kind)k;
+      *nargs = agg_table[k].nargs;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char *vpq_agg_name(vpq_agg_kind kind) { return agg_table[kind].name; }
+
+bool vpq_agg_retracts(vpq_agg_kind kind) { return agg_table[kind].retracts; }
+
+vpq_type vpq_agg_result_type(vpq_agg_kind kind, vpq_type arg) {
+  bool numeric = arg == VPQ_TYPE_BIGINT || arg == VPQ_TYPE_DOUBLE;
+  switch (kind) {
+  case VPQ_AGG_COUNT_STAR:
+  case VPQ_AGG_COUNT:
+  case VPQ_AGG_COUNT_DISTINCT: return VPQ_TYPE_BIGINT;
+  case VPQ_AGG_SUM: return numeric ? arg : VPQ_TYPE_NULL;
+  case VPQ_AGG_AVG:
+  case VPQ_AGG_STDDEV:
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: return numeric ? VPQ_TYPE_DOUBLE : VPQ_TYPE_NULL;
+  case VPQ_AGG_PERCENTILE: return numeric ? VPQ_TYPE_DOUBLE : (arg == VPQ_TYPE_TIMESTAMP ? arg : VPQ_TYPE_NULL);
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX:
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: return arg == VPQ_TYPE_NULL || arg == VPQ_TYPE_INTERVAL ? VPQ_TYPE_NULL : arg;
+  }
+  return VPQ_TYPE_NULL;
+}
+
+size_t vpq_agg_state_size(const vpq_agg_spec *spec) {
+  switch (spec->kind) {
+  case VPQ_AGG_COUNT_STAR:
+  case VPQ_AGG_COUNT: return sizeof(int64_t);
+  case VPQ_AGG_SUM:
+  case VPQ_AGG_AVG: return sizeof(agg_sum);
+  case VPQ_AGG_STDDEV: return sizeof(agg_welford);
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: return sizeof(agg_best);
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: return sizeof(agg_at);
+  case VPQ_AGG_COUNT_DISTINCT: return sizeof(agg_set);
+  case VPQ_AGG_PERCENTILE: return sizeof(agg_values);
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: return sizeof(agg_samples);
+  }
+  return 0;
+}
+
+void vpq_agg_init(const vpq_agg_spec *spec, void *state) { memset(state, 0, vpq_agg_state_size(spec)); }
+
+/* ===== Sorted value→count arrays (min/max over changelogs) ===== */
+
+static int64_t sorted_find(const vpq_agg_spec *spec, const agg_best *b, vpq_datum v, bool *found) {
+  int64_t lo = 0, hi = b->nsorted;
+  while (lo < hi) {
+    int64_t mid = (lo + hi) / 2;
+    if (value_cmp(spec, b->sorted[mid].value, v) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *found = lo < b->nsorted && value_cmp(spec, b->sorted[lo].value, v) == 0;
+  return lo;
+}
+
+static void sorted_add(const vpq_agg_spec *spec, agg_best *b, vpq_datum v, int64_t count) {
+  bool found;
+  int64_t at = sorted_find(spec, b, v, &found);
+  if (found) {
+    b->sorted[at].count += count;
+    if (b->sorted[at].count <= 0) {
+      memmove(&b->sorted[at], &b->sorted[at + 1], sizeof *b->sorted * (size_t)(b->nsorted - at - 1));
+      b->nsorted--;
+    }
+    return;
+  }
+  if (count <= 0) return;
+  if (b->nsorted == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 8;
+    b->sorted = agg_realloc(b->sorted, sizeof *b->sorted * (size_t)b->cap);
+  }
+  memmove(&b->sorted[at + 1], &b->sorted[at], sizeof *b->sorted * (size_t)(b->nsorted - at));
+  b->sorted[at] = (agg_value_count){v, count};
+  b->nsorted++;
+}
+
+/* ===== Distinct sets ===== */
+
+static uint64_t datum_hash(vpq_datum v) {
+  uint64_t h = (uint64_t)v.i * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 31);
+}
+
+static vpq_datum distinct_key(const vpq_agg_spec *spec, vpq_datum v) {
+  if (spec->arg_type == VPQ_TYPE_DOUBLE && v.d == 0) v.d = 0.0; /* -0.0 and 0.0 are one value */
+  return v;
+}
+
+static void set_add(agg_set *s, vpq_datum v, int64_t count);
+
+static void set_grow(agg_set *s) {
+  agg_value_count *old = s->slots;
+  int64_t old_cap = s->cap;
+  s->cap = s->cap ? s->cap * 2 : 16;
+  s->slots = calloc((size_t)s->cap, sizeof *s->slots);
+  if (!s->slots) abort();
+  s->used = 0;
+  s->distinct = s->has_zero_key && s->zero_count > 0;
+  for (int64_t i = 0; i < old_cap; i++)
+    if (old[i].count > 0) set_add(s, old[i].value, old[i].count);
+  free(old);
+}
+
+static void set_add(agg_set *s, vpq_datum v, int64_t count) {
+  if (v.i == 0) { /* the empty slot marker is value 0 with count 0; keep key 0 aside */
+    bool before = s->zero_count > 0;
+    s->has_zero_key = true;
+    s->zero_count += count;
+    s->distinct += (s->zero_count > 0) - before;
+    return;
+  }
+  if ((s->used + 1) * 2 > s->cap) set_grow(s);
+  uint64_t mask = (uint64_t)s->cap - 1;
+  for (uint64_t at = datum_hash(v) & mask;; at = (at + 1) & mask) {
+    agg_value_count *slot = &s->slots[at];
+    if (slot->value.i == v.i) {
+      bool before = slot->count > 0;
+      slot->count += count;
+      s->distinct += (slot->count > 0) - before;
+      return;
+    }
+    if (slot->value.i == 0 && slot->count == 0) {
+      if (count <= 0) return;
+      *slot = (agg_value_count){v, count};
+      s->used++;
+      s->distinct++;
+      return;
+    }
+  }
+}
+
+/* ===== Samples for integrate / time_weighted_avg ===== */
+
+static double trapezoid(const agg_sample *a, const agg_sample *b) { return (a->x + b->x) / 2 * (double)(b->ts - a->ts); }
+
+static void samples_add(agg_samples *s, int64_t ts, double x) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 8;
+    s->s = agg_realloc(s->s, sizeof *s->s * (size_t)s->cap);
+  }
+  int64_t at = s->n;
+  while (at > 0 && s->s[at - 1].ts > ts) at--;
+  memmove(&s->s[at + 1], &s->s[at], sizeof *s->s * (size_t)(s->n - at));
+  s->s[at] = (agg_sample){ts, x};
+  s->n++;
+  if (at > 0 && at + 1 < s->n) s->integral -= trapezoid(&s->s[at - 1], &s->s[at + 1]);
+  if (at > 0) s->integral += trapezoid(&s->s[at - 1], &s->s[at]);
+  if (at + 1 < s->n) s->integral += trapezoid(&s->s[at], &s->s[at + 1]);
+}
+
+static void samples_recompute(agg_samples *s) {
+  s->integral = 0;
+  for (int64_t i = 1; i < s->n; i++) s->integral += trapezoid(&s->s[i - 1], &s->s[i]);
+}
+
+static int sample_cmp(const void *a, const void *b) {
+  const agg_sample *x = a, *y = b;
+  return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+/* ===== Stepping ===== */
+
+void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool is_null, int64_t ts, int diff) {
+  if (spec->kind == VPQ_AGG_COUNT_STAR) {
+    *(int64_t *)state += diff;
+    return;
+  }
+  if (is_null) return;
+  switch (spec->kind) {
+  case VPQ_AGG_COUNT_STAR: break;
+  case VPQ_AGG_COUNT: *(int64_t *)state += diff; break;
+  case VPQ_AGG_SUM:
+  case VPQ_AGG_AVG: {
+    agg_sum *s = state;
+    s->n += diff;
+    if (spec->arg_type == VPQ_TYPE_DOUBLE) s->sum.d += diff > 0 ? value.d : -value.d;
+    else s->sum.i = (int64_t)((uint64_t)s->sum.i + (diff > 0 ? (uint64_t)value.i : 0u - (uint64_t)value.i));
+    break;
+  }
+  case VPQ_AGG_STDDEV: {
+    agg_welford *w = state;
+    double x = as_double(spec->arg_type, value);
+    if (diff > 0) {
+      w->n++;
+      double delta = x - w->mean;
+      w->mean += delta / (double)w->n;
+      w->m2 += delta * (x - w->mean);
+    } else if (w->n <= 1) {
+      *w = (agg_welford){0};
+    } else {
+      double mean_old = w->mean;
+      w->mean = (w->mean * (double)w->n - x) / (double)(w->n - 1);
+      w->n--;
+      w->m2 -= (x - mean_old) * (x - w->mean);
+      if (w->m2 < 0) w->m2 = 0;
+    }
+    break;
+  }
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: {
+    agg_best *b = state;
+    if (spec->retracting) {
+      sorted_add(spec, b, value, diff);
+      b->n = b->nsorted;
+      if (b->nsorted) b->best = spec->kind == VPQ_AGG_MIN ? b->sorted[0].value : b->sorted[b->nsorted - 1].value;
+      break;
+    }
+    int c = b->n ? value_cmp(spec, value, b->best) : 0;
+    if (!b->n || (spec->kind == VPQ_AGG_MIN ? c < 0 : c > 0)) b->best = value;
+    b->n++;
+    break;
+  }
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: {
+    agg_at *a = state;
+    bool take = !a->has || (spec->kind == VPQ_AGG_FIRST ? ts < a->ts : ts >= a->ts);
+    if (take) *a = (agg_at){true, ts, value};
+    break;
+  }
+  case VPQ_AGG_COUNT_DISTINCT: set_add(state, distinct_key(spec, value), diff); break;
+  case VPQ_AGG_PERCENTILE: {
+    agg_values *v = state;
+    if (diff > 0) {
+      if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 8;
+        v->values = agg_realloc(v->values, sizeof *v->values * (size_t)v->cap);
+      }
+      v->values[v->n++] = value;
+      v->sorted = false;
+    } else {
+      for (int64_t i = 0; i < v->n; i++) {
+        if (v->values[i].i == value.i) {
+          v->values[i] = v->values[--v->n];
+          v->sorted = false;
+          break;
+        }
+      }
+    }
+    break;
+  }
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: samples_add(state, ts, as_double(spec->arg_type, value)); break;
+  }
+}
+
+void vpq_agg_step_rows(const vpq_agg_spec *spec, uint8_t *const *states, size_t offset, const vpq_vec *arg,
+                       const int64_t *ts, const int8_t *diff, const int *rows, int n) {
+  if (spec->kind == VPQ_AGG_COUNT_STAR) {
+    for (int i = 0; i < n; i++) *(int64_t *)(states[i] + offset) += diff[rows[i]];
+    return;
+  }
+  if (!spec->retracting && spec->arg_type == VPQ_TYPE_DOUBLE) {
+    switch (spec->kind) {
+    case VPQ_AGG_SUM:
+    case VPQ_AGG_AVG:
+      for (int i = 0; i < n; i++) {
+        int r = rows[i];
+        if (arg->null[r]) continue;
+        agg_sum *s = (agg_sum *)(states[i] + offset);
+        s->n++;
+        s->sum.d += arg->data[r].d;
+      }
+      return;
+    case VPQ_AGG_MIN:
+    case VPQ_AGG_MAX: {
+      bool min = spec->kind == VPQ_AGG_MIN;
+      for (int i = 0; i < n; i++) {
+        int r = rows[i];
+        if (arg->null[r]) continue;
+        agg_best *b = (agg_best *)(states[i] + offset);
+        double x = arg->data[r].d;
+        if (!b->n || (min ? x < b->best.d : x > b->best.d)) b->best.d = x;
+        b->n++;
+      }
+      return;
+    }
+    default: break;
+    }
+  }
+  if (spec->kind == VPQ_AGG_COUNT) {
+    for (int i = 0; i < n; i++) *(int64_t *)(states[i] + offset) += arg->null[rows[i]] ? 0 : diff[rows[i]];
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    int r = rows[i];
+    vpq_agg_step(spec, states[i] + offset, arg->data[r], arg->null[r], ts[r], diff[r]);
+  }
+}
+
+/* ===== Merging, results, release ===== */
+
+void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
+  switch (spec->kind) {
+  case VPQ_AGG_COUNT_STAR:
+  case VPQ_AGG_COUNT: *(int64_t *)dst += *(int64_t *)src; break;
+  case VPQ_AGG_SUM:
+  case VPQ_AGG_AVG: {
+    agg_sum *d = dst, *s = src;
+    d->n += s->n;
+    if (spec->arg_type == VPQ_TYPE_DOUBLE) d->sum.d += s->sum.d;
+    else d->sum.i = (int64_t)((uint64_t)d->sum.i + (uint64_t)s->sum.i);
+    break;
+  }
+  case VPQ_AGG_STDDEV: {
+    agg_welford *d = dst, *s = src;
+    if (!s->n) break;
+    if (!d->n) {
+      *d = *s;
+      break;
+    }
+    double n = (double)(d->n + s->n), delta = s->mean - d->mean;
+    d->m2 += s->m2 + delta * delta * (double)d->n * (double)s->n / n;
+    d->mean += delta * (double)s->n / n;
+    d->n += s->n;
+    break;
+  }
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: {
+    agg_best *d = dst, *s = src;
+    if (spec->retracting) {
+      for (int i = 0; i < s->nsorted; i++) sorted_add(spec, d, s->sorted[i].value, s->sorted[i].count);
+      d->n = d->nsorted;
+      if (d->nsorted) d->best = spec->kind == VPQ_AGG_MIN ? d->sorted[0].value : d->sorted[d->nsorted - 1].value;
+    } else if (s->n) {
+      int c = d->n ? value_cmp(spec, s->best, d->best) : 0;
+      if (!d->n || (spec->kind == VPQ_AGG_MIN ? c < 0 : c > 0)) d->best = s->best;
+      d->n += s->n;
+    }
+    break;
+  }
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: {
+    agg_at *d = dst, *s = src;
+    if (s->has && (!d->has || (spec->kind == VPQ_AGG_FIRST ? s->ts < d->ts : s->ts >= d->ts))) *d = *s;
+    break;
+  }
+  case VPQ_AGG_COUNT_DISTINCT: {
+    agg_set *s = src;
+    for (int64_t i = 0; i < s->cap; i++)
+      if (s->slots[i].count > 0) set_add(dst, s->slots[i].value, s->slots[i].count);
+    if (s->has_zero_key && s->zero_count > 0) set_add(dst, (vpq_datum){0}, s->zero_count);
+    break;
+  }
+  case VPQ_AGG_PERCENTILE: {
+    agg_values *s = src;
+    for (int64_t i = 0; i < s->n; i++) vpq_agg_step(spec, dst, s->values[i], false, 0, 1);
+    break;
+  }
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: {
+    agg_samples *d = dst, *s = src;
+    if (!s->n) break;
+    d->s = agg_realloc(d->s, sizeof *d->s * (size_t)(d->n + s->n));
+    memcpy(d->s + d->n, s->s, sizeof *s->s * (size_t)s->n);
+    d->n += s->n;
+    d->cap = d->n;
+    qsort(d->s, (size_t)d->n, sizeof *d->s, sample_cmp);
+    samples_recompute(d);
+    break;
+  }
+  }
+  vpq_agg_destroy(spec, src);
+  vpq_agg_init(spec, src);
+}
+
+static int datum_cmp_double(const void *a, const void *b) {
+  double x = ((const vpq_datum *)a)->d, y = ((const vpq_datum *)b)->d;
+  return (x > y) - (x < y);
+}
+
+static int datum_cmp_int(const void *a, const void *b) {
+  int64_t x = ((const vpq_datum *)a)->i, y = ((const vpq_datum *)b)->i;
+  return (x > y) - (x < y);
+}
+
+bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) {
+  switch (spec->kind) {
+  case VPQ_AGG_COUNT_STAR:
+  case VPQ_AGG_COUNT: out->i = *(const int64_t *)state; return true;
+  case VPQ_AGG_SUM: {
+    const agg_sum *s = state;
+    *out = s->sum;
+    return s->n > 0;
+  }
+  case VPQ_AGG_AVG: {
+    const agg_sum *s = state;
+    if (s->n <= 0) return false;
+    out->d = (spec->arg_type == VPQ_TYPE_DOUBLE ? s->sum.d : (double)s->sum.i) / (double)s->n;
+    return true;
+  }
+  case VPQ_AGG_STDDEV: {
+    const agg_welford *w = state;
+    if (w->n < 2) return false;
+    out->d = sqrt(w->m2 / (double)(w->n - 1));
+    return true;
+  }
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: {
+    const agg_best *b = state;
+    *out = b->best;
+    return b->n > 0;
+  }
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: {
+    const agg_at *a = state;
+    *out = a->value;
+    return a->has;
+  }
+  case VPQ_AGG_COUNT_DISTINCT: out->i = ((const agg_set *)state)->distinct; return true;
+  case VPQ_AGG_PERCENTILE: {
+    agg_values *v = (agg_values *)state; /* sorting in place is invisible to callers */
+    if (v->n == 0) return false;
+    bool dbl = spec->arg_type == VPQ_TYPE_DOUBLE;
+    if (!v->sorted) {
+      qsort(v->values, (size_t)v->n, sizeof *v->values, dbl ? datum_cmp_double : datum_cmp_int);
+      v->sorted = true;
+    }
+    double pos = spec->param * (double)(v->n - 1);
+    int64_t lo = (int64_t)floor(pos);
+    if (lo >= v->n - 1) lo = v->n - 1;
+    double frac = pos - (double)lo;
+    double a = as_double(spec->arg_type, v->values[lo]);
+    double b = lo + 1 < v->n ? as_double(spec->arg_type, v->values[lo + 1]) : a;
+    double result = frac == 0 ? a : a + frac * (b - a);
+    if (spec->result_type == VPQ_TYPE_TIMESTAMP) out->i = (int64_t)llround(result);
+    else out->d = result;
+    return true;
+  }
+  case VPQ_AGG_INTEGRATE: {
+    const agg_samples *s = state;
+    if (s->n == 0) return false;
+    out->d = s->integral / 3600000.0;
+    return true;
+  }
+  case VPQ_AGG_TIME_WEIGHTED_AVG: {
+    const agg_samples *s = state;
+    if (s->n == 0) return false;
+    int64_t span = s->s[s->n - 1].ts - s->s[0].ts;
+    if (span > 0) {
+      out->d = s->integral / (double)span;
+    } else {
+      double sum = 0;
+      for (int64_t i = 0; i < s->n; i++) sum += s->s[i].x;
+      out->d = sum / (double)s->n;
+    }
+    return true;
+  }
+  }
+  return false;
+}
+
+void vpq_agg_destroy(const vpq_agg_spec *spec, void *state) {
+  switch (spec->kind) {
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: free(((agg_best *)state)->sorted); break;
+  case VPQ_AGG_COUNT_DISTINCT: free(((agg_set *)state)->slots); break;
+  case VPQ_AGG_PERCENTILE: free(((agg_values *)state)->values); break;
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: free(((agg_samples *)state)->s); break;
+  default: break;
+  }
+}
