@@ -32,6 +32,9 @@ typedef struct vpq_decoder vpq_decoder;
 vpq_decoder *vpq_decoder_new(vpq_format format, const vpq_schema *schema, vpq_intern *intern);
 void vpq_decoder_free(vpq_decoder *dec);
 
+/* Rejects records longer than `max_bytes` ("record too large"); 0 (the default) = no limit. */
+void vpq_decoder_set_max_bytes(vpq_decoder *dec, size_t max_bytes);
+
 /* CSV only: reads the header line naming the columns (any order; unknown names skipped;
  * schema columns absent from the header are NULL). Returns false with a reason in `err`. */
 bool vpq_decoder_csv_header(vpq_decoder *dec, const char *line, size_t len, char *err,
