@@ -1,0 +1,324 @@
+/* vpq_file.c — the file connector: JSON-lines and CSV files as bounded sources, and buffered
+ * JSON-lines/CSV writers for files and stdio streams.
+ *
+ * A source maps (or reads) the whole file once and cuts records out of it in place:
+ *
+ *   data ──► [ line 1 │ line 2 │ ... ]   pos: the next record; line: its 1-based line number
+ *
+ * JSON records end at '\n'; CSV records at a '\n' outside quotes (a quoted field may hold line
+ * breaks, so the record's line number is where it starts). Blank lines are skipped. A record
+ * that does not decode goes to the `bad` callback with the decoder's reason and is skipped.
+ *
+ * A sink encodes rows into one big buffer and hands it to stdio when it fills, on flush and on
+ * close; a stream sink (stdout) hands over after every write so that rows show up as they come.
+ */
+#include "vpq_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { SINK_BUFFER = 1 << 20 };
+
+static vpq_format format_of(const char *format) {
+  return format && strcmp(format, "csv") == 0 ? VPQ_FORMAT_CSV : VPQ_FORMAT_JSON;
+}
+
+/* ===== Source ===== */
+
+typedef struct file_source {
+  vpq_source base;
+  char *path;
+  const char *name; /* basename of path, for origins */
+  char *data;
+  size_t size;
+  bool mapped;
+  size_t pos;
+  int64_t line;
+  vpq_format format;
+  vpq_decoder *dec;
+  vpq_bad_record_fn bad;
+  void *bad_ctx;
+} file_source;
+
+/* Finds the end of the record starting at `p` (its '\n', or the end of the data) and counts
+ * the line breaks inside it: CSV quoted fields may hold them (quote parity tells). */
+static const char *record_end(const file_source *s, const char *p, int64_t *inner_lines) {
+  const char *end = s->data + s->size;
+  bool quoted = false;
+  *inner_lines = 0;
+  for (;;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    if (s->format == VPQ_FORMAT_CSV)
+      for (const char *q = p; (q = memchr(q, '"', (size_t)(stop - q))) != NULL; q++) quoted = !quoted;
+    if (!nl || !quoted) return stop;
+    (*inner_lines)++;
+    p = nl + 1;
+  }
+}
+
+/* The next non-blank record: its text (without '\n' or a final '\r') and line number. False
+ * at the end of the data. */
+static bool next_record(file_source *s, const char **text, size_t *len, int64_t *line) {
+  const char *end = s->data + s->size;
+  while (s->pos < s->size) {
+    const char *p = s->data + s->pos;
+    int64_t inner;
+    const char *stop = record_end(s, p, &inner);
+    *line = s->line;
+    s->line += 1 + inner;
+    s->pos = stop < end ? (size_t)(stop - s->data) + 1 : s->size;
+    size_t n = (size_t)(stop - p);
+    if (n > 0 && p[n - 1] == '\r') n--;
+    size_t blank = 0;
+    while (blank < n && (p[blank] == ' ' || p[blank] == '\t')) blank++;
+    if (blank == n) continue;
+    *text = p;
+    *len = n;
+    return true;
+  }
+  return false;
+}
+
+static bool file_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
+  file_source *s = (file_source *)src;
+  char err[512];
+  int n = 0;
+  const char *text;
+  size_t len;
+  int64_t line;
+  while (n < out->cap && next_record(s, &text, &len, &line)) {
+    vpq_origin origin = {-1, line};
+    if (!vpq_decoder_row(s->dec, text, len, out, n, err, sizeof err)) {
+      if (s->bad) s->bad(s->bad_ctx, err, origin, text, len);
+      continue;
+    }
+    origins[n++] = origin;
+  }
+  out->n = n;
+  *done = n == 0 && s->pos >= s->size;
+  return n > 0;
+}
+
+static void file_format_origin(const vpq_source *src, vpq_origin origin, char *buf, size_t size) {
+  const file_source *s = (const file_source *)src;
+  snprintf(buf, size, "%s:%lld", s->name, (long long)origin.offset);
+}
+
+static void file_close(vpq_source *src) {
+  file_source *s = (file_source *)src;
+  if (s->mapped) munmap(s->data, s->size);
+  else free(s->data);
+  vpq_decoder_free(s->dec);
+  free(s->path);
+  free(s);
+}
+
+static const vpq_source_vt file_source_vt = {file_read, file_format_origin, file_close};
+
+/* Maps the file, or reads it when it cannot be mapped (pipes, special files). */
+static bool load_file(file_source *s, char *err, size_t err_size) {
+  int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, err_size, "cannot open `%s`: %s", s->path, strerror(errno));
+    return false;
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (st.st_size == 0) {
+      close(fd);
+      return true;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED) {
+      madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+      s->data = map;
+      s->size = (size_t)st.st_size;
+      s->mapped = true;
+      close(fd);
+      return true;
+    }
+  }
+  size_t cap = 1 << 16;
+  s->data = malloc(cap);
+  if (!s->data) abort();
+  for (;;) {
+    if (s->size == cap) {
+      cap *= 2;
+      s->data = realloc(s->data, cap);
+      if (!s->data) abort();
+    }
+    ssize_t got = read(fd, s->data + s->size, cap - s->size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      snprintf(err, err_size, "cannot read `%s`: %s", s->path, strerror(errno));
+      close(fd);
+      return false;
+    }
+    if (got == 0) break;
+    s->size += (size_t)got;
+  }
+  close(fd);
+  return true;
+}
+
+static int64_t option_bigint(const vpq_plan_options *options, const char *key) {
+  for (int i = 0; i < options->count; i++)
+    if (strcmp(options->items[i].key, key) == 0 && options->items[i].type == VPQ_TYPE_BIGINT)
+      return options->items[i].value.i;
+  return 0;
+}
+
+vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
+                                 void *bad_ctx, char *err, size_t err_size) {
+  if (!rel->source.path) {
+    snprintf(err, err_size, "connector `file` needs a `path`");
+    return NULL;
+  }
+  file_source *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->base = (vpq_source){&file_source_vt, true};
+  s->path = strdup(rel->source.path);
+  if (!s->path) abort();
+  const char *slash = strrchr(s->path, '/');
+  s->name = slash ? slash + 1 : s->path;
+  s->line = 1;
+  s->format = format_of(rel->source.format);
+  s->bad = bad;
+  s->bad_ctx = bad_ctx;
+  s->dec = vpq_decoder_new(s->format, &rel->schema, intern);
+  int64_t max = option_bigint(&rel->source.options, "max_row_bytes");
+  if (max > 0) vpq_decoder_set_max_bytes(s->dec, (size_t)max);
+  if (!load_file(s, err, err_size)) {
+    file_close(&s->base);
+    return NULL;
+  }
+  const char *text;
+  size_t len;
+  int64_t line;
+  if (s->format == VPQ_FORMAT_CSV && next_record(s, &text, &len, &line)) {
+    char why[256];
+    if (!vpq_decoder_csv_header(s->dec, text, len, why, sizeof why)) {
+      snprintf(err, err_size, "bad CSV header in `%s`: %s", s->path, why);
+      file_close(&s->base);
+      return NULL;
+    }
+  }
+  return &s->base;
+}
+
+/* ===== Sinks ===== */
+
+typedef struct file_sink {
+  vpq_sink base;
+  FILE *stream;
+  char *path; /* NULL for a stream sink */
+  vpq_format format;
+  const vpq_schema *schema;
+  const vpq_intern *intern;
+  vpq_buf buf;
+} file_sink;
+
+static bool sink_drain(file_sink *s, char *err, size_t err_size) {
+  if (s->buf.len && fwrite(s->buf.data, 1, s->buf.len, s->stream) != s->buf.len) {
+    snprintf(err, err_size, "cannot write `%s`: %s", s->path ? s->path : "stdout", strerror(errno));
+    s->buf.len = 0;
+    return false;
+  }
+  s->buf.len = 0;
+  return true;
+}
+
+static bool sink_write(vpq_sink *sink, const vpq_batch *batch, const int *rows, int n, char *err,
+                       size_t err_size) {
+  file_sink *s = (file_sink *)sink;
+  for (int i = 0; i < n; i++) {
+    if (s->format == VPQ_FORMAT_CSV) vpq_csv_encode_row(&s->buf, s->schema, batch, rows[i], s->intern);
+    else vpq_json_encode_row(&s->buf, s->schema, batch, rows[i], s->intern);
+    vpq_buf_append(&s->buf, "\n", 1);
+    if (s->buf.len >= SINK_BUFFER && !sink_drain(s, err, err_size)) return false;
+  }
+  if (!s->path) return sink_drain(s, err, err_size) && fflush(s->stream) == 0;
+  return true;
+}
+
+static bool sink_flush(vpq_sink *sink, char *err, size_t err_size) {
+  file_sink *s = (file_sink *)sink;
+  if (!sink_drain(s, err, err_size)) return false;
+  if (fflush(s->stream) != 0) {
+    snprintf(err, err_size, "cannot write `%s`: %s", s->path ? s->path : "stdout", strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+static void sink_close(vpq_sink *sink) {
+  file_sink *s = (file_sink *)sink;
+  char err[256];
+  sink_flush(sink, err, sizeof err);
+  if (s->path) fclose(s->stream);
+  vpq_buf_free(&s->buf);
+  free(s->path);
+  free(s);
+}
+
+static const vpq_sink_vt file_sink_vt = {sink_write, sink_flush, sink_close};
+
+static file_sink *sink_new(FILE *stream, const char *path, vpq_format format, const vpq_schema *schema,
+                           const vpq_intern *intern) {
+  file_sink *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->base.vt = &file_sink_vt;
+  s->stream = stream;
+  s->path = path ? strdup(path) : NULL;
+  s->format = format;
+  s->schema = schema;
+  s->intern = intern;
+  if (format == VPQ_FORMAT_CSV) {
+    vpq_csv_encode_header(&s->buf, schema);
+    vpq_buf_append(&s->buf, "\n", 1);
+  }
+  return s;
+}
+
+bool vpq_file_make_parents(const char *path, char *err, size_t err_size) {
+  char *dir = strdup(path);
+  if (!dir) abort();
+  for (char *p = dir + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+      snprintf(err, err_size, "cannot create folder `%s`: %s", dir, strerror(errno));
+      free(dir);
+      return false;
+    }
+    *p = '/';
+  }
+  free(dir);
+  return true;
+}
+
+vpq_sink *vpq_file_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
+                             const vpq_intern *intern, char *err, size_t err_size) {
+  if (!conn->path) {
+    snprintf(err, err_size, "connector `file` needs a `path`");
+    return NULL;
+  }
+  if (!vpq_file_make_parents(conn->path, err, err_size)) return NULL;
+  FILE *stream = fopen(conn->path, "w");
+  if (!stream) {
+    snprintf(err, err_size, "cannot create `%s`: %s", conn->path, strerror(errno));
+    return NULL;
+  }
+  return &sink_new(stream, conn->path, format_of(conn->format), schema, intern)->base;
+}
+
+vpq_sink *vpq_file_open_stream_sink(FILE *stream, vpq_format format, const vpq_schema *schema,
+                                    const vpq_intern *intern) {
+  return &sink_new(stream, NULL, format, schema, intern)->base;
+}
