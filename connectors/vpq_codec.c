@@ -11,7 +11,7 @@
  * Strings are scanned 8 bytes at a time for a quote, a backslash, a control byte or a non-ASCII
  * byte; only then does the scanner look closer (escapes are validated, surrogates paired,
  * UTF-8 checked). A string with escapes is unescaped into one reusable buffer before it is
- * interned; others are interned from the record itself, through a small direct-mapped cache
+ * interned; others are interned from the record itself, through a small set-associative cache
  * (device ids, sites and regions repeat) in front of the string pool.
  *
  * Numbers are scanned once into (negative, up to 19 significant digits, decimal exponent).
@@ -36,14 +36,17 @@
 
 enum {
   JSON_MAX_DEPTH = 64, /* the record's own object is depth 1 */
-  STR_CACHE = 4096,    /* entries of the interning cache (a power of two) */
+  STR_CACHE = 32768,   /* entries of the interning cache (2 ways; a power of two) */
   ERR_VALUE_MAX = 40,  /* bytes of a bad value quoted in an error */
 };
 
+/* A cached string: its two key words (see string_words), which are the whole string when it
+ * has at most 16 bytes, so that most hits compare nothing else. An all-zero entry is the empty
+ * string, id 0, which is right. */
 typedef struct str_cache_entry {
-  const char *text; /* the pool's copy */
-  size_t len;
-  int64_t id;
+  uint64_t a, b;
+  uint32_t len;
+  uint32_t id;
 } str_cache_entry;
 
 struct vpq_decoder {
@@ -53,6 +56,7 @@ struct vpq_decoder {
   size_t max_bytes;
   int ncols;
   size_t *name_len;
+  bool *plain; /* the name holds no quote, backslash or control byte: it can be matched raw */
   int *slots; /* lower-cased name hash → column + 1; 0 = empty */
   size_t nslots;
   int *csv_map; /* CSV field position → column, or -1 */
@@ -119,14 +123,17 @@ vpq_decoder *vpq_decoder_new(vpq_format format, const vpq_schema *schema, vpq_in
   dec->ncols = schema->ncols;
   size_t n = schema->ncols > 0 ? (size_t)schema->ncols : 1;
   dec->name_len = calloc(n, sizeof *dec->name_len);
+  dec->plain = calloc(n, sizeof *dec->plain);
   dec->nslots = 8;
   while (dec->nslots < 2 * n) dec->nslots *= 2;
   dec->slots = calloc(dec->nslots, sizeof *dec->slots);
   dec->csv_map = calloc(n, sizeof *dec->csv_map);
-  if (!dec->name_len || !dec->slots || !dec->csv_map) abort();
+  if (!dec->name_len || !dec->plain || !dec->slots || !dec->csv_map) abort();
   for (int c = 0; c < schema->ncols; c++) {
     const char *name = schema->cols[c].name;
     dec->name_len[c] = strlen(name);
+    dec->plain[c] = true;
+    for (const char *p = name; *p; p++) dec->plain[c] &= *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20;
     dec->csv_map[c] = c;
     if (lookup_column(dec, name, dec->name_len[c]) >= 0) continue; /* the first of equal names wins */
     size_t at = name_hash(name, dec->name_len[c]) & (dec->nslots - 1);
@@ -140,6 +147,7 @@ vpq_decoder *vpq_decoder_new(vpq_format format, const vpq_schema *schema, vpq_in
 void vpq_decoder_free(vpq_decoder *dec) {
   if (!dec) return;
   free(dec->name_len);
+  free(dec->plain);
   free(dec->slots);
   free(dec->csv_map);
   free(dec->scratch);
@@ -150,32 +158,83 @@ void vpq_decoder_set_max_bytes(vpq_decoder *dec, size_t max_bytes) { dec->max_by
 
 /* ===== Strings: interning cache, UTF-8, escapes ===== */
 
-static uint64_t cache_hash(const char *s, size_t len) {
-  uint64_t a = 0, b = 0;
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the 8-byte string scan assumes little-endian words");
+
+static const uint64_t ONES = 0x0101010101010101ull, HIGHS = 0x8080808080808080ull;
+
+/* Flags (high bit of each byte) the bytes of a little-endian word that are a quote, a backslash,
+ * below 0x20 or above 0x7F. Bytes above the first flagged one may be flagged falsely (borrows),
+ * the first one never is: its index is ctz(mask) / 8. */
+static uint64_t swar_special(uint64_t w) {
+  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+  return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | w) & HIGHS;
+}
+
+/* Compares n bytes; short keys and strings (the common case) without a call. */
+static inline bool bytes_equal(const char *a, const char *b, size_t n) {
+  uint64_t x, y, u, v;
+  if (n >= 8 && n <= 16) {
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    memcpy(&u, a + n - 8, 8);
+    memcpy(&v, b + n - 8, 8);
+    return ((x ^ y) | (u ^ v)) == 0;
+  }
+  if (n >= 4 && n < 8) {
+    uint32_t x4, y4, u4, v4;
+    memcpy(&x4, a, 4);
+    memcpy(&y4, b, 4);
+    memcpy(&u4, a + n - 4, 4);
+    memcpy(&v4, b + n - 4, 4);
+    return ((x4 ^ y4) | (u4 ^ v4)) == 0;
+  }
+  if (n < 4) {
+    for (size_t i = 0; i < n; i++)
+      if (a[i] != b[i]) return false;
+    return true;
+  }
+  return memcmp(a, b, n) == 0;
+}
+
+/* Two words made of the string's bytes (first and last 8, first and last 4, or three single
+ * bytes): for up to 16 bytes they hold every byte, so equal words mean equal strings. */
+static inline void string_words(const char *s, size_t len, uint64_t *a, uint64_t *b) {
+  *a = *b = 0;
   if (len >= 8) {
-    memcpy(&a, s, 8);
-    memcpy(&b, s + len - 8, 8);
+    memcpy(a, s, 8);
+    memcpy(b, s + len - 8, 8);
   } else if (len >= 4) {
     uint32_t x, y;
     memcpy(&x, s, 4);
     memcpy(&y, s + len - 4, 4);
-    a = x;
-    b = y;
+    *a = x;
+    *b = y;
   } else if (len > 0) {
-    a = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
-        (uint64_t)(unsigned char)s[len - 1] << 16;
+    *a = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
+         (uint64_t)(unsigned char)s[len - 1] << 16;
   }
-  uint64_t h = (a ^ (b * 0xff51afd7ed558ccdull) ^ len) * 0x9e3779b97f4a7c15ull;
-  return h >> 40;
 }
 
+/* Interns through a 2-way set-associative cache: a hit costs two loads, one multiply and a
+ * compare of two words; a miss moves the set's first entry to its second way. */
 static int64_t intern_cached(vpq_decoder *dec, const char *s, size_t len) {
-  str_cache_entry *e = &dec->cache[cache_hash(s, len) & (STR_CACHE - 1)];
-  if (e->text && e->len == len && memcmp(e->text, s, len) == 0) return e->id;
+  uint64_t a, b;
+  string_words(s, len, &a, &b);
+  /* a 64x64->128 multiply folded in half mixes every input bit into every output bit */
+  __uint128_t m = (__uint128_t)(a ^ 0x9e3779b97f4a7c15ull) * (b ^ len ^ 0xff51afd7ed558ccdull);
+  uint64_t h = (uint64_t)m ^ (uint64_t)(m >> 64);
+  str_cache_entry *set = &dec->cache[(h & (STR_CACHE / 2 - 1)) * 2];
+  for (int way = 0; way < 2; way++) {
+    const str_cache_entry *e = &set[way];
+    if (e->len == len && e->a == a && e->b == b &&
+        (len <= 16 || bytes_equal(vpq_intern_text(dec->intern, e->id, NULL), s, len)))
+      return e->id;
+  }
   int64_t id = vpq_intern_id(dec->intern, s, len);
-  e->text = vpq_intern_text(dec->intern, id, NULL);
-  e->len = len;
-  e->id = id;
+  if (len <= UINT32_MAX && id <= UINT32_MAX) {
+    set[1] = set[0];
+    set[0] = (str_cache_entry){a, b, (uint32_t)len, (uint32_t)id};
+  }
   return id;
 }
 
@@ -196,14 +255,6 @@ static int utf8_length(const unsigned char *p, const unsigned char *end) {
     return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 ? 4 : 0;
   }
   return 0;
-}
-
-static const uint64_t ONES = 0x0101010101010101ull, HIGHS = 0x8080808080808080ull;
-
-/* True when one of the 8 bytes may be a quote, a backslash, below 0x20 or above 0x7F. */
-static bool swar_special(uint64_t w) {
-  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-  return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | w) & HIGHS;
 }
 
 /* Offset of the first byte of [s, s+len) that is not valid UTF-8, or -1. */
@@ -314,6 +365,24 @@ typedef struct num {
   bool dropped_frac; /* ... from the fraction */
 } num;
 
+/* True when the 8 bytes are all ASCII digits. */
+static inline bool eight_digits(const char *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  return (w & 0xF0F0F0F0F0F0F0F0ull) == 0x3030303030303030ull &&
+         ((w + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) == 0x3030303030303030ull;
+}
+
+/* The value of 8 ASCII digits (the first is the most significant), with three multiplies. */
+static inline uint64_t eight_digits_value(const char *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  w -= 0x3030303030303030ull;
+  w = (w * 10 + (w >> 8)) & 0x00FF00FF00FF00FFull;
+  w = (w * 100 + (w >> 16)) & 0x0000FFFF0000FFFFull;
+  return (w * 10000 + (w >> 32)) & 0xFFFFFFFFull;
+}
+
 /* number -> '-'? int frac? exp? (and '+' in front when `plus`); returns the end of the number,
  * or NULL when the text at p is not one. */
 static const char *scan_number(const char *p, const char *end, bool plus, num *n) {
@@ -324,6 +393,8 @@ static const char *scan_number(const char *p, const char *end, bool plus, num *n
   if (*p == '0') {
     p++;
   } else {
+    for (; nd <= 11 && end - p >= 8 && eight_digits(p); p += 8, nd += 8)
+      n->mant = n->mant * 100000000 + eight_digits_value(p);
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
       if (nd < 19) {
         n->mant = n->mant * 10 + (uint64_t)(*p - '0');
@@ -337,6 +408,8 @@ static const char *scan_number(const char *p, const char *end, bool plus, num *n
   if (p < end && *p == '.') {
     p++;
     if (p >= end || *p < '0' || *p > '9') return NULL;
+    for (; nd > 0 && nd <= 11 && end - p >= 8 && eight_digits(p); p += 8, nd += 8, n->exp10 -= 8)
+      n->mant = n->mant * 100000000 + eight_digits_value(p);
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
       if (nd == 0 && *p == '0') {
         n->exp10--;
@@ -363,21 +436,26 @@ static const char *scan_number(const char *p, const char *end, bool plus, num *n
   return p;
 }
 
-static double num_double(vpq_decoder *dec, const num *n) {
-  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  bool exact = !n->dropped_int && !n->dropped_frac;
-  if (exact && n->mant == 0) return n->neg ? -0.0 : 0.0;
-  if (exact && n->mant <= (1ull << 53) && n->exp10 >= -22 && n->exp10 <= 22) {
-    double d = (double)n->mant;
-    d = n->exp10 < 0 ? d / pow10[-n->exp10] : d * pow10[n->exp10];
-    return n->neg ? -d : d;
-  }
+/* The number's double through strtod (the slow path); false when it is out of range. */
+static bool __attribute__((noinline)) num_double_strtod(vpq_decoder *dec, const num *n, double *out) {
   char *text = scratch(dec, n->len);
   memcpy(text, n->text, n->len);
   text[n->len] = '\0';
-  return strtod(text, NULL);
+  *out = strtod(text, NULL);
+  return isfinite(*out);
+}
+
+/* The number's double, equal to strtod's; false when it overflows (JSON has no infinity). */
+static inline bool num_double(vpq_decoder *dec, const num *n, double *out) {
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  if (n->dropped_int || n->dropped_frac || n->mant > (1ull << 53) || n->exp10 < -22 || n->exp10 > 22)
+    return num_double_strtod(dec, n, out);
+  double d = (double)n->mant; /* exact, and so is the power of ten: one rounding */
+  d = n->exp10 < 0 ? d / pow10[-n->exp10] : d * pow10[n->exp10];
+  *out = n->neg ? -d : d;
+  return true;
 }
 
 typedef enum int_result { INT_OK, INT_FRACTION, INT_RANGE } int_result;
@@ -504,8 +582,10 @@ typedef struct jstr {
 
 static int peek(const jp *j) { return j->p < j->end ? (unsigned char)*j->p : -1; }
 
-static void skip_ws(jp *j) {
-  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+static inline void skip_ws(jp *j) {
+  const char *p = j->p;
+  while (p < j->end && (unsigned char)*p <= ' ' && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  j->p = p;
 }
 
 static long offset_of(const jp *j) { return (long)(j->p - j->base); }
@@ -529,7 +609,11 @@ static bool scan_string(jp *j, jstr *out) {
     while (end - p >= 8) {
       uint64_t w;
       memcpy(&w, p, 8);
-      if (swar_special(w)) break;
+      uint64_t mask = swar_special(w);
+      if (mask) {
+        p += __builtin_ctzll(mask) / 8;
+        break;
+      }
       p += 8;
     }
     if (p >= end) {
@@ -719,8 +803,9 @@ static bool json_field(jp *j, int col, vpq_vec *vec, int row) {
     int_result r;
     switch (type) {
     case VPQ_TYPE_DOUBLE:
-      vec->data[row].d = num_double(dec, &n);
-      break;
+      if (num_double(dec, &n, &vec->data[row].d)) break;
+      value_excerpt(excerpt, sizeof excerpt, n.text, n.len);
+      return fail(j->err, j->err_size, "type mismatch: field `%s`: %s is out of range for DOUBLE", name, excerpt);
     case VPQ_TYPE_BIGINT:
     case VPQ_TYPE_TIMESTAMP:
       r = num_int(&n, &vec->data[row].i);
@@ -759,23 +844,19 @@ static bool json_field(jp *j, int col, vpq_vec *vec, int row) {
   return unexpected(j);
 }
 
-/* Finds the column of a key: the expected one when it matches exactly, else in any case. */
-static int match_key(vpq_decoder *dec, const jstr *key, int expect) {
-  if (key->esc) {
-    size_t len;
-    const char *text = json_unescape(dec, key->s, key->len, &len);
-    return lookup_column(dec, text, len);
-  }
-  if (expect < dec->ncols && key->len == dec->name_len[expect] &&
-      memcmp(key->s, dec->schema->cols[expect].name, key->len) == 0)
-    return expect;
-  return lookup_column(dec, key->s, key->len);
+/* Finds the column of a scanned key, in any case. */
+static int match_key(vpq_decoder *dec, const jstr *key) {
+  if (!key->esc) return lookup_column(dec, key->s, key->len);
+  size_t len;
+  const char *text = json_unescape(dec, key->s, key->len, &len);
+  return lookup_column(dec, text, len);
 }
 
 /* record -> ws '{' ws [member (',' ws member)*] '}' ws;  member -> string ws ':' ws value ws */
 static bool json_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *out, int row, char *err,
                      size_t err_size) {
   jp j = {dec, text, text, text + len, err, err_size};
+  uint64_t seen = 0; /* columns given a value (with at most 64 columns; else all were set NULL) */
   skip_ws(&j);
   int c = peek(&j);
   if (c != '{') {
@@ -794,20 +875,28 @@ static bool json_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *
   if (peek(&j) == '}') {
     j.p++;
   } else {
-    int expect = 0;
+    int expect = 0, col;
     for (;;) {
       if (peek(&j) != '"') return unexpected(&j);
-      jstr key;
-      if (!scan_string(&j, &key)) return false;
+      size_t n = expect < dec->ncols ? dec->name_len[expect] : 0;
+      if (n && dec->plain[expect] && (size_t)(j.end - j.p) > n + 1 && j.p[n + 1] == '"' &&
+          bytes_equal(j.p + 1, dec->schema->cols[expect].name, n)) {
+        col = expect; /* the next column in schema order, exactly as named: no scan, no lookup */
+        j.p += n + 2;
+      } else {
+        jstr key;
+        if (!scan_string(&j, &key)) return false;
+        col = match_key(dec, &key);
+      }
       skip_ws(&j);
       if (peek(&j) != ':') return unexpected(&j);
       j.p++;
       skip_ws(&j);
-      int col = match_key(dec, &key, expect);
       if (col < 0) {
         if (!skip_value(&j, 1)) return false;
       } else {
         if (!json_field(&j, col, &out->cols[col], row)) return false;
+        seen |= 1ull << (col & 63);
         expect = col + 1;
       }
       skip_ws(&j);
@@ -824,6 +913,13 @@ static bool json_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *
   skip_ws(&j);
   if (j.p != j.end)
     return fail(err, err_size, "invalid JSON: unexpected text after the object at byte %ld", offset_of(&j));
+  if (dec->ncols <= 64) {
+    for (int c = 0; c < dec->ncols; c++) {
+      if (seen >> c & 1) continue;
+      out->cols[c].null[row] = 1;
+      out->cols[c].data[row].i = 0;
+    }
+  }
   return true;
 }
 
@@ -909,7 +1005,7 @@ static bool csv_value(vpq_decoder *dec, int col, const csv_field *f, vpq_vec *ve
     break;
   case VPQ_TYPE_DOUBLE:
     if (scan_number(text, end, true, &n) != end) goto mismatch;
-    vec->data[row].d = num_double(dec, &n);
+    if (!num_double(dec, &n, &vec->data[row].d)) goto mismatch;
     break;
   case VPQ_TYPE_BIGINT:
     if (scan_number(text, end, true, &n) != end || num_int(&n, &i) != INT_OK) goto mismatch;
@@ -1005,9 +1101,11 @@ bool vpq_decoder_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *
                      size_t err_size) {
   if (dec->max_bytes && len > dec->max_bytes)
     return fail(err, err_size, "record too large: %zu bytes, the limit is %zu", len, dec->max_bytes);
-  for (int c = 0; c < dec->ncols; c++) {
-    out->cols[c].null[row] = 1;
-    out->cols[c].data[row].i = 0;
+  if (dec->format == VPQ_FORMAT_CSV || dec->ncols > 64) {
+    for (int c = 0; c < dec->ncols; c++) {
+      out->cols[c].null[row] = 1;
+      out->cols[c].data[row].i = 0;
+    }
   }
   if (dec->format == VPQ_FORMAT_CSV) {
     if (len > 0 && text[len - 1] == '\r') len--;

@@ -1,0 +1,75 @@
+/* bench_decode.c — decode speed of the JSON-lines codec on one core: generates N telemetry lines
+ * (~160 bytes, the DESIGN §2 schema plus an unknown "fw" field, as bench/gen_telemetry.py writes
+ * them) in memory, decodes them into 2048-row batches and prints lines/s and MB/s.
+ *
+ *   cc -O2 -std=c17 -D_GNU_SOURCE -Iengine -Igrammar -Iconnectors bench/bench_decode.c \
+ *      connectors/vpq_codec.c engine/vpq_{arena,batch,buf,intern,types}.c -lm -o bench_decode
+ *   ./bench_decode [lines]            (default 2,000,000)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vpq_codec.h"
+
+static vpq_column cols[] = {
+    {"device_id", VPQ_TYPE_STRING, true},  {"site", VPQ_TYPE_STRING, false},
+    {"region", VPQ_TYPE_STRING, false},    {"ts", VPQ_TYPE_TIMESTAMP, false},
+    {"soc", VPQ_TYPE_DOUBLE, false},       {"power_kw", VPQ_TYPE_DOUBLE, false},
+    {"capacity_kwh", VPQ_TYPE_DOUBLE, false}, {"max_kw", VPQ_TYPE_DOUBLE, false},
+};
+enum { NCOLS = sizeof cols / sizeof cols[0], DEVICES = 10000 };
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+  long lines = argc > 1 ? atol(argv[1]) : 2000000;
+  vpq_buf text = {0};
+  size_t *starts = malloc(sizeof *starts * (size_t)(lines + 1));
+  if (!starts) return 1;
+  srand(7);
+  for (long i = 0; i < lines; i++) {
+    long d = i % DEVICES;
+    starts[i] = text.len;
+    vpq_buf_printf(&text,
+                   "{\"device_id\":\"dev-%06ld\",\"site\":\"site-%04ld\",\"region\":\"region-%ld\",\"ts\":%lld,"
+                   "\"soc\":%.4f,\"power_kw\":%.3f,\"capacity_kwh\":13.5,\"max_kw\":5.0,\"fw\":\"2.4.1\"}\n",
+                   d, d % (DEVICES / 8), d % 7, 1700000000000LL + i / DEVICES * 10000 + rand() % 500,
+                   rand() / (double)RAND_MAX, rand() / (double)RAND_MAX * 10 - 5);
+  }
+  starts[lines] = text.len;
+
+  vpq_schema schema = {cols, NCOLS};
+  vpq_intern *intern = vpq_intern_new();
+  vpq_decoder *dec = vpq_decoder_new(VPQ_FORMAT_JSON, &schema, intern);
+  vpq_arena arena;
+  vpq_arena_init(&arena);
+  vpq_type types[NCOLS];
+  for (int c = 0; c < NCOLS; c++) types[c] = cols[c].type;
+  vpq_batch *batch = vpq_batch_new(&arena, NCOLS, types, VPQ_BATCH_ROWS);
+  char err[256];
+  long bad = 0;
+  double sum = 0;
+  double t0 = now();
+  for (long i = 0; i < lines; i++) {
+    int row = (int)(i % VPQ_BATCH_ROWS);
+    size_t len = starts[i + 1] - starts[i] - 1;
+    if (!vpq_decoder_row(dec, text.data + starts[i], len, batch, row, err, sizeof err)) bad++;
+    if (row == VPQ_BATCH_ROWS - 1) sum += batch->cols[4].data[0].d;
+  }
+  double secs = now() - t0;
+  printf("decoded %ld lines (%.1f MB, %ld bad, %zu strings) in %.3f s: %.2f M lines/s, %.0f MB/s (check %.3f)\n",
+         lines, (double)text.len / 1e6, bad, vpq_intern_count(intern), secs, (double)lines / secs / 1e6,
+         (double)text.len / secs / 1e6, sum);
+  vpq_decoder_free(dec);
+  vpq_intern_free(intern);
+  vpq_arena_free(&arena);
+  vpq_buf_free(&text);
+  free(starts);
+  return bad != 0;
+}
