@@ -1169,8 +1169,8 @@ void vpq_json_encode_string(vpq_buf *out, const char *text, size_t len) {
   vpq_buf_append(out, "\"", 1);
 }
 
-/* The double's text (%.15g, or %.17g when that does not read back; ".0" when it has no point
- * or exponent) into buf; false when it is not finite. */
+/* The double's shortest text that reads back to it (%.15g, %.16g or %.17g; ".0" when it has
+ * no point or exponent) into buf; false when it is not finite. */
 static bool format_double(char *buf, size_t size, double v) {
   if (!isfinite(v)) return false;
   if (fabs(v) < 1e15 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
@@ -1178,6 +1178,7 @@ static bool format_double(char *buf, size_t size, double v) {
     return true;
   }
   snprintf(buf, size, "%.15g", v);
+  if (strtod(buf, NULL) != v) snprintf(buf, size, "%.16g", v);
   if (strtod(buf, NULL) != v) snprintf(buf, size, "%.17g", v);
   if (!strpbrk(buf, ".en")) strcat(buf, ".0");
   return true;

@@ -131,6 +131,29 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
   connect_into(prev, e->rel_ops[q->target->index]);
 }
 
+/* Gives STRING constants their interned ids (the analyzer knows no string pool). */
+static void intern_strings(vpq_engine *e, vpq_bexpr *x) {
+  if (!x) return;
+  if (x->kind == VPQ_BEXPR_CONST && x->type == VPQ_TYPE_STRING && x->text)
+    x->value.i = vpq_intern_id(e->rt.intern, x->text, strlen(x->text));
+  for (int i = 0; i < x->nargs; i++) intern_strings(e, x->args[i]);
+}
+
+static void intern_query_strings(vpq_engine *e, vpq_plan_select *s) {
+  intern_strings(e, s->where);
+  intern_strings(e, s->having);
+  for (int i = 0; i < s->ngroup_keys; i++) intern_strings(e, s->group_keys[i]);
+  for (int i = 0; i < s->naggs; i++) intern_strings(e, s->aggs[i].arg);
+  for (int i = 0; i < s->noutputs; i++) intern_strings(e, s->outputs[i]);
+  for (int j = 0; j < s->njoins; j++) {
+    for (int k = 0; k < s->joins[j].nkeys; k++) {
+      intern_strings(e, s->joins[j].left_keys[k]);
+      intern_strings(e, s->joins[j].right_keys[k]);
+    }
+    intern_strings(e, s->joins[j].residual);
+  }
+}
+
 static void plan_physical(vpq_engine *e, FILE *diag) {
   const vpq_plan *plan = e->plan;
   int n = plan->nrelations;
@@ -149,8 +172,9 @@ static void plan_physical(vpq_engine *e, FILE *diag) {
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
     for (int q = 0; q < rel->nqueries; q++) {
-      const vpq_plan_query *query = rel->queries[q];
+      vpq_plan_query *query = rel->queries[q];
       if (query->kind == VPQ_PLAN_SELECT) {
+        intern_query_strings(e, &query->select);
         plan_select(e, query);
         continue;
       }

@@ -126,6 +126,7 @@ static bool group_key_equal(const aggregate_op *a, const agg_group *g, const vpq
 
 static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end, int level,
                      const vpq_datum *key, const uint8_t *key_null) {
+  if ((a->ngroups + 1) * 2 > a->nbuckets) buckets_resize(a, a->nbuckets ? a->nbuckets * 2 : 1024);
   int g;
   if (a->free_list >= 0) {
     g = a->free_list;
@@ -138,7 +139,6 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
     }
     g = a->ngroups++;
   }
-  if (a->ngroups * 2 > a->nbuckets) buckets_resize(a, a->nbuckets ? a->nbuckets * 2 : 1024);
   agg_group *group = &a->groups[g];
   memset(group, 0, sizeof *group);
   group->hash = hash;
@@ -388,7 +388,7 @@ static void close_sessions(aggregate_op *a, int64_t wm) {
 static void advance(aggregate_op *a, int64_t wm) {
   if (wm <= a->wm) return;
   a->wm = wm;
-  if (wm >= a->next_close) {
+  if (wm >= a->next_close && a->sel->window.kind != VPQ_WINDOW_NONE) {
     if (a->sel->window.kind == VPQ_WINDOW_SESSION) {
       close_sessions(a, wm);
     } else {
@@ -446,15 +446,31 @@ static void run_add(aggregate_op *a, int g, int row) {
 }
 
 /* Adds row `row` to the group (start, end, level, key): finds or creates it, queues it. */
+/* The key of rollup level `level`: the last `level` keys rolled up (NULL). */
+static void level_key(const aggregate_op *a, int level, const vpq_datum *key, const uint8_t *key_null,
+                      vpq_datum *out, uint8_t *out_null) {
+  for (int k = 0; k < a->nkeys; k++) {
+    bool rolled = k >= a->nkeys - level;
+    out[k] = rolled ? (vpq_datum){0} : key[k];
+    out_null[k] = rolled ? 1 : key_null[k];
+  }
+}
+
 static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64_t start,
-                         int64_t end, const vpq_datum *key, const uint8_t *key_null) {
+                         int64_t end, const vpq_datum *row_key, const uint8_t *row_key_null) {
+  vpq_datum key[64];
+  uint8_t key_null[64];
   for (int level = 0; level < a->nlevels; level++) {
+    level_key(a, level, row_key, row_key_null, key, key_null);
     uint64_t hash = group_hash(a, start, level, key, key_null);
     int g = group_find(a, hash, start, level, key, key_null);
     if (g < 0) {
       if (batch->diff[row] < 0) continue; /* retracting a row the group never saw */
       g = group_new(a, hash, start, end, level, key, key_null);
-      if (a->sel->window.kind != VPQ_WINDOW_NONE) window_add_group(&a->windows[window_get(a, start, end)], g);
+      if (a->sel->window.kind != VPQ_WINDOW_NONE) {
+        int w = window_get(a, start, end); /* may move a->windows */
+        window_add_group(&a->windows[w], g);
+      }
     }
     a->groups[g].nrows += batch->diff[row];
     run_add(a, g, row);
@@ -464,10 +480,13 @@ static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64
 
 /* Session windows: the row joins (and merges) every session of its key it lies within gap
  * of, or starts a new one. Steps immediately. */
-static void add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *key,
-                           const uint8_t *key_null) {
+static void add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *row_key,
+                           const uint8_t *row_key_null) {
   int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms;
+  vpq_datum key[64];
+  uint8_t key_null[64];
   for (int level = 0; level < a->nlevels; level++) {
+    level_key(a, level, row_key, row_key_null, key, key_null);
     uint64_t hash = group_hash(a, 0, level, key, key_null);
     int target = -1;
     for (int g = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1; g >= 0;) {

@@ -60,7 +60,8 @@ struct vpq_bexpr {
   vpq_ast_op op;
   vpq_func func;
   int column;
-  vpq_datum value;
+  vpq_datum value;       /* CONST; a STRING constant's id is set by the runtime from `text` */
+  const char *text;      /* CONST STRING: the string */
   bool is_null;
   bool negated;
   vpq_bexpr **args;
@@ -137,7 +138,8 @@ typedef struct vpq_relation {
   bool is_sink;
   vpq_plan_connector sink;
 
-  int index; /* position in vpq_plan.relations */
+  bool declared; /* declared with columns (a source, or a stream fed by INSERT INTO) */
+  int index;     /* position in vpq_plan.relations */
 } vpq_relation;
 
 /* ===== Queries ===== */

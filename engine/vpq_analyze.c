@@ -1,0 +1,1349 @@
+/* vpq_analyze.c — the analyzer: a parsed file → a checked logical plan (vpq_plan.h).
+ *
+ * Statements are analysed in file order against a catalog of the relations declared so far.
+ * Each statement registers its relation even when it has errors (with whatever schema could
+ * be made), so one mistake does not cascade into "unknown relation" errors further down, and
+ * analysis always goes on: every error of a file is reported in one run.
+ *
+ * Expressions are bound against a scope — the FROM relation and each JOINed relation, with
+ * their aliases and where their columns start in the input layout — and typed on the way:
+ * BIGINT widens to DOUBLE (explicit CAST nodes), TIMESTAMP arithmetic takes intervals, a
+ * TIMESTAMP compared with a string literal parses it as ISO-8601. In an aggregating query the
+ * SELECT list and HAVING are bound in "aggregate mode": a subexpression equal to a GROUP BY
+ * key (compared after binding) becomes a reference to that key, an aggregate call becomes a
+ * reference to its slot, WINDOW_START/END refer to the two columns after the slots.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../connectors/vpq_codec.h"
+#include "vpq_plan.h"
+
+/* ===== Context ===== */
+
+enum { WINDOW_START_COL = -1000, WINDOW_END_COL = -1001 };
+
+typedef struct scope_entry {
+  const char *name; /* alias, or the relation's name */
+  const vpq_relation *rel;
+  int offset;
+} scope_entry;
+
+typedef struct bind_scope {
+  scope_entry *entries;
+  int n;
+  const vpq_schema *layout; /* the input layout */
+} bind_scope;
+
+typedef enum bind_mode { BIND_ROW, BIND_AGGREGATE } bind_mode;
+
+typedef struct analyzer {
+  vpq_arena *arena;
+  vpq_diag *diag;
+  vpq_plan *plan;
+  int rel_cap;
+  int quiet; /* > 0: binding silently (to compare with GROUP BY keys) */
+  bool failed_quietly;
+  /* aggregate-mode state of the SELECT being bound */
+  vpq_plan_select *sel;
+  const char *where_clause; /* "WHERE", "GROUP BY", ... when aggregates are not allowed */
+  bool windowed;
+} analyzer;
+
+static void error(analyzer *a, vpq_span span, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void error(analyzer *a, vpq_span span, const char *fmt, ...) {
+  if (a->quiet) {
+    a->failed_quietly = true;
+    return;
+  }
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  vpq_diag_error(a->diag, span, "%s", message);
+}
+
+static const char *str_lower(analyzer *a, const char *text) {
+  char *copy = vpq_arena_strdup(a->arena, text);
+  for (char *p = copy; *p; p++) *p = (char)tolower((unsigned char)*p);
+  return copy;
+}
+
+/* ===== Lookups ===== */
+
+vpq_relation *vpq_plan_find(const vpq_plan *plan, const char *name) {
+  for (int r = 0; r < plan->nrelations; r++)
+    if (strcasecmp(plan->relations[r]->name, name) == 0) return plan->relations[r];
+  return NULL;
+}
+
+int vpq_schema_find(const vpq_schema *schema, const char *name) {
+  for (int c = 0; c < schema->ncols; c++)
+    if (strcasecmp(schema->cols[c].name, name) == 0) return c;
+  return -1;
+}
+
+static vpq_relation *find_relation(analyzer *a, const char *name, vpq_span span) {
+  vpq_relation *rel = vpq_plan_find(a->plan, name);
+  if (rel) return rel;
+  const char **names = vpq_arena_alloc(a->arena, sizeof *names * (size_t)(a->plan->nrelations + 1));
+  for (int r = 0; r < a->plan->nrelations; r++) names[r] = a->plan->relations[r]->name;
+  const char *hint = vpq_diag_suggest(name, names, a->plan->nrelations);
+  if (hint) error(a, span, "unknown stream or table `%s`; did you mean `%s`?", name, hint);
+  else error(a, span, "unknown stream or table `%s`", name);
+  return NULL;
+}
+
+/* ===== Bound expression constructors ===== */
+
+static vpq_bexpr *bnew(analyzer *a, vpq_bexpr_kind kind, vpq_type type, vpq_span span) {
+  vpq_bexpr *e = vpq_arena_alloc(a->arena, sizeof *e);
+  e->kind = kind;
+  e->type = type;
+  e->span = span;
+  return e;
+}
+
+static void badd(analyzer *a, vpq_bexpr *e, vpq_bexpr *arg) {
+  vpq_bexpr **args = vpq_arena_alloc(a->arena, sizeof *args * (size_t)(e->nargs + 1));
+  if (e->nargs) memcpy(args, e->args, sizeof *args * (size_t)e->nargs);
+  args[e->nargs++] = arg;
+  e->args = args;
+}
+
+static vpq_bexpr *bcolumn(analyzer *a, int column, vpq_type type, vpq_span span) {
+  vpq_bexpr *e = bnew(a, VPQ_BEXPR_COLUMN, type, span);
+  e->column = column;
+  return e;
+}
+
+static vpq_bexpr *bnull(analyzer *a, vpq_type type, vpq_span span) {
+  vpq_bexpr *e = bnew(a, VPQ_BEXPR_CONST, type, span);
+  e->is_null = true;
+  return e;
+}
+
+/* Converts `e` to `type` (adds a CAST, or retypes a NULL constant). */
+static vpq_bexpr *cast_to(analyzer *a, vpq_bexpr *e, vpq_type type) {
+  if (e->type == type) return e;
+  if (e->kind == VPQ_BEXPR_CONST && e->is_null) {
+    e->type = type;
+    return e;
+  }
+  if (e->type == VPQ_TYPE_INTERVAL && e->kind == VPQ_BEXPR_CONST && type != VPQ_TYPE_DOUBLE) {
+    e->type = type;
+    return e;
+  }
+  vpq_bexpr *c = bnew(a, VPQ_BEXPR_CAST, type, e->span);
+  badd(a, c, e);
+  return c;
+}
+
+static bool numeric(vpq_type t) { return t == VPQ_TYPE_BIGINT || t == VPQ_TYPE_DOUBLE || t == VPQ_TYPE_INTERVAL; }
+
+/* The common type of two, or VPQ_TYPE_NULL with *ok = false when they do not mix. */
+static vpq_type unify(vpq_type x, vpq_type y, bool *ok) {
+  *ok = true;
+  if (x == VPQ_TYPE_NULL) return y;
+  if (y == VPQ_TYPE_NULL) return x;
+  if (x == y) return x == VPQ_TYPE_INTERVAL ? VPQ_TYPE_BIGINT : x;
+  if (numeric(x) && numeric(y)) return x == VPQ_TYPE_DOUBLE || y == VPQ_TYPE_DOUBLE ? VPQ_TYPE_DOUBLE : VPQ_TYPE_BIGINT;
+  if ((x == VPQ_TYPE_TIMESTAMP && (y == VPQ_TYPE_BIGINT || y == VPQ_TYPE_INTERVAL)) ||
+      (y == VPQ_TYPE_TIMESTAMP && (x == VPQ_TYPE_BIGINT || x == VPQ_TYPE_INTERVAL)))
+    return VPQ_TYPE_TIMESTAMP;
+  *ok = false;
+  return VPQ_TYPE_NULL;
+}
+
+static bool bexpr_equal(const vpq_bexpr *x, const vpq_bexpr *y) {
+  if (x->kind != y->kind || x->type != y->type || x->nargs != y->nargs) return false;
+  switch (x->kind) {
+  case VPQ_BEXPR_CONST:
+    if (x->is_null != y->is_null) return false;
+    if (!x->is_null && x->value.i != y->value.i) return false;
+    break;
+  case VPQ_BEXPR_COLUMN:
+    if (x->column != y->column) return false;
+    break;
+  case VPQ_BEXPR_UNARY:
+  case VPQ_BEXPR_BINARY:
+    if (x->op != y->op) return false;
+    break;
+  case VPQ_BEXPR_FUNC:
+    if (x->func != y->func) return false;
+    break;
+  case VPQ_BEXPR_IS_NULL:
+    if (x->negated != y->negated) return false;
+    break;
+  default: break;
+  }
+  for (int i = 0; i < x->nargs; i++)
+    if (!bexpr_equal(x->args[i], y->args[i])) return false;
+  return true;
+}
+
+/* True when every column `e` reads lies in [from, to). */
+static bool columns_within(const vpq_bexpr *e, int from, int to) {
+  if (e->kind == VPQ_BEXPR_COLUMN && (e->column < from || e->column >= to)) return false;
+  for (int i = 0; i < e->nargs; i++)
+    if (!columns_within(e->args[i], from, to)) return false;
+  return true;
+}
+
+static bool reads_columns(const vpq_bexpr *e) {
+  if (e->kind == VPQ_BEXPR_COLUMN) return true;
+  for (int i = 0; i < e->nargs; i++)
+    if (reads_columns(e->args[i])) return true;
+  return false;
+}
+
+/* A copy of `e` with every column index moved by `shift`. */
+static vpq_bexpr *shift_columns(analyzer *a, const vpq_bexpr *e, int shift) {
+  vpq_bexpr *copy = vpq_arena_alloc(a->arena, sizeof *copy);
+  *copy = *e;
+  if (copy->kind == VPQ_BEXPR_COLUMN) copy->column += shift;
+  if (e->nargs) {
+    copy->args = vpq_arena_alloc(a->arena, sizeof *copy->args * (size_t)e->nargs);
+    for (int i = 0; i < e->nargs; i++) copy->args[i] = shift_columns(a, e->args[i], shift);
+  }
+  return copy;
+}
+
+/* ===== Binding expressions ===== */
+
+static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode);
+
+static bool is_aggregate_call(const vpq_ast_expr *e) {
+  vpq_agg_kind kind;
+  int nargs;
+  return e->kind == VPQ_AST_CALL && vpq_agg_lookup(e->name, &kind, &nargs);
+}
+
+static bool has_aggregate(const vpq_ast_expr *e) {
+  if (!e) return false;
+  if (is_aggregate_call(e)) return true;
+  for (int i = 0; i < e->nargs; i++)
+    if (has_aggregate(e->args[i])) return true;
+  return has_aggregate(e->case_operand) || has_aggregate(e->case_else);
+}
+
+static vpq_bexpr *bind_column(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  if (!e->qualifier && (strcasecmp(e->name, "window_start") == 0 || strcasecmp(e->name, "window_end") == 0)) {
+    bool start = strcasecmp(e->name, "window_start") == 0;
+    if (mode == BIND_AGGREGATE && a->windowed)
+      return bcolumn(a, start ? WINDOW_START_COL : WINDOW_END_COL, VPQ_TYPE_TIMESTAMP, e->span);
+    if (vpq_schema_find(scope->layout, e->name) < 0) {
+      error(a, e->span, "%s needs a WINDOW clause", start ? "WINDOW_START" : "WINDOW_END");
+      return bnull(a, VPQ_TYPE_TIMESTAMP, e->span);
+    }
+  }
+  int found = -1;
+  const scope_entry *owner = NULL;
+  for (int s = 0; s < scope->n; s++) {
+    const scope_entry *entry = &scope->entries[s];
+    if (e->qualifier && strcasecmp(e->qualifier, entry->name) != 0 && strcasecmp(e->qualifier, entry->rel->name) != 0)
+      continue;
+    int c = vpq_schema_find(&entry->rel->schema, e->name);
+    if (c < 0) continue;
+    if (found >= 0) {
+      error(a, e->span, "column `%s` is ambiguous: it is in `%s` and `%s`", e->name, owner->name, entry->name);
+      return bnull(a, VPQ_TYPE_NULL, e->span);
+    }
+    found = entry->offset + c;
+    owner = entry;
+  }
+  if (found < 0) {
+    if (e->qualifier) {
+      bool known = false;
+      for (int s = 0; s < scope->n; s++)
+        known |= strcasecmp(e->qualifier, scope->entries[s].name) == 0 ||
+                 strcasecmp(e->qualifier, scope->entries[s].rel->name) == 0;
+      if (!known) {
+        error(a, e->span, "unknown table alias `%s`", e->qualifier);
+        return bnull(a, VPQ_TYPE_NULL, e->span);
+      }
+    }
+    const char **names = vpq_arena_alloc(a->arena, sizeof *names * (size_t)(scope->layout->ncols + 1));
+    for (int c = 0; c < scope->layout->ncols; c++) names[c] = scope->layout->cols[c].name;
+    const char *hint = vpq_diag_suggest(e->name, names, scope->layout->ncols);
+    if (hint) error(a, e->span, "unknown column `%s`; did you mean `%s`?", e->name, hint);
+    else error(a, e->span, "unknown column `%s`", e->name);
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
+  if (mode == BIND_AGGREGATE) {
+    error(a, e->span, "column `%s` must be in GROUP BY or inside an aggregate", e->name);
+    return bnull(a, scope->layout->cols[found].type, e->span);
+  }
+  return bcolumn(a, found, scope->layout->cols[found].type, e->span);
+}
+
+static vpq_bexpr *bind_aggregate(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  vpq_agg_kind kind;
+  int nargs;
+  vpq_agg_lookup(e->name, &kind, &nargs);
+  if (mode != BIND_AGGREGATE || !a->sel) {
+    if (a->where_clause) error(a, e->name_span, "aggregate `%s` is not allowed in %s", e->name, a->where_clause);
+    else error(a, e->name_span, "aggregate `%s` cannot be nested", e->name);
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
+  bool star = e->nargs == 1 && e->args[0]->kind == VPQ_AST_STAR;
+  if (kind == VPQ_AGG_COUNT && (e->nargs == 0 || star)) {
+    kind = VPQ_AGG_COUNT_STAR;
+    nargs = 0;
+  } else if (e->nargs != nargs || star) {
+    error(a, e->span, "aggregate `%s` takes %d argument%s", e->name, nargs, nargs == 1 ? "" : "s");
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
+  vpq_plan_agg agg = {.span = e->span};
+  agg.spec.kind = kind;
+  agg.spec.arg_type = VPQ_TYPE_NULL;
+  if (nargs > 0) {
+    for (int i = 0; i < e->nargs; i++)
+      if (has_aggregate(e->args[i])) {
+        error(a, e->args[i]->span, "aggregate `%s` cannot be nested", e->name);
+        return bnull(a, VPQ_TYPE_NULL, e->span);
+      }
+    agg.arg = bind(a, e->args[0], scope, BIND_ROW);
+    agg.spec.arg_type = agg.arg->type == VPQ_TYPE_INTERVAL ? VPQ_TYPE_BIGINT : agg.arg->type;
+    if (agg.arg->type == VPQ_TYPE_NULL) agg.spec.arg_type = VPQ_TYPE_DOUBLE;
+  }
+  if (kind == VPQ_AGG_PERCENTILE) {
+    const vpq_ast_expr *p = e->args[1];
+    double value = p->kind == VPQ_AST_DOUBLE ? p->dval : (double)p->ival;
+    if ((p->kind != VPQ_AST_DOUBLE && p->kind != VPQ_AST_INT) || value < 0 || value > 1) {
+      error(a, p->span, "percentile needs a constant between 0 and 1");
+      value = 0.5;
+    }
+    agg.spec.param = value;
+  }
+  agg.spec.result_type = vpq_agg_result_type(kind, agg.spec.arg_type);
+  if (kind == VPQ_AGG_COUNT_STAR) agg.spec.result_type = VPQ_TYPE_BIGINT;
+  if (agg.spec.result_type == VPQ_TYPE_NULL) {
+    error(a, e->span, "`%s` cannot take a %s", e->name, vpq_type_name(agg.spec.arg_type));
+    agg.spec.result_type = VPQ_TYPE_DOUBLE;
+  }
+  if (a->sel->input_is_changelog && !vpq_agg_retracts(kind))
+    error(a, e->name_span, "`%s` cannot aggregate a table: its rows change; use it over a stream", e->name);
+  vpq_plan_select *sel = a->sel;
+  for (int i = 0; i < sel->naggs; i++) {
+    const vpq_plan_agg *other = &sel->aggs[i];
+    if (other->spec.kind == kind && other->spec.param == agg.spec.param &&
+        ((!other->arg && !agg.arg) || (other->arg && agg.arg && bexpr_equal(other->arg, agg.arg))))
+      return bcolumn(a, sel->ngroup_keys + i, other->spec.result_type, e->span);
+  }
+  vpq_plan_agg *aggs = vpq_arena_alloc(a->arena, sizeof *aggs * (size_t)(sel->naggs + 1));
+  if (sel->naggs) memcpy(aggs, sel->aggs, sizeof *aggs * (size_t)sel->naggs);
+  aggs[sel->naggs] = agg;
+  sel->aggs = aggs;
+  sel->naggs++;
+  return bcolumn(a, sel->ngroup_keys + sel->naggs - 1, agg.spec.result_type, e->span);
+}
+
+static const struct {
+  const char *name;
+  vpq_func func;
+  int min_args, max_args;
+} functions[] = {{"coalesce", VPQ_FUNC_COALESCE, 1, 64}, {"abs", VPQ_FUNC_ABS, 1, 1},
+                 {"round", VPQ_FUNC_ROUND, 1, 2},        {"least", VPQ_FUNC_LEAST, 1, 64},
+                 {"greatest", VPQ_FUNC_GREATEST, 1, 64}};
+
+static vpq_bexpr *bind_function(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  int f = -1;
+  for (size_t i = 0; i < sizeof functions / sizeof *functions; i++)
+    if (strcmp(functions[i].name, e->name) == 0) f = (int)i;
+  if (f < 0) {
+    const char *names[] = {"coalesce", "abs", "round", "least", "greatest", "count", "sum", "avg", "min", "max",
+                           "stddev", "first", "last", "count_distinct", "percentile", "integrate",
+                           "time_weighted_avg"};
+    const char *hint = vpq_diag_suggest(e->name, names, (int)(sizeof names / sizeof *names));
+    if (hint) error(a, e->name_span, "unknown function `%s`; did you mean `%s`?", e->name, hint);
+    else error(a, e->name_span, "unknown function `%s`", e->name);
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
+  if (e->nargs < functions[f].min_args || e->nargs > functions[f].max_args) {
+    if (functions[f].min_args == functions[f].max_args)
+      error(a, e->span, "function `%s` takes %d argument%s", e->name, functions[f].min_args,
+            functions[f].min_args == 1 ? "" : "s");
+    else
+      error(a, e->span, "function `%s` takes %d to %d arguments", e->name, functions[f].min_args, functions[f].max_args);
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
+  vpq_bexpr *out = bnew(a, VPQ_BEXPR_FUNC, VPQ_TYPE_NULL, e->span);
+  out->func = functions[f].func;
+  for (int i = 0; i < e->nargs; i++) badd(a, out, bind(a, e->args[i], scope, mode));
+  switch (out->func) {
+  case VPQ_FUNC_ABS:
+  case VPQ_FUNC_ROUND: {
+    vpq_type t = out->args[0]->type;
+    if (t == VPQ_TYPE_INTERVAL) t = VPQ_TYPE_BIGINT;
+    if (t != VPQ_TYPE_NULL && !numeric(t)) error(a, e->args[0]->span, "function `%s` needs a number, got %s", e->name, vpq_type_name(t));
+    out->type = t == VPQ_TYPE_NULL ? VPQ_TYPE_DOUBLE : t;
+    out->args[0] = cast_to(a, out->args[0], out->type);
+    if (out->nargs == 2) {
+      if (out->args[1]->type != VPQ_TYPE_BIGINT && out->args[1]->type != VPQ_TYPE_NULL)
+        error(a, e->args[1]->span, "round's digits must be a BIGINT");
+      out->args[1] = cast_to(a, out->args[1], VPQ_TYPE_BIGINT);
+    }
+    break;
+  }
+  default: {
+    vpq_type t = VPQ_TYPE_NULL;
+    for (int i = 0; i < out->nargs; i++) {
+      bool ok;
+      vpq_type u = unify(t, out->args[i]->type, &ok);
+      if (!ok) {
+        error(a, e->args[i]->span, "function `%s` cannot mix %s and %s", e->name, vpq_type_name(t),
+              vpq_type_name(out->args[i]->type));
+        break;
+      }
+      t = u;
+    }
+    if (t == VPQ_TYPE_INTERVAL) t = VPQ_TYPE_BIGINT;
+    out->type = t;
+    for (int i = 0; i < out->nargs; i++) out->args[i] = cast_to(a, out->args[i], t);
+  }
+  }
+  return out;
+}
+
+static vpq_bexpr *bind_comparison(analyzer *a, vpq_ast_op op, vpq_bexpr *l, vpq_bexpr *r, vpq_span span) {
+  vpq_bexpr *out = bnew(a, VPQ_BEXPR_BINARY, VPQ_TYPE_BOOLEAN, span);
+  out->op = op;
+  /* A TIMESTAMP compared with a string literal: the literal is an ISO-8601 time. */
+  for (int side = 0; side < 2; side++) {
+    vpq_bexpr *ts = side ? r : l, *lit = side ? l : r;
+    if (ts->type == VPQ_TYPE_TIMESTAMP && lit->type == VPQ_TYPE_STRING && lit->kind == VPQ_BEXPR_CONST && lit->text) {
+      vpq_span s = lit->span;
+      int64_t ms;
+      if (vpq_timestamp_parse(lit->text, strlen(lit->text), &ms)) {
+        lit->type = VPQ_TYPE_TIMESTAMP;
+        lit->value.i = ms;
+      } else {
+        error(a, s, "`%.*s` is not an ISO-8601 timestamp", (int)s.len, a->diag->text + s.off);
+        lit->type = VPQ_TYPE_TIMESTAMP;
+        lit->value.i = 0;
+      }
+    }
+  }
+  bool ok;
+  vpq_type t = unify(l->type, r->type, &ok);
+  if (!ok) {
+    error(a, span, "cannot compare %s with %s", vpq_type_name(l->type), vpq_type_name(r->type));
+    t = l->type;
+  }
+  if (t == VPQ_TYPE_INTERVAL) t = VPQ_TYPE_BIGINT;
+  badd(a, out, ok ? cast_to(a, l, t) : l);
+  badd(a, out, ok ? cast_to(a, r, t) : r);
+  return out;
+}
+
+static vpq_bexpr *bind_binary(analyzer *a, const vpq_ast_expr *e, vpq_bexpr *l, vpq_bexpr *r) {
+  vpq_ast_op op = e->op;
+  if (op >= VPQ_OP_EQ && op <= VPQ_OP_GE) return bind_comparison(a, op, l, r, e->span);
+  vpq_bexpr *out = bnew(a, VPQ_BEXPR_BINARY, VPQ_TYPE_BOOLEAN, e->span);
+  out->op = op;
+  if (op == VPQ_OP_AND || op == VPQ_OP_OR) {
+    for (int i = 0; i < 2; i++) {
+      vpq_bexpr *side = i ? r : l;
+      if (side->type != VPQ_TYPE_BOOLEAN && side->type != VPQ_TYPE_NULL)
+        error(a, side->span, "`%s` needs BOOLEAN operands, got %s", vpq_ast_op_text(op), vpq_type_name(side->type));
+      badd(a, out, cast_to(a, side, VPQ_TYPE_BOOLEAN));
+    }
+    return out;
+  }
+  vpq_type lt = l->type, rt = r->type;
+  if (lt == VPQ_TYPE_TIMESTAMP || rt == VPQ_TYPE_TIMESTAMP) {
+    bool lts = lt == VPQ_TYPE_TIMESTAMP, rts = rt == VPQ_TYPE_TIMESTAMP;
+    vpq_type other = lts ? rt : lt;
+    if (lts && rts && op == VPQ_OP_SUB) {
+      out->type = VPQ_TYPE_BIGINT;
+    } else if ((op == VPQ_OP_ADD || (op == VPQ_OP_SUB && lts)) &&
+               (other == VPQ_TYPE_INTERVAL || other == VPQ_TYPE_BIGINT || other == VPQ_TYPE_NULL)) {
+      out->type = VPQ_TYPE_TIMESTAMP;
+    } else {
+      error(a, e->span, "operator `%s` cannot combine %s and %s", vpq_ast_op_text(op), vpq_type_name(lt), vpq_type_name(rt));
+      out->type = VPQ_TYPE_TIMESTAMP;
+    }
+    badd(a, out, lts ? l : cast_to(a, l, VPQ_TYPE_BIGINT));
+    badd(a, out, rts ? r : cast_to(a, r, VPQ_TYPE_BIGINT));
+    return out;
+  }
+  bool ok;
+  vpq_type t = unify(lt, rt, &ok);
+  if (!ok || (!numeric(t) && t != VPQ_TYPE_NULL)) {
+    error(a, e->span, "operator `%s` cannot combine %s and %s", vpq_ast_op_text(op), vpq_type_name(lt), vpq_type_name(rt));
+    t = VPQ_TYPE_DOUBLE;
+  }
+  if (t == VPQ_TYPE_INTERVAL || t == VPQ_TYPE_NULL) t = t == VPQ_TYPE_NULL ? VPQ_TYPE_DOUBLE : VPQ_TYPE_BIGINT;
+  out->type = t;
+  badd(a, out, cast_to(a, l, t));
+  badd(a, out, cast_to(a, r, t));
+  return out;
+}
+
+static vpq_bexpr *bind_case(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  vpq_bexpr *out = bnew(a, VPQ_BEXPR_CASE, VPQ_TYPE_NULL, e->span);
+  vpq_bexpr *operand = e->case_operand ? bind(a, e->case_operand, scope, mode) : NULL;
+  vpq_type t = VPQ_TYPE_NULL;
+  for (int i = 0; i + 1 < e->nargs; i += 2) {
+    vpq_bexpr *cond = bind(a, e->args[i], scope, mode);
+    if (operand) cond = bind_comparison(a, VPQ_OP_EQ, operand, cond, e->args[i]->span);
+    else if (cond->type != VPQ_TYPE_BOOLEAN && cond->type != VPQ_TYPE_NULL)
+      error(a, e->args[i]->span, "WHEN needs a BOOLEAN condition, got %s", vpq_type_name(cond->type));
+    badd(a, out, cast_to(a, cond, VPQ_TYPE_BOOLEAN));
+    vpq_bexpr *value = bind(a, e->args[i + 1], scope, mode);
+    bool ok;
+    vpq_type u = unify(t, value->type, &ok);
+    if (!ok) error(a, e->args[i + 1]->span, "CASE cannot mix %s and %s", vpq_type_name(t), vpq_type_name(value->type));
+    else t = u;
+    badd(a, out, value);
+  }
+  vpq_bexpr *otherwise = e->case_else ? bind(a, e->case_else, scope, mode) : bnull(a, VPQ_TYPE_NULL, e->span);
+  bool ok;
+  vpq_type u = unify(t, otherwise->type, &ok);
+  if (!ok) error(a, e->case_else->span, "CASE cannot mix %s and %s", vpq_type_name(t), vpq_type_name(otherwise->type));
+  else t = u;
+  badd(a, out, otherwise);
+  if (t == VPQ_TYPE_INTERVAL) t = VPQ_TYPE_BIGINT;
+  out->type = t;
+  for (int i = 1; i < out->nargs; i += 2) out->args[i] = cast_to(a, out->args[i], t);
+  out->args[out->nargs - 1] = cast_to(a, out->args[out->nargs - 1], t);
+  return out;
+}
+
+/* In aggregate mode: a subexpression equal to a GROUP BY key is a reference to that key. */
+static vpq_bexpr *match_group_key(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope) {
+  if (!a->sel || !a->sel->ngroup_keys || has_aggregate(e)) return NULL;
+  a->quiet++;
+  bool was = a->failed_quietly;
+  a->failed_quietly = false;
+  const char *clause = a->where_clause;
+  a->where_clause = "GROUP BY";
+  vpq_bexpr *row = bind(a, e, scope, BIND_ROW);
+  a->where_clause = clause;
+  bool failed = a->failed_quietly;
+  a->failed_quietly = was;
+  a->quiet--;
+  if (failed) return NULL;
+  for (int k = 0; k < a->sel->ngroup_keys; k++)
+    if (bexpr_equal(row, a->sel->group_keys[k])) return bcolumn(a, k, a->sel->group_keys[k]->type, e->span);
+  return NULL;
+}
+
+static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  if (mode == BIND_AGGREGATE) {
+    vpq_bexpr *key = match_group_key(a, e, scope);
+    if (key) return key;
+  }
+  vpq_bexpr *out;
+  switch (e->kind) {
+  case VPQ_AST_INT:
+    out = bnew(a, VPQ_BEXPR_CONST, VPQ_TYPE_BIGINT, e->span);
+    out->value.i = e->ival;
+    return out;
+  case VPQ_AST_DOUBLE:
+    out = bnew(a, VPQ_BEXPR_CONST, VPQ_TYPE_DOUBLE, e->span);
+    out->value.d = e->dval;
+    return out;
+  case VPQ_AST_STRING:
+    out = bnew(a, VPQ_BEXPR_CONST, VPQ_TYPE_STRING, e->span);
+    out->text = e->sval;
+    return out;
+  case VPQ_AST_BOOL:
+    out = bnew(a, VPQ_BEXPR_CONST, VPQ_TYPE_BOOLEAN, e->span);
+    out->value.i = e->ival != 0;
+    return out;
+  case VPQ_AST_NULL: return bnull(a, VPQ_TYPE_NULL, e->span);
+  case VPQ_AST_INTERVAL:
+    out = bnew(a, VPQ_BEXPR_CONST, VPQ_TYPE_INTERVAL, e->span);
+    out->value.i = e->ival;
+    return out;
+  case VPQ_AST_COLUMN: return bind_column(a, e, scope, mode);
+  case VPQ_AST_STAR:
+    error(a, e->span, "`*` is only allowed in count(*) and as a SELECT item");
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  case VPQ_AST_UNARY: {
+    vpq_bexpr *arg = bind(a, e->args[0], scope, mode);
+    out = bnew(a, VPQ_BEXPR_UNARY, arg->type, e->span);
+    out->op = e->op;
+    if (e->op == VPQ_OP_NOT) {
+      if (arg->type != VPQ_TYPE_BOOLEAN && arg->type != VPQ_TYPE_NULL)
+        error(a, e->span, "NOT needs a BOOLEAN, got %s", vpq_type_name(arg->type));
+      out->type = VPQ_TYPE_BOOLEAN;
+      arg = cast_to(a, arg, VPQ_TYPE_BOOLEAN);
+    } else {
+      if (!numeric(arg->type) && arg->type != VPQ_TYPE_NULL)
+        error(a, e->span, "`-` needs a number, got %s", vpq_type_name(arg->type));
+      out->type = arg->type == VPQ_TYPE_DOUBLE ? VPQ_TYPE_DOUBLE : VPQ_TYPE_BIGINT;
+      arg = cast_to(a, arg, out->type);
+    }
+    badd(a, out, arg);
+    return out;
+  }
+  case VPQ_AST_BINARY: {
+    vpq_bexpr *l = bind(a, e->args[0], scope, mode);
+    vpq_bexpr *r = bind(a, e->args[1], scope, mode);
+    return bind_binary(a, e, l, r);
+  }
+  case VPQ_AST_CALL:
+    if (is_aggregate_call(e)) return bind_aggregate(a, e, scope, mode);
+    return bind_function(a, e, scope, mode);
+  case VPQ_AST_CASE: return bind_case(a, e, scope, mode);
+  case VPQ_AST_IS_NULL:
+    out = bnew(a, VPQ_BEXPR_IS_NULL, VPQ_TYPE_BOOLEAN, e->span);
+    out->negated = e->negated;
+    badd(a, out, bind(a, e->args[0], scope, mode));
+    return out;
+  case VPQ_AST_LIST:
+    error(a, e->span, "a list is only allowed as an option value");
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
+  return bnull(a, VPQ_TYPE_NULL, e->span);
+}
+
+/* ===== Options ===== */
+
+typedef enum option_kind { OPT_STRING, OPT_INTERVAL, OPT_BIGINT, OPT_BOOLEAN, OPT_NAME } option_kind;
+
+static const struct {
+  const char *key;
+  option_kind kind;
+  bool source_only;
+} known_options[] = {
+    {"connector", OPT_STRING, false}, {"format", OPT_STRING, false},        {"path", OPT_STRING, false},
+    {"topic", OPT_STRING, false},     {"group", OPT_STRING, true},          {"start", OPT_STRING, true},
+    {"partitions", OPT_BIGINT, false}, {"bounded", OPT_BOOLEAN, true},      {"timestamp", OPT_NAME, true},
+    {"watermark_delay", OPT_INTERVAL, true}, {"idle_timeout", OPT_INTERVAL, true},
+    {"dead_letter", OPT_STRING, true}, {"max_row_bytes", OPT_BIGINT, true},
+};
+
+static const char *resolve_path(analyzer *a, const char *path) {
+  if (path[0] == '/' || !a->plan->base_dir || strcmp(a->plan->base_dir, ".") == 0) return path;
+  size_t len = strlen(a->plan->base_dir) + strlen(path) + 2;
+  char *full = vpq_arena_alloc(a->arena, len);
+  snprintf(full, len, "%s/%s", a->plan->base_dir, path);
+  return full;
+}
+
+/* Checks WITH (...) and fills `conn`; `source` says whether source options are allowed. */
+static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_connector *conn, bool source,
+                          const vpq_ast_stmt *stmt) {
+  conn->options.items = vpq_arena_alloc(a->arena, sizeof *conn->options.items * (size_t)(opts->count + 1));
+  for (int i = 0; i < opts->count; i++) {
+    const vpq_ast_option *o = &opts->items[i];
+    const vpq_ast_expr *v = o->value;
+    vpq_plan_option po = {o->key, o->span, VPQ_TYPE_STRING, NULL, {0}};
+    bool passthrough = strncmp(o->key, "kafka.", 6) == 0;
+    int k = -1;
+    for (size_t j = 0; j < sizeof known_options / sizeof *known_options; j++)
+      if (strcmp(known_options[j].key, o->key) == 0) k = (int)j;
+    for (int j = 0; j < i; j++)
+      if (strcmp(opts->items[j].key, o->key) == 0) error(a, o->span, "option `%s` is given twice", o->key);
+    if (k < 0 && !passthrough) {
+      const char *names[sizeof known_options / sizeof *known_options];
+      for (size_t j = 0; j < sizeof known_options / sizeof *known_options; j++) names[j] = known_options[j].key;
+      const char *hint = vpq_diag_suggest(o->key, names, (int)(sizeof names / sizeof *names));
+      if (hint) error(a, o->span, "unknown option `%s`; did you mean `%s`?", o->key, hint);
+      else error(a, o->span, "unknown option `%s`", o->key);
+      continue;
+    }
+    option_kind kind = passthrough ? OPT_STRING : known_options[k].kind;
+    if (!passthrough && known_options[k].source_only && !source) {
+      error(a, o->span, "option `%s` belongs to a source declared with columns, not to a derived %s", o->key,
+            stmt->kind == VPQ_STMT_CREATE_TABLE ? "table" : "stream");
+      continue;
+    }
+    switch (kind) {
+    case OPT_STRING:
+    case OPT_NAME:
+      if (v->kind == VPQ_AST_STRING) po.text = v->sval;
+      else if (kind == OPT_NAME && v->kind == VPQ_AST_COLUMN && !v->qualifier) po.text = v->name;
+      else error(a, v->span, "option `%s` needs a string (e.g. '...')", o->key);
+      break;
+    case OPT_INTERVAL:
+      po.type = VPQ_TYPE_INTERVAL;
+      if (v->kind == VPQ_AST_INTERVAL) po.value.i = v->ival;
+      else if (v->kind == VPQ_AST_INT && v->ival == 0) po.value.i = 0;
+      else error(a, v->span, "option `%s` needs an interval (e.g. 5 SECONDS)", o->key);
+      if (po.value.i < 0) error(a, v->span, "option `%s` cannot be negative", o->key);
+      break;
+    case OPT_BIGINT:
+      po.type = VPQ_TYPE_BIGINT;
+      if (v->kind == VPQ_AST_INT && v->ival > 0) po.value.i = v->ival;
+      else error(a, v->span, "option `%s` needs a positive integer", o->key);
+      break;
+    case OPT_BOOLEAN:
+      po.type = VPQ_TYPE_BOOLEAN;
+      if (v->kind == VPQ_AST_BOOL) po.value.i = v->ival;
+      else if (v->kind == VPQ_AST_STRING && (strcasecmp(v->sval, "true") == 0 || strcasecmp(v->sval, "false") == 0))
+        po.value.i = strcasecmp(v->sval, "true") == 0;
+      else error(a, v->span, "option `%s` needs TRUE or FALSE", o->key);
+      break;
+    }
+    if (po.text && strcmp(o->key, "connector") == 0) {
+      const char *c = str_lower(a, po.text);
+      if (strcmp(c, "file") && strcmp(c, "kafka") && strcmp(c, "sim")) {
+        const char *names[] = {"file", "kafka", "sim"};
+        const char *hint = vpq_diag_suggest(c, names, 3);
+        if (hint) error(a, v->span, "unknown connector `%s`; did you mean `%s`?", po.text, hint);
+        else error(a, v->span, "unknown connector `%s` (known: file, kafka, sim)", po.text);
+      }
+      conn->connector = c;
+    } else if (po.text && strcmp(o->key, "format") == 0) {
+      const char *f = str_lower(a, po.text);
+      if (strcmp(f, "json") && strcmp(f, "csv")) error(a, v->span, "unknown format `%s` (known: json, csv)", po.text);
+      conn->format = f;
+    } else if (po.text && strcmp(o->key, "path") == 0) {
+      conn->path = resolve_path(a, po.text);
+    } else if (po.text && strcmp(o->key, "dead_letter") == 0) {
+      conn->dead_letter = resolve_path(a, po.text);
+    }
+    conn->options.items[conn->options.count++] = po;
+  }
+  if (conn->connector && !conn->format) conn->format = "json";
+  if (conn->connector && strcmp(conn->connector, "file") == 0 && !conn->path)
+    error(a, stmt->name_span, "a file connector needs `path = '...'`");
+  if (!conn->connector) {
+    for (int i = 0; i < conn->options.count; i++) {
+      const char *key = conn->options.items[i].key;
+      if (!strcmp(key, "path") || !strcmp(key, "topic") || !strcmp(key, "format"))
+        error(a, conn->options.items[i].span, "option `%s` needs a `connector`", key);
+    }
+  }
+}
+
+static const vpq_plan_option *find_option(const vpq_plan_connector *conn, const char *key) {
+  for (int i = 0; i < conn->options.count; i++)
+    if (strcmp(conn->options.items[i].key, key) == 0) return &conn->options.items[i];
+  return NULL;
+}
+
+/* ===== Relations ===== */
+
+static vpq_relation *add_relation(analyzer *a, const vpq_ast_stmt *stmt, vpq_relation_kind kind) {
+  vpq_relation *existing = vpq_plan_find(a->plan, stmt->name);
+  if (existing) error(a, stmt->name_span, "`%s` is already defined", stmt->name);
+  vpq_relation *rel = vpq_arena_alloc(a->arena, sizeof *rel);
+  rel->name = stmt->name;
+  rel->span = stmt->name_span;
+  rel->kind = kind;
+  rel->ts_col = -1;
+  rel->idle_timeout_ms = 30000;
+  if (existing) return rel; /* checked, but not registered a second time */
+  vpq_plan *plan = a->plan;
+  plan->relations = vpq_arena_grow(a->arena, plan->relations, sizeof *plan->relations, &a->rel_cap, plan->nrelations + 1);
+  rel->index = plan->nrelations;
+  plan->relations[plan->nrelations++] = rel;
+  return rel;
+}
+
+static void set_keys(analyzer *a, vpq_relation *rel) {
+  rel->nkeys = 0;
+  rel->key_cols = vpq_arena_alloc(a->arena, sizeof *rel->key_cols * (size_t)(rel->schema.ncols + 1));
+  for (int c = 0; c < rel->schema.ncols; c++)
+    if (rel->schema.cols[c].is_key) rel->key_cols[rel->nkeys++] = c;
+}
+
+static vpq_type ast_type(vpq_ast_type t) {
+  switch (t) {
+  case VPQ_AST_TYPE_BOOLEAN: return VPQ_TYPE_BOOLEAN;
+  case VPQ_AST_TYPE_BIGINT: return VPQ_TYPE_BIGINT;
+  case VPQ_AST_TYPE_DOUBLE: return VPQ_TYPE_DOUBLE;
+  case VPQ_AST_TYPE_STRING: return VPQ_TYPE_STRING;
+  case VPQ_AST_TYPE_TIMESTAMP: return VPQ_TYPE_TIMESTAMP;
+  }
+  return VPQ_TYPE_STRING;
+}
+
+static void declare_source(analyzer *a, const vpq_ast_stmt *stmt) {
+  bool table = stmt->kind == VPQ_STMT_CREATE_TABLE;
+  vpq_relation *rel = add_relation(a, stmt, table ? VPQ_REL_TABLE : VPQ_REL_STREAM);
+  rel->declared = true;
+  rel->schema.ncols = stmt->ncols;
+  rel->schema.cols = vpq_arena_alloc(a->arena, sizeof *rel->schema.cols * (size_t)(stmt->ncols + 1));
+  bool has_primary = false;
+  for (int c = 0; c < stmt->ncols; c++) {
+    const vpq_ast_coldef *col = &stmt->cols[c];
+    for (int d = 0; d < c; d++)
+      if (strcasecmp(stmt->cols[d].name, col->name) == 0) error(a, col->span, "column `%s` is declared twice", col->name);
+    if (col->is_primary_key && !table) error(a, col->span, "PRIMARY KEY belongs to tables; a stream's key is `KEY`");
+    if (col->is_key && table) error(a, col->span, "a table's key is `PRIMARY KEY`");
+    has_primary |= col->is_primary_key;
+    rel->schema.cols[c] = (vpq_column){col->name, ast_type(col->type), col->is_key || col->is_primary_key};
+  }
+  if (table && !has_primary) error(a, stmt->name_span, "a table declared with columns needs a PRIMARY KEY");
+  set_keys(a, rel);
+  check_options(a, &stmt->options, &rel->source, true, stmt);
+  rel->is_source = rel->source.connector != NULL;
+  const vpq_plan_option *ts = find_option(&rel->source, "timestamp");
+  if (ts && ts->text) {
+    int c = vpq_schema_find(&rel->schema, ts->text);
+    if (c < 0) {
+      error(a, ts->span, "`timestamp` names no column of `%s`: `%s`", rel->name, ts->text);
+    } else if (rel->schema.cols[c].type != VPQ_TYPE_TIMESTAMP && rel->schema.cols[c].type != VPQ_TYPE_BIGINT) {
+      error(a, ts->span, "the `timestamp` column `%s` must be TIMESTAMP or BIGINT", rel->schema.cols[c].name);
+    } else {
+      rel->ts_col = c;
+    }
+  }
+  const vpq_plan_option *delay = find_option(&rel->source, "watermark_delay");
+  if (delay) rel->watermark_delay_ms = delay->value.i;
+  const vpq_plan_option *idle = find_option(&rel->source, "idle_timeout");
+  if (idle) rel->idle_timeout_ms = idle->value.i;
+}
+
+/* ===== SELECT ===== */
+
+static void scope_add(analyzer *a, bind_scope *scope, vpq_schema *layout, const char *name, const vpq_relation *rel) {
+  scope->entries = vpq_arena_grow(a->arena, scope->entries, sizeof *scope->entries, &(int){scope->n}, scope->n + 1);
+  scope->entries[scope->n++] = (scope_entry){name, rel, layout->ncols};
+  vpq_column *cols = vpq_arena_alloc(a->arena, sizeof *cols * (size_t)(layout->ncols + rel->schema.ncols + 1));
+  if (layout->ncols) memcpy(cols, layout->cols, sizeof *cols * (size_t)layout->ncols);
+  memcpy(cols + layout->ncols, rel->schema.cols, sizeof *cols * (size_t)rel->schema.ncols);
+  layout->cols = cols;
+  layout->ncols += rel->schema.ncols;
+}
+
+/* Splits `e` into its AND-ed conjuncts. */
+static void conjuncts(analyzer *a, vpq_bexpr *e, vpq_bexpr ***out, int *n) {
+  if (e->kind == VPQ_BEXPR_BINARY && e->op == VPQ_OP_AND) {
+    conjuncts(a, e->args[0], out, n);
+    conjuncts(a, e->args[1], out, n);
+    return;
+  }
+  vpq_bexpr **grown = vpq_arena_alloc(a->arena, sizeof *grown * (size_t)(*n + 1));
+  if (*n) memcpy(grown, *out, sizeof *grown * (size_t)*n);
+  grown[(*n)++] = e;
+  *out = grown;
+}
+
+static vpq_bexpr *and_all(analyzer *a, vpq_bexpr **parts, int n) {
+  vpq_bexpr *all = NULL;
+  for (int i = 0; i < n; i++) {
+    if (!all) {
+      all = parts[i];
+      continue;
+    }
+    vpq_bexpr *both = bnew(a, VPQ_BEXPR_BINARY, VPQ_TYPE_BOOLEAN, parts[i]->span);
+    both->op = VPQ_OP_AND;
+    badd(a, both, all);
+    badd(a, both, parts[i]);
+    all = both;
+  }
+  return all;
+}
+
+static void bind_join(analyzer *a, vpq_plan_select *sel, const vpq_ast_join *j, bind_scope *scope, vpq_schema *layout,
+                      vpq_plan_join *out) {
+  vpq_relation *right = find_relation(a, j->rel.name, j->rel.span);
+  if (!right) return;
+  out->right = right;
+  out->alias = j->rel.alias;
+  out->left_outer = j->kind == VPQ_JOIN_LEFT;
+  if (right->kind == VPQ_REL_TABLE) {
+    out->kind = VPQ_PLAN_JOIN_TABLE;
+    if (j->within) error(a, j->within->span, "WITHIN is for joining two streams; `%s` is a table", right->name);
+  } else {
+    out->kind = VPQ_PLAN_JOIN_WITHIN;
+    if (!j->within) {
+      error(a, j->span, "joining two streams needs WITHIN (e.g. JOIN %s WITHIN 5 MINUTES ON ...)", right->name);
+    } else if (j->within->kind != VPQ_AST_INTERVAL || j->within->ival < 0) {
+      error(a, j->within->span, "WITHIN needs an interval (e.g. 5 MINUTES)");
+    } else {
+      out->within_ms = j->within->ival;
+    }
+  }
+  out->right_offset = layout->ncols;
+  scope_add(a, scope, layout, j->rel.alias ? j->rel.alias : right->name, right);
+  vpq_bexpr *on = bind(a, j->on, scope, BIND_ROW);
+  if (on->type != VPQ_TYPE_BOOLEAN && on->type != VPQ_TYPE_NULL)
+    error(a, j->on->span, "ON needs a BOOLEAN condition, got %s", vpq_type_name(on->type));
+  vpq_bexpr **parts = NULL, **rest = NULL;
+  int nparts = 0, nrest = 0;
+  conjuncts(a, on, &parts, &nparts);
+  int lo = out->right_offset, hi = layout->ncols;
+  out->left_keys = vpq_arena_alloc(a->arena, sizeof *out->left_keys * (size_t)(nparts + right->nkeys + 1));
+  out->right_keys = vpq_arena_alloc(a->arena, sizeof *out->right_keys * (size_t)(nparts + right->nkeys + 1));
+  bool *covered = vpq_arena_alloc(a->arena, (size_t)(right->nkeys + 1));
+  for (int i = 0; i < nparts; i++) {
+    vpq_bexpr *p = parts[i];
+    bool equi = p->kind == VPQ_BEXPR_BINARY && p->op == VPQ_OP_EQ;
+    vpq_bexpr *l = equi ? p->args[0] : NULL, *r = equi ? p->args[1] : NULL;
+    if (equi && columns_within(l, lo, hi) && reads_columns(l) && columns_within(r, 0, lo)) {
+      vpq_bexpr *t = l;
+      l = r;
+      r = t;
+    }
+    bool usable = equi && columns_within(l, 0, lo) && reads_columns(l) && columns_within(r, lo, hi) && reads_columns(r);
+    if (usable && out->kind == VPQ_PLAN_JOIN_TABLE) {
+      int key = -1;
+      if (r->kind == VPQ_BEXPR_COLUMN)
+        for (int k = 0; k < right->nkeys; k++)
+          if (right->key_cols[k] == r->column - lo) key = k;
+      usable = key >= 0 && !covered[key];
+      if (usable) {
+        covered[key] = true;
+        out->left_keys[key] = l;
+        out->right_keys[key] = shift_columns(a, r, -lo);
+        continue;
+      }
+    } else if (usable) {
+      out->left_keys[out->nkeys] = l;
+      out->right_keys[out->nkeys++] = shift_columns(a, r, -lo);
+      continue;
+    }
+    rest = vpq_arena_grow(a->arena, rest, sizeof *rest, &(int){nrest}, nrest + 1);
+    rest[nrest++] = p;
+  }
+  if (out->kind == VPQ_PLAN_JOIN_TABLE) {
+    out->nkeys = right->nkeys;
+    for (int k = 0; k < right->nkeys; k++) {
+      if (covered[k]) continue;
+      error(a, j->on->span, "a join with table `%s` needs `ON` equality on its key `%s`", right->name,
+            right->schema.cols[right->key_cols[k]].name);
+      out->left_keys[k] = bnull(a, right->schema.cols[right->key_cols[k]].type, j->on->span);
+      out->right_keys[k] = bcolumn(a, right->key_cols[k], right->schema.cols[right->key_cols[k]].type, j->on->span);
+    }
+  }
+  out->residual = and_all(a, rest, nrest);
+  (void)sel;
+}
+
+static const char *output_name(analyzer *a, const vpq_ast_select_item *item, const vpq_schema *layout, const vpq_bexpr *b) {
+  if (item->alias) return item->alias;
+  const vpq_ast_expr *e = item->expr;
+  if (e->kind == VPQ_AST_COLUMN) {
+    if (b->kind == VPQ_BEXPR_COLUMN && b->column >= 0 && b->column < layout->ncols && a->sel && !a->sel->aggregate)
+      return layout->cols[b->column].name;
+    return e->name;
+  }
+  /* The expression's text as written, with runs of whitespace collapsed. */
+  const char *text = a->diag->text + e->span.off;
+  char *name = vpq_arena_alloc(a->arena, e->span.len + 1);
+  size_t n = 0;
+  for (uint32_t i = 0; i < e->span.len; i++) {
+    char c = text[i];
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (space) {
+      if (n && name[n - 1] != ' ') name[n++] = ' ';
+    } else {
+      name[n++] = c;
+    }
+  }
+  while (n && name[n - 1] == ' ') n--;
+  name[n] = '\0';
+  return name;
+}
+
+static void patch_window_columns(vpq_bexpr *e, int start) {
+  if (e->kind == VPQ_BEXPR_COLUMN && e->column == WINDOW_START_COL) e->column = start;
+  if (e->kind == VPQ_BEXPR_COLUMN && e->column == WINDOW_END_COL) e->column = start + 1;
+  for (int i = 0; i < e->nargs; i++) patch_window_columns(e->args[i], start);
+}
+
+static int64_t window_interval(analyzer *a, const vpq_ast_expr *e, const char *what, bool zero_ok) {
+  if (!e) return 0;
+  if (e->kind != VPQ_AST_INTERVAL) {
+    error(a, e->span, "%s needs an interval (e.g. 1 MINUTE)", what);
+    return zero_ok ? 0 : 1;
+  }
+  if (e->ival < 0 || (!zero_ok && e->ival == 0)) {
+    error(a, e->span, "%s must be %s", what, zero_ok ? "zero or positive" : "positive");
+    return zero_ok ? 0 : 1;
+  }
+  return e->ival;
+}
+
+/* Binds a SELECT into `q` and returns its output columns (names and types). */
+static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_query *q, const vpq_ast_stmt *stmt) {
+  vpq_plan_select *sel = &q->select;
+  vpq_schema out = {0};
+  vpq_relation *from = find_relation(a, s->from.name, s->from.span);
+  if (!from) return out;
+  sel->from = from;
+  sel->from_alias = s->from.alias;
+  sel->input_is_changelog = from->kind == VPQ_REL_TABLE;
+  bind_scope scope = {0};
+  vpq_schema *layout = &sel->input;
+  scope.layout = layout;
+  scope_add(a, &scope, layout, s->from.alias ? s->from.alias : from->name, from);
+  if (s->njoins && from->kind == VPQ_REL_TABLE) error(a, s->from.span, "joins must start FROM a stream; `%s` is a table", from->name);
+  sel->joins = vpq_arena_alloc(a->arena, sizeof *sel->joins * (size_t)(s->njoins + 1));
+  a->where_clause = "ON";
+  for (int j = 0; j < s->njoins; j++) {
+    bind_join(a, sel, &s->joins[j], &scope, layout, &sel->joins[sel->njoins]);
+    if (sel->joins[sel->njoins].right) sel->njoins++;
+  }
+  /* WINDOW */
+  const vpq_ast_window *w = &s->window;
+  sel->window.kind = w->kind;
+  if (w->kind == VPQ_WINDOW_TUMBLING || w->kind == VPQ_WINDOW_HOPPING) {
+    sel->window.size_ms = window_interval(a, w->size, "SIZE", false);
+    sel->window.advance_ms = w->kind == VPQ_WINDOW_HOPPING ? window_interval(a, w->advance, "ADVANCE BY", false) : sel->window.size_ms;
+    if (sel->window.advance_ms > sel->window.size_ms) error(a, w->advance->span, "ADVANCE BY must not exceed SIZE");
+  } else if (w->kind == VPQ_WINDOW_SESSION) {
+    sel->window.gap_ms = window_interval(a, w->gap, "a session gap", false);
+  }
+  sel->window.grace_ms = window_interval(a, w->grace, "GRACE PERIOD", true);
+  a->windowed = w->kind != VPQ_WINDOW_NONE;
+  if (a->windowed && from->kind == VPQ_REL_TABLE) error(a, w->span, "a WINDOW needs a stream; `%s` is a table", from->name);
+  /* WHERE */
+  a->where_clause = "WHERE";
+  if (s->where) {
+    sel->where = bind(a, s->where, &scope, BIND_ROW);
+    if (sel->where->type != VPQ_TYPE_BOOLEAN && sel->where->type != VPQ_TYPE_NULL)
+      error(a, s->where->span, "WHERE needs a BOOLEAN condition, got %s", vpq_type_name(sel->where->type));
+  }
+  /* GROUP BY */
+  a->where_clause = "GROUP BY";
+  sel->group_keys = vpq_arena_alloc(a->arena, sizeof *sel->group_keys * (size_t)(s->group_by.count + 1));
+  for (int k = 0; k < s->group_by.count; k++) {
+    vpq_bexpr *key = bind(a, s->group_by.items[k], &scope, BIND_ROW);
+    if (key->type == VPQ_TYPE_INTERVAL) key->type = VPQ_TYPE_BIGINT;
+    sel->group_keys[sel->ngroup_keys++] = key;
+  }
+  sel->rollup = s->rollup;
+  if (sel->ngroup_keys > 64) error(a, s->group_span, "GROUP BY takes at most 64 keys");
+  bool any_aggregate = s->having != NULL;
+  for (int i = 0; i < s->nitems; i++) any_aggregate |= has_aggregate(s->items[i].expr);
+  sel->aggregate = s->group_by.count > 0 || any_aggregate;
+  if (s->having && !sel->aggregate) error(a, s->having->span, "HAVING needs GROUP BY or an aggregate");
+  if (a->windowed && !sel->aggregate) error(a, w->span, "a WINDOW needs GROUP BY or an aggregate");
+  /* SELECT list */
+  a->where_clause = NULL;
+  a->sel = sel;
+  bind_mode mode = sel->aggregate ? BIND_AGGREGATE : BIND_ROW;
+  int cap = s->nitems + layout->ncols + 1;
+  sel->outputs = vpq_arena_alloc(a->arena, sizeof *sel->outputs * (size_t)cap);
+  out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * (size_t)cap);
+  for (int i = 0; i < s->nitems; i++) {
+    const vpq_ast_select_item *item = &s->items[i];
+    if (item->expr->kind == VPQ_AST_STAR) {
+      if (sel->aggregate) {
+        error(a, item->expr->span, "`*` cannot be selected in an aggregation");
+        continue;
+      }
+      for (int e = 0; e < scope.n; e++) {
+        const scope_entry *entry = &scope.entries[e];
+        if (item->expr->qualifier && strcasecmp(item->expr->qualifier, entry->name) != 0 &&
+            strcasecmp(item->expr->qualifier, entry->rel->name) != 0)
+          continue;
+        for (int c = 0; c < entry->rel->schema.ncols; c++) {
+          int col = entry->offset + c;
+          sel->outputs[sel->noutputs++] = bcolumn(a, col, layout->cols[col].type, item->expr->span);
+          out.cols[out.ncols++] = (vpq_column){layout->cols[col].name, layout->cols[col].type, false};
+        }
+      }
+      continue;
+    }
+    vpq_bexpr *b = bind(a, item->expr, &scope, mode);
+    if (b->type == VPQ_TYPE_INTERVAL) b->type = VPQ_TYPE_BIGINT;
+    const char *name = output_name(a, item, layout, b);
+    for (int o = 0; o < out.ncols; o++)
+      if (strcasecmp(out.cols[o].name, name) == 0) {
+        error(a, item->alias ? item->alias_span : item->expr->span, "duplicate column name `%s`; add AS", name);
+        break;
+      }
+    sel->outputs[sel->noutputs++] = b;
+    out.cols[out.ncols++] = (vpq_column){name, b->type == VPQ_TYPE_NULL ? VPQ_TYPE_STRING : b->type, false};
+  }
+  if (s->having) {
+    sel->having = bind(a, s->having, &scope, BIND_AGGREGATE);
+    if (sel->having->type != VPQ_TYPE_BOOLEAN && sel->having->type != VPQ_TYPE_NULL)
+      error(a, s->having->span, "HAVING needs a BOOLEAN condition, got %s", vpq_type_name(sel->having->type));
+  }
+  a->sel = NULL;
+  int window_start = sel->ngroup_keys + sel->naggs;
+  for (int i = 0; i < sel->noutputs; i++) patch_window_columns(sel->outputs[i], window_start);
+  if (sel->having) patch_window_columns(sel->having, window_start);
+  /* Keys of the result: plain references to the group keys, or to the FROM stream's key. */
+  for (int i = 0; i < sel->noutputs; i++) {
+    const vpq_bexpr *b = sel->outputs[i];
+    if (b->kind != VPQ_BEXPR_COLUMN) continue;
+    if (sel->aggregate) out.cols[i].is_key = b->column >= 0 && b->column < sel->ngroup_keys;
+    else out.cols[i].is_key = b->column < from->schema.ncols && from->schema.cols[b->column].is_key;
+  }
+  /* EMIT */
+  sel->emit = s->emit == VPQ_EMIT_DEFAULT ? VPQ_EMIT_CHANGES : s->emit;
+  if (s->emit == VPQ_EMIT_FINAL && !a->windowed) error(a, s->emit_span, "EMIT FINAL needs a WINDOW");
+  /* The statement kind must fit the query's shape. */
+  if (stmt->kind == VPQ_STMT_CREATE_TABLE) {
+    if (!sel->aggregate && from->kind != VPQ_REL_TABLE)
+      error(a, stmt->name_span, "a table needs GROUP BY (or a table to select from); use CREATE STREAM");
+    for (int k = 0; sel->aggregate && k < sel->ngroup_keys; k++) {
+      bool selected = false;
+      for (int i = 0; i < sel->noutputs; i++)
+        selected |= sel->outputs[i]->kind == VPQ_BEXPR_COLUMN && sel->outputs[i]->column == k;
+      char text[128];
+      if (!selected)
+        error(a, s->group_by.items[k]->span, "the table's key `%s` must be in the SELECT list",
+              vpq_ast_expr_format(s->group_by.items[k], text, sizeof text));
+    }
+  } else if (stmt->kind == VPQ_STMT_CREATE_STREAM || stmt->kind == VPQ_STMT_INSERT_INTO) {
+    if (sel->aggregate && !a->windowed)
+      error(a, s->group_span.len ? s->group_span : q->span, "an aggregation without a WINDOW makes a table: use CREATE TABLE");
+    else if (!sel->aggregate && from->kind == VPQ_REL_TABLE)
+      error(a, s->from.span, "`%s` is a table: a stream cannot select from it directly", from->name);
+  }
+  return out;
+}
+
+/* ===== FORECAST and SCHEDULE: checked and kept for the operators that run them ===== */
+
+static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *f) {
+  vpq_schema out = {0};
+  out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * (size_t)(f->by.count + 6));
+  vpq_relation *from = find_relation(a, f->from.name, f->from.span);
+  if (from) {
+    bind_scope scope = {0};
+    vpq_schema layout = {0};
+    scope.layout = &layout;
+    scope_add(a, &scope, &layout, f->from.alias ? f->from.alias : from->name, from);
+    a->where_clause = "FORECAST";
+    vpq_bexpr *v = bind(a, f->value, &scope, BIND_ROW);
+    if (!numeric(v->type) && v->type != VPQ_TYPE_NULL)
+      error(a, f->value->span, "FORECAST needs a numeric value, got %s", vpq_type_name(v->type));
+    if (vpq_schema_find(&from->schema, "ts") < 0) error(a, f->from.span, "FORECAST reads the time of each value from a `ts` column; `%s` has none", from->name);
+    for (int k = 0; k < f->by.count; k++) {
+      vpq_bexpr *key = bind(a, f->by.items[k], &scope, BIND_ROW);
+      const char *name = key->kind == VPQ_BEXPR_COLUMN ? layout.cols[key->column].name : "key";
+      out.cols[out.ncols++] = (vpq_column){name, key->type, true};
+    }
+    a->where_clause = NULL;
+  }
+  const char *models[] = {"seasonal_naive", "holt_winters", "linear", "mlp"};
+  bool known = false;
+  for (int m = 0; m < 4; m++) known |= strcmp(models[m], f->model) == 0;
+  if (!known) {
+    const char *hint = vpq_diag_suggest(f->model, models, 4);
+    if (hint) error(a, f->model_span, "unknown model `%s`; did you mean `%s`?", f->model, hint);
+    else error(a, f->model_span, "unknown model `%s` (known: seasonal_naive, holt_winters, linear, mlp)", f->model);
+  }
+  window_interval(a, f->horizon, "HORIZON", false);
+  window_interval(a, f->every, "EVERY", false);
+  if (f->step) window_interval(a, f->step, "STEP", false);
+  const char *names[] = {"issued_at", "ts", "step", "value", "lo", "hi"};
+  vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_BIGINT, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
+  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], false};
+  return out;
+}
+
+static void require_columns(analyzer *a, const vpq_relation *rel, vpq_span span, const char *const *names, int n, const char *role) {
+  for (int i = 0; i < n; i++)
+    if (vpq_schema_find(&rel->schema, names[i]) < 0)
+      error(a, span, "%s `%s` has no `%s` column", role, rel->name, names[i]);
+}
+
+static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *s) {
+  vpq_relation *fleet = find_relation(a, s->fleet.name, s->fleet.span);
+  if (fleet) {
+    if (fleet->kind != VPQ_REL_TABLE) error(a, s->fleet.span, "SCHEDULE needs a table of batteries; `%s` is a stream", fleet->name);
+    const char *cols[] = {"device_id", "soc", "capacity_kwh", "max_kw"};
+    require_columns(a, fleet, s->fleet.span, cols, 4, "the fleet");
+  }
+  vpq_relation *forecast = find_relation(a, s->forecast.name, s->forecast.span);
+  const char *fcols[] = {"ts", "value"};
+  if (forecast) require_columns(a, forecast, s->forecast.span, fcols, 2, "the forecast");
+  if (s->objective == VPQ_OBJECTIVE_MINIMIZE_COST) {
+    vpq_relation *price = find_relation(a, s->price.name, s->price.span);
+    if (price) require_columns(a, price, s->price.span, fcols, 2, "the price forecast");
+  }
+  if (s->objective == VPQ_OBJECTIVE_KEEP_BELOW && s->cap->kind != VPQ_AST_INT && s->cap->kind != VPQ_AST_DOUBLE)
+    error(a, s->cap->span, "KEEP BELOW needs a number of kW");
+  for (int i = 0; i < s->constraints.count; i++) {
+    const vpq_ast_expr *c = s->constraints.items[i];
+    bool ok = c->kind == VPQ_AST_BINARY && c->op >= VPQ_OP_LT && c->op <= VPQ_OP_GE && c->args[0]->kind == VPQ_AST_COLUMN &&
+              strcasecmp(c->args[0]->name, "soc") == 0 && (c->args[1]->kind == VPQ_AST_DOUBLE || c->args[1]->kind == VPQ_AST_INT);
+    if (!ok) error(a, c->span, "SUBJECT TO takes limits on soc, like `soc >= 0.10`");
+  }
+  window_interval(a, s->horizon, "HORIZON", false);
+  window_interval(a, s->step, "STEP", false);
+  vpq_schema out = {0};
+  out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * 6);
+  const char *names[] = {"issued_at", "ts", "device_id", "setpoint_kw", "soc", "planned_peak_kw"};
+  vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_STRING, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
+  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], i == 2};
+  return out;
+}
+
+/* ===== Statements ===== */
+
+static vpq_plan_query *bind_query(analyzer *a, const vpq_ast_query *ast, const vpq_ast_stmt *stmt, vpq_schema *out) {
+  vpq_plan_query *q = vpq_arena_alloc(a->arena, sizeof *q);
+  q->span = ast->span;
+  q->ast = ast;
+  switch (ast->kind) {
+  case VPQ_QUERY_SELECT:
+    q->kind = VPQ_PLAN_SELECT;
+    *out = bind_select(a, &ast->u.select, q, stmt);
+    break;
+  case VPQ_QUERY_FORECAST:
+    q->kind = VPQ_PLAN_FORECAST;
+    *out = forecast_schema(a, &ast->u.forecast);
+    break;
+  case VPQ_QUERY_SCHEDULE:
+    q->kind = VPQ_PLAN_SCHEDULE;
+    *out = schedule_schema(a, &ast->u.schedule);
+    break;
+  }
+  return q;
+}
+
+static void add_query(analyzer *a, vpq_relation *rel, vpq_plan_query *q) {
+  vpq_plan_query **queries = vpq_arena_alloc(a->arena, sizeof *queries * (size_t)(rel->nqueries + 1));
+  if (rel->nqueries) memcpy(queries, rel->queries, sizeof *queries * (size_t)rel->nqueries);
+  queries[rel->nqueries++] = q;
+  rel->queries = queries;
+  q->target = rel;
+}
+
+static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
+  vpq_schema out;
+  bool table = stmt->kind == VPQ_STMT_CREATE_TABLE;
+  vpq_plan_query *q = bind_query(a, stmt->query, stmt, &out);
+  vpq_relation *rel = add_relation(a, stmt, table ? VPQ_REL_TABLE : VPQ_REL_STREAM);
+  if (table && q->kind != VPQ_PLAN_SELECT) error(a, stmt->name_span, "FORECAST and SCHEDULE make streams: use CREATE STREAM");
+  rel->schema = out;
+  if (q->kind == VPQ_PLAN_SELECT && q->select.aggregate && q->select.window.kind != VPQ_WINDOW_NONE) rel->windowed = 1;
+  if (q->kind == VPQ_PLAN_SELECT && !q->select.aggregate && q->select.from && q->select.from->kind == VPQ_REL_TABLE && table) {
+    /* A table selected from a table keeps the input's keys. */
+    for (int i = 0; i < q->select.noutputs; i++) {
+      const vpq_bexpr *b = q->select.outputs[i];
+      rel->schema.cols[i].is_key = b->kind == VPQ_BEXPR_COLUMN && q->select.from->schema.cols[b->column].is_key;
+    }
+  }
+  set_keys(a, rel);
+  q->column_map = vpq_arena_alloc(a->arena, sizeof *q->column_map * (size_t)(out.ncols + 1));
+  for (int i = 0; i < out.ncols; i++) q->column_map[i] = i;
+  add_query(a, rel, q);
+  check_options(a, &stmt->options, &rel->sink, false, stmt);
+  rel->is_sink = rel->sink.connector != NULL;
+}
+
+static void insert_into(analyzer *a, const vpq_ast_stmt *stmt) {
+  vpq_relation *target = find_relation(a, stmt->name, stmt->name_span);
+  vpq_schema out;
+  vpq_plan_query *q = bind_query(a, stmt->query, stmt, &out);
+  if (!target) return;
+  if (target->kind != VPQ_REL_STREAM || !target->declared) {
+    error(a, stmt->name_span, "INSERT INTO needs a stream declared with columns; `%s` is %s", target->name,
+          target->kind == VPQ_REL_TABLE ? "a table" : "derived by a query");
+    return;
+  }
+  q->column_map = vpq_arena_alloc(a->arena, sizeof *q->column_map * (size_t)(out.ncols + 1));
+  for (int i = 0; i < out.ncols; i++) {
+    int c = vpq_schema_find(&target->schema, out.cols[i].name);
+    q->column_map[i] = c;
+    if (c < 0) {
+      error(a, q->span, "column `%s` is not in `%s`", out.cols[i].name, target->name);
+      continue;
+    }
+    vpq_type want = target->schema.cols[c].type, got = out.cols[i].type;
+    if (q->kind == VPQ_PLAN_SELECT && got != want) {
+      bool ok;
+      vpq_type u = unify(want, got, &ok);
+      if (!ok || u != want) {
+        error(a, q->select.outputs[i]->span, "column `%s` of `%s` is %s, the query gives %s", target->schema.cols[c].name,
+              target->name, vpq_type_name(want), vpq_type_name(got));
+        continue;
+      }
+      q->select.outputs[i] = cast_to(a, q->select.outputs[i], want);
+    }
+  }
+  add_query(a, target, q);
+  if (target->is_source) {
+    /* A declared stream written by INSERT INTO: its connector is where the rows go. */
+    target->is_source = false;
+    target->is_sink = true;
+    target->sink = target->source;
+  }
+}
+
+/* ===== Formatting bound expressions ===== */
+
+static void put(char *buf, size_t size, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t size, size_t *len, const char *fmt, ...) {
+  if (*len + 1 >= size) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + *len, size - *len, fmt, ap);
+  va_end(ap);
+  if (n > 0) *len += (size_t)n;
+  if (*len >= size) *len = size - 1;
+}
+
+static void format_bexpr(const vpq_bexpr *e, const vpq_schema *layout, char *buf, size_t size, size_t *len) {
+  static const char *const funcs[] = {"coalesce", "abs", "round", "least", "greatest"};
+  switch (e->kind) {
+  case VPQ_BEXPR_CONST:
+    if (e->is_null) put(buf, size, len, "NULL");
+    else if (e->type == VPQ_TYPE_DOUBLE) put(buf, size, len, "%g", e->value.d);
+    else if (e->type == VPQ_TYPE_STRING) put(buf, size, len, "'%s'", e->text ? e->text : "");
+    else if (e->type == VPQ_TYPE_BOOLEAN) put(buf, size, len, "%s", e->value.i ? "TRUE" : "FALSE");
+    else put(buf, size, len, "%lld", (long long)e->value.i);
+    break;
+  case VPQ_BEXPR_COLUMN:
+    if (e->column >= 0 && e->column < layout->ncols) put(buf, size, len, "%s", layout->cols[e->column].name);
+    else put(buf, size, len, "#%d", e->column);
+    break;
+  case VPQ_BEXPR_UNARY:
+    put(buf, size, len, e->op == VPQ_OP_NOT ? "NOT " : "-");
+    format_bexpr(e->args[0], layout, buf, size, len);
+    break;
+  case VPQ_BEXPR_BINARY:
+    put(buf, size, len, "(");
+    format_bexpr(e->args[0], layout, buf, size, len);
+    put(buf, size, len, " %s ", vpq_ast_op_text(e->op));
+    format_bexpr(e->args[1], layout, buf, size, len);
+    put(buf, size, len, ")");
+    break;
+  case VPQ_BEXPR_CAST:
+    put(buf, size, len, "CAST(");
+    format_bexpr(e->args[0], layout, buf, size, len);
+    put(buf, size, len, " AS %s)", vpq_type_name(e->type));
+    break;
+  case VPQ_BEXPR_FUNC:
+  case VPQ_BEXPR_CASE:
+    put(buf, size, len, "%s(", e->kind == VPQ_BEXPR_CASE ? "case" : funcs[e->func]);
+    for (int i = 0; i < e->nargs; i++) {
+      if (i) put(buf, size, len, ", ");
+      format_bexpr(e->args[i], layout, buf, size, len);
+    }
+    put(buf, size, len, ")");
+    break;
+  case VPQ_BEXPR_IS_NULL:
+    format_bexpr(e->args[0], layout, buf, size, len);
+    put(buf, size, len, e->negated ? " IS NOT NULL" : " IS NULL");
+    break;
+  }
+}
+
+char *vpq_bexpr_format(const vpq_bexpr *expr, const vpq_schema *layout, char *buf, size_t size) {
+  size_t len = 0;
+  if (!size) return buf;
+  buf[0] = '\0';
+  format_bexpr(expr, layout, buf, size, &len);
+  return buf;
+}
+
+/* ===== The file ===== */
+
+vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file, const char *file_name,
+                      const char *base_dir) {
+  vpq_plan *plan = vpq_arena_alloc(arena, sizeof *plan);
+  plan->file = file_name;
+  plan->base_dir = base_dir;
+  analyzer a = {arena, diag, plan, 0, 0, false, NULL, NULL, false};
+  int errors_before = diag->errors;
+  for (int i = 0; i < file->count; i++) {
+    const vpq_ast_stmt *stmt = file->stmts[i];
+    if (stmt->kind == VPQ_STMT_INSERT_INTO) insert_into(&a, stmt);
+    else if (stmt->query) derive(&a, stmt);
+    else declare_source(&a, stmt);
+  }
+  return diag->errors > errors_before ? NULL : plan;
+}
