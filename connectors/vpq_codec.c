@@ -1169,18 +1169,98 @@ void vpq_json_encode_string(vpq_buf *out, const char *text, size_t len) {
   vpq_buf_append(out, "\"", 1);
 }
 
-/* The double's shortest text that reads back to it (%.15g, %.16g or %.17g; ".0" when it has
- * no point or exponent) into buf; false when it is not finite. */
+/* The common case without printf: a value in [1e-4, 1e15) with at most 17 digits after the
+ * point. The fewest digits k for which m = round(|v|·10^k) gives m / 10^k == |v| (one
+ * correctly rounded division, so the text reads back to v) are written as plain decimals.
+ * Returns false when the value needs the general path. */
+static bool format_short_decimal(char *buf, size_t size, double v) {
+  double a = fabs(v);
+  if (!(a >= 1e-4 && a < 1e15) || size < 40) return false;
+  double scale = 1;
+  for (int k = 1; k <= 17; k++) {
+    scale *= 10;
+    double m = round(a * scale);
+    if (m >= 9007199254740992.0) return false;
+    if (m / scale != a) continue;
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", (long long)m);
+    size_t at = 0;
+    if (v < 0) buf[at++] = '-';
+    if (n <= k) {
+      buf[at++] = '0';
+      buf[at++] = '.';
+      for (int z = n; z < k; z++) buf[at++] = '0';
+      memcpy(buf + at, digits, (size_t)n);
+      at += (size_t)n;
+    } else {
+      memcpy(buf + at, digits, (size_t)(n - k));
+      at += (size_t)(n - k);
+      buf[at++] = '.';
+      memcpy(buf + at, digits + n - k, (size_t)k);
+      at += (size_t)k;
+    }
+    buf[at] = '\0';
+    return true;
+  }
+  return false;
+}
+
+/* The double's shortest text that reads back to it, written as Python's repr() writes it:
+ * plain decimals when the exponent is in [-4, 16), else d.ddde±XX; ".0" on integral plain
+ * values. False when it is not finite. */
 static bool format_double(char *buf, size_t size, double v) {
-  if (!isfinite(v)) return false;
-  if (fabs(v) < 1e15 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+  if (!isfinite(v) || size < 40) return false;
+  if (fabs(v) < 1e16 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
     snprintf(buf, size, "%lld.0", (long long)v);
     return true;
   }
-  snprintf(buf, size, "%.15g", v);
-  if (strtod(buf, NULL) != v) snprintf(buf, size, "%.16g", v);
-  if (strtod(buf, NULL) != v) snprintf(buf, size, "%.17g", v);
-  if (!strpbrk(buf, ".en")) strcat(buf, ".0");
+  if (format_short_decimal(buf, size, v)) return true;
+  char sci[40];
+  for (int p = 1; p <= 17; p++) {
+    snprintf(sci, sizeof sci, "%.*e", p - 1, v);
+    if (p >= 15 && strtod(sci, NULL) == v) break;
+    if (p < 15 && p != 1 && p != 6 && p != 10) continue; /* probe a few short precisions cheaply */
+    if (strtod(sci, NULL) == v) break;
+  }
+  /* sci = [-]d[.ddd]e±XX: collect the digits and the exponent. */
+  const char *at = sci;
+  size_t n = 0;
+  char digits[24];
+  bool negative = *at == '-';
+  if (negative) at++;
+  for (; *at && *at != 'e'; at++)
+    if (*at != '.') digits[n++] = *at;
+  int exp10 = atoi(at + 1);
+  while (n > 1 && digits[n - 1] == '0') n--;
+  size_t len = 0;
+  if (negative) buf[len++] = '-';
+  if (exp10 >= -4 && exp10 < 16) {
+    if (exp10 < 0) {
+      buf[len++] = '0';
+      buf[len++] = '.';
+      for (int z = 0; z < -exp10 - 1; z++) buf[len++] = '0';
+      memcpy(buf + len, digits, n);
+      len += n;
+    } else {
+      for (int i = 0; i <= exp10; i++) buf[len++] = (size_t)i < n ? digits[i] : '0';
+      buf[len++] = '.';
+      if ((size_t)exp10 + 1 < n) {
+        memcpy(buf + len, digits + exp10 + 1, n - (size_t)exp10 - 1);
+        len += n - (size_t)exp10 - 1;
+      } else {
+        buf[len++] = '0';
+      }
+    }
+    buf[len] = '\0';
+  } else {
+    buf[len++] = digits[0];
+    if (n > 1) {
+      buf[len++] = '.';
+      memcpy(buf + len, digits + 1, n - 1);
+      len += n - 1;
+    }
+    snprintf(buf + len, size - len, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+  }
   return true;
 }
 
