@@ -1216,11 +1216,11 @@ static bool format_double(char *buf, size_t size, double v) {
   }
   if (format_short_decimal(buf, size, v)) return true;
   char sci[40];
-  for (int p = 1; p <= 17; p++) {
+  /* 15 significant digits always suffice to separate the shorter texts (trailing zeros are
+   * stripped below); 16 or 17 are needed only when 15 do not read back. */
+  for (int p = 15; p <= 17; p++) {
     snprintf(sci, sizeof sci, "%.*e", p - 1, v);
-    if (p >= 15 && strtod(sci, NULL) == v) break;
-    if (p < 15 && p != 1 && p != 6 && p != 10) continue; /* probe a few short precisions cheaply */
-    if (strtod(sci, NULL) == v) break;
+    if (p == 17 || strtod(sci, NULL) == v) break;
   }
   /* sci = [-]d[.ddd]e±XX: collect the digits and the exponent. */
   const char *at = sci;
