@@ -803,7 +803,7 @@ static void scope_add(analyzer *a, bind_scope *scope, vpq_schema *layout, const 
   scope->entries[scope->n++] = (scope_entry){name, rel, layout->ncols};
   vpq_column *cols = vpq_arena_alloc(a->arena, sizeof *cols * (size_t)(layout->ncols + rel->schema.ncols + 1));
   if (layout->ncols) memcpy(cols, layout->cols, sizeof *cols * (size_t)layout->ncols);
-  memcpy(cols + layout->ncols, rel->schema.cols, sizeof *cols * (size_t)rel->schema.ncols);
+  if (rel->schema.ncols) memcpy(cols + layout->ncols, rel->schema.cols, sizeof *cols * (size_t)rel->schema.ncols);
   layout->cols = cols;
   layout->ncols += rel->schema.ncols;
 }

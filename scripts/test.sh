@@ -20,6 +20,7 @@ for target in build-fuzz/fuzz_*; do
   corpus=tests/fuzz/corpus/${name#fuzz_}
   mkdir -p build-fuzz/corpus-$name
   "$target" -max_total_time="${VPQ_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 -print_final_stats=0 \
+    -artifact_prefix=build-fuzz/ \
     build-fuzz/corpus-$name $( [ -d "$corpus" ] && echo "$corpus" ) 2>build-fuzz/$name.log \
     || { tail -50 build-fuzz/$name.log; echo "fuzz target $name failed"; exit 1; }
   echo "$name: $(grep -c . build-fuzz/$name.log) log lines, no crash"
