@@ -220,7 +220,9 @@ static void explain_op(const vpq_engine *e, const vpq_op *op, FILE *out, const c
     fprintf(out, "%s\n", line.data ? line.data : "");
   } else if (is_relation) {
     const char *name = line.data ? strchr(line.data, ' ') : NULL;
-    fprintf(out, "%s%s %s\n", indent, last ? "└─" : "├─", name ? name + 1 : "");
+    const char *end = name ? strstr(name, " (") : NULL;
+    int len = name ? (int)(end ? end - name - 1 : (ptrdiff_t)strlen(name + 1)) : 0;
+    fprintf(out, "%s%s %.*s\n", indent, last ? "└─" : "├─", len, name ? name + 1 : "");
   } else {
     fprintf(out, "%s%s %s %s\n", indent, last ? "└─" : "├─", op->vt->kind, line.data ? line.data : "");
   }
