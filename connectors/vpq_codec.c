@@ -1329,6 +1329,38 @@ void vpq_json_encode_row(vpq_buf *out, const vpq_schema *schema, const vpq_batch
   vpq_buf_append(out, "}", 1);
 }
 
+void vpq_json_keys_init(vpq_json_keys *keys, const vpq_schema *schema) {
+  memset(keys, 0, sizeof *keys);
+  keys->n = schema->ncols;
+  keys->ends = malloc(sizeof *keys->ends * (size_t)(schema->ncols + 1));
+  if (!keys->ends) abort();
+  for (int c = 0; c < schema->ncols; c++) {
+    if (c) vpq_buf_append(&keys->text, ",", 1);
+    vpq_json_encode_string(&keys->text, schema->cols[c].name, strlen(schema->cols[c].name));
+    vpq_buf_append(&keys->text, ":", 1);
+    keys->ends[c] = keys->text.len;
+  }
+}
+
+void vpq_json_keys_free(vpq_json_keys *keys) {
+  vpq_buf_free(&keys->text);
+  free(keys->ends);
+  keys->ends = NULL;
+}
+
+void vpq_json_encode_row_keyed(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema,
+                               const vpq_batch *batch, int row, const vpq_intern *intern) {
+  vpq_buf_reserve(out, keys->text.len + 32 * (size_t)keys->n + 2);
+  out->data[out->len++] = '{';
+  size_t from = 0;
+  for (int c = 0; c < keys->n; c++) {
+    vpq_buf_append(out, keys->text.data + from, keys->ends[c] - from);
+    from = keys->ends[c];
+    encode_value(out, &batch->cols[c], schema->cols[c].type, row, intern, false);
+  }
+  vpq_buf_append(out, "}", 1);
+}
+
 void vpq_csv_encode_header(vpq_buf *out, const vpq_schema *schema) {
   for (int c = 0; c < schema->ncols; c++) {
     if (c) vpq_buf_append(out, ",", 1);

@@ -55,6 +55,24 @@ bool vpq_timestamp_parse(const char *text, size_t len, int64_t *ms);
 void vpq_json_encode_row(vpq_buf *out, const vpq_schema *schema, const vpq_batch *batch,
                          int row, const vpq_intern *intern);
 
+/* The `"name":` texts of a schema's columns, escaped once for writing many rows: key c is
+ * text.data[ends[c - 1] .. ends[c]) (from 0 for c = 0). */
+typedef struct vpq_json_keys {
+  vpq_buf text;
+  size_t *ends;
+  int n;
+} vpq_json_keys;
+
+/* Encodes the keys of `schema` into `keys`. */
+void vpq_json_keys_init(vpq_json_keys *keys, const vpq_schema *schema);
+
+/* Frees the keys' storage. */
+void vpq_json_keys_free(vpq_json_keys *keys);
+
+/* vpq_json_encode_row with the keys encoded beforehand: the same text, faster. */
+void vpq_json_encode_row_keyed(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema,
+                               const vpq_batch *batch, int row, const vpq_intern *intern);
+
 /* Appends `len` bytes as a JSON string literal (quotes included); invalid UTF-8 bytes are
  * written as \u00XX escapes of their byte value so that the output is always valid JSON. */
 void vpq_json_encode_string(vpq_buf *out, const char *text, size_t len);

@@ -222,6 +222,7 @@ typedef struct file_sink {
   const vpq_schema *schema;
   const vpq_intern *intern;
   vpq_buf buf;
+  vpq_json_keys keys;
 } file_sink;
 
 static bool sink_drain(file_sink *s, char *err, size_t err_size) {
@@ -239,7 +240,7 @@ static bool sink_write(vpq_sink *sink, const vpq_batch *batch, const int *rows, 
   file_sink *s = (file_sink *)sink;
   for (int i = 0; i < n; i++) {
     if (s->format == VPQ_FORMAT_CSV) vpq_csv_encode_row(&s->buf, s->schema, batch, rows[i], s->intern);
-    else vpq_json_encode_row(&s->buf, s->schema, batch, rows[i], s->intern);
+    else vpq_json_encode_row_keyed(&s->buf, &s->keys, s->schema, batch, rows[i], s->intern);
     vpq_buf_append(&s->buf, "\n", 1);
     if (s->buf.len >= SINK_BUFFER && !sink_drain(s, err, err_size)) return false;
   }
@@ -263,6 +264,7 @@ static void sink_close(vpq_sink *sink) {
   sink_flush(sink, err, sizeof err);
   if (s->path) fclose(s->stream);
   vpq_buf_free(&s->buf);
+  vpq_json_keys_free(&s->keys);
   free(s->path);
   free(s);
 }
@@ -279,6 +281,7 @@ static file_sink *sink_new(FILE *stream, const char *path, vpq_format format, co
   s->format = format;
   s->schema = schema;
   s->intern = intern;
+  vpq_json_keys_init(&s->keys, schema);
   if (format == VPQ_FORMAT_CSV) {
     vpq_csv_encode_header(&s->buf, schema);
     vpq_buf_append(&s->buf, "\n", 1);

@@ -42,6 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static vpq_decoder *json, *csv;
   static vpq_arena arena;
   static vpq_batch *batch;
+  if (intern && vpq_intern_count(intern) > 100000) {
+    /* Keep memory bounded over millions of inputs: start again with an empty pool. */
+    vpq_decoder_free(json);
+    vpq_decoder_free(csv);
+    vpq_intern_free(intern);
+    vpq_arena_free(&arena);
+    intern = NULL;
+  }
   if (!intern) {
     intern = vpq_intern_new();
     json = vpq_decoder_new(VPQ_FORMAT_JSON, &schema, intern);
