@@ -14,10 +14,10 @@
 #include "vpq_codec.h"
 
 static vpq_column cols[] = {
-    {"device_id", VPQ_TYPE_STRING, true},  {"site", VPQ_TYPE_STRING, false},
-    {"region", VPQ_TYPE_STRING, false},    {"ts", VPQ_TYPE_TIMESTAMP, false},
-    {"soc", VPQ_TYPE_DOUBLE, false},       {"power_kw", VPQ_TYPE_DOUBLE, false},
-    {"capacity_kwh", VPQ_TYPE_DOUBLE, false}, {"max_kw", VPQ_TYPE_DOUBLE, false},
+    {"device_id", VPQ_TYPE_STRING, true, false},  {"site", VPQ_TYPE_STRING, false, false},
+    {"region", VPQ_TYPE_STRING, false, false},    {"ts", VPQ_TYPE_TIMESTAMP, false, false},
+    {"soc", VPQ_TYPE_DOUBLE, false, false},       {"power_kw", VPQ_TYPE_DOUBLE, false, false},
+    {"capacity_kwh", VPQ_TYPE_DOUBLE, false, false}, {"max_kw", VPQ_TYPE_DOUBLE, false, false},
 };
 enum { NCOLS = sizeof cols / sizeof cols[0], DEVICES = 10000 };
 

@@ -892,8 +892,9 @@ static bool json_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *
       if (peek(&j) != ':') return unexpected(&j);
       j.p++;
       skip_ws(&j);
-      if (col < 0) {
-        if (!skip_value(&j, 1)) return false;
+      if (col < 0 || dec->schema->cols[col].unread) {
+        if (!skip_value(&j, 1)) return false; /* not in the schema, or no query reads it */
+        if (col >= 0) expect = col + 1;
       } else {
         if (!json_field(&j, col, &out->cols[col], row)) return false;
         seen |= 1ull << (col & 63);
@@ -1047,7 +1048,8 @@ static bool csv_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *o
     csv_field f;
     p = csv_next(p, end, &f);
     int col = nfields < dec->csv_nfields ? dec->csv_map[nfields] : -1;
-    if (col >= 0 && ok) ok = csv_value(dec, col, &f, &out->cols[col], row, err, err_size);
+    if (col >= 0 && dec->schema->cols[col].unread) out->cols[col].null[row] = 1; /* no query reads it */
+    else if (col >= 0 && ok) ok = csv_value(dec, col, &f, &out->cols[col], row, err, err_size);
     nfields++;
     if (p == end) break;
     p++;

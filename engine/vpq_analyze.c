@@ -773,7 +773,7 @@ static void declare_source(analyzer *a, const vpq_ast_stmt *stmt) {
     if (col->is_primary_key && !table) error(a, col->span, "PRIMARY KEY belongs to tables; a stream's key is `KEY`");
     if (col->is_key && table) error(a, col->span, "a table's key is `PRIMARY KEY`");
     has_primary |= col->is_primary_key;
-    rel->schema.cols[c] = (vpq_column){col->name, ast_type(col->type), col->is_key || col->is_primary_key};
+    rel->schema.cols[c] = (vpq_column){col->name, ast_type(col->type), col->is_key || col->is_primary_key, false};
   }
   if (table && !has_primary) error(a, stmt->name_span, "a table declared with columns needs a PRIMARY KEY");
   set_keys(a, rel);
@@ -1035,7 +1035,7 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
         for (int c = 0; c < entry->rel->schema.ncols; c++) {
           int col = entry->offset + c;
           sel->outputs[sel->noutputs++] = bcolumn(a, col, layout->cols[col].type, item->expr->span);
-          out.cols[out.ncols++] = (vpq_column){layout->cols[col].name, layout->cols[col].type, false};
+          out.cols[out.ncols++] = (vpq_column){layout->cols[col].name, layout->cols[col].type, false, false};
         }
       }
       continue;
@@ -1049,7 +1049,7 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
         break;
       }
     sel->outputs[sel->noutputs++] = b;
-    out.cols[out.ncols++] = (vpq_column){name, b->type == VPQ_TYPE_NULL ? VPQ_TYPE_STRING : b->type, false};
+    out.cols[out.ncols++] = (vpq_column){name, b->type == VPQ_TYPE_NULL ? VPQ_TYPE_STRING : b->type, false, false};
   }
   if (s->having) {
     sel->having = bind(a, s->having, &scope, BIND_AGGREGATE);
@@ -1111,7 +1111,7 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *f) {
     for (int k = 0; k < f->by.count; k++) {
       vpq_bexpr *key = bind(a, f->by.items[k], &scope, BIND_ROW);
       const char *name = key->kind == VPQ_BEXPR_COLUMN ? layout.cols[key->column].name : "key";
-      out.cols[out.ncols++] = (vpq_column){name, key->type, true};
+      out.cols[out.ncols++] = (vpq_column){name, key->type, true, false};
     }
     a->where_clause = NULL;
   }
@@ -1128,7 +1128,7 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *f) {
   if (f->step) window_interval(a, f->step, "STEP", false);
   const char *names[] = {"issued_at", "ts", "step", "value", "lo", "hi"};
   vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_BIGINT, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
-  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], false};
+  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], false, false};
   return out;
 }
 
@@ -1166,7 +1166,7 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *s) {
   out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * 6);
   const char *names[] = {"issued_at", "ts", "device_id", "setpoint_kw", "soc", "planned_peak_kw"};
   vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_STRING, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
-  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], i == 2};
+  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], i == 2, false};
   return out;
 }
 

@@ -38,6 +38,7 @@ struct vpq_engine {
   vpq_op **source_ops;     /* per relation; NULL unless a source */
   vpq_source_slot *slots;  /* per relation */
   vpq_decoder **decoders;  /* per relation, for vpq_engine_push_json */
+  bool *subscribed;        /* per relation: has subscribers (its rows are shown whole) */
   volatile sig_atomic_t stop;
   bool unsupported;        /* a statement the runtime cannot execute yet */
 };
@@ -161,6 +162,7 @@ static void plan_physical(vpq_engine *e, FILE *diag) {
   e->source_ops = vpq_arena_alloc(&e->arena, sizeof *e->source_ops * (size_t)(n + 1));
   e->slots = vpq_arena_alloc(&e->arena, sizeof *e->slots * (size_t)(n + 1));
   e->decoders = vpq_arena_alloc(&e->arena, sizeof *e->decoders * (size_t)(n + 1));
+  e->subscribed = vpq_arena_alloc(&e->arena, sizeof *e->subscribed * (size_t)(n + 1));
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
     e->rel_ops[r] = engine_track(e, vpq_op_relation_new(&e->rt, rel));
@@ -333,6 +335,53 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   vpq_arena_reset(&e->rt.scratch);
 }
 
+/* Marks as read every column of relation `rel` that `x` reads, where `rel`'s columns start
+ * at `offset` of the layout `x` is bound to. */
+static void mark_read(vpq_relation *rel, const vpq_bexpr *x, int offset) {
+  if (!x) return;
+  if (x->kind == VPQ_BEXPR_COLUMN && x->column >= offset && x->column < offset + rel->schema.ncols)
+    rel->schema.cols[x->column - offset].unread = false;
+  for (int i = 0; i < x->nargs; i++) mark_read(rel, x->args[i], offset);
+}
+
+/* Projection pushdown: a source column that no query reads need not be decoded. Sources with
+ * a dead-letter output or subscribers keep every column (their rows are shown whole), and so
+ * do sources read by FORECAST or SCHEDULE. */
+static void mark_unread_columns(vpq_engine *e) {
+  const vpq_plan *plan = e->plan;
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_relation *rel = plan->relations[r];
+    if (!rel->is_source || rel->source.dead_letter || e->subscribed[r]) continue;
+    for (int c = 0; c < rel->schema.ncols; c++) rel->schema.cols[c].unread = !rel->schema.cols[c].is_key && c != rel->ts_col;
+  }
+  for (int r = 0; r < plan->nrelations; r++) {
+    for (int q = 0; q < plan->relations[r]->nqueries; q++) {
+      const vpq_plan_query *query = plan->relations[r]->queries[q];
+      if (query->kind != VPQ_PLAN_SELECT) {
+        for (int s = 0; s < plan->nrelations; s++)
+          for (int c = 0; c < plan->relations[s]->schema.ncols; c++) plan->relations[s]->schema.cols[c].unread = false;
+        return;
+      }
+      const vpq_plan_select *sel = &query->select;
+      for (int side = -1; side < sel->njoins; side++) {
+        vpq_relation *rel = side < 0 ? sel->from : sel->joins[side].right;
+        int offset = side < 0 ? 0 : sel->joins[side].right_offset;
+        mark_read(rel, sel->where, offset);
+        for (int k = 0; k < sel->ngroup_keys; k++) mark_read(rel, sel->group_keys[k], offset);
+        for (int i = 0; i < sel->naggs; i++) mark_read(rel, sel->aggs[i].arg, offset);
+        if (!sel->aggregate)
+          for (int i = 0; i < sel->noutputs; i++) mark_read(rel, sel->outputs[i], offset);
+        for (int j = 0; j < sel->njoins; j++) {
+          for (int k = 0; k < sel->joins[j].nkeys; k++) mark_read(rel, sel->joins[j].left_keys[k], offset);
+          mark_read(rel, sel->joins[j].residual, offset);
+          if (side == j)
+            for (int k = 0; k < sel->joins[j].nkeys; k++) mark_read(rel, sel->joins[j].right_keys[k], 0);
+        }
+      }
+    }
+  }
+}
+
 static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
   const vpq_plan *plan = e->plan;
   char err[512];
@@ -434,6 +483,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   merge_input *streams = calloc((size_t)plan->nrelations + 1, sizeof *streams);
   if (!bad || !streams) abort();
   int rc = -1;
+  mark_unread_columns(e);
   if (open_connectors(e, log, bad)) {
     int nstreams = 0;
     for (int r = 0; r < plan->nrelations; r++) {
@@ -489,6 +539,7 @@ int vpq_engine_subscribe(vpq_engine *e, const char *relation, vpq_row_fn fn, voi
   vpq_relation *rel = e->plan ? vpq_plan_find(e->plan, relation) : NULL;
   if (!rel) return -1;
   vpq_op_relation_subscribe(e->rel_ops[rel->index], fn, ctx);
+  e->subscribed[rel->index] = true;
   return 0;
 }
 

@@ -696,13 +696,13 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   for (int k = 0; k < a->nkeys; k++) {
     char text[256];
     a->layout.cols[k] = (vpq_column){vpq_arena_strdup(arena, vpq_bexpr_format(sel->group_keys[k], &sel->input, text, sizeof text)),
-                                     sel->group_keys[k]->type, true};
+                                     sel->group_keys[k]->type, true, false};
   }
   for (int i = 0; i < sel->naggs; i++)
-    a->layout.cols[a->nkeys + i] = (vpq_column){vpq_agg_name(sel->aggs[i].spec.kind), sel->aggs[i].spec.result_type, false};
+    a->layout.cols[a->nkeys + i] = (vpq_column){vpq_agg_name(sel->aggs[i].spec.kind), sel->aggs[i].spec.result_type, false, false};
   if (windowed) {
-    a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){"WINDOW_START", VPQ_TYPE_TIMESTAMP, false};
-    a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){"WINDOW_END", VPQ_TYPE_TIMESTAMP, false};
+    a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){"WINDOW_START", VPQ_TYPE_TIMESTAMP, false, false};
+    a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){"WINDOW_END", VPQ_TYPE_TIMESTAMP, false, false};
   }
   if (sel->having) a->having = vpq_expr_compile(arena, sel->having, rt->intern);
   int ncols = query->target->schema.ncols;

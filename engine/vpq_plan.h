@@ -74,6 +74,7 @@ typedef struct vpq_column {
   const char *name;
   vpq_type type;
   bool is_key; /* KEY / PRIMARY KEY / GROUP BY key: the row's key */
+  bool unread; /* a source column no query reads: set by the runtime, decoders may skip it */
 } vpq_column;
 
 typedef struct vpq_schema {

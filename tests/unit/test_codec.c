@@ -16,8 +16,8 @@
 
 /* s STRING, n BIGINT, d DOUBLE, b BOOLEAN, t TIMESTAMP */
 static vpq_column all_cols[] = {
-    {"s", VPQ_TYPE_STRING, false}, {"n", VPQ_TYPE_BIGINT, false},    {"d", VPQ_TYPE_DOUBLE, false},
-    {"b", VPQ_TYPE_BOOLEAN, false}, {"t", VPQ_TYPE_TIMESTAMP, false},
+    {"s", VPQ_TYPE_STRING, false, false}, {"n", VPQ_TYPE_BIGINT, false, false},    {"d", VPQ_TYPE_DOUBLE, false, false},
+    {"b", VPQ_TYPE_BOOLEAN, false, false}, {"t", VPQ_TYPE_TIMESTAMP, false, false},
 };
 enum { S, N, D, B, T, NCOLS };
 static const vpq_schema all_schema = {all_cols, NCOLS};
