@@ -55,6 +55,12 @@ void vpq_engine_stop(vpq_engine *engine);
 int vpq_engine_push_json(vpq_engine *engine, const char *relation, const char *json,
                          char *err, size_t err_size);
 
+/* Advances the engine's processing-time clock to `now_ms` (epoch ms; the wall clock, or a
+ * test's virtual clock): a source without rows for its `idle_timeout` stops holding the
+ * watermark back and its watermark advances with the clock, so windows close even when data
+ * stops. Rows pushed afterwards count as arriving at `now_ms`. */
+void vpq_engine_tick(vpq_engine *engine, int64_t now_ms);
+
 /* Ends every source (watermark to +infinity): closes all windows and flushes every sink. */
 void vpq_engine_finish(vpq_engine *engine);
 

@@ -506,6 +506,15 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
 
 void vpq_engine_stop(vpq_engine *e) { e->stop = 1; }
 
+void vpq_engine_tick(vpq_engine *e, int64_t now_ms) {
+  if (!e->plan) return;
+  e->rt.now_ms = now_ms;
+  for (int r = 0; r < e->plan->nrelations; r++)
+    if (e->source_ops[r]) vpq_op_source_idle(e->source_ops[r], now_ms);
+  for (int r = 0; r < e->plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  vpq_arena_reset(&e->rt.scratch);
+}
+
 void vpq_engine_finish(vpq_engine *e) {
   if (!e->plan) return;
   for (int r = 0; r < e->plan->nrelations; r++)

@@ -227,6 +227,7 @@ typedef struct source_op {
   const vpq_source_slot *slot;
   int64_t max_ts;
   int64_t wm;
+  int64_t last_arrival; /* processing time of the last row */
   upsert_entry *entries;
   int nentries, entries_cap;
   int *buckets;
@@ -390,7 +391,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   source_op *s = (source_op *)op;
   const vpq_relation *rel = s->rel;
   int kept = 0;
-  int64_t now = rel->ts_col < 0 ? wall_clock_ms() : 0;
+  int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
   for (int i = 0; i < batch->n; i++) {
     int64_t ts;
     if (rel->ts_col >= 0) {
@@ -418,11 +419,23 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
     kept++;
   }
   batch->n = kept;
+  s->last_arrival = op->rt->now_ms;
   op->rt->stats.rows_in += kept;
   op->rows_in += kept;
   const vpq_batch *out = rel->kind == VPQ_REL_TABLE ? source_upserts(s, batch) : batch;
   vpq_op_emit(op, out);
   vpq_op_emit_watermark(op, s->wm);
+}
+
+void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
+  source_op *s = (source_op *)op;
+  if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
+  int64_t idle = now_ms - s->last_arrival;
+  if (idle < s->rel->idle_timeout_ms) return;
+  int64_t wm = saturating_sub(s->max_ts, s->rel->watermark_delay_ms) + idle;
+  if (wm <= s->wm) return;
+  s->wm = wm;
+  vpq_op_emit_watermark(op, wm);
 }
 
 void vpq_op_source_finish(vpq_op *op) {

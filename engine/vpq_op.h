@@ -35,6 +35,7 @@ typedef struct vpq_runtime {
   vpq_arena scratch; /* batches in flight; reset between top-level source batches */
   FILE *log;
   bool failed;       /* a sink failed: the run ends with an error */
+  int64_t now_ms;    /* the processing-time clock (wall clock, or a test's virtual clock) */
 } vpq_runtime;
 
 typedef struct vpq_op_vt {
@@ -109,6 +110,11 @@ vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_so
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch);
 /* Ends the source: the watermark goes to +infinity. */
 void vpq_op_source_finish(vpq_op *op);
+
+/* At processing time `now_ms`: a source that has had no rows for its idle_timeout stops holding
+ * the watermark back; its watermark advances with the clock from its last row on, so windows
+ * close when data stops. */
+void vpq_op_source_idle(vpq_op *op, int64_t now_ms);
 
 /* WHERE and (for queries without aggregation) the SELECT list, written in the target
  * relation's column order. `project` false: filter only (rows keep the input layout). */

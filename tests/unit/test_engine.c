@@ -128,6 +128,29 @@ static void push_rejects_malformed_rows_and_goes_on(void **state) {
   vpq_engine_free(e);
 }
 
+static void idle_sources_let_windows_close(void **state) {
+  (void)state;
+  vpq_engine *e = load("CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE)\n"
+                       "  WITH (timestamp = 'ts', watermark_delay = 5 SECONDS, idle_timeout = 10 SECONDS);\n"
+                       "CREATE STREAM w AS SELECT k, count(*) AS n FROM s\n"
+                       "  WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k EMIT FINAL;\n");
+  collected out = {0};
+  vpq_engine_subscribe(e, "w", collect, &out);
+  int64_t clock = 1700000000000; /* a virtual processing-time clock */
+  vpq_engine_tick(e, clock);
+  push(e, "s", "{\"k\":\"a\",\"ts\":30000,\"v\":1}");
+  push(e, "s", "{\"k\":\"a\",\"ts\":50000,\"v\":1}");
+  vpq_engine_tick(e, clock + 9999); /* not idle yet: the window [0, 60 s) stays open */
+  assert_string_equal(out.text, "");
+  vpq_engine_tick(e, clock + 14999); /* idle; watermark 45 s + 15 s = 60 s - 1 ms */
+  assert_string_equal(out.text, "");
+  vpq_engine_tick(e, clock + 15000); /* the watermark reaches 60 s: the window closes */
+  assert_string_equal(out.text, "+w {\"k\":\"a\",\"n\":2}\n");
+  push(e, "s", "{\"k\":\"a\",\"ts\":59000,\"v\":1}"); /* now late */
+  assert_int_equal(vpq_engine_stats(e).late, 1);
+  vpq_engine_free(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tumbling_final_closes_windows_in_order),
@@ -135,6 +158,7 @@ int main(void) {
       cmocka_unit_test(emit_changes_writes_each_change_once),
       cmocka_unit_test(table_over_table_retracts_old_rows),
       cmocka_unit_test(push_rejects_malformed_rows_and_goes_on),
+      cmocka_unit_test(idle_sources_let_windows_close),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
