@@ -36,6 +36,8 @@ typedef struct agg_group {
   int64_t start, end; /* window (session: first ts and last ts + gap) */
   int64_t nrows;      /* rows currently in the group (inserts minus retractions) */
   int64_t seq;        /* creation order */
+  vpq_datum key0;     /* the first key, kept inline so that a lookup rarely leaves the struct */
+  uint8_t key0_null;
   vpq_datum *key;
   uint8_t *key_null;
   uint8_t *state;
@@ -117,7 +119,9 @@ static void buckets_resize(aggregate_op *a, int nbuckets) {
 
 static bool group_key_equal(const aggregate_op *a, const agg_group *g, const vpq_datum *key,
                             const uint8_t *key_null) {
-  for (int k = 0; k < a->nkeys; k++) {
+  if (a->nkeys == 0) return true;
+  if (g->key0_null != key_null[0] || (!key_null[0] && g->key0.i != key[0].i)) return false;
+  for (int k = 1; k < a->nkeys; k++) {
     if (g->key_null[k] != key_null[k]) return false;
     if (!key_null[k] && g->key[k].i != key[k].i) return false;
   }
@@ -158,6 +162,10 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
   group->last_null = group->key_null + a->nkeys;
   memcpy(group->key, key, sizeof *key * (size_t)a->nkeys);
   memcpy(group->key_null, key_null, (size_t)a->nkeys);
+  if (a->nkeys) {
+    group->key0 = key[0];
+    group->key0_null = key_null[0];
+  }
   for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
   int b = (int)(hash & (uint64_t)(a->nbuckets - 1));
   group->next = a->buckets[b];
