@@ -29,7 +29,8 @@ for i in 1 2 3; do
   s=$(sub "$t1" "$t0")
   best=$(/usr/bin/python3 -c "import sys; print(min(float(x) for x in sys.argv[1:] if x))" "$s" "$best")
 done
-echo "vpq (1 core):          $(rate "$rows" "$best")   $(tail -1 data/vpq.log)"
+echo "vpq (1 core):          $(rate "$rows" "$best")"
+sed 's/^/  /' data/vpq.log
 /usr/bin/time -f "vpq peak RSS: %M KiB" "$vpq" run tumbling.vpq 2>&1 >/dev/null | tail -1
 echo "vpq output rows:       $(wc -l <data/per_minute.jsonl)"
 

@@ -125,6 +125,9 @@ static int cmd_run(int argc, char **argv) {
   fprintf(stderr, "vpq: %lld rows in, %lld rows out, %lld late, %lld malformed, %lld dead-lettered\n",
           (long long)stats.rows_in, (long long)stats.rows_out, (long long)stats.late, (long long)stats.malformed,
           (long long)stats.dead_lettered);
+  if (stats.peak_groups)
+    fprintf(stderr, "vpq: at most %lld aggregation groups open at once, %lld bytes each\n",
+            (long long)stats.peak_groups, (long long)stats.group_bytes);
   running = NULL;
   vpq_engine_free(engine);
   return result == 0 ? 0 : 1;

@@ -25,6 +25,8 @@ typedef struct vpq_stats {
   int64_t malformed;      /* source records that could not be decoded */
   int64_t late;           /* rows that arrived after their window closed */
   int64_t dead_lettered;  /* records and rows written to dead-letter outputs */
+  int64_t peak_groups;    /* most aggregation groups (window × key) open at once, all queries */
+  int64_t group_bytes;    /* memory of one such group: its bookkeeping and aggregate states */
 } vpq_stats;
 
 /* Creates an engine with nothing loaded. */

@@ -36,6 +36,7 @@ typedef struct vpq_runtime {
   FILE *log;
   bool failed;       /* a sink failed: the run ends with an error */
   int64_t now_ms;    /* the processing-time clock (wall clock, or a test's virtual clock) */
+  int64_t open_groups; /* aggregation groups open now, all operators */
 } vpq_runtime;
 
 typedef struct vpq_op_vt {

@@ -151,6 +151,8 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
   group->end = end;
   group->seq = a->next_seq++;
   group->alive = true;
+  vpq_runtime *rt = a->base.rt;
+  if (++rt->open_groups > rt->stats.peak_groups) rt->stats.peak_groups = rt->open_groups;
   int nout = a->base.schema->ncols;
   size_t bytes = a->state_size + sizeof(vpq_datum) * (size_t)(a->nkeys + nout) + (size_t)(a->nkeys + nout);
   uint8_t *block = malloc(bytes ? bytes : 1);
@@ -185,6 +187,7 @@ static void group_free(aggregate_op *a, int g) {
   for (int i = 0; i < a->sel->naggs; i++) vpq_agg_destroy(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
   free(group->state);
   group->alive = false;
+  a->base.rt->open_groups--;
   group->next = a->free_list;
   a->free_list = g;
 }
@@ -714,6 +717,11 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   }
   if (sel->having) a->having = vpq_expr_compile(arena, sel->having, rt->intern);
   int ncols = query->target->schema.ncols;
+  /* One group: its struct, a hash-chain and a window-list slot, aggregate states, key and last
+   * output row (heap parts of exact aggregates such as percentile come on top). */
+  int64_t bytes = (int64_t)(sizeof(agg_group) + 2 * sizeof(int) + a->state_size +
+                            (sizeof(vpq_datum) + 1) * (size_t)(a->nkeys + ncols));
+  if (bytes > rt->stats.group_bytes) rt->stats.group_bytes = bytes;
   a->out_progs = vpq_arena_alloc(arena, sizeof *a->out_progs * (size_t)(ncols + 1));
   for (int i = 0; i < sel->noutputs; i++) {
     int target = query->column_map[i];
