@@ -38,6 +38,7 @@ typedef struct file_source {
   size_t size;
   bool mapped;
   size_t pos;
+  size_t released; /* mapped bytes before this offset were given back to the kernel */
   int64_t line;
   vpq_format format;
   vpq_decoder *dec;
@@ -85,6 +86,18 @@ static bool next_record(file_source *s, const char **text, size_t *len, int64_t 
   return false;
 }
 
+/* Decoded records are never looked at again: give their pages back, so that reading a file
+ * much larger than memory keeps the resident set small. */
+static void release_consumed(file_source *s) {
+  enum { RELEASE_STEP = 16 << 20 };
+  if (!s->mapped || s->pos - s->released < RELEASE_STEP) return;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t upto = s->pos / page * page;
+  if (upto <= s->released) return;
+  madvise(s->data + s->released, upto - s->released, MADV_DONTNEED);
+  s->released = upto;
+}
+
 static bool file_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   file_source *s = (file_source *)src;
   char err[512];
@@ -102,6 +115,7 @@ static bool file_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool
   }
   out->n = n;
   *done = n == 0 && s->pos >= s->size;
+  release_consumed(s);
   return n > 0;
 }
 
