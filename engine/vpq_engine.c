@@ -40,7 +40,7 @@ struct vpq_engine {
   vpq_decoder **decoders;  /* per relation, for vpq_engine_push_json */
   bool *subscribed;        /* per relation: has subscribers (its rows are shown whole) */
   volatile sig_atomic_t stop;
-  bool unsupported;        /* a statement the runtime cannot execute yet */
+  const vpq_plan_query *unsupported; /* the first statement the runtime cannot execute yet */
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -155,7 +155,7 @@ static void intern_query_strings(vpq_engine *e, vpq_plan_select *s) {
   }
 }
 
-static void plan_physical(vpq_engine *e, FILE *diag) {
+static void plan_physical(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
   int n = plan->nrelations;
   e->rel_ops = vpq_arena_alloc(&e->arena, sizeof *e->rel_ops * (size_t)(n + 1));
@@ -180,13 +180,7 @@ static void plan_physical(vpq_engine *e, FILE *diag) {
         plan_select(e, query);
         continue;
       }
-      int line, col;
-      vpq_diag d;
-      vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
-      vpq_diag_position(&d, query->span.off, &line, &col);
-      fprintf(diag, "%s:%d:%d: note: %s is checked but not executed by this version of vpq\n", e->file_name,
-              line, col, query->kind == VPQ_PLAN_FORECAST ? "FORECAST" : "SCHEDULE");
-      e->unsupported = true;
+      if (!e->unsupported) e->unsupported = query;
     }
   }
 }
@@ -208,7 +202,7 @@ int vpq_engine_load(vpq_engine *e, const char *file_name, const char *text, FILE
     e->plan = NULL;
     return -1;
   }
-  plan_physical(e, diag);
+  plan_physical(e);
   return 0;
 }
 
@@ -475,7 +469,12 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   if (!e->plan) return -1;
   e->rt.log = log;
   if (e->unsupported) {
-    fprintf(log, "vpq: this file uses FORECAST or SCHEDULE, which this version of vpq checks but cannot run yet\n");
+    int line, col;
+    vpq_diag d;
+    vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
+    vpq_diag_position(&d, e->unsupported->span.off, &line, &col);
+    fprintf(log, "%s:%d:%d: error: %s is checked but not executed by this version of vpq\n", e->file_name, line, col,
+            e->unsupported->kind == VPQ_PLAN_FORECAST ? "FORECAST" : "SCHEDULE");
     return -1;
   }
   const vpq_plan *plan = e->plan;
