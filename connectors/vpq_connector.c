@@ -84,9 +84,19 @@ vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *
 
 /* ===== Dead letters ===== */
 
+/* A held line: its order key and where its text starts in `held`. */
+typedef struct held_line {
+  int64_t order;
+  size_t start, len;
+  size_t seq; /* arrival, for a stable sort */
+} held_line;
+
 struct vpq_dead_letter {
   FILE *stream;
   vpq_buf line;
+  vpq_buf held;    /* the text of the held lines, back to back */
+  held_line *lines;
+  size_t nlines, cap;
 };
 
 vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size) {
@@ -116,30 +126,75 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
   vpq_json_encode_string(&dl->line, origin, strlen(origin));
 }
 
-static void end_line(vpq_dead_letter *dl) {
+static void end_line(vpq_dead_letter *dl, int64_t order) {
   vpq_buf_puts(&dl->line, "}\n");
-  fwrite(dl->line.data, 1, dl->line.len, dl->stream);
+  if (dl->nlines == dl->cap) {
+    dl->cap = dl->cap ? dl->cap * 2 : 64;
+    dl->lines = realloc(dl->lines, sizeof *dl->lines * dl->cap);
+    if (!dl->lines) abort();
+  }
+  dl->lines[dl->nlines] = (held_line){order, dl->held.len, dl->line.len, dl->nlines};
+  dl->nlines++;
+  vpq_buf_append(&dl->held, dl->line.data, dl->line.len);
 }
 
-void vpq_dead_letter_raw(vpq_dead_letter *dl, const char *reason, const char *origin, const char *raw,
+static int held_cmp(const void *a, const void *b) {
+  const held_line *x = a, *y = b;
+  if (x->order != y->order) return x->order < y->order ? -1 : 1;
+  return x->seq < y->seq ? -1 : (x->seq > y->seq);
+}
+
+void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before) {
+  if (!dl || !dl->nlines) return;
+  qsort(dl->lines, dl->nlines, sizeof *dl->lines, held_cmp);
+  size_t written = 0;
+  while (written < dl->nlines && dl->lines[written].order < before) {
+    fwrite(dl->held.data + dl->lines[written].start, 1, dl->lines[written].len, dl->stream);
+    written++;
+  }
+  if (!written) return;
+  fflush(dl->stream);
+  if (written == dl->nlines) {
+    dl->nlines = 0;
+    dl->held.len = 0;
+    return;
+  }
+  /* Keep the rest: move their text to the front of the buffer. */
+  vpq_buf rest = {0};
+  for (size_t i = written; i < dl->nlines; i++) {
+    held_line *line = &dl->lines[i];
+    size_t start = rest.len;
+    vpq_buf_append(&rest, dl->held.data + line->start, line->len);
+    line->start = start;
+    dl->lines[i - written] = *line;
+  }
+  dl->nlines -= written;
+  vpq_buf_free(&dl->held);
+  dl->held = rest;
+}
+
+void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin, const char *raw,
                          size_t raw_len) {
   begin_line(dl, reason, origin);
   vpq_buf_puts(&dl->line, ",\"raw\":");
   vpq_json_encode_string(&dl->line, raw, raw_len);
-  end_line(dl);
+  end_line(dl, order);
 }
 
-void vpq_dead_letter_row(vpq_dead_letter *dl, const char *reason, const char *origin, const vpq_schema *schema,
-                         const vpq_batch *batch, int row, const vpq_intern *intern) {
+void vpq_dead_letter_row(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
+                         const vpq_schema *schema, const vpq_batch *batch, int row, const vpq_intern *intern) {
   begin_line(dl, reason, origin);
   vpq_buf_puts(&dl->line, ",\"row\":");
   vpq_json_encode_row(&dl->line, schema, batch, row, intern);
-  end_line(dl);
+  end_line(dl, order);
 }
 
 void vpq_dead_letter_close(vpq_dead_letter *dl) {
   if (!dl) return;
+  vpq_dead_letter_flush(dl, INT64_MAX);
   fclose(dl->stream);
   vpq_buf_free(&dl->line);
+  vpq_buf_free(&dl->held);
+  free(dl->lines);
   free(dl);
 }

@@ -74,16 +74,24 @@ vpq_sink *vpq_connector_open_sink(const vpq_plan_connector *conn, const vpq_sche
 vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *intern);
 
 /* A dead-letter output: one JSON object per line with `reason`, `origin` and `raw` (the
- * record's text, for malformed records) or `row` (the decoded row, for late rows). */
+ * record's text, for malformed records) or `row` (the decoded row, for late rows). Lines are
+ * held until vpq_dead_letter_flush and then written ordered by their `order` key (the source
+ * line or offset), so malformed records and late rows of a batch come out in input order. */
 typedef struct vpq_dead_letter vpq_dead_letter;
 
 /* Opens the dead-letter output at `target` (a file path). NULL + err on failure. */
 vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size);
-void vpq_dead_letter_raw(vpq_dead_letter *dl, const char *reason, const char *origin,
+/* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes. */
+void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
                          const char *raw, size_t raw_len);
-void vpq_dead_letter_row(vpq_dead_letter *dl, const char *reason, const char *origin,
+/* Holds a decoded row (a late row) with its reason and origin text. */
+void vpq_dead_letter_row(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row,
                          const vpq_intern *intern);
+/* Writes the held lines whose order key is below `before` (INT64_MAX: all), ordered by key
+ * (stable for equal keys); later ones stay held. */
+void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before);
+/* Flushes and closes. */
 void vpq_dead_letter_close(vpq_dead_letter *dl);
 
 #endif

@@ -277,7 +277,7 @@ static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, 
   char where[256];
   if (slot->src) slot->src->vt->format_origin(slot->src, origin, where, sizeof where);
   else snprintf(where, sizeof where, "%s", e->plan->relations[b->relation]->name);
-  vpq_dead_letter_raw(slot->dl, reason, where, raw, len);
+  vpq_dead_letter_raw(slot->dl, origin.offset, reason, where, raw, len);
   e->rt.stats.dead_lettered++;
 }
 
@@ -327,6 +327,9 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   view.origin = b->origin + from;
   vpq_op_source_push(e->source_ops[in->relation], &view);
   vpq_arena_reset(&e->rt.scratch);
+  /* Dead letters up to the next unread row are complete: write them in input order. */
+  vpq_dead_letter *dl = e->slots[in->relation].dl;
+  if (dl) vpq_dead_letter_flush(dl, to < b->n ? b->origin[to].offset : INT64_MAX);
 }
 
 /* Marks as read every column of relation `rel` that `x` reads, where `rel`'s columns start
@@ -518,7 +521,10 @@ void vpq_engine_finish(vpq_engine *e) {
   if (!e->plan) return;
   for (int r = 0; r < e->plan->nrelations; r++)
     if (e->source_ops[r]) vpq_op_source_finish(e->source_ops[r]);
-  for (int r = 0; r < e->plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  for (int r = 0; r < e->plan->nrelations; r++) {
+    vpq_op_relation_flush(e->rel_ops[r]);
+    vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+  }
   vpq_arena_free(&e->rt.scratch);
 }
 

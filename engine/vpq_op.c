@@ -300,7 +300,7 @@ static void source_dead_letter(source_op *s, const char *reason, const vpq_batch
   } else {
     snprintf(origin, sizeof origin, "%s", s->rel->name);
   }
-  vpq_dead_letter_row(s->slot->dl, reason, origin, &s->rel->schema, batch, row, s->base.rt->intern);
+  vpq_dead_letter_row(s->slot->dl, batch->origin[row].offset, reason, origin, &s->rel->schema, batch, row, s->base.rt->intern);
   s->base.rt->stats.dead_lettered++;
 }
 

@@ -432,7 +432,7 @@ static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
   char origin[256];
   if (a->slot->src) a->slot->src->vt->format_origin(a->slot->src, batch->origin[row], origin, sizeof origin);
   else snprintf(origin, sizeof origin, "%s", a->sel->from->name);
-  vpq_dead_letter_row(a->slot->dl, "late", origin, &a->sel->input, batch, row, rt->intern);
+  vpq_dead_letter_row(a->slot->dl, batch->origin[row].offset, "late", origin, &a->sel->input, batch, row, rt->intern);
   rt->stats.dead_lettered++;
 }
 

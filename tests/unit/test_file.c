@@ -297,11 +297,11 @@ static void dead_letters_write_exact_text(void **state) {
   char *path = path_in(f, "dl/dead.jsonl");
   vpq_dead_letter *dl = vpq_dead_letter_open(path, f->err, sizeof f->err);
   assert_non_null(dl);
-  vpq_dead_letter_raw(dl, "invalid JSON: unexpected end of input", "t.jsonl:4", "{\"a\":", 5);
-  vpq_dead_letter_raw(dl, "type mismatch: field `soc`: expected DOUBLE, got string \"x\"", "t.jsonl:5",
+  vpq_dead_letter_raw(dl, 4, "invalid JSON: unexpected end of input", "t.jsonl:4", "{\"a\":", 5);
+  vpq_dead_letter_raw(dl, 5, "type mismatch: field `soc`: expected DOUBLE, got string \"x\"", "t.jsonl:5",
                       "{\"soc\":\"x\"}\xff", 12);
-  vpq_dead_letter_raw(dl, "unreadable", "vpp.telemetry/3@1041", "", 0);
-  vpq_dead_letter_row(dl, "late", "t.jsonl:9", &f->rel.schema, f->batch, 0, f->intern);
+  vpq_dead_letter_raw(dl, 6, "unreadable", "vpp.telemetry/3@1041", "", 0);
+  vpq_dead_letter_row(dl, 9, "late", "t.jsonl:9", &f->rel.schema, f->batch, 0, f->intern);
   vpq_dead_letter_close(dl);
   char *text = read_file(path);
   assert_string_equal(text,
