@@ -34,7 +34,7 @@ typedef struct scope_entry {
 
 typedef struct bind_scope {
   scope_entry *entries;
-  int n;
+  int n, cap;
   const vpq_schema *layout; /* the input layout */
 } bind_scope;
 
@@ -799,7 +799,7 @@ static void declare_source(analyzer *a, const vpq_ast_stmt *stmt) {
 /* ===== SELECT ===== */
 
 static void scope_add(analyzer *a, bind_scope *scope, vpq_schema *layout, const char *name, const vpq_relation *rel) {
-  scope->entries = vpq_arena_grow(a->arena, scope->entries, sizeof *scope->entries, &(int){scope->n}, scope->n + 1);
+  scope->entries = vpq_arena_grow(a->arena, scope->entries, sizeof *scope->entries, &scope->cap, scope->n + 1);
   scope->entries[scope->n++] = (scope_entry){name, rel, layout->ncols};
   vpq_column *cols = vpq_arena_alloc(a->arena, sizeof *cols * (size_t)(layout->ncols + rel->schema.ncols + 1));
   if (layout->ncols) memcpy(cols, layout->cols, sizeof *cols * (size_t)layout->ncols);
@@ -837,8 +837,7 @@ static vpq_bexpr *and_all(analyzer *a, vpq_bexpr **parts, int n) {
   return all;
 }
 
-static void bind_join(analyzer *a, vpq_plan_select *sel, const vpq_ast_join *j, bind_scope *scope, vpq_schema *layout,
-                      vpq_plan_join *out) {
+static void bind_join(analyzer *a, const vpq_ast_join *j, bind_scope *scope, vpq_schema *layout, vpq_plan_join *out) {
   vpq_relation *right = find_relation(a, j->rel.name, j->rel.span);
   if (!right) return;
   out->right = right;
@@ -863,7 +862,7 @@ static void bind_join(analyzer *a, vpq_plan_select *sel, const vpq_ast_join *j, 
   if (on->type != VPQ_TYPE_BOOLEAN && on->type != VPQ_TYPE_NULL)
     error(a, j->on->span, "ON needs a BOOLEAN condition, got %s", vpq_type_name(on->type));
   vpq_bexpr **parts = NULL, **rest = NULL;
-  int nparts = 0, nrest = 0;
+  int nparts = 0, nrest = 0, rest_cap = 0;
   conjuncts(a, on, &parts, &nparts);
   int lo = out->right_offset, hi = layout->ncols;
   out->left_keys = vpq_arena_alloc(a->arena, sizeof *out->left_keys * (size_t)(nparts + right->nkeys + 1));
@@ -896,7 +895,7 @@ static void bind_join(analyzer *a, vpq_plan_select *sel, const vpq_ast_join *j, 
       out->right_keys[out->nkeys++] = shift_columns(a, r, -lo);
       continue;
     }
-    rest = vpq_arena_grow(a->arena, rest, sizeof *rest, &(int){nrest}, nrest + 1);
+    rest = vpq_arena_grow(a->arena, rest, sizeof *rest, &rest_cap, nrest + 1);
     rest[nrest++] = p;
   }
   if (out->kind == VPQ_PLAN_JOIN_TABLE) {
@@ -910,7 +909,6 @@ static void bind_join(analyzer *a, vpq_plan_select *sel, const vpq_ast_join *j, 
     }
   }
   out->residual = and_all(a, rest, nrest);
-  (void)sel;
 }
 
 static const char *output_name(analyzer *a, const vpq_ast_select_item *item, const vpq_schema *layout, const vpq_bexpr *b) {
@@ -975,7 +973,7 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
   sel->joins = vpq_arena_alloc(a->arena, sizeof *sel->joins * (size_t)(s->njoins + 1));
   a->where_clause = "ON";
   for (int j = 0; j < s->njoins; j++) {
-    bind_join(a, sel, &s->joins[j], &scope, layout, &sel->joins[sel->njoins]);
+    bind_join(a, &s->joins[j], &scope, layout, &sel->joins[sel->njoins]);
     if (sel->joins[sel->njoins].right) sel->njoins++;
   }
   /* WINDOW */

@@ -240,6 +240,7 @@ static int64_t wall_clock_ms(void) {
   return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+/* A source has no inputs: rows enter through vpq_op_source_push. */
 static void source_push_unused(vpq_op *op, int port, const vpq_batch *batch) {
   (void)op;
   (void)port;

@@ -127,9 +127,7 @@ static void pair_append(vpq_batch *out, int nleft, const vpq_datum *ldata, const
   out->origin[at] = origin;
 }
 
-/* Applies the residual condition to candidate pairs and emits the survivors. For LEFT
- * table joins, `left_rows` maps each candidate to its left row so that a left row whose
- * every candidate failed comes out with NULLs. */
+/* Applies the residual condition to candidate pairs and emits the survivors. */
 static void emit_pairs(join_op *j, vpq_batch *pairs) {
   if (j->residual && pairs->n) {
     vpq_runtime *rt = j->base.rt;
