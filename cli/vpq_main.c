@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "vpq.h"
+#include "kafka/vpq_broker.h"
 
 static const char usage_text[] =
     "usage: vpq <command> [options] FILE.vpq\n"
@@ -18,7 +19,10 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"
     "  explain [--dot] FILE.vpq  print the operator pipeline (--dot: Graphviz)\n"
-    "  run FILE.vpq              run the file's statements until their bounded inputs end\n";
+    "  run FILE.vpq              run the file's statements until their bounded inputs end\n"
+    "  broker [--topic NAME[:PARTITIONS]]... [--brokers N]\n"
+    "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
+    "                            cluster); prints its bootstrap list first, runs until Ctrl-C\n";
 
 static int usage(const char *problem) {
   if (problem) fprintf(stderr, "vpq: %s\n", problem);
@@ -133,12 +137,45 @@ static int cmd_run(int argc, char **argv) {
   return result == 0 ? 0 : 1;
 }
 
+static volatile sig_atomic_t broker_stop;
+
+static void on_broker_signal(int sig) {
+  (void)sig;
+  broker_stop = 1;
+}
+
+static int cmd_broker(int argc, char **argv) {
+  const char **topics = calloc((size_t)argc + 1, sizeof *topics);
+  if (!topics) abort();
+  int ntopics = 0, brokers = 1;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
+      topics[ntopics++] = argv[++i];
+    } else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
+      brokers = atoi(argv[++i]);
+      if (brokers < 1 || brokers > 16) {
+        free(topics);
+        return usage("--brokers takes 1 to 16");
+      }
+    } else {
+      free(topics);
+      return usage("broker takes --topic NAME[:PARTITIONS] and --brokers N");
+    }
+  }
+  signal(SIGINT, on_broker_signal);
+  signal(SIGTERM, on_broker_signal);
+  int rc = vpq_broker_run(brokers, topics, ntopics, stdout, stderr, &broker_stop);
+  free(topics);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return usage(NULL);
   const char *cmd = argv[1];
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 2, argv + 2);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "broker") == 0) return cmd_broker(argc - 2, argv + 2);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage_text, stdout);
     return 0;
