@@ -19,7 +19,8 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"
     "  explain [--dot] FILE.vpq  print the operator pipeline (--dot: Graphviz)\n"
-    "  run FILE.vpq              run the file's statements until their bounded inputs end\n"
+    "  run FILE.vpq [--brokers HOSTS] [--set key=value]...\n"
+    "                            run the file's statements until their bounded inputs end\n"
     "  broker [--topic NAME[:PARTITIONS]]... [--brokers N]\n"
     "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
     "                            cluster); prints its bootstrap list first, runs until Ctrl-C\n";
@@ -112,15 +113,40 @@ static int cmd_explain(int argc, char **argv) {
 
 static int cmd_run(int argc, char **argv) {
   const char *file = NULL;
+  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  if (!sets) abort();
+  int nsets = 0;
+  const char *brokers = NULL;
   for (int i = 0; i < argc; i++) {
-    if (argv[i][0] == '-') return usage("unknown option for run");
-    if (file) return usage("run takes one FILE.vpq");
-    file = argv[i];
+    if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
+      brokers = argv[++i];
+    } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
+      sets[nsets++] = argv[++i];
+    } else if (argv[i][0] == '-' || file) {
+      free(sets);
+      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS and --set key=value" : "run takes one FILE.vpq");
+    } else {
+      file = argv[i];
+    }
   }
-  if (!file) return usage("run needs a FILE.vpq");
+  if (!file) {
+    free(sets);
+    return usage("run needs a FILE.vpq");
+  }
   int rc = 0;
   vpq_engine *engine = load(file, &rc);
-  if (!engine) return rc;
+  if (!engine) {
+    free(sets);
+    return rc;
+  }
+  if (brokers) vpq_engine_set(engine, "kafka.bootstrap.servers", brokers);
+  for (int i = 0; i < nsets; i++) {
+    const char *eq = strchr(sets[i], '=');
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+    vpq_engine_set(engine, key, eq + 1);
+  }
+  free(sets);
   running = engine;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "file/vpq_file.h"
+#include "kafka/vpq_kafka.h"
 #include "vpq_codec.h"
 
 /* ===== Registry ===== */
@@ -32,6 +33,7 @@ typedef struct connector_entry {
 
 static const connector_entry connectors[] = {
     {"file", vpq_file_open_source, vpq_file_open_sink},
+    {"kafka", NULL, vpq_kafka_open_sink},
 };
 
 enum { NCONNECTORS = sizeof connectors / sizeof connectors[0] };
@@ -61,7 +63,7 @@ vpq_source *vpq_connector_open_source(const vpq_relation *rel, vpq_intern *inter
   const connector_entry *c = find_connector(rel->source.connector, err, err_size);
   if (!c || !check_format(rel->source.format, err, err_size)) return NULL;
   if (!c->open_source) {
-    snprintf(err, err_size, "connector `%s` cannot be read from", c->name);
+    snprintf(err, err_size, "connector `%s` cannot be read from in this version of vpq", c->name);
     return NULL;
   }
   return c->open_source(rel, intern, bad, bad_ctx, err, err_size);

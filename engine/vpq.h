@@ -40,6 +40,11 @@ void vpq_engine_free(vpq_engine *engine);
  * (file:line:col, source line, caret). Returns 0 when clean, -1 on errors. */
 int vpq_engine_load(vpq_engine *engine, const char *file_name, const char *text, FILE *diag);
 
+/* Sets a connector property for this run, as `vpq run --set key=value` does: every
+ * connector of the file that does not name `key` in its WITH (...) gets it (e.g.
+ * `kafka.bootstrap.servers`, which `--brokers` sets). Call before vpq_engine_run. */
+void vpq_engine_set(vpq_engine *engine, const char *key, const char *value);
+
 /* Prints the operator pipeline of the loaded file: an indented tree, or Graphviz with `dot`. */
 void vpq_engine_explain(const vpq_engine *engine, FILE *out, bool dot);
 

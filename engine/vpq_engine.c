@@ -41,6 +41,8 @@ struct vpq_engine {
   bool *subscribed;        /* per relation: has subscribers (its rows are shown whole) */
   volatile sig_atomic_t stop;
   const vpq_plan_query *unsupported; /* the first statement the runtime cannot execute yet */
+  vpq_plan_option *settings;         /* vpq_engine_set: connector properties for this run */
+  int nsettings;
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -71,6 +73,7 @@ void vpq_engine_free(vpq_engine *e) {
     free(e->ops[i]);
   }
   free(e->ops);
+  free(e->settings);
   if (e->plan) {
     for (int r = 0; r < e->plan->nrelations; r++) {
       if (e->slots[r].src) e->slots[r].src->vt->close(e->slots[r].src);
@@ -332,6 +335,26 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   if (dl) vpq_dead_letter_flush(dl, to < b->n ? b->origin[to].offset : INT64_MAX);
 }
 
+void vpq_engine_set(vpq_engine *e, const char *key, const char *value) {
+  e->settings = realloc(e->settings, sizeof *e->settings * (size_t)(e->nsettings + 1));
+  if (!e->settings) abort();
+  e->settings[e->nsettings++] = (vpq_plan_option){vpq_arena_strdup(&e->arena, key), {0, 0}, VPQ_TYPE_STRING,
+                                                  vpq_arena_strdup(&e->arena, value), {0}};
+}
+
+/* A connector with the run's settings added where its WITH (...) does not name them. */
+static vpq_plan_connector with_settings(vpq_engine *e, const vpq_plan_connector *conn) {
+  vpq_plan_connector out = *conn;
+  out.options.items = vpq_arena_alloc(&e->arena, sizeof *out.options.items * (size_t)(conn->options.count + e->nsettings + 1));
+  if (conn->options.count) memcpy(out.options.items, conn->options.items, sizeof *out.options.items * (size_t)conn->options.count);
+  for (int s = 0; s < e->nsettings; s++) {
+    bool named = false;
+    for (int i = 0; i < conn->options.count; i++) named |= strcmp(conn->options.items[i].key, e->settings[s].key) == 0;
+    if (!named) out.options.items[out.options.count++] = e->settings[s];
+  }
+  return out;
+}
+
 /* Marks as read every column of relation `rel` that `x` reads, where `rel`'s columns start
  * at `offset` of the layout `x` is bound to. */
 static void mark_read(vpq_relation *rel, const vpq_bexpr *x, int offset) {
@@ -385,7 +408,8 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
   for (int r = 0; r < plan->nrelations; r++) {
     const vpq_relation *rel = plan->relations[r];
     if (rel->is_sink) {
-      vpq_sink *sink = vpq_connector_open_sink(&rel->sink, &rel->schema, e->rt.intern, err, sizeof err);
+      vpq_plan_connector conn = with_settings(e, &rel->sink);
+      vpq_sink *sink = vpq_connector_open_sink(&conn, &rel->schema, e->rt.intern, err, sizeof err);
       if (!sink) {
         fprintf(log, "vpq: %s: %s\n", rel->name, err);
         return false;

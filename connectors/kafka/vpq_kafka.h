@@ -1,0 +1,14 @@
+/* vpq_kafka.h — the Kafka connector (librdkafka). Today: the sink. */
+#ifndef VPQ_KAFKA_H
+#define VPQ_KAFKA_H
+
+#include "../vpq_connector.h"
+
+/* Opens a producer writing rows of `schema` to the connector's `topic` as JSON values, keyed
+ * by the key columns, stamped with the rows' event times. Every `kafka.<property>` option goes
+ * to librdkafka (`kafka.bootstrap.servers` names the cluster; `vpq run --brokers` sets it).
+ * Defaults: idempotent producer, zstd compression, linger 5 ms. NULL + err on failure. */
+vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
+                              const vpq_intern *intern, char *err, size_t err_size);
+
+#endif
