@@ -21,6 +21,7 @@ typedef struct kafka_sink {
   const vpq_schema *schema;
   const vpq_intern *intern;
   vpq_json_keys keys;
+  int nkeys; /* key columns of the schema */
   vpq_buf key, value;
   int64_t failed;           /* messages whose delivery failed */
   char first_error[256];
@@ -42,8 +43,7 @@ static bool report_failures(kafka_sink *s, char *err, size_t err_size) {
 /* The message key of row `row`: the key columns' text, a JSON array when there are several. */
 static void encode_key(kafka_sink *s, const vpq_batch *batch, int row) {
   s->key.len = 0;
-  int nkeys = 0;
-  for (int c = 0; c < s->schema->ncols; c++) nkeys += s->schema->cols[c].is_key;
+  int nkeys = s->nkeys;
   if (nkeys > 1) vpq_buf_append(&s->key, "[", 1);
   int written = 0;
   for (int c = 0; c < s->schema->ncols; c++) {
@@ -172,5 +172,6 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
   s->schema = schema;
   s->intern = intern;
   vpq_json_keys_init(&s->keys, schema);
+  for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key;
   return &s->base;
 }
