@@ -33,7 +33,7 @@ typedef struct connector_entry {
 
 static const connector_entry connectors[] = {
     {"file", vpq_file_open_source, vpq_file_open_sink},
-    {"kafka", NULL, vpq_kafka_open_sink},
+    {"kafka", vpq_kafka_open_source, vpq_kafka_open_sink},
 };
 
 enum { NCONNECTORS = sizeof connectors / sizeof connectors[0] };

@@ -41,6 +41,8 @@ typedef struct vpq_source_vt {
 struct vpq_source {
   const vpq_source_vt *vt;
   bool bounded;
+  bool stamps_rows; /* read() fills out->ts with each record's own time (Kafka message time) */
+  int partitions;   /* partitions whose watermarks are tracked apart (0: one for the source) */
 };
 
 typedef struct vpq_sink vpq_sink;

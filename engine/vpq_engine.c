@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../connectors/vpq_codec.h"
 #include "../connectors/vpq_connector.h"
@@ -284,6 +285,12 @@ static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, 
   e->rt.stats.dead_lettered++;
 }
 
+static int64_t wall_clock_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 /* A stream source being merged: its decoded batch and the next row to push. */
 typedef struct merge_input {
   int relation;
@@ -308,6 +315,7 @@ static bool refill(vpq_engine *e, merge_input *in) {
     bool done = false;
     if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) return true;
     if (done) in->done = true;
+    else vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
   }
   return false;
 }
@@ -425,7 +433,10 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
       }
     }
     bad[r] = (bad_ctx){e, r};
-    e->slots[r].src = vpq_connector_open_source(rel, e->rt.intern, engine_bad_record, &bad[r], err, sizeof err);
+    vpq_relation *with = vpq_arena_alloc(&e->arena, sizeof *with);
+    *with = *rel;
+    with->source = with_settings(e, &rel->source);
+    e->slots[r].src = vpq_connector_open_source(with, e->rt.intern, engine_bad_record, &bad[r], err, sizeof err);
     if (!e->slots[r].src) {
       fprintf(log, "vpq: %s: %s\n", rel->name, err);
       return false;

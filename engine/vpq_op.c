@@ -228,6 +228,8 @@ typedef struct source_op {
   int64_t max_ts;
   int64_t wm;
   int64_t last_arrival; /* processing time of the last row */
+  int64_t *part_max;    /* per partition: the largest event time seen (sources with partitions) */
+  int nparts;
   upsert_entry *entries;
   int nentries, entries_cap;
   int *buckets;
@@ -265,6 +267,7 @@ static void source_describe(const vpq_op *op, vpq_buf *out) {
 
 static void source_destroy(vpq_op *op) {
   source_op *s = (source_op *)op;
+  free(s->part_max);
   for (int i = 0; i < s->nentries; i++) {
     free(s->entries[i].data);
     free(s->entries[i].null);
@@ -388,9 +391,31 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   return out;
 }
 
+/* The source's watermark: the smallest of its partitions' (one partition unless the
+ * connector tracks several), each the largest event time seen minus the delay. A partition
+ * that has sent nothing yet holds the watermark back (until the source is idle). */
+static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
+  if (ts > s->max_ts) s->max_ts = ts;
+  if (s->nparts <= 1 || partition < 0 || partition >= s->nparts)
+    return saturating_sub(s->max_ts, s->rel->watermark_delay_ms);
+  if (ts > s->part_max[partition]) s->part_max[partition] = ts;
+  int64_t low = VPQ_TS_MAX;
+  for (int p = 0; p < s->nparts; p++)
+    if (s->part_max[p] < low) low = s->part_max[p];
+  return saturating_sub(low, s->rel->watermark_delay_ms);
+}
+
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   source_op *s = (source_op *)op;
   const vpq_relation *rel = s->rel;
+  const vpq_source *src = s->slot ? s->slot->src : NULL;
+  if (src && src->partitions > 1 && !s->part_max) {
+    s->nparts = src->partitions;
+    s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
+    if (!s->part_max) abort();
+    for (int p = 0; p < s->nparts; p++) s->part_max[p] = VPQ_TS_MIN;
+  }
+  bool stamped = src && src->stamps_rows;
   int kept = 0;
   int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
   for (int i = 0; i < batch->n; i++) {
@@ -402,10 +427,9 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
       }
       ts = batch->cols[rel->ts_col].data[i].i;
     } else {
-      ts = now;
+      ts = stamped ? batch->ts[i] : now;
     }
-    if (ts > s->max_ts) s->max_ts = ts;
-    int64_t wm = saturating_sub(s->max_ts, rel->watermark_delay_ms);
+    int64_t wm = source_watermark(s, batch->origin[i].partition, ts);
     if (wm > s->wm) s->wm = wm;
     if (kept != i) {
       for (int c = 0; c < batch->ncols; c++) {

@@ -196,7 +196,7 @@ vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vp
   }
   file_source *s = calloc(1, sizeof *s);
   if (!s) abort();
-  s->base = (vpq_source){&file_source_vt, true};
+  s->base = (vpq_source){.vt = &file_source_vt, .bounded = true};
   s->path = strdup(rel->source.path);
   if (!s->path) abort();
   const char *slash = strrchr(s->path, '/');

@@ -1,4 +1,11 @@
-/* vpq_kafka.c — the Kafka sink: rows → JSON messages on a topic.
+/* vpq_kafka.c — the Kafka connector: a source (messages → rows) and a sink (rows → messages).
+ *
+ * The source assigns itself every partition of its topic (no consumer-group join: offsets
+ * come from `start`), polls messages and decodes each value straight into the schema's
+ * columns; a message's origin is partition@offset and its event time, when the relation names
+ * no `timestamp` column, the message timestamp. Partitions are tracked apart so the engine
+ * keeps one watermark per partition. A bounded source notes each partition's end offset when
+ * it opens and ends once it has read up to all of them.
  *
  * One idempotent producer per sink. A row's message key is its key columns (one column: its
  * text; several: a JSON array), its timestamp the row's event time, its value the row as a JSON
@@ -13,6 +20,8 @@
 #include <string.h>
 
 #include "../vpq_codec.h"
+
+/* ===== Sink ===== */
 
 typedef struct kafka_sink {
   vpq_sink base;
@@ -116,12 +125,197 @@ static void kafka_close(vpq_sink *sink) {
 
 static const vpq_sink_vt kafka_sink_vt = {kafka_write, kafka_flush, kafka_close};
 
+/* ===== Source ===== */
+
+typedef struct kafka_source {
+  vpq_source base;
+  rd_kafka_t *rk;
+  char *topic;
+  vpq_decoder *dec;
+  vpq_bad_record_fn bad;
+  void *bad_ctx;
+  int64_t *end;     /* bounded: per partition, the offset the source ends at */
+  int64_t *next;    /* per partition, the next offset to read */
+} kafka_source;
+
+static bool source_finished(const kafka_source *s) {
+  if (!s->base.bounded) return false;
+  for (int p = 0; p < s->base.partitions; p++)
+    if (s->next[p] < s->end[p]) return false;
+  return true;
+}
+
+static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
+  kafka_source *s = (kafka_source *)src;
+  char err[512];
+  int n = 0;
+  *done = false;
+  while (n < out->cap && !source_finished(s)) {
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(s->rk, n ? 0 : 100);
+    if (!msg) break;
+    if (msg->err) {
+      rd_kafka_message_destroy(msg);
+      continue; /* partition EOF and transient errors: librdkafka retries on its own */
+    }
+    int p = msg->partition;
+    vpq_origin origin = {p, msg->offset};
+    if (p >= 0 && p < s->base.partitions) s->next[p] = msg->offset + 1;
+    if (s->base.bounded && p >= 0 && p < s->base.partitions && msg->offset >= s->end[p]) {
+      rd_kafka_message_destroy(msg); /* beyond the end seen at open */
+      continue;
+    }
+    const char *text = msg->payload ? msg->payload : "";
+    if (!vpq_decoder_row(s->dec, text, msg->len, out, n, err, sizeof err)) {
+      if (s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
+    } else {
+      rd_kafka_timestamp_type_t type;
+      int64_t ts = rd_kafka_message_timestamp(msg, &type);
+      out->ts[n] = ts >= 0 ? ts : 0;
+      origins[n++] = origin;
+    }
+    rd_kafka_message_destroy(msg);
+  }
+  out->n = n;
+  if (n == 0 && source_finished(s)) *done = true;
+  return n > 0;
+}
+
+static void kafka_format_origin(const vpq_source *src, vpq_origin origin, char *buf, size_t size) {
+  const kafka_source *s = (const kafka_source *)src;
+  snprintf(buf, size, "%s/%d@%lld", s->topic, origin.partition, (long long)origin.offset);
+}
+
+static void kafka_source_close(vpq_source *src) {
+  kafka_source *s = (kafka_source *)src;
+  rd_kafka_consumer_close(s->rk);
+  rd_kafka_destroy(s->rk);
+  vpq_decoder_free(s->dec);
+  free(s->topic);
+  free(s->end);
+  free(s->next);
+  free(s);
+}
+
+static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close};
+
+static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t err_size);
+
+/* The option `key` of a connector, as text (NULL when absent). */
+static const vpq_plan_option *option(const vpq_plan_connector *conn, const char *key) {
+  for (int i = 0; i < conn->options.count; i++)
+    if (strcmp(conn->options.items[i].key, key) == 0) return &conn->options.items[i];
+  return NULL;
+}
+
+vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
+                                  void *bad_ctx, char *err, size_t err_size) {
+  const vpq_plan_connector *conn = &rel->source;
+  const vpq_plan_option *topic = option(conn, "topic"), *servers = option(conn, "kafka.bootstrap.servers");
+  const vpq_plan_option *start = option(conn, "start"), *bounded = option(conn, "bounded"), *group = option(conn, "group");
+  if (!topic || !topic->text) {
+    snprintf(err, err_size, "connector `kafka` needs `topic = '...'`");
+    return NULL;
+  }
+  if (!servers || !servers->text) {
+    snprintf(err, err_size, "connector `kafka` needs a cluster: `vpq run --brokers HOSTS` (or 'kafka.bootstrap.servers')");
+    return NULL;
+  }
+  if (conn->format && strcmp(conn->format, "json") != 0) {
+    snprintf(err, err_size, "the kafka source reads format 'json' only");
+    return NULL;
+  }
+  bool latest = start && start->text && strcmp(start->text, "latest") == 0;
+  if (start && start->text && !latest && strcmp(start->text, "earliest") != 0) {
+    snprintf(err, err_size, "`start` is 'earliest' or 'latest', not '%s'", start->text);
+    return NULL;
+  }
+  char group_id[300];
+  snprintf(group_id, sizeof group_id, "%s", group && group->text ? group->text : rel->name);
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  bool ok = conf_set(conf, "group.id", group_id, err, err_size) &&
+            conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
+            conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
+            conf_set(conf, "log_level", "3", err, err_size);
+  for (int i = 0; ok && i < conn->options.count; i++) {
+    const vpq_plan_option *o = &conn->options.items[i];
+    if (strncmp(o->key, "kafka.", 6) == 0) ok = conf_set(conf, o->key + 6, o->text ? o->text : "", err, err_size);
+  }
+  if (!ok) {
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  char reason[512];
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
+  if (!rk) {
+    snprintf(err, err_size, "cannot create a Kafka consumer: %s", reason);
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  rd_kafka_poll_set_consumer(rk);
+  kafka_source *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->base.vt = &kafka_source_vt;
+  s->base.stamps_rows = rel->ts_col < 0;
+  s->base.bounded = bounded && bounded->value.i;
+  s->rk = rk;
+  s->topic = strdup(topic->text);
+  s->bad = bad;
+  s->bad_ctx = bad_ctx;
+  /* The topic's partitions, from the cluster's metadata. */
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic->text, NULL);
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (e || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
+    snprintf(err, err_size, "topic `%s`: %s", topic->text,
+             rd_kafka_err2str(e ? e : md && md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+    if (md) rd_kafka_metadata_destroy(md);
+    kafka_source_close(&s->base);
+    return NULL;
+  }
+  int partitions = md->topics[0].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  s->base.partitions = partitions;
+  s->end = calloc((size_t)partitions, sizeof *s->end);
+  s->next = calloc((size_t)partitions, sizeof *s->next);
+  if (!s->end || !s->next) abort();
+  rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; p++) {
+    int64_t low = 0, high = 0;
+    e = rd_kafka_query_watermark_offsets(rk, topic->text, p, &low, &high, 10000);
+    if (e) {
+      snprintf(err, err_size, "topic `%s` partition %d: %s", topic->text, p, rd_kafka_err2str(e));
+      rd_kafka_topic_partition_list_destroy(assignment);
+      kafka_source_close(&s->base);
+      return NULL;
+    }
+    s->end[p] = high;
+    s->next[p] = latest ? high : low;
+    rd_kafka_topic_partition_list_add(assignment, topic->text, p)->offset = latest ? high : low;
+  }
+  e = rd_kafka_assign(rk, assignment);
+  rd_kafka_topic_partition_list_destroy(assignment);
+  if (e) {
+    snprintf(err, err_size, "cannot read `%s`: %s", topic->text, rd_kafka_err2str(e));
+    kafka_source_close(&s->base);
+    return NULL;
+  }
+  s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
+  const vpq_plan_option *max_bytes = option(conn, "max_row_bytes");
+  if (max_bytes) vpq_decoder_set_max_bytes(s->dec, (size_t)max_bytes->value.i);
+  return &s->base;
+}
+
+/* ===== Shared ===== */
+
 static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t err_size) {
   char reason[512];
   if (rd_kafka_conf_set(conf, key, value, reason, sizeof reason) == RD_KAFKA_CONF_OK) return true;
   snprintf(err, err_size, "kafka property `%s`: %s", key, reason);
   return false;
 }
+
+/* ===== Opening the sink ===== */
 
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size) {

@@ -1,4 +1,4 @@
-/* vpq_kafka.h — the Kafka connector (librdkafka). Today: the sink. */
+/* vpq_kafka.h — the Kafka connector (librdkafka): a source and a sink. */
 #ifndef VPQ_KAFKA_H
 #define VPQ_KAFKA_H
 
@@ -10,5 +10,13 @@
  * Defaults: idempotent producer, zstd compression, linger 5 ms. NULL + err on failure. */
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size);
+
+/* Opens a consumer of the relation's `topic`: every partition is assigned (from the
+ * beginning with `start = 'earliest'`, the default, or the end with 'latest'); each message's
+ * value is decoded into the schema's columns, its origin is partition@offset and its time the
+ * message timestamp. With `bounded = true` the source ends at the end offsets seen when it
+ * opened. NULL + err on failure. */
+vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
+                                  void *bad_ctx, char *err, size_t err_size);
 
 #endif
