@@ -313,7 +313,10 @@ static bool refill(vpq_engine *e, merge_input *in) {
     in->batch->n = 0;
     in->pos = 0;
     bool done = false;
-    if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) return true;
+    if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) {
+      if (!src->bounded) e->rt.now_ms = wall_clock_ms(); /* the rows arrive now */
+      return true;
+    }
     if (done) in->done = true;
     else vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
   }

@@ -444,7 +444,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
     kept++;
   }
   batch->n = kept;
-  s->last_arrival = op->rt->now_ms;
+  s->last_arrival = op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
   op->rt->stats.rows_in += kept;
   op->rows_in += kept;
   const vpq_batch *out = rel->kind == VPQ_REL_TABLE ? source_upserts(s, batch) : batch;
