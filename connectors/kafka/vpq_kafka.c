@@ -21,6 +21,50 @@
 
 #include "../vpq_codec.h"
 
+/* ===== Shared by source and sink ===== */
+
+/* The option `key` of a connector (NULL when absent). */
+static const vpq_plan_option *option(const vpq_plan_connector *conn, const char *key) {
+  for (int i = 0; i < conn->options.count; i++)
+    if (strcmp(conn->options.items[i].key, key) == 0) return &conn->options.items[i];
+  return NULL;
+}
+
+/* Checks what every Kafka connector needs: a topic, a cluster, JSON. */
+static bool check_connector(const vpq_plan_connector *conn, char *err, size_t err_size) {
+  const vpq_plan_option *topic = option(conn, "topic"), *servers = option(conn, "kafka.bootstrap.servers");
+  if (!topic || !topic->text) {
+    snprintf(err, err_size, "connector `kafka` needs `topic = '...'`");
+    return false;
+  }
+  if (!servers || !servers->text) {
+    snprintf(err, err_size, "connector `kafka` needs a cluster: `vpq run --brokers HOSTS` (or 'kafka.bootstrap.servers')");
+    return false;
+  }
+  if (conn->format && strcmp(conn->format, "json") != 0) {
+    snprintf(err, err_size, "connector `kafka` reads and writes format 'json' only");
+    return false;
+  }
+  return true;
+}
+
+static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t err_size) {
+  char reason[512];
+  if (rd_kafka_conf_set(conf, key, value, reason, sizeof reason) == RD_KAFKA_CONF_OK) return true;
+  snprintf(err, err_size, "kafka property `%s`: %s", key, reason);
+  return false;
+}
+
+/* Hands every `kafka.<property>` option to librdkafka. */
+static bool pass_properties(rd_kafka_conf_t *conf, const vpq_plan_connector *conn, char *err, size_t err_size) {
+  for (int i = 0; i < conn->options.count; i++) {
+    const vpq_plan_option *o = &conn->options.items[i];
+    if (strncmp(o->key, "kafka.", 6) == 0 && !conf_set(conf, o->key + 6, o->text ? o->text : "", err, err_size))
+      return false;
+  }
+  return true;
+}
+
 /* ===== Sink ===== */
 
 typedef struct kafka_sink {
@@ -198,32 +242,14 @@ static void kafka_source_close(vpq_source *src) {
 
 static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close};
 
-static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t err_size);
 
-/* The option `key` of a connector, as text (NULL when absent). */
-static const vpq_plan_option *option(const vpq_plan_connector *conn, const char *key) {
-  for (int i = 0; i < conn->options.count; i++)
-    if (strcmp(conn->options.items[i].key, key) == 0) return &conn->options.items[i];
-  return NULL;
-}
 
 vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
                                   void *bad_ctx, char *err, size_t err_size) {
   const vpq_plan_connector *conn = &rel->source;
-  const vpq_plan_option *topic = option(conn, "topic"), *servers = option(conn, "kafka.bootstrap.servers");
+  const vpq_plan_option *topic = option(conn, "topic");
   const vpq_plan_option *start = option(conn, "start"), *bounded = option(conn, "bounded"), *group = option(conn, "group");
-  if (!topic || !topic->text) {
-    snprintf(err, err_size, "connector `kafka` needs `topic = '...'`");
-    return NULL;
-  }
-  if (!servers || !servers->text) {
-    snprintf(err, err_size, "connector `kafka` needs a cluster: `vpq run --brokers HOSTS` (or 'kafka.bootstrap.servers')");
-    return NULL;
-  }
-  if (conn->format && strcmp(conn->format, "json") != 0) {
-    snprintf(err, err_size, "the kafka source reads format 'json' only");
-    return NULL;
-  }
+  if (!check_connector(conn, err, err_size)) return NULL;
   bool latest = start && start->text && strcmp(start->text, "latest") == 0;
   if (start && start->text && !latest && strcmp(start->text, "earliest") != 0) {
     snprintf(err, err_size, "`start` is 'earliest' or 'latest', not '%s'", start->text);
@@ -236,10 +262,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
             conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
             conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
             conf_set(conf, "log_level", "3", err, err_size);
-  for (int i = 0; ok && i < conn->options.count; i++) {
-    const vpq_plan_option *o = &conn->options.items[i];
-    if (strncmp(o->key, "kafka.", 6) == 0) ok = conf_set(conf, o->key + 6, o->text ? o->text : "", err, err_size);
-  }
+  ok = ok && pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
     return NULL;
@@ -306,45 +329,18 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   return &s->base;
 }
 
-/* ===== Shared ===== */
-
-static bool conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t err_size) {
-  char reason[512];
-  if (rd_kafka_conf_set(conf, key, value, reason, sizeof reason) == RD_KAFKA_CONF_OK) return true;
-  snprintf(err, err_size, "kafka property `%s`: %s", key, reason);
-  return false;
-}
 
 /* ===== Opening the sink ===== */
 
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size) {
-  const char *topic = NULL, *servers = NULL;
-  for (int i = 0; i < conn->options.count; i++) {
-    const vpq_plan_option *o = &conn->options.items[i];
-    if (strcmp(o->key, "topic") == 0) topic = o->text;
-    if (strcmp(o->key, "kafka.bootstrap.servers") == 0) servers = o->text;
-  }
-  if (!topic) {
-    snprintf(err, err_size, "connector `kafka` needs `topic = '...'`");
-    return NULL;
-  }
-  if (conn->format && strcmp(conn->format, "json") != 0) {
-    snprintf(err, err_size, "the kafka sink writes format 'json' only");
-    return NULL;
-  }
-  if (!servers) {
-    snprintf(err, err_size, "connector `kafka` needs a cluster: `vpq run --brokers HOSTS` (or 'kafka.bootstrap.servers')");
-    return NULL;
-  }
+  if (!check_connector(conn, err, err_size)) return NULL;
+  const char *topic = option(conn, "topic")->text;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
             conf_set(conf, "compression.type", "zstd", err, err_size) &&
             conf_set(conf, "linger.ms", "5", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
-  for (int i = 0; ok && i < conn->options.count; i++) {
-    const vpq_plan_option *o = &conn->options.items[i];
-    if (strncmp(o->key, "kafka.", 6) == 0) ok = conf_set(conf, o->key + 6, o->text ? o->text : "", err, err_size);
-  }
+  ok = ok && pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
     return NULL;

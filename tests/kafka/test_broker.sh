@@ -5,15 +5,8 @@
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
-"$vpq" broker --topic vpq.test:2 >"$work/out" 2>"$work/err" &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.1; done
-bootstrap=$(head -1 "$work/out")
-case "$bootstrap" in
-  *:[0-9]*) ;;
-  *) echo "no bootstrap address on the first line: '$bootstrap'"; cat "$work/err"; exit 1 ;;
-esac
+. "$(dirname "$0")/lib.sh"
+start_broker "$vpq" "$work" --topic vpq.test:2
 /usr/bin/python3 - "$bootstrap" <<'PY' || exit 1
 import sys
 from kafka import KafkaProducer
