@@ -174,6 +174,7 @@ static const vpq_sink_vt kafka_sink_vt = {kafka_write, kafka_flush, kafka_close}
 typedef struct kafka_source {
   vpq_source base;
   rd_kafka_t *rk;
+  rd_kafka_queue_t *queue; /* the consumer queue, read in batches */
   char *topic;
   vpq_decoder *dec;
   vpq_bad_record_fn bad;
@@ -194,9 +195,17 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
   char err[512];
   int n = 0;
   *done = false;
+  rd_kafka_message_t *msgs[VPQ_BATCH_ROWS];
+  ssize_t got = 0, at = 0;
   while (n < out->cap && !source_finished(s)) {
-    rd_kafka_message_t *msg = rd_kafka_consumer_poll(s->rk, n ? 0 : 100);
-    if (!msg) break;
+    if (at == got) {
+      /* Messages come a batch at a time from the consumer queue: one call, not one per message. */
+      size_t want = (size_t)(out->cap - n) < VPQ_BATCH_ROWS ? (size_t)(out->cap - n) : VPQ_BATCH_ROWS;
+      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : 100, msgs, want);
+      at = 0;
+      if (got <= 0) break;
+    }
+    rd_kafka_message_t *msg = msgs[at++];
     if (msg->err) {
       rd_kafka_message_destroy(msg);
       continue; /* partition EOF and transient errors: librdkafka retries on its own */
@@ -219,6 +228,7 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     }
     rd_kafka_message_destroy(msg);
   }
+  while (at < got) rd_kafka_message_destroy(msgs[at++]); /* beyond the end: not needed */
   out->n = n;
   if (n == 0 && source_finished(s)) *done = true;
   return n > 0;
@@ -231,6 +241,7 @@ static void kafka_format_origin(const vpq_source *src, vpq_origin origin, char *
 
 static void kafka_source_close(vpq_source *src) {
   kafka_source *s = (kafka_source *)src;
+  if (s->queue) rd_kafka_queue_destroy(s->queue);
   rd_kafka_consumer_close(s->rk);
   rd_kafka_destroy(s->rk);
   vpq_decoder_free(s->dec);
@@ -323,6 +334,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
     kafka_source_close(&s->base);
     return NULL;
   }
+  s->queue = rd_kafka_queue_get_consumer(rk);
   s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
   const vpq_plan_option *max_bytes = option(conn, "max_row_bytes");
   if (max_bytes) vpq_decoder_set_max_bytes(s->dec, (size_t)max_bytes->value.i);
