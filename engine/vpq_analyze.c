@@ -618,7 +618,7 @@ static const struct {
     {"topic", OPT_STRING, false},     {"group", OPT_STRING, true},          {"start", OPT_STRING, true},
     {"partitions", OPT_BIGINT, false}, {"bounded", OPT_BOOLEAN, true},      {"timestamp", OPT_NAME, true},
     {"watermark_delay", OPT_INTERVAL, true}, {"idle_timeout", OPT_INTERVAL, true},
-    {"dead_letter", OPT_STRING, true}, {"max_row_bytes", OPT_BIGINT, true},
+    {"dead_letter", OPT_STRING, true}, {"max_row_bytes", OPT_BIGINT, true}, {"stale_after", OPT_INTERVAL, false},
 };
 
 static const char *resolve_path(analyzer *a, const char *path) {
@@ -1090,80 +1090,241 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
   return out;
 }
 
-/* ===== FORECAST and SCHEDULE: checked and kept for the operators that run them ===== */
+/* ===== FORECAST and SCHEDULE ===== */
 
-static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *f) {
+/* model option -> the models it applies to (bit i = model kind i) */
+static const struct {
+  const char *key;
+  option_kind kind;
+  unsigned models;
+} model_options[] = {
+    {"season", OPT_INTERVAL, 0xf}, {"history", OPT_INTERVAL, 0xf}, {"features", OPT_NAME, 0xc},
+    {"ridge", OPT_STRING, 0x4},    {"hidden", OPT_BIGINT, 0x8},    {"epochs", OPT_BIGINT, 0x8},
+    {"learning_rate", OPT_STRING, 0x8}, {"seed", OPT_BIGINT, 0x8},
+};
+
+static const char *const model_names[] = {"seasonal_naive", "holt_winters", "linear", "mlp"}; /* ORDER vpq_model_kind */
+
+static bool number_value(const vpq_ast_expr *v, double *out) {
+  if (v->kind == VPQ_AST_INT) *out = (double)v->ival;
+  else if (v->kind == VPQ_AST_DOUBLE) *out = v->dval;
+  else return false;
+  return true;
+}
+
+/* Adds feature column `e` (a column of from) to f->features. */
+static void forecast_feature(analyzer *a, vpq_plan_forecast *f, const vpq_ast_expr *e) {
+  int c = e->kind == VPQ_AST_COLUMN ? vpq_schema_find(&f->from->schema, e->name) : -1;
+  if (e->kind != VPQ_AST_COLUMN) {
+    error(a, e->span, "a feature is a column of `%s`", f->from->name);
+    return;
+  }
+  if (c < 0) {
+    error(a, e->span, "`%s` has no column `%s`", f->from->name, e->name);
+    return;
+  }
+  if (!numeric(f->from->schema.cols[c].type)) {
+    error(a, e->span, "feature `%s` is %s; features are numbers", e->name, vpq_type_name(f->from->schema.cols[c].type));
+    return;
+  }
+  f->features[f->nfeatures++] = c;
+}
+
+static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_forecast *f) {
+  int nkeys = (int)(sizeof model_options / sizeof *model_options);
+  for (int i = 0; i < ast->model_options.count; i++) {
+    const vpq_ast_option *o = &ast->model_options.items[i];
+    const vpq_ast_expr *v = o->value;
+    int k = -1;
+    for (int j = 0; j < nkeys; j++)
+      if (strcmp(model_options[j].key, o->key) == 0) k = j;
+    if (k < 0) {
+      const char *names[sizeof model_options / sizeof *model_options];
+      for (int j = 0; j < nkeys; j++) names[j] = model_options[j].key;
+      const char *hint = vpq_diag_suggest(o->key, names, nkeys);
+      if (hint) error(a, o->span, "unknown model option `%s`; did you mean `%s`?", o->key, hint);
+      else error(a, o->span, "unknown model option `%s`", o->key);
+      continue;
+    }
+    if (!(model_options[k].models & (1u << f->model.kind))) {
+      error(a, o->span, "model `%s` has no option `%s`", f->model_name, o->key);
+      continue;
+    }
+    double number = 0;
+    switch (model_options[k].kind) {
+    case OPT_INTERVAL:
+      if (v->kind != VPQ_AST_INTERVAL || v->ival <= 0) {
+        error(a, v->span, "model option `%s` needs a positive interval (e.g. 1 DAY)", o->key);
+        continue;
+      }
+      if (strcmp(o->key, "season") == 0) f->season_ms = v->ival;
+      else f->history_ms = v->ival;
+      break;
+    case OPT_BIGINT:
+      if (v->kind != VPQ_AST_INT || v->ival <= 0 || v->ival > 100000) {
+        error(a, v->span, "model option `%s` needs a positive integer", o->key);
+        continue;
+      }
+      if (strcmp(o->key, "hidden") == 0) f->model.hidden = (int)v->ival;
+      else if (strcmp(o->key, "epochs") == 0) f->model.epochs = (int)v->ival;
+      else f->model.seed = (uint64_t)v->ival;
+      break;
+    case OPT_STRING:
+      if (!number_value(v, &number) || number < 0) {
+        error(a, v->span, "model option `%s` needs a non-negative number", o->key);
+        continue;
+      }
+      if (strcmp(o->key, "ridge") == 0) f->model.ridge = number;
+      else f->model.learning_rate = number;
+      break;
+    case OPT_NAME:
+    case OPT_BOOLEAN: {
+      int n = v->kind == VPQ_AST_LIST ? v->nargs : 1;
+      f->features = vpq_arena_alloc(a->arena, sizeof *f->features * (size_t)(n + 1));
+      f->nfeatures = 0;
+      for (int j = 0; j < n; j++) forecast_feature(a, f, v->kind == VPQ_AST_LIST ? v->args[j] : v);
+      break;
+    }
+    }
+  }
+}
+
+static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_forecast *f) {
   vpq_schema out = {0};
-  out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * (size_t)(f->by.count + 6));
-  vpq_relation *from = find_relation(a, f->from.name, f->from.span);
+  out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * (size_t)(ast->by.count + 6));
+  bool known = false;
+  for (int m = 0; m < 4; m++)
+    if (strcmp(model_names[m], ast->model) == 0) {
+      known = true;
+      f->model = vpq_model_defaults((vpq_model_kind)m);
+    }
+  f->model_name = ast->model;
+  if (!known) {
+    const char *hint = vpq_diag_suggest(ast->model, model_names, 4);
+    if (hint) error(a, ast->model_span, "unknown model `%s`; did you mean `%s`?", ast->model, hint);
+    else error(a, ast->model_span, "unknown model `%s` (known: seasonal_naive, holt_winters, linear, mlp)", ast->model);
+  }
+  f->season_ms = 86400000;
+  f->history_ms = 28 * (int64_t)86400000;
+  vpq_relation *from = find_relation(a, ast->from.name, ast->from.span);
+  f->from = from;
   if (from) {
     bind_scope scope = {0};
     vpq_schema layout = {0};
     scope.layout = &layout;
-    scope_add(a, &scope, &layout, f->from.alias ? f->from.alias : from->name, from);
+    scope_add(a, &scope, &layout, ast->from.alias ? ast->from.alias : from->name, from);
     a->where_clause = "FORECAST";
-    vpq_bexpr *v = bind(a, f->value, &scope, BIND_ROW);
-    if (!numeric(v->type) && v->type != VPQ_TYPE_NULL)
-      error(a, f->value->span, "FORECAST needs a numeric value, got %s", vpq_type_name(v->type));
-    if (vpq_schema_find(&from->schema, "ts") < 0) error(a, f->from.span, "FORECAST reads the time of each value from a `ts` column; `%s` has none", from->name);
-    for (int k = 0; k < f->by.count; k++) {
-      vpq_bexpr *key = bind(a, f->by.items[k], &scope, BIND_ROW);
+    f->value = bind(a, ast->value, &scope, BIND_ROW);
+    if (!numeric(f->value->type) && f->value->type != VPQ_TYPE_NULL)
+      error(a, ast->value->span, "FORECAST needs a numeric value, got %s", vpq_type_name(f->value->type));
+    else f->value = cast_to(a, f->value, VPQ_TYPE_DOUBLE);
+    f->ts_col = vpq_schema_find(&from->schema, "ts");
+    if (f->ts_col < 0)
+      error(a, ast->from.span, "FORECAST reads the time of each value from a `ts` column; `%s` has none", from->name);
+    else if (from->schema.cols[f->ts_col].type != VPQ_TYPE_TIMESTAMP)
+      error(a, ast->from.span, "column `ts` of `%s` is %s, FORECAST needs a TIMESTAMP", from->name,
+            vpq_type_name(from->schema.cols[f->ts_col].type));
+    f->by = vpq_arena_alloc(a->arena, sizeof *f->by * (size_t)(ast->by.count + 1));
+    for (int k = 0; k < ast->by.count; k++) {
+      vpq_bexpr *key = bind(a, ast->by.items[k], &scope, BIND_ROW);
+      f->by[f->nby++] = key;
       const char *name = key->kind == VPQ_BEXPR_COLUMN ? layout.cols[key->column].name : "key";
       out.cols[out.ncols++] = (vpq_column){name, key->type, true, false};
     }
     a->where_clause = NULL;
+    if (known) forecast_options(a, ast, f);
   }
-  const char *models[] = {"seasonal_naive", "holt_winters", "linear", "mlp"};
-  bool known = false;
-  for (int m = 0; m < 4; m++) known |= strcmp(models[m], f->model) == 0;
-  if (!known) {
-    const char *hint = vpq_diag_suggest(f->model, models, 4);
-    if (hint) error(a, f->model_span, "unknown model `%s`; did you mean `%s`?", f->model, hint);
-    else error(a, f->model_span, "unknown model `%s` (known: seasonal_naive, holt_winters, linear, mlp)", f->model);
-  }
-  window_interval(a, f->horizon, "HORIZON", false);
-  window_interval(a, f->every, "EVERY", false);
-  if (f->step) window_interval(a, f->step, "STEP", false);
+  f->horizon_ms = window_interval(a, ast->horizon, "HORIZON", false);
+  f->every_ms = window_interval(a, ast->every, "EVERY", false);
+  if (ast->step) f->step_ms = window_interval(a, ast->step, "STEP", false);
+  if (f->step_ms && f->horizon_ms % f->step_ms)
+    error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
+  if (f->step_ms && f->season_ms % f->step_ms)
+    error(a, ast->model_span, "the season must be a whole number of STEPs");
+  if (f->history_ms < 3 * f->season_ms) f->history_ms = 3 * f->season_ms;
   const char *names[] = {"issued_at", "ts", "step", "value", "lo", "hi"};
   vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_BIGINT, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
   for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], false, false};
   return out;
 }
 
-static void require_columns(analyzer *a, const vpq_relation *rel, vpq_span span, const char *const *names, int n, const char *role) {
-  for (int i = 0; i < n; i++)
-    if (vpq_schema_find(&rel->schema, names[i]) < 0)
-      error(a, span, "%s `%s` has no `%s` column", role, rel->name, names[i]);
+/* Finds column `name` of `rel` (numeric unless `any`), or reports it missing when `required`. */
+static int schedule_column(analyzer *a, const vpq_relation *rel, vpq_span span, const char *name, const char *role,
+                           bool required, bool any) {
+  int c = vpq_schema_find(&rel->schema, name);
+  if (c < 0) {
+    if (required) error(a, span, "%s `%s` has no `%s` column", role, rel->name, name);
+    return -1;
+  }
+  vpq_type t = rel->schema.cols[c].type;
+  if (!any && !numeric(t)) error(a, span, "column `%s` of %s `%s` is %s; it must be a number", name, role, rel->name, vpq_type_name(t));
+  return c;
 }
 
-static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *s) {
-  vpq_relation *fleet = find_relation(a, s->fleet.name, s->fleet.span);
-  if (fleet) {
-    if (fleet->kind != VPQ_REL_TABLE) error(a, s->fleet.span, "SCHEDULE needs a table of batteries; `%s` is a stream", fleet->name);
-    const char *cols[] = {"device_id", "soc", "capacity_kwh", "max_kw"};
-    require_columns(a, fleet, s->fleet.span, cols, 4, "the fleet");
+static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_plan_schedule *s) {
+  vpq_type device_type = VPQ_TYPE_STRING;
+  for (int i = 0; i < VPQ_FLEET_NCOLS; i++) s->fleet_cols[i] = -1;
+  s->fleet = find_relation(a, ast->fleet.name, ast->fleet.span);
+  if (s->fleet) {
+    static const char *const cols[] = {"device_id", "soc", "capacity_kwh", "max_kw", "efficiency", "min_soc", "max_soc"}; /* ORDER VPQ_FLEET_ */
+    if (s->fleet->kind != VPQ_REL_TABLE) error(a, ast->fleet.span, "SCHEDULE needs a table of batteries; `%s` is a stream", s->fleet->name);
+    for (int i = 0; i < VPQ_FLEET_NCOLS; i++)
+      s->fleet_cols[i] = schedule_column(a, s->fleet, ast->fleet.span, cols[i], "the fleet", i < 4, i == VPQ_FLEET_DEVICE);
+    if (s->fleet_cols[VPQ_FLEET_DEVICE] >= 0) device_type = s->fleet->schema.cols[s->fleet_cols[VPQ_FLEET_DEVICE]].type;
   }
-  vpq_relation *forecast = find_relation(a, s->forecast.name, s->forecast.span);
-  const char *fcols[] = {"ts", "value"};
-  if (forecast) require_columns(a, forecast, s->forecast.span, fcols, 2, "the forecast");
-  if (s->objective == VPQ_OBJECTIVE_MINIMIZE_COST) {
-    vpq_relation *price = find_relation(a, s->price.name, s->price.span);
-    if (price) require_columns(a, price, s->price.span, fcols, 2, "the price forecast");
+  s->forecast = find_relation(a, ast->forecast.name, ast->forecast.span);
+  if (s->forecast) {
+    s->forecast_ts = schedule_column(a, s->forecast, ast->forecast.span, "ts", "the forecast", true, true);
+    s->forecast_value = schedule_column(a, s->forecast, ast->forecast.span, "value", "the forecast", true, false);
+    s->forecast_issued = schedule_column(a, s->forecast, ast->forecast.span, "issued_at", "the forecast", false, true);
   }
-  if (s->objective == VPQ_OBJECTIVE_KEEP_BELOW && s->cap->kind != VPQ_AST_INT && s->cap->kind != VPQ_AST_DOUBLE)
-    error(a, s->cap->span, "KEEP BELOW needs a number of kW");
-  for (int i = 0; i < s->constraints.count; i++) {
-    const vpq_ast_expr *c = s->constraints.items[i];
+  switch (ast->objective) {
+  case VPQ_OBJECTIVE_MINIMIZE_PEAK: s->objective = VPQ_SCHED_MIN_PEAK; break;
+  case VPQ_OBJECTIVE_KEEP_BELOW: s->objective = VPQ_SCHED_KEEP_BELOW; break;
+  case VPQ_OBJECTIVE_MINIMIZE_COST: s->objective = VPQ_SCHED_MIN_COST; break;
+  }
+  if (ast->objective == VPQ_OBJECTIVE_MINIMIZE_COST) {
+    s->price = find_relation(a, ast->price.name, ast->price.span);
+    if (s->price) {
+      s->price_ts = schedule_column(a, s->price, ast->price.span, "ts", "the price forecast", true, true);
+      s->price_value = schedule_column(a, s->price, ast->price.span, "value", "the price forecast", true, false);
+      s->price_issued = schedule_column(a, s->price, ast->price.span, "issued_at", "the price forecast", false, true);
+    }
+  }
+  if (ast->objective == VPQ_OBJECTIVE_KEEP_BELOW) {
+    const vpq_ast_expr *cap = ast->cap;
+    bool negative = cap->kind == VPQ_AST_UNARY && cap->op == VPQ_OP_NEG;
+    if (!number_value(negative ? cap->args[0] : cap, &s->cap_kw)) error(a, cap->span, "KEEP BELOW needs a number of kW");
+    if (negative) s->cap_kw = -s->cap_kw;
+  }
+  s->min_soc = 0;
+  s->max_soc = 1;
+  for (int i = 0; i < ast->constraints.count; i++) {
+    const vpq_ast_expr *c = ast->constraints.items[i];
+    double limit = 0;
     bool ok = c->kind == VPQ_AST_BINARY && c->op >= VPQ_OP_LT && c->op <= VPQ_OP_GE && c->args[0]->kind == VPQ_AST_COLUMN &&
-              strcasecmp(c->args[0]->name, "soc") == 0 && (c->args[1]->kind == VPQ_AST_DOUBLE || c->args[1]->kind == VPQ_AST_INT);
-    if (!ok) error(a, c->span, "SUBJECT TO takes limits on soc, like `soc >= 0.10`");
+              strcasecmp(c->args[0]->name, "soc") == 0 && number_value(c->args[1], &limit);
+    if (!ok) {
+      error(a, c->span, "SUBJECT TO takes limits on soc, like `soc >= 0.10`");
+      continue;
+    }
+    if (limit < 0 || limit > 1) {
+      error(a, c->args[1]->span, "a soc limit is between 0 and 1");
+      continue;
+    }
+    if (c->op == VPQ_OP_GT || c->op == VPQ_OP_GE) s->min_soc = limit > s->min_soc ? limit : s->min_soc;
+    else s->max_soc = limit < s->max_soc ? limit : s->max_soc;
   }
-  window_interval(a, s->horizon, "HORIZON", false);
-  window_interval(a, s->step, "STEP", false);
+  if (s->min_soc > s->max_soc) error(a, ast->constraints.items[0]->span, "the soc limits leave no room: %g > %g", s->min_soc, s->max_soc);
+  s->horizon_ms = window_interval(a, ast->horizon, "HORIZON", false);
+  s->step_ms = window_interval(a, ast->step, "STEP", false);
+  if (s->horizon_ms % s->step_ms) error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
+  else if (s->horizon_ms / s->step_ms > 10000) error(a, ast->horizon->span, "a plan has at most 10000 steps");
+  s->emit_plan = ast->emit_plan;
   vpq_schema out = {0};
   out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * 6);
   const char *names[] = {"issued_at", "ts", "device_id", "setpoint_kw", "soc", "planned_peak_kw"};
-  vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_STRING, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
+  vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, device_type, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
   for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], i == 2, false};
   return out;
 }
@@ -1181,11 +1342,11 @@ static vpq_plan_query *bind_query(analyzer *a, const vpq_ast_query *ast, const v
     break;
   case VPQ_QUERY_FORECAST:
     q->kind = VPQ_PLAN_FORECAST;
-    *out = forecast_schema(a, &ast->u.forecast);
+    *out = forecast_schema(a, &ast->u.forecast, &q->forecast);
     break;
   case VPQ_QUERY_SCHEDULE:
     q->kind = VPQ_PLAN_SCHEDULE;
-    *out = schedule_schema(a, &ast->u.schedule);
+    *out = schedule_schema(a, &ast->u.schedule, &q->schedule);
     break;
   }
   return q;
@@ -1220,6 +1381,9 @@ static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
   add_query(a, rel, q);
   check_options(a, &stmt->options, &rel->sink, false, stmt);
   rel->is_sink = rel->sink.connector != NULL;
+  const vpq_plan_option *stale = find_option(&rel->sink, "stale_after");
+  if (stale && q->kind != VPQ_PLAN_SCHEDULE) error(a, stale->span, "option `stale_after` belongs to a SCHEDULE");
+  else if (stale) q->schedule.stale_after_ms = stale->value.i;
 }
 
 static void insert_into(analyzer *a, const vpq_ast_stmt *stmt) {

@@ -41,7 +41,6 @@ struct vpq_engine {
   vpq_decoder **decoders;  /* per relation, for vpq_engine_push_json */
   bool *subscribed;        /* per relation: has subscribers (its rows are shown whole) */
   volatile sig_atomic_t stop;
-  const vpq_plan_query *unsupported; /* the first statement the runtime cannot execute yet */
   vpq_plan_option *settings;         /* vpq_engine_set: connector properties for this run */
   int nsettings;
 };
@@ -159,6 +158,24 @@ static void intern_query_strings(vpq_engine *e, vpq_plan_select *s) {
   }
 }
 
+static void plan_forecast(vpq_engine *e, vpq_plan_query *q) {
+  vpq_plan_forecast *fc = &q->forecast;
+  intern_strings(e, fc->value);
+  for (int i = 0; i < fc->nby; i++) intern_strings(e, fc->by[i]);
+  vpq_op *op = engine_track(e, vpq_op_forecast_new(&e->rt, &e->arena, q));
+  vpq_op_connect(e->rel_ops[fc->from->index], op, 0);
+  connect_into(op, e->rel_ops[q->target->index]);
+}
+
+static void plan_schedule(vpq_engine *e, const vpq_plan_query *q) {
+  const vpq_plan_schedule *sc = &q->schedule;
+  vpq_op *op = engine_track(e, vpq_op_schedule_new(&e->rt, q));
+  vpq_op_connect(e->rel_ops[sc->forecast->index], op, 0);
+  vpq_op_connect(e->rel_ops[sc->fleet->index], op, 1);
+  if (sc->price) vpq_op_connect(e->rel_ops[sc->price->index], op, 2);
+  connect_into(op, e->rel_ops[q->target->index]);
+}
+
 static void plan_physical(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
   int n = plan->nrelations;
@@ -182,9 +199,11 @@ static void plan_physical(vpq_engine *e) {
       if (query->kind == VPQ_PLAN_SELECT) {
         intern_query_strings(e, &query->select);
         plan_select(e, query);
-        continue;
+      } else if (query->kind == VPQ_PLAN_FORECAST) {
+        plan_forecast(e, query);
+      } else {
+        plan_schedule(e, query);
       }
-      if (!e->unsupported) e->unsupported = query;
     }
   }
 }
@@ -509,15 +528,6 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
 int vpq_engine_run(vpq_engine *e, FILE *log) {
   if (!e->plan) return -1;
   e->rt.log = log;
-  if (e->unsupported) {
-    int line, col;
-    vpq_diag d;
-    vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
-    vpq_diag_position(&d, e->unsupported->span.off, &line, &col);
-    fprintf(log, "%s:%d:%d: error: %s is checked but not executed by this version of vpq\n", e->file_name, line, col,
-            e->unsupported->kind == VPQ_PLAN_FORECAST ? "FORECAST" : "SCHEDULE");
-    return -1;
-  }
   const vpq_plan *plan = e->plan;
   bad_ctx *bad = calloc((size_t)plan->nrelations + 1, sizeof *bad);
   merge_input *streams = calloc((size_t)plan->nrelations + 1, sizeof *streams);

@@ -134,6 +134,11 @@ vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_
 vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
                                int join_index, const vpq_schema *out);
 
+/* FORECAST: the input relation's rows on port 0. */
+vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query);
+/* SCHEDULE: port 0 the forecast, port 1 the fleet table's changelog, port 2 the prices. */
+vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query);
+
 /* Copies row `row` of `batch`'s first `ncols` columns into `data`/`null` (for state kept
  * beyond a call). */
 void vpq_op_copy_row(const vpq_batch *batch, int row, int ncols, vpq_datum *data, uint8_t *null);

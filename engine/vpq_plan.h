@@ -29,6 +29,8 @@
 
 #include "../grammar/vpq_ast.h"
 #include "vpq_agg.h"
+#include "vpq_model.h"
+#include "vpq_sched.h"
 #include "vpq_types.h"
 
 /* ===== Bound expressions ===== */
@@ -201,10 +203,51 @@ typedef struct vpq_plan_select {
   bool input_is_changelog; /* FROM is a table: rows carry diffs, aggregates retract */
 } vpq_plan_select;
 
+/* FORECAST value FROM rel [BY keys] USING model (options) HORIZON h EVERY e [STEP s]. The
+ * output schema is the BY keys, then issued_at, ts, step, value, lo, hi. */
+typedef struct vpq_plan_forecast {
+  vpq_relation *from;
+  vpq_bexpr *value;      /* bound to from's schema */
+  vpq_bexpr **by;        /* bound to from's schema */
+  int nby;
+  int ts_col;            /* from's `ts` column */
+  vpq_model_config model; /* step_ms and season are set when the step is known */
+  const char *model_name;
+  int64_t season_ms;     /* 0: none */
+  int64_t history_ms;    /* the history kept per key (model option `history`) */
+  int *features;         /* exogenous feature columns of from's schema */
+  int nfeatures;
+  int64_t horizon_ms;
+  int64_t every_ms;
+  int64_t step_ms;       /* 0: inferred from the timestamps */
+} vpq_plan_forecast;
+
+/* Fleet columns SCHEDULE reads, as indexes in the fleet table's schema (-1 when absent). */
+enum { VPQ_FLEET_DEVICE, VPQ_FLEET_SOC, VPQ_FLEET_CAPACITY, VPQ_FLEET_MAX_KW, VPQ_FLEET_EFFICIENCY,
+       VPQ_FLEET_MIN_SOC, VPQ_FLEET_MAX_SOC, VPQ_FLEET_NCOLS };
+
+/* SCHEDULE fleet FOR forecast objective [SUBJECT TO ...] HORIZON h STEP s [EMIT PLAN]. */
+typedef struct vpq_plan_schedule {
+  vpq_relation *fleet;
+  vpq_relation *forecast;
+  vpq_relation *price;   /* MINIMIZE COST USING price; else NULL */
+  vpq_sched_objective objective;
+  double cap_kw;         /* KEEP BELOW */
+  double min_soc;        /* SUBJECT TO: fleet-wide soc limits (default 0 and 1) */
+  double max_soc;
+  int64_t horizon_ms;
+  int64_t step_ms;
+  int64_t stale_after_ms; /* WITH (stale_after = ...); 0: a battery's row never goes stale */
+  bool emit_plan;
+  int fleet_cols[VPQ_FLEET_NCOLS];
+  int forecast_ts, forecast_value, forecast_issued; /* columns of the forecast (issued -1: none) */
+  int price_ts, price_value, price_issued;
+} vpq_plan_schedule;
+
 typedef enum vpq_plan_query_kind {
   VPQ_PLAN_SELECT,
-  VPQ_PLAN_FORECAST, /* executed by the FORECAST issue; the analyzer checks and keeps the AST */
-  VPQ_PLAN_SCHEDULE, /* executed by the SCHEDULE issue; likewise */
+  VPQ_PLAN_FORECAST,
+  VPQ_PLAN_SCHEDULE,
 } vpq_plan_query_kind;
 
 struct vpq_plan_query {
@@ -212,6 +255,8 @@ struct vpq_plan_query {
   vpq_span span;
   vpq_relation *target;   /* the relation whose rows this query produces */
   vpq_plan_select select; /* SELECT */
+  vpq_plan_forecast forecast; /* FORECAST */
+  vpq_plan_schedule schedule; /* SCHEDULE */
   const vpq_ast_query *ast;
   /* Output column i of the query goes to target column column_map[i] (INSERT INTO matches
    * by name; the AS query maps one to one). Unmapped target columns are NULL. */

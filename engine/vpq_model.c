@@ -1,0 +1,720 @@
+/* vpq_model.c — the forecasting models of the FORECAST operator (vpq_model.h): seasonal naive,
+ * additive Holt–Winters fitted by Nelder–Mead, ridge regression on calendar, lag and exogenous
+ * features, and a one-hidden-layer MLP trained with Adam. */
+#include "vpq_model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+#define TWO_PI 6.28318530717958647692
+
+/* Holt–Winters: parameters alpha, beta, gamma, phi; Nelder–Mead's evaluation budget. */
+#define HW_NPAR 4
+#define HW_MAX_EVALS 400
+/* The damping factor's range: phi = 1 is Holt's undamped trend. */
+#define HW_PHI_MIN 0.8
+
+#define MLP_BATCH 32
+
+struct vpq_model {
+  vpq_model_config cfg;
+  int fitted;          /* the last fit succeeded */
+  double hw[HW_NPAR];  /* holt_winters: alpha, beta, gamma, phi (the warm start of the next fit) */
+  double *season_buf;  /* holt_winters: the seasonal components, by phase */
+  int nin;             /* linear, mlp: inputs per row (linear: including the intercept) */
+  double *in_mean, *in_sd; /* linear, mlp: standardisation of each input */
+  double y_mean, y_sd; /* linear, mlp: of the target over the training rows */
+  double *w;           /* linear: the weights; mlp: W1 (hidden × nin), b1, W2, b2 */
+  double *adam_m, *adam_v, *grad; /* mlp: Adam's moments and the minibatch gradient */
+  double *raw, *act;   /* linear, mlp: one row's raw inputs; mlp: the hidden activations */
+  uint64_t rng;        /* mlp: splitmix64 state */
+};
+
+vpq_model_config vpq_model_defaults(vpq_model_kind kind) {
+  vpq_model_config c = {
+      .kind = kind,
+      .step_ms = 0,
+      .season = 0,
+      .nfeatures = 0,
+      .ridge = 1.0,
+      .hidden = 16,
+      .epochs = 30,
+      .learning_rate = 0.01,
+      .seed = 42,
+  };
+  return c;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/* A uniform double in [0, 1). */
+static double uniform(uint64_t *state) { return (double)(splitmix64(state) >> 11) * 0x1.0p-53; }
+
+static int64_t floor_mod(int64_t a, int64_t b) {
+  int64_t r = a % b;
+  return r < 0 ? r + b : r;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return (a - floor_mod(a, b)) / b; }
+
+static int hour_of_day(int64_t ts) { return (int)floor_mod(floor_div(ts, HOUR_MS), 24); }
+
+/* Monday = 0 (epoch day 0 was a Thursday). */
+static int day_of_week(int64_t ts) { return (int)floor_mod(floor_div(ts, DAY_MS) + 3, 7); }
+
+/* Hour-of-day features make sense only below a daily step, day-of-week below a weekly one. */
+static int has_hour(const vpq_model_config *c) { return c->step_ms > 0 && c->step_ms < DAY_MS; }
+static int has_dow(const vpq_model_config *c) { return c->step_ms > 0 && c->step_ms < 7 * DAY_MS; }
+
+static double last_value(const vpq_series *s) {
+  for (int i = s->n - 1; i >= 0; i--)
+    if (isfinite(s->y[i])) return s->y[i];
+  return 0.0;
+}
+
+static void fill_last(const vpq_series *s, int h, double *out) {
+  double v = last_value(s);
+  for (int k = 0; k < h; k++) out[k] = v;
+}
+
+/* ---- seasonal naive ---- */
+
+static void seasonal_naive_predict(const vpq_model *m, const vpq_series *s, int h, double *out) {
+  int season = m->cfg.season;
+  double last = last_value(s);
+  for (int k = 0; k < h; k++) {
+    out[k] = last;
+    if (season <= 0) continue;
+    /* The own forecast one season earlier is the same phase of the last observed season. */
+    int j = s->n - season + k % season;
+    while (j >= 0 && !isfinite(s->y[j])) j -= season;
+    if (j >= 0) out[k] = s->y[j];
+  }
+}
+
+/* ---- Holt–Winters ---- */
+
+/* Additive Holt–Winters with a damped trend (phi = 1: undamped). A season of 0 or 1 has no
+ * seasonal component (Holt's linear trend). */
+typedef struct hw_run {
+  const double *y;
+  int n, start, m; /* m: season length, 1 without a season */
+  double *s;       /* seasonal components by phase t mod m */
+  double level, trend;
+} hw_run;
+
+/* Initial state from the first two seasons after `start`: a line through the seasons' means
+ * (each at the mean time of its observed values) and, per phase, the mean deviation from it.
+ * The state is that of time start − 1, so the first prediction is for y[start]. */
+static void hw_init(hw_run *r) {
+  int m = r->m;
+  double mean[2] = {0, 0}, centre[2] = {0, 0};
+  int count[2] = {0, 0};
+  for (int j = 0; j < 2; j++) {
+    for (int i = r->start + j * m; i < r->start + (j + 1) * m; i++) {
+      if (!isfinite(r->y[i])) continue;
+      mean[j] += r->y[i];
+      centre[j] += i;
+      count[j]++;
+    }
+    if (count[j] > 0) {
+      mean[j] /= count[j];
+      centre[j] /= count[j];
+    }
+  }
+  /* The first season holds y[start]; a second season without values gives no trend. */
+  double slope = count[1] > 0 ? (mean[1] - mean[0]) / (centre[1] - centre[0]) : 0.0;
+  double offset = 0.0;
+  for (int p = 0; p < m; p++) {
+    double sum = 0.0;
+    int c = 0;
+    for (int j = 0; j < 2; j++) {
+      int i = r->start + j * m + p;
+      if (!isfinite(r->y[i])) continue;
+      sum += r->y[i] - (mean[0] + slope * (i - centre[0]));
+      c++;
+    }
+    r->s[(r->start + p) % m] = c > 0 ? sum / c : 0.0;
+    offset += r->s[(r->start + p) % m];
+  }
+  offset = m > 1 ? offset / m : 0.0;
+  for (int p = 0; p < m; p++) r->s[p] = m > 1 ? r->s[p] - offset : 0.0;
+  r->level = mean[0] + offset + slope * (r->start - 1 - centre[0]);
+  r->trend = slope;
+}
+
+/* Runs the recursion over y[start..n) with parameters p and returns the sum of squared one-step
+ * errors; a missing value is replaced by its prediction and adds no error. */
+static double hw_sse(hw_run *r, const double *p) {
+  double alpha = p[0], beta = p[1], gamma = p[2], phi = p[3], sse = 0.0;
+  hw_init(r);
+  double level = r->level, trend = r->trend;
+  for (int t = r->start; t < r->n; t++) {
+    int phase = t % r->m;
+    double sv = r->s[phase], base = level + phi * trend, yt = r->y[t];
+    if (isfinite(yt)) {
+      double e = yt - (base + sv);
+      sse += e * e;
+    } else {
+      yt = base + sv;
+    }
+    double next = alpha * (yt - sv) + (1 - alpha) * base;
+    trend = beta * (next - level) + (1 - beta) * phi * trend;
+    level = next;
+    if (r->m > 1) r->s[phase] = gamma * (yt - level) + (1 - gamma) * sv;
+  }
+  r->level = level;
+  r->trend = trend;
+  return sse;
+}
+
+static const double hw_lo[HW_NPAR] = {0, 0, 0, HW_PHI_MIN};
+static const double hw_hi[HW_NPAR] = {1, 1, 1, 1};
+
+/* Nelder–Mead's view of the fit: the parameters it moves (gamma only with a season), each kept
+ * inside its box by clamping every trial point, and the evaluations spent. */
+typedef struct hw_opt {
+  hw_run *r;
+  double p[HW_NPAR]; /* the full parameter vector; the moved ones are overwritten */
+  int idx[HW_NPAR], d, evals;
+} hw_opt;
+
+/* Clamps x into the box and returns the sum of squared errors there. */
+static double hw_eval(hw_opt *o, double *x) {
+  for (int k = 0; k < o->d; k++) {
+    int i = o->idx[k];
+    x[k] = fmin(fmax(x[k], hw_lo[i]), hw_hi[i]);
+    o->p[i] = x[k];
+  }
+  o->evals++;
+  return hw_sse(o->r, o->p);
+}
+
+/* One Nelder–Mead run from x (value fx) with initial steps of 0.2 towards the box's interior;
+ * leaves the best point in x and returns its value. Stops when the simplex's values agree to a
+ * relative 1e-10 or after HW_MAX_EVALS evaluations in all. */
+static double nelder_mead(hw_opt *o, double *x, double fx) {
+  int d = o->d;
+  double p[HW_NPAR + 1][HW_NPAR], f[HW_NPAR + 1], c[HW_NPAR], xr[HW_NPAR], xe[HW_NPAR];
+  size_t size = sizeof(double) * (size_t)d;
+  memcpy(p[0], x, size);
+  f[0] = fx;
+  for (int i = 1; i <= d; i++) {
+    memcpy(p[i], x, size);
+    p[i][i - 1] += x[i - 1] + 0.2 <= hw_hi[o->idx[i - 1]] ? 0.2 : -0.2;
+    f[i] = hw_eval(o, p[i]);
+  }
+  while (o->evals < HW_MAX_EVALS) {
+    /* Order the vertices by value (insertion sort; d is tiny). */
+    for (int i = 1; i <= d; i++) {
+      for (int j = i; j > 0 && f[j] < f[j - 1]; j--) {
+        double tf = f[j];
+        f[j] = f[j - 1];
+        f[j - 1] = tf;
+        memcpy(xe, p[j], size);
+        memcpy(p[j], p[j - 1], size);
+        memcpy(p[j - 1], xe, size);
+      }
+    }
+    if (f[d] - f[0] <= 1e-10 * f[0]) break;
+    for (int k = 0; k < d; k++) {
+      c[k] = 0;
+      for (int i = 0; i < d; i++) c[k] += p[i][k];
+      c[k] /= d;
+      xr[k] = 2 * c[k] - p[d][k];
+    }
+    double fr = hw_eval(o, xr);
+    if (fr < f[0]) {
+      for (int k = 0; k < d; k++) xe[k] = 3 * c[k] - 2 * p[d][k];
+      double fe = hw_eval(o, xe);
+      memcpy(p[d], fe < fr ? xe : xr, size);
+      f[d] = fmin(fe, fr);
+      continue;
+    }
+    if (fr < f[d - 1]) {
+      memcpy(p[d], xr, size);
+      f[d] = fr;
+      continue;
+    }
+    /* Contract towards the reflected point (outside) or the worst vertex (inside). */
+    int outside = fr < f[d];
+    for (int k = 0; k < d; k++) xe[k] = c[k] + 0.5 * ((outside ? xr[k] : p[d][k]) - c[k]);
+    double fc = hw_eval(o, xe);
+    if (fc < (outside ? fr : f[d])) {
+      memcpy(p[d], xe, size);
+      f[d] = fc;
+      continue;
+    }
+    for (int i = 1; i <= d; i++) {
+      for (int k = 0; k < d; k++) p[i][k] = p[0][k] + 0.5 * (p[i][k] - p[0][k]);
+      f[i] = hw_eval(o, p[i]);
+    }
+  }
+  int best = 0;
+  for (int i = 1; i <= d; i++)
+    if (f[i] < f[best]) best = i;
+  memcpy(x, p[best], size);
+  return f[best];
+}
+
+/* Sets up a run over the history from its first observed value; returns -1 when fewer than two
+ * seasons (two values without a season) follow it. */
+static int hw_prepare(const vpq_model *m, const vpq_series *s, hw_run *r) {
+  r->y = s->y;
+  r->n = s->n;
+  r->m = m->cfg.season > 1 ? m->cfg.season : 1;
+  r->s = m->season_buf;
+  r->start = 0;
+  while (r->start < s->n && !isfinite(s->y[r->start])) r->start++;
+  return s->n - r->start >= 2 * r->m ? 0 : -1;
+}
+
+/* Starting points tried besides the previous fit: the best of them starts Nelder–Mead. */
+static const double hw_starts[][HW_NPAR] = {
+    {0.2, 0.01, 0.1, 0.98},
+    {0.5, 0.1, 0.3, 0.9},
+    {0.9, 0.5, 0.5, 0.9},
+};
+
+/* Fits alpha, beta, gamma and phi: Nelder–Mead from the best of the previous fit and a few
+ * fixed points, restarted from its result (a clamped simplex can collapse onto a face of the
+ * box) until a restart no longer improves the fit. */
+static int hw_fit(vpq_model *m, const vpq_series *s) {
+  hw_run r;
+  if (hw_prepare(m, s, &r) != 0) return -1;
+  hw_opt o = {.r = &r};
+  memcpy(o.p, m->hw, sizeof o.p);
+  for (int i = 0; i < HW_NPAR; i++)
+    if (i != 2 || r.m > 1) o.idx[o.d++] = i;
+  double x[HW_NPAR], cand[HW_NPAR];
+  for (int k = 0; k < o.d; k++) x[k] = m->hw[o.idx[k]];
+  double fx = hw_eval(&o, x);
+  for (size_t j = 0; j < sizeof hw_starts / sizeof hw_starts[0]; j++) {
+    for (int k = 0; k < o.d; k++) cand[k] = hw_starts[j][o.idx[k]];
+    double fc = hw_eval(&o, cand);
+    if (fc < fx) {
+      fx = fc;
+      memcpy(x, cand, sizeof x);
+    }
+  }
+  while (o.evals < HW_MAX_EVALS) {
+    double f = nelder_mead(&o, x, fx);
+    int improved = f < fx - 1e-9 * fx;
+    fx = f;
+    if (!improved) break;
+  }
+  for (int k = 0; k < o.d; k++) m->hw[o.idx[k]] = x[k];
+  return 0;
+}
+
+static void hw_predict(vpq_model *m, const vpq_series *s, int h, double *out) {
+  hw_run r;
+  if (hw_prepare(m, s, &r) != 0) {
+    fill_last(s, h, out);
+    return;
+  }
+  hw_sse(&r, m->hw);
+  double damp = 0.0, phik = 1.0;
+  for (int k = 0; k < h; k++) {
+    phik *= m->hw[3];
+    damp += phik;
+    out[k] = r.level + damp * r.trend + (r.m > 1 ? r.s[(s->n + k) % r.m] : 0.0);
+  }
+}
+
+/* ---- inputs of the linear model and the MLP ---- */
+
+static double lag_at(const vpq_model *m, const double *z, int j) { return j < 0 ? m->y_mean : z[j]; }
+
+/* The raw inputs of the row predicting index t of the series z (observed or filled values),
+ * whose exogenous features are xrow (NULL: none known, NAN). Linear: intercept, one-hot hour of
+ * day (hour 0 the reference), one-hot day of week (Monday the reference), the value one season
+ * before, the features. MLP: the previous value, the value one season before, sin/cos of the
+ * time of day and of the week, the features. */
+static void raw_inputs(const vpq_model *m, const double *z, int t, int64_t ts0, const double *xrow, double *r) {
+  const vpq_model_config *c = &m->cfg;
+  int64_t ts = ts0 + (int64_t)t * c->step_ms;
+  int k = 0;
+  if (c->kind == VPQ_MODEL_LINEAR) {
+    r[k++] = 1.0;
+    if (has_hour(c)) {
+      int hour = hour_of_day(ts);
+      for (int i = 1; i < 24; i++) r[k++] = hour == i;
+    }
+    if (has_dow(c)) {
+      int dow = day_of_week(ts);
+      for (int i = 1; i < 7; i++) r[k++] = dow == i;
+    }
+    if (c->season > 0) r[k++] = lag_at(m, z, t - c->season);
+  } else {
+    r[k++] = lag_at(m, z, t - 1);
+    if (c->season > 1) r[k++] = lag_at(m, z, t - c->season);
+    double day = (double)floor_mod(ts, DAY_MS) / (double)DAY_MS;
+    if (has_hour(c)) {
+      r[k++] = sin(TWO_PI * day);
+      r[k++] = cos(TWO_PI * day);
+    }
+    if (has_dow(c)) {
+      double week = (day_of_week(ts) + day) / 7.0;
+      r[k++] = sin(TWO_PI * week);
+      r[k++] = cos(TWO_PI * week);
+    }
+  }
+  for (int f = 0; f < c->nfeatures; f++) r[k++] = xrow ? xrow[f] : NAN;
+}
+
+static int count_inputs(const vpq_model_config *c) {
+  if (c->kind == VPQ_MODEL_LINEAR)
+    return 1 + (has_hour(c) ? 23 : 0) + (has_dow(c) ? 6 : 0) + (c->season > 0) + c->nfeatures;
+  return 1 + (c->season > 1) + (has_hour(c) ? 2 : 0) + (has_dow(c) ? 2 : 0) + c->nfeatures;
+}
+
+/* The first inputs that are standardised: the linear model keeps its intercept and one-hot
+ * columns as they are. */
+static int first_standardised(const vpq_model *m) {
+  const vpq_model_config *c = &m->cfg;
+  if (c->kind != VPQ_MODEL_LINEAR) return 0;
+  return m->nin - c->nfeatures - (c->season > 0);
+}
+
+static const double *row_of(const double *x, int t, int nf) { return x ? x + (size_t)t * (size_t)nf : NULL; }
+
+/* Computes the training row t's raw inputs into m->raw; returns 0 when y[t] and every input are
+ * observed. */
+static int training_row(const vpq_model *m, const vpq_series *s, int t) {
+  if (!isfinite(s->y[t])) return -1;
+  raw_inputs(m, s->y, t, s->ts0, row_of(s->x, t, m->cfg.nfeatures), m->raw);
+  for (int i = 0; i < m->nin; i++)
+    if (!isfinite(m->raw[i])) return -1;
+  return 0;
+}
+
+/* The first row with all its lags inside the history. */
+static int first_row(const vpq_model *m) {
+  int season = m->cfg.season > 0 ? m->cfg.season : 0;
+  if (m->cfg.kind == VPQ_MODEL_MLP && season < 1) season = 1;
+  return season;
+}
+
+/* Sets the standardisation of the inputs and the target from the training rows (Welford's
+ * running means and variances); returns the number of training rows. */
+static int standardise_on(vpq_model *m, const vpq_series *s) {
+  int first = first_standardised(m), rows = 0;
+  double y_m2 = 0.0;
+  m->y_mean = 0.0;
+  for (int i = 0; i < m->nin; i++) {
+    m->in_mean[i] = 0.0;
+    m->in_sd[i] = 0.0;
+  }
+  for (int t = first_row(m); t < s->n; t++) {
+    if (training_row(m, s, t) != 0) continue;
+    rows++;
+    double d = s->y[t] - m->y_mean;
+    m->y_mean += d / rows;
+    y_m2 += d * (s->y[t] - m->y_mean);
+    for (int i = first; i < m->nin; i++) {
+      d = m->raw[i] - m->in_mean[i];
+      m->in_mean[i] += d / rows;
+      m->in_sd[i] += d * (m->raw[i] - m->in_mean[i]);
+    }
+  }
+  m->y_sd = rows > 1 ? sqrt(y_m2 / rows) : 0.0;
+  if (!(m->y_sd > 1e-12 * (1.0 + fabs(m->y_mean)))) m->y_sd = 1.0;
+  for (int i = 0; i < m->nin; i++) {
+    double sd = rows > 1 ? sqrt(m->in_sd[i] / rows) : 0.0;
+    m->in_sd[i] = sd > 1e-12 * (1.0 + fabs(m->in_mean[i])) ? sd : 1.0;
+  }
+  return rows;
+}
+
+/* Standardises m->raw in place; an unknown input becomes its mean (0). */
+static void standardise_row(const vpq_model *m) {
+  for (int i = 0; i < m->nin; i++)
+    m->raw[i] = isfinite(m->raw[i]) ? (m->raw[i] - m->in_mean[i]) / m->in_sd[i] : 0.0;
+}
+
+/* ---- linear: ridge regression ---- */
+
+static double linear_eval(const vpq_model *m) {
+  double v = 0.0;
+  for (int i = 0; i < m->nin; i++) v += m->w[i] * m->raw[i];
+  return v;
+}
+
+/* Solves (XᵀX + ridge·D) w = Xᵀy over the training rows by Cholesky, D the identity without the
+ * intercept. A pivot that rounding or a constant column makes non-positive is raised to a tiny
+ * positive value, which leaves that direction's weight near 0. */
+static int linear_fit(vpq_model *m, const vpq_series *s) {
+  int p = m->nin;
+  int rows = standardise_on(m, s);
+  if (rows <= p) return -1;
+  double *a = calloc((size_t)p * (size_t)p + (size_t)p, sizeof(double));
+  if (!a) return -1;
+  double *b = a + (size_t)p * (size_t)p;
+  for (int t = first_row(m); t < s->n; t++) {
+    if (training_row(m, s, t) != 0) continue;
+    standardise_row(m);
+    for (int i = 0; i < p; i++) {
+      b[i] += m->raw[i] * s->y[t];
+      for (int j = 0; j <= i; j++) a[i * p + j] += m->raw[i] * m->raw[j];
+    }
+  }
+  double scale = 0.0;
+  for (int i = 0; i < p; i++) {
+    if (i > 0) a[i * p + i] += m->cfg.ridge > 0 ? m->cfg.ridge : 0.0;
+    scale = fmax(scale, a[i * p + i]);
+  }
+  double tiny = 1e-12 * (1.0 + scale);
+  for (int j = 0; j < p; j++) {
+    double d = a[j * p + j];
+    for (int k = 0; k < j; k++) d -= a[j * p + k] * a[j * p + k];
+    a[j * p + j] = sqrt(d > tiny ? d : tiny);
+    for (int i = j + 1; i < p; i++) {
+      double v = a[i * p + j];
+      for (int k = 0; k < j; k++) v -= a[i * p + k] * a[j * p + k];
+      a[i * p + j] = v / a[j * p + j];
+    }
+  }
+  for (int i = 0; i < p; i++) {
+    double v = b[i];
+    for (int k = 0; k < i; k++) v -= a[i * p + k] * b[k];
+    b[i] = v / a[i * p + i];
+  }
+  for (int i = p - 1; i >= 0; i--) {
+    double v = b[i];
+    for (int k = i + 1; k < p; k++) v -= a[k * p + i] * b[k];
+    b[i] = v / a[i * p + i];
+  }
+  int ok = 1;
+  for (int i = 0; i < p; i++) ok &= isfinite(b[i]);
+  if (ok) memcpy(m->w, b, sizeof(double) * (size_t)p);
+  free(a);
+  return ok ? 0 : -1;
+}
+
+/* ---- mlp ---- */
+
+static int mlp_nparams(const vpq_model *m) { return m->cfg.hidden * (m->nin + 2) + 1; }
+
+/* Xavier-uniform weights, zero biases. */
+static void mlp_init(vpq_model *m) {
+  int hn = m->cfg.hidden, nin = m->nin;
+  double a1 = sqrt(6.0 / (nin + hn)), a2 = sqrt(6.0 / (hn + 1));
+  double *w1 = m->w, *b1 = w1 + hn * nin, *w2 = b1 + hn;
+  for (int i = 0; i < hn * nin; i++) w1[i] = (2 * uniform(&m->rng) - 1) * a1;
+  for (int j = 0; j < hn; j++) {
+    b1[j] = 0.0;
+    w2[j] = (2 * uniform(&m->rng) - 1) * a2;
+  }
+  w2[hn] = 0.0;
+}
+
+/* The network's output (standardised) for the standardised inputs in m->raw; the hidden
+ * activations are left in m->act. */
+static double mlp_forward(const vpq_model *m) {
+  int hn = m->cfg.hidden, nin = m->nin;
+  const double *w1 = m->w, *b1 = w1 + hn * nin, *w2 = b1 + hn;
+  double out = w2[hn];
+  for (int j = 0; j < hn; j++) {
+    double a = b1[j];
+    for (int i = 0; i < nin; i++) a += w1[j * nin + i] * m->raw[i];
+    m->act[j] = tanh(a);
+    out += w2[j] * m->act[j];
+  }
+  return out;
+}
+
+/* Adds the gradient of ½(output − target)² to m->grad after mlp_forward. */
+static void mlp_backward(vpq_model *m, double err) {
+  int hn = m->cfg.hidden, nin = m->nin;
+  const double *w2 = m->w + hn * nin + hn;
+  double *g1 = m->grad, *gb1 = g1 + hn * nin, *g2 = gb1 + hn;
+  g2[hn] += err;
+  for (int j = 0; j < hn; j++) {
+    g2[j] += err * m->act[j];
+    double delta = err * w2[j] * (1 - m->act[j] * m->act[j]);
+    gb1[j] += delta;
+    for (int i = 0; i < nin; i++) g1[j * nin + i] += delta * m->raw[i];
+  }
+}
+
+static int mlp_fit(vpq_model *m, const vpq_series *s) {
+  int season = m->cfg.season > 0 ? m->cfg.season : 0;
+  if (s->n < season + MLP_BATCH) return -1;
+  int rows = standardise_on(m, s);
+  if (rows < MLP_BATCH) return -1;
+  int *order = malloc(sizeof(int) * (size_t)rows);
+  if (!order) return -1;
+  rows = 0;
+  for (int t = first_row(m); t < s->n; t++)
+    if (training_row(m, s, t) == 0) order[rows++] = t;
+  int np = mlp_nparams(m);
+  memset(m->adam_m, 0, sizeof(double) * (size_t)np);
+  memset(m->adam_v, 0, sizeof(double) * (size_t)np);
+  double b1t = 1.0, b2t = 1.0, lr = m->cfg.learning_rate;
+  for (int e = 0; e < m->cfg.epochs; e++) {
+    for (int i = rows - 1; i > 0; i--) {
+      int j = (int)(splitmix64(&m->rng) % (uint64_t)(i + 1)), tmp = order[i];
+      order[i] = order[j];
+      order[j] = tmp;
+    }
+    for (int start = 0; start < rows; start += MLP_BATCH) {
+      int end = start + MLP_BATCH < rows ? start + MLP_BATCH : rows;
+      memset(m->grad, 0, sizeof(double) * (size_t)np);
+      for (int r = start; r < end; r++) {
+        int t = order[r];
+        training_row(m, s, t);
+        standardise_row(m);
+        double target = (s->y[t] - m->y_mean) / m->y_sd;
+        mlp_backward(m, mlp_forward(m) - target);
+      }
+      b1t *= 0.9;
+      b2t *= 0.999;
+      double step = lr * sqrt(1 - b2t) / (1 - b1t), inv = 1.0 / (end - start);
+      for (int i = 0; i < np; i++) {
+        double g = m->grad[i] * inv;
+        m->adam_m[i] = 0.9 * m->adam_m[i] + 0.1 * g;
+        m->adam_v[i] = 0.999 * m->adam_v[i] + 0.001 * g * g;
+        m->w[i] -= step * m->adam_m[i] / (sqrt(m->adam_v[i]) + 1e-8);
+      }
+    }
+  }
+  free(order);
+  for (int i = 0; i < np; i++) {
+    if (!isfinite(m->w[i])) {
+      mlp_init(m);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---- linear and mlp prediction ---- */
+
+/* The model's prediction for index t of z (observed values, then filled ones). */
+static double predict_at(vpq_model *m, const double *z, int t, int64_t ts0, const double *xrow) {
+  raw_inputs(m, z, t, ts0, xrow, m->raw);
+  standardise_row(m);
+  if (m->cfg.kind == VPQ_MODEL_LINEAR) return linear_eval(m);
+  return m->y_mean + m->y_sd * mlp_forward(m);
+}
+
+/* Predicts recursively over a copy of the history in which missing values are the model's own
+ * predictions, as are the steps of the forecast its later steps lag on. */
+static void regression_predict(vpq_model *m, const vpq_series *s, const double *future_x, int h, double *out) {
+  double *z = malloc(sizeof(double) * ((size_t)s->n + (size_t)h));
+  if (!z) {
+    fill_last(s, h, out);
+    return;
+  }
+  int nf = m->cfg.nfeatures;
+  for (int i = 0; i < s->n; i++)
+    z[i] = isfinite(s->y[i]) ? s->y[i] : predict_at(m, z, i, s->ts0, row_of(s->x, i, nf));
+  for (int k = 0; k < h; k++) {
+    z[s->n + k] = predict_at(m, z, s->n + k, s->ts0, row_of(future_x, k, nf));
+    out[k] = z[s->n + k];
+  }
+  free(z);
+}
+
+/* ---- public API ---- */
+
+vpq_model *vpq_model_new(const vpq_model_config *config) {
+  vpq_model *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->cfg = *config;
+  if (m->cfg.season < 0) m->cfg.season = 0;
+  if (m->cfg.nfeatures < 0) m->cfg.nfeatures = 0;
+  if (m->cfg.hidden < 1) m->cfg.hidden = 1;
+  m->hw[0] = 0.3;
+  m->hw[1] = 0.05;
+  m->hw[2] = 0.2;
+  m->hw[3] = 0.98;
+  m->rng = m->cfg.seed;
+  size_t need = 0;
+  switch (m->cfg.kind) {
+  case VPQ_MODEL_SEASONAL_NAIVE:
+    return m;
+  case VPQ_MODEL_HOLT_WINTERS:
+    m->season_buf = malloc(sizeof(double) * (size_t)(m->cfg.season > 1 ? m->cfg.season : 1));
+    if (!m->season_buf) break;
+    return m;
+  case VPQ_MODEL_LINEAR:
+  case VPQ_MODEL_MLP:
+    m->nin = count_inputs(&m->cfg);
+    need = (size_t)(m->cfg.kind == VPQ_MODEL_LINEAR ? m->nin : mlp_nparams(m));
+    m->in_mean = malloc(sizeof(double) * (size_t)m->nin);
+    m->in_sd = malloc(sizeof(double) * (size_t)m->nin);
+    m->raw = malloc(sizeof(double) * (size_t)m->nin);
+    m->w = calloc(need, sizeof(double));
+    if (!m->in_mean || !m->in_sd || !m->raw || !m->w) break;
+    if (m->cfg.kind == VPQ_MODEL_LINEAR) return m;
+    m->adam_m = malloc(sizeof(double) * need);
+    m->adam_v = malloc(sizeof(double) * need);
+    m->grad = malloc(sizeof(double) * need);
+    m->act = malloc(sizeof(double) * (size_t)m->cfg.hidden);
+    if (!m->adam_m || !m->adam_v || !m->grad || !m->act) break;
+    mlp_init(m);
+    return m;
+  }
+  vpq_model_free(m);
+  return NULL;
+}
+
+void vpq_model_free(vpq_model *model) {
+  if (!model) return;
+  free(model->season_buf);
+  free(model->in_mean);
+  free(model->in_sd);
+  free(model->w);
+  free(model->adam_m);
+  free(model->adam_v);
+  free(model->grad);
+  free(model->raw);
+  free(model->act);
+  free(model);
+}
+
+int vpq_model_fit(vpq_model *model, const vpq_series *history) {
+  int rc = -1;
+  switch (model->cfg.kind) {
+  case VPQ_MODEL_SEASONAL_NAIVE:
+    for (int i = 0; i < history->n && rc != 0; i++)
+      if (isfinite(history->y[i])) rc = 0;
+    break;
+  case VPQ_MODEL_HOLT_WINTERS:
+    rc = hw_fit(model, history);
+    break;
+  case VPQ_MODEL_LINEAR:
+    rc = linear_fit(model, history);
+    break;
+  case VPQ_MODEL_MLP:
+    rc = mlp_fit(model, history);
+    break;
+  }
+  model->fitted = rc == 0;
+  return rc;
+}
+
+void vpq_model_predict(vpq_model *model, const vpq_series *history, const double *future_x, int h, double *out) {
+  if (h <= 0) return;
+  if (model->cfg.kind == VPQ_MODEL_SEASONAL_NAIVE) {
+    seasonal_naive_predict(model, history, h, out);
+  } else if (!model->fitted) {
+    fill_last(history, h, out);
+  } else if (model->cfg.kind == VPQ_MODEL_HOLT_WINTERS) {
+    hw_predict(model, history, h, out);
+  } else {
+    regression_predict(model, history, future_x, h, out);
+  }
+}

@@ -1,0 +1,73 @@
+/* vpq_model.h — forecasting models for the FORECAST operator: fit on a regular history,
+ * predict the steps that follow it.
+ *
+ * A series is regular: value i is at ts0 + i·step_ms. Missing values are NAN; every model
+ * fits around them (they are left out of losses and filled by the model's own prediction
+ * where a recursion needs a value). Models keep their fitted parameters between fits, so a
+ * refit starts from the previous solution (warm start) and the MLP can be retrained on a
+ * schedule rather than at every forecast.
+ *
+ *   history  y[0] .. y[n-1] at ts0 .. ts0 + (n-1)·step     (x: n × nfeatures exogenous)
+ *   forecast out[0] .. out[h-1] at ts0 + n·step ..          (future_x: h × nfeatures)
+ *
+ * Models and their defaults (each documented in docs/language.md):
+ *  - seasonal_naive: out[k] = the last observed value one season before (season = 1 DAY).
+ *  - holt_winters: additive level, trend and season; alpha, beta, gamma fitted by minimising
+ *    the one-step squared error over the history with Nelder–Mead (season = 1 DAY).
+ *  - linear: ridge regression (ridge = 1.0) on calendar features (hour of day, day of week,
+ *    one-hot) and the exogenous features, standardised.
+ *  - mlp: one hidden layer (hidden = 16, tanh) over lags (the last value and the value one
+ *    season before), calendar features and the exogenous features, trained with Adam on the
+ *    history, deterministic for a seed.
+ */
+#ifndef VPQ_MODEL_H
+#define VPQ_MODEL_H
+
+#include <stdint.h>
+
+typedef enum vpq_model_kind {
+  VPQ_MODEL_SEASONAL_NAIVE,
+  VPQ_MODEL_HOLT_WINTERS,
+  VPQ_MODEL_LINEAR,
+  VPQ_MODEL_MLP,
+} vpq_model_kind;
+
+typedef struct vpq_model_config {
+  vpq_model_kind kind;
+  int64_t step_ms;   /* the series' step (calendar features are derived from timestamps) */
+  int season;        /* season length in steps; 0: the model has no season */
+  int nfeatures;     /* exogenous features per step (linear, mlp) */
+  double ridge;      /* linear: L2 penalty on standardised features */
+  int hidden;        /* mlp: hidden units */
+  int epochs;        /* mlp: passes over the history per training */
+  double learning_rate; /* mlp: Adam's step size */
+  uint64_t seed;     /* mlp: weights and sample order */
+} vpq_model_config;
+
+/* The defaults above for `kind`, with step_ms and season left for the caller to set. */
+vpq_model_config vpq_model_defaults(vpq_model_kind kind);
+
+typedef struct vpq_series {
+  int64_t ts0;      /* time of y[0], epoch ms */
+  const double *y;  /* n values; NAN = missing */
+  const double *x;  /* n × nfeatures, row-major; NULL when nfeatures = 0 */
+  int n;
+} vpq_series;
+
+typedef struct vpq_model vpq_model;
+
+/* Creates a model; returns NULL when out of memory. The caller frees it with vpq_model_free. */
+vpq_model *vpq_model_new(const vpq_model_config *config);
+void vpq_model_free(vpq_model *model);
+
+/* Fits the model to `history` (warm-started from the previous fit). Returns 0, or -1 when the
+ * history is too short to fit (then vpq_model_predict falls back to the last value). */
+int vpq_model_fit(vpq_model *model, const vpq_series *history);
+
+/* Predicts the h steps after `history` (the series the model was last fitted on, possibly with
+ * newer values appended) into out[0..h-1]. future_x holds the exogenous features of those
+ * steps (h × nfeatures, row-major; NULL when none). Never fails: without enough history it
+ * predicts the last observed value (or 0 when none). */
+void vpq_model_predict(vpq_model *model, const vpq_series *history, const double *future_x, int h, double *out);
+
+#endif

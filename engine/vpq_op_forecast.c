@@ -1,0 +1,589 @@
+/* vpq_op_forecast.c — the FORECAST operator (DESIGN §4).
+ *
+ * Rows of the input relation land on a regular grid per key: the value of the row whose `ts`
+ * falls in [g, g + step) is the key's value at grid time g (a later row for the same slot
+ * replaces it; NULL is a missing value). The step is STEP, or inferred as the smallest gap
+ * between two timestamps of one key before the first forecast is due.
+ *
+ *   key ─► history  y[origin] ... y[origin + (n−1)·step]   (+ exogenous features per slot)
+ *       ─► model    refitted at each issue on the values in [t − history, t)
+ *       ─► issues   kept until every step they forecast is known: their errors feed the
+ *                   80% interval (10th and 90th percentile of the errors at that step)
+ *
+ * Forecasts are issued at the multiples t of EVERY (epoch-aligned) once the watermark has
+ * reached t, from the rows before t; one row per step in [t, t + HORIZON): the BY keys,
+ * issued_at, ts, step, value, lo, hi, with event time t. An issue is skipped for a key with no
+ * value in its history window, and after the end of a bounded input no issue goes beyond one
+ * step past the last row. Features of future steps are taken from one season earlier
+ * (seasonal persistence), or the last known value when the series has no season.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vpq_expr.h"
+#include "vpq_op.h"
+
+enum {
+  ERRORS_KEPT = 200,  /* past errors kept per horizon step */
+  ERRORS_NEEDED = 10, /* fewer errors than this: no interval (lo and hi NULL) */
+};
+
+/* A forecast already issued, kept until its steps are known. */
+typedef struct fc_issue {
+  int64_t issued_at;
+  double *values; /* steps */
+} fc_issue;
+
+typedef struct fc_key {
+  vpq_datum *key;
+  uint8_t *key_null;
+  uint64_t hash;
+  int64_t origin;  /* grid time of y[0] */
+  double *y;       /* n values (NAN: missing), room for cap */
+  double *x;       /* n × nfeatures */
+  int n, cap;
+  int64_t last_ts; /* grid time of the latest value */
+  vpq_model *model;
+  fc_issue *issues;
+  int nissues, issues_cap;
+  double *errors;  /* steps × ERRORS_KEPT, a ring per step */
+  int *nerrors;    /* errors written per step (the ring holds the last ERRORS_KEPT) */
+  int64_t *raw_ts; /* before the step is known: the rows' times and values */
+  double *raw_y;
+  double *raw_x;
+  int nraw, raw_cap;
+} fc_key;
+
+typedef struct forecast_op {
+  vpq_op base;
+  const vpq_plan_query *query;
+  const vpq_plan_forecast *fc;
+  vpq_program *value;
+  vpq_program **by;
+  vpq_program **features;
+  fc_key **keys; /* in order of first appearance */
+  int nkeys, keys_cap;
+  int *index;    /* open addressing: key hash → keys[] position, -1 empty */
+  int index_cap;
+  int64_t step_ms;
+  int steps;     /* HORIZON / step */
+  int season;    /* season in steps */
+  int history;   /* history window in steps */
+  int64_t wm;
+  int64_t next_issue;
+  int64_t last_ts; /* latest row time over all keys */
+  int64_t issues_done;
+  int64_t fit_ns;
+  int64_t fits;
+} forecast_op;
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+static int64_t monotonic_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* ===== Keys ===== */
+
+static void index_rebuild(forecast_op *f, int cap) {
+  free(f->index);
+  f->index_cap = cap;
+  f->index = malloc(sizeof *f->index * (size_t)cap);
+  if (!f->index) abort();
+  for (int i = 0; i < cap; i++) f->index[i] = -1;
+  for (int k = 0; k < f->nkeys; k++) {
+    int at = (int)(f->keys[k]->hash & (uint64_t)(cap - 1));
+    while (f->index[at] >= 0) at = (at + 1) & (cap - 1);
+    f->index[at] = k;
+  }
+}
+
+static fc_key *key_find(forecast_op *f, const vpq_datum *key, const uint8_t *key_null) {
+  int nby = f->fc->nby;
+  uint64_t hash = vpq_op_hash_datums(key, key_null, nby, 0);
+  int at = (int)(hash & (uint64_t)(f->index_cap - 1));
+  for (; f->index[at] >= 0; at = (at + 1) & (f->index_cap - 1)) {
+    fc_key *k = f->keys[f->index[at]];
+    if (k->hash != hash) continue;
+    bool same = true;
+    for (int i = 0; i < nby && same; i++)
+      same = k->key_null[i] == key_null[i] && (key_null[i] || k->key[i].i == key[i].i);
+    if (same) return k;
+  }
+  fc_key *k = calloc(1, sizeof *k);
+  if (!k) abort();
+  k->key = malloc(sizeof *k->key * (size_t)(nby + 1));
+  k->key_null = malloc((size_t)nby + 1);
+  if (!k->key || !k->key_null) abort();
+  memcpy(k->key, key, sizeof *key * (size_t)nby);
+  memcpy(k->key_null, key_null, (size_t)nby);
+  k->hash = hash;
+  k->last_ts = VPQ_TS_MIN;
+  if (f->nkeys == f->keys_cap) {
+    f->keys_cap = f->keys_cap ? 2 * f->keys_cap : 16;
+    f->keys = realloc(f->keys, sizeof *f->keys * (size_t)f->keys_cap);
+    if (!f->keys) abort();
+  }
+  f->keys[f->nkeys++] = k;
+  if (2 * f->nkeys > f->index_cap) index_rebuild(f, 2 * f->index_cap);
+  else f->index[at] = f->nkeys - 1;
+  return k;
+}
+
+static void key_free(fc_key *k) {
+  for (int i = 0; i < k->nissues; i++) free(k->issues[i].values);
+  free(k->issues);
+  free(k->errors);
+  free(k->nerrors);
+  vpq_model_free(k->model);
+  free(k->y);
+  free(k->x);
+  free(k->raw_ts);
+  free(k->raw_y);
+  free(k->raw_x);
+  free(k->key);
+  free(k->key_null);
+  free(k);
+}
+
+/* ===== History ===== */
+
+/* Makes room in k's grid for slot `g` (grid time), dropping what falls out of the history. */
+static int history_slot(forecast_op *f, fc_key *k, int64_t g) {
+  int nf = f->fc->nfeatures;
+  if (k->n == 0) k->origin = g;
+  if (g < k->origin) {
+    int64_t shift = (g - k->origin) / f->step_ms; /* negative */
+    if (k->n - shift > 4 * (int64_t)f->history) return -1; /* too old to matter */
+    int by = (int)-shift;
+    if (k->n + by > k->cap) {
+      k->cap = k->n + by + 64;
+      k->y = realloc(k->y, sizeof *k->y * (size_t)k->cap);
+      k->x = realloc(k->x, sizeof *k->x * (size_t)k->cap * (size_t)(nf + 1));
+      if (!k->y || !k->x) abort();
+    }
+    memmove(k->y + by, k->y, sizeof *k->y * (size_t)k->n);
+    memmove(k->x + (size_t)by * (size_t)nf, k->x, sizeof *k->x * (size_t)k->n * (size_t)nf);
+    for (int i = 0; i < by; i++) k->y[i] = NAN;
+    for (int i = 0; i < by * nf; i++) k->x[i] = NAN;
+    k->n += by;
+    k->origin = g;
+  }
+  int64_t at = (g - k->origin) / f->step_ms;
+  if (at >= k->n) {
+    int64_t need = at + 1;
+    if (need > 2 * (int64_t)f->history + 2) {
+      /* Drop the oldest slots so that the grid holds the last `history` ones. */
+      int64_t drop = need - f->history - 1;
+      if (drop > k->n) drop = k->n;
+      memmove(k->y, k->y + drop, sizeof *k->y * (size_t)(k->n - drop));
+      memmove(k->x, k->x + (size_t)drop * (size_t)nf, sizeof *k->x * (size_t)(k->n - drop) * (size_t)nf);
+      k->n -= (int)drop;
+      k->origin += drop * f->step_ms;
+      at -= drop;
+      if (at > k->n) {
+        k->origin += (at - k->n) * f->step_ms;
+        at = k->n;
+      }
+    }
+    if (at + 1 > k->cap) {
+      k->cap = (int)(at + 1) * 2;
+      if (k->cap < 64) k->cap = 64;
+      k->y = realloc(k->y, sizeof *k->y * (size_t)k->cap);
+      k->x = realloc(k->x, sizeof *k->x * (size_t)k->cap * (size_t)(nf + 1));
+      if (!k->y || !k->x) abort();
+    }
+    for (int64_t i = k->n; i <= at; i++) {
+      k->y[i] = NAN;
+      for (int j = 0; j < nf; j++) k->x[i * nf + j] = NAN;
+    }
+    k->n = (int)at + 1;
+  }
+  return (int)at;
+}
+
+static void history_put(forecast_op *f, fc_key *k, int64_t ts, double y, const double *x) {
+  int64_t g = floor_div(ts, f->step_ms) * f->step_ms;
+  int at = history_slot(f, k, g);
+  if (at < 0) return;
+  int nf = f->fc->nfeatures;
+  k->y[at] = y;
+  for (int j = 0; j < nf; j++) k->x[(size_t)at * (size_t)nf + (size_t)j] = x[j];
+  if (g > k->last_ts) k->last_ts = g;
+}
+
+static void raw_put(fc_key *k, int nf, int64_t ts, double y, const double *x) {
+  if (k->nraw == k->raw_cap) {
+    k->raw_cap = k->raw_cap ? 2 * k->raw_cap : 16;
+    k->raw_ts = realloc(k->raw_ts, sizeof *k->raw_ts * (size_t)k->raw_cap);
+    k->raw_y = realloc(k->raw_y, sizeof *k->raw_y * (size_t)k->raw_cap);
+    k->raw_x = realloc(k->raw_x, sizeof *k->raw_x * (size_t)k->raw_cap * (size_t)(nf + 1));
+    if (!k->raw_ts || !k->raw_y || !k->raw_x) abort();
+  }
+  k->raw_ts[k->nraw] = ts;
+  k->raw_y[k->nraw] = y;
+  memcpy(k->raw_x + (size_t)k->nraw * (size_t)nf, x, sizeof *x * (size_t)nf);
+  k->nraw++;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Sets the step and everything that depends on it, then moves the buffered rows onto the grid. */
+static void step_known(forecast_op *f, int64_t step_ms) {
+  const vpq_plan_forecast *fc = f->fc;
+  f->step_ms = step_ms;
+  f->steps = (int)((fc->horizon_ms + step_ms - 1) / step_ms);
+  f->season = (int)(fc->season_ms / step_ms);
+  f->history = (int)(fc->history_ms / step_ms);
+  if (f->history < 2) f->history = 2;
+  vpq_model_config config = fc->model;
+  config.step_ms = step_ms;
+  config.season = f->season;
+  config.nfeatures = fc->nfeatures;
+  for (int i = 0; i < f->nkeys; i++) {
+    fc_key *k = f->keys[i];
+    k->model = vpq_model_new(&config);
+    k->errors = malloc(sizeof *k->errors * (size_t)f->steps * ERRORS_KEPT);
+    k->nerrors = calloc((size_t)f->steps, sizeof *k->nerrors);
+    if (!k->model || !k->errors || !k->nerrors) abort();
+    for (int r = 0; r < k->nraw; r++)
+      history_put(f, k, k->raw_ts[r], k->raw_y[r], k->raw_x + (size_t)r * (size_t)fc->nfeatures);
+    free(k->raw_ts);
+    free(k->raw_y);
+    free(k->raw_x);
+    k->raw_ts = NULL;
+    k->raw_y = NULL;
+    k->raw_x = NULL;
+    k->nraw = k->raw_cap = 0;
+  }
+}
+
+/* Infers the step from the buffered rows: the smallest gap between two times of one key. */
+static bool step_infer(forecast_op *f) {
+  int64_t best = 0;
+  for (int i = 0; i < f->nkeys; i++) {
+    fc_key *k = f->keys[i];
+    int64_t *ts = malloc(sizeof *ts * (size_t)(k->nraw + 1));
+    if (!ts) abort();
+    memcpy(ts, k->raw_ts, sizeof *ts * (size_t)k->nraw);
+    qsort(ts, (size_t)k->nraw, sizeof *ts, cmp_i64);
+    for (int r = 1; r < k->nraw; r++) {
+      int64_t gap = ts[r] - ts[r - 1];
+      if (gap > 0 && (best == 0 || gap < best)) best = gap;
+    }
+    free(ts);
+  }
+  if (best == 0) return false;
+  step_known(f, best);
+  return true;
+}
+
+/* ===== Issuing ===== */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of n sorted values, linearly interpolated. */
+static double quantile(const double *sorted, int n, double q) {
+  double pos = q * (n - 1);
+  int lo = (int)pos;
+  if (lo >= n - 1) return sorted[n - 1];
+  return sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
+}
+
+/* Value of k's grid at time g, NAN when unknown. */
+static double history_at(const forecast_op *f, const fc_key *k, int64_t g) {
+  if (k->n == 0 || g < k->origin) return NAN;
+  int64_t at = (g - k->origin) / f->step_ms;
+  return at < k->n ? k->y[at] : NAN;
+}
+
+/* Scores the kept issues whose steps are all before `t` and forgets them. */
+static void score_issues(forecast_op *f, fc_key *k, int64_t t) {
+  int kept = 0;
+  for (int i = 0; i < k->nissues; i++) {
+    fc_issue *is = &k->issues[i];
+    if (is->issued_at + f->steps * f->step_ms > t) {
+      k->issues[kept++] = *is;
+      continue;
+    }
+    for (int s = 0; s < f->steps; s++) {
+      double actual = history_at(f, k, is->issued_at + s * f->step_ms);
+      if (isnan(actual) || isnan(is->values[s])) continue;
+      k->errors[(size_t)s * ERRORS_KEPT + (size_t)(k->nerrors[s] % ERRORS_KEPT)] = actual - is->values[s];
+      k->nerrors[s]++;
+    }
+    free(is->values);
+  }
+  k->nissues = kept;
+}
+
+/* The 80% interval offsets of step s: from its own errors, else from all steps' errors. */
+static bool interval(const forecast_op *f, const fc_key *k, int s, double *scratch, double *lo, double *hi) {
+  int n = 0;
+  int own = k->nerrors[s] < ERRORS_KEPT ? k->nerrors[s] : ERRORS_KEPT;
+  if (own >= ERRORS_NEEDED) {
+    memcpy(scratch, k->errors + (size_t)s * ERRORS_KEPT, sizeof *scratch * (size_t)own);
+    n = own;
+  } else {
+    for (int j = 0; j < f->steps; j++) {
+      int m = k->nerrors[j] < ERRORS_KEPT ? k->nerrors[j] : ERRORS_KEPT;
+      memcpy(scratch + n, k->errors + (size_t)j * ERRORS_KEPT, sizeof *scratch * (size_t)m);
+      n += m;
+    }
+    if (n < ERRORS_NEEDED) return false;
+  }
+  qsort(scratch, (size_t)n, sizeof *scratch, cmp_double);
+  *lo = quantile(scratch, n, 0.10);
+  *hi = quantile(scratch, n, 0.90);
+  return true;
+}
+
+/* Writes one output row (the query's columns, placed by column_map). */
+static void out_row(forecast_op *f, vpq_batch *out, const fc_key *k, int64_t t, int s, double value, bool has_interval,
+                    double lo, double hi) {
+  const vpq_plan_forecast *fc = f->fc;
+  int at = out->n++;
+  for (int c = 0; c < out->ncols; c++) out->cols[c].null[at] = 1;
+  const int *map = f->query->column_map;
+  for (int i = 0; i < fc->nby; i++) {
+    if (map[i] < 0) continue;
+    out->cols[map[i]].data[at] = k->key[i];
+    out->cols[map[i]].null[at] = k->key_null[i];
+  }
+  vpq_datum vals[6] = {{.i = t}, {.i = t + s * f->step_ms}, {.i = s}, {.d = value}, {.d = value + lo}, {.d = value + hi}};
+  for (int i = 0; i < 6; i++) {
+    int c = map[fc->nby + i];
+    if (c < 0) continue;
+    out->cols[c].data[at] = vals[i];
+    out->cols[c].null[at] = (i >= 4 && !has_interval) || (i >= 3 && !isfinite(vals[i].d));
+  }
+  out->ts[at] = t;
+  out->wm[at] = f->base.passed_wm;
+  out->diff[at] = 1;
+  out->origin[at] = (vpq_origin){-1, 0};
+}
+
+/* Issues the forecast of key k at time t into `out` (emitting `out` whenever it fills). */
+static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
+  const vpq_plan_forecast *fc = f->fc;
+  int nf = fc->nfeatures;
+  score_issues(f, k, t);
+  /* The history window [t − history, t) on the grid, from what k holds. */
+  int64_t from = t - (int64_t)f->history * f->step_ms;
+  if (from < k->origin) from = k->origin;
+  int64_t first = (from - k->origin) / f->step_ms;
+  int64_t end = (t - k->origin + f->step_ms - 1) / f->step_ms;
+  if (end > k->n) end = k->n;
+  int n = end > first ? (int)(end - first) : 0;
+  bool any = false;
+  for (int i = 0; i < n && !any; i++) any = !isnan(k->y[first + i]);
+  if (!any) return;
+  vpq_series series = {k->origin + first * f->step_ms, k->y + first, nf ? k->x + first * nf : NULL, n};
+  /* Steps between the last slot held and t are forecast too, then dropped. */
+  int64_t series_end = series.ts0 + (int64_t)n * f->step_ms;
+  int skip = (int)((t - series_end) / f->step_ms);
+  int h = skip + f->steps;
+  double *pred = malloc(sizeof *pred * (size_t)h);
+  double *future_x = nf ? malloc(sizeof *future_x * (size_t)h * (size_t)nf) : NULL;
+  double *scratch = malloc(sizeof *scratch * (size_t)f->steps * ERRORS_KEPT + sizeof(double));
+  if (!pred || (nf && !future_x) || !scratch) abort();
+  for (int s = 0; s < h && nf; s++) {
+    int64_t idx = n + s; /* index in the series of this future step */
+    for (int j = 0; j < nf; j++) {
+      double v = NAN;
+      for (int64_t back = idx - (f->season ? f->season : 1); back >= 0 && isnan(v); back -= (f->season ? f->season : 1))
+        v = back < n ? series.x[back * nf + j] : future_x[(back - n) * nf + j];
+      for (int64_t back = n - 1; back >= 0 && isnan(v); back--) v = series.x[back * nf + j];
+      future_x[(size_t)s * (size_t)nf + (size_t)j] = v;
+    }
+  }
+  int64_t started = monotonic_ns();
+  vpq_model_fit(k->model, &series);
+  vpq_model_predict(k->model, &series, future_x, h, pred);
+  f->fit_ns += monotonic_ns() - started;
+  f->fits++;
+  fc_issue issue = {t, malloc(sizeof(double) * (size_t)f->steps)};
+  if (!issue.values) abort();
+  for (int s = 0; s < f->steps; s++) {
+    double value = pred[skip + s], lo = 0, hi = 0;
+    issue.values[s] = value;
+    bool has = interval(f, k, s, scratch, &lo, &hi);
+    if ((*out)->n == (*out)->cap) {
+      vpq_op_emit(&f->base, *out);
+      *out = vpq_op_batch(f->base.rt, f->base.schema, VPQ_BATCH_ROWS);
+    }
+    out_row(f, *out, k, t, s, value, has, lo, hi);
+  }
+  if (k->nissues == k->issues_cap) {
+    k->issues_cap = k->issues_cap ? 2 * k->issues_cap : 8;
+    k->issues = realloc(k->issues, sizeof *k->issues * (size_t)k->issues_cap);
+    if (!k->issues) abort();
+  }
+  k->issues[k->nissues++] = issue;
+  free(pred);
+  free(future_x);
+  free(scratch);
+}
+
+/* Issues every forecast due at watermark wm, then passes wm on. */
+static void advance(forecast_op *f, int64_t wm) {
+  if (wm <= f->wm) return;
+  f->wm = wm;
+  vpq_batch *out = NULL;
+  while (f->next_issue != VPQ_TS_MIN && f->next_issue <= wm) {
+    int64_t t = f->next_issue;
+    if (!f->step_ms && !step_infer(f)) {
+      f->next_issue = t + f->fc->every_ms;
+      continue;
+    }
+    if (t > f->last_ts + f->step_ms) break; /* nothing new to forecast from */
+    if (!out) out = vpq_op_batch(f->base.rt, f->base.schema, VPQ_BATCH_ROWS);
+    for (int i = 0; i < f->nkeys; i++) issue_key(f, f->keys[i], t, &out);
+    f->issues_done++;
+    f->next_issue = t + f->fc->every_ms;
+  }
+  if (out) vpq_op_emit(&f->base, out);
+  vpq_op_emit_watermark(&f->base, wm);
+}
+
+/* ===== Operator ===== */
+
+static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
+  (void)port;
+  forecast_op *f = (forecast_op *)op;
+  const vpq_plan_forecast *fc = f->fc;
+  vpq_runtime *rt = op->rt;
+  int nby = fc->nby, nf = fc->nfeatures;
+  vpq_vec value = {VPQ_TYPE_DOUBLE, vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n),
+                   vpq_arena_alloc(&rt->scratch, (size_t)batch->n)};
+  vpq_program_eval(f->value, batch, &value, &rt->scratch);
+  vpq_vec *keys = vpq_arena_alloc(&rt->scratch, sizeof *keys * (size_t)(nby + 1));
+  for (int i = 0; i < nby; i++) {
+    keys[i].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
+    keys[i].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
+    vpq_program_eval(f->by[i], batch, &keys[i], &rt->scratch);
+  }
+  vpq_vec *features = vpq_arena_alloc(&rt->scratch, sizeof *features * (size_t)(nf + 1));
+  for (int j = 0; j < nf; j++) {
+    features[j].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
+    features[j].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
+    vpq_program_eval(f->features[j], batch, &features[j], &rt->scratch);
+  }
+  const vpq_vec *ts = &batch->cols[fc->ts_col];
+  vpq_datum key[64];
+  uint8_t key_null[64];
+  double x[64];
+  for (int row = 0; row < batch->n; row++) {
+    if (batch->wm[row] > f->wm) advance(f, batch->wm[row]);
+    if (batch->diff[row] < 0 || ts->null[row]) continue;
+    for (int i = 0; i < nby; i++) {
+      key[i] = keys[i].data[row];
+      key_null[i] = keys[i].null[row];
+    }
+    for (int j = 0; j < nf; j++) x[j] = features[j].null[row] ? NAN : features[j].data[row].d;
+    double y = value.null[row] ? NAN : value.data[row].d;
+    int64_t t = ts->data[row].i;
+    fc_key *k = key_find(f, key, key_null);
+    if (f->step_ms) {
+      if (!k->model) {
+        vpq_model_config config = fc->model;
+        config.step_ms = f->step_ms;
+        config.season = f->season;
+        config.nfeatures = nf;
+        k->model = vpq_model_new(&config);
+        k->errors = malloc(sizeof *k->errors * (size_t)f->steps * ERRORS_KEPT);
+        k->nerrors = calloc((size_t)f->steps, sizeof *k->nerrors);
+        if (!k->model || !k->errors || !k->nerrors) abort();
+      }
+      history_put(f, k, t, y, x);
+    } else {
+      raw_put(k, nf, t, y, x);
+    }
+    if (t > f->last_ts) f->last_ts = t;
+    if (f->next_issue == VPQ_TS_MIN) f->next_issue = (floor_div(t, fc->every_ms) + 1) * fc->every_ms;
+  }
+}
+
+static void forecast_watermark(vpq_op *op, int port, int64_t wm) {
+  (void)port;
+  forecast_op *f = (forecast_op *)op;
+  if (wm > f->wm) advance(f, wm);
+  else vpq_op_emit_watermark(op, wm);
+}
+
+static void forecast_describe(const vpq_op *op, vpq_buf *out) {
+  const forecast_op *f = (const forecast_op *)op;
+  const vpq_plan_forecast *fc = f->fc;
+  char text[256];
+  vpq_buf_printf(out, "model=%s value=%s", fc->model_name, vpq_bexpr_format(fc->value, &fc->from->schema, text, sizeof text));
+  if (fc->nby) {
+    vpq_buf_puts(out, " by[");
+    for (int i = 0; i < fc->nby; i++)
+      vpq_buf_printf(out, "%s%s", i ? ", " : "", vpq_bexpr_format(fc->by[i], &fc->from->schema, text, sizeof text));
+    vpq_buf_puts(out, "]");
+  }
+  if (fc->nfeatures) {
+    vpq_buf_puts(out, " features[");
+    for (int j = 0; j < fc->nfeatures; j++) vpq_buf_printf(out, "%s%s", j ? ", " : "", fc->from->schema.cols[fc->features[j]].name);
+    vpq_buf_puts(out, "]");
+  }
+  vpq_buf_printf(out, " season=%lldms history=%lldms horizon=%lldms every=%lldms step=", (long long)fc->season_ms,
+                 (long long)fc->history_ms, (long long)fc->horizon_ms, (long long)fc->every_ms);
+  if (fc->step_ms) vpq_buf_printf(out, "%lldms", (long long)fc->step_ms);
+  else vpq_buf_puts(out, "inferred");
+}
+
+static void forecast_destroy(vpq_op *op) {
+  forecast_op *f = (forecast_op *)op;
+  if (f->issues_done && op->rt->log)
+    fprintf(op->rt->log, "vpq: FORECAST %s: %lld issues, %lld fits, %.2f ms per fit\n", f->query->target->name,
+            (long long)f->issues_done, (long long)f->fits, f->fits ? (double)f->fit_ns / 1e6 / (double)f->fits : 0.0);
+  for (int i = 0; i < f->nkeys; i++) key_free(f->keys[i]);
+  free(f->keys);
+  free(f->index);
+  vpq_op_release(op);
+  free(f);
+}
+
+static const vpq_op_vt forecast_vt = {"Forecast", forecast_push, forecast_watermark, forecast_describe, forecast_destroy};
+
+vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query) {
+  forecast_op *f = calloc(1, sizeof *f);
+  if (!f) abort();
+  vpq_op_init(&f->base, &forecast_vt, rt, &query->target->schema);
+  const vpq_plan_forecast *fc = &query->forecast;
+  f->query = query;
+  f->fc = fc;
+  f->value = vpq_expr_compile(arena, fc->value, rt->intern);
+  f->by = vpq_arena_alloc(arena, sizeof *f->by * (size_t)(fc->nby + 1));
+  for (int i = 0; i < fc->nby; i++) f->by[i] = vpq_expr_compile(arena, fc->by[i], rt->intern);
+  f->features = vpq_arena_alloc(arena, sizeof *f->features * (size_t)(fc->nfeatures + 1));
+  for (int j = 0; j < fc->nfeatures; j++) {
+    vpq_bexpr *col = vpq_arena_alloc(arena, sizeof *col);
+    *col = (vpq_bexpr){.kind = VPQ_BEXPR_COLUMN, .type = fc->from->schema.cols[fc->features[j]].type, .column = fc->features[j]};
+    if (col->type != VPQ_TYPE_DOUBLE) {
+      vpq_bexpr *cast = vpq_arena_alloc(arena, sizeof *cast);
+      vpq_bexpr **args = vpq_arena_alloc(arena, sizeof *args);
+      args[0] = col;
+      *cast = (vpq_bexpr){.kind = VPQ_BEXPR_CAST, .type = VPQ_TYPE_DOUBLE, .args = args, .nargs = 1};
+      col = cast;
+    }
+    f->features[j] = vpq_expr_compile(arena, col, rt->intern);
+  }
+  f->wm = VPQ_TS_MIN;
+  f->next_issue = VPQ_TS_MIN;
+  f->last_ts = VPQ_TS_MIN;
+  index_rebuild(f, 16);
+  if (fc->step_ms) step_known(f, fc->step_ms);
+  return &f->base;
+}

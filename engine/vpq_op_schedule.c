@@ -1,0 +1,432 @@
+/* vpq_op_schedule.c — the SCHEDULE operator (DESIGN §4): battery dispatch, receding horizon.
+ *
+ *   port 0  forecast rows (issued_at, ts, value) ─► grouped by issue
+ *   port 1  the fleet table's changelog           ─► the twin: one battery per device_id
+ *   port 2  price forecast rows (MINIMIZE COST)   ─► the latest price per time
+ *
+ * An issue of the forecast is planned once the watermark of the forecast (and price) input
+ * has passed its issued_at, so that all of its rows are in. The fleet is read as it stands
+ * then, like a lookup join reads its table: the table does not hold the watermark back.
+ * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
+ * forecast row with the latest ts at or before the step's start (the plan stops where the
+ * forecast ends). vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
+ * battery in device_id order, the first step (or every step with EMIT PLAN):
+ * issued_at, ts, device_id, setpoint_kw, soc, planned_peak_kw, with event time issued_at.
+ *
+ * A battery that cannot be planned (NULL or non-positive capacity or power, NULL soc, limits
+ * that leave no room, or a row older than `stale_after`) gets setpoint 0 and keeps its soc.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vpq_expr.h"
+#include "vpq_op.h"
+
+typedef struct sc_battery {
+  vpq_datum device;
+  double params[VPQ_FLEET_NCOLS]; /* by VPQ_FLEET_*, NAN when NULL (DEVICE unused) */
+  int64_t row_ts;
+  bool present;
+} sc_battery;
+
+/* One time → value point of a forecast. */
+typedef struct sc_point {
+  int64_t ts;
+  double value;
+} sc_point;
+
+typedef struct sc_issue {
+  int64_t issued_at;
+  sc_point *points;
+  int n, cap;
+} sc_issue;
+
+typedef struct schedule_op {
+  vpq_op base;
+  const vpq_plan_query *query;
+  const vpq_plan_schedule *sc;
+  sc_battery *fleet;
+  int nfleet, fleet_cap;
+  int *index; /* device hash → fleet position, -1 empty */
+  int index_cap;
+  sc_issue *issues; /* not yet planned, in arrival order */
+  int nissues, issues_cap;
+  sc_point *prices; /* the latest price per ts, sorted by ts */
+  int nprices, prices_cap;
+  int64_t input_wm[3];
+  int64_t wm;
+  int warnings;
+} schedule_op;
+
+/* ===== The twin ===== */
+
+static uint64_t device_hash(vpq_datum d) { return vpq_op_hash_datums(&d, &(uint8_t){0}, 1, 7); }
+
+static void fleet_index_rebuild(schedule_op *s, int cap) {
+  free(s->index);
+  s->index_cap = cap;
+  s->index = malloc(sizeof *s->index * (size_t)cap);
+  if (!s->index) abort();
+  for (int i = 0; i < cap; i++) s->index[i] = -1;
+  for (int b = 0; b < s->nfleet; b++) {
+    int at = (int)(device_hash(s->fleet[b].device) & (uint64_t)(cap - 1));
+    while (s->index[at] >= 0) at = (at + 1) & (cap - 1);
+    s->index[at] = b;
+  }
+}
+
+static sc_battery *fleet_find(schedule_op *s, vpq_datum device) {
+  int at = (int)(device_hash(device) & (uint64_t)(s->index_cap - 1));
+  for (; s->index[at] >= 0; at = (at + 1) & (s->index_cap - 1))
+    if (s->fleet[s->index[at]].device.i == device.i) return &s->fleet[s->index[at]];
+  if (s->nfleet == s->fleet_cap) {
+    s->fleet_cap = s->fleet_cap ? 2 * s->fleet_cap : 64;
+    s->fleet = realloc(s->fleet, sizeof *s->fleet * (size_t)s->fleet_cap);
+    if (!s->fleet) abort();
+  }
+  sc_battery *b = &s->fleet[s->nfleet++];
+  memset(b, 0, sizeof *b);
+  b->device = device;
+  if (2 * s->nfleet > s->index_cap) fleet_index_rebuild(s, 2 * s->index_cap);
+  else s->index[at] = s->nfleet - 1;
+  return b;
+}
+
+static double column_number(const vpq_vec *col, int row) {
+  if (col->null[row]) return NAN;
+  return col->type == VPQ_TYPE_DOUBLE ? col->data[row].d : (double)col->data[row].i;
+}
+
+static void fleet_push(schedule_op *s, const vpq_batch *batch) {
+  const int *cols = s->sc->fleet_cols;
+  const vpq_vec *device = &batch->cols[cols[VPQ_FLEET_DEVICE]];
+  for (int row = 0; row < batch->n; row++) {
+    if (device->null[row]) continue;
+    sc_battery *b = fleet_find(s, device->data[row]);
+    b->present = batch->diff[row] > 0;
+    if (!b->present) continue;
+    for (int p = VPQ_FLEET_SOC; p < VPQ_FLEET_NCOLS; p++)
+      b->params[p] = cols[p] >= 0 ? column_number(&batch->cols[cols[p]], row) : NAN;
+    b->row_ts = batch->ts[row];
+  }
+}
+
+/* ===== Forecast and price rows ===== */
+
+static void points_add(sc_point **points, int *n, int *cap, int64_t ts, double value) {
+  if (*n == *cap) {
+    *cap = *cap ? 2 * *cap : 64;
+    *points = realloc(*points, sizeof **points * (size_t)*cap);
+    if (!*points) abort();
+  }
+  (*points)[(*n)++] = (sc_point){ts, value};
+}
+
+static int cmp_point(const void *a, const void *b) {
+  const sc_point *x = a, *y = b;
+  return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+static sc_issue *issue_find(schedule_op *s, int64_t issued_at) {
+  for (int i = s->nissues - 1; i >= 0; i--)
+    if (s->issues[i].issued_at == issued_at) return &s->issues[i];
+  if (s->nissues == s->issues_cap) {
+    s->issues_cap = s->issues_cap ? 2 * s->issues_cap : 8;
+    s->issues = realloc(s->issues, sizeof *s->issues * (size_t)s->issues_cap);
+    if (!s->issues) abort();
+  }
+  sc_issue *is = &s->issues[s->nissues++];
+  memset(is, 0, sizeof *is);
+  is->issued_at = issued_at;
+  return is;
+}
+
+static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
+  const vpq_plan_schedule *sc = s->sc;
+  const vpq_vec *ts = &batch->cols[sc->forecast_ts];
+  if (batch->diff[row] < 0 || ts->null[row]) return;
+  int64_t issued_at = batch->ts[row];
+  if (sc->forecast_issued >= 0 && !batch->cols[sc->forecast_issued].null[row])
+    issued_at = batch->cols[sc->forecast_issued].data[row].i;
+  sc_issue *is = issue_find(s, issued_at);
+  points_add(&is->points, &is->n, &is->cap, ts->data[row].i, column_number(&batch->cols[sc->forecast_value], row));
+}
+
+static void price_rows(schedule_op *s, const vpq_batch *batch, int row) {
+  const vpq_plan_schedule *sc = s->sc;
+  const vpq_vec *ts = &batch->cols[sc->price_ts];
+  double value = column_number(&batch->cols[sc->price_value], row);
+  if (batch->diff[row] < 0 || ts->null[row] || isnan(value)) return;
+  int64_t t = ts->data[row].i;
+  /* A newer price for a time replaces the older one; rows mostly come in time order. */
+  int lo = 0, hi = s->nprices;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (s->prices[mid].ts < t) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < s->nprices && s->prices[lo].ts == t) {
+    s->prices[lo].value = value;
+    return;
+  }
+  points_add(&s->prices, &s->nprices, &s->prices_cap, t, value);
+  memmove(s->prices + lo + 1, s->prices + lo, sizeof *s->prices * (size_t)(s->nprices - 1 - lo));
+  s->prices[lo] = (sc_point){t, value};
+}
+
+/* The value in sorted `points` at time t: the latest point at or before t (the first point
+ * when all are later). */
+static double value_at(const sc_point *points, int n, int64_t t) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (points[mid].ts <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return points[lo ? lo - 1 : 0].value;
+}
+
+/* ===== Planning ===== */
+
+/* Orders fleet positions by device_id (strings by their text). */
+static int cmp_device(const void *a, const void *b, void *ctx) {
+  const schedule_op *s = ctx;
+  vpq_datum x = s->fleet[*(const int *)a].device, y = s->fleet[*(const int *)b].device;
+  vpq_type type = s->sc->fleet->schema.cols[s->sc->fleet_cols[VPQ_FLEET_DEVICE]].type;
+  if (type == VPQ_TYPE_STRING) return vpq_intern_compare(s->base.rt->intern, x.i, y.i);
+  if (type == VPQ_TYPE_DOUBLE) return (x.d > y.d) - (x.d < y.d);
+  return (x.i > y.i) - (x.i < y.i);
+}
+
+/* Fills `bat` for battery b; false when it cannot be planned. */
+static bool battery_params(const schedule_op *s, const sc_battery *b, int64_t t, vpq_sched_battery *bat) {
+  const vpq_plan_schedule *sc = s->sc;
+  const double *p = b->params;
+  if (sc->stale_after_ms && b->row_ts < t - sc->stale_after_ms) return false;
+  if (isnan(p[VPQ_FLEET_SOC]) || !(p[VPQ_FLEET_CAPACITY] > 0) || !(p[VPQ_FLEET_MAX_KW] > 0)) return false;
+  bat->soc = fmin(fmax(p[VPQ_FLEET_SOC], 0), 1);
+  bat->capacity_kwh = p[VPQ_FLEET_CAPACITY];
+  bat->max_kw = p[VPQ_FLEET_MAX_KW];
+  double eff = p[VPQ_FLEET_EFFICIENCY];
+  bat->efficiency = eff > 0 && eff <= 1 ? eff : 1;
+  bat->min_soc = isnan(p[VPQ_FLEET_MIN_SOC]) ? sc->min_soc : fmax(p[VPQ_FLEET_MIN_SOC], sc->min_soc);
+  bat->max_soc = isnan(p[VPQ_FLEET_MAX_SOC]) ? sc->max_soc : fmin(p[VPQ_FLEET_MAX_SOC], sc->max_soc);
+  return bat->min_soc <= bat->max_soc;
+}
+
+/* Rounds x to 1/scale (no negative zero): plans are written in whole watts (setpoints, peaks)
+ * and soc to 1e-9, so that solver round-off does not show as 2.9999999 kW. */
+static double round_to(double x, double scale) { return round(x * scale) / scale + 0.0; }
+
+static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t ts, vpq_datum device, double setpoint,
+                    double soc, double peak) {
+  const int *map = s->query->column_map;
+  setpoint = round_to(setpoint, 1e3);
+  soc = round_to(soc, 1e9);
+  peak = round_to(peak, 1e3);
+  int at = out->n++;
+  vpq_datum vals[6] = {{.i = issued_at}, {.i = ts}, device, {.d = setpoint}, {.d = soc}, {.d = peak}};
+  for (int c = 0; c < out->ncols; c++) out->cols[c].null[at] = 1;
+  for (int i = 0; i < 6; i++) {
+    if (map[i] < 0) continue;
+    out->cols[map[i]].data[at] = vals[i];
+    out->cols[map[i]].null[at] = i >= 3 && !isfinite(vals[i].d);
+  }
+  out->ts[at] = issued_at;
+  out->wm[at] = s->base.passed_wm;
+  out->diff[at] = 1;
+  out->origin[at] = (vpq_origin){-1, 0};
+}
+
+/* Rounds the plan's setpoints to whole watts and recomputes each soc trajectory from them, so
+ * that the soc written is exactly what the setpoints written lead to. */
+static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
+  for (int b = 0; b < p->nbatteries; b++) {
+    const vpq_sched_battery *bat = &p->batteries[b];
+    double energy = bat->soc * bat->capacity_kwh;
+    double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh, hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
+    for (int k = 0; k < p->nsteps; k++) {
+      size_t at = (size_t)b * (size_t)p->nsteps + (size_t)k;
+      double setpoint = fmin(fmax(round_to(plan->setpoint_kw[at], 1e3), -bat->max_kw), bat->max_kw);
+      energy -= setpoint > 0 ? setpoint * p->step_hours / bat->efficiency : setpoint * p->step_hours * bat->efficiency;
+      energy = fmin(fmax(energy, lo), hi);
+      plan->setpoint_kw[at] = setpoint;
+      plan->soc[at] = energy / bat->capacity_kwh;
+    }
+  }
+}
+
+static void plan_issue(schedule_op *s, sc_issue *is) {
+  const vpq_plan_schedule *sc = s->sc;
+  vpq_runtime *rt = s->base.rt;
+  int64_t t = is->issued_at;
+  qsort(is->points, (size_t)is->n, sizeof *is->points, cmp_point);
+  /* Forecast points with a value, and the forecast's own step (to know where it ends). */
+  int kept = 0;
+  for (int i = 0; i < is->n; i++)
+    if (!isnan(is->points[i].value)) is->points[kept++] = is->points[i];
+  is->n = kept;
+  if (!is->n) return;
+  int64_t fstep = sc->step_ms;
+  for (int i = 1; i < is->n; i++)
+    if (is->points[i].ts > is->points[i - 1].ts && is->points[i].ts - is->points[i - 1].ts < fstep)
+      fstep = is->points[i].ts - is->points[i - 1].ts;
+  int64_t forecast_end = is->points[is->n - 1].ts + fstep;
+  int steps = 0, max_steps = (int)(sc->horizon_ms / sc->step_ms);
+  while (steps < max_steps && t + steps * sc->step_ms < forecast_end) steps++;
+  if (!steps) return;
+  double *load = malloc(sizeof *load * (size_t)steps);
+  double *price = malloc(sizeof *price * (size_t)steps);
+  int *order = malloc(sizeof *order * (size_t)(s->nfleet + 1));
+  int *plan_pos = malloc(sizeof *plan_pos * (size_t)(s->nfleet + 1));
+  vpq_sched_battery *bats = malloc(sizeof *bats * (size_t)(s->nfleet + 1));
+  if (!load || !price || !order || !plan_pos || !bats) abort();
+  for (int k = 0; k < steps; k++) {
+    load[k] = value_at(is->points, is->n, t + k * sc->step_ms);
+    price[k] = s->nprices ? value_at(s->prices, s->nprices, t + k * sc->step_ms) : 0;
+  }
+  int norder = 0, nbats = 0;
+  for (int b = 0; b < s->nfleet; b++)
+    if (s->fleet[b].present) order[norder++] = b;
+  qsort_r(order, (size_t)norder, sizeof *order, cmp_device, s);
+  for (int i = 0; i < norder; i++) {
+    plan_pos[i] = -1;
+    if (battery_params(s, &s->fleet[order[i]], t, &bats[nbats])) plan_pos[i] = nbats++;
+  }
+  vpq_sched_problem problem = {sc->objective, bats, nbats, load, price, steps, (double)sc->step_ms / 3600000.0, sc->cap_kw};
+  vpq_sched_plan plan = {0};
+  plan.setpoint_kw = calloc((size_t)nbats * (size_t)steps + 1, sizeof *plan.setpoint_kw);
+  plan.soc = calloc((size_t)nbats * (size_t)steps + 1, sizeof *plan.soc);
+  if (!plan.setpoint_kw || !plan.soc) abort();
+  char err[256] = "";
+  if (sc->objective == VPQ_SCHED_MIN_COST && !s->nprices) {
+    if (s->warnings++ < 10 && rt->log)
+      fprintf(rt->log, "vpq: SCHEDULE %s: no price forecast yet at issue %lld: batteries stay idle\n", s->query->target->name, (long long)t);
+    nbats = 0;
+    plan.peak_kw = -INFINITY;
+    for (int k = 0; k < steps; k++) plan.peak_kw = fmax(plan.peak_kw, load[k]);
+  } else if (vpq_sched_solve(&problem, &plan, err, sizeof err) != 0 && rt->log) {
+    fprintf(rt->log, "vpq: SCHEDULE %s: planning failed at issue %lld: %s\n", s->query->target->name, (long long)t, err);
+  } else if (sc->objective == VPQ_SCHED_KEEP_BELOW && !plan.cap_met && s->warnings++ < 10 && rt->log) {
+    fprintf(rt->log, "vpq: SCHEDULE %s: the cap of %g kW cannot be met at issue %lld: planned peak %g kW\n",
+            s->query->target->name, sc->cap_kw, (long long)t, plan.peak_kw);
+  }
+  published_plan(&problem, &plan);
+  int out_steps = sc->emit_plan ? steps : 1;
+  vpq_batch *out = vpq_op_batch(rt, s->base.schema, VPQ_BATCH_ROWS);
+  for (int k = 0; k < out_steps; k++) {
+    for (int i = 0; i < norder; i++) {
+      const sc_battery *b = &s->fleet[order[i]];
+      double setpoint = 0, soc = b->params[VPQ_FLEET_SOC];
+      if (plan_pos[i] >= 0) {
+        size_t at = (size_t)plan_pos[i] * (size_t)steps + (size_t)k;
+        setpoint = plan.setpoint_kw[at];
+        soc = plan.soc[at];
+      }
+      if (out->n == out->cap) {
+        vpq_op_emit(&s->base, out);
+        out = vpq_op_batch(rt, s->base.schema, VPQ_BATCH_ROWS);
+      }
+      out_row(s, out, t, t + k * sc->step_ms, b->device, setpoint, soc, plan.peak_kw);
+    }
+  }
+  vpq_op_emit(&s->base, out);
+  free(plan.setpoint_kw);
+  free(plan.soc);
+  free(load);
+  free(price);
+  free(order);
+  free(plan_pos);
+  free(bats);
+}
+
+static int cmp_issue(const void *a, const void *b) {
+  const sc_issue *x = a, *y = b;
+  return (x->issued_at > y->issued_at) - (x->issued_at < y->issued_at);
+}
+
+/* Plans every issue the watermark has passed (in issue order), then passes the watermark on. */
+static void advance(schedule_op *s, int64_t wm) {
+  if (wm <= s->wm) return;
+  s->wm = wm;
+  qsort(s->issues, (size_t)s->nissues, sizeof *s->issues, cmp_issue);
+  int done = 0;
+  while (done < s->nissues && (s->issues[done].issued_at < wm || wm == VPQ_TS_MAX)) {
+    plan_issue(s, &s->issues[done]);
+    free(s->issues[done].points);
+    done++;
+  }
+  memmove(s->issues, s->issues + done, sizeof *s->issues * (size_t)(s->nissues - done));
+  s->nissues -= done;
+  vpq_op_emit_watermark(&s->base, wm);
+}
+
+/* ===== Operator ===== */
+
+/* The watermark that holds for planning: the minimum over the forecast and price inputs. */
+static int64_t planning_wm(const schedule_op *s) {
+  int64_t wm = s->input_wm[0];
+  if (s->sc->price && s->input_wm[2] < wm) wm = s->input_wm[2];
+  return wm;
+}
+
+static void schedule_push(vpq_op *op, int port, const vpq_batch *batch) {
+  schedule_op *s = (schedule_op *)op;
+  if (port == 1) {
+    fleet_push(s, batch);
+    return;
+  }
+  for (int row = 0; row < batch->n; row++) {
+    if (batch->wm[row] > s->input_wm[port]) {
+      s->input_wm[port] = batch->wm[row];
+      advance(s, planning_wm(s));
+    }
+    if (port == 0) forecast_rows(s, batch, row);
+    else price_rows(s, batch, row);
+  }
+}
+
+static void schedule_watermark(vpq_op *op, int port, int64_t wm) {
+  schedule_op *s = (schedule_op *)op;
+  if (port == 1) return;
+  if (wm > s->input_wm[port]) s->input_wm[port] = wm;
+  advance(s, planning_wm(s));
+}
+
+static void schedule_describe(const vpq_op *op, vpq_buf *out) {
+  const schedule_op *s = (const schedule_op *)op;
+  const vpq_plan_schedule *sc = s->sc;
+  static const char *const objectives[] = {"minimize peak", "keep below", "minimize cost"}; /* ORDER vpq_sched_objective */
+  vpq_buf_printf(out, "fleet=%s forecast=%s objective=%s", sc->fleet->name, sc->forecast->name, objectives[sc->objective]);
+  if (sc->objective == VPQ_SCHED_KEEP_BELOW) vpq_buf_printf(out, " %gkW", sc->cap_kw);
+  if (sc->price) vpq_buf_printf(out, " prices=%s", sc->price->name);
+  vpq_buf_printf(out, " soc=[%g, %g] horizon=%lldms step=%lldms%s", sc->min_soc, sc->max_soc, (long long)sc->horizon_ms,
+                 (long long)sc->step_ms, sc->emit_plan ? " emit=plan" : "");
+  if (sc->stale_after_ms) vpq_buf_printf(out, " stale_after=%lldms", (long long)sc->stale_after_ms);
+}
+
+static void schedule_destroy(vpq_op *op) {
+  schedule_op *s = (schedule_op *)op;
+  for (int i = 0; i < s->nissues; i++) free(s->issues[i].points);
+  free(s->issues);
+  free(s->prices);
+  free(s->fleet);
+  free(s->index);
+  vpq_op_release(op);
+  free(s);
+}
+
+static const vpq_op_vt schedule_vt = {"Schedule", schedule_push, schedule_watermark, schedule_describe, schedule_destroy};
+
+vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query) {
+  schedule_op *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  vpq_op_init(&s->base, &schedule_vt, rt, &query->target->schema);
+  s->query = query;
+  s->sc = &query->schedule;
+  s->wm = VPQ_TS_MIN;
+  for (int i = 0; i < 3; i++) s->input_wm[i] = VPQ_TS_MIN;
+  fleet_index_rebuild(s, 64);
+  return &s->base;
+}
