@@ -3,8 +3,11 @@
  *   vpq check FILE.vpq            diagnostics; exit 0 clean, 1 errors, 2 usage
  *   vpq explain [--dot] FILE.vpq  the operator pipeline
  *   vpq run FILE.vpq              run until the bounded inputs end
+ *   vpq backtest FILE.vpq         run, then print the accuracy of each FORECAST statement
+ *   vpq broker                    an embedded Kafka cluster
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 
 #include "vpq.h"
 #include "kafka/vpq_broker.h"
+#include "vpq_codec.h"
 
 static const char usage_text[] =
     "usage: vpq <command> [options] FILE.vpq\n"
@@ -21,6 +25,10 @@ static const char usage_text[] =
     "  explain [--dot] FILE.vpq  print the operator pipeline (--dot: Graphviz)\n"
     "  run FILE.vpq [--brokers HOSTS] [--set key=value]...\n"
     "                            run the file's statements until their bounded inputs end\n"
+    "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
+    "                            run the file over its bounded inputs and print the accuracy\n"
+    "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
+    "                            coverage) for forecasts issued in [T, T) (ISO-8601 or epoch ms)\n"
     "  broker [--topic NAME[:PARTITIONS]]... [--brokers N]\n"
     "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
     "                            cluster); prints its bootstrap list first, runs until Ctrl-C\n";
@@ -163,6 +171,106 @@ static int cmd_run(int argc, char **argv) {
   return result == 0 ? 0 : 1;
 }
 
+/* Parses --from/--to: epoch ms or ISO-8601 (a date alone is its midnight UTC). */
+static bool parse_time(const char *text, int64_t *ms) {
+  char *end;
+  long long v = strtoll(text, &end, 10);
+  if (*end == '\0' && end != text) {
+    *ms = v;
+    return true;
+  }
+  char full[64];
+  if (strlen(text) == 10) {
+    snprintf(full, sizeof full, "%sT00:00:00Z", text);
+    text = full;
+  }
+  return vpq_timestamp_parse(text, strlen(text), ms);
+}
+
+static void print_number(FILE *out, double v, bool json) {
+  if (isnan(v)) fputs(json ? "null" : "        -", out);
+  else fprintf(out, json ? "%.6g" : " %8.4g", v);
+}
+
+/* One line (text) or object (JSON) of scores. */
+static void print_score(FILE *out, const char *stream, const char *model, int step, const vpq_forecast_score *sc,
+                        bool json) {
+  if (json) {
+    fprintf(out, "{\"stream\":\"%s\",\"model\":\"%s\",\"step\":", stream, model);
+    if (step < 0) fputs("null", out);
+    else fprintf(out, "%d", step);
+    fprintf(out, ",\"n\":%lld", (long long)sc->n);
+    const char *names[] = {"mae", "rmse", "smape", "mase", "coverage"};
+    double values[] = {sc->mae, sc->rmse, sc->smape, sc->mase, sc->coverage};
+    for (int i = 0; i < 5; i++) {
+      fprintf(out, ",\"%s\":", names[i]);
+      print_number(out, values[i], true);
+    }
+    fputs("}\n", out);
+    return;
+  }
+  char where[32] = "all";
+  if (step >= 0) snprintf(where, sizeof where, "%d", step);
+  fprintf(out, "%-20s %-15s %5s %8lld", stream, model, where, (long long)sc->n);
+  print_number(out, sc->mae, false);
+  print_number(out, sc->rmse, false);
+  print_number(out, sc->smape, false);
+  print_number(out, sc->mase, false);
+  print_number(out, isnan(sc->coverage) ? NAN : 100 * sc->coverage, false);
+  fputc('\n', out);
+}
+
+static int cmd_backtest(int argc, char **argv) {
+  const char *file = NULL;
+  int64_t from = INT64_MIN, to = INT64_MAX;
+  bool json = false, steps = false;
+  for (int i = 0; i < argc; i++) {
+    if ((strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0) && i + 1 < argc) {
+      int64_t *at = argv[i][2] == 'f' ? &from : &to;
+      if (!parse_time(argv[i + 1], at)) return usage("--from and --to take an ISO-8601 time or epoch milliseconds");
+      i++;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      json = true;
+    } else if (strcmp(argv[i], "--steps") == 0) {
+      steps = true;
+    } else if (argv[i][0] == '-' || file) {
+      return usage(argv[i][0] == '-' ? "backtest takes --from T, --to T, --steps and --json" : "backtest takes one FILE.vpq");
+    } else {
+      file = argv[i];
+    }
+  }
+  if (!file) return usage("backtest needs a FILE.vpq");
+  int rc = 0;
+  vpq_engine *engine = load(file, &rc);
+  if (!engine) return rc;
+  if (vpq_engine_forecast_count(engine) == 0) {
+    fprintf(stderr, "vpq: %s has no FORECAST statement to backtest\n", file);
+    vpq_engine_free(engine);
+    return 1;
+  }
+  vpq_engine_no_stdout(engine);
+  vpq_engine_score_range(engine, from, to);
+  running = engine;
+  signal(SIGINT, on_signal);
+  int result = vpq_engine_run(engine, stderr);
+  running = NULL;
+  if (!json) printf("%-20s %-15s %5s %8s %8s %8s %8s %8s %8s\n", "stream", "model", "step", "n", "MAE", "RMSE", "sMAPE%",
+                    "MASE", "cover%");
+  for (int i = 0; i < vpq_engine_forecast_count(engine); i++) {
+    const char *stream, *model;
+    vpq_forecast_score sc;
+    vpq_engine_forecast_score(engine, i, -1, &stream, &model, &sc);
+    print_score(stdout, stream, model, -1, &sc, json);
+    for (int s = 0; steps && s < sc.steps; s++) {
+      vpq_forecast_score at;
+      vpq_engine_forecast_score(engine, i, s, &stream, &model, &at);
+      print_score(stdout, stream, model, s, &at, json);
+    }
+  }
+  vpq_engine_free(engine);
+  return result == 0 ? 0 : 1;
+}
+
 static volatile sig_atomic_t broker_stop;
 
 static void on_broker_signal(int sig) {
@@ -202,6 +310,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 2, argv + 2);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "broker") == 0) return cmd_broker(argc - 2, argv + 2);
+  if (strcmp(cmd, "backtest") == 0) return cmd_backtest(argc - 2, argv + 2);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage_text, stdout);
     return 0;

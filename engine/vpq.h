@@ -78,4 +78,33 @@ int vpq_engine_subscribe(vpq_engine *engine, const char *relation, vpq_row_fn fn
 /* The counters so far. */
 vpq_stats vpq_engine_stats(const vpq_engine *engine);
 
+/* The accuracy of a FORECAST statement's forecasts, scored as their steps become known
+ * (rolling origin: every issue is scored once all its steps are past; at the end of a bounded
+ * input, against whatever actuals there are). */
+typedef struct vpq_forecast_score {
+  int steps;             /* the statement's horizon, in steps (0 before its step is known) */
+  int64_t n;             /* forecast values scored (with a known actual) */
+  double mae, rmse;
+  double smape;          /* percent: mean of 2·|actual − forecast| / (|actual| + |forecast|) */
+  double mase;           /* MAE / MAE of the seasonal naive forecast of the same targets */
+  double coverage;       /* share of actuals inside [lo, hi], of those with an interval */
+  int64_t with_interval; /* scored values that had an interval */
+} vpq_forecast_score;
+
+/* A file without sinks writes its last statement's rows to standard output; after this call
+ * it writes them nowhere (for `vpq backtest`, which prints scores instead). */
+void vpq_engine_no_stdout(vpq_engine *engine);
+
+/* Scores only forecasts issued in [from_ms, to_ms) (epoch ms). Call before vpq_engine_run. */
+void vpq_engine_score_range(vpq_engine *engine, int64_t from_ms, int64_t to_ms);
+
+/* The number of FORECAST statements of the loaded file. */
+int vpq_engine_forecast_count(const vpq_engine *engine);
+
+/* FORECAST statement `index` (file order): its stream and model names, and its accuracy at
+ * horizon step `step` (-1: over all steps; NaN figures when nothing was scored). Returns -1
+ * when there is no such statement or step. */
+int vpq_engine_forecast_score(const vpq_engine *engine, int index, int step, const char **stream,
+                              const char **model, vpq_forecast_score *out);
+
 #endif

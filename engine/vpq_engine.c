@@ -35,6 +35,10 @@ struct vpq_engine {
   vpq_plan *plan;
   vpq_op **ops; /* every operator, for explain and destruction */
   int nops, ops_cap;
+  vpq_op **forecast_ops; /* FORECAST operators in file order, and their queries */
+  const vpq_plan_query **forecast_queries;
+  int nforecasts;
+  bool no_stdout; /* vpq_engine_no_stdout */
   vpq_op **rel_ops;        /* per relation */
   vpq_op **source_ops;     /* per relation; NULL unless a source */
   vpq_source_slot *slots;  /* per relation */
@@ -73,6 +77,8 @@ void vpq_engine_free(vpq_engine *e) {
     free(e->ops[i]);
   }
   free(e->ops);
+  free(e->forecast_ops);
+  free(e->forecast_queries);
   free(e->settings);
   if (e->plan) {
     for (int r = 0; r < e->plan->nrelations; r++) {
@@ -163,6 +169,11 @@ static void plan_forecast(vpq_engine *e, vpq_plan_query *q) {
   intern_strings(e, fc->value);
   for (int i = 0; i < fc->nby; i++) intern_strings(e, fc->by[i]);
   vpq_op *op = engine_track(e, vpq_op_forecast_new(&e->rt, &e->arena, q));
+  e->forecast_ops = realloc(e->forecast_ops, sizeof *e->forecast_ops * (size_t)(e->nforecasts + 1));
+  e->forecast_queries = realloc(e->forecast_queries, sizeof *e->forecast_queries * (size_t)(e->nforecasts + 1));
+  if (!e->forecast_ops || !e->forecast_queries) abort();
+  e->forecast_ops[e->nforecasts] = op;
+  e->forecast_queries[e->nforecasts++] = q;
   vpq_op_connect(e->rel_ops[fc->from->index], op, 0);
   connect_into(op, e->rel_ops[q->target->index]);
 }
@@ -466,7 +477,7 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
   }
   bool any_sink = false;
   for (int r = 0; r < plan->nrelations; r++) any_sink |= plan->relations[r]->is_sink;
-  if (!any_sink && plan->nrelations > 0) {
+  if (!any_sink && plan->nrelations > 0 && !e->no_stdout) {
     int last = plan->nrelations - 1;
     vpq_op_relation_attach_sink(e->rel_ops[last], vpq_connector_open_stdout(&plan->relations[last]->schema, e->rt.intern));
   }
@@ -606,3 +617,19 @@ int vpq_engine_subscribe(vpq_engine *e, const char *relation, vpq_row_fn fn, voi
 }
 
 vpq_stats vpq_engine_stats(const vpq_engine *e) { return e->rt.stats; }
+
+void vpq_engine_no_stdout(vpq_engine *e) { e->no_stdout = true; }
+
+void vpq_engine_score_range(vpq_engine *e, int64_t from_ms, int64_t to_ms) {
+  for (int i = 0; i < e->nforecasts; i++) vpq_op_forecast_score_range(e->forecast_ops[i], from_ms, to_ms);
+}
+
+int vpq_engine_forecast_count(const vpq_engine *e) { return e->nforecasts; }
+
+int vpq_engine_forecast_score(const vpq_engine *e, int index, int step, const char **stream, const char **model,
+                              vpq_forecast_score *out) {
+  if (index < 0 || index >= e->nforecasts) return -1;
+  *stream = e->forecast_queries[index]->target->name;
+  *model = e->forecast_queries[index]->forecast.model_name;
+  return vpq_op_forecast_score(e->forecast_ops[index], step, out);
+}

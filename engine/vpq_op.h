@@ -136,6 +136,11 @@ vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan
 
 /* FORECAST: the input relation's rows on port 0. */
 vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query);
+/* Scores only the issues with issued_at in [from_ms, to_ms) (all by default). */
+void vpq_op_forecast_score_range(vpq_op *op, int64_t from_ms, int64_t to_ms);
+/* The accuracy of the forecasts scored so far, at horizon step `step` (-1: all steps);
+ * -1 when there is no such step. */
+int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out);
 /* SCHEDULE: port 0 the forecast, port 1 the fleet table's changelog, port 2 the prices. */
 vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query);
 

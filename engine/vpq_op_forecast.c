@@ -33,8 +33,14 @@ enum {
 /* A forecast already issued, kept until its steps are known. */
 typedef struct fc_issue {
   int64_t issued_at;
-  double *values; /* steps */
+  double *values; /* steps values, then steps lo, then steps hi (NAN: no interval) */
 } fc_issue;
+
+/* Accuracy sums of one horizon step, over the scored issues (see vpq_forecast_score). */
+typedef struct fc_sums {
+  int64_t n, naive_n, interval_n, covered;
+  double abs, sq, smape, naive_abs;
+} fc_sums;
 
 typedef struct fc_key {
   vpq_datum *key;
@@ -77,6 +83,8 @@ typedef struct forecast_op {
   int64_t issues_done;
   int64_t fit_ns;
   int64_t fits;
+  fc_sums *sums;   /* per horizon step */
+  int64_t score_from, score_to; /* issues scored: issued_at in [from, to) */
 } forecast_op;
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
@@ -243,6 +251,8 @@ static void step_known(forecast_op *f, int64_t step_ms) {
   f->season = (int)(fc->season_ms / step_ms);
   f->history = (int)(fc->history_ms / step_ms);
   if (f->history < 2) f->history = 2;
+  f->sums = calloc((size_t)f->steps, sizeof *f->sums);
+  if (!f->sums) abort();
   vpq_model_config config = fc->model;
   config.step_ms = step_ms;
   config.season = f->season;
@@ -307,21 +317,54 @@ static double history_at(const forecast_op *f, const fc_key *k, int64_t g) {
   return at < k->n ? k->y[at] : NAN;
 }
 
-/* Scores the kept issues whose steps are all before `t` and forgets them. */
-static void score_issues(forecast_op *f, fc_key *k, int64_t t) {
+/* The seasonal naive forecast of time g as known before `issued_at`: the value a whole number
+ * of seasons earlier (the last value before issued_at when there is no season). */
+static double naive_at(const forecast_op *f, const fc_key *k, int64_t issued_at, int64_t g) {
+  int64_t period = (f->season ? f->season : 1) * f->step_ms;
+  int64_t back = g - period;
+  if (!f->season) back = issued_at - f->step_ms;
+  while (back >= issued_at) back -= period;
+  return history_at(f, k, back);
+}
+
+/* Adds the errors of step s of `is` to the interval errors and the accuracy sums. */
+static void score_step(forecast_op *f, fc_key *k, const fc_issue *is, int s) {
+  int64_t g = is->issued_at + s * f->step_ms;
+  double actual = history_at(f, k, g), value = is->values[s];
+  if (isnan(actual) || isnan(value)) return;
+  double err = actual - value;
+  k->errors[(size_t)s * ERRORS_KEPT + (size_t)(k->nerrors[s] % ERRORS_KEPT)] = err;
+  k->nerrors[s]++;
+  if (is->issued_at < f->score_from || is->issued_at >= f->score_to) return;
+  fc_sums *sum = &f->sums[s];
+  sum->n++;
+  sum->abs += fabs(err);
+  sum->sq += err * err;
+  double denom = fabs(actual) + fabs(value);
+  if (denom > 0) sum->smape += 2 * fabs(err) / denom;
+  double naive = naive_at(f, k, is->issued_at, g);
+  if (!isnan(naive)) {
+    sum->naive_n++;
+    sum->naive_abs += fabs(actual - naive);
+  }
+  double lo = is->values[f->steps + s], hi = is->values[2 * f->steps + s];
+  if (!isnan(lo)) {
+    sum->interval_n++;
+    sum->covered += actual >= lo && actual <= hi;
+  }
+}
+
+/* Scores the kept issues whose steps are all before `t` (all of them when `all`) and forgets
+ * them. */
+static void score_issues(forecast_op *f, fc_key *k, int64_t t, bool all) {
   int kept = 0;
   for (int i = 0; i < k->nissues; i++) {
     fc_issue *is = &k->issues[i];
-    if (is->issued_at + f->steps * f->step_ms > t) {
+    if (!all && is->issued_at + f->steps * f->step_ms > t) {
       k->issues[kept++] = *is;
       continue;
     }
-    for (int s = 0; s < f->steps; s++) {
-      double actual = history_at(f, k, is->issued_at + s * f->step_ms);
-      if (isnan(actual) || isnan(is->values[s])) continue;
-      k->errors[(size_t)s * ERRORS_KEPT + (size_t)(k->nerrors[s] % ERRORS_KEPT)] = actual - is->values[s];
-      k->nerrors[s]++;
-    }
+    for (int s = 0; s < f->steps; s++) score_step(f, k, is, s);
     free(is->values);
   }
   k->nissues = kept;
@@ -377,7 +420,7 @@ static void out_row(forecast_op *f, vpq_batch *out, const fc_key *k, int64_t t, 
 static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
   const vpq_plan_forecast *fc = f->fc;
   int nf = fc->nfeatures;
-  score_issues(f, k, t);
+  score_issues(f, k, t, false);
   /* The history window [t − history, t) on the grid, from what k holds. */
   int64_t from = t - (int64_t)f->history * f->step_ms;
   if (from < k->origin) from = k->origin;
@@ -412,12 +455,14 @@ static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
   vpq_model_predict(k->model, &series, future_x, h, pred);
   f->fit_ns += monotonic_ns() - started;
   f->fits++;
-  fc_issue issue = {t, malloc(sizeof(double) * (size_t)f->steps)};
+  fc_issue issue = {t, malloc(sizeof(double) * 3 * (size_t)f->steps)};
   if (!issue.values) abort();
   for (int s = 0; s < f->steps; s++) {
     double value = pred[skip + s], lo = 0, hi = 0;
-    issue.values[s] = value;
     bool has = interval(f, k, s, scratch, &lo, &hi);
+    issue.values[s] = value;
+    issue.values[f->steps + s] = has ? value + lo : NAN;
+    issue.values[2 * f->steps + s] = has ? value + hi : NAN;
     if ((*out)->n == (*out)->cap) {
       vpq_op_emit(&f->base, *out);
       *out = vpq_op_batch(f->base.rt, f->base.schema, VPQ_BATCH_ROWS);
@@ -453,7 +498,42 @@ static void advance(forecast_op *f, int64_t wm) {
     f->next_issue = t + f->fc->every_ms;
   }
   if (out) vpq_op_emit(&f->base, out);
+  if (wm == VPQ_TS_MAX && f->step_ms)
+    for (int i = 0; i < f->nkeys; i++) score_issues(f, f->keys[i], wm, true);
   vpq_op_emit_watermark(&f->base, wm);
+}
+
+void vpq_op_forecast_score_range(vpq_op *op, int64_t from_ms, int64_t to_ms) {
+  forecast_op *f = (forecast_op *)op;
+  f->score_from = from_ms;
+  f->score_to = to_ms;
+}
+
+int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out) {
+  const forecast_op *f = (const forecast_op *)op;
+  memset(out, 0, sizeof *out);
+  out->steps = f->steps;
+  if (step >= f->steps) return -1;
+  fc_sums sum = {0};
+  for (int s = step < 0 ? 0 : step; s < (step < 0 ? f->steps : step + 1); s++) {
+    const fc_sums *x = &f->sums[s];
+    sum.n += x->n;
+    sum.naive_n += x->naive_n;
+    sum.interval_n += x->interval_n;
+    sum.covered += x->covered;
+    sum.abs += x->abs;
+    sum.sq += x->sq;
+    sum.smape += x->smape;
+    sum.naive_abs += x->naive_abs;
+  }
+  out->n = sum.n;
+  out->mae = sum.n ? sum.abs / (double)sum.n : NAN;
+  out->rmse = sum.n ? sqrt(sum.sq / (double)sum.n) : NAN;
+  out->smape = sum.n ? 100 * sum.smape / (double)sum.n : NAN;
+  out->mase = sum.naive_n && sum.naive_abs > 0 ? out->mae / (sum.naive_abs / (double)sum.naive_n) : NAN;
+  out->with_interval = sum.interval_n;
+  out->coverage = sum.interval_n ? (double)sum.covered / (double)sum.interval_n : NAN;
+  return 0;
 }
 
 /* ===== Operator ===== */
@@ -551,8 +631,7 @@ static void forecast_destroy(vpq_op *op) {
   for (int i = 0; i < f->nkeys; i++) key_free(f->keys[i]);
   free(f->keys);
   free(f->index);
-  vpq_op_release(op);
-  free(f);
+  free(f->sums);
 }
 
 static const vpq_op_vt forecast_vt = {"Forecast", forecast_push, forecast_watermark, forecast_describe, forecast_destroy};
@@ -583,6 +662,8 @@ vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_qu
   f->wm = VPQ_TS_MIN;
   f->next_issue = VPQ_TS_MIN;
   f->last_ts = VPQ_TS_MIN;
+  f->score_from = VPQ_TS_MIN;
+  f->score_to = VPQ_TS_MAX;
   index_rebuild(f, 16);
   if (fc->step_ms) step_known(f, fc->step_ms);
   return &f->base;

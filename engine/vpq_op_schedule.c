@@ -413,8 +413,6 @@ static void schedule_destroy(vpq_op *op) {
   free(s->prices);
   free(s->fleet);
   free(s->index);
-  vpq_op_release(op);
-  free(s);
 }
 
 static const vpq_op_vt schedule_vt = {"Schedule", schedule_push, schedule_watermark, schedule_describe, schedule_destroy};
