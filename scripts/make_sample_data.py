@@ -3,6 +3,9 @@
 ../shared/data/ (deterministic; rerun to regenerate):
   site_meters.csv   a week of hourly load for four sites, one per PJM zone, scaled to ~kW
   telemetry.jsonl   a day of 15-minute battery telemetry for 12 batteries on those sites
+  load_pjme.csv     the last 400 days of PJM East hourly load (MW), for the load forecast
+  prices_se3.csv    the last 200 days of SE3 day-ahead prices (EUR/MWh), for the price forecast
+  weather_sthlm.csv Stockholm's weather over the same hours (temperature, wind, cloud cover)
 """
 import csv, json, math, os, random, sys
 
@@ -46,4 +49,22 @@ with open(os.path.join(out_dir, "telemetry.jsonl"), "w") as f:
                                 "ts": ts, "soc": round(d["soc"], 4), "power_kw": power,
                                 "capacity_kwh": d["capacity_kwh"], "max_kw": d["max_kw"]},
                                separators=(",", ":")) + "\n")
+def subset(src, dst, columns, days):
+    """Copies the last `days` days of columns (renamed: {source: target}) of a shared file."""
+    with open(os.path.join(shared, src)) as f:
+        rows = list(csv.DictReader(f))
+    last = int(rows[-1]["ts"])
+    first = last - days * 86400000
+    with open(os.path.join(out_dir, dst), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ts"] + list(columns.values()))
+        for r in rows:
+            if int(r["ts"]) > first:
+                w.writerow([r["ts"]] + [r[c] for c in columns])
+
+
+subset("load_pjm.csv", "load_pjme.csv", {"pjme_mw": "load_mw"}, 400)
+subset("prices_se.csv", "prices_se3.csv", {"se3_eur_mwh": "price"}, 200)
+subset("weather_se.csv", "weather_sthlm.csv",
+       {"stockholm_temp_c": "temp_c", "stockholm_wind_kmh": "wind_kmh", "stockholm_cloud_pct": "cloud_pct"}, 200)
 print("wrote", out_dir, file=sys.stderr)
