@@ -16,6 +16,7 @@
 #include "vpq.h"
 #include "kafka/vpq_broker.h"
 #include "vpq_codec.h"
+#include "vpq_demo.h"
 
 static const char usage_text[] =
     "usage: vpq <command> [options] FILE.vpq\n"
@@ -147,18 +148,21 @@ static int cmd_run(int argc, char **argv) {
     free(sets);
     return rc;
   }
+  const char *topics[1];
+  bool demo = !brokers && vpq_engine_kafka_topics(engine, topics, 1) > 0;
   if (brokers) vpq_engine_set(engine, "kafka.bootstrap.servers", brokers);
   for (int i = 0; i < nsets; i++) {
+    if (demo && strncmp(sets[i], "sim.", 4) == 0) continue;
     const char *eq = strchr(sets[i], '=');
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
     vpq_engine_set(engine, key, eq + 1);
   }
-  free(sets);
   running = engine;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  int result = vpq_engine_run(engine, stderr);
+  int result = demo ? vpq_demo_run(engine, sets, nsets, stderr) : vpq_engine_run(engine, stderr);
+  free(sets);
   vpq_stats stats = vpq_engine_stats(engine);
   fprintf(stderr, "vpq: %lld rows in, %lld rows out, %lld late, %lld malformed, %lld dead-lettered\n",
           (long long)stats.rows_in, (long long)stats.rows_out, (long long)stats.late, (long long)stats.malformed,
@@ -168,7 +172,7 @@ static int cmd_run(int argc, char **argv) {
             (long long)stats.peak_groups, (long long)stats.group_bytes);
   running = NULL;
   vpq_engine_free(engine);
-  return result == 0 ? 0 : 1;
+  return demo ? result : result == 0 ? 0 : 1;
 }
 
 /* Parses --from/--to: epoch ms or ISO-8601 (a date alone is its midnight UTC). */

@@ -516,6 +516,17 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
 }
 
 /* time -> YYYY-MM-DD [('T' | ' ') HH:MM [:SS [.fraction]] ['Z' | ('+'|'-') HH[:]MM]] */
+const char *vpq_json_field(const char *text, size_t len, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = text; p + n + 3 <= text + len; p++) {
+    if (p[0] != '"' || strncmp(p + 1, name, n) != 0 || p[n + 1] != '"') continue;
+    const char *v = p + n + 2;
+    while (v < text + len && (*v == ' ' || *v == ':')) v++;
+    return v < text + len ? v : NULL;
+  }
+  return NULL;
+}
+
 bool vpq_timestamp_parse(const char *text, size_t len, int64_t *ms) {
   const char *p = text, *end = text + len;
   if (len < 10 || p[4] != '-' || p[7] != '-') return false;

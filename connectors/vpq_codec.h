@@ -48,6 +48,10 @@ bool vpq_decoder_csv_header(vpq_decoder *dec, const char *line, size_t len, char
 bool vpq_decoder_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *out, int row,
                      char *err, size_t err_size);
 
+/* Finds the field `name` of the JSON object text[0..len) and returns where its value starts,
+ * or NULL. A light look-up for JSON this engine wrote (it does not validate the object). */
+const char *vpq_json_field(const char *text, size_t len, const char *name);
+
 /* Parses an ISO-8601 timestamp into epoch ms; false when it is not one. */
 bool vpq_timestamp_parse(const char *text, size_t len, int64_t *ms);
 

@@ -95,6 +95,10 @@ typedef struct vpq_forecast_score {
  * it writes them nowhere (for `vpq backtest`, which prints scores instead). */
 void vpq_engine_no_stdout(vpq_engine *engine);
 
+/* Writes the names of the Kafka topics the file reads or writes into topics[0..max) and
+ * returns how many there are (each once). */
+int vpq_engine_kafka_topics(const vpq_engine *engine, const char **topics, int max);
+
 /* Scores only forecasts issued in [from_ms, to_ms) (epoch ms). Call before vpq_engine_run. */
 void vpq_engine_score_range(vpq_engine *engine, int64_t from_ms, int64_t to_ms);
 

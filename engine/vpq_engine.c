@@ -336,12 +336,14 @@ static int64_t head_ts(const vpq_engine *e, const merge_input *in) {
   return col->null[in->pos] ? VPQ_TS_MIN : col->data[in->pos].i;
 }
 
-/* Reads the next batch of a source; false when it has ended. */
+/* Reads the next batch of a source; false when it has ended, or, for an unbounded source,
+ * when it has nothing right now. A bounded source is waited for, so that bounded inputs merge
+ * in exact event-time order. */
 static bool refill(vpq_engine *e, merge_input *in) {
   vpq_source *src = e->slots[in->relation].src;
+  in->batch->n = 0;
+  in->pos = 0;
   while (!in->done && !e->stop) {
-    in->batch->n = 0;
-    in->pos = 0;
     bool done = false;
     if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) {
       if (!src->bounded) e->rt.now_ms = wall_clock_ms(); /* the rows arrive now */
@@ -349,6 +351,7 @@ static bool refill(vpq_engine *e, merge_input *in) {
     }
     if (done) in->done = true;
     else vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
+    if (!src->bounded) return false;
   }
   return false;
 }
@@ -490,18 +493,24 @@ static void drain(vpq_engine *e, merge_input *in) {
   vpq_op_source_finish(e->source_ops[in->relation]);
 }
 
+/* Merges the stream sources by event time: each step pushes the rows of the input with the
+ * earliest head up to the next input's head. An unbounded source with nothing to read does
+ * not hold the others up (its watermark does, until it is idle). */
 static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
-  int active = 0;
-  for (int i = 0; i < n; i++) {
-    if (refill(e, &inputs[i])) active++;
-    else vpq_op_source_finish(e->source_ops[inputs[i].relation]);
-  }
-  while (active > 0 && !e->stop) {
-    int best = -1;
+  for (int i = 0; i < n; i++) inputs[i].batch->n = 0;
+  for (;;) {
+    int open = 0, best = -1;
     int64_t best_ts = VPQ_TS_MAX, second_ts = VPQ_TS_MAX;
-    for (int i = 0; i < n; i++) {
-      if (inputs[i].done && inputs[i].pos >= inputs[i].batch->n) continue;
-      int64_t ts = head_ts(e, &inputs[i]);
+    for (int i = 0; i < n && !e->stop; i++) {
+      merge_input *in = &inputs[i];
+      if (in->done) continue;
+      if (in->pos >= in->batch->n && !refill(e, in)) {
+        if (in->done) vpq_op_source_finish(e->source_ops[in->relation]);
+        else open++;
+        continue;
+      }
+      open++;
+      int64_t ts = head_ts(e, in);
       if (best < 0 || ts < best_ts) {
         if (best >= 0) second_ts = best_ts;
         best = i;
@@ -510,29 +519,21 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
         second_ts = ts;
       }
     }
+    if (!open || e->stop) return;
+    if (best < 0) continue; /* unbounded sources without rows right now: their reads waited */
     merge_input *in = &inputs[best];
     int end = in->pos + 1;
-    if (active > 1) {
-      while (end < in->batch->n) {
-        int64_t saved = in->pos;
-        in->pos = end;
-        int64_t ts = head_ts(e, in);
-        in->pos = (int)saved;
-        if (ts > second_ts) break;
-        end++;
-      }
-    } else {
-      end = in->batch->n;
+    while (end < in->batch->n) {
+      int saved = in->pos;
+      in->pos = end;
+      int64_t ts = head_ts(e, in);
+      in->pos = saved;
+      if (ts > second_ts) break;
+      end++;
     }
     int from = in->pos;
     in->pos = end;
     push_slice(e, in, from, end);
-    if (in->pos >= in->batch->n && !refill(e, in)) {
-      in->done = true;
-      in->pos = in->batch->n;
-      vpq_op_source_finish(e->source_ops[in->relation]);
-      active--;
-    }
   }
 }
 
@@ -553,7 +554,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
       vpq_batch *batch = vpq_batch_new(&e->arena, rel->schema.ncols, NULL, VPQ_BATCH_ROWS);
       for (int c = 0; c < rel->schema.ncols; c++) batch->cols[c].type = rel->schema.cols[c].type;
       merge_input in = {r, batch, 0, false};
-      if (rel->kind == VPQ_REL_TABLE) drain(e, &in);
+      if (rel->kind == VPQ_REL_TABLE && e->slots[r].src->bounded) drain(e, &in);
       else streams[nstreams++] = in;
     }
     merge_streams(e, streams, nstreams);
@@ -619,6 +620,28 @@ int vpq_engine_subscribe(vpq_engine *e, const char *relation, vpq_row_fn fn, voi
 vpq_stats vpq_engine_stats(const vpq_engine *e) { return e->rt.stats; }
 
 void vpq_engine_no_stdout(vpq_engine *e) { e->no_stdout = true; }
+
+/* The `topic` option of a Kafka connector, or NULL. */
+static const char *kafka_topic(const vpq_plan_connector *conn) {
+  if (!conn->connector || strcmp(conn->connector, "kafka") != 0) return NULL;
+  for (int i = 0; i < conn->options.count; i++)
+    if (strcmp(conn->options.items[i].key, "topic") == 0) return conn->options.items[i].text;
+  return NULL;
+}
+
+int vpq_engine_kafka_topics(const vpq_engine *e, const char **topics, int max) {
+  int n = 0;
+  for (int r = 0; e->plan && r < e->plan->nrelations; r++) {
+    const vpq_relation *rel = e->plan->relations[r];
+    const char *found[2] = {rel->is_source ? kafka_topic(&rel->source) : NULL, rel->is_sink ? kafka_topic(&rel->sink) : NULL};
+    for (int i = 0; i < 2; i++) {
+      bool seen = !found[i];
+      for (int j = 0; j < n && !seen; j++) seen = strcmp(topics[j], found[i]) == 0;
+      if (!seen && n < max) topics[n++] = found[i];
+    }
+  }
+  return n;
+}
 
 void vpq_engine_score_range(vpq_engine *e, int64_t from_ms, int64_t to_ms) {
   for (int i = 0; i < e->nforecasts; i++) vpq_op_forecast_score_range(e->forecast_ops[i], from_ms, to_ms);

@@ -26,13 +26,18 @@ struct vpq_model {
   int fitted;          /* the last fit succeeded */
   double hw[HW_NPAR];  /* holt_winters: alpha, beta, gamma, phi (the warm start of the next fit) */
   double *season_buf;  /* holt_winters: the seasonal components, by phase */
+  int horizons;        /* linear, mlp: horizons fitted directly (one season, at least 1) */
+  int week;            /* linear, mlp: the weekly lag in steps, 0 when it is no input */
+  int ncommon;         /* linear, mlp: inputs that do not depend on the horizon */
   int nin;             /* linear, mlp: inputs per row (linear: including the intercept) */
   double *in_mean, *in_sd; /* linear, mlp: standardisation of each input */
   double y_mean, y_sd; /* linear, mlp: of the target over the training rows */
-  double *w;           /* linear: the weights; mlp: W1 (hidden × nin), b1, W2, b2 */
+  double *w;           /* linear: horizons × nin weights; mlp: W1 (hidden × nin), b1, W2, b2 */
   double *adam_m, *adam_v, *grad; /* mlp: Adam's moments and the minibatch gradient */
   double *raw, *act;   /* linear, mlp: one row's raw inputs; mlp: the hidden activations */
   uint64_t rng;        /* mlp: splitmix64 state */
+  vpq_model *base;     /* mlp: the linear model (same options) whose residuals the network learns */
+  double res_mean, res_sd; /* mlp: of the residuals over the training rows and horizons */
 };
 
 /* The documented defaults; the caller sets step_ms and season. */
@@ -112,6 +117,7 @@ static void seasonal_naive_predict(const vpq_model *m, const vpq_series *s, int 
 typedef struct hw_run {
   const double *y;
   int n, start, m; /* m: season length, 1 without a season */
+  int h;           /* the horizon of the fitted error: 1 (one-step) or m (see hw_sse) */
   double *s;       /* seasonal components by phase t mod m */
   double level, trend;
 } hw_run;
@@ -156,8 +162,11 @@ static void hw_init(hw_run *r) {
   r->trend = slope;
 }
 
-/* Runs the recursion over y[start..n) with parameters p and returns the sum of squared one-step
- * errors; a missing value is replaced by its prediction and adds no error. */
+/* Runs the recursion over y[start..n) with parameters p and returns the sum of squared errors of
+ * its forecasts: with h = 1 the one-step errors; otherwise the errors of the forecasts 1 .. h
+ * steps ahead from every origin a whole number of horizons before the end of the history (the
+ * phase the model is asked to forecast from), after the first two seasons. A missing value is
+ * replaced by its prediction and adds no error. */
 static double hw_sse(hw_run *r, const double *p) {
   double alpha = p[0], beta = p[1], gamma = p[2], phi = p[3], sse = 0.0;
   hw_init(r);
@@ -165,9 +174,19 @@ static double hw_sse(hw_run *r, const double *p) {
   for (int t = r->start; t < r->n; t++) {
     int phase = t % r->m;
     double sv = r->s[phase], base = level + phi * trend, yt = r->y[t];
+    if (r->h > 1 && (r->n - t) % r->h == 0 && t >= r->start + 2 * r->m) {
+      /* Within one season ahead no seasonal component has been updated since. */
+      double damp = 0.0, phik = 1.0;
+      for (int k = 0; k < r->h && t + k < r->n; k++) {
+        phik *= phi;
+        damp += phik;
+        double e = r->y[t + k] - (level + damp * trend + r->s[(t + k) % r->m]);
+        if (isfinite(e)) sse += e * e;
+      }
+    }
     if (isfinite(yt)) {
       double e = yt - (base + sv);
-      sse += e * e;
+      if (r->h == 1) sse += e * e;
     } else {
       yt = base + sv;
     }
@@ -272,10 +291,11 @@ static double nelder_mead(hw_opt *o, double *x, double fx) {
 
 /* Sets up a run over the history from its first observed value; returns -1 when fewer than two
  * seasons (two values without a season) follow it. */
-static int hw_prepare(const vpq_model *m, const vpq_series *s, hw_run *r) {
+static int hw_prepare(const vpq_model *m, const vpq_series *s, int h, hw_run *r) {
   r->y = s->y;
   r->n = s->n;
   r->m = m->cfg.season > 1 ? m->cfg.season : 1;
+  r->h = h;
   r->s = m->season_buf;
   r->start = 0;
   while (r->start < s->n && !isfinite(s->y[r->start])) r->start++;
@@ -294,7 +314,8 @@ static const double hw_starts[][HW_NPAR] = {
  * box) until a restart no longer improves the fit. */
 static int hw_fit(vpq_model *m, const vpq_series *s) {
   hw_run r;
-  if (hw_prepare(m, s, &r) != 0) return -1;
+  if (hw_prepare(m, s, 1, &r) != 0) return -1;
+  if (r.m > 1 && r.n - r.start >= 4 * r.m) r.h = r.m;
   hw_opt o = {.r = &r};
   memcpy(o.p, m->hw, sizeof o.p);
   for (int i = 0; i < HW_NPAR; i++)
@@ -322,7 +343,7 @@ static int hw_fit(vpq_model *m, const vpq_series *s) {
 
 static void hw_predict(vpq_model *m, const vpq_series *s, int h, double *out) {
   hw_run r;
-  if (hw_prepare(m, s, &r) != 0) {
+  if (hw_prepare(m, s, 1, &r) != 0) {
     fill_last(s, h, out);
     return;
   }
@@ -335,51 +356,77 @@ static void hw_predict(vpq_model *m, const vpq_series *s, int h, double *out) {
   }
 }
 
-/* ---- inputs of the linear model and the MLP ---- */
+/* ---- inputs of the linear model and the MLP ----
+ *
+ * Both are direct multi-horizon forecasters. The row predicting index t from an origin k steps
+ * before it (the last value known is at t − k) holds the common inputs of t, then the horizon
+ * inputs: the value at t − k and, for the MLP, k itself. Linear: intercept, one-hot hour of day
+ * (hour 0 the reference), one-hot day of week (Monday the reference). MLP: sin/cos of the time of
+ * day and of the week. Both then: the value one season before, the value one week before, the
+ * exogenous features. The linear model keeps one weight vector per horizon k = 1 .. horizons
+ * (one season), the MLP one network with k as an input; steps further ahead are predicted with
+ * k = horizons from the model's own earlier predictions. A day-ahead load forecast from midnight
+ * thereby uses the last hour observed, not only yesterday's same hour (PJM East, the last year:
+ * MAE 0.74× the better seasonal naive forecast, against 0.92× lagging one season only). */
 
 static double lag_at(const vpq_model *m, const double *z, int j) { return j < 0 ? m->y_mean : z[j]; }
 
-/* The raw inputs of the row predicting index t of the series z (observed or filled values),
- * whose exogenous features are xrow (NULL: none known, NAN). Linear: intercept, one-hot hour of
- * day (hour 0 the reference), one-hot day of week (Monday the reference), the value one season
- * before, the features. MLP: the previous value, the value one season before, sin/cos of the
- * time of day and of the week, the features. */
-static void raw_inputs(const vpq_model *m, const double *z, int t, int64_t ts0, const double *xrow, double *r) {
+/* The index of the weekly lag of t: a week before, or where that is before the history, the
+ * earliest same phase of the season inside it (negative when there is none). */
+static int week_lag(const vpq_model *m, int t) {
+  int season = m->cfg.season, j = t - m->week;
+  while (j < 0 && season > 1 && j + season <= t - season) j += season;
+  return j;
+}
+
+/* The raw inputs (see above) of the row predicting index t of z (observed or filled values) at
+ * horizon k, whose exogenous features are xrow (NULL: none known, NAN). */
+static void raw_inputs(const vpq_model *m, const double *z, int t, int k, int64_t ts0, const double *xrow, double *r) {
   const vpq_model_config *c = &m->cfg;
   int64_t ts = ts0 + (int64_t)t * c->step_ms;
-  int k = 0;
+  int n = 0;
   if (c->kind == VPQ_MODEL_LINEAR) {
-    r[k++] = 1.0;
+    r[n++] = 1.0;
     if (has_hour(c)) {
       int hour = hour_of_day(ts);
-      for (int i = 1; i < 24; i++) r[k++] = hour == i;
+      for (int i = 1; i < 24; i++) r[n++] = hour == i;
     }
     if (has_dow(c)) {
       int dow = day_of_week(ts);
-      for (int i = 1; i < 7; i++) r[k++] = dow == i;
+      for (int i = 1; i < 7; i++) r[n++] = dow == i;
     }
-    if (c->season > 0) r[k++] = lag_at(m, z, t - c->season);
   } else {
-    r[k++] = lag_at(m, z, t - 1);
-    if (c->season > 1) r[k++] = lag_at(m, z, t - c->season);
     double day = (double)floor_mod(ts, DAY_MS) / (double)DAY_MS;
     if (has_hour(c)) {
-      r[k++] = sin(TWO_PI * day);
-      r[k++] = cos(TWO_PI * day);
+      r[n++] = sin(TWO_PI * day);
+      r[n++] = cos(TWO_PI * day);
     }
     if (has_dow(c)) {
       double week = (day_of_week(ts) + day) / 7.0;
-      r[k++] = sin(TWO_PI * week);
-      r[k++] = cos(TWO_PI * week);
+      r[n++] = sin(TWO_PI * week);
+      r[n++] = cos(TWO_PI * week);
     }
   }
-  for (int f = 0; f < c->nfeatures; f++) r[k++] = xrow ? xrow[f] : NAN;
+  if (c->season > 1) r[n++] = lag_at(m, z, t - c->season);
+  if (m->week > 0) r[n++] = lag_at(m, z, week_lag(m, t));
+  for (int f = 0; f < c->nfeatures; f++) r[n++] = xrow ? xrow[f] : NAN;
+  r[n++] = lag_at(m, z, t - k);
+  if (c->kind == VPQ_MODEL_MLP && m->horizons > 1) r[n++] = k;
 }
 
-static int count_inputs(const vpq_model_config *c) {
-  if (c->kind == VPQ_MODEL_LINEAR)
-    return 1 + (has_hour(c) ? 23 : 0) + (has_dow(c) ? 6 : 0) + (c->season > 0) + c->nfeatures;
-  return 1 + (c->season > 1) + (has_hour(c) ? 2 : 0) + (has_dow(c) ? 2 : 0) + c->nfeatures;
+/* Sets the model's input layout: horizons, the weekly lag (when the step divides a week and the
+ * week is longer than the season), the common inputs and all inputs. */
+static void set_inputs(vpq_model *m) {
+  const vpq_model_config *c = &m->cfg;
+  m->horizons = c->season > 1 ? c->season : 1;
+  m->week = 0;
+  if (has_dow(c) && (7 * DAY_MS) % c->step_ms == 0 && 7 * DAY_MS / c->step_ms > c->season)
+    m->week = (int)(7 * DAY_MS / c->step_ms);
+  int common = (c->season > 1) + (m->week > 0) + c->nfeatures;
+  if (c->kind == VPQ_MODEL_LINEAR) common += 1 + (has_hour(c) ? 23 : 0) + (has_dow(c) ? 6 : 0);
+  else common += (has_hour(c) ? 2 : 0) + (has_dow(c) ? 2 : 0);
+  m->ncommon = common;
+  m->nin = common + 1 + (c->kind == VPQ_MODEL_MLP && m->horizons > 1);
 }
 
 /* The first inputs that are standardised: the linear model keeps its intercept and one-hot
@@ -387,31 +434,49 @@ static int count_inputs(const vpq_model_config *c) {
 static int first_standardised(const vpq_model *m) {
   const vpq_model_config *c = &m->cfg;
   if (c->kind != VPQ_MODEL_LINEAR) return 0;
-  return m->nin - c->nfeatures - (c->season > 0);
+  return 1 + (has_hour(c) ? 23 : 0) + (has_dow(c) ? 6 : 0);
 }
 
 static const double *row_of(const double *x, int t, int nf) { return x ? x + (size_t)t * (size_t)nf : NULL; }
 
-/* Computes the training row t's raw inputs into m->raw; returns 0 when y[t] and every input are
- * observed. */
-static int training_row(const vpq_model *m, const vpq_series *s, int t) {
+/* Copies y[0..n) into z with each gap between two observed values filled by linear
+ * interpolation and the values before the first observed one set to it (those after the last
+ * stay NAN); the lags of the training rows and of the forecast read z. Returns the index of the
+ * last observed value, -1 when there is none. */
+static int fill_gaps(const double *y, int n, double *z) {
+  int prev = -1;
+  for (int i = 0; i < n; i++) {
+    z[i] = NAN;
+    if (!isfinite(y[i])) continue;
+    for (int j = prev + 1; j < i; j++) z[j] = prev < 0 ? y[i] : y[prev] + (y[i] - y[prev]) * (j - prev) / (i - prev);
+    z[i] = y[i];
+    prev = i;
+  }
+  return prev;
+}
+
+/* Computes the raw inputs of training row t at horizon k into m->raw (lags from the filled
+ * series z); returns 0 when y[t] and every input are observed. */
+static int training_row(const vpq_model *m, const vpq_series *s, const double *z, int t, int k) {
   if (!isfinite(s->y[t])) return -1;
-  raw_inputs(m, s->y, t, s->ts0, row_of(s->x, t, m->cfg.nfeatures), m->raw);
+  raw_inputs(m, z, t, k, s->ts0, row_of(s->x, t, m->cfg.nfeatures), m->raw);
   for (int i = 0; i < m->nin; i++)
     if (!isfinite(m->raw[i])) return -1;
   return 0;
 }
 
-/* The first row with all its lags inside the history. */
-static int first_row(const vpq_model *m) {
-  int season = m->cfg.season > 0 ? m->cfg.season : 0;
-  if (m->cfg.kind == VPQ_MODEL_MLP && season < 1) season = 1;
-  return season;
+/* The first training row of a history of n values: the first with its season and horizon lags
+ * inside the history, or the first with its weekly lag inside it when that leaves enough rows
+ * (before it the weekly lag stands in with an earlier same phase, see week_lag). */
+static int first_row(const vpq_model *m, int n) {
+  if (m->week > 0 && n - m->week >= 4 * m->nin) return m->week;
+  return m->horizons > m->cfg.season ? m->horizons : m->cfg.season;
 }
 
 /* Sets the standardisation of the inputs and the target from the training rows (Welford's
- * running means and variances); returns the number of training rows. */
-static int standardise_on(vpq_model *m, const vpq_series *s) {
+ * running means and variances), each row taken at horizon 1 + t mod horizons; returns the number
+ * of training rows. */
+static int standardise_on(vpq_model *m, const vpq_series *s, const double *z) {
   int first = first_standardised(m), rows = 0;
   double y_m2 = 0.0;
   m->y_mean = 0.0;
@@ -419,8 +484,8 @@ static int standardise_on(vpq_model *m, const vpq_series *s) {
     m->in_mean[i] = 0.0;
     m->in_sd[i] = 0.0;
   }
-  for (int t = first_row(m); t < s->n; t++) {
-    if (training_row(m, s, t) != 0) continue;
+  for (int t = first_row(m, s->n); t < s->n; t++) {
+    if (training_row(m, s, z, t, 1 + t % m->horizons) != 0) continue;
     rows++;
     double d = s->y[t] - m->y_mean;
     m->y_mean += d / rows;
@@ -440,41 +505,68 @@ static int standardise_on(vpq_model *m, const vpq_series *s) {
   return rows;
 }
 
-/* Standardises m->raw in place; an unknown input becomes its mean (0). */
-static void standardise_row(const vpq_model *m) {
-  for (int i = 0; i < m->nin; i++)
-    m->raw[i] = isfinite(m->raw[i]) ? (m->raw[i] - m->in_mean[i]) / m->in_sd[i] : 0.0;
+/* Standardises the first n entries of m->raw in place; an unknown input becomes its mean (0). */
+static void standardise_row(const vpq_model *m, int n) {
+  for (int i = 0; i < n; i++) m->raw[i] = isfinite(m->raw[i]) ? (m->raw[i] - m->in_mean[i]) / m->in_sd[i] : 0.0;
 }
 
-/* ---- linear: ridge regression ---- */
+/* ---- linear: ridge regression per horizon ---- */
 
-static double linear_eval(const vpq_model *m) {
+/* The standardised row in m->raw times the weights of horizon k. */
+static double linear_eval(const vpq_model *m, int k) {
+  const double *w = m->w + (size_t)(k - 1) * (size_t)m->nin;
   double v = 0.0;
-  for (int i = 0; i < m->nin; i++) v += m->w[i] * m->raw[i];
+  for (int i = 0; i < m->nin; i++) v += w[i] * m->raw[i];
   return v;
 }
 
-/* Solves (XᵀX + ridge·D) w = Xᵀy over the training rows by Cholesky, D the identity without the
- * intercept. A pivot that rounding or a constant column makes non-positive is raised to a tiny
- * positive value, which leaves that direction's weight near 0. */
-static int linear_fit(vpq_model *m, const vpq_series *s) {
-  int p = m->nin;
-  int rows = standardise_on(m, s);
-  if (rows <= p) return -1;
-  double *a = calloc((size_t)p * (size_t)p + (size_t)p, sizeof(double));
+/* The predictions of training row t (valid, see training_row) at every horizon into
+ * out[0..horizons): the common inputs are computed and standardised once. */
+static void linear_row_all(vpq_model *m, const vpq_series *s, const double *z, int t, double *out) {
+  int p = m->ncommon;
+  training_row(m, s, z, t, 1);
+  standardise_row(m, p);
+  for (int k = 0; k < m->horizons; k++) {
+    const double *w = m->w + (size_t)k * (size_t)m->nin;
+    double v = w[p] * (z[t - 1 - k] - m->in_mean[p]) / m->in_sd[p];
+    for (int i = 0; i < p; i++) v += w[i] * m->raw[i];
+    out[k] = v;
+  }
+}
+
+/* Solves (XₖᵀXₖ + ridge·D) wₖ = Xₖᵀy for every horizon k, D the identity without the intercept.
+ * The rows Xₖ share their common inputs and differ in the last column (the value k steps
+ * before), so the common Gram matrix is factorised once by Cholesky and each horizon only
+ * borders it with one row: fitting all horizons costs little more than fitting one. A pivot that
+ * rounding or a constant column makes non-positive is raised to a tiny positive value, which
+ * leaves that direction's weight near 0. */
+static int linear_fit(vpq_model *m, const vpq_series *s, const double *z) {
+  int p = m->ncommon, nk = m->horizons;
+  int rows = standardise_on(m, s, z);
+  if (rows <= m->nin) return -1;
+  size_t pp = (size_t)p * (size_t)p;
+  double *a = calloc(pp + 2 * (size_t)p + (size_t)nk * (size_t)p + 2 * (size_t)nk, sizeof(double));
   if (!a) return -1;
-  double *b = a + (size_t)p * (size_t)p;
-  for (int t = first_row(m); t < s->n; t++) {
-    if (training_row(m, s, t) != 0) continue;
-    standardise_row(m);
+  double *g = a + pp, *v = g + p, *b = v + p, *c = b + (size_t)nk * (size_t)p, *h = c + nk;
+  double u_mean = m->in_mean[p], u_sd = m->in_sd[p], ridge = m->cfg.ridge > 0 ? m->cfg.ridge : 0.0;
+  for (int t = first_row(m, s->n); t < s->n; t++) {
+    if (training_row(m, s, z, t, 1) != 0) continue;
+    standardise_row(m, p);
+    double yt = s->y[t];
     for (int i = 0; i < p; i++) {
-      b[i] += m->raw[i] * s->y[t];
+      g[i] += m->raw[i] * yt;
       for (int j = 0; j <= i; j++) a[i * p + j] += m->raw[i] * m->raw[j];
+    }
+    for (int k = 0; k < nk; k++) {
+      double u = (z[t - 1 - k] - u_mean) / u_sd, *bk = b + (size_t)k * (size_t)p;
+      for (int i = 0; i < p; i++) bk[i] += m->raw[i] * u;
+      c[k] += u * u;
+      h[k] += u * yt;
     }
   }
   double scale = 0.0;
   for (int i = 0; i < p; i++) {
-    if (i > 0) a[i * p + i] += m->cfg.ridge > 0 ? m->cfg.ridge : 0.0;
+    if (i > 0) a[i * p + i] += ridge;
     scale = fmax(scale, a[i * p + i]);
   }
   double tiny = 1e-12 * (1.0 + scale);
@@ -483,24 +575,37 @@ static int linear_fit(vpq_model *m, const vpq_series *s) {
     for (int k = 0; k < j; k++) d -= a[j * p + k] * a[j * p + k];
     a[j * p + j] = sqrt(d > tiny ? d : tiny);
     for (int i = j + 1; i < p; i++) {
-      double v = a[i * p + j];
-      for (int k = 0; k < j; k++) v -= a[i * p + k] * a[j * p + k];
-      a[i * p + j] = v / a[j * p + j];
+      double x = a[i * p + j];
+      for (int k = 0; k < j; k++) x -= a[i * p + k] * a[j * p + k];
+      a[i * p + j] = x / a[j * p + j];
     }
   }
+  /* L q = g, with q kept in g. */
   for (int i = 0; i < p; i++) {
-    double v = b[i];
-    for (int k = 0; k < i; k++) v -= a[i * p + k] * b[k];
-    b[i] = v / a[i * p + i];
-  }
-  for (int i = p - 1; i >= 0; i--) {
-    double v = b[i];
-    for (int k = i + 1; k < p; k++) v -= a[k * p + i] * b[k];
-    b[i] = v / a[i * p + i];
+    for (int k = 0; k < i; k++) g[i] -= a[i * p + k] * g[k];
+    g[i] /= a[i * p + i];
   }
   int ok = 1;
-  for (int i = 0; i < p; i++) ok &= isfinite(b[i]);
-  if (ok) memcpy(m->w, b, sizeof(double) * (size_t)p);
+  for (int k = 0; k < nk; k++) {
+    /* The bordered factor [L 0; vᵀ d]: L v = bₖ, d² = cₖ + ridge − vᵀv; then the last weight
+     * (hₖ − vᵀq) / d², and Lᵀ w = q − v·(last weight) for the others. */
+    double *bk = b + (size_t)k * (size_t)p, *w = m->w + (size_t)k * (size_t)m->nin, vv = 0.0, vq = 0.0;
+    for (int i = 0; i < p; i++) {
+      double x = bk[i];
+      for (int j = 0; j < i; j++) x -= a[i * p + j] * v[j];
+      v[i] = x / a[i * p + i];
+      vv += v[i] * v[i];
+      vq += v[i] * g[i];
+    }
+    double d2 = c[k] + ridge - vv, last = (h[k] - vq) / (d2 > tiny ? d2 : tiny);
+    for (int i = p - 1; i >= 0; i--) {
+      double x = g[i] - v[i] * last;
+      for (int j = i + 1; j < p; j++) x -= a[j * p + i] * w[j];
+      w[i] = x / a[i * p + i];
+    }
+    w[p] = last;
+    for (int i = 0; i <= p; i++) ok &= isfinite(w[i]);
+  }
   free(a);
   return ok ? 0 : -1;
 }
@@ -551,16 +656,54 @@ static void mlp_backward(vpq_model *m, double err) {
   }
 }
 
-static int mlp_fit(vpq_model *m, const vpq_series *s) {
-  int season = m->cfg.season > 0 ? m->cfg.season : 0;
-  if (s->n < season + MLP_BATCH) return -1;
-  int rows = standardise_on(m, s);
+/* Puts the standardised horizon inputs of training row t at horizon k after the common ones in
+ * m->raw. */
+static void mlp_horizon_inputs(vpq_model *m, const double *z, int t, int k) {
+  int c = m->ncommon;
+  m->raw[c] = (z[t - k] - m->in_mean[c]) / m->in_sd[c];
+  if (m->nin > c + 1) m->raw[c + 1] = (k - m->in_mean[c + 1]) / m->in_sd[c + 1];
+}
+
+/* Fits the linear base model, then trains the network on its residuals with Adam on minibatches
+ * of the training rows in a shuffled order, each row at a horizon drawn afresh in every epoch
+ * (so every horizon is trained on every part of the history). The common inputs of the rows and
+ * the base's predictions at every horizon are computed once up front. On its own, the network
+ * had to learn how the weight of the last value decays with the horizon from k as an input and
+ * stayed behind the linear model (PJM East: MAE 2406 against 1694); on the residuals it adds
+ * what the calendar and lags do non-linearly. */
+static int mlp_fit(vpq_model *m, const vpq_series *s, const double *z) {
+  if (linear_fit(m->base, s, z) != 0) return -1;
+  int rows = standardise_on(m, s, z);
   if (rows < MLP_BATCH) return -1;
-  int *order = malloc(sizeof(int) * (size_t)rows);
-  if (!order) return -1;
+  int nc = m->ncommon, nk = m->horizons;
+  int *order = malloc(sizeof(int) * 2 * (size_t)rows);
+  double *common = malloc(sizeof(double) * (size_t)rows * (size_t)(nc + nk) + sizeof(double));
+  if (!order || !common) {
+    free(order);
+    free(common);
+    return -1;
+  }
+  int *at = order + rows;
+  double *base = common + (size_t)rows * (size_t)nc, sum = 0.0, sq = 0.0;
   rows = 0;
-  for (int t = first_row(m); t < s->n; t++)
-    if (training_row(m, s, t) == 0) order[rows++] = t;
+  for (int t = first_row(m, s->n); t < s->n; t++) {
+    if (training_row(m, s, z, t, 1) != 0) continue;
+    standardise_row(m, nc);
+    memcpy(common + (size_t)rows * (size_t)nc, m->raw, sizeof(double) * (size_t)nc);
+    double *b = base + (size_t)rows * (size_t)nk;
+    linear_row_all(m->base, s, z, t, b);
+    for (int k = 0; k < nk; k++) {
+      b[k] = s->y[t] - b[k];
+      sum += b[k];
+      sq += b[k] * b[k];
+    }
+    order[rows] = rows;
+    at[rows++] = t;
+  }
+  double count = (double)rows * nk;
+  m->res_mean = sum / count;
+  m->res_sd = sqrt(fmax(sq / count - m->res_mean * m->res_mean, 0.0));
+  if (!(m->res_sd > 1e-12 * (1.0 + fabs(m->y_mean)))) m->res_sd = 1.0;
   int np = mlp_nparams(m);
   memset(m->adam_m, 0, sizeof(double) * (size_t)np);
   memset(m->adam_v, 0, sizeof(double) * (size_t)np);
@@ -575,10 +718,10 @@ static int mlp_fit(vpq_model *m, const vpq_series *s) {
       int end = start + MLP_BATCH < rows ? start + MLP_BATCH : rows;
       memset(m->grad, 0, sizeof(double) * (size_t)np);
       for (int r = start; r < end; r++) {
-        int t = order[r];
-        training_row(m, s, t);
-        standardise_row(m);
-        double target = (s->y[t] - m->y_mean) / m->y_sd;
+        int row = order[r], t = at[row], k = 1 + (int)(splitmix64(&m->rng) % (uint64_t)m->horizons);
+        memcpy(m->raw, common + (size_t)row * (size_t)nc, sizeof(double) * (size_t)nc);
+        mlp_horizon_inputs(m, z, t, k);
+        double target = (base[(size_t)row * (size_t)nk + (size_t)(k - 1)] - m->res_mean) / m->res_sd;
         mlp_backward(m, mlp_forward(m) - target);
       }
       b1t *= 0.9;
@@ -593,6 +736,7 @@ static int mlp_fit(vpq_model *m, const vpq_series *s) {
     }
   }
   free(order);
+  free(common);
   for (int i = 0; i < np; i++) {
     if (!isfinite(m->w[i])) {
       mlp_init(m);
@@ -602,31 +746,45 @@ static int mlp_fit(vpq_model *m, const vpq_series *s) {
   return 0;
 }
 
-/* ---- linear and mlp prediction ---- */
+/* ---- linear and mlp: fit and prediction ---- */
 
-/* The model's prediction for index t of z (observed values, then filled ones). */
-static double predict_at(vpq_model *m, const double *z, int t, int64_t ts0, const double *xrow) {
-  raw_inputs(m, z, t, ts0, xrow, m->raw);
-  standardise_row(m);
-  if (m->cfg.kind == VPQ_MODEL_LINEAR) return linear_eval(m);
-  return m->y_mean + m->y_sd * mlp_forward(m);
+/* Fits the linear model or the MLP on the history with its gaps filled for the lags. */
+static int regression_fit(vpq_model *m, const vpq_series *s) {
+  double *z = malloc(sizeof(double) * ((size_t)s->n + 1));
+  if (!z) return -1;
+  int rc = -1;
+  if (fill_gaps(s->y, s->n, z) >= 0) rc = m->cfg.kind == VPQ_MODEL_LINEAR ? linear_fit(m, s, z) : mlp_fit(m, s, z);
+  free(z);
+  return rc;
 }
 
-/* Predicts recursively over a copy of the history in which missing values are the model's own
- * predictions, as are the steps of the forecast its later steps lag on. */
+/* The model's prediction for index t of z (observed values, then filled ones) at horizon k. */
+static double predict_at(vpq_model *m, const double *z, int t, int k, int64_t ts0, const double *xrow) {
+  raw_inputs(m, z, t, k, ts0, xrow, m->raw);
+  standardise_row(m, m->nin);
+  if (m->cfg.kind == VPQ_MODEL_LINEAR) return linear_eval(m, k);
+  double net = m->res_mean + m->res_sd * mlp_forward(m);
+  return predict_at(m->base, z, t, k, ts0, xrow) + net;
+}
+
+/* Predicts every step after the last observed value of the history, at its horizon from there
+ * (the gaps before it filled as for fitting); beyond `horizons` steps the lag of the last
+ * horizon is the model's own earlier prediction. */
 static void regression_predict(vpq_model *m, const vpq_series *s, const double *future_x, int h, double *out) {
   double *z = malloc(sizeof(double) * ((size_t)s->n + (size_t)h));
-  if (!z) {
+  int last = z ? fill_gaps(s->y, s->n, z) : -1;
+  if (last < 0) {
+    free(z);
     fill_last(s, h, out);
     return;
   }
   int nf = m->cfg.nfeatures;
-  for (int i = 0; i < s->n; i++)
-    z[i] = isfinite(s->y[i]) ? s->y[i] : predict_at(m, z, i, s->ts0, row_of(s->x, i, nf));
-  for (int k = 0; k < h; k++) {
-    z[s->n + k] = predict_at(m, z, s->n + k, s->ts0, row_of(future_x, k, nf));
-    out[k] = z[s->n + k];
+  for (int t = last + 1; t < s->n + h; t++) {
+    int k = t - last < m->horizons ? t - last : m->horizons;
+    const double *xrow = t < s->n ? row_of(s->x, t, nf) : row_of(future_x, t - s->n, nf);
+    z[t] = predict_at(m, z, t, k, s->ts0, xrow);
   }
+  memcpy(out, z + s->n, sizeof(double) * (size_t)h);
   free(z);
 }
 
@@ -655,8 +813,8 @@ vpq_model *vpq_model_new(const vpq_model_config *config) {
     return m;
   case VPQ_MODEL_LINEAR:
   case VPQ_MODEL_MLP:
-    m->nin = count_inputs(&m->cfg);
-    need = (size_t)(m->cfg.kind == VPQ_MODEL_LINEAR ? m->nin : mlp_nparams(m));
+    set_inputs(m);
+    need = m->cfg.kind == VPQ_MODEL_LINEAR ? (size_t)m->horizons * (size_t)m->nin : (size_t)mlp_nparams(m);
     m->in_mean = malloc(sizeof(double) * (size_t)m->nin);
     m->in_sd = malloc(sizeof(double) * (size_t)m->nin);
     m->raw = malloc(sizeof(double) * (size_t)m->nin);
@@ -668,6 +826,10 @@ vpq_model *vpq_model_new(const vpq_model_config *config) {
     m->grad = malloc(sizeof(double) * need);
     m->act = malloc(sizeof(double) * (size_t)m->cfg.hidden);
     if (!m->adam_m || !m->adam_v || !m->grad || !m->act) break;
+    vpq_model_config base = m->cfg;
+    base.kind = VPQ_MODEL_LINEAR;
+    m->base = vpq_model_new(&base);
+    if (!m->base) break;
     mlp_init(m);
     return m;
   }
@@ -678,6 +840,7 @@ vpq_model *vpq_model_new(const vpq_model_config *config) {
 /* Frees the model and all it owns; NULL is a no-op. */
 void vpq_model_free(vpq_model *model) {
   if (!model) return;
+  vpq_model_free(model->base);
   free(model->season_buf);
   free(model->in_mean);
   free(model->in_sd);
@@ -703,10 +866,8 @@ int vpq_model_fit(vpq_model *model, const vpq_series *history) {
     rc = hw_fit(model, history);
     break;
   case VPQ_MODEL_LINEAR:
-    rc = linear_fit(model, history);
-    break;
   case VPQ_MODEL_MLP:
-    rc = mlp_fit(model, history);
+    rc = regression_fit(model, history);
     break;
   }
   model->fitted = rc == 0;

@@ -229,6 +229,7 @@ typedef struct source_op {
   int64_t wm;
   int64_t last_arrival; /* processing time of the last row */
   int64_t *part_max;    /* per partition: the largest event time seen (sources with partitions) */
+  int64_t *part_arrival; /* per partition: processing time of its last row (or of the first push) */
   int nparts;
   upsert_entry *entries;
   int nentries, entries_cap;
@@ -268,6 +269,7 @@ static void source_describe(const vpq_op *op, vpq_buf *out) {
 static void source_destroy(vpq_op *op) {
   source_op *s = (source_op *)op;
   free(s->part_max);
+  free(s->part_arrival);
   for (int i = 0; i < s->nentries; i++) {
     free(s->entries[i].data);
     free(s->entries[i].null);
@@ -391,17 +393,22 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   return out;
 }
 
-/* The source's watermark: the smallest of its partitions' (one partition unless the
- * connector tracks several), each the largest event time seen minus the delay. A partition
- * that has sent nothing yet holds the watermark back (until the source is idle). */
+/* The watermark after a row at `ts` from `partition`: the minimum over the partitions (when the
+ * connector tracks several) of the largest event time each has sent, minus the delay. A
+ * partition with no row for idle_timeout (one that has sent nothing since the source started
+ * included) does not hold the watermark back until it sends again. */
 static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   if (ts > s->max_ts) s->max_ts = ts;
   if (s->nparts <= 1 || partition < 0 || partition >= s->nparts)
     return saturating_sub(s->max_ts, s->rel->watermark_delay_ms);
   if (ts > s->part_max[partition]) s->part_max[partition] = ts;
+  s->part_arrival[partition] = s->base.rt->now_ms;
   int64_t low = VPQ_TS_MAX;
-  for (int p = 0; p < s->nparts; p++)
-    if (s->part_max[p] < low) low = s->part_max[p];
+  for (int p = 0; p < s->nparts; p++) {
+    bool idle = s->base.rt->now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms;
+    if (!idle && s->part_max[p] < low) low = s->part_max[p];
+  }
+  if (low == VPQ_TS_MAX) low = s->max_ts;
   return saturating_sub(low, s->rel->watermark_delay_ms);
 }
 
@@ -412,8 +419,12 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   if (src && src->partitions > 1 && !s->part_max) {
     s->nparts = src->partitions;
     s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
-    if (!s->part_max) abort();
-    for (int p = 0; p < s->nparts; p++) s->part_max[p] = VPQ_TS_MIN;
+    s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
+    if (!s->part_max || !s->part_arrival) abort();
+    for (int p = 0; p < s->nparts; p++) {
+      s->part_max[p] = VPQ_TS_MIN;
+      s->part_arrival[p] = op->rt->now_ms;
+    }
   }
   bool stamped = src && src->stamps_rows;
   int kept = 0;
@@ -455,6 +466,17 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
 void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   source_op *s = (source_op *)op;
   if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
+  if (s->nparts > 1) {
+    /* Partitions that went idle no longer hold the others back. */
+    int64_t low = VPQ_TS_MAX;
+    for (int p = 0; p < s->nparts; p++)
+      if (now_ms - s->part_arrival[p] < s->rel->idle_timeout_ms && s->part_max[p] < low) low = s->part_max[p];
+    int64_t wm = saturating_sub(low == VPQ_TS_MAX ? s->max_ts : low, s->rel->watermark_delay_ms);
+    if (wm > s->wm) {
+      s->wm = wm;
+      vpq_op_emit_watermark(op, wm);
+    }
+  }
   int64_t idle = now_ms - s->last_arrival;
   if (idle < s->rel->idle_timeout_ms) return;
   int64_t wm = saturating_sub(s->max_ts, s->rel->watermark_delay_ms) + idle;

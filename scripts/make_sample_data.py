@@ -6,6 +6,8 @@
   load_pjme.csv     the last 400 days of PJM East hourly load (MW), for the load forecast
   prices_se3.csv    the last 200 days of SE3 day-ahead prices (EUR/MWh), for the price forecast
   weather_sthlm.csv Stockholm's weather over the same hours (temperature, wind, cloud cover)
+  sim_load_pjm.csv  the last 56 whole UTC days of the four PJM zones (MW): the site loads of
+                    `vpq simulate`, compiled into the vpq binary
 """
 import csv, json, math, os, random, sys
 
@@ -67,4 +69,14 @@ subset("load_pjm.csv", "load_pjme.csv", {"pjme_mw": "load_mw"}, 400)
 subset("prices_se.csv", "prices_se3.csv", {"se3_eur_mwh": "price"}, 200)
 subset("weather_se.csv", "weather_sthlm.csv",
        {"stockholm_temp_c": "temp_c", "stockholm_wind_kmh": "wind_kmh", "stockholm_cloud_pct": "cloud_pct"}, 200)
+with open(os.path.join(shared, "load_pjm.csv")) as f:
+    rows = list(csv.DictReader(f))
+end = int(rows[-1]["ts"]) // 86400000 * 86400000
+begin = end - 56 * 86400000
+with open(os.path.join(out_dir, "sim_load_pjm.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["ts", "pjme_mw", "aep_mw", "dayton_mw", "dom_mw"])
+    for r in rows:
+        if begin <= int(r["ts"]) < end:
+            w.writerow([r["ts"], r["pjme_mw"], r["aep_mw"], r["dayton_mw"], r["dom_mw"]])
 print("wrote", out_dir, file=sys.stderr)

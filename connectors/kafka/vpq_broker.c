@@ -30,46 +30,69 @@ static int parse_topic(const char *spec, char *name, size_t size, int *partition
   return 0;
 }
 
-int vpq_broker_run(int brokers, const char *const *topics, int ntopics, FILE *out, FILE *log,
-                   volatile sig_atomic_t *stop) {
-  char err[512];
+struct vpq_broker {
+  rd_kafka_t *rk; /* owns the cluster */
+  rd_kafka_mock_cluster_t *cluster;
+};
+
+vpq_broker *vpq_broker_start(int brokers, const char *const *topics, int ntopics, char *err, size_t err_size) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
-    fprintf(log, "vpq broker: %s\n", err);
+  if (rd_kafka_conf_set(conf, "log_level", "3", err, err_size) != RD_KAFKA_CONF_OK) {
     rd_kafka_conf_destroy(conf);
-    return 1;
+    return NULL;
   }
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (!rk) {
-    fprintf(log, "vpq broker: %s\n", err);
+  vpq_broker *b = calloc(1, sizeof *b);
+  if (!b) abort();
+  b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_size);
+  if (!b->rk) {
     rd_kafka_conf_destroy(conf);
-    return 1;
+    free(b);
+    return NULL;
   }
-  int rc = 1;
-  rd_kafka_mock_cluster_t *cluster = rd_kafka_mock_cluster_new(rk, brokers);
-  if (!cluster) {
-    fprintf(log, "vpq broker: cannot start the mock cluster\n");
-    goto done;
+  b->cluster = rd_kafka_mock_cluster_new(b->rk, brokers);
+  if (!b->cluster) {
+    snprintf(err, err_size, "cannot start the mock cluster");
+    vpq_broker_stop(b);
+    return NULL;
   }
   for (int i = 0; i < ntopics; i++) {
     char name[256];
     int partitions;
     if (parse_topic(topics[i], name, sizeof name, &partitions) != 0) {
-      fprintf(log, "vpq broker: bad --topic `%s` (expected NAME or NAME:PARTITIONS)\n", topics[i]);
-      goto done;
+      snprintf(err, err_size, "bad --topic `%s` (expected NAME or NAME:PARTITIONS)", topics[i]);
+      vpq_broker_stop(b);
+      return NULL;
     }
-    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(cluster, name, partitions, brokers < 3 ? brokers : 3);
+    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->cluster, name, partitions, brokers < 3 ? brokers : 3);
     if (e) {
-      fprintf(log, "vpq broker: cannot create topic `%s`: %s\n", name, rd_kafka_err2str(e));
-      goto done;
+      snprintf(err, err_size, "cannot create topic `%s`: %s", name, rd_kafka_err2str(e));
+      vpq_broker_stop(b);
+      return NULL;
     }
   }
-  fprintf(out, "%s\n", rd_kafka_mock_cluster_bootstraps(cluster));
+  return b;
+}
+
+const char *vpq_broker_bootstraps(const vpq_broker *b) { return rd_kafka_mock_cluster_bootstraps(b->cluster); }
+
+void vpq_broker_stop(vpq_broker *b) {
+  if (!b) return;
+  if (b->cluster) rd_kafka_mock_cluster_destroy(b->cluster);
+  rd_kafka_destroy(b->rk);
+  free(b);
+}
+
+int vpq_broker_run(int brokers, const char *const *topics, int ntopics, FILE *out, FILE *log,
+                   volatile sig_atomic_t *stop) {
+  char err[512];
+  vpq_broker *b = vpq_broker_start(brokers, topics, ntopics, err, sizeof err);
+  if (!b) {
+    fprintf(log, "vpq broker: %s\n", err);
+    return 1;
+  }
+  fprintf(out, "%s\n", vpq_broker_bootstraps(b));
   fflush(out);
   while (!*stop) nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-  rc = 0;
-done:
-  if (cluster) rd_kafka_mock_cluster_destroy(cluster);
-  rd_kafka_destroy(rk);
-  return rc;
+  vpq_broker_stop(b);
+  return 0;
 }

@@ -6,6 +6,18 @@
 #include <signal.h>
 #include <stdio.h>
 
+typedef struct vpq_broker vpq_broker;
+
+/* Starts a mock cluster of `brokers` brokers with the topics `topics[i]` ("name" or
+ * "name:partitions") inside this process; NULL with a message in err on failure. */
+vpq_broker *vpq_broker_start(int brokers, const char *const *topics, int ntopics, char *err, size_t err_size);
+
+/* The cluster's bootstrap address list ("127.0.0.1:port,..."). */
+const char *vpq_broker_bootstraps(const vpq_broker *broker);
+
+/* Stops the cluster and frees it. */
+void vpq_broker_stop(vpq_broker *broker);
+
 /* Starts a mock cluster of `brokers` brokers with the topics `topics[i]` ("name" or
  * "name:partitions"), prints its bootstrap address list as the first line of `out`, and runs
  * until `*stop` becomes non-zero. Returns 0, or 1 with a message on `log` when the cluster or

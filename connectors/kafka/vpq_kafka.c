@@ -201,7 +201,7 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     if (at == got) {
       /* Messages come a batch at a time from the consumer queue: one call, not one per message. */
       size_t want = (size_t)(out->cap - n) < VPQ_BATCH_ROWS ? (size_t)(out->cap - n) : VPQ_BATCH_ROWS;
-      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : 100, msgs, want);
+      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : 10, msgs, want);
       at = 0;
       if (got <= 0) break;
     }
@@ -272,7 +272,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   bool ok = conf_set(conf, "group.id", group_id, err, err_size) &&
             conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
             conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
-            conf_set(conf, "log_level", "3", err, err_size);
+            conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
   ok = ok && pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);

@@ -18,8 +18,6 @@ CREATE STREAM per_minute WITH (connector = 'kafka', topic = 'vpq.out') AS
   SELECT site, WINDOW_START AS minute, sum(kw) AS kw FROM meters
   WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY site EMIT FINAL;
 VPQ
-if "$vpq" run q.vpq 2>err.txt; then echo "ran without --brokers"; exit 1; fi
-grep -q -- "--brokers" err.txt || { echo "no hint about --brokers:"; cat err.txt; exit 1; }
 "$vpq" run q.vpq --brokers "$bootstrap" 2>err.txt || { echo "vpq run failed:"; cat err.txt; exit 1; }
 got=$(read_topic vpq.out 2)
 expected=$(/usr/bin/python3 -c '

@@ -299,9 +299,11 @@ static void short_history_falls_back_to_the_last_value(void **state) {
   } cases[] = {
       {VPQ_MODEL_HOLT_WINTERS, DAY, 2 * DAY},
       {VPQ_MODEL_HOLT_WINTERS, 0, 2},
-      /* 1 + 23 hours + 6 days + lag = 31 inputs, so 32 rows after the first season. */
-      {VPQ_MODEL_LINEAR, DAY, DAY + 32},
-      {VPQ_MODEL_MLP, DAY, DAY + 32},
+      /* 1 + 23 hours + 6 days + 3 lags (season, week, origin) = 33 inputs, so 34 rows after the
+       * first season. */
+      {VPQ_MODEL_LINEAR, DAY, DAY + 34},
+      /* The MLP learns the residuals of the linear model. */
+      {VPQ_MODEL_MLP, DAY, DAY + 34},
   };
   enum { N = 100, H = 5 };
   double y[N], out[H];

@@ -1,0 +1,102 @@
+/* vpq_sim.h — the battery-fleet simulator behind `vpq simulate` and the demo.
+ *
+ *   sites ─── gross load: a PJM zone's real hourly load (interpolated), scaled per site, ±2% noise
+ *     └─ batteries: capacity, power limit, one-way efficiency, stored energy
+ *          setpoint (from dispatch) ─► clamped to ±max_kw and to what the energy allows
+ *
+ * The model is deterministic for a seed. Time is simulated: the caller steps it. Telemetry
+ * and meter readings are JSON objects in the shape of DESIGN §2's `telemetry` and
+ * `site_meters` streams (plus the battery's `efficiency`). Meters report the site's gross load
+ * (what the batteries shave); the net load is gross − Σ battery power.
+ */
+#ifndef VPQ_SIM_H
+#define VPQ_SIM_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct vpq_sim_config {
+  int devices;          /* batteries (default 24) */
+  int sites;            /* sites (default 4); site i follows PJM zone i mod 4 */
+  uint64_t seed;        /* default 1 */
+  double site_peak_kw;  /* a site's typical peak load (default 250 kW) */
+  double fleet_kw;      /* the fleet's total power (default: 20% of the plant's peak); energy = 2 h of it */
+} vpq_sim_config;
+
+typedef struct vpq_sim_battery {
+  char device_id[32];
+  int site;
+  double capacity_kwh;
+  double max_kw;
+  double efficiency;   /* one-way */
+  double energy_kwh;   /* stored now */
+  double setpoint_kw;  /* requested: + discharge, − charge */
+  double setpoint_hours; /* how long the setpoint has been followed (it expires, see vpq_sim_step) */
+  double power_kw;     /* delivered in the last step */
+} vpq_sim_battery;
+
+typedef struct vpq_sim vpq_sim;
+
+/* The defaults above. */
+vpq_sim_config vpq_sim_defaults(void);
+
+/* Creates a simulator; NULL with a message in err on a bad configuration. */
+vpq_sim *vpq_sim_new(const vpq_sim_config *config, char *err, size_t err_size);
+void vpq_sim_free(vpq_sim *sim);
+
+int vpq_sim_battery_count(const vpq_sim *sim);
+vpq_sim_battery *vpq_sim_battery_at(vpq_sim *sim, int index);
+int vpq_sim_site_count(const vpq_sim *sim);
+/* The name of site i ("site-00", ...) and its region ("east" or "midwest"). */
+const char *vpq_sim_site_name(const vpq_sim *sim, int site);
+const char *vpq_sim_site_region(const vpq_sim *sim, int site);
+
+/* Site i's gross load at event time t (epoch ms), kW. */
+double vpq_sim_site_load(const vpq_sim *sim, int site, int64_t t);
+
+/* Sets the setpoint of `device_id` (kW, + discharge) for the step that started `age_hours`
+ * ago; false when there is no such battery. */
+int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, double age_hours);
+
+/* Moves the batteries `hours` forward: each delivers its setpoint, clamped to ±max_kw and to
+ * the energy it holds or can take, with efficiency applied on charge and discharge. A setpoint
+ * not renewed for 15 minutes expires (the battery idles), as a device's fail-safe would. */
+void vpq_sim_step(vpq_sim *sim, double hours);
+
+/* Writes battery i's telemetry (or site i's meter reading) at time t as one JSON object;
+ * returns its length. */
+int vpq_sim_telemetry_json(const vpq_sim *sim, int battery, int64_t t, char *buf, size_t size);
+int vpq_sim_meter_json(const vpq_sim *sim, int site, int64_t t, char *buf, size_t size);
+
+/* Runs the simulator against a Kafka cluster until *stop: produces meter readings to
+ * `meters_topic` and telemetry to `telemetry_topic` every `interval_ms` of simulated time,
+ * starting `history_days` before `start_ms` (the history is produced at once, meters only, so
+ * forecasts have data to fit), then in simulated time running `speed` times faster than the
+ * wall clock; consumes `dispatch_topic` and applies each row's setpoint_kw to its device_id.
+ * Stops by itself after `duration_ms` of simulated time past start_ms (0: never). Returns 0,
+ * or 1 with a message on `log`. */
+typedef struct vpq_sim_run_options {
+  const char *brokers;
+  const char *telemetry_topic;
+  const char *meters_topic;
+  const char *dispatch_topic;
+  int partitions;       /* of the telemetry and meters topics: rows spread evenly; 0: by key */
+  int64_t start_ms;
+  int64_t interval_ms;
+  int history_days;
+  double speed;
+  int64_t duration_ms;
+  /* Called after every live tick with the plant's gross load and its net load (gross − Σ
+   * battery power), kW; may be NULL. Runs on the simulator's thread. */
+  void (*on_tick)(void *ctx, int64_t t, double gross_kw, double net_kw);
+  /* Polled after the history is produced, until it returns non-zero, before simulated time
+   * starts running (the demo waits for the engine to read the history); may be NULL. */
+  int (*ready)(void *ctx);
+  void *tick_ctx;
+} vpq_sim_run_options;
+
+int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *options, volatile sig_atomic_t *stop, FILE *log);
+
+#endif

@@ -1,0 +1,506 @@
+/* test_sched.c — tests of the battery dispatch optimiser (vpq_sched.h): plans computed by hand,
+ * properties of random fleets (no limit broken, soc following from the setpoints), and an
+ * independent optimality check: random instances written as a GNU MathProg model — transcribed
+ * from the model text in vpq_sched.h, not from vpq_sched.c — solved by glpsol and compared. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vpq_sched.h"
+
+enum { MAX_BATTERIES = 20, MAX_STEPS = 48, RANDOM_FLEETS = 240 };
+
+/* A problem with its own arrays and room for its plan. */
+typedef struct fixture {
+  vpq_sched_battery batteries[MAX_BATTERIES];
+  double load[MAX_STEPS], price[MAX_STEPS];
+  double setpoint[MAX_BATTERIES * MAX_STEPS], soc[MAX_BATTERIES * MAX_STEPS];
+  vpq_sched_problem pr;
+  vpq_sched_plan plan;
+} fixture;
+
+static void init(fixture *f, vpq_sched_objective objective, int nbatteries, int nsteps, double step_hours) {
+  f->pr = (vpq_sched_problem){objective, f->batteries, nbatteries, f->load, f->price, nsteps, step_hours, 0};
+  f->plan = (vpq_sched_plan){f->setpoint, f->soc, 0, 0, false};
+}
+
+static vpq_sched_battery battery(double soc, double capacity, double max_kw, double efficiency, double min_soc,
+                                 double max_soc) {
+  return (vpq_sched_battery){soc, capacity, max_kw, efficiency, min_soc, max_soc};
+}
+
+/* Checks the plan against the model on its own terms: every setpoint within ±max_kw, every soc
+ * within the (widened) limits, the soc recomputed from the setpoints step by step, idle
+ * batteries idle, and the reported peak, cost and cap_met those of the planned net load. */
+static void check_plan(const vpq_sched_problem *pr, const vpq_sched_plan *plan) {
+  const int T = pr->nsteps;
+  const double dt = pr->step_hours;
+  double net[MAX_STEPS];
+  for (int t = 0; t < T; t++) net[t] = pr->load[t];
+  for (int i = 0; i < pr->nbatteries; i++) {
+    const vpq_sched_battery *b = &pr->batteries[i];
+    const bool usable = isfinite(b->soc) && isfinite(b->min_soc) && isfinite(b->max_soc) && b->capacity_kwh > 0 &&
+                        b->max_kw > 0;
+    const double eff = b->efficiency > 0 && b->efficiency <= 1 ? b->efficiency : 1;
+    const double lo = fmin(b->min_soc, b->soc), hi = fmax(b->max_soc, b->soc);
+    double e = b->soc * b->capacity_kwh;
+    for (int t = 0; t < T; t++) {
+      const double p = plan->setpoint_kw[i * T + t], soc = plan->soc[i * T + t];
+      if (!usable) {
+        assert_true(p == 0);
+        assert_true(soc == b->soc || (isnan(soc) && isnan(b->soc)));
+        continue;
+      }
+      assert_true(fabs(p) <= b->max_kw);
+      assert_true(soc >= lo && soc <= hi);
+      e = p < 0 ? e - p * dt * eff : e - p * dt / eff;
+      assert_true(fabs(e - soc * b->capacity_kwh) <= 1e-9 * (1 + b->capacity_kwh));
+      net[t] -= p;
+    }
+  }
+  double peak = -INFINITY, cost = 0;
+  for (int t = 0; t < T; t++) {
+    peak = fmax(peak, net[t]);
+    if (pr->objective == VPQ_SCHED_MIN_COST) cost += pr->price[t] * net[t] * dt;
+  }
+  assert_true(fabs(plan->peak_kw - peak) <= 1e-9 * (1 + fabs(peak)));
+  assert_true(fabs(plan->cost - cost) <= 1e-9 * (1 + fabs(cost)));
+  assert_true(plan->cap_met == (pr->objective != VPQ_SCHED_KEEP_BELOW || peak <= pr->cap_kw + 1e-6));
+}
+
+static void solve_ok(fixture *f) {
+  char err[200] = "";
+  if (vpq_sched_solve(&f->pr, &f->plan, err, sizeof err) != 0) fail_msg("%s", err);
+  check_plan(&f->pr, &f->plan);
+}
+
+/* Equal within the tie-break's slack: the primary may exceed its optimum by 1e-7·|z| + 1e-6. */
+static void assert_near(double got, double want) {
+  if (fabs(got - want) > 1e-5 * (1 + fabs(want))) fail_msg("got %.12g, want %.12g", got, want);
+}
+
+static void set_loads(fixture *f, const double *load, int n) {
+  for (int t = 0; t < n; t++) f->load[t] = load[t];
+}
+
+/* One lossless battery, 10 kWh, 5 kW, soc 0.5, one-hour steps, load 10, 20, 10, 10: step 1 can
+ * be shaved by at most 5 kW (the power limit) and 5 kWh are there, so the peak is 15, reached by
+ * discharging 5 kW in step 1 and nothing else (the least throughput). */
+static void test_lossless_peak(void **state) {
+  (void)state;
+  fixture f;
+  init(&f, VPQ_SCHED_MIN_PEAK, 1, 4, 1);
+  f.batteries[0] = battery(0.5, 10, 5, 1, 0, 1);
+  set_loads(&f, (const double[]){10, 20, 10, 10}, 4);
+  solve_ok(&f);
+  assert_near(f.plan.peak_kw, 15);
+  const double want[] = {0, 5, 0, 0}, soc[] = {0.5, 0, 0, 0};
+  for (int t = 0; t < 4; t++) assert_near(f.setpoint[t], want[t]), assert_near(f.soc[t], soc[t]);
+}
+
+/* The same with efficiency 0.9. Discharging 5 kW for an hour takes 5/0.9 = 50/9 kWh from the
+ * battery but only 5 are stored, so step 0 must charge (50/9 − 5)/0.9 = 50/81 kW (net load
+ * 10.617 ≤ 15). Peak 15 again: setpoints −50/81, 5, 0, 0; soc 5/9 after step 0, then 0. */
+static void test_lossy_peak(void **state) {
+  (void)state;
+  fixture f;
+  init(&f, VPQ_SCHED_MIN_PEAK, 1, 4, 1);
+  f.batteries[0] = battery(0.5, 10, 5, 0.9, 0, 1);
+  set_loads(&f, (const double[]){10, 20, 10, 10}, 4);
+  solve_ok(&f);
+  assert_near(f.plan.peak_kw, 15);
+  const double want[] = {-50.0 / 81, 5, 0, 0}, soc[] = {5.0 / 9, 0, 0, 0};
+  for (int t = 0; t < 4; t++) assert_near(f.setpoint[t], want[t]), assert_near(f.soc[t], soc[t]);
+}
+
+/* KEEP_BELOW 17: 3 kW in step 1 is all it takes — 3 kWh lossless (soc 0.5 → 0.2), 3/0.9 kWh at
+ * efficiency 0.9 (soc 0.5 → 0.5 − 1/3) — and no battery energy is spent elsewhere. */
+static void test_keep_below_reachable(void **state) {
+  (void)state;
+  const double effs[] = {1, 0.9};
+  for (int k = 0; k < 2; k++) {
+    fixture f;
+    init(&f, VPQ_SCHED_KEEP_BELOW, 1, 4, 1);
+    f.pr.cap_kw = 17;
+    f.batteries[0] = battery(0.5, 10, 5, effs[k], 0, 1);
+    set_loads(&f, (const double[]){10, 20, 10, 10}, 4);
+    solve_ok(&f);
+    assert_true(f.plan.cap_met);
+    assert_near(f.plan.peak_kw, 17);
+    const double want[] = {0, 3, 0, 0}, left = 0.5 - 0.3 / effs[k];
+    for (int t = 0; t < 4; t++) assert_near(f.setpoint[t], want[t]);
+    assert_near(f.soc[0], 0.5);
+    assert_near(f.soc[3], left);
+  }
+}
+
+/* KEEP_BELOW 12 cannot be met (step 1 can come down to 15 at best): cap_met is false and the
+ * plan is the lowest peak, 15. */
+static void test_keep_below_unreachable(void **state) {
+  (void)state;
+  fixture f;
+  init(&f, VPQ_SCHED_KEEP_BELOW, 1, 4, 1);
+  f.pr.cap_kw = 12;
+  f.batteries[0] = battery(0.5, 10, 5, 1, 0, 1);
+  set_loads(&f, (const double[]){10, 20, 10, 10}, 4);
+  solve_ok(&f);
+  assert_false(f.plan.cap_met);
+  assert_near(f.plan.peak_kw, 15);
+  const double want[] = {0, 5, 0, 0};
+  for (int t = 0; t < 4; t++) assert_near(f.setpoint[t], want[t]);
+}
+
+/* MIN_COST, prices 1, 10, 1, 10, flat load 10, lossless 10 kWh / 5 kW at soc 0.5 with limits
+ * 0.2..0.9 (2..9 kWh). Discharging the full 5 kW in both dear steps earns 100 and needs
+ * e_1 = 5 + c_0 − 5 ≥ 2 and e_3 = c_0 + c_2 − 5 ≥ 2, i.e. 7 kWh charged in the cheap steps
+ * (c_0 ∈ [2, 5]; the split is a tie): cost 10·(1 + 10 + 1 + 10) − 100 + 7 = 127. */
+static void test_min_cost(void **state) {
+  (void)state;
+  fixture f;
+  init(&f, VPQ_SCHED_MIN_COST, 1, 4, 1);
+  f.batteries[0] = battery(0.5, 10, 5, 1, 0.2, 0.9);
+  set_loads(&f, (const double[]){10, 10, 10, 10}, 4);
+  memcpy(f.price, (const double[]){1, 10, 1, 10}, 4 * sizeof(double));
+  solve_ok(&f);
+  assert_near(f.plan.cost, 127);
+  assert_near(f.setpoint[1], 5);
+  assert_near(f.setpoint[3], 5);
+  assert_true(f.setpoint[0] <= 0 && f.setpoint[2] <= 0);
+  assert_near(f.setpoint[0] + f.setpoint[2], -7);
+}
+
+/* Nothing to gain, nothing done: a flat load under a KEEP_BELOW cap, and a flat load for MIN_PEAK
+ * with every battery at its lowest soc (charging could only raise the peak) plan all-zero
+ * setpoints. */
+static void test_flat_load_idle(void **state) {
+  (void)state;
+  for (int k = 0; k < 2; k++) {
+    fixture f;
+    init(&f, k == 0 ? VPQ_SCHED_KEEP_BELOW : VPQ_SCHED_MIN_PEAK, 4, 24, 0.25);
+    f.pr.cap_kw = 12;
+    f.batteries[0] = battery(k == 0 ? 0.5 : 0, 10, 5, 1, 0, 1);
+    f.batteries[1] = battery(0.1, 13.5, 5, 0.95, 0.1, 0.9);
+    f.batteries[2] = battery(k == 0 ? 0.9 : 0.2, 5, 3, 0.85, 0.2, 0.8);
+    f.batteries[3] = battery(k == 0 ? 0.5 : 0, 10, 5, 1, 0, 1);
+    for (int t = 0; t < 24; t++) f.load[t] = 10;
+    solve_ok(&f);
+    assert_true(f.plan.peak_kw == 10);
+    for (int i = 0; i < 4 * 24; i++) assert_true(f.setpoint[i] == 0);
+  }
+}
+
+/* The throughput tie-break: a full 10 kWh / 5 kW battery under load 10, 20, 10, 10 reaches the
+ * lowest peak, 15, with 5 kW in step 1, and could spend its other 5 kWh anywhere else without
+ * changing the peak; the least throughput spends nothing more. */
+static void test_least_throughput(void **state) {
+  (void)state;
+  fixture f;
+  init(&f, VPQ_SCHED_MIN_PEAK, 1, 4, 1);
+  f.batteries[0] = battery(1, 10, 5, 1, 0, 1);
+  set_loads(&f, (const double[]){10, 20, 10, 10}, 4);
+  solve_ok(&f);
+  assert_near(f.plan.peak_kw, 15);
+  const double want[] = {0, 5, 0, 0};
+  for (int t = 0; t < 4; t++) assert_near(f.setpoint[t], want[t]);
+}
+
+/* Batteries without capacity or power, or with a non-finite soc, stay idle and out of the way
+ * of the others; efficiencies outside (0, 1] count as 1. */
+static void test_idle_and_efficiency(void **state) {
+  (void)state;
+  fixture f, ref;
+  init(&f, VPQ_SCHED_MIN_PEAK, 6, 4, 1);
+  f.batteries[0] = battery(0.5, 0, 5, 1, 0, 1);
+  f.batteries[1] = battery(0.5, 10, 0, 1, 0, 1);
+  f.batteries[2] = battery(0.5, 10, 5, 0, 0, 1);
+  f.batteries[3] = battery(NAN, 10, 5, 1, 0, 1);
+  f.batteries[4] = battery(0.5, 10, 5, 1.5, 0, 1);
+  f.batteries[5] = battery(0.5, -1, 5, 1, 0, 1);
+  set_loads(&f, (const double[]){10, 30, 10, 10}, 4);
+  solve_ok(&f);
+  assert_near(f.plan.peak_kw, 20);
+  init(&ref, VPQ_SCHED_MIN_PEAK, 1, 4, 1);
+  ref.batteries[0] = battery(0.5, 20, 10, 1, 0, 1);
+  set_loads(&ref, f.load, 4);
+  solve_ok(&ref);
+  for (int t = 0; t < 4; t++) {
+    assert_near(f.setpoint[2 * 4 + t] + f.setpoint[4 * 4 + t], ref.setpoint[t]);
+    for (int i = 0; i < 6; i++)
+      if (i != 2 && i != 4) assert_true(f.setpoint[i * 4 + t] == 0);
+  }
+}
+
+/* Duplicates and batteries differing only in size merge into one LP battery; the plan splits
+ * back in proportion to capacity: three 10 kWh batteries and one 20 kWh one (same C-rate, soc,
+ * efficiency and limits) interleaved with a different one plan as one 50 kWh battery would. */
+static void test_merged_split(void **state) {
+  (void)state;
+  fixture f, ref;
+  const double load[] = {30, 60, 20, 80, 40, 70};
+  init(&f, VPQ_SCHED_MIN_PEAK, 5, 6, 0.5);
+  f.batteries[0] = battery(0.6, 10, 5, 0.9, 0.1, 0.95);
+  f.batteries[1] = battery(0.3, 7, 7, 0.95, 0, 1);
+  f.batteries[2] = battery(0.6, 20, 10, 0.9, 0.1, 0.95);
+  f.batteries[3] = battery(0.6, 10, 5, 0.9, 0.1, 0.95);
+  f.batteries[4] = battery(0.6, 10, 5, 0.9, 0.1, 0.95);
+  set_loads(&f, load, 6);
+  solve_ok(&f);
+  init(&ref, VPQ_SCHED_MIN_PEAK, 2, 6, 0.5);
+  ref.batteries[0] = battery(0.6, 50, 25, 0.9, 0.1, 0.95);
+  ref.batteries[1] = f.batteries[1];
+  set_loads(&ref, load, 6);
+  solve_ok(&ref);
+  assert_near(f.plan.peak_kw, ref.plan.peak_kw);
+  for (int t = 0; t < 6; t++) {
+    assert_near(f.setpoint[0 * 6 + t], f.setpoint[3 * 6 + t]);
+    assert_near(f.setpoint[2 * 6 + t], 2 * f.setpoint[0 * 6 + t]);
+    assert_near(f.soc[2 * 6 + t], f.soc[4 * 6 + t]);
+  }
+}
+
+/* A battery already outside its limits may stay there or move towards them, never further. */
+static void test_outside_limits(void **state) {
+  (void)state;
+  fixture f;
+  init(&f, VPQ_SCHED_MIN_PEAK, 2, 4, 1);
+  f.batteries[0] = battery(0.95, 10, 5, 1, 0.1, 0.9);
+  f.batteries[1] = battery(0.05, 10, 5, 1, 0.1, 0.9);
+  set_loads(&f, (const double[]){20, 10, 10, 10}, 4);
+  solve_ok(&f);
+  assert_near(f.plan.peak_kw, 15);
+  for (int t = 0; t < 4; t++) assert_true(f.setpoint[4 + t] <= 0);
+}
+
+/* Bad input is refused with a message and an idle plan. */
+static void test_invalid(void **state) {
+  (void)state;
+  fixture f;
+  char err[200] = "";
+  init(&f, VPQ_SCHED_MIN_PEAK, 1, 4, 0);
+  f.batteries[0] = battery(0.5, 10, 5, 1, 0, 1);
+  set_loads(&f, (const double[]){10, 20, 10, 10}, 4);
+  for (int k = 0; k < 4; k++) f.setpoint[k] = 1, f.soc[k] = 1;
+  assert_int_equal(vpq_sched_solve(&f.pr, &f.plan, err, sizeof err), -1);
+  assert_true(err[0] != '\0');
+  for (int k = 0; k < 4; k++) assert_true(f.setpoint[k] == 0 && f.soc[k] == 0.5);
+  f.pr.step_hours = 1;
+  f.load[2] = NAN;
+  err[0] = '\0';
+  assert_int_equal(vpq_sched_solve(&f.pr, &f.plan, err, sizeof err), -1);
+  assert_true(err[0] != '\0');
+  f.pr.nsteps = 0;
+  assert_int_equal(vpq_sched_solve(&f.pr, &f.plan, err, sizeof err), 0);
+  assert_true(f.plan.peak_kw == 0 && f.plan.cap_met);
+}
+
+/* ---- random fleets ---- */
+
+static uint64_t next(uint64_t *s) { /* splitmix64 */
+  uint64_t z = (*s += 0x9e3779b97f4a7c15u);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s, double lo, double hi) { return lo + (hi - lo) * (double)(next(s) >> 11) * 0x1p-53; }
+
+/* Random fleet number k (its own seed, so any subset is reproducible): 1–20 batteries with mixed
+ * sizes, efficiencies 0.85–1, socs and limits (now and then outside them, idle, or a duplicate or
+ * double-size copy of the one before), 4–48 steps,
+ * a random load around the fleet's power; objective by k. Prices are ≥ 0 on the glpsol subset
+ * (negative prices make the LP burn energy by charging and discharging at once, which a
+ * setpoint cannot do, so the plan is then not the LP's optimum). */
+static void random_fleet(fixture *f, int k) {
+  uint64_t s = 0x5eed0000u + (uint64_t)k;
+  static const vpq_sched_objective objectives[] = {VPQ_SCHED_MIN_PEAK, VPQ_SCHED_MIN_PEAK, VPQ_SCHED_KEEP_BELOW,
+                                                   VPQ_SCHED_MIN_COST};
+  static const double steps[] = {0.25, 0.5, 1};
+  const int nb = 1 + (int)(next(&s) % MAX_BATTERIES), T = 4 + (int)(next(&s) % (MAX_STEPS - 3));
+  init(f, objectives[k % 4], nb, T, steps[next(&s) % 3]);
+  double power = 0;
+  for (int i = 0; i < nb; i++) {
+    const double cap = uniform(&s, 1, 50), min_soc = uniform(&s, 0, 0.3), max_soc = uniform(&s, 0.7, 1);
+    const int kind = (int)(next(&s) % 10);
+    const double soc = kind == 0 ? uniform(&s, 0, min_soc) : kind == 1 ? uniform(&s, max_soc, 1) : uniform(&s, 0, 1);
+    f->batteries[i] = battery(soc, kind == 2 ? 0 : cap, uniform(&s, 0.2, 1) * cap,
+                              kind == 3 ? 1 : uniform(&s, 0.85, 1), min_soc, max_soc);
+    if (i > 0 && kind >= 4 && kind <= 5) { /* a duplicate, or a double-size copy: merged */
+      f->batteries[i] = f->batteries[i - 1];
+      f->batteries[i].capacity_kwh *= kind - 3;
+      f->batteries[i].max_kw *= kind - 3;
+    }
+    power += f->batteries[i].max_kw;
+  }
+  const double base = uniform(&s, 0, 2) * power;
+  double lo = INFINITY, hi = -INFINITY;
+  for (int t = 0; t < T; t++) {
+    f->load[t] = base + uniform(&s, 0, 1) * power;
+    f->price[t] = uniform(&s, k % 3 == 0 ? 0 : -0.2, 1);
+    lo = fmin(lo, f->load[t]), hi = fmax(hi, f->load[t]);
+  }
+  f->pr.cap_kw = uniform(&s, lo, hi);
+}
+
+/* Random fleets: every plan keeps every limit and its soc follows from its setpoints; and no
+ * plan is worse than doing nothing. */
+static void test_random_fleets(void **state) {
+  (void)state;
+  for (int k = 0; k < RANDOM_FLEETS; k++) {
+    fixture f;
+    random_fleet(&f, k);
+    solve_ok(&f);
+    double idle_peak = -INFINITY, idle_cost = 0;
+    for (int t = 0; t < f.pr.nsteps; t++)
+      idle_peak = fmax(idle_peak, f.load[t]), idle_cost += f.price[t] * f.load[t] * f.pr.step_hours;
+    if (f.pr.objective == VPQ_SCHED_MIN_COST)
+      assert_true(f.plan.cost <= idle_cost + 1e-6 * (1 + fabs(idle_cost)));
+    else
+      assert_true(f.plan.peak_kw <= idle_peak + 1e-6 * (1 + fabs(idle_peak)));
+  }
+}
+
+/* ---- independent check with glpsol ---- */
+
+/* vpq_sched.h's model in GNU MathProg, transcribed from the header's text. */
+static const char model[] =
+    "param mode;  # 0 MIN_PEAK, 1 KEEP_BELOW, 2 MIN_COST\n"
+    "param T integer > 0;\n"
+    "param dt > 0;\n"
+    "param capkw;\n"
+    "param load{1..T};\n"
+    "param price{1..T};\n"
+    "set B;\n"
+    "param soc{B};\n"
+    "param cap{B};\n"
+    "param maxkw{B};\n"
+    "param eff{B};\n"
+    "param minsoc{B};\n"
+    "param maxsoc{B};\n"
+    "set A := {i in B: cap[i] > 0 and maxkw[i] > 0};\n"
+    "var c{i in A, t in 1..T} >= 0, <= maxkw[i];\n"
+    "var d{i in A, t in 1..T} >= 0, <= maxkw[i];\n"
+    "var e{i in A, t in 0..T} >= min(minsoc[i], soc[i]) * cap[i], <= max(maxsoc[i], soc[i]) * cap[i];\n"
+    "var peak;\n"
+    "s.t. start{i in A}: e[i,0] = soc[i] * cap[i];\n"
+    "s.t. stored{i in A, t in 1..T}: e[i,t] = e[i,t-1] + c[i,t] * dt * eff[i] - d[i,t] * dt / eff[i];\n"
+    "s.t. net{t in 1..T}: load[t] - sum{i in A} (d[i,t] - c[i,t]) <= peak;\n"
+    "s.t. atcap{k in 1..1: mode = 1}: peak >= capkw;\n"
+    "minimize obj: if mode = 2 then sum{t in 1..T} price[t] * (load[t] - sum{i in A} (d[i,t] - c[i,t])) * dt\n"
+    "              else peak;\n"
+    "solve;\n"
+    "printf \"PEAK %.15g\\n\", peak;\n"
+    "printf \"COST %.15g\\n\", sum{t in 1..T} price[t] * (load[t] - sum{i in A} (d[i,t] - c[i,t])) * dt;\n"
+    "end;\n";
+
+static void write_data(const char *path, const vpq_sched_problem *pr) {
+  FILE *out = fopen(path, "w");
+  assert_non_null(out);
+  fprintf(out, "data;\nparam mode := %d;\nparam T := %d;\nparam dt := %.17g;\nparam capkw := %.17g;\n",
+          pr->objective == VPQ_SCHED_MIN_PEAK ? 0 : pr->objective == VPQ_SCHED_KEEP_BELOW ? 1 : 2, pr->nsteps,
+          pr->step_hours, pr->cap_kw);
+  fprintf(out, "param : load price :=\n");
+  for (int t = 0; t < pr->nsteps; t++) fprintf(out, "%d %.17g %.17g\n", t + 1, pr->load[t], pr->price[t]);
+  fprintf(out, ";\nparam : B : soc cap maxkw eff minsoc maxsoc :=\n");
+  for (int i = 0; i < pr->nbatteries; i++) {
+    const vpq_sched_battery *b = &pr->batteries[i];
+    fprintf(out, "%d %.17g %.17g %.17g %.17g %.17g %.17g\n", i + 1, b->soc, b->capacity_kwh, b->max_kw,
+            b->efficiency, b->min_soc, b->max_soc);
+  }
+  fprintf(out, ";\nend;\n");
+  fclose(out);
+}
+
+/* Runs glpsol on the model and data in dir; true with its peak variable and cost when it
+ * reports an optimal solution. */
+static bool glpsol(const char *dir, double *peak, double *cost) {
+  char cmd[1024], path[512], line[256];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/glpsol --math %s/sched.mod --data %s/sched.dat --display %s/out.txt -o %s/report.txt "
+           ">/dev/null 2>&1",
+           dir, dir, dir, dir);
+  const int status = system(cmd);
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+  bool optimal = false, got_peak = false, got_cost = false;
+  snprintf(path, sizeof path, "%s/report.txt", dir);
+  FILE *in = fopen(path, "r");
+  if (!in) return false;
+  while (fgets(line, sizeof line, in))
+    if (strncmp(line, "Status:", 7) == 0 && strstr(line, "OPTIMAL")) optimal = true;
+  fclose(in);
+  snprintf(path, sizeof path, "%s/out.txt", dir);
+  in = fopen(path, "r");
+  if (!in) return false;
+  while (fgets(line, sizeof line, in)) {
+    if (sscanf(line, "PEAK %lf", peak) == 1) got_peak = true;
+    if (sscanf(line, "COST %lf", cost) == 1) got_cost = true;
+  }
+  fclose(in);
+  return optimal && got_peak && got_cost;
+}
+
+static void assert_close(double got, double want, int k) {
+  if (fabs(got - want) > 1e-3 * fmax(1, fabs(want))) fail_msg("fleet %d: got %.12g, glpsol %.12g", k, got, want);
+}
+
+/* Every third random fleet (80: 40 MIN_PEAK, 20 KEEP_BELOW, 20 MIN_COST) against glpsol: the
+ * optimum of the primary objective agrees within 0.1 %. */
+static void test_glpsol_optimality(void **state) {
+  (void)state;
+  if (access("/usr/bin/glpsol", X_OK) != 0) skip();
+  char dir[] = "/tmp/vpq_sched_XXXXXX", path[512];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/sched.mod", dir);
+  FILE *out = fopen(path, "w");
+  assert_non_null(out);
+  fputs(model, out);
+  fclose(out);
+  int checked = 0;
+  for (int k = 0; k < RANDOM_FLEETS; k += 3) {
+    fixture f;
+    random_fleet(&f, k);
+    solve_ok(&f);
+    snprintf(path, sizeof path, "%s/sched.dat", dir);
+    write_data(path, &f.pr);
+    double peak = 0, cost = 0;
+    if (!glpsol(dir, &peak, &cost)) fail_msg("fleet %d: glpsol failed", k);
+    switch (f.pr.objective) {
+    case VPQ_SCHED_MIN_PEAK: assert_close(f.plan.peak_kw, peak, k); break;
+    case VPQ_SCHED_KEEP_BELOW:
+      assert_close(fmax(f.plan.peak_kw, f.pr.cap_kw), peak, k);
+      if (f.plan.cap_met != (peak <= f.pr.cap_kw + 1e-6)) fail_msg("fleet %d: peak %.15g cap %.15g glpsol %.15g", k, f.plan.peak_kw, f.pr.cap_kw, peak);
+      break;
+    case VPQ_SCHED_MIN_COST: assert_close(f.plan.cost, cost, k); break;
+    }
+    checked++;
+  }
+  assert_int_equal(checked, RANDOM_FLEETS / 3);
+  static const char *const files[] = {"sched.mod", "sched.dat", "out.txt", "report.txt"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_lossless_peak),        cmocka_unit_test(test_lossy_peak),
+      cmocka_unit_test(test_keep_below_reachable), cmocka_unit_test(test_keep_below_unreachable),
+      cmocka_unit_test(test_min_cost),             cmocka_unit_test(test_flat_load_idle),
+      cmocka_unit_test(test_least_throughput),
+      cmocka_unit_test(test_idle_and_efficiency),  cmocka_unit_test(test_merged_split),
+      cmocka_unit_test(test_outside_limits),       cmocka_unit_test(test_invalid),
+      cmocka_unit_test(test_random_fleets),        cmocka_unit_test(test_glpsol_optimality),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
