@@ -5,6 +5,7 @@
  *   vpq run FILE.vpq              run until the bounded inputs end
  *   vpq backtest FILE.vpq         run, then print the accuracy of each FORECAST statement
  *   vpq broker                    an embedded Kafka cluster
+ *   vpq simulate                  the battery-fleet simulator
  */
 #include <errno.h>
 #include <math.h>
@@ -12,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vpq.h"
 #include "kafka/vpq_broker.h"
+#include "sim/vpq_sim.h"
 #include "vpq_codec.h"
 #include "vpq_demo.h"
 
@@ -30,6 +33,11 @@ static const char usage_text[] =
     "                            run the file over its bounded inputs and print the accuracy\n"
     "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
     "                            coverage) for forecasts issued in [T, T) (ISO-8601 or epoch ms)\n"
+    "  simulate [--devices N] [--sites N] [--speed X] [--hours H] [--history-days D]\n"
+    "           [--seed S] [--brokers HOSTS]\n"
+    "                            a battery fleet and site meters on Kafka (vpp.telemetry,\n"
+    "                            vpp.meters) that obeys vpp.dispatch; without --brokers it\n"
+    "                            starts an embedded cluster and prints its bootstrap list\n"
     "  broker [--topic NAME[:PARTITIONS]]... [--brokers N]\n"
     "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
     "                            cluster); prints its bootstrap list first, runs until Ctrl-C\n";
@@ -307,6 +315,68 @@ static int cmd_broker(int argc, char **argv) {
   return rc;
 }
 
+static volatile sig_atomic_t simulate_stop;
+
+static void on_simulate_signal(int sig) {
+  (void)sig;
+  simulate_stop = 1;
+}
+
+static int cmd_simulate(int argc, char **argv) {
+  vpq_sim_config config = vpq_sim_defaults();
+  double speed = 1, hours = 0, history_days = 0;
+  const char *brokers = NULL;
+  for (int i = 0; i < argc; i++) {
+    char *end = NULL;
+    double value = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+    bool number = end && end != argv[i + 1] && *end == '\0';
+    if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) brokers = argv[i + 1];
+    else if (strcmp(argv[i], "--devices") == 0 && number) config.devices = (int)value;
+    else if (strcmp(argv[i], "--sites") == 0 && number) config.sites = (int)value;
+    else if (strcmp(argv[i], "--seed") == 0 && number) config.seed = (uint64_t)value;
+    else if (strcmp(argv[i], "--speed") == 0 && number && value > 0) speed = value;
+    else if (strcmp(argv[i], "--hours") == 0 && number && value >= 0) hours = value;
+    else if (strcmp(argv[i], "--history-days") == 0 && number && value >= 0 && value <= 56) history_days = value;
+    else return usage("simulate takes --devices N, --sites N, --speed X (> 0), --hours H, --history-days D (0..56), "
+                      "--seed S and --brokers HOSTS");
+    i++;
+  }
+  char err[512];
+  vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
+  if (!sim) return usage(err);
+  vpq_broker *broker = NULL;
+  if (!brokers) {
+    const char *topics[] = {"vpp.telemetry:4", "vpp.meters:4", "vpp.dispatch:4"};
+    broker = vpq_broker_start(1, topics, 3, err, sizeof err);
+    if (!broker) {
+      fprintf(stderr, "vpq simulate: embedded broker: %s\n", err);
+      vpq_sim_free(sim);
+      return 1;
+    }
+    brokers = vpq_broker_bootstraps(broker);
+    printf("%s\n", brokers);
+    fflush(stdout);
+  }
+  int64_t now = (int64_t)time(NULL) * 1000;
+  vpq_sim_run_options options = {.brokers = brokers,
+                                 .telemetry_topic = "vpp.telemetry",
+                                 .meters_topic = "vpp.meters",
+                                 .dispatch_topic = "vpp.dispatch",
+                                 .start_ms = now / 60000 * 60000,
+                                 .interval_ms = 60000,
+                                 .history_days = (int)history_days,
+                                 .speed = speed,
+                                 .duration_ms = (int64_t)(hours * 3600000)};
+  fprintf(stderr, "vpq simulate: %d batteries on %d sites, %g× real time, to %s\n", config.devices, config.sites, speed,
+          brokers);
+  signal(SIGINT, on_simulate_signal);
+  signal(SIGTERM, on_simulate_signal);
+  int rc = vpq_sim_run(sim, &options, &simulate_stop, stderr);
+  vpq_broker_stop(broker);
+  vpq_sim_free(sim);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return usage(NULL);
   const char *cmd = argv[1];
@@ -315,6 +385,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "broker") == 0) return cmd_broker(argc - 2, argv + 2);
   if (strcmp(cmd, "backtest") == 0) return cmd_backtest(argc - 2, argv + 2);
+  if (strcmp(cmd, "simulate") == 0) return cmd_simulate(argc - 2, argv + 2);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage_text, stdout);
     return 0;

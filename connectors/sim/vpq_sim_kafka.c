@@ -64,8 +64,8 @@ static bool assign_dispatch(rd_kafka_t *consumer, const char *topic) {
   return ok;
 }
 
-/* Applies one dispatch row {"ts":...,"device_id":"...","setpoint_kw":...} at simulated time
- * `now`: the setpoint holds for the rest of its 15-minute step. */
+/* Applies one dispatch row {"ts":...,"device_id":"...","setpoint_kw":...} from simulated time
+ * `now` on (the start of the next interval stepped): it holds for the rest of its 15-minute step. */
 static void apply_dispatch(vpq_sim *sim, const char *json, size_t len, int64_t now) {
   char text[4096], device[64];
   if (len >= sizeof text) return;
@@ -145,7 +145,7 @@ int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_
       last_assign_try = now;
     }
     for (rd_kafka_message_t *m; assigned && (m = rd_kafka_consumer_poll(consumer, 0)) != NULL;) {
-      if (!m->err && m->payload) apply_dispatch(sim, m->payload, m->len, t);
+      if (!m->err && m->payload) apply_dispatch(sim, m->payload, m->len, t - interval);
       rd_kafka_message_destroy(m);
     }
     int64_t target = o->start_ms + (int64_t)((double)(now - wall0) * o->speed);

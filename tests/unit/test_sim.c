@@ -1,0 +1,157 @@
+/* test_sim.c — unit tests of the battery-fleet simulator's model (vpq_sim.h): batteries obey
+ * setpoints within their limits, energy is conserved with efficiency, setpoints expire, and
+ * site loads follow the real series deterministically. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim/vpq_sim.h"
+
+/* Fails unless |got − want| <= tolerance. */
+static void assert_double_equal(double got, double want, double tolerance) {
+  if (!(fabs(got - want) <= tolerance)) fail_msg("got %.12g, want %.12g (±%g)", got, want, tolerance);
+}
+
+static vpq_sim *make(int devices, int sites) {
+  vpq_sim_config config = vpq_sim_defaults();
+  config.devices = devices;
+  config.sites = sites;
+  char err[256];
+  vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
+  assert_non_null(sim);
+  return sim;
+}
+
+static void setpoints_are_clamped_to_the_power_limit(void **state) {
+  (void)state;
+  vpq_sim *sim = make(3, 1);
+  vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
+  assert_true(vpq_sim_set_setpoint(sim, "bat-0000", 10 * b->max_kw, 0));
+  vpq_sim_step(sim, 1.0 / 60);
+  assert_double_equal(b->power_kw, b->max_kw, 1e-12);
+  assert_true(vpq_sim_set_setpoint(sim, "bat-0000", -10 * b->max_kw, 0));
+  vpq_sim_step(sim, 1.0 / 60);
+  assert_double_equal(b->power_kw, -b->max_kw, 1e-12);
+  assert_false(vpq_sim_set_setpoint(sim, "bat-9999", 1, 0));
+  assert_false(vpq_sim_set_setpoint(sim, "pump-1", 1, 0));
+  vpq_sim_free(sim);
+}
+
+static void energy_is_conserved_with_efficiency(void **state) {
+  (void)state;
+  vpq_sim *sim = make(2, 1);
+  vpq_sim_battery *b = vpq_sim_battery_at(sim, 1);
+  double hours = 1.0 / 60, e0 = b->energy_kwh;
+  double discharge = 0.5 * b->max_kw;
+  vpq_sim_set_setpoint(sim, "bat-0001", discharge, 0);
+  for (int i = 0; i < 10; i++) vpq_sim_step(sim, hours);
+  /* Discharging p for t draws p·t/η from storage. */
+  double e1 = e0 - discharge * 10 * hours / b->efficiency;
+  assert_double_equal(b->energy_kwh, e1, 1e-9);
+  double charge = 0.25 * b->max_kw;
+  vpq_sim_set_setpoint(sim, "bat-0001", -charge, 0);
+  for (int i = 0; i < 10; i++) vpq_sim_step(sim, hours);
+  /* Charging p for t stores p·t·η. */
+  assert_double_equal(b->energy_kwh, e1 + charge * 10 * hours * b->efficiency, 1e-9);
+  vpq_sim_free(sim);
+}
+
+static void batteries_stop_at_empty_and_full(void **state) {
+  (void)state;
+  vpq_sim *sim = make(1, 1);
+  vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
+  double hours = 1.0 / 60;
+  for (int i = 0; i < 600; i++) {
+    vpq_sim_set_setpoint(sim, "bat-0000", b->max_kw, 0);
+    vpq_sim_step(sim, hours);
+    assert_true(b->energy_kwh >= 0);
+    assert_true(b->power_kw <= b->max_kw + 1e-12);
+  }
+  assert_double_equal(b->energy_kwh, 0, 1e-9);
+  assert_double_equal(b->power_kw, 0, 1e-9);
+  for (int i = 0; i < 600; i++) {
+    vpq_sim_set_setpoint(sim, "bat-0000", -b->max_kw, 0);
+    vpq_sim_step(sim, hours);
+    assert_true(b->energy_kwh <= b->capacity_kwh + 1e-9);
+  }
+  assert_double_equal(b->energy_kwh, b->capacity_kwh, 1e-9);
+  vpq_sim_free(sim);
+}
+
+static void setpoints_expire_after_their_step(void **state) {
+  (void)state;
+  vpq_sim *sim = make(1, 1);
+  vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
+  double hours = 1.0 / 60;
+  vpq_sim_set_setpoint(sim, "bat-0000", 0.1 * b->max_kw, 10 * hours); /* its step began 10 minutes ago */
+  for (int i = 0; i < 5; i++) {
+    vpq_sim_step(sim, hours);
+    assert_true(b->power_kw > 0);
+  }
+  vpq_sim_step(sim, hours);
+  assert_double_equal(b->power_kw, 0, 0);
+  vpq_sim_free(sim);
+}
+
+static void site_loads_follow_the_series_and_are_reproducible(void **state) {
+  (void)state;
+  vpq_sim *a = make(4, 4), *b = make(4, 4);
+  int64_t t = 1700000000000;
+  for (int s = 0; s < 4; s++) {
+    double load = vpq_sim_site_load(a, s, t);
+    assert_true(load > 0);
+    assert_double_equal(load, vpq_sim_site_load(b, s, t), 0);
+    /* The default site peak is 250 kW, scaled by 0.6..1.4, plus 2% noise. */
+    assert_true(load < 250 * 1.4 * 1.02);
+  }
+  /* 56 days later the data repeats, apart from the noise. */
+  int64_t later = t + 56LL * 86400000;
+  assert_double_equal(vpq_sim_site_load(a, 0, t), vpq_sim_site_load(a, 0, later), 0.05 * vpq_sim_site_load(a, 0, t));
+  char json[512];
+  int len = vpq_sim_meter_json(a, 1, t, json, sizeof json);
+  assert_int_equal(len, (int)strlen(json));
+  assert_non_null(strstr(json, "\"site\":\"site-01\""));
+  len = vpq_sim_telemetry_json(a, 2, t, json, sizeof json);
+  assert_non_null(strstr(json, "\"device_id\":\"bat-0002\""));
+  assert_non_null(strstr(json, "\"ts\":1700000000000"));
+  vpq_sim_free(a);
+  vpq_sim_free(b);
+}
+
+static void the_fleet_adds_up_to_its_power(void **state) {
+  (void)state;
+  vpq_sim_config config = vpq_sim_defaults();
+  config.devices = 50;
+  config.fleet_kw = 2000;
+  char err[256];
+  vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
+  assert_non_null(sim);
+  double kw = 0;
+  for (int i = 0; i < 50; i++) {
+    const vpq_sim_battery *b = vpq_sim_battery_at(sim, i);
+    kw += b->max_kw;
+    assert_true(b->energy_kwh >= 0.4 * b->capacity_kwh - 1e-9 && b->energy_kwh <= 0.8 * b->capacity_kwh + 1e-9);
+  }
+  assert_double_equal(kw, 2000, 1e-6);
+  vpq_sim_free(sim);
+  config.devices = 0;
+  assert_null(vpq_sim_new(&config, err, sizeof err));
+  assert_non_null(strstr(err, "devices"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(setpoints_are_clamped_to_the_power_limit),
+      cmocka_unit_test(energy_is_conserved_with_efficiency),
+      cmocka_unit_test(batteries_stop_at_empty_and_full),
+      cmocka_unit_test(setpoints_expire_after_their_step),
+      cmocka_unit_test(site_loads_follow_the_series_and_are_reproducible),
+      cmocka_unit_test(the_fleet_adds_up_to_its_power),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
