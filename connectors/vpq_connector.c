@@ -94,12 +94,34 @@ typedef struct held_line {
 } held_line;
 
 struct vpq_dead_letter {
-  FILE *stream;
+  vpq_line_writer out;
+  int64_t failed; /* lines the output refused (reported once) */
   vpq_buf line;
   vpq_buf held;    /* the text of the held lines, back to back */
   held_line *lines;
   size_t nlines, cap;
 };
+
+static bool file_write(void *ctx, const char *line, size_t len, char *err, size_t err_size) {
+  if (fwrite(line, 1, len, ctx) == len && fputc('\n', ctx) != EOF) return true;
+  snprintf(err, err_size, "%s", strerror(errno));
+  return false;
+}
+
+static bool file_flush(void *ctx, char *err, size_t err_size) {
+  if (fflush(ctx) == 0) return true;
+  snprintf(err, err_size, "%s", strerror(errno));
+  return false;
+}
+
+static void file_close(void *ctx) { fclose(ctx); }
+
+static vpq_dead_letter *dead_letter_new(vpq_line_writer out) {
+  vpq_dead_letter *dl = calloc(1, sizeof *dl);
+  if (!dl) abort();
+  dl->out = out;
+  return dl;
+}
 
 vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size) {
   if (!vpq_file_make_parents(target, err, err_size)) return NULL;
@@ -108,10 +130,13 @@ vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_
     snprintf(err, err_size, "cannot create `%s`: %s", target, strerror(errno));
     return NULL;
   }
-  vpq_dead_letter *dl = calloc(1, sizeof *dl);
-  if (!dl) abort();
-  dl->stream = stream;
-  return dl;
+  return dead_letter_new((vpq_line_writer){file_write, file_flush, file_close, stream});
+}
+
+vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, char *err, size_t err_size) {
+  vpq_line_writer out;
+  if (!vpq_kafka_open_line_writer(source, source->dead_letter, &out, err, err_size)) return NULL;
+  return dead_letter_new(out);
 }
 
 /* Starts a line: {"reason":"<category>"[,"detail":"<rest>"],"origin":"<origin>" */
@@ -129,7 +154,7 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
 }
 
 static void end_line(vpq_dead_letter *dl, int64_t order) {
-  vpq_buf_puts(&dl->line, "}\n");
+  vpq_buf_puts(&dl->line, "}");
   if (dl->nlines == dl->cap) {
     dl->cap = dl->cap ? dl->cap * 2 : 64;
     dl->lines = realloc(dl->lines, sizeof *dl->lines * dl->cap);
@@ -150,12 +175,15 @@ void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before) {
   if (!dl || !dl->nlines) return;
   qsort(dl->lines, dl->nlines, sizeof *dl->lines, held_cmp);
   size_t written = 0;
+  char err[256];
   while (written < dl->nlines && dl->lines[written].order < before) {
-    fwrite(dl->held.data + dl->lines[written].start, 1, dl->lines[written].len, dl->stream);
+    if (!dl->out.write(dl->out.ctx, dl->held.data + dl->lines[written].start, dl->lines[written].len, err, sizeof err) &&
+        dl->failed++ == 0)
+      fprintf(stderr, "vpq: dead-letter output: %s\n", err);
     written++;
   }
   if (!written) return;
-  fflush(dl->stream);
+  if (!dl->out.flush(dl->out.ctx, err, sizeof err) && dl->failed++ == 0) fprintf(stderr, "vpq: dead-letter output: %s\n", err);
   if (written == dl->nlines) {
     dl->nlines = 0;
     dl->held.len = 0;
@@ -194,7 +222,7 @@ void vpq_dead_letter_row(vpq_dead_letter *dl, int64_t order, const char *reason,
 void vpq_dead_letter_close(vpq_dead_letter *dl) {
   if (!dl) return;
   vpq_dead_letter_flush(dl, INT64_MAX);
-  fclose(dl->stream);
+  dl->out.close(dl->out.ctx);
   vpq_buf_free(&dl->line);
   vpq_buf_free(&dl->held);
   free(dl->lines);

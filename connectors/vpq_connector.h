@@ -81,8 +81,19 @@ vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *
  * line or offset), so malformed records and late rows of a batch come out in input order. */
 typedef struct vpq_dead_letter vpq_dead_letter;
 
+/* Where a dead-letter output's lines go (a file, or a Kafka topic, one message per line). */
+typedef struct vpq_line_writer {
+  bool (*write)(void *ctx, const char *line, size_t len, char *err, size_t err_size);
+  bool (*flush)(void *ctx, char *err, size_t err_size);
+  void (*close)(void *ctx);
+  void *ctx;
+} vpq_line_writer;
+
 /* Opens the dead-letter output at `target` (a file path). NULL + err on failure. */
 vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size);
+/* Opens a dead-letter output that writes each line (without its newline) as a message to the
+ * topic `source->dead_letter` of the source's Kafka cluster. NULL + err on failure. */
+vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, char *err, size_t err_size);
 /* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes. */
 void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
                          const char *raw, size_t raw_len);

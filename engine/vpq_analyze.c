@@ -705,6 +705,17 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
     conn->options.items[conn->options.count++] = po;
   }
   if (conn->connector && !conn->format) conn->format = "json";
+  if (conn->dead_letter && conn->connector && strcmp(conn->connector, "kafka") == 0) {
+    /* A Kafka source's dead letters go to a topic (the name as written), unless the value is a
+     * file path: it has a '/' or ends in .json / .jsonl (a topic name can have neither). */
+    const char *text = NULL;
+    for (int i = 0; i < conn->options.count; i++)
+      if (strcmp(conn->options.items[i].key, "dead_letter") == 0) text = conn->options.items[i].text;
+    size_t len = strlen(text);
+    bool path = strchr(text, '/') || (len > 5 && strcmp(text + len - 5, ".json") == 0) ||
+                (len > 6 && strcmp(text + len - 6, ".jsonl") == 0);
+    if (!path) conn->dead_letter_topic = true, conn->dead_letter = text;
+  }
   if (conn->connector && strcmp(conn->connector, "file") == 0 && !conn->path)
     error(a, stmt->name_span, "a file connector needs `path = '...'`");
   if (!conn->connector) {
@@ -1205,7 +1216,7 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
     else error(a, ast->model_span, "unknown model `%s` (known: seasonal_naive, holt_winters, linear, mlp)", ast->model);
   }
   f->season_ms = 86400000;
-  f->history_ms = 28 * (int64_t)86400000;
+  f->history_ms = 60 * (int64_t)86400000;
   vpq_relation *from = find_relation(a, ast->from.name, ast->from.span);
   f->from = from;
   if (from) {

@@ -461,17 +461,18 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
       vpq_op_relation_attach_sink(e->rel_ops[r], sink);
     }
     if (!rel->is_source) continue;
-    if (rel->source.dead_letter) {
-      e->slots[r].dl = vpq_dead_letter_open(rel->source.dead_letter, err, sizeof err);
-      if (!e->slots[r].dl) {
-        fprintf(log, "vpq: %s: %s\n", rel->name, err);
-        return false;
-      }
-    }
     bad[r] = (bad_ctx){e, r};
     vpq_relation *with = vpq_arena_alloc(&e->arena, sizeof *with);
     *with = *rel;
     with->source = with_settings(e, &rel->source);
+    if (rel->source.dead_letter) {
+      e->slots[r].dl = rel->source.dead_letter_topic ? vpq_dead_letter_open_kafka(&with->source, err, sizeof err)
+                             : vpq_dead_letter_open(rel->source.dead_letter, err, sizeof err);
+      if (!e->slots[r].dl) {
+        fprintf(log, "vpq: %s: dead letters: %s\n", rel->name, err);
+        return false;
+      }
+    }
     e->slots[r].src = vpq_connector_open_source(with, e->rt.intern, engine_bad_record, &bad[r], err, sizeof err);
     if (!e->slots[r].src) {
       fprintf(log, "vpq: %s: %s\n", rel->name, err);

@@ -111,6 +111,7 @@ typedef struct vpq_plan_connector {
   const char *format;    /* "json" or "csv" */
   const char *path;      /* file connector: resolved against the .vpq file's folder */
   const char *dead_letter; /* resolved like path; NULL when not configured */
+  bool dead_letter_topic;  /* Kafka source: dead_letter names a topic of its cluster */
   vpq_plan_options options; /* every option as written (for connector-specific ones) */
 } vpq_plan_connector;
 

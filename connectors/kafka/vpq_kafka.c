@@ -342,6 +342,82 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
 }
 
 
+/* ===== Line writer (dead-letter topics) ===== */
+
+typedef struct line_producer {
+  rd_kafka_t *rk;
+  rd_kafka_topic_t *topic;
+  int64_t failed;
+  char first_error[256];
+} line_producer;
+
+static void on_line_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
+  (void)rk;
+  line_producer *p = opaque;
+  if (!msg->err) return;
+  if (p->failed++ == 0) snprintf(p->first_error, sizeof p->first_error, "%s", rd_kafka_err2str(msg->err));
+}
+
+static bool line_write(void *ctx, const char *line, size_t len, char *err, size_t err_size) {
+  line_producer *p = ctx;
+  while (rd_kafka_produce(p->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)line, len, NULL, 0, NULL) != 0) {
+    if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      snprintf(err, err_size, "producing to `%s`: %s", rd_kafka_topic_name(p->topic), rd_kafka_err2str(rd_kafka_last_error()));
+      return false;
+    }
+    rd_kafka_poll(p->rk, 50);
+  }
+  rd_kafka_poll(p->rk, 0);
+  return true;
+}
+
+static bool line_flush(void *ctx, char *err, size_t err_size) {
+  line_producer *p = ctx;
+  rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, 60 * 1000);
+  if (e) snprintf(err, err_size, "flushing `%s`: %s", rd_kafka_topic_name(p->topic), rd_kafka_err2str(e));
+  else if (p->failed) snprintf(err, err_size, "%lld message(s) to `%s` failed: %s", (long long)p->failed,
+                               rd_kafka_topic_name(p->topic), p->first_error);
+  bool ok = !e && !p->failed;
+  p->failed = 0;
+  return ok;
+}
+
+static void line_close(void *ctx) {
+  line_producer *p = ctx;
+  rd_kafka_flush(p->rk, 60 * 1000);
+  rd_kafka_topic_destroy(p->topic);
+  rd_kafka_destroy(p->rk);
+  free(p);
+}
+
+bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topic, vpq_line_writer *out, char *err,
+                                size_t err_size) {
+  if (!check_connector(conn, err, err_size)) return false;
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
+            conf_set(conf, "compression.type", "zstd", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
+            pass_properties(conf, conn, err, err_size);
+  if (!ok) {
+    rd_kafka_conf_destroy(conf);
+    return false;
+  }
+  line_producer *p = calloc(1, sizeof *p);
+  if (!p) abort();
+  rd_kafka_conf_set_dr_msg_cb(conf, on_line_delivery);
+  rd_kafka_conf_set_opaque(conf, p);
+  char reason[512];
+  p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
+  if (!p->rk) {
+    snprintf(err, err_size, "cannot create a Kafka producer: %s", reason);
+    rd_kafka_conf_destroy(conf);
+    free(p);
+    return false;
+  }
+  p->topic = rd_kafka_topic_new(p->rk, topic, NULL);
+  *out = (vpq_line_writer){line_write, line_flush, line_close, p};
+  return true;
+}
+
 /* ===== Opening the sink ===== */
 
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,

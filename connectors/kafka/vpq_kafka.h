@@ -11,6 +11,13 @@
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size);
 
+/* Fills `out` with a producer that writes each line as one message (no key) to `topic` on the
+ * cluster of `conn` (its `kafka.<property>` options apply): a Kafka source's dead-letter
+ * topic. Deliveries are confirmed at flush; a failed delivery is an error. False + err on
+ * failure. */
+bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topic, vpq_line_writer *out, char *err,
+                                size_t err_size);
+
 /* Opens a consumer of the relation's `topic`: every partition is assigned (from the
  * beginning with `start = 'earliest'`, the default, or the end with 'latest'); each message's
  * value is decoded into the schema's columns, its origin is partition@offset and its time the

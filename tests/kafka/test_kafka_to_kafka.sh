@@ -4,12 +4,12 @@
 # on `vpq broker`; `vpq run --brokers` reads it as a bounded source (a watermark per partition),
 # aggregates 1-minute windows per device and writes them to an output topic; kafka-python reads
 # the output back and compares every message with hand-computed results. The malformed
-# message goes to the dead-letter file with its topic/partition@offset.
+# message goes to the dead-letter topic with its reason, topic/partition@offset and raw text.
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
-start_broker "$vpq" "$work" --topic vpp.telemetry:2 --topic vpp.out:2
+start_broker "$vpq" "$work" --topic vpp.telemetry:2 --topic vpp.out:2 --topic vpp.dead:1
 cd "$work" || exit 1
 cat >in.txt <<'MSG'
 d1|{"device_id":"d1","ts":1000,"power_kw":2.0}
@@ -23,7 +23,7 @@ kcat -b "$bootstrap" -P -t vpp.telemetry -K '|' -l in.txt || { echo "kcat could 
 cat >q.vpq <<'VPQ'
 CREATE STREAM telemetry (device_id STRING KEY, ts TIMESTAMP, power_kw DOUBLE)
   WITH (connector = 'kafka', topic = 'vpp.telemetry', format = 'json', timestamp = 'ts',
-        bounded = true, dead_letter = 'dead.jsonl');
+        bounded = true, dead_letter = 'vpp.dead');
 CREATE STREAM per_minute WITH (connector = 'kafka', topic = 'vpp.out') AS
   SELECT device_id, WINDOW_START AS minute, count(*) AS n, sum(power_kw) AS kw
   FROM telemetry WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY device_id EMIT FINAL;
@@ -40,10 +40,13 @@ for m in sorted([("d1", "{\"device_id\":\"d1\",\"minute\":0,\"n\":2,\"kw\":6.0}"
 if [ "$got" != "$expected" ]; then
   echo "got:"; echo "$got"; echo "expected:"; echo "$expected"; exit 1
 fi
+read_topic vpp.dead 1 >dead.txt
 /usr/bin/python3 - <<'PY' || exit 1
-import json, sys
-dead = [json.loads(line) for line in open("dead.jsonl")]
-if len(dead) != 1 or dead[0]["reason"] != "invalid timestamp" or not dead[0]["origin"].startswith("vpp.telemetry/"):
+import ast, json, sys
+dead = [json.loads(ast.literal_eval(line)[1]) for line in open("dead.txt")]
+raw = '{"device_id":"d2","ts":"not a time","power_kw":1}'
+if (len(dead) != 1 or dead[0]["reason"] != "invalid timestamp" or dead[0]["raw"] != raw
+        or not dead[0]["origin"].startswith("vpp.telemetry/")):
     print("dead letters:", dead)
     sys.exit(1)
 PY
