@@ -27,8 +27,10 @@
 
 enum { BUCKET_MS = 15 * 60 * 1000, MAX_TOPICS = 64 };
 
-typedef struct demo {
+struct vpq_demo {
   vpq_engine *engine;
+  vpq_broker *broker;
+  pthread_t thread;
   vpq_sim *sim;
   vpq_sim_run_options run;
   volatile sig_atomic_t sim_stop;
@@ -52,7 +54,9 @@ typedef struct demo {
   double last_gross, last_net;
   double peak_gross, peak_net;
   int64_t sim_now;
-} demo;
+};
+
+typedef struct vpq_demo demo;
 
 static int64_t wall_ms(void) {
   struct timespec t;
@@ -126,8 +130,8 @@ static void print_summary(demo *d, bool final) {
   format_time(now, when, sizeof when);
   double shaved = peak_gross > 0 ? 100 * (peak_gross - peak_net) / peak_gross : 0;
   if (!d->tty || final) {
-    printf("%s  plant %.1f kW  forecast %.1f kW  dispatch %+.1f kW  net %.1f kW  soc %.1f%%  peak %.1f -> %.1f kW (-%.1f%%)\n",
-           when, d->plant_kw, d->forecast_next, d->dispatch_kw, net, 100 * d->fleet_soc, peak_gross, peak_net, shaved);
+    printf("%s  plant %.1f kW  forecast %.1f kW  dispatch %+.1f kW  net %.1f kW  soc %.1f%%  peak %.1f -> %.1f kW (%+.1f%%)\n",
+           when, d->plant_kw, d->forecast_next, d->dispatch_kw, net, 100 * d->fleet_soc, peak_gross, peak_net, -shaved);
     fflush(stdout);
     return;
   }
@@ -139,7 +143,7 @@ static void print_summary(demo *d, bool final) {
   printf("  dispatch        %+9.1f kW   batteries now; planned peak %.1f kW (dispatch)\n", d->dispatch_kw, d->planned_peak);
   printf("  net load        %9.1f kW   measured: gross %.1f kW − batteries\n", net, gross);
   printf("  fleet soc       %9.1f %%    %.1f of %.1f kWh (fleet)\n", 100 * d->fleet_soc, d->fleet_stored, d->fleet_capacity);
-  printf("  peak so far     %9.1f kW   without batteries, %.1f kW with them (-%.1f%%)\n", peak_gross, peak_net, shaved);
+  printf("  peak so far     %9.1f kW   without batteries, %.1f kW with them (%+.1f%%)\n", peak_gross, peak_net, -shaved);
   fflush(stdout);
 }
 
@@ -222,7 +226,7 @@ static bool setting(const char *const *sets, int nsets, const char *key, double 
   return false;
 }
 
-int vpq_demo_run(vpq_engine *engine, const char *const *sets, int nsets, FILE *log) {
+vpq_demo *vpq_demo_start(vpq_engine *engine, const char *const *sets, int nsets, FILE *log, int *rc) {
   vpq_sim_config config = vpq_sim_defaults();
   double speed = 360, hours = 0, history_days = 3, v;
   if (setting(sets, nsets, "sim.devices", &v)) config.devices = (int)v;
@@ -231,17 +235,16 @@ int vpq_demo_run(vpq_engine *engine, const char *const *sets, int nsets, FILE *l
   if (setting(sets, nsets, "sim.speed", &v)) speed = v;
   if (setting(sets, nsets, "sim.hours", &v)) hours = v;
   if (setting(sets, nsets, "sim.history_days", &v)) history_days = v;
+  *rc = 2;
   if (!(speed > 0) || hours < 0 || history_days < 0 || history_days > 56) {
     fprintf(log, "vpq: sim.speed must be positive, sim.hours and sim.history_days (at most 56) not negative\n");
-    return 2;
+    return NULL;
   }
   char err[512];
-  demo d = {0};
-  d.engine = engine;
-  d.sim = vpq_sim_new(&config, err, sizeof err);
-  if (!d.sim) {
+  vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
+  if (!sim) {
     fprintf(log, "vpq: %s\n", err);
-    return 2;
+    return NULL;
   }
   const char *topics[MAX_TOPICS];
   char specs[MAX_TOPICS][300];
@@ -254,48 +257,61 @@ int vpq_demo_run(vpq_engine *engine, const char *const *sets, int nsets, FILE *l
   vpq_broker *broker = vpq_broker_start(1, spec_list, ntopics, err, sizeof err);
   if (!broker) {
     fprintf(log, "vpq: embedded broker: %s\n", err);
-    vpq_sim_free(d.sim);
-    return 1;
+    vpq_sim_free(sim);
+    *rc = 1;
+    return NULL;
   }
+  demo *d = calloc(1, sizeof *d);
+  if (!d) abort();
+  d->engine = engine;
+  d->sim = sim;
+  d->broker = broker;
   vpq_engine_set(engine, "kafka.bootstrap.servers", vpq_broker_bootstraps(broker));
-  pthread_mutex_init(&d.lock, NULL);
-  d.tty = isatty(fileno(stdout));
-  d.hour_printed = -1;
+  pthread_mutex_init(&d->lock, NULL);
+  d->tty = isatty(fileno(stdout));
+  d->hour_printed = -1;
   int64_t now = (int64_t)time(NULL) * 1000;
-  d.run = (vpq_sim_run_options){.brokers = vpq_broker_bootstraps(broker),
-                                .telemetry_topic = "vpp.telemetry",
-                                .meters_topic = "vpp.meters",
-                                .dispatch_topic = "vpp.dispatch",
-                                .partitions = 4,
-                                .start_ms = now / BUCKET_MS * BUCKET_MS,
-                                .interval_ms = 60000,
-                                .history_days = (int)history_days,
-                                .speed = speed,
-                                .duration_ms = (int64_t)(hours * 3600000),
-                                .on_tick = on_tick,
-                                .ready = engine_ready,
-                                .tick_ctx = &d};
-  d.sim_now = d.run.start_ms;
-  d.plant_ts = INT64_MIN;
-  vpq_engine_subscribe(engine, "plant_load", on_plant, &d);
-  vpq_engine_subscribe(engine, "load_forecast", on_forecast, &d);
-  vpq_engine_subscribe(engine, "dispatch", on_dispatch, &d);
-  vpq_engine_subscribe(engine, "fleet", on_fleet, &d);
+  d->run = (vpq_sim_run_options){.brokers = vpq_broker_bootstraps(broker),
+                                 .telemetry_topic = "vpp.telemetry",
+                                 .meters_topic = "vpp.meters",
+                                 .dispatch_topic = "vpp.dispatch",
+                                 .partitions = 4,
+                                 .start_ms = now / BUCKET_MS * BUCKET_MS,
+                                 .interval_ms = 60000,
+                                 .history_days = (int)history_days,
+                                 .speed = speed,
+                                 .duration_ms = (int64_t)(hours * 3600000),
+                                 .on_tick = on_tick,
+                                 .ready = engine_ready,
+                                 .tick_ctx = d};
+  d->sim_now = d->run.start_ms;
+  d->plant_ts = INT64_MIN;
+  vpq_engine_subscribe(engine, "plant_load", on_plant, d);
+  vpq_engine_subscribe(engine, "load_forecast", on_forecast, d);
+  vpq_engine_subscribe(engine, "dispatch", on_dispatch, d);
+  vpq_engine_subscribe(engine, "fleet", on_fleet, d);
   fprintf(log, "vpq: demo: embedded broker at %s; simulating %d batteries on %d sites, %g× real time%s\n",
-          vpq_broker_bootstraps(broker), config.devices, config.sites, speed,
-          hours > 0 ? "" : "; Ctrl-C stops");
-  if (d.tty) printf("\n\n\n\n\n\n\n");
-  pthread_t thread;
-  pthread_create(&thread, NULL, sim_thread, &d);
-  int result = vpq_engine_run(engine, log);
-  d.sim_stop = 1;
-  pthread_join(thread, NULL);
-  print_summary(&d, true);
-  double shaved = d.peak_gross > 0 ? 100 * (d.peak_gross - d.peak_net) / d.peak_gross : 0;
-  fprintf(log, "vpq: demo: plant peak %.1f kW without batteries, %.1f kW with them (-%.1f%%), measured by the simulator\n",
-          d.peak_gross, d.peak_net, shaved);
-  vpq_broker_stop(broker);
-  vpq_sim_free(d.sim);
-  pthread_mutex_destroy(&d.lock);
-  return result == 0 && d.sim_rc == 0 ? 0 : 1;
+          vpq_broker_bootstraps(broker), config.devices, config.sites, speed, hours > 0 ? "" : "; Ctrl-C stops");
+  if (d->tty) printf("\n\n\n\n\n\n\n");
+  pthread_create(&d->thread, NULL, sim_thread, d);
+  *rc = 0;
+  return d;
+}
+
+void vpq_demo_stop(vpq_demo *d) {
+  d->sim_stop = 1;
+  pthread_join(d->thread, NULL);
+}
+
+int vpq_demo_finish(vpq_demo *d, FILE *log) {
+  print_summary(d, true);
+  double shaved = d->peak_gross > 0 ? 100 * (d->peak_gross - d->peak_net) / d->peak_gross : 0;
+  fprintf(log, "vpq: demo: plant peak %.1f kW without batteries, %.1f kW with them (%+.1f%%), measured by the simulator\n",
+          d->peak_gross, d->peak_net, -shaved);
+  int rc = d->sim_rc == 0 ? 0 : 1;
+  vpq_broker_stop(d->broker);
+  vpq_sim_free(d->sim);
+  pthread_mutex_destroy(&d->lock);
+  free(d);
+  return rc;
 }

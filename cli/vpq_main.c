@@ -166,10 +166,17 @@ static int cmd_run(int argc, char **argv) {
     snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
     vpq_engine_set(engine, key, eq + 1);
   }
+  vpq_demo *demo_run = NULL;
+  if (demo && !(demo_run = vpq_demo_start(engine, sets, nsets, stderr, &rc))) {
+    free(sets);
+    vpq_engine_free(engine);
+    return rc;
+  }
   running = engine;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  int result = demo ? vpq_demo_run(engine, sets, nsets, stderr) : vpq_engine_run(engine, stderr);
+  int result = vpq_engine_run(engine, stderr);
+  if (demo_run) vpq_demo_stop(demo_run);
   free(sets);
   vpq_stats stats = vpq_engine_stats(engine);
   fprintf(stderr, "vpq: %lld rows in, %lld rows out, %lld late, %lld malformed, %lld dead-lettered\n",
@@ -180,7 +187,8 @@ static int cmd_run(int argc, char **argv) {
             (long long)stats.peak_groups, (long long)stats.group_bytes);
   running = NULL;
   vpq_engine_free(engine);
-  return demo ? result : result == 0 ? 0 : 1;
+  int demo_rc = demo_run ? vpq_demo_finish(demo_run, stderr) : 0;
+  return result == 0 && demo_rc == 0 ? 0 : 1;
 }
 
 /* Parses --from/--to: epoch ms or ISO-8601 (a date alone is its midnight UTC). */

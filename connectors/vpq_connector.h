@@ -36,6 +36,9 @@ typedef struct vpq_source_vt {
   void (*format_origin)(const vpq_source *src, vpq_origin origin, char *buf, size_t size);
   /* Closes the source and frees it. */
   void (*close)(vpq_source *src);
+  /* Optional (NULL: nothing to commit): every row with event time before `safe_ts` has had
+   * all its effects written, so the source may record (commit) that it need not be read again. */
+  void (*commit)(vpq_source *src, int64_t safe_ts);
 } vpq_source_vt;
 
 struct vpq_source {
@@ -43,6 +46,8 @@ struct vpq_source {
   bool bounded;
   bool stamps_rows; /* read() fills out->ts with each record's own time (Kafka message time) */
   int partitions;   /* partitions whose watermarks are tracked apart (0: one for the source) */
+  const bool *owned; /* per partition: read by this instance now (NULL: all); a partition another
+                        group member reads does not hold this one's watermark back */
 };
 
 typedef struct vpq_sink vpq_sink;

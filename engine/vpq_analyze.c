@@ -1250,6 +1250,8 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
   if (ast->step) f->step_ms = window_interval(a, ast->step, "STEP", false);
   if (f->step_ms && f->horizon_ms % f->step_ms)
     error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
+  if (f->step_ms && f->every_ms % f->step_ms)
+    error(a, ast->every->span, "EVERY must be a whole number of STEPs (a forecast uses only whole steps before its issue)");
   if (f->step_ms && f->season_ms % f->step_ms)
     error(a, ast->model_span, "the season must be a whole number of STEPs");
   if (f->history_ms < 3 * f->season_ms) f->history_ms = 3 * f->season_ms;
@@ -1272,15 +1274,27 @@ static int schedule_column(analyzer *a, const vpq_relation *rel, vpq_span span, 
   return c;
 }
 
+/* A forecast's `ts` and `issued_at` columns (when present) must be TIMESTAMPs. */
+static void forecast_columns_typed(analyzer *a, const vpq_relation *rel, vpq_span span, int ts, int issued, const char *role) {
+  int cols[2] = {ts, issued};
+  for (int i = 0; i < 2; i++)
+    if (cols[i] >= 0 && rel->schema.cols[cols[i]].type != VPQ_TYPE_TIMESTAMP)
+      error(a, span, "column `%s` of %s `%s` is %s; it must be a TIMESTAMP", rel->schema.cols[cols[i]].name, role,
+            rel->name, vpq_type_name(rel->schema.cols[cols[i]].type));
+}
+
 static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_plan_schedule *s) {
   vpq_type device_type = VPQ_TYPE_STRING;
   for (int i = 0; i < VPQ_FLEET_NCOLS; i++) s->fleet_cols[i] = -1;
   s->fleet = find_relation(a, ast->fleet.name, ast->fleet.span);
   if (s->fleet) {
-    static const char *const cols[] = {"device_id", "soc", "capacity_kwh", "max_kw", "efficiency", "min_soc", "max_soc"}; /* ORDER VPQ_FLEET_ */
+    static const char *const cols[] = {"device_id", "soc",     "capacity_kwh", "max_kw",
+                                       "efficiency", "min_soc", "max_soc",      "seen"}; /* ORDER VPQ_FLEET_ */
     if (s->fleet->kind != VPQ_REL_TABLE) error(a, ast->fleet.span, "SCHEDULE needs a table of batteries; `%s` is a stream", s->fleet->name);
-    for (int i = 0; i < VPQ_FLEET_NCOLS; i++)
+    for (int i = 0; i < VPQ_FLEET_SEEN; i++)
       s->fleet_cols[i] = schedule_column(a, s->fleet, ast->fleet.span, cols[i], "the fleet", i < 4, i == VPQ_FLEET_DEVICE);
+    int seen = vpq_schema_find(&s->fleet->schema, "seen");
+    if (seen >= 0 && s->fleet->schema.cols[seen].type == VPQ_TYPE_TIMESTAMP) s->fleet_cols[VPQ_FLEET_SEEN] = seen;
     if (s->fleet_cols[VPQ_FLEET_DEVICE] >= 0) device_type = s->fleet->schema.cols[s->fleet_cols[VPQ_FLEET_DEVICE]].type;
   }
   s->forecast = find_relation(a, ast->forecast.name, ast->forecast.span);
@@ -1288,6 +1302,11 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
     s->forecast_ts = schedule_column(a, s->forecast, ast->forecast.span, "ts", "the forecast", true, true);
     s->forecast_value = schedule_column(a, s->forecast, ast->forecast.span, "value", "the forecast", true, false);
     s->forecast_issued = schedule_column(a, s->forecast, ast->forecast.span, "issued_at", "the forecast", false, true);
+    forecast_columns_typed(a, s->forecast, ast->forecast.span, s->forecast_ts, s->forecast_issued, "the forecast");
+    for (int c = 0; c < s->forecast->schema.ncols; c++)
+      if (s->forecast->schema.cols[c].is_key && c != s->forecast_ts && c != s->forecast_issued)
+        error(a, ast->forecast.span, "the forecast `%s` is keyed by `%s`; SCHEDULE plans one plant: sum the keys first",
+              s->forecast->name, s->forecast->schema.cols[c].name);
   }
   switch (ast->objective) {
   case VPQ_OBJECTIVE_MINIMIZE_PEAK: s->objective = VPQ_SCHED_MIN_PEAK; break;
@@ -1300,6 +1319,7 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
       s->price_ts = schedule_column(a, s->price, ast->price.span, "ts", "the price forecast", true, true);
       s->price_value = schedule_column(a, s->price, ast->price.span, "value", "the price forecast", true, false);
       s->price_issued = schedule_column(a, s->price, ast->price.span, "issued_at", "the price forecast", false, true);
+      forecast_columns_typed(a, s->price, ast->price.span, s->price_ts, s->price_issued, "the price forecast");
     }
   }
   if (ast->objective == VPQ_OBJECTIVE_KEEP_BELOW) {

@@ -39,6 +39,9 @@ struct vpq_engine {
   const vpq_plan_query **forecast_queries;
   int nforecasts;
   bool no_stdout; /* vpq_engine_no_stdout */
+  int64_t *state_span;    /* per relation: see state_span() */
+  vpq_plan_option default_group; /* "vpq.default_group": the file's name, for Kafka consumer groups */
+  int64_t last_commit_ms; /* wall clock of the last source commit */
   vpq_op **rel_ops;        /* per relation */
   vpq_op **source_ops;     /* per relation; NULL unless a source */
   vpq_source_slot *slots;  /* per relation */
@@ -193,6 +196,13 @@ static void plan_physical(vpq_engine *e) {
   e->rel_ops = vpq_arena_alloc(&e->arena, sizeof *e->rel_ops * (size_t)(n + 1));
   e->source_ops = vpq_arena_alloc(&e->arena, sizeof *e->source_ops * (size_t)(n + 1));
   e->slots = vpq_arena_alloc(&e->arena, sizeof *e->slots * (size_t)(n + 1));
+  e->state_span = vpq_arena_alloc(&e->arena, sizeof *e->state_span * (size_t)(n + 1));
+  for (int r = 0; r < n; r++) e->state_span[r] = -1;
+  const char *base = strrchr(plan->file, '/');
+  char *stem = vpq_arena_strdup(&e->arena, base ? base + 1 : plan->file);
+  char *dot = strrchr(stem, '.');
+  if (dot && dot != stem) *dot = '\0';
+  e->default_group = (vpq_plan_option){"vpq.default_group", {0}, VPQ_TYPE_STRING, stem, {0}};
   e->decoders = vpq_arena_alloc(&e->arena, sizeof *e->decoders * (size_t)(n + 1));
   e->subscribed = vpq_arena_alloc(&e->arena, sizeof *e->subscribed * (size_t)(n + 1));
   for (int r = 0; r < n; r++) {
@@ -399,6 +409,64 @@ static vpq_plan_connector with_settings(vpq_engine *e, const vpq_plan_connector 
   return out;
 }
 
+static int64_t add_span(int64_t a, int64_t b) { return a == VPQ_TS_MAX || b == VPQ_TS_MAX || a > VPQ_TS_MAX - b ? VPQ_TS_MAX : a + b; }
+
+/* How far back in event time a row of relation r can still change results that are not
+ * written yet: the time downstream state keeps it (a window: its size + grace, windows over
+ * windows adding up; a WITHIN join: its bound), VPQ_TS_MAX when state keeps it for good
+ * (tables, sessions, a table joined to, FORECAST's history, SCHEDULE's fleet). A source may
+ * commit its offsets up to its watermark minus this span. Memoised in e->state_span. */
+static int64_t state_span(vpq_engine *e, int r) {
+  if (e->state_span[r] >= 0) return e->state_span[r];
+  const vpq_plan *plan = e->plan;
+  const vpq_relation *rel = plan->relations[r];
+  int64_t span = rel->kind == VPQ_REL_TABLE ? VPQ_TS_MAX : 0;
+  for (int t = r + 1; t < plan->nrelations && span != VPQ_TS_MAX; t++) {
+    for (int qi = 0; qi < plan->relations[t]->nqueries; qi++) {
+      const vpq_plan_query *q = plan->relations[t]->queries[qi];
+      int64_t own = -1;
+      if (q->kind == VPQ_PLAN_FORECAST && q->forecast.from == rel) own = VPQ_TS_MAX;
+      if (q->kind == VPQ_PLAN_SCHEDULE)
+        own = q->schedule.fleet == rel ? VPQ_TS_MAX : q->schedule.forecast == rel || q->schedule.price == rel ? 0 : -1;
+      if (q->kind == VPQ_PLAN_SELECT) {
+        const vpq_plan_select *sel = &q->select;
+        bool reads = sel->from == rel;
+        int64_t joins = 0;
+        for (int j = 0; j < sel->njoins; j++) {
+          if (sel->joins[j].right == rel && sel->joins[j].kind == VPQ_PLAN_JOIN_TABLE) own = VPQ_TS_MAX;
+          reads |= sel->joins[j].right == rel;
+          if (sel->joins[j].kind == VPQ_PLAN_JOIN_WITHIN) joins = add_span(joins, sel->joins[j].within_ms);
+        }
+        if (reads && own != VPQ_TS_MAX) {
+          const vpq_plan_window *w = &sel->window;
+          own = joins;
+          if (sel->aggregate && (w->kind == VPQ_WINDOW_NONE || w->kind == VPQ_WINDOW_SESSION)) own = VPQ_TS_MAX;
+          else if (sel->aggregate) own = add_span(own, add_span(w->size_ms, w->grace_ms));
+        }
+      }
+      if (own >= 0) {
+        int64_t total = add_span(own, state_span(e, t));
+        if (total > span) span = total;
+      }
+    }
+  }
+  e->state_span[r] = span;
+  return span;
+}
+
+/* Flushes every sink, then lets each source commit what no longer needs reading again. */
+static void commit_sources(vpq_engine *e) {
+  const vpq_plan *plan = e->plan;
+  for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_source *src = e->slots[r].src;
+    if (!src || !src->vt->commit || !e->source_ops[r]) continue;
+    int64_t span = state_span(e, r), wm = vpq_op_source_watermark(e->source_ops[r]);
+    if (span == VPQ_TS_MAX || wm == VPQ_TS_MIN) continue;
+    src->vt->commit(src, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span);
+  }
+}
+
 /* Marks as read every column of relation `rel` that `x` reads, where `rel`'s columns start
  * at `offset` of the layout `x` is bound to. */
 static void mark_read(vpq_relation *rel, const vpq_bexpr *x, int offset) {
@@ -465,6 +533,7 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
     vpq_relation *with = vpq_arena_alloc(&e->arena, sizeof *with);
     *with = *rel;
     with->source = with_settings(e, &rel->source);
+    with->source.options.items[with->source.options.count++] = e->default_group;
     if (rel->source.dead_letter) {
       e->slots[r].dl = rel->source.dead_letter_topic ? vpq_dead_letter_open_kafka(&with->source, err, sizeof err)
                              : vpq_dead_letter_open(rel->source.dead_letter, err, sizeof err);
@@ -535,6 +604,10 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
     int from = in->pos;
     in->pos = end;
     push_slice(e, in, from, end);
+    if (e->rt.now_ms - e->last_commit_ms >= 1000 && !e->slots[in->relation].src->bounded) {
+      commit_sources(e);
+      e->last_commit_ms = e->rt.now_ms;
+    }
   }
 }
 
@@ -574,7 +647,7 @@ void vpq_engine_tick(vpq_engine *e, int64_t now_ms) {
   e->rt.now_ms = now_ms;
   for (int r = 0; r < e->plan->nrelations; r++)
     if (e->source_ops[r]) vpq_op_source_idle(e->source_ops[r], now_ms);
-  for (int r = 0; r < e->plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  commit_sources(e);
   vpq_arena_reset(&e->rt.scratch);
 }
 

@@ -404,9 +404,10 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   if (ts > s->part_max[partition]) s->part_max[partition] = ts;
   s->part_arrival[partition] = s->base.rt->now_ms;
   int64_t low = VPQ_TS_MAX;
+  const bool *owned = s->slot && s->slot->src ? s->slot->src->owned : NULL;
   for (int p = 0; p < s->nparts; p++) {
     bool idle = s->base.rt->now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms;
-    if (!idle && s->part_max[p] < low) low = s->part_max[p];
+    if (!idle && (!owned || owned[p]) && s->part_max[p] < low) low = s->part_max[p];
   }
   if (low == VPQ_TS_MAX) low = s->max_ts;
   return saturating_sub(low, s->rel->watermark_delay_ms);
@@ -469,8 +470,10 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   if (s->nparts > 1) {
     /* Partitions that went idle no longer hold the others back. */
     int64_t low = VPQ_TS_MAX;
+    const bool *owned = s->slot && s->slot->src ? s->slot->src->owned : NULL;
     for (int p = 0; p < s->nparts; p++)
-      if (now_ms - s->part_arrival[p] < s->rel->idle_timeout_ms && s->part_max[p] < low) low = s->part_max[p];
+      if (now_ms - s->part_arrival[p] < s->rel->idle_timeout_ms && (!owned || owned[p]) && s->part_max[p] < low)
+        low = s->part_max[p];
     int64_t wm = saturating_sub(low == VPQ_TS_MAX ? s->max_ts : low, s->rel->watermark_delay_ms);
     if (wm > s->wm) {
       s->wm = wm;
@@ -484,6 +487,8 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   s->wm = wm;
   vpq_op_emit_watermark(op, wm);
 }
+
+int64_t vpq_op_source_watermark(const vpq_op *op) { return ((const source_op *)op)->wm; }
 
 void vpq_op_source_finish(vpq_op *op) {
   source_op *s = (source_op *)op;

@@ -109,6 +109,9 @@ void vpq_op_relation_flush(vpq_op *op);
 vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_source_slot *slot);
 /* Pushes one decoded batch from the connector. */
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch);
+/* The source's watermark now. */
+int64_t vpq_op_source_watermark(const vpq_op *op);
+
 /* Ends the source: the watermark goes to +infinity. */
 void vpq_op_source_finish(vpq_op *op);
 

@@ -39,7 +39,8 @@ typedef struct fc_issue {
 /* Accuracy sums of one horizon step, over the scored issues (see vpq_forecast_score). */
 typedef struct fc_sums {
   int64_t n, naive_n, interval_n, covered;
-  double abs, sq, smape, naive_abs;
+  double abs, sq, smape;
+  double paired_abs, naive_abs; /* over the targets that have a seasonal naive forecast */
 } fc_sums;
 
 typedef struct fc_key {
@@ -345,6 +346,7 @@ static void score_step(forecast_op *f, fc_key *k, const fc_issue *is, int s) {
   double naive = naive_at(f, k, is->issued_at, g);
   if (!isnan(naive)) {
     sum->naive_n++;
+    sum->paired_abs += fabs(err);
     sum->naive_abs += fabs(actual - naive);
   }
   double lo = is->values[f->steps + s], hi = is->values[2 * f->steps + s];
@@ -354,17 +356,18 @@ static void score_step(forecast_op *f, fc_key *k, const fc_issue *is, int s) {
   }
 }
 
-/* Scores the kept issues whose steps are all before `t` (all of them when `all`) and forgets
- * them. */
-static void score_issues(forecast_op *f, fc_key *k, int64_t t, bool all) {
+/* Scores the kept issues whose steps are all before `t` and forgets them; at the end of the
+ * input (`end`), forgets the others unscored (their steps are not all known). */
+static void score_issues(forecast_op *f, fc_key *k, int64_t t, bool end) {
   int kept = 0;
   for (int i = 0; i < k->nissues; i++) {
     fc_issue *is = &k->issues[i];
-    if (!all && is->issued_at + f->steps * f->step_ms > t) {
+    bool complete = is->issued_at + f->steps * f->step_ms <= t;
+    if (!complete && !end) {
       k->issues[kept++] = *is;
       continue;
     }
-    for (int s = 0; s < f->steps; s++) score_step(f, k, is, s);
+    for (int s = 0; complete && s < f->steps; s++) score_step(f, k, is, s);
     free(is->values);
   }
   k->nissues = kept;
@@ -480,16 +483,26 @@ static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
   free(scratch);
 }
 
+static FILE *op_log(const forecast_op *f) { return f->base.rt->log; }
+
 /* Issues every forecast due at watermark wm, then passes wm on. */
 static void advance(forecast_op *f, int64_t wm) {
   if (wm <= f->wm) return;
   f->wm = wm;
   vpq_batch *out = NULL;
-  while (f->next_issue != VPQ_TS_MIN && f->next_issue <= wm) {
+  while (f->next_issue != VPQ_TS_MIN && f->next_issue != VPQ_TS_MAX && f->next_issue <= wm) {
     int64_t t = f->next_issue;
     if (!f->step_ms && !step_infer(f)) {
       f->next_issue = t + f->fc->every_ms;
       continue;
+    }
+    if (f->fc->every_ms % f->step_ms) {
+      /* Issues between grid slots would see part of a slot after them. */
+      if (op_log(f))
+        fprintf(op_log(f), "vpq: FORECAST %s: the inferred step (%lld ms) does not divide EVERY (%lld ms): no forecast issued\n",
+                f->query->target->name, (long long)f->step_ms, (long long)f->fc->every_ms);
+      f->next_issue = VPQ_TS_MAX;
+      break;
     }
     if (t > f->last_ts + f->step_ms) break; /* nothing new to forecast from */
     if (!out) out = vpq_op_batch(f->base.rt, f->base.schema, VPQ_BATCH_ROWS);
@@ -499,7 +512,7 @@ static void advance(forecast_op *f, int64_t wm) {
   }
   if (out) vpq_op_emit(&f->base, out);
   if (wm == VPQ_TS_MAX && f->step_ms)
-    for (int i = 0; i < f->nkeys; i++) score_issues(f, f->keys[i], wm, true);
+    for (int i = 0; i < f->nkeys; i++) score_issues(f, f->keys[i], f->keys[i]->last_ts + f->step_ms, true);
   vpq_op_emit_watermark(&f->base, wm);
 }
 
@@ -524,13 +537,14 @@ int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out) {
     sum.abs += x->abs;
     sum.sq += x->sq;
     sum.smape += x->smape;
+    sum.paired_abs += x->paired_abs;
     sum.naive_abs += x->naive_abs;
   }
   out->n = sum.n;
   out->mae = sum.n ? sum.abs / (double)sum.n : NAN;
   out->rmse = sum.n ? sqrt(sum.sq / (double)sum.n) : NAN;
   out->smape = sum.n ? 100 * sum.smape / (double)sum.n : NAN;
-  out->mase = sum.naive_n && sum.naive_abs > 0 ? out->mae / (sum.naive_abs / (double)sum.naive_n) : NAN;
+  out->mase = sum.naive_n && sum.naive_abs > 0 ? sum.paired_abs / sum.naive_abs : NAN;
   out->with_interval = sum.interval_n;
   out->coverage = sum.interval_n ? (double)sum.covered / (double)sum.interval_n : NAN;
   return 0;

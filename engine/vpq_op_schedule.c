@@ -5,16 +5,21 @@
  *   port 2  price forecast rows (MINIMIZE COST)   ─► the latest price per time
  *
  * An issue of the forecast is planned once the watermark of the forecast (and price) input
- * has passed its issued_at, so that all of its rows are in. The fleet is read as it stands
- * then, like a lookup join reads its table: the table does not hold the watermark back.
+ * has passed its issued_at, so that all of its rows are in; an issue that arrives after that
+ * is late (counted, not planned). The fleet is read as it stood at issued_at: every battery
+ * keeps the versions of its row (with their event times) until no pending issue can need
+ * them, and a plan uses each battery's latest version at or before issued_at, so a replay
+ * plans with what was known then, however the inputs' processing interleaves.
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
  * forecast row with the latest ts at or before the step's start (the plan stops where the
  * forecast ends). vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
  * battery in device_id order, the first step (or every step with EMIT PLAN):
  * issued_at, ts, device_id, setpoint_kw, soc, planned_peak_kw, with event time issued_at.
  *
- * A battery that cannot be planned (NULL or non-positive capacity or power, NULL soc, limits
- * that leave no room, or a row older than `stale_after`) gets setpoint 0 and keeps its soc.
+ * A battery that cannot be planned (NULL or non-positive capacity or power, a soc that is
+ * NULL or outside 0..1, an efficiency outside (0, 1], limits that leave no room, or a last
+ * report older than `stale_after`: its `seen` column when the fleet has one, else its row's
+ * event time) gets setpoint 0 and keeps its soc.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -23,11 +28,17 @@
 #include "vpq_expr.h"
 #include "vpq_op.h"
 
+/* One version of a battery's row: its values from event time `ts` on. */
+typedef struct sc_version {
+  int64_t ts;
+  bool present; /* false: the row was retracted (no battery) */
+  double params[VPQ_FLEET_NCOLS]; /* by VPQ_FLEET_*, NAN when NULL (DEVICE unused) */
+} sc_version;
+
 typedef struct sc_battery {
   vpq_datum device;
-  double params[VPQ_FLEET_NCOLS]; /* by VPQ_FLEET_*, NAN when NULL (DEVICE unused) */
-  int64_t row_ts;
-  bool present;
+  sc_version *versions; /* in arrival order */
+  int nversions, cap;
 } sc_battery;
 
 /* One time → value point of a forecast. */
@@ -104,11 +115,39 @@ static void fleet_push(schedule_op *s, const vpq_batch *batch) {
   for (int row = 0; row < batch->n; row++) {
     if (device->null[row]) continue;
     sc_battery *b = fleet_find(s, device->data[row]);
-    b->present = batch->diff[row] > 0;
-    if (!b->present) continue;
+    if (b->nversions == b->cap) {
+      b->cap = b->cap ? 2 * b->cap : 4;
+      b->versions = realloc(b->versions, sizeof *b->versions * (size_t)b->cap);
+      if (!b->versions) abort();
+    }
+    sc_version *v = &b->versions[b->nversions++];
+    v->ts = batch->ts[row];
+    v->present = batch->diff[row] > 0;
     for (int p = VPQ_FLEET_SOC; p < VPQ_FLEET_NCOLS; p++)
-      b->params[p] = cols[p] >= 0 ? column_number(&batch->cols[cols[p]], row) : NAN;
-    b->row_ts = batch->ts[row];
+      v->params[p] = cols[p] >= 0 ? column_number(&batch->cols[cols[p]], row) : NAN;
+  }
+}
+
+/* Battery b's row as it stood at time t (NULL when it had none then). */
+static const sc_version *version_at(const sc_battery *b, int64_t t) {
+  const sc_version *best = NULL;
+  for (int i = 0; i < b->nversions; i++)
+    if (b->versions[i].ts <= t && (!best || b->versions[i].ts >= best->ts)) best = &b->versions[i];
+  return best && best->present ? best : NULL;
+}
+
+/* Forgets the versions no issue after t can need: those older than each battery's row at t. */
+static void versions_prune(schedule_op *s, int64_t t) {
+  for (int i = 0; i < s->nfleet; i++) {
+    sc_battery *b = &s->fleet[i];
+    int at_t = -1;
+    for (int v = 0; v < b->nversions; v++)
+      if (b->versions[v].ts <= t && (at_t < 0 || b->versions[v].ts >= b->versions[at_t].ts)) at_t = v;
+    if (at_t < 0) continue;
+    int kept = 0;
+    for (int v = 0; v < b->nversions; v++)
+      if (v == at_t || b->versions[v].ts > t) b->versions[kept++] = b->versions[v];
+    b->nversions = kept;
   }
 }
 
@@ -149,6 +188,10 @@ static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
   int64_t issued_at = batch->ts[row];
   if (sc->forecast_issued >= 0 && !batch->cols[sc->forecast_issued].null[row])
     issued_at = batch->cols[sc->forecast_issued].data[row].i;
+  if (issued_at < s->wm) {
+    s->base.rt->stats.late++; /* its issue's time has passed: planned already, or too late to plan */
+    return;
+  }
   sc_issue *is = issue_find(s, issued_at);
   points_add(&is->points, &is->n, &is->cap, ts->data[row].i, column_number(&batch->cols[sc->forecast_value], row));
 }
@@ -199,24 +242,25 @@ static int cmp_device(const void *a, const void *b, void *ctx) {
   return (x.i > y.i) - (x.i < y.i);
 }
 
-/* Fills `bat` for battery b; false when it cannot be planned. */
-static bool battery_params(const schedule_op *s, const sc_battery *b, int64_t t, vpq_sched_battery *bat) {
+/* Fills `bat` from a battery's row at issue time t; false when it cannot be planned. */
+static bool battery_params(const schedule_op *s, const sc_version *v, int64_t t, vpq_sched_battery *bat) {
   const vpq_plan_schedule *sc = s->sc;
-  const double *p = b->params;
-  if (sc->stale_after_ms && b->row_ts < t - sc->stale_after_ms) return false;
-  if (isnan(p[VPQ_FLEET_SOC]) || !(p[VPQ_FLEET_CAPACITY] > 0) || !(p[VPQ_FLEET_MAX_KW] > 0)) return false;
-  bat->soc = fmin(fmax(p[VPQ_FLEET_SOC], 0), 1);
+  const double *p = v->params;
+  double seen = isnan(p[VPQ_FLEET_SEEN]) ? (double)v->ts : p[VPQ_FLEET_SEEN];
+  if (sc->stale_after_ms && seen < (double)(t - sc->stale_after_ms)) return false;
+  double soc = p[VPQ_FLEET_SOC], eff = isnan(p[VPQ_FLEET_EFFICIENCY]) ? 1 : p[VPQ_FLEET_EFFICIENCY];
+  if (!(soc >= 0 && soc <= 1) || !(p[VPQ_FLEET_CAPACITY] > 0) || !(p[VPQ_FLEET_MAX_KW] > 0) || !(eff > 0 && eff <= 1))
+    return false;
+  bat->soc = soc;
   bat->capacity_kwh = p[VPQ_FLEET_CAPACITY];
   bat->max_kw = p[VPQ_FLEET_MAX_KW];
-  double eff = p[VPQ_FLEET_EFFICIENCY];
-  bat->efficiency = eff > 0 && eff <= 1 ? eff : 1;
+  bat->efficiency = eff;
   bat->min_soc = isnan(p[VPQ_FLEET_MIN_SOC]) ? sc->min_soc : fmax(p[VPQ_FLEET_MIN_SOC], sc->min_soc);
   bat->max_soc = isnan(p[VPQ_FLEET_MAX_SOC]) ? sc->max_soc : fmin(p[VPQ_FLEET_MAX_SOC], sc->max_soc);
   return bat->min_soc <= bat->max_soc;
 }
 
-/* Rounds x to 1/scale (no negative zero): plans are written in whole watts (setpoints, peaks)
- * and soc to 1e-9, so that solver round-off does not show as 2.9999999 kW. */
+/* Rounds x to 1/scale (no negative zero): plans are written in whole watts and soc to 1e-9. */
 static double round_to(double x, double scale) { return round(x * scale) / scale + 0.0; }
 
 static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t ts, vpq_datum device, double setpoint,
@@ -239,8 +283,9 @@ static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t t
   out->origin[at] = (vpq_origin){-1, 0};
 }
 
-/* Rounds the plan's setpoints to whole watts and recomputes each soc trajectory from them, so
- * that the soc written is exactly what the setpoints written lead to. */
+/* Rounds the plan's setpoints to whole watts, towards zero where a rounded setpoint would take
+ * the stored energy past a limit, and recomputes each soc trajectory and the plan's peak from
+ * the setpoints as written: the soc written is exactly what they lead to, within the limits. */
 static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
   for (int b = 0; b < p->nbatteries; b++) {
     const vpq_sched_battery *bat = &p->batteries[b];
@@ -248,12 +293,29 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
     double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh, hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
     for (int k = 0; k < p->nsteps; k++) {
       size_t at = (size_t)b * (size_t)p->nsteps + (size_t)k;
-      double setpoint = fmin(fmax(round_to(plan->setpoint_kw[at], 1e3), -bat->max_kw), bat->max_kw);
-      energy -= setpoint > 0 ? setpoint * p->step_hours / bat->efficiency : setpoint * p->step_hours * bat->efficiency;
-      energy = fmin(fmax(energy, lo), hi);
+      /* A charge rounds up to the next watt (more energy for the steps after), a discharge to
+       * the nearest one. */
+      double exact = plan->setpoint_kw[at];
+      double setpoint = exact < 0 ? floor(exact * 1e3 + 1e-6) / 1e3 + 0.0 : round_to(exact, 1e3);
+      setpoint = fmin(fmax(setpoint, -bat->max_kw), bat->max_kw);
+      for (;;) {
+        double next = energy - (setpoint > 0 ? setpoint * p->step_hours / bat->efficiency
+                                             : setpoint * p->step_hours * bat->efficiency);
+        if ((next >= lo - 1e-12 && next <= hi + 1e-12) || setpoint == 0) {
+          energy = fmin(fmax(next, lo), hi);
+          break;
+        }
+        setpoint = setpoint > 0 ? fmax(round_to(setpoint - 0.001, 1e3), 0) : fmin(round_to(setpoint + 0.001, 1e3), 0);
+      }
       plan->setpoint_kw[at] = setpoint;
       plan->soc[at] = energy / bat->capacity_kwh;
     }
+  }
+  plan->peak_kw = -INFINITY;
+  for (int k = 0; k < p->nsteps; k++) {
+    double net = p->load[k];
+    for (int b = 0; b < p->nbatteries; b++) net -= plan->setpoint_kw[(size_t)b * (size_t)p->nsteps + (size_t)k];
+    plan->peak_kw = fmax(plan->peak_kw, net);
   }
 }
 
@@ -287,12 +349,15 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
     price[k] = s->nprices ? value_at(s->prices, s->nprices, t + k * sc->step_ms) : 0;
   }
   int norder = 0, nbats = 0;
+  const sc_version **rows = malloc(sizeof *rows * (size_t)(s->nfleet + 1));
+  if (!rows) abort();
   for (int b = 0; b < s->nfleet; b++)
-    if (s->fleet[b].present) order[norder++] = b;
+    if (version_at(&s->fleet[b], t)) order[norder++] = b;
   qsort_r(order, (size_t)norder, sizeof *order, cmp_device, s);
   for (int i = 0; i < norder; i++) {
     plan_pos[i] = -1;
-    if (battery_params(s, &s->fleet[order[i]], t, &bats[nbats])) plan_pos[i] = nbats++;
+    rows[i] = version_at(&s->fleet[order[i]], t);
+    if (battery_params(s, rows[i], t, &bats[nbats])) plan_pos[i] = nbats++;
   }
   vpq_sched_problem problem = {sc->objective, bats, nbats, load, price, steps, (double)sc->step_ms / 3600000.0, sc->cap_kw};
   vpq_sched_plan plan = {0};
@@ -303,9 +368,8 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (sc->objective == VPQ_SCHED_MIN_COST && !s->nprices) {
     if (s->warnings++ < 10 && rt->log)
       fprintf(rt->log, "vpq: SCHEDULE %s: no price forecast yet at issue %lld: batteries stay idle\n", s->query->target->name, (long long)t);
-    nbats = 0;
-    plan.peak_kw = -INFINITY;
-    for (int k = 0; k < steps; k++) plan.peak_kw = fmax(plan.peak_kw, load[k]);
+    problem.nbatteries = 0;
+    for (int i = 0; i < norder; i++) plan_pos[i] = -1;
   } else if (vpq_sched_solve(&problem, &plan, err, sizeof err) != 0 && rt->log) {
     fprintf(rt->log, "vpq: SCHEDULE %s: planning failed at issue %lld: %s\n", s->query->target->name, (long long)t, err);
   } else if (sc->objective == VPQ_SCHED_KEEP_BELOW && !plan.cap_met && s->warnings++ < 10 && rt->log) {
@@ -318,7 +382,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   for (int k = 0; k < out_steps; k++) {
     for (int i = 0; i < norder; i++) {
       const sc_battery *b = &s->fleet[order[i]];
-      double setpoint = 0, soc = b->params[VPQ_FLEET_SOC];
+      double setpoint = 0, soc = rows[i]->params[VPQ_FLEET_SOC];
       if (plan_pos[i] >= 0) {
         size_t at = (size_t)plan_pos[i] * (size_t)steps + (size_t)k;
         setpoint = plan.setpoint_kw[at];
@@ -339,6 +403,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   free(order);
   free(plan_pos);
   free(bats);
+  free(rows);
 }
 
 static int cmp_issue(const void *a, const void *b) {
@@ -350,15 +415,18 @@ static int cmp_issue(const void *a, const void *b) {
 static void advance(schedule_op *s, int64_t wm) {
   if (wm <= s->wm) return;
   s->wm = wm;
-  qsort(s->issues, (size_t)s->nissues, sizeof *s->issues, cmp_issue);
-  int done = 0;
-  while (done < s->nissues && (s->issues[done].issued_at < wm || wm == VPQ_TS_MAX)) {
-    plan_issue(s, &s->issues[done]);
-    free(s->issues[done].points);
-    done++;
+  if (s->nissues) {
+    qsort(s->issues, (size_t)s->nissues, sizeof *s->issues, cmp_issue);
+    int done = 0;
+    while (done < s->nissues && (s->issues[done].issued_at < wm || wm == VPQ_TS_MAX)) {
+      plan_issue(s, &s->issues[done]);
+      versions_prune(s, s->issues[done].issued_at);
+      free(s->issues[done].points);
+      done++;
+    }
+    memmove(s->issues, s->issues + done, sizeof *s->issues * (size_t)(s->nissues - done));
+    s->nissues -= done;
   }
-  memmove(s->issues, s->issues + done, sizeof *s->issues * (size_t)(s->nissues - done));
-  s->nissues -= done;
   vpq_op_emit_watermark(&s->base, wm);
 }
 
@@ -411,6 +479,7 @@ static void schedule_destroy(vpq_op *op) {
   for (int i = 0; i < s->nissues; i++) free(s->issues[i].points);
   free(s->issues);
   free(s->prices);
+  for (int i = 0; i < s->nfleet; i++) free(s->fleet[i].versions);
   free(s->fleet);
   free(s->index);
 }

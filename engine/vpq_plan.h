@@ -225,7 +225,7 @@ typedef struct vpq_plan_forecast {
 
 /* Fleet columns SCHEDULE reads, as indexes in the fleet table's schema (-1 when absent). */
 enum { VPQ_FLEET_DEVICE, VPQ_FLEET_SOC, VPQ_FLEET_CAPACITY, VPQ_FLEET_MAX_KW, VPQ_FLEET_EFFICIENCY,
-       VPQ_FLEET_MIN_SOC, VPQ_FLEET_MAX_SOC, VPQ_FLEET_NCOLS };
+       VPQ_FLEET_MIN_SOC, VPQ_FLEET_MAX_SOC, VPQ_FLEET_SEEN, VPQ_FLEET_NCOLS };
 
 /* SCHEDULE fleet FOR forecast objective [SUBJECT TO ...] HORIZON h STEP s [EMIT PLAN]. */
 typedef struct vpq_plan_schedule {

@@ -171,6 +171,22 @@ static const vpq_sink_vt kafka_sink_vt = {kafka_write, kafka_flush, kafka_close}
 
 /* ===== Source ===== */
 
+/* A run of consecutive messages of one partition and the latest event time among them: the
+ * source may commit the start of a segment once every earlier segment is safe. */
+typedef struct kafka_segment {
+  int64_t start;  /* offset of its first message */
+  int64_t max_ts;
+} kafka_segment;
+
+typedef struct kafka_partition {
+  kafka_segment *segs;
+  int nsegs, cap;
+  int64_t rows_in_last; /* messages in the last segment */
+  bool assigned;
+} kafka_partition;
+
+enum { SEGMENT_ROWS = 1024 };
+
 typedef struct kafka_source {
   vpq_source base;
   rd_kafka_t *rk;
@@ -181,6 +197,11 @@ typedef struct kafka_source {
   void *bad_ctx;
   int64_t *end;     /* bounded: per partition, the offset the source ends at */
   int64_t *next;    /* per partition, the next offset to read */
+  bool group;       /* consumer-group mode: partitions come and go with rebalances */
+  int ts_col;       /* the event-time column, or -1 (message time) */
+  kafka_partition *parts;
+  int64_t safe_ts;  /* the last safe time the engine reported (see vpq_source_vt.commit) */
+  bool *owned;      /* per partition: assigned to this member now (base.owned) */
 } kafka_source;
 
 static bool source_finished(const kafka_source *s) {
@@ -188,6 +209,80 @@ static bool source_finished(const kafka_source *s) {
   for (int p = 0; p < s->base.partitions; p++)
     if (s->next[p] < s->end[p]) return false;
   return true;
+}
+
+/* Notes a message of a partition in its segments. */
+static void segment_note(kafka_partition *part, int64_t offset, int64_t ts) {
+  if (!part->nsegs || part->rows_in_last >= SEGMENT_ROWS) {
+    if (part->nsegs == part->cap) {
+      part->cap = part->cap ? 2 * part->cap : 16;
+      part->segs = realloc(part->segs, sizeof *part->segs * (size_t)part->cap);
+      if (!part->segs) abort();
+    }
+    part->segs[part->nsegs++] = (kafka_segment){offset, VPQ_TS_MIN};
+    part->rows_in_last = 0;
+  }
+  kafka_segment *last = &part->segs[part->nsegs - 1];
+  if (ts > last->max_ts) last->max_ts = ts;
+  part->rows_in_last++;
+}
+
+/* The offset from which partition p must be read again: the start of its first segment that
+ * holds a row at or after safe_ts (the next offset when none does). Drops the segments
+ * before it. */
+static int64_t safe_offset(kafka_source *s, int p, int64_t safe_ts) {
+  kafka_partition *part = &s->parts[p];
+  int keep = 0;
+  while (keep < part->nsegs && part->segs[keep].max_ts < safe_ts) keep++;
+  int64_t offset = keep < part->nsegs ? part->segs[keep].start : s->next[p];
+  if (keep == part->nsegs) part->rows_in_last = 0;
+  memmove(part->segs, part->segs + keep, sizeof *part->segs * (size_t)(part->nsegs - keep));
+  part->nsegs -= keep;
+  return offset;
+}
+
+/* Commits the safe offsets of the assigned partitions (synchronously when `sync`). */
+static void commit_safe(kafka_source *s, bool sync) {
+  rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->base.partitions);
+  for (int p = 0; p < s->base.partitions; p++) {
+    if (!s->parts[p].assigned || (!s->parts[p].nsegs && s->next[p] < 0)) continue;
+    int64_t offset = safe_offset(s, p, s->safe_ts);
+    if (offset >= 0) rd_kafka_topic_partition_list_add(list, s->topic, p)->offset = offset;
+  }
+  if (list->cnt) rd_kafka_commit(s->rk, list, sync ? 0 : 1);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void kafka_commit(vpq_source *src, int64_t safe_ts) {
+  kafka_source *s = (kafka_source *)src;
+  if (!s->group) return;
+  s->safe_ts = safe_ts;
+  commit_safe(s, false);
+}
+
+/* Rebalances (consumer-group mode): on assignment, read the new partitions from their
+ * committed offsets (or `start`); on revocation, commit what is safe, then let them go. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
+  kafka_source *s = opaque;
+  if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int i = 0; i < parts->cnt; i++) {
+      int p = parts->elems[i].partition;
+      if (p < 0 || p >= s->base.partitions) continue;
+      s->parts[p].assigned = true;
+      s->owned[p] = true;
+      s->parts[p].nsegs = 0;
+      s->parts[p].rows_in_last = 0;
+      s->next[p] = -1;
+    }
+    rd_kafka_assign(rk, parts);
+  } else {
+    commit_safe(s, true);
+    for (int i = 0; i < parts->cnt; i++) {
+      int p = parts->elems[i].partition;
+      if (p >= 0 && p < s->base.partitions) s->parts[p].assigned = s->owned[p] = false;
+    }
+    rd_kafka_assign(rk, NULL);
+  }
 }
 
 static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
@@ -218,14 +313,17 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
       continue;
     }
     const char *text = msg->payload ? msg->payload : "";
+    int64_t event_ts = VPQ_TS_MIN;
     if (!vpq_decoder_row(s->dec, text, msg->len, out, n, err, sizeof err)) {
       if (s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
     } else {
       rd_kafka_timestamp_type_t type;
       int64_t ts = rd_kafka_message_timestamp(msg, &type);
       out->ts[n] = ts >= 0 ? ts : 0;
+      event_ts = s->ts_col < 0 ? out->ts[n] : out->cols[s->ts_col].null[n] ? VPQ_TS_MIN : out->cols[s->ts_col].data[n].i;
       origins[n++] = origin;
     }
+    if (s->group && p >= 0 && p < s->base.partitions) segment_note(&s->parts[p], msg->offset, event_ts);
     rd_kafka_message_destroy(msg);
   }
   while (at < got) rd_kafka_message_destroy(msgs[at++]); /* beyond the end: not needed */
@@ -241,6 +339,7 @@ static void kafka_format_origin(const vpq_source *src, vpq_origin origin, char *
 
 static void kafka_source_close(vpq_source *src) {
   kafka_source *s = (kafka_source *)src;
+  if (s->group && s->parts) commit_safe(s, true);
   if (s->queue) rd_kafka_queue_destroy(s->queue);
   rd_kafka_consumer_close(s->rk);
   rd_kafka_destroy(s->rk);
@@ -248,10 +347,13 @@ static void kafka_source_close(vpq_source *src) {
   free(s->topic);
   free(s->end);
   free(s->next);
+  for (int p = 0; s->parts && p < s->base.partitions; p++) free(s->parts[p].segs);
+  free(s->parts);
+  free(s->owned);
   free(s);
 }
 
-static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close};
+static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close, kafka_commit};
 
 
 
@@ -266,10 +368,16 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
     snprintf(err, err_size, "`start` is 'earliest' or 'latest', not '%s'", start->text);
     return NULL;
   }
+  /* An unbounded source reads as a member of a consumer group (`group`, by default derived
+   * from the query file's name and the relation); a bounded one assigns itself everything. */
+  bool in_group = !(bounded && bounded->value.i);
+  const vpq_plan_option *file_group = option(conn, "vpq.default_group");
   char group_id[300];
-  snprintf(group_id, sizeof group_id, "%s", group && group->text ? group->text : rel->name);
+  if (group && group->text) snprintf(group_id, sizeof group_id, "%s", group->text);
+  else snprintf(group_id, sizeof group_id, "%s.%s", file_group && file_group->text ? file_group->text : "vpq", rel->name);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   bool ok = conf_set(conf, "group.id", group_id, err, err_size) &&
+            conf_set(conf, "auto.offset.reset", latest ? "latest" : "earliest", err, err_size) &&
             conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
             conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
             conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
@@ -278,16 +386,24 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
     rd_kafka_conf_destroy(conf);
     return NULL;
   }
+  kafka_source *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  if (in_group) {
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, s);
+  }
   char reason[512];
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
   if (!rk) {
     snprintf(err, err_size, "cannot create a Kafka consumer: %s", reason);
     rd_kafka_conf_destroy(conf);
+    free(s);
     return NULL;
   }
   rd_kafka_poll_set_consumer(rk);
-  kafka_source *s = calloc(1, sizeof *s);
-  if (!s) abort();
+  s->group = in_group;
+  s->ts_col = rel->ts_col;
+  s->safe_ts = VPQ_TS_MIN;
   s->base.vt = &kafka_source_vt;
   s->base.stamps_rows = rel->ts_col < 0;
   s->base.bounded = bounded && bounded->value.i;
@@ -312,7 +428,26 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   s->base.partitions = partitions;
   s->end = calloc((size_t)partitions, sizeof *s->end);
   s->next = calloc((size_t)partitions, sizeof *s->next);
-  if (!s->end || !s->next) abort();
+  s->parts = calloc((size_t)partitions, sizeof *s->parts);
+  s->owned = calloc((size_t)partitions, sizeof *s->owned);
+  if (!s->end || !s->next || !s->parts || !s->owned) abort();
+  if (in_group) {
+    s->base.owned = s->owned;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic->text, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+      snprintf(err, err_size, "cannot subscribe to `%s`: %s", topic->text, rd_kafka_err2str(e));
+      kafka_source_close(&s->base);
+      return NULL;
+    }
+    s->queue = rd_kafka_queue_get_consumer(rk);
+    s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
+    const vpq_plan_option *max_bytes = option(conn, "max_row_bytes");
+    if (max_bytes) vpq_decoder_set_max_bytes(s->dec, (size_t)max_bytes->value.i);
+    return &s->base;
+  }
   rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; p++) {
     int64_t low = 0, high = 0;
