@@ -16,6 +16,7 @@ data is found at ../shared/data from the repository root, or at $VPQ_DATA.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ WEATHER = ("temp_c", "wind_kmh", "cloud_pct")
 NAIVE = ("naive_day", "naive_week")
 VPQ_MODELS = ("holt_winters", "linear", "mlp")
 REF_MODELS = ("statsmodels_hw", "sklearn_mlp")
+REF_CHUNK = 30               # issues per reference task
 COLUMNS = (("naive_day", "naive_day"), ("naive_week", "naive_week"), ("vpq holt_winters", "holt_winters"),
            ("vpq linear", "linear"), ("vpq mlp", "mlp"), ("statsmodels HW", "statsmodels_hw"),
            ("sklearn MLP", "sklearn_mlp"))
@@ -92,6 +94,12 @@ class Score:
         self.n += int(ok.sum())
         self.abs += float(err.sum())
         self.smape += float(np.sum(np.divide(2 * err, denom, out=np.zeros_like(err), where=denom > 0)))
+
+    def merge(self, other):
+        """Adds the sums of another Score."""
+        self.n += other.n
+        self.abs += other.abs
+        self.smape += other.smape
 
     def result(self):
         """{"n", "mae", "smape" (%)}; None metrics when nothing was scored."""
@@ -241,14 +249,14 @@ def mlp(series, cal, i0):
     return y_mean + y_sd * forecast, model.n_iter_ >= model.max_iter
 
 
-def run_references(series):
-    """Every reference model over the series' issues; returns ({model: Score.result()},
-    {model: seconds}, {"hw_not_converged", "mlp_max_iter": fits})."""
+def run_references(series, issues):
+    """Every reference model over the given issues (grid indices) of the series; returns
+    ({model: Score}, {model: CPU seconds}, {"hw_not_converged", "mlp_max_iter": fits})."""
     scores = {m: Score() for m in NAIVE + REF_MODELS}
     seconds = {m: 0.0 for m in NAIVE + REF_MODELS}
     flags = {"hw_not_converged": 0, "mlp_max_iter": 0}
     cal = calendar(series)
-    for i0 in series.issues():
+    for i0 in issues:
         actual = series.y[i0:i0 + HORIZON]
         for model in NAIVE + REF_MODELS:
             started = time.process_time()
@@ -262,7 +270,26 @@ def run_references(series):
                 flags["mlp_max_iter"] += warned
             seconds[model] += time.process_time() - started
             scores[model].add(actual, forecast)
-    return {m: s.result() for m, s in scores.items()}, seconds, flags
+    return scores, seconds, flags
+
+
+def reference_side(series, jobs):
+    """run_references over every series in chunks of REF_CHUNK issues on `jobs` processes (so that
+    the processes stay busy to the end); returns per series ({model: Score.result()},
+    {model: CPU seconds}, {flag: fits})."""
+    tasks = [(k, s.issues()[at:at + REF_CHUNK]) for k, s in enumerate(series)
+             for at in range(0, len(s.issues()), REF_CHUNK)]
+    merged = [({m: Score() for m in NAIVE + REF_MODELS}, {m: 0.0 for m in NAIVE + REF_MODELS},
+               {"hw_not_converged": 0, "mlp_max_iter": 0}) for _ in series]
+    with ProcessPoolExecutor(jobs) as pool:
+        done = pool.map(run_references, [series[k] for k, _ in tasks], [issues for _, issues in tasks])
+        for (k, _), (scores, seconds, flags) in zip(tasks, done):
+            for m in scores:
+                merged[k][0][m].merge(scores[m])
+                merged[k][1][m] += seconds[m]
+            for f in flags:
+                merged[k][2][f] += flags[f]
+    return [({m: sc.result() for m, sc in scores.items()}, seconds, flags) for scores, seconds, flags in merged]
 
 
 # ---- report ----
@@ -272,13 +299,13 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def summarise(series, vpq_scores, ref_scores):
-    """The report row of one series: each column's MAE and sMAPE, the ratios, the naive cross-check
-    and the interval coverage of vpq's best model (by MAE)."""
+def summarise(series, vpq_scores, ref_scores, ref_flags):
+    """The report row of one series: each column's MAE and sMAPE, the ratios, the naive cross-check,
+    the interval coverage of vpq's best model (by MAE) and the reference fits' warnings."""
     row = {"series": series.name, "unit": series.unit,
            "from": pd.Timestamp(series.first_issue, unit="ms").strftime("%Y-%m-%d"),
            "to": pd.Timestamp(series.end - DAY_MS, unit="ms").strftime("%Y-%m-%d"),
-           "issues": len(series.issues()), "models": {}}
+           "issues": len(series.issues()), "reference_flags": ref_flags, "models": {}}
     for _, key in COLUMNS:
         src = ref_scores[key] if key in REF_MODELS else vpq_scores[key]
         row["models"][key] = {"n": src["n"], "mae": src["mae"], "smape": src["smape"]}
@@ -324,7 +351,7 @@ def print_table(rows, timing, notes):
     for note in notes:
         print(f"  - {note}")
     print("\nRun time:")
-    print(f"  vpq:        {timing['vpq_wall_s']:.1f} s wall ({timing['jobs']} series at a time), "
+    print(f"  vpq:        {timing['vpq']}: {timing['vpq_wall_s']:.1f} s wall ({timing['jobs']} series at a time), "
           f"{timing['vpq_sum_s']:.1f} s summed over the {len(rows)} backtests (all 5 models each)")
     per_model = ", ".join(f"{m} {s:.1f} s" for m, s in timing["reference_cpu_s"].items())
     print(f"  reference:  {timing['reference_wall_s']:.1f} s wall ({timing['jobs']} processes); CPU per model: "
@@ -342,36 +369,43 @@ def main():
     data_dir = os.environ.get("VPQ_DATA") or os.path.join(root, "..", "shared", "data")
     series = load_series(data_dir)
 
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(args.vpq)))
     with tempfile.TemporaryDirectory(prefix="vpq-forecast-") as workdir:
+        # A copy: every series runs the same binary even if the checkout is rebuilt meanwhile.
+        vpq = shutil.copy2(args.vpq, os.path.join(workdir, "vpq"))
         started = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
-            vpq_runs = list(pool.map(lambda s: run_vpq(os.path.abspath(args.vpq), s, workdir), series))
+            vpq_runs = list(pool.map(lambda s: run_vpq(vpq, s, workdir), series))
         vpq_wall = time.perf_counter() - started
     print(f"vpq done in {vpq_wall:.1f} s; running the references ...", file=sys.stderr)
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        ref_runs = list(pool.map(run_references, series))
+    ref_runs = reference_side(series, args.jobs)
     ref_wall = time.perf_counter() - started
 
-    rows = [summarise(s, v[0], r[0]) for s, v, r in zip(series, vpq_runs, ref_runs)]
-    timing = {"jobs": args.jobs, "vpq_wall_s": vpq_wall, "vpq_sum_s": sum(v[1] for v in vpq_runs),
+    rows = [summarise(s, v[0], r[0], r[2]) for s, v, r in zip(series, vpq_runs, ref_runs)]
+    timing = {"jobs": args.jobs, "vpq": f"{os.path.abspath(args.vpq)} (built {built})", "vpq_wall_s": vpq_wall, "vpq_sum_s": sum(v[1] for v in vpq_runs),
               "reference_wall_s": ref_wall,
               "reference_cpu_s": {m: sum(r[1][m] for r in ref_runs) for m in NAIVE + REF_MODELS}}
     fits = sum(len(s.issues()) for s in series)
     hw_warned = sum(r[2]["hw_not_converged"] for r in ref_runs)
     mlp_capped = sum(r[2]["mlp_max_iter"] for r in ref_runs)
+    capped_by_series = ", ".join(f"{s.name} {r[2]['mlp_max_iter']}/{len(s.issues())}"
+                                 for s, r in zip(series, ref_runs))
     notes = [
         f"{fits} daily origins in all, every one scored (no subsampling); every model refitted at every origin on the "
         "60 days before it; vpq's CSVs hold 60 + 7 days before the first origin, scored from it (--from/--to).",
         "naive_day / naive_week columns are vpq's figures; the Python seasonal naive is the cross-check below.",
         "Weather (prices): vpq's linear and mlp, and the sklearn MLP, train on the weather at each history hour and "
         "forecast with the weather 24 h before the target (seasonal persistence): no one sees future weather.",
-        "vpq holt_winters has a damped trend (phi >= 0.8) fitted by Nelder-Mead; statsmodels HW is undamped, "
-        f"default fit() on the standardised window (missing values interpolated); {hw_warned}/{fits} fits warned "
-        "of non-convergence.",
-        "sklearn MLP: direct (not recursive) 24-h model on lag 24 h, lag 168 h, hour/day-of-week sin/cos, the last "
-        f"value before the origin (+ weather), standardised; {mlp_capped}/{fits} fits stopped at max_iter = 300.",
+        "statsmodels HW (vpq's models: engine/vpq_model.h): undamped trend, smoothing parameters by statsmodels' "
+        "default fit() (one-step errors) on the standardised window (missing values interpolated); "
+        f"{hw_warned}/{fits} fits warned of non-convergence.",
+        "sklearn MLP: one direct model for the 24 hours on lag 24 h, lag 168 h, hour/day-of-week sin/cos, the last "
+        f"value before the origin (+ weather), standardised; {mlp_capped}/{fits} fits stopped at max_iter = 300 "
+        f"({capped_by_series}).",
+        "sMAPE of prices is dominated by hours with prices near 0 EUR/MWh (common in SE3/SE4): read MAE there.",
         "cover80: share of actuals inside vpq's 80% interval, for the best vpq model by MAE.",
+        "Wall times depend on what else runs on the machine; CPU seconds do not.",
     ]
     if args.json:
         json.dump({"series": rows, "timing": timing, "notes": notes}, sys.stdout, indent=1)

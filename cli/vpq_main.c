@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "vpq.h"
+#include "http/vpq_http.h"
 #include "kafka/vpq_broker.h"
 #include "sim/vpq_sim.h"
 #include "vpq_codec.h"
@@ -27,8 +28,10 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"
     "  explain [--dot] FILE.vpq  print the operator pipeline (--dot: Graphviz)\n"
-    "  run FILE.vpq [--brokers HOSTS] [--set key=value]...\n"
-    "                            run the file's statements until their bounded inputs end\n"
+    "  run FILE.vpq [--brokers HOSTS] [--http ADDR] [--set key=value]...\n"
+    "                            run the file's statements until their bounded inputs end;\n"
+    "                            --http serves a dashboard and its streams, tables and\n"
+    "                            metrics on ADDR ([HOST]:PORT)\n"
     "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
     "                            run the file over its bounded inputs and print the accuracy\n"
     "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
@@ -133,15 +136,17 @@ static int cmd_run(int argc, char **argv) {
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
   if (!sets) abort();
   int nsets = 0;
-  const char *brokers = NULL;
+  const char *brokers = NULL, *http_addr = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
       brokers = argv[++i];
+    } else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc) {
+      http_addr = argv[++i];
     } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
       sets[nsets++] = argv[++i];
     } else if (argv[i][0] == '-' || file) {
       free(sets);
-      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS and --set key=value" : "run takes one FILE.vpq");
+      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR and --set key=value" : "run takes one FILE.vpq");
     } else {
       file = argv[i];
     }
@@ -166,8 +171,22 @@ static int cmd_run(int argc, char **argv) {
     snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
     vpq_engine_set(engine, key, eq + 1);
   }
+  vpq_http *http = NULL;
+  if (http_addr) {
+    char err[512], *text = read_file(file);
+    http = vpq_http_start(engine, http_addr, text, err, sizeof err);
+    free(text);
+    if (!http) {
+      fprintf(stderr, "vpq: --http %s: %s\n", http_addr, err);
+      free(sets);
+      vpq_engine_free(engine);
+      return 1;
+    }
+    fprintf(stderr, "vpq: serving HTTP on port %d (dashboard at /)\n", vpq_http_port(http));
+  }
   vpq_demo *demo_run = NULL;
   if (demo && !(demo_run = vpq_demo_start(engine, sets, nsets, stderr, &rc))) {
+    vpq_http_stop(http);
     free(sets);
     vpq_engine_free(engine);
     return rc;
@@ -176,6 +195,7 @@ static int cmd_run(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   int result = vpq_engine_run(engine, stderr);
+  vpq_http_stop(http);
   if (demo_run) vpq_demo_stop(demo_run);
   free(sets);
   vpq_stats stats = vpq_engine_stats(engine);

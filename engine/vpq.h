@@ -48,6 +48,15 @@ void vpq_engine_set(vpq_engine *engine, const char *key, const char *value);
 /* Prints the operator pipeline of the loaded file: an indented tree, or Graphviz with `dot`. */
 void vpq_engine_explain(const vpq_engine *engine, FILE *out, bool dot);
 
+/* Writes the names of the loaded file's streams and tables (declaration order) into
+ * names[0..max) and whether each is a table into is_table[0..max); returns how many there are
+ * (max 0 just counts them). */
+int vpq_engine_relations(const vpq_engine *engine, const char **names, bool *is_table, int max);
+
+/* Prints the operator tree that computes relation `name`, as vpq_engine_explain prints it for
+ * every relation. Returns 0, or -1 when there is no such relation. */
+int vpq_engine_explain_relation(const vpq_engine *engine, const char *name, FILE *out);
+
 /* Opens the connectors and runs until every bounded source has ended and all results are
  * written (unbounded sources run until vpq_engine_stop). Errors (a file that cannot be
  * opened) are printed to `log`. Returns 0 on success, -1 on error. */

@@ -305,6 +305,22 @@ void vpq_engine_explain(const vpq_engine *e, FILE *out, bool dot) {
   }
 }
 
+int vpq_engine_explain_relation(const vpq_engine *e, const char *name, FILE *out) {
+  const vpq_relation *rel = e->plan ? vpq_plan_find(e->plan, name) : NULL;
+  if (!rel) return -1;
+  explain_op(e, e->rel_ops[rel->index], out, "", true, true);
+  return 0;
+}
+
+int vpq_engine_relations(const vpq_engine *e, const char **names, bool *is_table, int max) {
+  int n = e->plan ? e->plan->nrelations : 0;
+  for (int r = 0; r < n && r < max; r++) {
+    names[r] = e->plan->relations[r]->name;
+    is_table[r] = e->plan->relations[r]->kind == VPQ_REL_TABLE;
+  }
+  return n;
+}
+
 /* ===== Running ===== */
 
 typedef struct bad_ctx {

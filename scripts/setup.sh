@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config re2c lemon clang libjemalloc-dev libcmocka-dev librdkafka-dev libglpk-dev
-          glpk-utils python3 kcat python3-kafka python3-zstandard)
+          libmicrohttpd-dev glpk-utils python3 kcat python3-kafka python3-zstandard curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

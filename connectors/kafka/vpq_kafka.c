@@ -185,7 +185,7 @@ typedef struct kafka_partition {
   bool assigned;
 } kafka_partition;
 
-enum { SEGMENT_ROWS = 1024 };
+enum { SEGMENT_ROWS = 64 };
 
 typedef struct kafka_source {
   vpq_source base;
