@@ -14,6 +14,7 @@
 #include "vpq_sim.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,23 +171,23 @@ double vpq_sim_site_load(const vpq_sim *sim, int site, int64_t t) {
   return zone_load(sim, site % ZONES, t) * sim->site_scale[site] * noise;
 }
 
-int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, double age_hours) {
+int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, int64_t step_ms) {
   /* Device ids are "bat-NNNN" with NNNN the index. */
   if (strncmp(device_id, "bat-", 4) != 0) return 0;
   char *end;
   long i = strtol(device_id + 4, &end, 10);
   if (*end || i < 0 || i >= sim->config.devices || strcmp(sim->batteries[i].device_id, device_id) != 0) return 0;
   sim->batteries[i].setpoint_kw = isfinite(setpoint_kw) ? setpoint_kw : 0;
-  sim->batteries[i].setpoint_hours = age_hours > 0 ? age_hours : 0;
+  sim->batteries[i].setpoint_from = step_ms;
+  sim->batteries[i].setpoint_until = step_ms + 15 * 60000;
   return 1;
 }
 
-void vpq_sim_step(vpq_sim *sim, double hours) {
+void vpq_sim_step(vpq_sim *sim, int64_t from_ms, double hours) {
   for (int i = 0; i < sim->config.devices; i++) {
     vpq_sim_battery *b = &sim->batteries[i];
-    b->setpoint_hours += hours;
-    if (b->setpoint_hours > 0.25 + 1e-9) b->setpoint_kw = 0;
-    double p = fmin(fmax(b->setpoint_kw, -b->max_kw), b->max_kw);
+    bool holds = from_ms >= b->setpoint_from && from_ms < b->setpoint_until;
+    double p = holds ? fmin(fmax(b->setpoint_kw, -b->max_kw), b->max_kw) : 0;
     if (p > 0) {
       double most = b->energy_kwh * b->efficiency / hours; /* empties the battery */
       if (p > most) p = most;

@@ -33,7 +33,7 @@ typedef struct vpq_sim_battery {
   double efficiency;   /* one-way */
   double energy_kwh;   /* stored now */
   double setpoint_kw;  /* requested: + discharge, − charge */
-  double setpoint_hours; /* how long the setpoint has been followed (it expires, see vpq_sim_step) */
+  int64_t setpoint_from, setpoint_until; /* the simulated time it holds for (its step) */
   double power_kw;     /* delivered in the last step */
 } vpq_sim_battery;
 
@@ -56,14 +56,15 @@ const char *vpq_sim_site_region(const vpq_sim *sim, int site);
 /* Site i's gross load at event time t (epoch ms), kW. */
 double vpq_sim_site_load(const vpq_sim *sim, int site, int64_t t);
 
-/* Sets the setpoint of `device_id` (kW, + discharge) for the step that started `age_hours`
- * ago; false when there is no such battery. */
-int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, double age_hours);
+/* Sets the setpoint of `device_id` (kW, + discharge) for the 15-minute step that starts at
+ * `step_ms`; false when there is no such battery. */
+int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, int64_t step_ms);
 
-/* Moves the batteries `hours` forward: each delivers its setpoint, clamped to ±max_kw and to
- * the energy it holds or can take, with efficiency applied on charge and discharge. A setpoint
- * not renewed for 15 minutes expires (the battery idles), as a device's fail-safe would. */
-void vpq_sim_step(vpq_sim *sim, double hours);
+/* Moves the batteries `hours` forward from simulated time `from_ms`: each delivers the
+ * setpoint whose step holds at from_ms (else it idles, as a device's fail-safe would when no
+ * plan is renewed), clamped to ±max_kw and to the energy it holds or can take, with efficiency
+ * applied on charge and discharge. */
+void vpq_sim_step(vpq_sim *sim, int64_t from_ms, double hours);
 
 /* Writes battery i's telemetry (or site i's meter reading) at time t as one JSON object;
  * returns its length. */

@@ -64,8 +64,8 @@ static bool assign_dispatch(rd_kafka_t *consumer, const char *topic) {
   return ok;
 }
 
-/* Applies one dispatch row {"ts":...,"device_id":"...","setpoint_kw":...} from simulated time
- * `now` on (the start of the next interval stepped): it holds for the rest of its 15-minute step. */
+/* Applies one dispatch row {"ts":...,"device_id":"...","setpoint_kw":...}: the setpoint holds
+ * for the 15-minute step starting at its ts (at `now` when the row has none). */
 static void apply_dispatch(vpq_sim *sim, const char *json, size_t len, int64_t now) {
   char text[4096], device[64];
   if (len >= sizeof text) return;
@@ -81,8 +81,40 @@ static void apply_dispatch(vpq_sim *sim, const char *json, size_t len, int64_t n
   device[close - id - 1] = '\0';
   char *end;
   double kw = strtod(setpoint, &end);
-  double age = ts ? (double)(now - strtoll(ts, NULL, 10)) / 3600000.0 : 0;
-  if (end != setpoint) vpq_sim_set_setpoint(sim, device, kw, age);
+  if (end != setpoint) vpq_sim_set_setpoint(sim, device, kw, ts ? strtoll(ts, NULL, 10) : now);
+}
+
+/* Before simulated time starts: assigns the dispatch topic when it exists already and applies
+ * the setpoints already on it (waiting up to 5 s for them to arrive), so that a plan written
+ * before the simulator started is followed from the first tick. False when the topic does not
+ * exist yet (the live loop keeps trying). */
+static bool catch_up_dispatch(vpq_sim *sim, rd_kafka_t *consumer, const char *topic, int64_t now) {
+  if (!assign_dispatch(consumer, topic)) return false;
+  rd_kafka_topic_partition_list_t *parts = NULL;
+  if (rd_kafka_assignment(consumer, &parts) || !parts) return true;
+  int64_t deadline = wall_ms() + 5000;
+  int64_t *high = calloc((size_t)parts->cnt + 1, sizeof *high), *next = calloc((size_t)parts->cnt + 1, sizeof *next);
+  if (!high || !next) abort();
+  for (int i = 0; i < parts->cnt; i++) {
+    int64_t low = 0;
+    if (rd_kafka_query_watermark_offsets(consumer, topic, parts->elems[i].partition, &low, &high[i], 2000)) high[i] = 0;
+    next[i] = low;
+  }
+  for (;;) {
+    bool behind = false;
+    for (int i = 0; i < parts->cnt; i++) behind |= next[i] < high[i];
+    if (!behind || wall_ms() >= deadline) break;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 100);
+    if (!m) continue;
+    if (!m->err && m->payload) apply_dispatch(sim, m->payload, m->len, now);
+    for (int i = 0; !m->err && i < parts->cnt; i++)
+      if (parts->elems[i].partition == m->partition) next[i] = m->offset + 1;
+    rd_kafka_message_destroy(m);
+  }
+  free(high);
+  free(next);
+  rd_kafka_topic_partition_list_destroy(parts);
+  return true;
 }
 
 /* Produces one message; `index` (a site's or battery's) spreads them evenly over the
@@ -135,7 +167,7 @@ int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_
     if (!produce_tick(sim, producer, o, t, false, log)) goto done;
   rd_kafka_flush(producer, 10000);
   while (o->ready && !o->ready(o->tick_ctx) && !*stop) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-  bool assigned = false;
+  bool assigned = catch_up_dispatch(sim, consumer, o->dispatch_topic, t - interval);
   int64_t wall0 = wall_ms();
   int64_t last_assign_try = 0;
   while (!*stop) {
@@ -154,7 +186,7 @@ int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_
         rc = 0;
         goto done;
       }
-      vpq_sim_step(sim, (double)interval / 3600000.0);
+      vpq_sim_step(sim, t - interval, (double)interval / 3600000.0);
       if (!produce_tick(sim, producer, o, t, true, log)) goto done;
       if (o->on_tick) {
         double gross = 0, battery = 0;

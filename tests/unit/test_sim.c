@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,10 +33,10 @@ static void setpoints_are_clamped_to_the_power_limit(void **state) {
   vpq_sim *sim = make(3, 1);
   vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
   assert_true(vpq_sim_set_setpoint(sim, "bat-0000", 10 * b->max_kw, 0));
-  vpq_sim_step(sim, 1.0 / 60);
+  vpq_sim_step(sim, 0, 1.0 / 60);
   assert_double_equal(b->power_kw, b->max_kw, 1e-12);
   assert_true(vpq_sim_set_setpoint(sim, "bat-0000", -10 * b->max_kw, 0));
-  vpq_sim_step(sim, 1.0 / 60);
+  vpq_sim_step(sim, 60000, 1.0 / 60);
   assert_double_equal(b->power_kw, -b->max_kw, 1e-12);
   assert_false(vpq_sim_set_setpoint(sim, "bat-9999", 1, 0));
   assert_false(vpq_sim_set_setpoint(sim, "pump-1", 1, 0));
@@ -49,13 +50,13 @@ static void energy_is_conserved_with_efficiency(void **state) {
   double hours = 1.0 / 60, e0 = b->energy_kwh;
   double discharge = 0.5 * b->max_kw;
   vpq_sim_set_setpoint(sim, "bat-0001", discharge, 0);
-  for (int i = 0; i < 10; i++) vpq_sim_step(sim, hours);
+  for (int i = 0; i < 10; i++) vpq_sim_step(sim, i * 60000, hours);
   /* Discharging p for t draws p·t/η from storage. */
   double e1 = e0 - discharge * 10 * hours / b->efficiency;
   assert_double_equal(b->energy_kwh, e1, 1e-9);
   double charge = 0.25 * b->max_kw;
   vpq_sim_set_setpoint(sim, "bat-0001", -charge, 0);
-  for (int i = 0; i < 10; i++) vpq_sim_step(sim, hours);
+  for (int i = 0; i < 10; i++) vpq_sim_step(sim, i * 60000, hours);
   /* Charging p for t stores p·t·η. */
   assert_double_equal(b->energy_kwh, e1 + charge * 10 * hours * b->efficiency, 1e-9);
   vpq_sim_free(sim);
@@ -67,34 +68,35 @@ static void batteries_stop_at_empty_and_full(void **state) {
   vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
   double hours = 1.0 / 60;
   for (int i = 0; i < 600; i++) {
-    vpq_sim_set_setpoint(sim, "bat-0000", b->max_kw, 0);
-    vpq_sim_step(sim, hours);
+    vpq_sim_set_setpoint(sim, "bat-0000", b->max_kw, i * 60000);
+    vpq_sim_step(sim, i * 60000, hours);
     assert_true(b->energy_kwh >= 0);
     assert_true(b->power_kw <= b->max_kw + 1e-12);
   }
   assert_double_equal(b->energy_kwh, 0, 1e-9);
   assert_double_equal(b->power_kw, 0, 1e-9);
   for (int i = 0; i < 600; i++) {
-    vpq_sim_set_setpoint(sim, "bat-0000", -b->max_kw, 0);
-    vpq_sim_step(sim, hours);
+    vpq_sim_set_setpoint(sim, "bat-0000", -b->max_kw, i * 60000);
+    vpq_sim_step(sim, i * 60000, hours);
     assert_true(b->energy_kwh <= b->capacity_kwh + 1e-9);
   }
   assert_double_equal(b->energy_kwh, b->capacity_kwh, 1e-9);
   vpq_sim_free(sim);
 }
 
-static void setpoints_expire_after_their_step(void **state) {
+static void setpoints_hold_for_their_step_only(void **state) {
   (void)state;
   vpq_sim *sim = make(1, 1);
   vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
   double hours = 1.0 / 60;
-  vpq_sim_set_setpoint(sim, "bat-0000", 0.1 * b->max_kw, 10 * hours); /* its step began 10 minutes ago */
-  for (int i = 0; i < 5; i++) {
-    vpq_sim_step(sim, hours);
-    assert_true(b->power_kw > 0);
+  int64_t step = 10 * 60000; /* the setpoint's step: [10 min, 25 min) */
+  vpq_sim_set_setpoint(sim, "bat-0000", 0.1 * b->max_kw, step);
+  for (int minute = 0; minute < 30; minute++) {
+    vpq_sim_step(sim, minute * 60000, hours);
+    bool holds = minute >= 10 && minute < 25;
+    if (holds) assert_double_equal(b->power_kw, 0.1 * b->max_kw, 1e-12);
+    else assert_double_equal(b->power_kw, 0, 0);
   }
-  vpq_sim_step(sim, hours);
-  assert_double_equal(b->power_kw, 0, 0);
   vpq_sim_free(sim);
 }
 
@@ -149,7 +151,7 @@ int main(void) {
       cmocka_unit_test(setpoints_are_clamped_to_the_power_limit),
       cmocka_unit_test(energy_is_conserved_with_efficiency),
       cmocka_unit_test(batteries_stop_at_empty_and_full),
-      cmocka_unit_test(setpoints_expire_after_their_step),
+      cmocka_unit_test(setpoints_hold_for_their_step_only),
       cmocka_unit_test(site_loads_follow_the_series_and_are_reproducible),
       cmocka_unit_test(the_fleet_adds_up_to_its_power),
   };
