@@ -648,7 +648,15 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
       else streams[nstreams++] = in;
     }
     merge_streams(e, streams, nstreams);
-    vpq_engine_finish(e);
+    if (e->stop) {
+      /* Stopped (Ctrl-C, vpq_engine_stop): open windows stay open rather than being written
+       * half full. Sinks are flushed and each source commits only what is safe, so a later run
+       * of the same group reads the open windows' rows again. */
+      commit_sources(e);
+      for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+    } else {
+      vpq_engine_finish(e);
+    }
     rc = e->rt.failed ? -1 : 0;
   }
   free(streams);
