@@ -19,6 +19,7 @@
 
 #include "file/vpq_file.h"
 #include "kafka/vpq_kafka.h"
+#include "sim/vpq_sim_connector.h"
 #include "vpq_codec.h"
 
 /* ===== Registry ===== */
@@ -34,6 +35,7 @@ typedef struct connector_entry {
 static const connector_entry connectors[] = {
     {"file", vpq_file_open_source, vpq_file_open_sink},
     {"kafka", vpq_kafka_open_source, vpq_kafka_open_sink},
+    {"sim", vpq_sim_open_source, vpq_sim_open_sink},
 };
 
 enum { NCONNECTORS = sizeof connectors / sizeof connectors[0] };

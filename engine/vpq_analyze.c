@@ -619,6 +619,9 @@ static const struct {
     {"partitions", OPT_BIGINT, false}, {"bounded", OPT_BOOLEAN, true},      {"timestamp", OPT_NAME, true},
     {"watermark_delay", OPT_INTERVAL, true}, {"idle_timeout", OPT_INTERVAL, true},
     {"dead_letter", OPT_STRING, true}, {"max_row_bytes", OPT_BIGINT, true}, {"stale_after", OPT_INTERVAL, false},
+    {"stream", OPT_STRING, false},    {"devices", OPT_BIGINT, false},       {"sites", OPT_BIGINT, false},
+    {"seed", OPT_BIGINT, false},      {"speed", OPT_BIGINT, true},          {"duration", OPT_INTERVAL, true},
+    {"history", OPT_INTERVAL, true},
 };
 
 static const char *resolve_path(analyzer *a, const char *path) {

@@ -5,7 +5,7 @@ set -euo pipefail
 vpq=$1 query=$2
 "$vpq" check "$query"
 dir=$(cd "$(dirname "$query")" && pwd)
-grep -q "connector *= *'kafka'\|connector *= *'sim'" "$query" && exit 0
+grep -q "connector *= *'kafka'" "$query" && exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "$dir/." "$work/"
