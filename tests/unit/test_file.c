@@ -208,7 +208,7 @@ static void open_errors(void **state) {
   assert_string_equal(f->err, "connector `xyz` is not available (known: file, kafka, sim)");
   vpq_plan_connector conn = {.connector = "xyz", .format = "json", .path = "x"};
   assert_null(vpq_connector_open_sink(&conn, &f->rel.schema, f->intern, f->err, sizeof f->err));
-  assert_string_equal(f->err, "connector `xyz` is not available (known: file, kafka)");
+  assert_string_equal(f->err, "connector `xyz` is not available (known: file, kafka, sim)");
   conn = (vpq_plan_connector){.connector = "file", .format = "xml", .path = "x"};
   assert_null(vpq_connector_open_sink(&conn, &f->rel.schema, f->intern, f->err, sizeof f->err));
   assert_string_equal(f->err, "format `xml` is not supported (known: json, csv)");
