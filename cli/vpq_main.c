@@ -28,10 +28,11 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"
     "  explain [--dot] FILE.vpq  print the operator pipeline (--dot: Graphviz)\n"
-    "  run FILE.vpq [--brokers HOSTS] [--http ADDR] [--set key=value]...\n"
+    "  run FILE.vpq [--brokers HOSTS] [--http ADDR [--http-token TOKEN]] [--set key=value]...\n"
     "                            run the file's statements until their bounded inputs end;\n"
     "                            --http serves a dashboard and its streams, tables and\n"
-    "                            metrics on ADDR ([HOST]:PORT)\n"
+    "                            metrics on ADDR ([HOST]:PORT, no host: 127.0.0.1);\n"
+    "                            --http-token (or $VPQ_HTTP_TOKEN) requires it as a bearer token\n"
     "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
     "                            run the file over its bounded inputs and print the accuracy\n"
     "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
@@ -136,17 +137,19 @@ static int cmd_run(int argc, char **argv) {
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
   if (!sets) abort();
   int nsets = 0;
-  const char *brokers = NULL, *http_addr = NULL;
+  const char *brokers = NULL, *http_addr = NULL, *http_token = getenv("VPQ_HTTP_TOKEN");
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
       brokers = argv[++i];
     } else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc) {
       http_addr = argv[++i];
+    } else if (strcmp(argv[i], "--http-token") == 0 && i + 1 < argc) {
+      http_token = argv[++i];
     } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
       sets[nsets++] = argv[++i];
     } else if (argv[i][0] == '-' || file) {
       free(sets);
-      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR and --set key=value" : "run takes one FILE.vpq");
+      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR, --http-token TOKEN and --set key=value" : "run takes one FILE.vpq");
     } else {
       file = argv[i];
     }
@@ -174,7 +177,7 @@ static int cmd_run(int argc, char **argv) {
   vpq_http *http = NULL;
   if (http_addr) {
     char err[512], *text = read_file(file);
-    http = vpq_http_start(engine, http_addr, text, err, sizeof err);
+    http = vpq_http_start(engine, http_addr, http_token, text, err, sizeof err);
     free(text);
     if (!http) {
       fprintf(stderr, "vpq: --http %s: %s\n", http_addr, err);
@@ -354,7 +357,7 @@ static int cmd_simulate(int argc, char **argv) {
   vpq_sim_config config = vpq_sim_defaults();
   double speed = 1, hours = 0, history_days = 0;
   const char *brokers = NULL;
-  for (int i = 0; i < argc; i++) {
+  for (int i = 0; i < argc; i += 2) { /* every option takes a value */
     char *end = NULL;
     double value = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
     bool number = end && end != argv[i + 1] && *end == '\0';
@@ -367,7 +370,6 @@ static int cmd_simulate(int argc, char **argv) {
     else if (strcmp(argv[i], "--history-days") == 0 && number && value >= 0 && value <= 56) history_days = value;
     else return usage("simulate takes --devices N, --sites N, --speed X (> 0), --hours H, --history-days D (0..56), "
                       "--seed S and --brokers HOSTS");
-    i++;
   }
   char err[512];
   vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);

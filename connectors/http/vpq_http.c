@@ -10,7 +10,9 @@
  * until rows arrive, or sends a keep-alive comment after 15 s, checking every second whether
  * the client hung up (its thread is freed then, not at the next write); a client whose queue
  * outgrows QUEUE_CAP is sent `event: overflow` and disconnected, so a slow client never
- * holds up the engine.
+ * holds up the engine. Each stream numbers its rows (the events' `id:`), so a client that
+ * reconnects with Last-Event-ID is sent the recent rows it missed. With a token set, every
+ * request but /healthz must carry it as a bearer token.
  */
 #include "vpq_http.h"
 
@@ -30,13 +32,14 @@
 #include "vpq_codec.h"
 
 enum {
-  RECENT = 1024,             /* rows kept per stream for ?last=N */
+  RECENT = 1024,             /* rows kept per stream for ?last=N and Last-Event-ID */
   QUEUE_CAP = 1 << 20,       /* bytes an event-stream client may fall behind by */
   KEEPALIVE_S = 15,          /* an idle event stream gets a comment this often */
   HANGUP_CHECK_MS = 1000,    /* an idle event stream checks this often whether its client left */
   MAX_CONNECTIONS = 64,      /* one thread each */
   IDLE_TIMEOUT_S = 60,       /* idle keep-alive connections are closed after this */
   DRAIN_MS = 2000,           /* vpq_http_stop waits this long for clients to take their queue */
+  MAX_WHERE = 16,            /* where= conditions per table request */
 };
 
 /* A distinct row of a table and how many times it is there. */
@@ -74,7 +77,9 @@ struct relation {
   row_entry **buckets;
   size_t nbuckets, nentries;
   int64_t nrows;
-  /* a stream: the newest rows, recent[(next - n + i) % RECENT] for i < n, oldest first */
+  /* a stream: the newest rows, recent[(next - n + i) % RECENT] for i < n, oldest first; the
+   * newest is event `seq` (the rows emitted so far), so recent[...i] is seq - n + 1 + i */
+  int64_t seq;
   vpq_buf *recent;
   int recent_next, recent_n;
   client *clients;
@@ -84,6 +89,7 @@ struct relation {
 struct vpq_http {
   struct MHD_Daemon *daemon;
   vpq_engine *engine;
+  char *token;            /* required as `Authorization: Bearer TOKEN`; NULL: none */
   pthread_mutex_t lock;
   pthread_cond_t wake;    /* rows for event streams, or ending */
   pthread_cond_t drained; /* the last event stream has ended */
@@ -395,23 +401,120 @@ static const char dashboard_html[] =
     "</body>\n"
     "</html>\n";
 
+/* GET /embed: one live chart of a stream's column, sized to its frame; it reads its stream
+ * and columns from its own query string (serve_embed has checked them). */
+static const char embed_html[] =
+    "<!DOCTYPE html>\n"
+    "<html lang=\"en\">\n"
+    "<head>\n"
+    "<meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    "<title>vpq</title>\n"
+    "<style>\n"
+    "html, body { margin: 0; height: 100%; overflow: hidden; font: 12px system-ui, sans-serif; color: #1d2733; background: #fff; }\n"
+    "#label { position: absolute; left: 64px; top: 4px; }\n"
+    "#value { font-size: 1.4em; font-weight: 600; margin: 0 .4em; }\n"
+    "#status { color: #5d6b7a; }\n"
+    "canvas { width: 100%; height: 100%; display: block; }\n"
+    "</style>\n"
+    "</head>\n"
+    "<body>\n"
+    "<div id=\"label\"><span id=\"name\"></span><span id=\"value\"></span><span id=\"status\">connecting</span></div>\n"
+    "<canvas id=\"chart\"></canvas>\n"
+    "<script>\n"
+    "'use strict';\n"
+    "const params = new URLSearchParams(location.search);\n"
+    "const stream = params.get('stream'), ycol = params.get('y'), xcol = params.get('x');\n"
+    "const MAX = 1024, points = [];\n"
+    "let dirty = true;\n"
+    "const $ = id => document.getElementById(id);\n"
+    "\n"
+    "/* row[name], the name matched case-insensitively as in the language */\n"
+    "function field(row, name) {\n"
+    "  if (name in row) return row[name];\n"
+    "  const key = Object.keys(row).find(k => k.toLowerCase() === name.toLowerCase());\n"
+    "  return key === undefined ? undefined : row[key];\n"
+    "}\n"
+    "\n"
+    "const isTime = () => xcol != null && points.length > 0 && points[0][0] > 1e11;\n"
+    "const label = (v, time) => time ? new Date(v).toISOString().slice(5, 16).replace('T', ' ') : String(+v.toPrecision(6));\n"
+    "\n"
+    "function draw() {\n"
+    "  const canvas = $('chart'), ratio = window.devicePixelRatio || 1;\n"
+    "  const w = canvas.clientWidth, h = canvas.clientHeight;\n"
+    "  canvas.width = w * ratio;\n"
+    "  canvas.height = h * ratio;\n"
+    "  const g = canvas.getContext('2d');\n"
+    "  g.setTransform(ratio, 0, 0, ratio, 0, 0);\n"
+    "  g.clearRect(0, 0, w, h);\n"
+    "  if (!points.length) return;\n"
+    "  $('value').textContent = label(points[points.length - 1][1], false);\n"
+    "  const shown = points.slice().sort((a, b) => a[0] - b[0]);\n"
+    "  let x0 = shown[0][0], x1 = shown[shown.length - 1][0];\n"
+    "  let y0 = Math.min(...shown.map(p => p[1])), y1 = Math.max(...shown.map(p => p[1]));\n"
+    "  if (x1 <= x0) x1 = x0 + 1;\n"
+    "  if (y1 <= y0) { y0 -= 1; y1 += 1; }\n"
+    "  const left = 60, right = 10, top = 24, bottom = 20;\n"
+    "  const x = v => left + (v - x0) / (x1 - x0) * (w - left - right);\n"
+    "  const y = v => top + (y1 - v) / (y1 - y0) * (h - top - bottom);\n"
+    "  g.font = '11px system-ui, sans-serif';\n"
+    "  g.fillStyle = '#5d6b7a';\n"
+    "  g.strokeStyle = '#eceef1';\n"
+    "  g.lineWidth = 1;\n"
+    "  g.textAlign = 'right';\n"
+    "  for (let i = 0; i <= 4; i++) {\n"
+    "    const v = y0 + (y1 - y0) * i / 4;\n"
+    "    g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - right, y(v)); g.stroke();\n"
+    "    g.fillText(label(v, false), left - 4, y(v) + 4);\n"
+    "  }\n"
+    "  g.fillText(label(x1, isTime()), w - right, h - 6);\n"
+    "  g.textAlign = 'left';\n"
+    "  g.fillText(label(x0, isTime()), left, h - 6);\n"
+    "  g.strokeStyle = '#1f6fb2';\n"
+    "  g.lineWidth = 2;\n"
+    "  g.beginPath();\n"
+    "  shown.forEach(([a, b], i) => (i ? g.lineTo(x(a), y(b)) : g.moveTo(x(a), y(b))));\n"
+    "  g.stroke();\n"
+    "}\n"
+    "\n"
+    "$('name').textContent = stream + ' ' + ycol;\n"
+    "const source = new EventSource('/api/streams/' + encodeURIComponent(stream) + '?last=' + MAX);\n"
+    "source.onopen = () => { $('status').textContent = ''; };\n"
+    "source.onerror = () => { $('status').textContent = 'reconnecting'; };\n"
+    "source.onmessage = e => {\n"
+    "  const row = JSON.parse(e.data), yv = field(row, ycol), xv = xcol == null ? Number(e.lastEventId) : field(row, xcol);\n"
+    "  if (typeof yv !== 'number' || typeof xv !== 'number') return;\n"
+    "  points.push([xv, yv]);\n"
+    "  if (points.length > MAX) points.shift();\n"
+    "  dirty = true;\n"
+    "};\n"
+    "setInterval(() => { if (dirty) { dirty = false; draw(); } }, 250);\n"
+    "window.addEventListener('resize', draw);\n"
+    "</script>\n"
+    "</body>\n"
+    "</html>\n";
+
 /* ===== Helpers ===== */
 
+/* Milliseconds on the monotonic clock. */
 static int64_t monotonic_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* The monotonic clock time `ms` (for the condition variables, which use that clock). */
 static struct timespec monotonic_at(int64_t ms) {
   return (struct timespec){.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
 }
 
+/* Whether the client on socket `fd` has closed its end. */
 static bool hung_up(int fd) {
   struct pollfd p = {.fd = fd, .events = POLLRDHUP};
   return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* Initialises a condition variable whose timed waits use the monotonic clock. */
 static void init_cond(pthread_cond_t *cond) {
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
@@ -420,55 +523,86 @@ static void init_cond(pthread_cond_t *cond) {
   pthread_condattr_destroy(&attr);
 }
 
+/* FNV-1a. */
 static uint64_t hash_bytes(const char *s, size_t len) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
   return h;
 }
 
+/* The stream or table called `name` (case-insensitively), or NULL. */
 static relation *find_relation(vpq_http *h, const char *name) {
   for (int i = 0; i < h->nrels; i++)
     if (strcasecmp(h->rels[i].name, name) == 0) return &h->rels[i];
   return NULL;
 }
 
-/* The integer value of top-level field `name` of a flat JSON object the engine wrote. */
-static bool integer_field(const char *json, const char *name, int64_t *out) {
+/* Skips the JSON value at `p` (a string, number or literal, or an array or object); returns
+ * the `,`, `}` or `]` after it, or the end of the text. */
+static const char *skip_value(const char *p) {
+  int depth = 0;
+  while (*p) {
+    if (*p == '"') {
+      for (p++; *p && *p != '"';) p += *p == '\\' && p[1] ? 2 : 1;
+      if (*p) p++;
+      continue;
+    }
+    if (depth == 0 && (*p == ',' || *p == '}' || *p == ']')) return p;
+    if (*p == '[' || *p == '{') depth++;
+    else if (*p == ']' || *p == '}') depth--;
+    p++;
+  }
+  return p;
+}
+
+/* Finds top-level field `name` (matched case-insensitively) of a JSON object the engine wrote
+ * (no blanks): its value's text is *value, *len bytes long. */
+static bool field_text(const char *json, const char *name, const char **value, size_t *len) {
   size_t n = strlen(name);
   const char *p = json + 1;
   while (*p == '"') {
     const char *key = ++p;
     while (*p && *p != '"') p += *p == '\\' && p[1] ? 2 : 1;
-    bool match = (size_t)(p - key) == n && strncmp(key, name, n) == 0;
+    bool match = (size_t)(p - key) == n && strncasecmp(key, name, n) == 0;
     if (*p++ != '"' || *p++ != ':') return false;
+    const char *end = skip_value(p);
     if (match) {
-      char *end;
-      errno = 0;
-      long long v = strtoll(p, &end, 10);
-      if (end == p || errno || (*end != ',' && *end != '}')) return false;
-      *out = v;
+      *value = p;
+      *len = (size_t)(end - p);
       return true;
     }
-    if (*p == '"') {
-      for (p++; *p && *p != '"';) p += *p == '\\' && p[1] ? 2 : 1;
-      if (*p) p++;
-    } else {
-      while (*p && *p != ',' && *p != '}') p++;
-    }
-    if (*p != ',') return false;
-    p++;
+    if (*end != ',') return false;
+    p = end + 1;
   }
   return false;
 }
 
+/* The integer value of top-level field `name` of a JSON object the engine wrote. */
+static bool integer_field(const char *json, const char *name, int64_t *out) {
+  const char *value;
+  size_t len;
+  char text[24];
+  if (!field_text(json, name, &value, &len) || len == 0 || len >= sizeof text) return false;
+  memcpy(text, value, len);
+  text[len] = '\0';
+  char *end;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (end != text + len || errno) return false;
+  *out = v;
+  return true;
+}
+
 /* ===== Tables: a multiset of the rows' JSON texts ===== */
 
+/* The link to the table's entry for row `json`, or the NULL link to put it at. */
 static row_entry **table_find(relation *rel, const char *json, size_t len, uint64_t hash) {
   row_entry **at = &rel->buckets[hash & (rel->nbuckets - 1)];
   while (*at && !((*at)->hash == hash && (*at)->len == len && memcmp((*at)->json, json, len) == 0)) at = &(*at)->next;
   return at;
 }
 
+/* Doubles the table's buckets (64 at first). */
 static void table_grow(relation *rel) {
   size_t n = rel->nbuckets ? rel->nbuckets * 2 : 64;
   row_entry **buckets = calloc(n, sizeof *buckets);
@@ -484,6 +618,7 @@ static void table_grow(relation *rel) {
   rel->nbuckets = n;
 }
 
+/* Adds (diff > 0) or retracts (diff < 0) a row of a table. */
 static void table_apply(relation *rel, const char *json, size_t len, int diff) {
   if (rel->nentries >= rel->nbuckets) table_grow(rel);
   uint64_t hash = hash_bytes(json, len);
@@ -508,6 +643,7 @@ static void table_apply(relation *rel, const char *json, size_t len, int diff) {
   }
 }
 
+/* Frees a table's rows and buckets. */
 static void table_free(relation *rel) {
   for (size_t b = 0; b < rel->nbuckets; b++)
     for (row_entry *e = rel->buckets[b], *next; e; e = next) {
@@ -530,30 +666,36 @@ static void queue_append(client *c, const char *bytes, size_t len) {
   vpq_buf_append(&c->queue, bytes, len);
 }
 
-static void queue_row(client *c, const char *json, size_t len) {
+/* Queues event `id` (row `json`) for a client, or marks it overflowing. */
+static void queue_row(client *c, int64_t id, const char *json, size_t len) {
   if (c->overflow || c->closing) return;
-  if (c->queue.len - c->start + len + 8 > QUEUE_CAP) {
+  char head[40];
+  int head_len = snprintf(head, sizeof head, "id: %lld\ndata: ", (long long)id);
+  if (c->queue.len - c->start + (size_t)head_len + len + 2 > QUEUE_CAP) {
     c->overflow = true;
     c->queue.len = c->start = 0;
     return;
   }
-  queue_append(c, "data: ", 6);
+  queue_append(c, head, (size_t)head_len);
   queue_append(c, json, len);
   queue_append(c, "\n\n", 2);
 }
 
+/* Keeps a stream's new row among the recent ones and queues it for its clients. */
 static void stream_append(vpq_http *h, relation *rel, const char *json, size_t len) {
   vpq_buf *slot = &rel->recent[rel->recent_next];
   slot->len = 0;
   vpq_buf_append(slot, json, len);
   rel->recent_next = (rel->recent_next + 1) % RECENT;
   if (rel->recent_n < RECENT) rel->recent_n++;
-  for (client *c = rel->clients; c; c = c->next) queue_row(c, json, len);
+  rel->seq++;
+  for (client *c = rel->clients; c; c = c->next) queue_row(c, rel->seq, json, len);
   if (rel->clients) pthread_cond_broadcast(&h->wake);
 }
 
 /* ===== The engine's side ===== */
 
+/* The engine's subscriber callback: takes in a row of relation `ctx` and the engine's counters. */
 static void on_row(void *ctx, const char *relation_name, const char *json, int diff) {
   (void)relation_name;
   relation *rel = ctx;
@@ -581,6 +723,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned statu
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
+  if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vpq\"");
   enum MHD_Result result = MHD_queue_response(conn, status, r);
   MHD_destroy_response(r);
   return result;
@@ -617,23 +760,105 @@ __attribute__((format(printf, 3, 4))) static enum MHD_Result reply_error(struct 
   return reply(conn, status, "application/json", &body);
 }
 
+/* The query of GET /api/tables/NAME: its where= conditions and limit=. */
+typedef struct row_filter {
+  int nwhere;
+  struct {
+    char *column;   /* "COLUMN\0VALUE", allocated */
+    const char *value;
+    vpq_buf quoted; /* the value as a JSON string */
+  } where[MAX_WHERE];
+  long long limit;  /* -1: none */
+  char error[256];  /* the first bad parameter; empty: none */
+} row_filter;
+
+/* MHD's iterator over a table request's query parameters: fills the row_filter `cls`, or
+ * its error (and stops) at the first bad one. */
+static enum MHD_Result add_filter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  row_filter *f = cls;
+  if (strcmp(key, "where") == 0) {
+    const char *eq = value ? strchr(value, '=') : NULL;
+    if (!eq || eq == value) {
+      snprintf(f->error, sizeof f->error, "where must be COLUMN=VALUE, not `%s`", value ? value : "");
+      return MHD_NO;
+    }
+    if (f->nwhere == MAX_WHERE) {
+      snprintf(f->error, sizeof f->error, "where: at most %d conditions", MAX_WHERE);
+      return MHD_NO;
+    }
+    char *column = strdup(value);
+    if (!column) abort();
+    column[eq - value] = '\0';
+    f->where[f->nwhere].column = column;
+    f->where[f->nwhere].value = column + (eq - value) + 1;
+    vpq_json_encode_string(&f->where[f->nwhere].quoted, eq + 1, strlen(eq + 1));
+    f->nwhere++;
+  } else if (strcmp(key, "limit") == 0) {
+    char *end = NULL;
+    errno = 0;
+    f->limit = value && isdigit((unsigned char)*value) ? strtoll(value, &end, 10) : -1;
+    if (!end || *end || errno) {
+      snprintf(f->error, sizeof f->error, "limit must be a whole number of rows, not `%s`", value ? value : "");
+      return MHD_NO;
+    }
+  } else {
+    snprintf(f->error, sizeof f->error, "unknown parameter `%s`: use where=COLUMN=VALUE and limit=N", key);
+    return MHD_NO;
+  }
+  return MHD_YES;
+}
+
+/* Whether a row meets every where= condition: its field's JSON text is the value (a string
+ * field's without its quotes). */
+static bool row_matches(const row_filter *f, const char *json) {
+  for (int i = 0; i < f->nwhere; i++) {
+    const char *text;
+    size_t len;
+    if (!field_text(json, f->where[i].column, &text, &len)) return false;
+    const char *want = *text == '"' ? f->where[i].quoted.data : f->where[i].value;
+    size_t want_len = *text == '"' ? f->where[i].quoted.len : strlen(want);
+    if (len != want_len || memcmp(text, want, len) != 0) return false;
+  }
+  return true;
+}
+
+/* Frees the where= conditions of a table request. */
+static void free_filter(row_filter *f) {
+  for (int i = 0; i < f->nwhere; i++) {
+    free(f->where[i].column);
+    vpq_buf_free(&f->where[i].quoted);
+  }
+}
+
+/* Orders rows by their JSON text. */
 static int compare_rows(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* GET /api/tables/NAME: the current rows, sorted by their JSON text, one per line. */
+/* GET /api/tables/NAME[?where=COLUMN=VALUE...][&limit=N]: the current rows that meet the
+ * conditions, sorted by their JSON text, the first N of them, one per line. */
 static enum MHD_Result serve_table(vpq_http *h, struct MHD_Connection *conn, relation *rel) {
+  row_filter filter = {.limit = -1};
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_filter, &filter);
+  if (filter.error[0]) {
+    free_filter(&filter);
+    return reply_error(conn, MHD_HTTP_BAD_REQUEST, "%s", filter.error);
+  }
   vpq_buf texts = {0};
   size_t n = 0;
   pthread_mutex_lock(&h->lock);
   for (size_t b = 0; b < rel->nbuckets; b++)
     for (const row_entry *e = rel->buckets[b]; e; e = e->next)
-      for (int64_t k = 0; k < e->count; k++, n++) vpq_buf_append(&texts, e->json, e->len + 1);
+      if (row_matches(&filter, e->json))
+        for (int64_t k = 0; k < e->count; k++, n++) vpq_buf_append(&texts, e->json, e->len + 1);
   pthread_mutex_unlock(&h->lock);
+  free_filter(&filter);
   const char **rows = malloc(sizeof *rows * (n + 1));
   if (!rows) abort();
   for (size_t i = 0, at = 0; i < n; i++, at += strlen(texts.data + at) + 1) rows[i] = texts.data + at;
   qsort(rows, n, sizeof *rows, compare_rows);
+  if (filter.limit >= 0 && (unsigned long long)filter.limit < n) n = (size_t)filter.limit;
   vpq_buf body = {0};
   vpq_buf_puts(&body, "[");
   for (size_t i = 0; i < n; i++) vpq_buf_printf(&body, "%s\n%s", i ? "," : "", rows[i]);
@@ -643,6 +868,8 @@ static enum MHD_Result serve_table(vpq_http *h, struct MHD_Connection *conn, rel
   return reply(conn, MHD_HTTP_OK, "application/json", &body);
 }
 
+/* MHD's reader of an event stream: waits for the client's queue to fill and hands on what it
+ * can take. */
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   client *c = cls;
@@ -680,6 +907,7 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
   return (ssize_t)n;
 }
 
+/* MHD's end of an event stream: unlinks the client and frees it. */
 static void end_events(void *cls) {
   client *c = cls;
   vpq_http *h = c->rel->http;
@@ -695,7 +923,8 @@ static void end_events(void *cls) {
 }
 
 /* GET /api/streams/NAME[?last=N]: server-sent events, one row each, from now on (after the
- * newest N rows, at most RECENT). */
+ * newest N rows, at most RECENT). With a Last-Event-ID header (which wins over ?last) the
+ * recent rows after that event come first, preceded by `event: gap` when some were lost. */
 static enum MHD_Result serve_stream(vpq_http *h, struct MHD_Connection *conn, relation *rel) {
   const char *arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "last");
   long last = 0;
@@ -704,6 +933,15 @@ static enum MHD_Result serve_stream(vpq_http *h, struct MHD_Connection *conn, re
     last = strtol(arg, &end, 10);
     if (end == arg || *end || last < 0 || last > RECENT)
       return reply_error(conn, MHD_HTTP_BAD_REQUEST, "last must be 0 to %d", RECENT);
+  }
+  const char *resume = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+  long long after = -1;
+  if (resume) {
+    char *end;
+    errno = 0;
+    after = isdigit((unsigned char)*resume) ? strtoll(resume, &end, 10) : -1;
+    if (after < 0 || *end || errno)
+      return reply_error(conn, MHD_HTTP_BAD_REQUEST, "Last-Event-ID must be an event id (a whole number)");
   }
   client *c = calloc(1, sizeof *c);
   if (!c) abort();
@@ -718,10 +956,18 @@ static enum MHD_Result serve_stream(vpq_http *h, struct MHD_Connection *conn, re
   vpq_buf_puts(&c->queue, ": ");
   for (const char *p = rel->name; *p; p++) vpq_buf_append(&c->queue, *p == '\n' || *p == '\r' ? " " : p, 1);
   vpq_buf_puts(&c->queue, "\n\n");
+  int64_t oldest = rel->seq - rel->recent_n + 1; /* the id of recent row 0 */
   int from = last < rel->recent_n ? rel->recent_n - (int)last : 0;
+  if (after >= 0 && after <= rel->seq && after + 1 >= oldest) {
+    from = (int)(after + 1 - oldest);
+  } else if (after >= 0) {
+    from = 0;
+    vpq_buf_printf(&c->queue, "event: gap\ndata: {\"last_event_id\":%lld,\"next_id\":%lld}\n\n", after,
+                   (long long)oldest);
+  }
   for (int i = from; i < rel->recent_n; i++) {
     const vpq_buf *row = &rel->recent[(rel->recent_next - rel->recent_n + i + RECENT) % RECENT];
-    queue_row(c, row->data, row->len);
+    queue_row(c, oldest + i, row->data, row->len);
   }
   c->next = rel->clients;
   if (c->next) c->next->prev = c;
@@ -762,6 +1008,22 @@ static enum MHD_Result serve_queries(vpq_http *h, struct MHD_Connection *conn) {
   return reply(conn, MHD_HTTP_OK, "application/json", &body);
 }
 
+/* GET /embed?stream=NAME&y=COLUMN[&x=COLUMN]: the one-chart page, once its parameters are
+ * checked. */
+static enum MHD_Result serve_embed(vpq_http *h, struct MHD_Connection *conn) {
+  static const char use[] = "/embed?stream=NAME&y=COLUMN[&x=COLUMN]";
+  const char *name = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "stream");
+  const char *y = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "y");
+  const char *x = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "x");
+  if (!name || !*name) return reply_error(conn, MHD_HTTP_BAD_REQUEST, "stream must name a stream: %s", use);
+  if (!y || !*y) return reply_error(conn, MHD_HTTP_BAD_REQUEST, "y must name a column: %s", use);
+  if (x && !*x) return reply_error(conn, MHD_HTTP_BAD_REQUEST, "x must name a column: %s", use);
+  const relation *rel = find_relation(h, name);
+  if (!rel || rel->is_table) return reply_error(conn, MHD_HTTP_NOT_FOUND, "no stream `%s`", name);
+  return reply_static(conn, "text/html; charset=utf-8", embed_html);
+}
+
+/* Appends a metric family's # HELP and # TYPE lines. */
 static void metric_header(vpq_buf *out, const char *name, const char *type, const char *help) {
   vpq_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -826,6 +1088,19 @@ static enum MHD_Result serve_metrics(vpq_http *h, struct MHD_Connection *conn) {
   return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &out);
 }
 
+/* Whether the request carries `Authorization: Bearer TOKEN` with the server's token, compared
+ * in a time that depends on the lengths only. */
+static bool authorized(const vpq_http *h, struct MHD_Connection *conn) {
+  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return false;
+  const char *given = auth + 7;
+  size_t n = strlen(h->token), m = strlen(given);
+  unsigned char diff = m != n;
+  for (size_t i = 0; i < n; i++) diff |= (unsigned char)(h->token[i] ^ (i < m ? given[i] : 0));
+  return diff == 0;
+}
+
+/* MHD's request handler: routes a request to its endpoint. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_data_size,
                               void **con_cls) {
@@ -833,8 +1108,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   vpq_http *h = cls;
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
     return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed: use GET", method);
-  if (strcmp(url, "/") == 0) return reply_static(conn, "text/html; charset=utf-8", dashboard_html);
   if (strcmp(url, "/healthz") == 0) return reply_static(conn, "text/plain; charset=utf-8", "ok\n");
+  if (h->token && !authorized(h, conn))
+    return reply_error(conn, MHD_HTTP_UNAUTHORIZED, "this server needs the header Authorization: Bearer TOKEN");
+  if (strcmp(url, "/") == 0) return reply_static(conn, "text/html; charset=utf-8", dashboard_html);
+  if (strcmp(url, "/embed") == 0) return serve_embed(h, conn);
   if (strcmp(url, "/metrics") == 0) return serve_metrics(h, conn);
   if (strcmp(url, "/api/queries") == 0) return serve_queries(h, conn);
   bool table = strncmp(url, "/api/tables/", 12) == 0, stream = strncmp(url, "/api/streams/", 13) == 0;
@@ -922,7 +1200,7 @@ static void attach_statements(vpq_http *h, const char *text) {
   }
 }
 
-/* Splits "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (empty for none) and port. */
+/* Splits "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (127.0.0.1 for none) and port. */
 static bool parse_addr(const char *addr, char *host, size_t host_size, int *port) {
   const char *colon = strrchr(addr, ':');
   const char *digits = colon ? colon + 1 : addr;
@@ -936,8 +1214,12 @@ static bool parse_addr(const char *addr, char *host, size_t host_size, int *port
   if (host_len >= host_size || !*digits || strlen(digits) > 5 || strspn(digits, "0123456789") != strlen(digits))
     return false;
   *port = atoi(digits);
-  memcpy(host, addr, host_len);
-  host[host_len] = '\0';
+  if (host_len) {
+    memcpy(host, addr, host_len);
+    host[host_len] = '\0';
+  } else {
+    snprintf(host, host_size, "127.0.0.1");
+  }
   return *port <= 65535;
 }
 
@@ -950,6 +1232,7 @@ static void log_start_error(void *cls, const char *fmt, va_list ap) {
   while (n && (h->start_error[n - 1] == '\n' || h->start_error[n - 1] == '.')) h->start_error[--n] = '\0';
 }
 
+/* Frees the server's state (its daemon stopped or never started). */
 static void free_http(vpq_http *h) {
   for (int i = 0; i < h->nrels; i++) {
     relation *rel = &h->rels[i];
@@ -961,43 +1244,42 @@ static void free_http(vpq_http *h) {
     free(rel->recent);
   }
   free(h->rels);
+  free(h->token);
   pthread_mutex_destroy(&h->lock);
   pthread_cond_destroy(&h->wake);
   pthread_cond_destroy(&h->drained);
   free(h);
 }
 
-/* Starts MHD on host (empty: every IPv4 interface) and port; NULL with the reason in `err`. */
+/* Starts MHD on host and port; NULL with the reason in `err`. */
 static struct MHD_Daemon *listen_on(vpq_http *h, const char *host, int port, char *err, size_t err_size) {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
   struct sockaddr_storage sa = {0};
-  if (*host) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *found;
-    int rc = getaddrinfo(host, NULL, &hints, &found);
-    if (rc != 0) {
-      snprintf(err, err_size, "cannot resolve `%s`: %s", host, gai_strerror(rc));
-      return NULL;
-    }
-    memcpy(&sa, found->ai_addr, found->ai_addrlen);
-    freeaddrinfo(found);
-    if (sa.ss_family == AF_INET6) {
-      ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
-      flags |= MHD_USE_IPv6;
-    } else {
-      ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
-    }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *found;
+  int rc = getaddrinfo(host, NULL, &hints, &found);
+  if (rc != 0) {
+    snprintf(err, err_size, "cannot resolve `%s`: %s", host, gai_strerror(rc));
+    return NULL;
   }
-  /* Without a host the option list ends before MHD_OPTION_SOCK_ADDR (MHD binds every IPv4
-   * interface). */
+  memcpy(&sa, found->ai_addr, found->ai_addrlen);
+  freeaddrinfo(found);
+  if (sa.ss_family == AF_INET6) {
+    ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
+    flags |= MHD_USE_IPv6;
+  } else {
+    ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
+  }
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, log_start_error, h,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-      *host ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, (struct sockaddr *)&sa, MHD_OPTION_END);
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
   if (!d) snprintf(err, err_size, "cannot listen: %s", h->start_error[0] ? h->start_error : "libmicrohttpd failed to start");
   return d;
 }
 
-vpq_http *vpq_http_start(vpq_engine *engine, const char *addr, const char *file_text, char *err, size_t err_size) {
+/* Starts serving (vpq_http.h). */
+vpq_http *vpq_http_start(vpq_engine *engine, const char *addr, const char *token, const char *file_text, char *err,
+                         size_t err_size) {
   char host[256];
   int port;
   if (!parse_addr(addr, host, sizeof host, &port)) {
@@ -1007,6 +1289,7 @@ vpq_http *vpq_http_start(vpq_engine *engine, const char *addr, const char *file_
   vpq_http *h = calloc(1, sizeof *h);
   if (!h) abort();
   h->engine = engine;
+  if (token && *token && !(h->token = strdup(token))) abort();
   pthread_mutex_init(&h->lock, NULL);
   init_cond(&h->wake);
   init_cond(&h->drained);
@@ -1046,8 +1329,10 @@ vpq_http *vpq_http_start(vpq_engine *engine, const char *addr, const char *file_
   return h;
 }
 
+/* The port listened on (vpq_http.h). */
 int vpq_http_port(const vpq_http *h) { return h->port; }
 
+/* Ends the event streams and stops the server (vpq_http.h). */
 void vpq_http_stop(vpq_http *h) {
   if (!h) return;
   pthread_mutex_lock(&h->lock);

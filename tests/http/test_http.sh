@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # test_http.sh VPQ — `vpq run --http` end to end, with curl as the client: a query over an
 # unbounded Kafka source on `vpq broker` (kcat produces the rows) keeps running while the test
-# reads /healthz, a table (/api/tables/latest, compared whole), a stream as server-sent events
-# (/api/streams/big: the newest old row, then rows produced while connected), /metrics,
-# /api/queries, the dashboard page and the errors (404, 400, 405); then SIGINT must end the
-# open event stream cleanly and the run with exit 0.
+# reads /healthz, a table (/api/tables/latest, compared whole, then filtered with where= and
+# limit=), a stream as server-sent events (/api/streams/big: the newest old row, then rows
+# produced while connected, then resumed with Last-Event-ID), /metrics, /api/queries, the
+# dashboard page, the embeddable chart and the errors (401, 404, 400, 405); the server is bound
+# to 127.0.0.1 by default and wants the --http-token bearer token; then SIGINT must end the
+# open event stream cleanly and the run with exit 0. A second run, on 0.0.0.0 with the token
+# from VPQ_HTTP_TOKEN, checks binding every interface and resuming past the recent buffer
+# (`event: gap`).
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
@@ -39,36 +43,61 @@ d4|{"device_id":"d4","ts":$(t 6),"power_kw":4.5}
 MSG
 kcat -b "$bootstrap" -P -t vpp.readings -K '|' -l batch1.txt || fail "kcat could not produce"
 
-# A free port: a random one in 20000-60000, another if it is taken.
-for _ in 1 2 3 4 5; do
-  port=$(shuf -i 20000-60000 -n 1)
-  "$vpq" run q.vpq --brokers "$bootstrap" --http "127.0.0.1:$port" >out.txt 2>err.txt &
-  vpq_pid=$!
-  for _ in $(seq 100); do
+# start_vpq FILE HOST [ARG...]: runs FILE with --http HOST:PORT on a free port (a random one
+# in 20000-60000, another if it is taken), setting vpq_pid, port and url.
+start_vpq() {
+  local file=$1 host=$2
+  shift 2
+  for _ in 1 2 3 4 5; do
+    port=$(shuf -i 20000-60000 -n 1)
+    "$vpq" run "$file" --brokers "$bootstrap" --http "$host:$port" "$@" >out.txt 2>err.txt &
+    vpq_pid=$!
+    for _ in $(seq 100); do
+      grep -q "serving HTTP on port $port" err.txt && break
+      kill -0 $vpq_pid 2>/dev/null || break
+      sleep 0.1
+    done
     grep -q "serving HTTP on port $port" err.txt && break
-    kill -0 $vpq_pid 2>/dev/null || break
-    sleep 0.1
+    wait $vpq_pid
+    vpq_pid=
+    grep -q "cannot listen" err.txt || fail "vpq run --http did not start"
   done
-  grep -q "serving HTTP on port $port" err.txt && break
-  wait $vpq_pid
-  vpq_pid=
-  grep -q "cannot listen" err.txt || fail "vpq run --http did not start"
-done
-[ -n "$vpq_pid" ] || fail "no free port found"
-url="http://127.0.0.1:$port"
+  [ -n "$vpq_pid" ] || fail "no free port found"
+  url="http://127.0.0.1:$port"
+}
+
+# No host: 127.0.0.1 only. The token on the command line wins over VPQ_HTTP_TOKEN.
+VPQ_HTTP_TOKEN=not-this-one start_vpq q.vpq "" --http-token s3cret
+ss -Hltn "sport = :$port" | grep -q " 127\.0\.0\.1:$port " || fail "no host: not bound to 127.0.0.1 only: $(ss -Hltn "sport = :$port")"
+# get [CURL ARG...]: curl with the token.
+get() { curl -s -H "Authorization: Bearer s3cret" "$@"; }
 
 # Wait until the engine has read the first batch (3 rows; the malformed one is counted apart).
 for _ in $(seq 150); do
-  curl -s "$url/metrics" | grep -qx 'vpq_rows_in_total 3' && break
+  get "$url/metrics" | grep -qx 'vpq_rows_in_total 3' && break
   sleep 0.2
 done
 
-[ "$(curl -s "$url/healthz")" = ok ] || fail "/healthz is not ok"
+[ "$(curl -s "$url/healthz")" = ok ] || fail "/healthz is not ok (it needs no token)"
 
+# Everything else wants the bearer token.
+status() { curl -s -o body.json -w '%{http_code}' "$@"; }
+for path in / /metrics /api/queries /api/tables/latest /api/streams/big "/embed?stream=big&y=power_kw"; do
+  [ "$(status "$url$path")" = 401 ] && grep -q '"error":"this server needs the header Authorization: Bearer TOKEN"' body.json ||
+    fail "$path without a token"
+done
+for header in "Bearer s3cre" "Bearer s3cretX" "Bearer not-this-one" "Basic s3cret" "s3cret"; do
+  [ "$(status -H "Authorization: $header" "$url/metrics")" = 401 ] || fail "Authorization: $header accepted"
+done
+curl -s -D headers.txt -o /dev/null "$url/metrics"
+grep -qi '^www-authenticate: Bearer' headers.txt || fail "401 without WWW-Authenticate"
+[ "$(status -H "Authorization: bearer s3cret" "$url/metrics")" = 200 ] || fail "the scheme is case-insensitive"
+
+# table_is JSON [QUERY]: /api/tables/latest[?QUERY] is JSON.
 table_is() {
-  curl -s -D headers.txt "$url/api/tables/latest" >table.json
+  get -D headers.txt "$url/api/tables/latest${2:+?$2}" >table.json
   grep -qi '^content-type: application/json' headers.txt || fail "/api/tables: not JSON"
-  /usr/bin/python3 - "$1" <<'PY' || fail "/api/tables/latest"
+  /usr/bin/python3 - "$1" <<'PY' || fail "/api/tables/latest${2:+?$2}"
 import json, sys
 got, expected = json.load(open("table.json")), json.loads(sys.argv[1])
 if got != expected:
@@ -79,7 +108,7 @@ PY
 table_is '[{"device_id":"d1","power_kw":2.0,"n":1},{"device_id":"d2","power_kw":0.5,"n":1},{"device_id":"d3","power_kw":1.5,"n":1}]'
 
 # The stream: the newest old row (?last=1), then what is produced while connected.
-curl -s -N --max-time 8 "$url/api/streams/big?last=1" >sse.txt 2>/dev/null &
+get -N --max-time 8 "$url/api/streams/big?last=1" >sse.txt 2>/dev/null &
 curl_pid=$!
 for _ in $(seq 50); do [ -s sse.txt ] && break; sleep 0.1; done
 kcat -b "$bootstrap" -P -t vpp.readings -K '|' -l batch2.txt || fail "kcat could not produce"
@@ -89,21 +118,56 @@ curl_pid=
 import sys
 t3, t4, t6 = sys.argv[1:]
 expected = [": big", "",
-            'data: {"device_id":"d3","ts":%s,"power_kw":1.5}' % t3, "",
-            'data: {"device_id":"d1","ts":%s,"power_kw":3.0}' % t4, "",
-            'data: {"device_id":"d4","ts":%s,"power_kw":4.5}' % t6, ""]
+            "id: 2", 'data: {"device_id":"d3","ts":%s,"power_kw":1.5}' % t3, "",
+            "id: 3", 'data: {"device_id":"d1","ts":%s,"power_kw":3.0}' % t4, "",
+            "id: 4", 'data: {"device_id":"d4","ts":%s,"power_kw":4.5}' % t6, ""]
 got = open("sse.txt").read().split("\n")[:-1]
 if got != expected:
     print("got", got, "\nexpected", expected)
     sys.exit(1)
 PY
 
+# Resuming: Last-Event-ID 2 gets events 3 and 4 (it wins over ?last); 4 gets none; an id
+# this stream never gave (a restarted server) gets `event: gap`, then all it has.
+sse_is() {
+  get -N --max-time 1 -H "Last-Event-ID: $1" "$url/api/streams/big?last=1" >sse.txt 2>/dev/null
+  /usr/bin/python3 - "$2" <<'PY' || fail "/api/streams/big with Last-Event-ID: $1"
+import sys
+expected = sys.argv[1].split("|") if sys.argv[1] else []
+got = [l for l in open("sse.txt").read().split("\n") if l.startswith(("id:", "event:", "data: {\"last"))]
+if got != expected:
+    print("got", got, "\nexpected", expected)
+    sys.exit(1)
+PY
+}
+sse_is 2 "id: 3|id: 4"
+sse_is 4 ""
+sse_is 99 'event: gap|data: {"last_event_id":99,"next_id":1}|id: 1|id: 2|id: 3|id: 4'
+[ "$(status -H "Authorization: Bearer s3cret" -H "Last-Event-ID: x" "$url/api/streams/big")" = 400 ] &&
+  grep -q 'Last-Event-ID must be' body.json || fail "bad Last-Event-ID"
+
 # The table after updates: d1 and d2 replaced (their old rows retracted), d4 added.
 table_is '[{"device_id":"d1","power_kw":3.0,"n":2},{"device_id":"d2","power_kw":0.25,"n":2},{"device_id":"d3","power_kw":1.5,"n":1},{"device_id":"d4","power_kw":4.5,"n":1}]'
 
+# Filters: where= on the JSON text of a field (strings unquoted, URL-decoded, ANDed), limit=.
+table_is '[{"device_id":"d1","power_kw":3.0,"n":2}]' 'where=device_id=d1'
+table_is '[{"device_id":"d1","power_kw":3.0,"n":2}]' 'where=DEVICE_ID=d%31'
+table_is '[{"device_id":"d1","power_kw":3.0,"n":2},{"device_id":"d2","power_kw":0.25,"n":2}]' 'where=n=2'
+table_is '[{"device_id":"d2","power_kw":0.25,"n":2}]' 'where=n=2&where=power_kw=0.25'
+table_is '[{"device_id":"d1","power_kw":3.0,"n":2}]' 'where=n=2&limit=1'
+table_is '[]' 'where=device_id=%22d1%22'
+table_is '[]' 'where=nope=1'
+table_is '[]' 'limit=0'
+table_is '[{"device_id":"d3","power_kw":1.5,"n":1},{"device_id":"d4","power_kw":4.5,"n":1}]' 'where=n=1&limit=10'
+for bad in "limit=x:limit must be a whole number of rows, not \`x\`" "limit=-1:limit must be" "limit=:limit must be" \
+           "where=n:where must be COLUMN=VALUE, not \`n\`" "where==1:where must be COLUMN=VALUE" "wher=n=1:unknown parameter \`wher\`"; do
+  [ "$(status -H "Authorization: Bearer s3cret" "$url/api/tables/latest?${bad%%:*}")" = 400 ] &&
+    grep -qF "\"error\":\"${bad#*:}" body.json || fail "?${bad%%:*}: $(cat body.json)"
+done
+
 # The stream's client has left: the server notices within a second or so.
 for _ in $(seq 50); do
-  curl -s "$url/metrics" >metrics.txt
+  get "$url/metrics" >metrics.txt
   grep -qx 'vpq_http_stream_clients{relation="big"} 0' metrics.txt && break
   sleep 0.1
 done
@@ -130,7 +194,7 @@ for family in {re.sub(r"\{.*", "", k) for k in samples}:
     assert "# HELP %s " % family in "\n".join(lines), family
 PY
 
-curl -s "$url/api/queries" >queries.json
+get "$url/api/queries" >queries.json
 /usr/bin/python3 - <<'PY' || fail "/api/queries"
 import json
 q = json.load(open("queries.json"))
@@ -140,20 +204,29 @@ assert q[1]["statements"] == ["CREATE TABLE latest AS\n  SELECT device_id, last(
 assert q[2]["statements"][0].endswith("device_id <> 'x;y';"), q[2]
 PY
 
-curl -s -D headers.txt "$url/" >page.html
+get -D headers.txt "$url/" >page.html
 grep -qi '^content-type: text/html' headers.txt || fail "/ is not HTML"
 grep -q '<canvas id="chart">' page.html && grep -q 'new EventSource' page.html && grep -q "/api/tables/fleet" page.html ||
   fail "/ is not the dashboard"
 
-status() { curl -s -o body.json -w '%{http_code}' "$@"; }
-[ "$(status "$url/nope")" = 404 ] && grep -q '"error":"no such path: /nope"' body.json || fail "unknown path"
-[ "$(status "$url/api/tables/nope")" = 404 ] && grep -q 'no table `nope`' body.json || fail "unknown table"
-[ "$(status "$url/api/streams/latest")" = 404 ] && grep -q '`latest` is a table' body.json || fail "table as a stream"
-[ "$(status "$url/api/streams/big?last=x")" = 400 ] || fail "bad ?last"
+get -D headers.txt "$url/embed?stream=BIG&y=power_kw&x=ts" >embed.html
+grep -qi '^content-type: text/html' headers.txt && grep -q '<canvas id="chart">' embed.html &&
+  grep -q "new EventSource('/api/streams/'" embed.html && ! grep -Eq '(src|href)=|https?:' embed.html ||
+  fail "/embed is not the self-contained chart page"
+
+auth=(-H "Authorization: Bearer s3cret")
+[ "$(status "${auth[@]}" "$url/nope")" = 404 ] && grep -q '"error":"no such path: /nope"' body.json || fail "unknown path"
+[ "$(status "${auth[@]}" "$url/api/tables/nope")" = 404 ] && grep -q 'no table `nope`' body.json || fail "unknown table"
+[ "$(status "${auth[@]}" "$url/api/streams/latest")" = 404 ] && grep -q '`latest` is a table' body.json || fail "table as a stream"
+[ "$(status "${auth[@]}" "$url/api/streams/big?last=x")" = 400 ] || fail "bad ?last"
 [ "$(status -X POST -d x=1 "$url/healthz")" = 405 ] && grep -q 'method POST not allowed' body.json || fail "POST"
+[ "$(status "${auth[@]}" "$url/embed?y=power_kw")" = 400 ] && grep -q '"error":"stream must name a stream' body.json || fail "/embed without stream"
+[ "$(status "${auth[@]}" "$url/embed?stream=big")" = 400 ] && grep -q '"error":"y must name a column' body.json || fail "/embed without y"
+[ "$(status "${auth[@]}" "$url/embed?stream=big&y=power_kw&x=")" = 400 ] && grep -q '"error":"x must name a column' body.json || fail "/embed with x="
+[ "$(status "${auth[@]}" "$url/embed?stream=latest&y=n")" = 404 ] && grep -q 'no stream `latest`' body.json || fail "/embed of a table"
 
 # SIGINT with a stream open: the stream ends cleanly (curl exit 0) and so does the run.
-curl -s -N --max-time 20 "$url/api/streams/readings" >sse2.txt 2>/dev/null &
+get -N --max-time 20 "$url/api/streams/readings" >sse2.txt 2>/dev/null &
 curl_pid=$!
 for _ in $(seq 50); do [ -s sse2.txt ] && break; sleep 0.1; done
 kill -INT $vpq_pid
@@ -167,4 +240,32 @@ curl_pid=
 [ "$code" = 0 ] || fail "the open event stream did not end cleanly (curl exit $code)"
 [ "$(cat sse2.txt)" = ": readings" ] || fail "unexpected events: $(cat sse2.txt)"
 grep -q "vpq: 6 rows in" err.txt || fail "run summary"
-echo "vpq run --http: healthz, tables (whole, after retractions), SSE, metrics, queries, dashboard, errors, clean stop"
+
+# 0.0.0.0: every interface, the token from VPQ_HTTP_TOKEN. 1,100 more rows for `big` push its
+# first ones out of the recent 1,024: resuming from event 1 gets `event: gap`, then 1,024 rows.
+# (Another file name: another consumer group, which reads the topic from the start.)
+cp q.vpq q2.vpq
+VPQ_HTTP_TOKEN=from-env start_vpq q2.vpq 0.0.0.0
+ss -Hltn "sport = :$port" | grep -q " 0\.0\.0\.0:$port " || fail "0.0.0.0: not bound to every interface"
+[ "$(status "$url/api/queries")" = 401 ] || fail "VPQ_HTTP_TOKEN not required"
+[ "$(status -H "Authorization: Bearer from-env" "$url/api/queries")" = 200 ] || fail "VPQ_HTTP_TOKEN not accepted"
+for i in $(seq 1100); do echo "d$i|{\"device_id\":\"d$i\",\"ts\":$(t 7),\"power_kw\":2.0}"; done >batch3.txt
+kcat -b "$bootstrap" -P -t vpp.readings -K '|' -l batch3.txt || fail "kcat could not produce"
+for _ in $(seq 150); do
+  curl -s -H "Authorization: Bearer from-env" "$url/metrics" | grep -qx 'vpq_rows_out_total{relation="big"} 1104' && break
+  sleep 0.2
+done
+curl -s -N --max-time 1 -H "Authorization: Bearer from-env" -H "Last-Event-ID: 1" "$url/api/streams/big" >sse3.txt 2>/dev/null
+/usr/bin/python3 - <<'PY' || fail "resuming past the recent rows"
+events = open("sse3.txt").read().split("\n\n")
+assert events[0] == ": big", events[0]
+assert events[1] == 'event: gap\ndata: {"last_event_id":1,"next_id":81}', events[1]
+ids = [int(e.split("\n")[0][4:]) for e in events[2:] if e]
+assert ids == list(range(81, 1105)), (ids[:3], ids[-3:], len(ids))
+PY
+kill -INT $vpq_pid
+wait $vpq_pid
+code=$?
+vpq_pid=
+[ "$code" = 0 ] || fail "the second vpq run exited $code after SIGINT"
+echo "vpq run --http: bind, token, healthz, tables (whole, after retractions, filtered), SSE (with resume and gap), metrics, queries, dashboard, embed, errors, clean stop"
