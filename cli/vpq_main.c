@@ -147,6 +147,10 @@ static int cmd_run(int argc, char **argv) {
       http_token = argv[++i];
     } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
       sets[nsets++] = argv[++i];
+    } else if (strcmp(argv[i], "--state-dir") == 0) {
+      free(sets);
+      fprintf(stderr, "vpq: --state-dir: checkpoints and recovery are not built in this version of vpq\n");
+      return 2;
     } else if (argv[i][0] == '-' || file) {
       free(sets);
       return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR, --http-token TOKEN and --set key=value" : "run takes one FILE.vpq");

@@ -52,5 +52,8 @@ printf 'CREATE STREAM s (k STRING KEY, ts TIMESTAMP) WITH (connector = %s, path 
 expect 1 "run with a missing input file" -- "$vpq" run absent.vpq
 grep -q "absent.jsonl" err.txt || { echo "FAIL: missing input message: $(cat err.txt)"; fails=$((fails + 1)); }
 
+expect 2 "run --state-dir (durability not built)" -- "$vpq" run ok.vpq --state-dir state
+grep -q "state-dir: checkpoints and recovery are not built" err.txt || { echo "FAIL: --state-dir message: $(cat err.txt)"; fails=$((fails + 1)); }
+
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
