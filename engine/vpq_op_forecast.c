@@ -111,6 +111,7 @@ static void index_rebuild(forecast_op *f, int cap) {
   }
 }
 
+/* The series of a key, created (empty) on first sight. */
 static fc_key *key_find(forecast_op *f, const vpq_datum *key, const uint8_t *key_null) {
   int nby = f->fc->nby;
   uint64_t hash = vpq_op_hash_datums(key, key_null, nby, 0);
@@ -143,6 +144,7 @@ static fc_key *key_find(forecast_op *f, const vpq_datum *key, const uint8_t *key
   return k;
 }
 
+/* Frees a key with its history, model and kept issues. */
 static void key_free(fc_key *k) {
   for (int i = 0; i < k->nissues; i++) free(k->issues[i].values);
   free(k->issues);
@@ -215,6 +217,7 @@ static int history_slot(forecast_op *f, fc_key *k, int64_t g) {
   return (int)at;
 }
 
+/* Puts a row's value and features into the grid slot of its time (a later row replaces). */
 static void history_put(forecast_op *f, fc_key *k, int64_t ts, double y, const double *x) {
   int64_t g = floor_div(ts, f->step_ms) * f->step_ms;
   int at = history_slot(f, k, g);
@@ -225,6 +228,7 @@ static void history_put(forecast_op *f, fc_key *k, int64_t ts, double y, const d
   if (g > k->last_ts) k->last_ts = g;
 }
 
+/* Keeps a row as it came, until the step is inferred. */
 static void raw_put(fc_key *k, int nf, int64_t ts, double y, const double *x) {
   if (k->nraw == k->raw_cap) {
     k->raw_cap = k->raw_cap ? 2 * k->raw_cap : 16;
@@ -552,6 +556,7 @@ int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out) {
 
 /* ===== Operator ===== */
 
+/* Rows of the input: advance to each row's watermark (issuing what it reaches), then file the row. */
 static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   forecast_op *f = (forecast_op *)op;

@@ -74,6 +74,7 @@ typedef struct schedule_op {
 
 static uint64_t device_hash(vpq_datum d) { return vpq_op_hash_datums(&d, &(uint8_t){0}, 1, 7); }
 
+/* Rebuilds the device index with `cap` (a power of two) slots. */
 static void fleet_index_rebuild(schedule_op *s, int cap) {
   free(s->index);
   s->index_cap = cap;
@@ -87,6 +88,7 @@ static void fleet_index_rebuild(schedule_op *s, int cap) {
   }
 }
 
+/* The battery of a device, created (without versions) on first sight. */
 static sc_battery *fleet_find(schedule_op *s, vpq_datum device) {
   int at = (int)(device_hash(device) & (uint64_t)(s->index_cap - 1));
   for (; s->index[at] >= 0; at = (at + 1) & (s->index_cap - 1))
@@ -104,11 +106,13 @@ static sc_battery *fleet_find(schedule_op *s, vpq_datum device) {
   return b;
 }
 
+/* A numeric cell as a double, NAN when NULL. */
 static double column_number(const vpq_vec *col, int row) {
   if (col->null[row]) return NAN;
   return col->type == VPQ_TYPE_DOUBLE ? col->data[row].d : (double)col->data[row].i;
 }
 
+/* The fleet table's changelog: every row (+1) or retraction (-1) becomes a version of its battery. */
 static void fleet_push(schedule_op *s, const vpq_batch *batch) {
   const int *cols = s->sc->fleet_cols;
   const vpq_vec *device = &batch->cols[cols[VPQ_FLEET_DEVICE]];
@@ -167,6 +171,7 @@ static int cmp_point(const void *a, const void *b) {
   return (x->ts > y->ts) - (x->ts < y->ts);
 }
 
+/* The pending issue at `issued_at`, created on its first row. */
 static sc_issue *issue_find(schedule_op *s, int64_t issued_at) {
   for (int i = s->nissues - 1; i >= 0; i--)
     if (s->issues[i].issued_at == issued_at) return &s->issues[i];
@@ -181,6 +186,7 @@ static sc_issue *issue_find(schedule_op *s, int64_t issued_at) {
   return is;
 }
 
+/* Files a forecast row under its issue (a row of an issue already passed is late). */
 static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
   const vpq_plan_schedule *sc = s->sc;
   const vpq_vec *ts = &batch->cols[sc->forecast_ts];
@@ -196,6 +202,7 @@ static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
   points_add(&is->points, &is->n, &is->cap, ts->data[row].i, column_number(&batch->cols[sc->forecast_value], row));
 }
 
+/* Keeps the latest price per time, sorted by time. */
 static void price_rows(schedule_op *s, const vpq_batch *batch, int row) {
   const vpq_plan_schedule *sc = s->sc;
   const vpq_vec *ts = &batch->cols[sc->price_ts];
@@ -263,6 +270,7 @@ static bool battery_params(const schedule_op *s, const sc_version *v, int64_t t,
 /* Rounds x to 1/scale (no negative zero): plans are written in whole watts and soc to 1e-9. */
 static double round_to(double x, double scale) { return round(x * scale) / scale + 0.0; }
 
+/* Writes one output row (the query's columns, placed by column_map). */
 static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t ts, vpq_datum device, double setpoint,
                     double soc, double peak) {
   const int *map = s->query->column_map;
@@ -319,6 +327,7 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
   }
 }
 
+/* Plans one forecast issue and writes its rows: the fleet as of issued_at, the load per step, the LP. */
 static void plan_issue(schedule_op *s, sc_issue *is) {
   const vpq_plan_schedule *sc = s->sc;
   vpq_runtime *rt = s->base.rt;
@@ -439,6 +448,7 @@ static int64_t planning_wm(const schedule_op *s) {
   return wm;
 }
 
+/* Rows of the forecast (0), fleet (1) or price (2) input. */
 static void schedule_push(vpq_op *op, int port, const vpq_batch *batch) {
   schedule_op *s = (schedule_op *)op;
   if (port == 1) {
