@@ -66,9 +66,22 @@ start_vpq() {
   url="http://127.0.0.1:$port"
 }
 
+# listen_addrs PORT: the addresses listening on TCP PORT, from /proc/net/tcp (no iproute2 needed).
+listen_addrs() {
+  /usr/bin/python3 - "$1" <<'PY'
+import socket, struct, sys
+port = int(sys.argv[1])
+for line in open("/proc/net/tcp").readlines()[1:]:
+    local, state = line.split()[1], line.split()[3]
+    addr, p = local.split(":")
+    if state == "0A" and int(p, 16) == port:
+        print("%s:%d" % (socket.inet_ntoa(struct.pack("<I", int(addr, 16))), port))
+PY
+}
+
 # No host: 127.0.0.1 only. The token on the command line wins over VPQ_HTTP_TOKEN.
 VPQ_HTTP_TOKEN=not-this-one start_vpq q.vpq "" --http-token s3cret
-ss -Hltn "sport = :$port" | grep -q " 127\.0\.0\.1:$port " || fail "no host: not bound to 127.0.0.1 only: $(ss -Hltn "sport = :$port")"
+[ "$(listen_addrs "$port")" = "127.0.0.1:$port" ] || fail "no host: not bound to 127.0.0.1 only: $(listen_addrs "$port")"
 # get [CURL ARG...]: curl with the token.
 get() { curl -s -H "Authorization: Bearer s3cret" "$@"; }
 
@@ -246,7 +259,7 @@ grep -q "vpq: 6 rows in" err.txt || fail "run summary"
 # (Another file name: another consumer group, which reads the topic from the start.)
 cp q.vpq q2.vpq
 VPQ_HTTP_TOKEN=from-env start_vpq q2.vpq 0.0.0.0
-ss -Hltn "sport = :$port" | grep -q " 0\.0\.0\.0:$port " || fail "0.0.0.0: not bound to every interface"
+[ "$(listen_addrs "$port")" = "0.0.0.0:$port" ] || fail "0.0.0.0: not bound to every interface: $(listen_addrs "$port")"
 [ "$(status "$url/api/queries")" = 401 ] || fail "VPQ_HTTP_TOKEN not required"
 [ "$(status -H "Authorization: Bearer from-env" "$url/api/queries")" = 200 ] || fail "VPQ_HTTP_TOKEN not accepted"
 for i in $(seq 1100); do echo "d$i|{\"device_id\":\"d$i\",\"ts\":$(t 7),\"power_kw\":2.0}"; done >batch3.txt
