@@ -376,7 +376,7 @@ static bool refill(vpq_engine *e, merge_input *in) {
       return true;
     }
     if (done) in->done = true;
-    else vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
+    else if (!src->bounded) vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
     if (!src->bounded) return false;
   }
   return false;

@@ -395,8 +395,8 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
 
 /* The watermark after a row at `ts` from `partition`: the minimum over the partitions (when the
  * connector tracks several) of the largest event time each has sent, minus the delay. A
- * partition with no row for idle_timeout (one that has sent nothing since the source started
- * included) does not hold the watermark back until it sends again. */
+ * partition of an unbounded source with no row for idle_timeout (one that has sent nothing since
+ * the source started included) does not hold the watermark back until it sends again. */
 static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   if (ts > s->max_ts) s->max_ts = ts;
   if (s->nparts <= 1 || partition < 0 || partition >= s->nparts)
@@ -404,9 +404,11 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   if (ts > s->part_max[partition]) s->part_max[partition] = ts;
   s->part_arrival[partition] = s->base.rt->now_ms;
   int64_t low = VPQ_TS_MAX;
-  const bool *owned = s->slot && s->slot->src ? s->slot->src->owned : NULL;
+  const vpq_source *src = s->slot ? s->slot->src : NULL;
+  const bool *owned = src ? src->owned : NULL;
+  bool unbounded = src && !src->bounded; /* a bounded read is never idle: results stay deterministic */
   for (int p = 0; p < s->nparts; p++) {
-    bool idle = s->base.rt->now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms;
+    bool idle = unbounded && s->base.rt->now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms;
     if (!idle && (!owned || owned[p]) && s->part_max[p] < low) low = s->part_max[p];
   }
   if (low == VPQ_TS_MAX) low = s->max_ts;
@@ -467,7 +469,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
 void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   source_op *s = (source_op *)op;
   if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
-  if (s->nparts > 1) {
+  if (s->nparts > 1 && s->slot && s->slot->src && !s->slot->src->bounded) {
     /* Partitions that went idle no longer hold the others back. */
     int64_t low = VPQ_TS_MAX;
     const bool *owned = s->slot && s->slot->src ? s->slot->src->owned : NULL;

@@ -296,7 +296,9 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     if (at == got) {
       /* Messages come a batch at a time from the consumer queue: one call, not one per message. */
       size_t want = (size_t)(out->cap - n) < VPQ_BATCH_ROWS ? (size_t)(out->cap - n) : VPQ_BATCH_ROWS;
-      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : 10, msgs, want);
+      /* A bounded read waits longer for a full batch (throughput); an unbounded one returns
+       * soon (latency: the demo's dispatch loop). */
+      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : s->base.bounded ? 100 : 10, msgs, want);
       at = 0;
       if (got <= 0) break;
     }
