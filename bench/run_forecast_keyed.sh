@@ -28,6 +28,6 @@ CREATE STREAM fc AS FORECAST load_kw FROM meters BY site USING $model (season = 
   HORIZON 24 HOURS EVERY 1 DAY;
 VPQ
   line=$("$vpq" backtest "$work/q.vpq" 2>&1 >/dev/null | grep 'FORECAST fc')
-  ms=$(echo "$line" | sed 's/.* \([0-9.]*\) ms per fit/\1/')
+  ms=$(echo "$line" | sed 's/.* \([0-9.]*\) ms per forecast/\1/')
   printf '%-15s %8s ms per key   %8.2f s per tick of 1,000 keys\n' "$model" "$ms" "$(echo "$ms * 1000 / 1000" | bc -l)"
 done

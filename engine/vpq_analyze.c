@@ -1114,7 +1114,7 @@ static const struct {
 } model_options[] = {
     {"season", OPT_INTERVAL, 0xf}, {"history", OPT_INTERVAL, 0xf}, {"features", OPT_NAME, 0xc},
     {"ridge", OPT_STRING, 0x4},    {"hidden", OPT_BIGINT, 0x8},    {"epochs", OPT_BIGINT, 0x8},
-    {"learning_rate", OPT_STRING, 0x8}, {"seed", OPT_BIGINT, 0x8},
+    {"learning_rate", OPT_STRING, 0x8}, {"seed", OPT_BIGINT, 0x8},     {"retrain", OPT_INTERVAL, 0xf},
 };
 
 static const char *const model_names[] = {"seasonal_naive", "holt_winters", "linear", "mlp"}; /* ORDER vpq_model_kind */
@@ -1172,6 +1172,7 @@ static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_
         continue;
       }
       if (strcmp(o->key, "season") == 0) f->season_ms = v->ival;
+      else if (strcmp(o->key, "retrain") == 0) f->retrain_ms = v->ival;
       else f->history_ms = v->ival;
       break;
     case OPT_BIGINT:

@@ -52,6 +52,7 @@ typedef struct fc_key {
   double *x;       /* n × nfeatures */
   int n, cap;
   int64_t last_ts; /* grid time of the latest value */
+  int64_t fitted_at; /* the issue its model was last fitted at (VPQ_TS_MIN: never) */
   vpq_model *model;
   fc_issue *issues;
   int nissues, issues_cap;
@@ -82,8 +83,9 @@ typedef struct forecast_op {
   int64_t next_issue;
   int64_t last_ts; /* latest row time over all keys */
   int64_t issues_done;
-  int64_t fit_ns;
-  int64_t fits;
+  int64_t forecast_ns; /* time spent fitting and predicting */
+  int64_t forecasts;   /* key forecasts made */
+  int64_t fits;        /* model refits among them */
   fc_sums *sums;   /* per horizon step */
   int64_t score_from, score_to; /* issues scored: issued_at in [from, to) */
 } forecast_op;
@@ -133,6 +135,7 @@ static fc_key *key_find(forecast_op *f, const vpq_datum *key, const uint8_t *key
   memcpy(k->key_null, key_null, (size_t)nby);
   k->hash = hash;
   k->last_ts = VPQ_TS_MIN;
+  k->fitted_at = VPQ_TS_MIN;
   if (f->nkeys == f->keys_cap) {
     f->keys_cap = f->keys_cap ? 2 * f->keys_cap : 16;
     f->keys = realloc(f->keys, sizeof *f->keys * (size_t)f->keys_cap);
@@ -458,10 +461,14 @@ static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
     }
   }
   int64_t started = monotonic_ns();
-  vpq_model_fit(k->model, &series);
+  if (k->fitted_at == VPQ_TS_MIN || t - k->fitted_at >= fc->retrain_ms) {
+    vpq_model_fit(k->model, &series); /* between refits the model forecasts from the newest values */
+    k->fitted_at = t;
+    f->fits++;
+  }
   vpq_model_predict(k->model, &series, future_x, h, pred);
-  f->fit_ns += monotonic_ns() - started;
-  f->fits++;
+  f->forecast_ns += monotonic_ns() - started;
+  f->forecasts++;
   fc_issue issue = {t, malloc(sizeof(double) * 3 * (size_t)f->steps)};
   if (!issue.values) abort();
   for (int s = 0; s < f->steps; s++) {
@@ -645,8 +652,9 @@ static void forecast_describe(const vpq_op *op, vpq_buf *out) {
 static void forecast_destroy(vpq_op *op) {
   forecast_op *f = (forecast_op *)op;
   if (f->issues_done && op->rt->log)
-    fprintf(op->rt->log, "vpq: FORECAST %s: %lld issues, %lld fits, %.2f ms per fit\n", f->query->target->name,
-            (long long)f->issues_done, (long long)f->fits, f->fits ? (double)f->fit_ns / 1e6 / (double)f->fits : 0.0);
+    fprintf(op->rt->log, "vpq: FORECAST %s: %lld issues, %lld key forecasts (%lld refits), %.2f ms per forecast\n",
+            f->query->target->name, (long long)f->issues_done, (long long)f->forecasts, (long long)f->fits,
+            f->forecasts ? (double)f->forecast_ns / 1e6 / (double)f->forecasts : 0.0);
   for (int i = 0; i < f->nkeys; i++) key_free(f->keys[i]);
   free(f->keys);
   free(f->index);

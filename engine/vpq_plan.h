@@ -216,6 +216,7 @@ typedef struct vpq_plan_forecast {
   const char *model_name;
   int64_t season_ms;     /* 0: none */
   int64_t history_ms;    /* the history kept per key (model option `history`) */
+  int64_t retrain_ms;    /* refit at most this often (model option `retrain`); 0: every issue */
   int *features;         /* exogenous feature columns of from's schema */
   int nfeatures;
   int64_t horizon_ms;
