@@ -182,7 +182,6 @@ typedef struct kafka_partition {
   kafka_segment *segs;
   int nsegs, cap;
   int64_t rows_in_last; /* messages in the last segment */
-  bool assigned;
 } kafka_partition;
 
 enum { SEGMENT_ROWS = 64 };
@@ -245,7 +244,7 @@ static int64_t safe_offset(kafka_source *s, int p, int64_t safe_ts) {
 static void commit_safe(kafka_source *s, bool sync) {
   rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->base.partitions);
   for (int p = 0; p < s->base.partitions; p++) {
-    if (!s->parts[p].assigned || (!s->parts[p].nsegs && s->next[p] < 0)) continue;
+    if (!s->owned[p] || (!s->parts[p].nsegs && s->next[p] < 0)) continue;
     int64_t offset = safe_offset(s, p, s->safe_ts);
     if (offset >= 0) rd_kafka_topic_partition_list_add(list, s->topic, p)->offset = offset;
   }
@@ -268,7 +267,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     for (int i = 0; i < parts->cnt; i++) {
       int p = parts->elems[i].partition;
       if (p < 0 || p >= s->base.partitions) continue;
-      s->parts[p].assigned = true;
       s->owned[p] = true;
       s->parts[p].nsegs = 0;
       s->parts[p].rows_in_last = 0;
@@ -279,7 +277,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     commit_safe(s, true);
     for (int i = 0; i < parts->cnt; i++) {
       int p = parts->elems[i].partition;
-      if (p >= 0 && p < s->base.partitions) s->parts[p].assigned = s->owned[p] = false;
+      if (p >= 0 && p < s->base.partitions) s->owned[p] = false;
     }
     rd_kafka_assign(rk, NULL);
   }
@@ -527,26 +525,37 @@ static void line_close(void *ctx) {
   free(p);
 }
 
-bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topic, vpq_line_writer *out, char *err,
-                                size_t err_size) {
-  if (!check_connector(conn, err, err_size)) return false;
+/* A producer for the connector's cluster: idempotent, zstd, linger 5 ms, the `kafka.<property>`
+ * options, deliveries reported to `on_delivery` with `opaque`. NULL + err on failure. */
+static rd_kafka_t *open_producer(const vpq_plan_connector *conn, void (*on_delivery)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                                 void *opaque, char *err, size_t err_size) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
-            conf_set(conf, "compression.type", "zstd", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
+            conf_set(conf, "compression.type", "zstd", err, err_size) &&
+            conf_set(conf, "linger.ms", "5", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
             pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
-    return false;
+    return NULL;
   }
-  line_producer *p = calloc(1, sizeof *p);
-  if (!p) abort();
-  rd_kafka_conf_set_dr_msg_cb(conf, on_line_delivery);
-  rd_kafka_conf_set_opaque(conf, p);
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_opaque(conf, opaque);
   char reason[512];
-  p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
-  if (!p->rk) {
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
+  if (!rk) {
     snprintf(err, err_size, "cannot create a Kafka producer: %s", reason);
     rd_kafka_conf_destroy(conf);
+  }
+  return rk;
+}
+
+bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topic, vpq_line_writer *out, char *err,
+                                size_t err_size) {
+  if (!check_connector(conn, err, err_size)) return false;
+  line_producer *p = calloc(1, sizeof *p);
+  if (!p) abort();
+  p->rk = open_producer(conn, on_line_delivery, p, err, err_size);
+  if (!p->rk) {
     free(p);
     return false;
   }
@@ -561,24 +570,10 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
                               const vpq_intern *intern, char *err, size_t err_size) {
   if (!check_connector(conn, err, err_size)) return NULL;
   const char *topic = option(conn, "topic")->text;
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
-            conf_set(conf, "compression.type", "zstd", err, err_size) &&
-            conf_set(conf, "linger.ms", "5", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
-  ok = ok && pass_properties(conf, conn, err, err_size);
-  if (!ok) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
   kafka_sink *s = calloc(1, sizeof *s);
   if (!s) abort();
-  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_opaque(conf, s);
-  char reason[512];
-  s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
+  s->rk = open_producer(conn, on_delivery, s, err, err_size);
   if (!s->rk) {
-    snprintf(err, err_size, "cannot create a Kafka producer: %s", reason);
-    rd_kafka_conf_destroy(conf);
     free(s);
     return NULL;
   }
