@@ -87,6 +87,16 @@ int vpq_engine_subscribe(vpq_engine *engine, const char *relation, vpq_row_fn fn
 /* The counters so far. */
 vpq_stats vpq_engine_stats(const vpq_engine *engine);
 
+/* Writes the state of every operator (windows, tables, joins, forecasts, plans, watermarks)
+ * and the string pool into a malloc'ed buffer: what a checkpoint holds besides the
+ * connectors' positions. Returns 0, or -1 when nothing is loaded. */
+int vpq_engine_save_state(vpq_engine *engine, char **data, size_t *len);
+
+/* Restores state written by vpq_engine_save_state into an engine that has just loaded the
+ * same file (and run nothing yet). Returns 0, or -1 with a reason in `err` when the state is
+ * malformed or belongs to another file; the engine must then be freed, not run. */
+int vpq_engine_load_state(vpq_engine *engine, const char *data, size_t len, char *err, size_t err_size);
+
 /* The accuracy of a FORECAST statement's forecasts, scored as their steps become known
  * (rolling origin: every issue is scored once all its steps are past; at the end of a bounded
  * input, against whatever actuals there are). */

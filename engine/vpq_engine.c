@@ -321,6 +321,113 @@ int vpq_engine_relations(const vpq_engine *e, const char **names, bool *is_table
   return n;
 }
 
+/* ===== State (checkpoints) =====
+ *
+ * The engine's state is the counters, the string pool (in id order, so that every interned
+ * id an operator holds means the same string after a restore) and each operator's own state
+ * as a length-prefixed block, in operator order. The plan's fingerprint guarantees that the
+ * operators are the same ones: the pool then starts with the same query constants, and a
+ * restore checks that it does. */
+
+enum { STATE_TAG = 0x5650515354415445 /* "VPQSTATE" */ };
+
+static void save_core(const vpq_engine *e, vpq_ckpt_out *out) {
+  const vpq_stats *st = &e->rt.stats;
+  vpq_ckpt_put_u64(out, STATE_TAG);
+  int64_t counters[] = {st->rows_in, st->rows_out, st->malformed, st->late, st->dead_lettered, st->peak_groups,
+                        st->group_bytes, e->rt.open_groups, e->rt.now_ms};
+  for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) vpq_ckpt_put_i64(out, counters[i]);
+  size_t nstrings = vpq_intern_count(e->rt.intern);
+  vpq_ckpt_put_u64(out, nstrings);
+  for (size_t id = 1; id < nstrings; id++) {
+    size_t len;
+    const char *text = vpq_intern_text(e->rt.intern, (int64_t)id, &len);
+    vpq_ckpt_put_bytes(out, text, len);
+  }
+  vpq_ckpt_put_u64(out, (uint64_t)e->nops);
+  vpq_ckpt_out own = {0};
+  for (int i = 0; i < e->nops; i++) {
+    const vpq_op *op = e->ops[i];
+    vpq_ckpt_put_i64(out, op->rows_in);
+    vpq_ckpt_put_i64(out, op->rows_out);
+    vpq_ckpt_put_i64(out, op->passed_wm);
+    own.buf.len = 0;
+    if (op->vt->save) op->vt->save(op, &own);
+    vpq_ckpt_put_bytes(out, own.buf.data, own.buf.len);
+  }
+  vpq_buf_free(&own.buf);
+}
+
+/* Restores what save_core wrote into the freshly loaded engine; false with `err` filled when
+ * the state is malformed or belongs to another plan. */
+static bool load_core(vpq_engine *e, vpq_ckpt_in *in, char *err, size_t err_size) {
+  vpq_stats *st = &e->rt.stats;
+  if (vpq_ckpt_get_u64(in) != STATE_TAG) vpq_ckpt_fail(in, "not engine state");
+  int64_t *counters[] = {&st->rows_in, &st->rows_out, &st->malformed, &st->late, &st->dead_lettered, &st->peak_groups,
+                         &st->group_bytes, &e->rt.open_groups, &e->rt.now_ms};
+  for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) *counters[i] = vpq_ckpt_get_i64(in);
+  int64_t nstrings = vpq_ckpt_get_count(in, INT32_MAX);
+  size_t have = vpq_intern_count(e->rt.intern);
+  if (!in->error && (size_t)nstrings < have) vpq_ckpt_fail(in, "the string pool is smaller than the query's");
+  for (int64_t id = 1; id < nstrings && !in->error; id++) {
+    size_t len, known_len;
+    const char *text = vpq_ckpt_get_bytes(in, &len);
+    if (in->error) break;
+    if ((size_t)id < have) {
+      const char *known = vpq_intern_text(e->rt.intern, id, &known_len);
+      if (known_len != len || memcmp(known, text, len) != 0) vpq_ckpt_fail(in, "the string pool does not match the query's");
+    } else if (vpq_intern_id(e->rt.intern, text, len) != id) {
+      vpq_ckpt_fail(in, "the string pool holds a string twice");
+    }
+  }
+  if (!in->error && vpq_ckpt_get_count(in, INT32_MAX) != e->nops) vpq_ckpt_fail(in, "a different number of operators");
+  for (int i = 0; i < e->nops && !in->error; i++) {
+    vpq_op *op = e->ops[i];
+    op->rows_in = vpq_ckpt_get_i64(in);
+    op->rows_out = vpq_ckpt_get_i64(in);
+    op->passed_wm = vpq_ckpt_get_i64(in);
+    size_t len;
+    const void *bytes = vpq_ckpt_get_bytes(in, &len);
+    if (in->error) break;
+    vpq_ckpt_in own = vpq_ckpt_in_init(bytes, len);
+    if (op->vt->load) op->vt->load(op, &own);
+    else if (len) vpq_ckpt_fail(&own, "state for an operator that keeps none");
+    if (!own.error && own.p != own.end) vpq_ckpt_fail(&own, "state left over");
+    if (own.error) {
+      snprintf(err, err_size, "operator %d (%s): %s", i, op->vt->kind, own.error);
+      return false;
+    }
+  }
+  if (in->error) {
+    snprintf(err, err_size, "%s", in->error);
+    return false;
+  }
+  return true;
+}
+
+int vpq_engine_save_state(vpq_engine *e, char **data, size_t *len) {
+  if (!e->plan) return -1;
+  vpq_ckpt_out out = {0};
+  save_core(e, &out);
+  *data = out.buf.data;
+  *len = out.buf.len;
+  return 0;
+}
+
+int vpq_engine_load_state(vpq_engine *e, const char *data, size_t len, char *err, size_t err_size) {
+  if (!e->plan) {
+    snprintf(err, err_size, "no file loaded");
+    return -1;
+  }
+  vpq_ckpt_in in = vpq_ckpt_in_init(data, len);
+  if (!load_core(e, &in, err, err_size)) return -1;
+  if (in.p != in.end) {
+    snprintf(err, err_size, "%zu bytes after the engine state", (size_t)(in.end - in.p));
+    return -1;
+  }
+  return 0;
+}
+
 /* ===== Running ===== */
 
 typedef struct bad_ctx {

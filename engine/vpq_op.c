@@ -179,8 +179,25 @@ static void relation_destroy(vpq_op *op) {
   free(r->input_wm);
 }
 
+/* State: the watermark of each input port. */
+static void relation_save(const vpq_op *op, vpq_ckpt_out *out) {
+  const relation_op *r = (const relation_op *)op;
+  vpq_ckpt_put_u64(out, (uint64_t)r->ninputs);
+  for (int i = 0; i < r->ninputs; i++) vpq_ckpt_put_i64(out, r->input_wm[i]);
+}
+
+static void relation_load(vpq_op *op, vpq_ckpt_in *in) {
+  relation_op *r = (relation_op *)op;
+  int n = (int)vpq_ckpt_get_count(in, op->ninputs);
+  if (!n) return;
+  r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)n);
+  if (!r->input_wm) abort();
+  r->ninputs = n;
+  for (int i = 0; i < n; i++) r->input_wm[i] = vpq_ckpt_get_i64(in);
+}
+
 static const vpq_op_vt relation_vt = {"Relation", relation_push, relation_watermark,
-                                      relation_describe, relation_destroy};
+                                      relation_describe, relation_destroy, relation_save, relation_load};
 
 vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel) {
   relation_op *r = calloc(1, sizeof *r);
@@ -278,8 +295,63 @@ static void source_destroy(vpq_op *op) {
   free(s->buckets);
 }
 
+static int upsert_find(source_op *s, const vpq_batch *batch, int row, bool insert);
+
+/* State: event-time progress (overall and per partition) and, for a table source, each
+ * key's current row. */
+static void source_save(const vpq_op *op, vpq_ckpt_out *out) {
+  const source_op *s = (const source_op *)op;
+  vpq_ckpt_put_i64(out, s->max_ts);
+  vpq_ckpt_put_i64(out, s->wm);
+  vpq_ckpt_put_i64(out, s->last_arrival);
+  vpq_ckpt_put_u64(out, (uint64_t)s->nparts);
+  for (int p = 0; p < s->nparts; p++) {
+    vpq_ckpt_put_i64(out, s->part_max[p]);
+    vpq_ckpt_put_i64(out, s->part_arrival[p]);
+  }
+  int ncols = s->rel->schema.ncols;
+  vpq_ckpt_put_u64(out, (uint64_t)s->nentries);
+  for (int e = 0; e < s->nentries; e++) vpq_ckpt_put_datums(out, s->entries[e].data, s->entries[e].null, ncols);
+}
+
+static void source_load(vpq_op *op, vpq_ckpt_in *in) {
+  source_op *s = (source_op *)op;
+  s->max_ts = vpq_ckpt_get_i64(in);
+  s->wm = vpq_ckpt_get_i64(in);
+  s->last_arrival = vpq_ckpt_get_i64(in);
+  int nparts = (int)vpq_ckpt_get_count(in, 1 << 20);
+  if (nparts) {
+    s->nparts = nparts;
+    s->part_max = malloc(sizeof *s->part_max * (size_t)nparts);
+    s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)nparts);
+    if (!s->part_max || !s->part_arrival) abort();
+    for (int p = 0; p < nparts; p++) {
+      s->part_max[p] = vpq_ckpt_get_i64(in);
+      s->part_arrival[p] = vpq_ckpt_get_i64(in);
+    }
+  }
+  int ncols = s->rel->schema.ncols;
+  int64_t n = vpq_ckpt_get_count(in, INT32_MAX / 2);
+  if (n && s->rel->kind != VPQ_REL_TABLE) vpq_ckpt_fail(in, "a stream source with table rows");
+  vpq_batch *row = vpq_op_batch(op->rt, &s->rel->schema, 1);
+  for (int64_t i = 0; i < n && !in->error; i++) {
+    for (int c = 0; c < ncols; c++) vpq_ckpt_get_datums(in, &row->cols[c].data[0], &row->cols[c].null[0], 1);
+    int e = upsert_find(s, row, 0, true);
+    upsert_entry *entry = &s->entries[e];
+    if (entry->data) {
+      vpq_ckpt_fail(in, "a table source key stored twice");
+      break;
+    }
+    entry->data = malloc(sizeof *entry->data * (size_t)ncols);
+    entry->null = malloc((size_t)ncols);
+    if (!entry->data || !entry->null) abort();
+    vpq_op_copy_row(row, 0, ncols, entry->data, entry->null);
+  }
+  vpq_arena_reset(&op->rt->scratch);
+}
+
 static const vpq_op_vt source_vt = {"Scan", source_push_unused, source_watermark_unused,
-                                    source_describe, source_destroy};
+                                    source_describe, source_destroy, source_save, source_load};
 
 vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_source_slot *slot) {
   source_op *s = calloc(1, sizeof *s);
@@ -576,8 +648,8 @@ static void map_destroy(vpq_op *op) {
   free(m->sel);
 }
 
-static const vpq_op_vt map_vt = {"Map", map_push, map_watermark, map_describe, map_destroy};
-static const vpq_op_vt filter_vt = {"Filter", map_push, map_watermark, map_describe, map_destroy};
+static const vpq_op_vt map_vt = {"Map", map_push, map_watermark, map_describe, map_destroy, NULL, NULL};
+static const vpq_op_vt filter_vt = {"Filter", map_push, map_watermark, map_describe, map_destroy, NULL, NULL};
 
 vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                        const vpq_schema *input, bool project) {

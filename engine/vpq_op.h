@@ -23,6 +23,7 @@
 #include "vpq_arena.h"
 #include "vpq_batch.h"
 #include "vpq_buf.h"
+#include "vpq_ckpt.h"
 #include "vpq_intern.h"
 #include "vpq_plan.h"
 
@@ -46,6 +47,12 @@ typedef struct vpq_op_vt {
   /* Appends one line of details for explain (keys, window, expressions). */
   void (*describe)(const vpq_op *op, vpq_buf *out);
   void (*destroy)(vpq_op *op);
+  /* Writes the operator's own state into a checkpoint (NULL: it keeps none). Strings are
+   * written as their interned ids: the string pool is checkpointed with the operators. */
+  void (*save)(const vpq_op *op, vpq_ckpt_out *out);
+  /* Restores what `save` wrote into the freshly built operator (same plan); malformed
+   * input fails `in` (vpq_ckpt_fail) and must neither crash nor leak. */
+  void (*load)(vpq_op *op, vpq_ckpt_in *in);
 } vpq_op_vt;
 
 typedef struct vpq_op_out {

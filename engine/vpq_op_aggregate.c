@@ -662,9 +662,9 @@ static void aggregate_destroy(vpq_op *op) {
 }
 
 static const vpq_op_vt aggregate_vt = {"Aggregate", aggregate_push, aggregate_watermark,
-                                       aggregate_describe, aggregate_destroy};
+                                       aggregate_describe, aggregate_destroy, NULL, NULL};
 static const vpq_op_vt window_aggregate_vt = {"WindowAggregate", aggregate_push, aggregate_watermark,
-                                              aggregate_describe, aggregate_destroy};
+                                              aggregate_describe, aggregate_destroy, NULL, NULL};
 
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                              const vpq_source_slot *slot) {

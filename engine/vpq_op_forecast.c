@@ -661,7 +661,7 @@ static void forecast_destroy(vpq_op *op) {
   free(f->sums);
 }
 
-static const vpq_op_vt forecast_vt = {"Forecast", forecast_push, forecast_watermark, forecast_describe, forecast_destroy};
+static const vpq_op_vt forecast_vt = {"Forecast", forecast_push, forecast_watermark, forecast_describe, forecast_destroy, NULL, NULL};
 
 vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query) {
   forecast_op *f = calloc(1, sizeof *f);

@@ -340,8 +340,8 @@ static void join_destroy(vpq_op *op) {
   free(j->next);
 }
 
-static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy};
-static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark, join_describe, join_destroy};
+static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy, NULL, NULL};
+static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark, join_describe, join_destroy, NULL, NULL};
 
 static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select, int join_index,
                         const vpq_schema *out, bool window) {

@@ -494,7 +494,7 @@ static void schedule_destroy(vpq_op *op) {
   free(s->index);
 }
 
-static const vpq_op_vt schedule_vt = {"Schedule", schedule_push, schedule_watermark, schedule_describe, schedule_destroy};
+static const vpq_op_vt schedule_vt = {"Schedule", schedule_push, schedule_watermark, schedule_describe, schedule_destroy, NULL, NULL};
 
 vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query) {
   schedule_op *s = calloc(1, sizeof *s);

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config re2c lemon clang libjemalloc-dev libcmocka-dev librdkafka-dev libglpk-dev
+packages=(build-essential cmake pkg-config re2c lemon clang libjemalloc-dev libcmocka-dev librdkafka-dev libzstd-dev libglpk-dev
           libmicrohttpd-dev glpk-utils python3 kcat python3-kafka python3-zstandard curl)
 missing=()
 for p in "${packages[@]}"; do

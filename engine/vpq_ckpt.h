@@ -1,0 +1,116 @@
+/* vpq_ckpt.h — checkpoints: how state is written to and read back from bytes, and the
+ * checkpoint files of a state folder.
+ *
+ * Every stateful operator, the string pool, every source's read position and every sink's
+ * pending output are written in turn into one byte stream (vpq_ckpt_out) and read back, in
+ * the same order, from a vpq_ckpt_in. Integers are LEB128 varints (signed ones zigzagged),
+ * doubles their 8 IEEE bytes. Reading never trusts the bytes: a count larger than what is
+ * left, a truncated value or a value out of range marks the input failed (in->error), every
+ * later read returns zeros, and the caller reports the error — a corrupt checkpoint never
+ * crashes the engine or allocates without bound.
+ *
+ * On disk a checkpoint is one file, checkpoint-<epoch>.vpqc:
+ *
+ *   "VPQCKPT1" | u32 version | u32 0 | u64 epoch | u64 plan fingerprint | u64 state bytes
+ *   | u64 compressed bytes | u64 checksum of everything before it and the compressed bytes
+ *   | zstd frame of the state (with zstd's own content checksum)
+ *
+ * written to a temporary file, fsynced, renamed into place and the folder fsynced, so a crash
+ * leaves the old checkpoint or the new one, never half of one. The newest two are kept.
+ */
+#ifndef VPQ_CKPT_H
+#define VPQ_CKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vpq_buf.h"
+#include "vpq_types.h"
+
+enum { VPQ_CKPT_VERSION = 1 };
+
+/* ===== Writing state ===== */
+
+typedef struct vpq_ckpt_out {
+  vpq_buf buf;
+} vpq_ckpt_out;
+
+void vpq_ckpt_put_u64(vpq_ckpt_out *out, uint64_t value);
+void vpq_ckpt_put_i64(vpq_ckpt_out *out, int64_t value);
+void vpq_ckpt_put_f64(vpq_ckpt_out *out, double value);
+/* Writes a length and `len` bytes. */
+void vpq_ckpt_put_bytes(vpq_ckpt_out *out, const void *bytes, size_t len);
+/* Writes `n` datums with their null flags (strings as their interned ids). */
+void vpq_ckpt_put_datums(vpq_ckpt_out *out, const vpq_datum *data, const uint8_t *null, int n);
+
+/* ===== Reading state ===== */
+
+typedef struct vpq_ckpt_in {
+  const uint8_t *p;
+  const uint8_t *end;
+  const char *error; /* the first problem found; NULL while the input is sound */
+} vpq_ckpt_in;
+
+/* Starts reading `len` bytes at `data`. */
+vpq_ckpt_in vpq_ckpt_in_init(const void *data, size_t len);
+
+/* Marks the input failed with `why` (the first reason is kept); later reads return zeros. */
+void vpq_ckpt_fail(vpq_ckpt_in *in, const char *why);
+
+uint64_t vpq_ckpt_get_u64(vpq_ckpt_in *in);
+int64_t vpq_ckpt_get_i64(vpq_ckpt_in *in);
+double vpq_ckpt_get_f64(vpq_ckpt_in *in);
+/* A bool written as a u64 0/1. */
+bool vpq_ckpt_get_bool(vpq_ckpt_in *in);
+/* A count written as a u64, checked to be at most `max` and at most the bytes left (every
+ * counted item takes at least one byte), so that it is safe to allocate for; 0 on failure. */
+int64_t vpq_ckpt_get_count(vpq_ckpt_in *in, int64_t max);
+/* Bytes written by vpq_ckpt_put_bytes: a pointer into the input and their length (NULL, 0
+ * on failure). */
+const void *vpq_ckpt_get_bytes(vpq_ckpt_in *in, size_t *len);
+/* Datums written by vpq_ckpt_put_datums. */
+void vpq_ckpt_get_datums(vpq_ckpt_in *in, vpq_datum *data, uint8_t *null, int n);
+
+/* ===== Checkpoint files ===== */
+
+/* A 64-bit hash of `len` bytes (checksums and plan fingerprints). */
+uint64_t vpq_ckpt_hash(const void *data, size_t len, uint64_t seed);
+
+/* Takes the lock of state folder `dir` (creating the folder when missing): a second process
+ * asking for it is refused. Returns the lock's file descriptor, or -1 with `err` filled. */
+int vpq_ckpt_lock(const char *dir, char *err, size_t err_size);
+
+/* Releases the lock taken by vpq_ckpt_lock. */
+void vpq_ckpt_unlock(int fd);
+
+/* Deletes every checkpoint file of `dir` (vpq run --reset-state). */
+void vpq_ckpt_remove_all(const char *dir);
+
+/* Writes `state` as checkpoint `epoch` of `dir`, atomically and durably, then deletes all but
+ * the newest two checkpoints. Returns 0, or -1 with `err` filled (the previous checkpoints
+ * stay as they were). */
+int vpq_ckpt_write(const char *dir, uint64_t epoch, uint64_t fingerprint, const vpq_buf *state, char *err,
+                   size_t err_size);
+
+/* A checkpoint read back. */
+typedef struct vpq_ckpt_file {
+  uint64_t epoch;
+  uint64_t fingerprint;
+  char *state; /* malloc'ed; free with vpq_ckpt_file_free */
+  size_t len;
+} vpq_ckpt_file;
+
+/* Reads the newest valid checkpoint of `dir` into `out`: a corrupt or truncated file is
+ * reported on `log` and the one before it is tried. Returns 1 when one was read, 0 when there
+ * is none. */
+int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log);
+
+/* Checks and decompresses checkpoint bytes `data` (a whole file). Returns 0, or -1 with
+ * `err` filled. */
+int vpq_ckpt_decode(const void *data, size_t len, vpq_ckpt_file *out, char *err, size_t err_size);
+
+void vpq_ckpt_file_free(vpq_ckpt_file *file);
+
+#endif
