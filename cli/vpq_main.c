@@ -33,6 +33,9 @@ static const char usage_text[] =
     "                            --http serves a dashboard and its streams, tables and\n"
     "                            metrics on ADDR ([HOST]:PORT, no host: 127.0.0.1);\n"
     "                            --http-token (or $VPQ_HTTP_TOKEN) requires it as a bearer token\n"
+    "      [--state-dir DIR [--checkpoint-interval 10s] [--reset-state]]\n"
+    "                            checkpoint into DIR and resume from its newest checkpoint:\n"
+    "                            exactly-once output after a crash (--reset-state drops it)\n"
     "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
     "                            run the file over its bounded inputs and print the accuracy\n"
     "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
@@ -42,9 +45,11 @@ static const char usage_text[] =
     "                            a battery fleet and site meters on Kafka (vpp.telemetry,\n"
     "                            vpp.meters) that obeys vpp.dispatch; without --brokers it\n"
     "                            starts an embedded cluster and prints its bootstrap list\n"
-    "  broker [--topic NAME[:PARTITIONS]]... [--brokers N]\n"
+    "  broker [--topic NAME[:PARTITIONS]]... [--brokers N] [--control]\n"
     "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
-    "                            cluster); prints its bootstrap list first, runs until Ctrl-C\n";
+    "                            cluster); prints its bootstrap list first, runs until Ctrl-C;\n"
+    "                            --control reads fault commands on stdin: down ID, up ID,\n"
+    "                            rtt ID MS, errors API COUNT ERROR (for fault tests)\n";
 
 static int usage(const char *problem) {
   if (problem) fprintf(stderr, "vpq: %s\n", problem);
@@ -132,12 +137,25 @@ static int cmd_explain(int argc, char **argv) {
   return 0;
 }
 
+/* Parses a duration: a number with ms, s, m or h (a bare number is seconds). */
+static bool parse_interval(const char *text, int64_t *ms) {
+  char *end;
+  double v = strtod(text, &end);
+  double unit = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "s") == 0 || !*end ? 1000 : strcmp(end, "m") == 0 ? 60000
+              : strcmp(end, "h") == 0 ? 3600000 : -1;
+  if (end == text || unit < 0 || !(v > 0) || v * unit > 1e12) return false;
+  *ms = (int64_t)(v * unit);
+  return *ms > 0;
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *file = NULL;
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
   if (!sets) abort();
   int nsets = 0;
-  const char *brokers = NULL, *http_addr = NULL, *http_token = getenv("VPQ_HTTP_TOKEN");
+  const char *brokers = NULL, *http_addr = NULL, *http_token = getenv("VPQ_HTTP_TOKEN"), *state_dir = NULL;
+  int64_t interval_ms = 10000;
+  bool reset_state = false;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
       brokers = argv[++i];
@@ -147,13 +165,20 @@ static int cmd_run(int argc, char **argv) {
       http_token = argv[++i];
     } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
       sets[nsets++] = argv[++i];
-    } else if (strcmp(argv[i], "--state-dir") == 0) {
-      free(sets);
-      fprintf(stderr, "vpq: --state-dir: checkpoints and recovery are not built in this version of vpq\n");
-      return 2;
+    } else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
+      state_dir = argv[++i];
+    } else if (strcmp(argv[i], "--checkpoint-interval") == 0 && i + 1 < argc) {
+      if (!parse_interval(argv[++i], &interval_ms)) {
+        free(sets);
+        return usage("--checkpoint-interval takes a duration: 10s, 500ms, 2m");
+      }
+    } else if (strcmp(argv[i], "--reset-state") == 0) {
+      reset_state = true;
     } else if (argv[i][0] == '-' || file) {
       free(sets);
-      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR, --http-token TOKEN and --set key=value" : "run takes one FILE.vpq");
+      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR, --http-token TOKEN, --state-dir DIR, "
+                                       "--checkpoint-interval DURATION, --reset-state and --set key=value"
+                                     : "run takes one FILE.vpq");
     } else {
       file = argv[i];
     }
@@ -170,6 +195,14 @@ static int cmd_run(int argc, char **argv) {
   }
   const char *topics[1];
   bool demo = !brokers && vpq_engine_kafka_topics(engine, topics, 1) > 0;
+  if (state_dir && demo) {
+    fprintf(stderr, "vpq: --state-dir needs --brokers: the demo's embedded broker starts empty on every run, so there "
+            "is nothing to resume\n");
+    free(sets);
+    vpq_engine_free(engine);
+    return 2;
+  }
+  if (state_dir) vpq_engine_set_state(engine, state_dir, interval_ms, reset_state);
   if (brokers) vpq_engine_set(engine, "kafka.bootstrap.servers", brokers);
   for (int i = 0; i < nsets; i++) {
     if (demo && strncmp(sets[i], "sim.", 4) == 0) continue;
@@ -201,6 +234,7 @@ static int cmd_run(int argc, char **argv) {
   running = engine;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (a checkpoint) instead of killing vpq */
   int result = vpq_engine_run(engine, stderr);
   vpq_http_stop(http);
   if (demo_run) vpq_demo_stop(demo_run);
@@ -212,6 +246,10 @@ static int cmd_run(int argc, char **argv) {
   if (stats.peak_groups)
     fprintf(stderr, "vpq: at most %lld aggregation groups open at once, %lld bytes each\n",
             (long long)stats.peak_groups, (long long)stats.group_bytes);
+  if (state_dir)
+    fprintf(stderr, "vpq: %lld checkpoint(s) in %s (%lld failed); the last: %lld bytes of state in %lld ms\n",
+            (long long)stats.checkpoints, state_dir, (long long)stats.checkpoint_failures,
+            (long long)stats.checkpoint_bytes, (long long)stats.checkpoint_ms);
   running = NULL;
   vpq_engine_free(engine);
   int demo_rc = demo_run ? vpq_demo_finish(demo_run, stderr) : 0;
@@ -329,9 +367,12 @@ static int cmd_broker(int argc, char **argv) {
   const char **topics = calloc((size_t)argc + 1, sizeof *topics);
   if (!topics) abort();
   int ntopics = 0, brokers = 1;
+  bool control = false;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
       topics[ntopics++] = argv[++i];
+    } else if (strcmp(argv[i], "--control") == 0) {
+      control = true;
     } else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
       brokers = atoi(argv[++i]);
       if (brokers < 1 || brokers > 16) {
@@ -340,12 +381,12 @@ static int cmd_broker(int argc, char **argv) {
       }
     } else {
       free(topics);
-      return usage("broker takes --topic NAME[:PARTITIONS] and --brokers N");
+      return usage("broker takes --topic NAME[:PARTITIONS], --brokers N and --control");
     }
   }
   signal(SIGINT, on_broker_signal);
   signal(SIGTERM, on_broker_signal);
-  int rc = vpq_broker_run(brokers, topics, ntopics, stdout, stderr, &broker_stop);
+  int rc = vpq_broker_run(brokers, topics, ntopics, control, stdout, stderr, &broker_stop);
   free(topics);
   return rc;
 }

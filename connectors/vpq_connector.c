@@ -9,6 +9,10 @@
  *
  *   {"reason":"invalid JSON","detail":"unexpected end of input","origin":"t.jsonl:7","raw":"{\"a\":"}
  *   {"reason":"late","origin":"t.jsonl:9","row":{"device_id":"b1","ts":1700000000000}}
+ *
+ * A hostile record may be huge (and escaping invalid bytes makes its text up to 6 times longer),
+ * so only its first VPQ_DEAD_LETTER_RAW_MAX bytes are kept, with `raw_bytes` giving its length:
+ * every dead letter then fits in one Kafka message (1 MB by default).
  */
 #include "vpq_connector.h"
 
@@ -208,8 +212,15 @@ void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before) {
 void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin, const char *raw,
                          size_t raw_len) {
   begin_line(dl, reason, origin);
+  size_t keep = raw_len;
+  if (keep > VPQ_DEAD_LETTER_RAW_MAX) {
+    /* Cut before a UTF-8 continuation run (at most 3 bytes back: invalid text may be all of them). */
+    keep = VPQ_DEAD_LETTER_RAW_MAX;
+    for (int back = 0; back < 3 && ((unsigned char)raw[keep] & 0xC0) == 0x80; back++) keep--;
+  }
   vpq_buf_puts(&dl->line, ",\"raw\":");
-  vpq_json_encode_string(&dl->line, raw, raw_len);
+  vpq_json_encode_string(&dl->line, raw, keep);
+  if (keep < raw_len) vpq_buf_printf(&dl->line, ",\"raw_bytes\":%zu", raw_len);
   end_line(dl, order);
 }
 

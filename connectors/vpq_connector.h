@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "../engine/vpq_batch.h"
+#include "../engine/vpq_ckpt.h"
 #include "../engine/vpq_intern.h"
 #include "../engine/vpq_plan.h"
 
@@ -32,13 +33,21 @@ typedef struct vpq_source_vt {
    * *done = true when the (bounded) source is exhausted; false with *done = false when
    * nothing is available now. */
   bool (*read)(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done);
-  /* Formats an origin for messages: "telemetry.jsonl:12" or "vpp.telemetry/3@1041". */
+  /* Formats an origin for messages: "telemetry.jsonl:12" or "vpp.telemetry/3/1041". */
   void (*format_origin)(const vpq_source *src, vpq_origin origin, char *buf, size_t size);
   /* Closes the source and frees it. */
   void (*close)(vpq_source *src);
   /* Optional (NULL: nothing to commit): every row with event time before `safe_ts` has had
    * all its effects written, so the source may record (commit) that it need not be read again. */
   void (*commit)(vpq_source *src, int64_t safe_ts);
+  /* Optional (NULL: the source cannot resume; a checkpointed run refuses it): writes where
+   * reading must resume so that every row after the checkpoint is read again and none
+   * before it. `unread[0..nunread)` are the origins of rows read but not yet processed
+   * (they are read again). */
+  void (*save)(const vpq_source *src, vpq_ckpt_out *out, const vpq_origin *unread, int nunread);
+  /* Optional: resumes reading where `save` said. False + err when the position does not fit
+   * the input (a file shorter than the position, an unknown partition). */
+  bool (*restore)(vpq_source *src, vpq_ckpt_in *in, char *err, size_t err_size);
 } vpq_source_vt;
 
 struct vpq_source {
@@ -60,10 +69,23 @@ typedef struct vpq_sink_vt {
   bool (*flush)(vpq_sink *sink, char *err, size_t err_size);
   /* Flushes, closes and frees. */
   void (*close)(vpq_sink *sink);
+  /* Optional (checkpoints; NULL: the sink is at-least-once): makes the output written so far
+   * durable or held, and writes what the sink needs to resume exactly at checkpoint `epoch`
+   * (a file's length; a Kafka sink's output held for this epoch). False + err on failure (the
+   * checkpoint is then not taken). */
+  bool (*save)(vpq_sink *sink, uint64_t epoch, vpq_ckpt_out *out, char *err, size_t err_size);
+  /* Optional: checkpoint `epoch` is durable: output held for it may go out. */
+  bool (*commit)(vpq_sink *sink, char *err, size_t err_size);
+  /* Optional: resumes from what `save` wrote: a file is cut back to its length, a Kafka sink
+   * writes the held output its topic does not hold yet. False + err when it cannot. */
+  bool (*restore)(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err_size);
 } vpq_sink_vt;
 
 struct vpq_sink {
   const vpq_sink_vt *vt;
+  size_t held_bytes; /* output held until the next checkpoint (exactly-once Kafka sinks) */
+  int64_t resumed_present; /* restore: held rows the output already had */
+  int64_t resumed_written; /* restore: held rows written by the restore */
 };
 
 /* Opens the source of relation `rel` (rel->is_source). `bad` receives undecodable records.
@@ -99,7 +121,12 @@ vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_
 /* Opens a dead-letter output that writes each line (without its newline) as a message to the
  * topic `source->dead_letter` of the source's Kafka cluster. NULL + err on failure. */
 vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, char *err, size_t err_size);
-/* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes. */
+/* The most bytes of a malformed record a dead letter keeps in `raw` (64 KiB: escaped, at most
+ * 384 KiB); a longer record's dead letter also has `raw_bytes`, its full length. */
+enum { VPQ_DEAD_LETTER_RAW_MAX = 64 << 10 };
+
+/* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes (the
+ * first VPQ_DEAD_LETTER_RAW_MAX of them, cut before a UTF-8 continuation byte). */
 void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
                          const char *raw, size_t raw_len);
 /* Holds a decoded row (a late row) with its reason and origin text. */

@@ -27,6 +27,11 @@ typedef struct vpq_stats {
   int64_t dead_lettered;  /* records and rows written to dead-letter outputs */
   int64_t peak_groups;    /* most aggregation groups (window × key) open at once, all queries */
   int64_t group_bytes;    /* memory of one such group: its bookkeeping and aggregate states */
+  int64_t checkpoints;    /* checkpoints taken by this run */
+  int64_t checkpoint_failures; /* checkpoints that could not be written (the previous one stays) */
+  int64_t checkpoint_bytes;    /* state of the last checkpoint, uncompressed */
+  int64_t checkpoint_ms;       /* how long the last checkpoint took */
+  int64_t checkpoint_at_ms;    /* wall clock of the last checkpoint (epoch ms; 0: none) */
 } vpq_stats;
 
 /* Creates an engine with nothing loaded. */
@@ -56,6 +61,12 @@ int vpq_engine_relations(const vpq_engine *engine, const char **names, bool *is_
 /* Prints the operator tree that computes relation `name`, as vpq_engine_explain prints it for
  * every relation. Returns 0, or -1 when there is no such relation. */
 int vpq_engine_explain_relation(const vpq_engine *engine, const char *name, FILE *out);
+
+/* Makes runs durable: state folder `dir` holds a checkpoint every `interval_ms` of
+ * processing (0: 10 s), and vpq_engine_run restores the newest valid one first, resuming
+ * every source at its position, with exactly-once output (DESIGN §6). A folder holding another
+ * query's state is refused unless `reset` (which drops it). Call before vpq_engine_run. */
+void vpq_engine_set_state(vpq_engine *engine, const char *dir, int64_t interval_ms, bool reset);
 
 /* Opens the connectors and runs until every bounded source has ended and all results are
  * written (unbounded sources run until vpq_engine_stop). Errors (a file that cannot be

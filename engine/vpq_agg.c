@@ -16,6 +16,10 @@
  *
  * Exactness over speed for the rare aggregates; the common ones (count, sum, avg, min, max
  * without retraction) are specialised tight loops in vpq_agg_step_rows.
+ *
+ * Checkpoints write each state's fields as they are (doubles bit for bit, running sums and
+ * integrals included), so that a restored state goes on to give exactly the results the
+ * original would have: a restore never changes a digit of the output.
  */
 #include "vpq_agg.h"
 
@@ -579,5 +583,202 @@ void vpq_agg_destroy(const vpq_agg_spec *spec, void *state) {
   case VPQ_AGG_INTEGRATE:
   case VPQ_AGG_TIME_WEIGHTED_AVG: free(((agg_samples *)state)->s); break;
   default: break;
+  }
+}
+
+/* ===== Checkpoints ===== */
+
+/* Values and counters read back are bounded: counts by what can be allocated, counters and
+ * sample times far from overflow (later steps add ±1 to counters and subtract times). */
+enum { AGG_MAX_VALUES = INT32_MAX / 2 };
+#define AGG_COUNTER_LIMIT ((int64_t)1 << 62)
+
+static int64_t get_counter(vpq_ckpt_in *in, int64_t min) {
+  int64_t v = vpq_ckpt_get_i64(in);
+  if (v < min || v > AGG_COUNTER_LIMIT) {
+    vpq_ckpt_fail(in, "an aggregate counter out of range");
+    return 0;
+  }
+  return v;
+}
+
+/* A value of the argument type; a STRING must be an id of the string pool. */
+static vpq_datum get_value(const vpq_agg_spec *spec, vpq_ckpt_in *in) {
+  vpq_datum v = {.i = vpq_ckpt_get_i64(in)};
+  if (spec->arg_type == VPQ_TYPE_STRING && spec->intern &&
+      (v.i < 0 || (uint64_t)v.i >= vpq_intern_count(spec->intern))) {
+    vpq_ckpt_fail(in, "an aggregate value names no string");
+    v.i = 0;
+  }
+  return v;
+}
+
+void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out) {
+  switch (spec->kind) {
+  case VPQ_AGG_COUNT_STAR:
+  case VPQ_AGG_COUNT: vpq_ckpt_put_i64(out, *(const int64_t *)state); break;
+  case VPQ_AGG_SUM:
+  case VPQ_AGG_AVG: {
+    const agg_sum *s = state;
+    vpq_ckpt_put_i64(out, s->n);
+    vpq_ckpt_put_i64(out, s->sum.i);
+    break;
+  }
+  case VPQ_AGG_STDDEV: {
+    const agg_welford *w = state;
+    vpq_ckpt_put_i64(out, w->n);
+    vpq_ckpt_put_f64(out, w->mean);
+    vpq_ckpt_put_f64(out, w->m2);
+    break;
+  }
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: {
+    const agg_best *b = state;
+    vpq_ckpt_put_i64(out, b->n);
+    vpq_ckpt_put_i64(out, b->best.i);
+    vpq_ckpt_put_u64(out, (uint64_t)b->nsorted);
+    for (int i = 0; i < b->nsorted; i++) {
+      vpq_ckpt_put_i64(out, b->sorted[i].value.i);
+      vpq_ckpt_put_i64(out, b->sorted[i].count);
+    }
+    break;
+  }
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: {
+    const agg_at *a = state;
+    vpq_ckpt_put_u64(out, a->has);
+    vpq_ckpt_put_i64(out, a->ts);
+    vpq_ckpt_put_i64(out, a->value.i);
+    break;
+  }
+  case VPQ_AGG_COUNT_DISTINCT: {
+    const agg_set *s = state;
+    vpq_ckpt_put_u64(out, s->has_zero_key);
+    vpq_ckpt_put_i64(out, s->zero_count);
+    int64_t n = 0;
+    for (int64_t i = 0; i < s->cap; i++) n += s->slots[i].count > 0;
+    vpq_ckpt_put_u64(out, (uint64_t)n);
+    for (int64_t i = 0; i < s->cap; i++) {
+      if (s->slots[i].count <= 0) continue;
+      vpq_ckpt_put_i64(out, s->slots[i].value.i);
+      vpq_ckpt_put_i64(out, s->slots[i].count);
+    }
+    break;
+  }
+  case VPQ_AGG_PERCENTILE: {
+    const agg_values *v = state;
+    vpq_ckpt_put_u64(out, v->sorted);
+    vpq_ckpt_put_u64(out, (uint64_t)v->n);
+    for (int64_t i = 0; i < v->n; i++) vpq_ckpt_put_i64(out, v->values[i].i);
+    break;
+  }
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: {
+    const agg_samples *s = state;
+    vpq_ckpt_put_f64(out, s->integral);
+    vpq_ckpt_put_u64(out, (uint64_t)s->n);
+    for (int64_t i = 0; i < s->n; i++) {
+      vpq_ckpt_put_i64(out, s->s[i].ts);
+      vpq_ckpt_put_f64(out, s->s[i].x);
+    }
+    break;
+  }
+  }
+}
+
+/* Min/max: the best value and, over a changelog, the sorted value→count array. */
+static void load_best(const vpq_agg_spec *spec, agg_best *b, vpq_ckpt_in *in) {
+  b->n = get_counter(in, 0);
+  b->best = get_value(spec, in);
+  int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
+  if (n && !spec->retracting) vpq_ckpt_fail(in, "sorted values in a min/max over a stream");
+  if (in->error || !n) return;
+  b->sorted = agg_realloc(NULL, sizeof *b->sorted * (size_t)n);
+  b->cap = (int)n;
+  for (int64_t i = 0; i < n && !in->error; i++) {
+    vpq_datum value = get_value(spec, in);
+    int64_t count = get_counter(in, 1);
+    if (b->nsorted && value_cmp(spec, b->sorted[b->nsorted - 1].value, value) >= 0)
+      vpq_ckpt_fail(in, "min/max values out of order");
+    b->sorted[b->nsorted++] = (agg_value_count){value, count};
+  }
+  if (b->n != b->nsorted) vpq_ckpt_fail(in, "a min/max count that is not its number of values");
+}
+
+void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
+  switch (spec->kind) {
+  case VPQ_AGG_COUNT_STAR:
+  case VPQ_AGG_COUNT: *(int64_t *)state = get_counter(in, -AGG_COUNTER_LIMIT); break;
+  case VPQ_AGG_SUM:
+  case VPQ_AGG_AVG: {
+    agg_sum *s = state;
+    s->n = get_counter(in, -AGG_COUNTER_LIMIT);
+    s->sum.i = vpq_ckpt_get_i64(in);
+    break;
+  }
+  case VPQ_AGG_STDDEV: {
+    agg_welford *w = state;
+    w->n = get_counter(in, 0);
+    w->mean = vpq_ckpt_get_f64(in);
+    w->m2 = vpq_ckpt_get_f64(in);
+    break;
+  }
+  case VPQ_AGG_MIN:
+  case VPQ_AGG_MAX: load_best(spec, state, in); break;
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST: {
+    agg_at *a = state;
+    a->has = vpq_ckpt_get_bool(in);
+    a->ts = vpq_ckpt_get_i64(in);
+    a->value = get_value(spec, in);
+    break;
+  }
+  case VPQ_AGG_COUNT_DISTINCT: {
+    agg_set *s = state;
+    s->has_zero_key = vpq_ckpt_get_bool(in);
+    s->zero_count = get_counter(in, 0);
+    s->distinct = s->has_zero_key && s->zero_count > 0;
+    int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
+    for (int64_t i = 0; i < n && !in->error; i++) {
+      vpq_datum value = get_value(spec, in);
+      int64_t count = get_counter(in, 1);
+      if (value.i == 0) vpq_ckpt_fail(in, "a distinct value in the wrong place");
+      if (!in->error) set_add(s, value, count);
+    }
+    break;
+  }
+  case VPQ_AGG_PERCENTILE: {
+    agg_values *v = state;
+    bool sorted = vpq_ckpt_get_bool(in);
+    int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
+    if (in->error || !n) break;
+    v->values = agg_realloc(NULL, sizeof *v->values * (size_t)n);
+    v->cap = n;
+    int (*cmp)(const void *, const void *) = spec->arg_type == VPQ_TYPE_DOUBLE ? datum_cmp_double : datum_cmp_int;
+    for (int64_t i = 0; i < n && !in->error; i++) {
+      v->values[i] = get_value(spec, in);
+      v->n = i + 1;
+      if (sorted && i && cmp(&v->values[i - 1], &v->values[i]) > 0) vpq_ckpt_fail(in, "percentile values out of order");
+    }
+    v->sorted = sorted;
+    break;
+  }
+  case VPQ_AGG_INTEGRATE:
+  case VPQ_AGG_TIME_WEIGHTED_AVG: {
+    agg_samples *s = state;
+    s->integral = vpq_ckpt_get_f64(in);
+    int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
+    if (in->error || !n) break;
+    s->s = agg_realloc(NULL, sizeof *s->s * (size_t)n);
+    s->cap = n;
+    for (int64_t i = 0; i < n && !in->error; i++) {
+      int64_t ts = vpq_ckpt_get_i64(in);
+      double x = vpq_ckpt_get_f64(in);
+      if (ts < -AGG_COUNTER_LIMIT || ts > AGG_COUNTER_LIMIT) vpq_ckpt_fail(in, "a sample time out of range");
+      if (i && ts < s->s[i - 1].ts) vpq_ckpt_fail(in, "samples out of time order");
+      s->s[s->n++] = (agg_sample){ts, x};
+    }
+    break;
+  }
   }
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "vpq_batch.h"
+#include "vpq_ckpt.h"
 #include "vpq_intern.h"
 #include "vpq_types.h"
 
@@ -87,5 +88,12 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out);
 
 /* Releases heap memory a state owns (the block itself belongs to the caller). */
 void vpq_agg_destroy(const vpq_agg_spec *spec, void *state);
+
+/* Writes a state into a checkpoint (STRING values as their interned ids). */
+void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out);
+
+/* Reads what vpq_agg_save wrote into a state fresh from vpq_agg_init. Malformed input fails
+ * `in`; the state is then partly filled but always safe to vpq_agg_destroy. */
+void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in);
 
 #endif

@@ -621,7 +621,7 @@ static const struct {
     {"dead_letter", OPT_STRING, true}, {"max_row_bytes", OPT_BIGINT, true}, {"stale_after", OPT_INTERVAL, false},
     {"stream", OPT_STRING, false},    {"devices", OPT_BIGINT, false},       {"sites", OPT_BIGINT, false},
     {"seed", OPT_BIGINT, false},      {"speed", OPT_BIGINT, true},          {"duration", OPT_INTERVAL, true},
-    {"history", OPT_INTERVAL, true},
+    {"history", OPT_INTERVAL, true},  {"max_keys", OPT_BIGINT, false},  {"processing_guarantee", OPT_STRING, false},
 };
 
 static const char *resolve_path(analyzer *a, const char *path) {
@@ -808,6 +808,8 @@ static void declare_source(analyzer *a, const vpq_ast_stmt *stmt) {
   if (delay) rel->watermark_delay_ms = delay->value.i;
   const vpq_plan_option *idle = find_option(&rel->source, "idle_timeout");
   if (idle) rel->idle_timeout_ms = idle->value.i;
+  const vpq_plan_option *max_keys = find_option(&rel->source, "max_keys");
+  if (max_keys) error(a, max_keys->span, "option `max_keys` belongs to a derived stream or table that aggregates");
 }
 
 /* ===== SELECT ===== */
@@ -1419,6 +1421,9 @@ static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
   const vpq_plan_option *stale = find_option(&rel->sink, "stale_after");
   if (stale && q->kind != VPQ_PLAN_SCHEDULE) error(a, stale->span, "option `stale_after` belongs to a SCHEDULE");
   else if (stale) q->schedule.stale_after_ms = stale->value.i;
+  const vpq_plan_option *max_keys = find_option(&rel->sink, "max_keys");
+  if (max_keys && (q->kind != VPQ_PLAN_SELECT || !q->select.aggregate))
+    error(a, max_keys->span, "option `max_keys` belongs to a query with GROUP BY or aggregates");
 }
 
 static void insert_into(analyzer *a, const vpq_ast_stmt *stmt) {

@@ -189,7 +189,7 @@ int vpq_ckpt_lock(const char *dir, char *err, size_t err_size) {
   }
   char pid[32];
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+  if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) != 0) {
     /* The pid is only informative: the lock itself is held. */
   }
   return fd;

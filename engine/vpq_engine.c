@@ -19,12 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../connectors/vpq_codec.h"
 #include "../connectors/vpq_connector.h"
 #include "../grammar/vpq_ast.h"
 #include "vpq_op.h"
 #include "vpq_plan.h"
+
+typedef struct merge_input merge_input;
+
+/* The stream inputs of a run (merge_streams). */
+typedef struct merge_input_list {
+  merge_input *items;
+  int n;
+} merge_input_list;
 
 struct vpq_engine {
   vpq_arena arena; /* AST, plan, programs */
@@ -50,6 +59,17 @@ struct vpq_engine {
   volatile sig_atomic_t stop;
   vpq_plan_option *settings;         /* vpq_engine_set: connector properties for this run */
   int nsettings;
+  /* Durability (vpq_engine_set_state): checkpoints of a run in a state folder. */
+  char *state_dir;         /* NULL: no checkpoints */
+  int64_t checkpoint_interval_ms;
+  bool reset_state;
+  int lock_fd;
+  uint64_t epoch;          /* the last checkpoint taken or restored */
+  uint64_t run_id;         /* names this state's output (exactly-once identities) */
+  int64_t last_checkpoint_ms; /* wall clock */
+  uint64_t fingerprint;    /* of the plan */
+  int64_t *checkpoint_wm;  /* per relation: its source's watermark at the last checkpoint */
+  merge_input_list merging; /* the inputs being merged, for their read but unprocessed rows */
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -69,6 +89,7 @@ vpq_engine *vpq_engine_new(void) {
   vpq_arena_init(&e->rt.scratch);
   e->rt.intern = vpq_intern_new();
   e->rt.log = stderr;
+  e->lock_fd = -1;
   return e;
 }
 
@@ -90,6 +111,8 @@ void vpq_engine_free(vpq_engine *e) {
       if (e->decoders[r]) vpq_decoder_free(e->decoders[r]);
     }
   }
+  vpq_ckpt_unlock(e->lock_fd);
+  free(e->state_dir);
   vpq_intern_free(e->rt.intern);
   vpq_arena_free(&e->rt.scratch);
   vpq_arena_free(&e->arena);
@@ -455,12 +478,12 @@ static int64_t wall_clock_ms(void) {
 }
 
 /* A stream source being merged: its decoded batch and the next row to push. */
-typedef struct merge_input {
+struct merge_input {
   int relation;
   vpq_batch *batch;
   int pos;
   bool done;
-} merge_input;
+};
 
 static int64_t head_ts(const vpq_engine *e, const merge_input *in) {
   const vpq_relation *rel = e->plan->relations[in->relation];
@@ -520,6 +543,7 @@ void vpq_engine_set(vpq_engine *e, const char *key, const char *value) {
 }
 
 /* A connector with the run's settings added where its WITH (...) does not name them. */
+/* (The copy has room for one more option: a source's default group, a sink's identity.) */
 static vpq_plan_connector with_settings(vpq_engine *e, const vpq_plan_connector *conn) {
   vpq_plan_connector out = *conn;
   out.options.items = vpq_arena_alloc(&e->arena, sizeof *out.options.items * (size_t)(conn->options.count + e->nsettings + 1));
@@ -577,14 +601,16 @@ static int64_t state_span(vpq_engine *e, int r) {
   return span;
 }
 
-/* Flushes every sink, then lets each source commit what no longer needs reading again. */
-static void commit_sources(vpq_engine *e) {
+/* Flushes every sink, then lets each source commit what no longer needs reading again: rows
+ * whose effects are all written, judged by each source's watermark now, or by `wm_at[r]`
+ * (the watermarks of the last checkpoint, whose output is all delivered). */
+static void commit_sources(vpq_engine *e, const int64_t *wm_at) {
   const vpq_plan *plan = e->plan;
   for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_source *src = e->slots[r].src;
     if (!src || !src->vt->commit || !e->source_ops[r]) continue;
-    int64_t span = state_span(e, r), wm = vpq_op_source_watermark(e->source_ops[r]);
+    int64_t span = state_span(e, r), wm = wm_at ? wm_at[r] : vpq_op_source_watermark(e->source_ops[r]);
     if (span == VPQ_TS_MAX || wm == VPQ_TS_MIN) continue;
     src->vt->commit(src, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span);
   }
@@ -644,6 +670,13 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
     const vpq_relation *rel = plan->relations[r];
     if (rel->is_sink) {
       vpq_plan_connector conn = with_settings(e, &rel->sink);
+      if (e->state_dir) {
+        /* A checkpointed run: output identities name the state's run and the relation. */
+        char id[300];
+        snprintf(id, sizeof id, "%016llx.%s", (unsigned long long)e->run_id, rel->name);
+        conn.options.items[conn.options.count++] =
+            (vpq_plan_option){"vpq.sink_id", {0}, VPQ_TYPE_STRING, vpq_arena_strdup(&e->arena, id), {0}};
+      }
       vpq_sink *sink = vpq_connector_open_sink(&conn, &rel->schema, e->rt.intern, err, sizeof err);
       if (!sink) {
         fprintf(log, "vpq: %s: %s\n", rel->name, err);
@@ -680,6 +713,197 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
   return true;
 }
 
+/* ===== Checkpoints of a run =====
+ *
+ * A checkpoint is the engine state (save_core), the run's id, every source's position and
+ * every sink's resume state. It is taken between two slices of the merge, so every row
+ * pushed so far has had all its effects; rows read but not pushed yet are read again after a
+ * restore. Output goes out only once its checkpoint is durable (Kafka sinks hold it, file
+ * sinks are cut back on restore), so a restore neither loses nor repeats a result. */
+
+enum { HELD_OUTPUT_LIMIT = 64 << 20 }; /* held output that triggers an early checkpoint */
+
+/* The stream input reading relation r, or NULL. */
+static const merge_input *merging(const vpq_engine *e, int r) {
+  for (int i = 0; i < e->merging.n; i++)
+    if (e->merging.items[i].relation == r) return &e->merging.items[i];
+  return NULL;
+}
+
+static vpq_sink *relation_sink(const vpq_engine *e, int r) { return vpq_op_relation_sink(e->rel_ops[r]); }
+
+/* The output all sinks hold for the next checkpoint. */
+static size_t held_output(const vpq_engine *e) {
+  size_t held = 0;
+  for (int r = 0; r < e->plan->nrelations; r++) {
+    const vpq_sink *sink = relation_sink(e, r);
+    if (sink) held += sink->held_bytes;
+  }
+  return held;
+}
+
+/* Takes a checkpoint; false (logged, the previous checkpoint still valid) when it could not
+ * be written. */
+static bool take_checkpoint(vpq_engine *e) {
+  const vpq_plan *plan = e->plan;
+  int64_t started = wall_clock_ms();
+  uint64_t epoch = e->epoch + 1;
+  char err[512];
+  for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+  vpq_ckpt_out out = {0};
+  save_core(e, &out);
+  vpq_ckpt_put_u64(&out, e->run_id);
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_source *src = e->slots[r].src;
+    if (!src) continue;
+    const merge_input *in = merging(e, r);
+    int unread = in && !in->done ? in->batch->n - in->pos : 0;
+    src->vt->save(src, &out, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
+  }
+  bool ok = true;
+  for (int r = 0; r < plan->nrelations && ok; r++) {
+    vpq_sink *sink = relation_sink(e, r);
+    if (!sink || !sink->vt->save) continue;
+    ok = sink->vt->save(sink, epoch, &out, err, sizeof err);
+    if (!ok) fprintf(e->rt.log, "vpq: checkpoint %llu not taken: `%s`: %s\n", (unsigned long long)epoch,
+                     plan->relations[r]->name, err);
+  }
+  if (ok && vpq_ckpt_write(e->state_dir, epoch, e->fingerprint, &out.buf, err, sizeof err) != 0) {
+    fprintf(e->rt.log, "vpq: %s\n", err);
+    ok = false;
+  }
+  e->last_checkpoint_ms = wall_clock_ms();
+  if (!ok) {
+    e->rt.stats.checkpoint_failures++;
+    vpq_buf_free(&out.buf);
+    return false;
+  }
+  e->epoch = epoch;
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_sink *sink = relation_sink(e, r);
+    if (sink && sink->vt->commit && !sink->vt->commit(sink, err, sizeof err)) {
+      fprintf(e->rt.log, "vpq: writing `%s`: %s\n", plan->relations[r]->name, err);
+      e->rt.failed = true;
+    }
+  }
+  /* Consumer groups learn the offsets up to which the previous checkpoint's output is
+   * delivered (each sink's save waited for it). */
+  commit_sources(e, e->checkpoint_wm);
+  for (int r = 0; r < plan->nrelations; r++)
+    e->checkpoint_wm[r] = e->source_ops[r] ? vpq_op_source_watermark(e->source_ops[r]) : VPQ_TS_MIN;
+  e->rt.stats.checkpoints++;
+  e->rt.stats.checkpoint_bytes = (int64_t)out.buf.len;
+  e->rt.stats.checkpoint_ms = e->last_checkpoint_ms - started;
+  e->rt.stats.checkpoint_at_ms = e->last_checkpoint_ms;
+  vpq_buf_free(&out.buf);
+  return true;
+}
+
+/* Takes a checkpoint when the interval has passed or the held output is large. */
+static void maybe_checkpoint(vpq_engine *e) {
+  if (!e->state_dir) return;
+  int64_t now = wall_clock_ms();
+  if (now - e->last_checkpoint_ms >= e->checkpoint_interval_ms || held_output(e) >= HELD_OUTPUT_LIMIT) take_checkpoint(e);
+}
+
+/* A hash of the plan (its explain text): a checkpoint only restores into the same plan. */
+static uint64_t plan_fingerprint(const vpq_engine *e) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) abort();
+  vpq_engine_explain(e, f, false);
+  fclose(f);
+  uint64_t hash = vpq_ckpt_hash(text, len, VPQ_CKPT_VERSION);
+  free(text);
+  return hash;
+}
+
+/* Before the connectors open: locks the state folder and restores the newest checkpoint's
+ * engine state. Returns 1 when a checkpoint was restored (its connector part is left in
+ * `rest`), 0 for a fresh start, -1 on error (logged). */
+static int restore_engine(vpq_engine *e, FILE *log, vpq_ckpt_file *file, vpq_ckpt_in *rest) {
+  char err[512];
+  e->lock_fd = vpq_ckpt_lock(e->state_dir, err, sizeof err);
+  if (e->lock_fd < 0) {
+    fprintf(log, "vpq: %s\n", err);
+    return -1;
+  }
+  e->fingerprint = plan_fingerprint(e);
+  e->checkpoint_wm = vpq_arena_alloc(&e->arena, sizeof *e->checkpoint_wm * (size_t)(e->plan->nrelations + 1));
+  for (int r = 0; r < e->plan->nrelations; r++) e->checkpoint_wm[r] = VPQ_TS_MIN;
+  e->last_checkpoint_ms = wall_clock_ms();
+  if (e->reset_state) vpq_ckpt_remove_all(e->state_dir);
+  for (int r = 0; r < e->plan->nrelations; r++) {
+    const vpq_relation *rel = e->plan->relations[r];
+    if (rel->is_source && rel->source.connector && strcmp(rel->source.connector, "sim") == 0) {
+      fprintf(log, "vpq: %s: connector 'sim' cannot resume from a checkpoint: run it without --state-dir\n", rel->name);
+      return -1;
+    }
+  }
+  if (!vpq_ckpt_read_newest(e->state_dir, file, log)) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    e->run_id = vpq_ckpt_hash(&now, sizeof now, (uint64_t)getpid());
+    return 0;
+  }
+  if (file->fingerprint != e->fingerprint) {
+    fprintf(log, "vpq: %s holds the state of a different query (the plan of %s changed since checkpoint %llu): "
+            "run with --reset-state to start over without it\n", e->state_dir, e->file_name,
+            (unsigned long long)file->epoch);
+    return -1;
+  }
+  *rest = vpq_ckpt_in_init(file->state, file->len);
+  if (!load_core(e, rest, err, sizeof err)) {
+    fprintf(log, "vpq: checkpoint %llu in %s cannot be restored: %s (run with --reset-state to start over)\n",
+            (unsigned long long)file->epoch, e->state_dir, err);
+    return -1;
+  }
+  e->run_id = vpq_ckpt_get_u64(rest);
+  e->epoch = file->epoch;
+  vpq_engine_set(e, "vpq.resume", "true");
+  return 1;
+}
+
+/* After the connectors open: every source resumes at its position, every sink from its
+ * state. False on error (logged). */
+static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
+  const vpq_plan *plan = e->plan;
+  char err[512];
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_source *src = e->slots[r].src;
+    if (src && !src->vt->restore(src, in, err, sizeof err)) {
+      fprintf(log, "vpq: %s: cannot resume: %s\n", plan->relations[r]->name, err);
+      return false;
+    }
+  }
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_sink *sink = relation_sink(e, r);
+    if (sink && sink->vt->save && !sink->vt->restore(sink, in, err, sizeof err)) {
+      fprintf(log, "vpq: %s: cannot resume: %s\n", plan->relations[r]->name, err);
+      return false;
+    }
+    if (sink && sink->resumed_present + sink->resumed_written > 0)
+      fprintf(log, "vpq: %s: of the %lld row(s) held at checkpoint %llu, %lld were already written, %lld written now\n",
+              plan->relations[r]->name, (long long)(sink->resumed_present + sink->resumed_written),
+              (unsigned long long)e->epoch, (long long)sink->resumed_present, (long long)sink->resumed_written);
+  }
+  if (in->error || in->p != in->end) {
+    fprintf(log, "vpq: checkpoint %llu in %s: %s (run with --reset-state to start over)\n",
+            (unsigned long long)e->epoch, e->state_dir, in->error ? in->error : "state left over");
+    return false;
+  }
+  fprintf(log, "vpq: resumed from checkpoint %llu in %s\n", (unsigned long long)e->epoch, e->state_dir);
+  return true;
+}
+
+void vpq_engine_set_state(vpq_engine *e, const char *dir, int64_t interval_ms, bool reset) {
+  free(e->state_dir);
+  e->state_dir = dir ? strdup(dir) : NULL;
+  e->checkpoint_interval_ms = interval_ms > 0 ? interval_ms : 10000;
+  e->reset_state = reset;
+}
+
 /* Reads a source to its end (tables are loaded before the streams that join them). */
 static void drain(vpq_engine *e, merge_input *in) {
   while (refill(e, in)) push_slice(e, in, 0, in->batch->n);
@@ -713,7 +937,10 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
       }
     }
     if (!open || e->stop) return;
-    if (best < 0) continue; /* unbounded sources without rows right now: their reads waited */
+    if (best < 0) { /* unbounded sources without rows right now: their reads waited */
+      maybe_checkpoint(e);
+      continue;
+    }
     merge_input *in = &inputs[best];
     int end = in->pos + 1;
     while (end < in->batch->n) {
@@ -727,8 +954,10 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
     int from = in->pos;
     in->pos = end;
     push_slice(e, in, from, end);
-    if (e->rt.now_ms - e->last_commit_ms >= 1000 && !e->slots[in->relation].src->bounded) {
-      commit_sources(e);
+    if (e->state_dir) {
+      maybe_checkpoint(e);
+    } else if (e->rt.now_ms - e->last_commit_ms >= 1000 && !e->slots[in->relation].src->bounded) {
+      commit_sources(e, NULL);
       e->last_commit_ms = e->rt.now_ms;
     }
   }
@@ -743,7 +972,11 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   if (!bad || !streams) abort();
   int rc = -1;
   mark_unread_columns(e);
-  if (open_connectors(e, log, bad)) {
+  vpq_ckpt_file checkpoint = {0};
+  vpq_ckpt_in rest = {0};
+  int restored = e->state_dir ? restore_engine(e, log, &checkpoint, &rest) : 0;
+  if (restored >= 0 && open_connectors(e, log, bad) && (restored == 0 || restore_connectors(e, log, &rest))) {
+    vpq_ckpt_file_free(&checkpoint);
     int nstreams = 0;
     for (int r = 0; r < plan->nrelations; r++) {
       const vpq_relation *rel = plan->relations[r];
@@ -751,21 +984,33 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
       vpq_batch *batch = vpq_batch_new(&e->arena, rel->schema.ncols, NULL, VPQ_BATCH_ROWS);
       for (int c = 0; c < rel->schema.ncols; c++) batch->cols[c].type = rel->schema.cols[c].type;
       merge_input in = {r, batch, 0, false};
+      if (e->state_dir && !e->slots[r].src->vt->save) {
+        fprintf(log, "vpq: %s: its connector cannot resume from a checkpoint: run it without --state-dir\n", rel->name);
+        e->rt.failed = true;
+        break;
+      }
       if (rel->kind == VPQ_REL_TABLE && e->slots[r].src->bounded) drain(e, &in);
       else streams[nstreams++] = in;
     }
-    merge_streams(e, streams, nstreams);
-    if (e->stop) {
+    e->merging = (merge_input_list){streams, nstreams};
+    if (!e->rt.failed) merge_streams(e, streams, nstreams);
+    if (e->stop || e->rt.failed) {
       /* Stopped (Ctrl-C, vpq_engine_stop): open windows stay open rather than being written
-       * half full. Sinks are flushed and each source commits only what is safe, so a later run
-       * of the same group reads the open windows' rows again. */
-      commit_sources(e);
+       * half full. A checkpointed run keeps them in its last checkpoint; otherwise sinks are
+       * flushed and each source commits only what is safe, so a later run of the same group
+       * reads the open windows' rows again. */
+      if (e->state_dir && !e->rt.failed) take_checkpoint(e);
+      else commit_sources(e, NULL);
       for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
     } else {
       vpq_engine_finish(e);
+      if (e->state_dir && take_checkpoint(e))
+        for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
     }
+    e->merging = (merge_input_list){NULL, 0};
     rc = e->rt.failed ? -1 : 0;
   }
+  vpq_ckpt_file_free(&checkpoint);
   free(streams);
   free(bad);
   return rc;
@@ -778,7 +1023,7 @@ void vpq_engine_tick(vpq_engine *e, int64_t now_ms) {
   e->rt.now_ms = now_ms;
   for (int r = 0; r < e->plan->nrelations; r++)
     if (e->source_ops[r]) vpq_op_source_idle(e->source_ops[r], now_ms);
-  commit_sources(e);
+  if (!e->state_dir) commit_sources(e, NULL);
   vpq_arena_reset(&e->rt.scratch);
 }
 

@@ -892,3 +892,75 @@ void vpq_model_predict(vpq_model *model, const vpq_series *history, const double
     regression_predict(model, history, future_x, h, out);
   }
 }
+
+/* ---- checkpoints ----
+ *
+ * A model's state between fits: its kind and whether the last fit succeeded; Holt–Winters'
+ * parameters (its seasonal components are recomputed at every prediction); the linear model's
+ * and the MLP's standardisation and weights (the MLP warm-starts from them); the MLP's random
+ * state, its residuals' scale and its linear base model. Adam's moments start from zero at
+ * every fit and the other buffers are scratch, so they are not written. */
+
+/* The number of weights of a linear model or an MLP. */
+static size_t model_nweights(const vpq_model *m) {
+  return m->cfg.kind == VPQ_MODEL_LINEAR ? (size_t)m->horizons * (size_t)m->nin : (size_t)mlp_nparams(m);
+}
+
+/* Writes the model's state (see above). */
+void vpq_model_save(const vpq_model *model, vpq_ckpt_out *out) {
+  const vpq_model *m = model;
+  vpq_ckpt_put_u64(out, (uint64_t)m->cfg.kind);
+  vpq_ckpt_put_u64(out, m->fitted ? 1 : 0);
+  if (m->cfg.kind == VPQ_MODEL_HOLT_WINTERS)
+    for (int i = 0; i < HW_NPAR; i++) vpq_ckpt_put_f64(out, m->hw[i]);
+  if (m->cfg.kind != VPQ_MODEL_LINEAR && m->cfg.kind != VPQ_MODEL_MLP) return;
+  vpq_ckpt_put_u64(out, (uint64_t)m->nin);
+  for (int i = 0; i < m->nin; i++) {
+    vpq_ckpt_put_f64(out, m->in_mean[i]);
+    vpq_ckpt_put_f64(out, m->in_sd[i]);
+  }
+  vpq_ckpt_put_f64(out, m->y_mean);
+  vpq_ckpt_put_f64(out, m->y_sd);
+  size_t nw = model_nweights(m);
+  vpq_ckpt_put_u64(out, nw);
+  for (size_t i = 0; i < nw; i++) vpq_ckpt_put_f64(out, m->w[i]);
+  if (m->cfg.kind != VPQ_MODEL_MLP) return;
+  vpq_ckpt_put_u64(out, m->rng);
+  vpq_ckpt_put_f64(out, m->res_mean);
+  vpq_ckpt_put_f64(out, m->res_sd);
+  vpq_model_save(m->base, out);
+}
+
+/* Reads a model's state into `model`, whose config fixes every size: a different kind or size
+ * fails the input. Values are read into the model's own buffers, so a failure halfway leaves
+ * it freeable (and unfitted). */
+void vpq_model_load(vpq_model *model, vpq_ckpt_in *in) {
+  vpq_model *m = model;
+  if (vpq_ckpt_get_u64(in) != (uint64_t)m->cfg.kind) vpq_ckpt_fail(in, "a forecasting model of another kind");
+  m->fitted = vpq_ckpt_get_bool(in);
+  if (m->cfg.kind == VPQ_MODEL_HOLT_WINTERS) {
+    for (int i = 0; i < HW_NPAR; i++) {
+      m->hw[i] = vpq_ckpt_get_f64(in);
+      if (!(m->hw[i] >= hw_lo[i] && m->hw[i] <= hw_hi[i])) vpq_ckpt_fail(in, "a Holt-Winters parameter out of range");
+    }
+  }
+  if (m->cfg.kind == VPQ_MODEL_LINEAR || m->cfg.kind == VPQ_MODEL_MLP) {
+    if (vpq_ckpt_get_count(in, m->nin) != m->nin) vpq_ckpt_fail(in, "a forecasting model with other inputs");
+    for (int i = 0; i < m->nin && !in->error; i++) {
+      m->in_mean[i] = vpq_ckpt_get_f64(in);
+      m->in_sd[i] = vpq_ckpt_get_f64(in);
+    }
+    m->y_mean = vpq_ckpt_get_f64(in);
+    m->y_sd = vpq_ckpt_get_f64(in);
+    size_t nw = model_nweights(m);
+    if ((size_t)vpq_ckpt_get_count(in, (int64_t)nw) != nw) vpq_ckpt_fail(in, "a forecasting model with other weights");
+    for (size_t i = 0; i < nw && !in->error; i++) m->w[i] = vpq_ckpt_get_f64(in);
+  }
+  if (m->cfg.kind == VPQ_MODEL_MLP) {
+    m->rng = vpq_ckpt_get_u64(in);
+    m->res_mean = vpq_ckpt_get_f64(in);
+    m->res_sd = vpq_ckpt_get_f64(in);
+    vpq_model_load(m->base, in);
+  }
+  if (in->error) m->fitted = 0;
+}

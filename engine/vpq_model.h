@@ -33,6 +33,8 @@
 
 #include <stdint.h>
 
+#include "vpq_ckpt.h"
+
 typedef enum vpq_model_kind {
   VPQ_MODEL_SEASONAL_NAIVE,
   VPQ_MODEL_HOLT_WINTERS,
@@ -77,5 +79,13 @@ int vpq_model_fit(vpq_model *model, const vpq_series *history);
  * steps (h × nfeatures, row-major; NULL when none). Never fails: without enough history it
  * predicts the last observed value (or 0 when none). */
 void vpq_model_predict(vpq_model *model, const vpq_series *history, const double *future_x, int h, double *out);
+
+/* Writes what the model carries from one fit to the next (the fitted parameters, the
+ * standardisation, the MLP's random state; not the scratch of a fit) into a checkpoint. */
+void vpq_model_save(const vpq_model *model, vpq_ckpt_out *out);
+
+/* Restores what vpq_model_save wrote into a model made with the same config; malformed or
+ * mismatched state fails `in` and leaves the model freeable. */
+void vpq_model_load(vpq_model *model, vpq_ckpt_in *in);
 
 #endif

@@ -219,6 +219,8 @@ void vpq_op_relation_subscribe(vpq_op *op, vpq_row_fn fn, void *ctx) {
   r->subs[r->nsubs++] = (relation_subscriber){fn, ctx};
 }
 
+vpq_sink *vpq_op_relation_sink(const vpq_op *op) { return ((const relation_op *)op)->sink; }
+
 void vpq_op_relation_flush(vpq_op *op) {
   relation_op *r = (relation_op *)op;
   char err[256];
@@ -335,7 +337,13 @@ static void source_load(vpq_op *op, vpq_ckpt_in *in) {
   if (n && s->rel->kind != VPQ_REL_TABLE) vpq_ckpt_fail(in, "a stream source with table rows");
   vpq_batch *row = vpq_op_batch(op->rt, &s->rel->schema, 1);
   for (int64_t i = 0; i < n && !in->error; i++) {
-    for (int c = 0; c < ncols; c++) vpq_ckpt_get_datums(in, &row->cols[c].data[0], &row->cols[c].null[0], 1);
+    for (int c = 0; c < ncols; c++) {
+      vpq_ckpt_get_datums(in, &row->cols[c].data[0], &row->cols[c].null[0], 1);
+      if (s->rel->schema.cols[c].type == VPQ_TYPE_STRING && !row->cols[c].null[0] &&
+          (uint64_t)row->cols[c].data[0].i >= vpq_intern_count(op->rt->intern))
+        vpq_ckpt_fail(in, "a string that is not in the string pool");
+    }
+    if (in->error) break;
     int e = upsert_find(s, row, 0, true);
     upsert_entry *entry = &s->entries[e];
     if (entry->data) {

@@ -108,6 +108,8 @@ vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel);
 void vpq_op_relation_attach_sink(vpq_op *op, vpq_sink *sink);
 /* Adds a subscriber (vpq_engine_subscribe). */
 void vpq_op_relation_subscribe(vpq_op *op, vpq_row_fn fn, void *ctx);
+/* The relation's sink, or NULL. */
+vpq_sink *vpq_op_relation_sink(const vpq_op *op);
 /* Flushes the sink. */
 void vpq_op_relation_flush(vpq_op *op);
 

@@ -21,6 +21,14 @@
  * groups are written when the new output differs from the last one written for the group
  * (tables write the old row with diff -1 before the new one). A retraction (-1) is applied
  * without writing, so a retract + add pair from an upstream table produces one change.
+ *
+ * With `max_keys` set (WITH (max_keys = n) on the query's relation), the distinct GROUP BY
+ * keys that have open groups are counted in a key set; once n keys are open, a row of a new
+ * key is refused (counted, dead-lettered with reason "max_keys: ...") while the open keys keep
+ * updating. A key leaves the set when its last group closes or empties.
+ *
+ * Checkpoints write the state slot for slot (see "Checkpoints" below), so a restored operator
+ * continues exactly as the one that was saved.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +55,14 @@ typedef struct agg_group {
   bool dirty;
   bool alive;
 } agg_group;
+
+/* A GROUP BY key with open groups (max_keys only). */
+typedef struct agg_key {
+  uint64_t hash;
+  int next;        /* hash chain, or the free list */
+  int64_t groups;  /* open level-0 groups with this key; 0: a free slot */
+  vpq_datum *key;  /* the key's values, then its null flags (one malloc) */
+} agg_key;
 
 typedef struct agg_window {
   int64_t start, end;
@@ -84,6 +100,15 @@ typedef struct aggregate_op {
   int *dirty;
   int ndirty, dirty_cap;
 
+  /* max_keys */
+  int64_t max_keys;    /* 0: unbounded */
+  int64_t rejected;    /* rows refused because the key set was full (the first is logged) */
+  agg_key *kset;
+  int kset_n, kset_cap, kset_free;
+  int *kset_buckets;
+  int kset_nbuckets;
+  int64_t open_keys;
+
   /* per batch */
   vpq_vec *key_vecs;
   vpq_vec *arg_vecs;
@@ -95,7 +120,7 @@ typedef struct aggregate_op {
   vpq_origin out_origin;
 } aggregate_op;
 
-/* ===== Groups and the hash table ===== */
+/* ===== The group hash table ===== */
 
 static uint64_t group_hash(const aggregate_op *a, int64_t start, int level, const vpq_datum *key,
                            const uint8_t *key_null) {
@@ -128,6 +153,107 @@ static bool group_key_equal(const aggregate_op *a, const agg_group *g, const vpq
   return true;
 }
 
+/* ===== The key set (max_keys) ===== */
+
+static int kset_find(const aggregate_op *a, uint64_t hash, const vpq_datum *key, const uint8_t *key_null) {
+  if (!a->kset_nbuckets) return -1;
+  for (int k = a->kset_buckets[hash & (uint64_t)(a->kset_nbuckets - 1)]; k >= 0; k = a->kset[k].next) {
+    const agg_key *e = &a->kset[k];
+    const uint8_t *e_null = (const uint8_t *)(e->key + a->nkeys);
+    bool equal = e->hash == hash;
+    for (int c = 0; c < a->nkeys && equal; c++)
+      equal = e_null[c] == key_null[c] && (key_null[c] || e->key[c].i == key[c].i);
+    if (equal) return k;
+  }
+  return -1;
+}
+
+static void kset_rehash(aggregate_op *a) {
+  int nbuckets = a->kset_nbuckets ? a->kset_nbuckets * 2 : 256;
+  free(a->kset_buckets);
+  a->kset_buckets = malloc(sizeof *a->kset_buckets * (size_t)nbuckets);
+  if (!a->kset_buckets) abort();
+  for (int b = 0; b < nbuckets; b++) a->kset_buckets[b] = -1;
+  a->kset_nbuckets = nbuckets;
+  for (int k = 0; k < a->kset_n; k++) {
+    if (!a->kset[k].groups) continue;
+    int b = (int)(a->kset[k].hash & (uint64_t)(nbuckets - 1));
+    a->kset[k].next = a->kset_buckets[b];
+    a->kset_buckets[b] = k;
+  }
+}
+
+/* A level-0 group of `key` opened (+1) or closed (-1): keeps each key's count of open groups. */
+static void kset_ref(aggregate_op *a, const vpq_datum *key, const uint8_t *key_null, int delta) {
+  uint64_t hash = vpq_op_hash_datums(key, key_null, a->nkeys, 0);
+  int k = kset_find(a, hash, key, key_null);
+  if (k >= 0) {
+    agg_key *e = &a->kset[k];
+    if ((e->groups += delta) > 0) return;
+    int *link = &a->kset_buckets[hash & (uint64_t)(a->kset_nbuckets - 1)];
+    while (*link != k) link = &a->kset[*link].next;
+    *link = e->next;
+    free(e->key);
+    e->key = NULL;
+    e->groups = 0;
+    e->next = a->kset_free;
+    a->kset_free = k;
+    a->open_keys--;
+    return;
+  }
+  if (delta < 0) return;
+  if ((a->open_keys + 1) * 2 > a->kset_nbuckets) kset_rehash(a);
+  if (a->kset_free >= 0) {
+    k = a->kset_free;
+    a->kset_free = a->kset[k].next;
+  } else {
+    if (a->kset_n == a->kset_cap) {
+      a->kset_cap = a->kset_cap ? a->kset_cap * 2 : 256;
+      a->kset = realloc(a->kset, sizeof *a->kset * (size_t)a->kset_cap);
+      if (!a->kset) abort();
+    }
+    k = a->kset_n++;
+  }
+  agg_key *e = &a->kset[k];
+  e->hash = hash;
+  e->groups = 1;
+  e->key = malloc((sizeof *key + 1) * (size_t)a->nkeys + 1);
+  if (!e->key) abort();
+  memcpy(e->key, key, sizeof *key * (size_t)a->nkeys);
+  memcpy((uint8_t *)(e->key + a->nkeys), key_null, (size_t)a->nkeys);
+  int b = (int)(hash & (uint64_t)(a->kset_nbuckets - 1));
+  e->next = a->kset_buckets[b];
+  a->kset_buckets[b] = k;
+  a->open_keys++;
+}
+
+static void kset_free_all(aggregate_op *a) {
+  for (int k = 0; k < a->kset_n; k++) free(a->kset[k].key);
+  free(a->kset);
+  free(a->kset_buckets);
+  a->kset = NULL;
+  a->kset_buckets = NULL;
+  a->kset_n = a->kset_cap = a->kset_nbuckets = 0;
+  a->kset_free = -1;
+  a->open_keys = 0;
+}
+
+/* ===== Groups ===== */
+
+/* Gives `group` its heap block: aggregate states (initialised), key and last output row. */
+static void group_alloc(aggregate_op *a, agg_group *group) {
+  int nout = a->base.schema->ncols;
+  size_t bytes = a->state_size + sizeof(vpq_datum) * (size_t)(a->nkeys + nout) + (size_t)(a->nkeys + nout);
+  uint8_t *block = calloc(1, bytes ? bytes : 1);
+  if (!block) abort();
+  group->state = block;
+  group->key = (vpq_datum *)(block + a->state_size);
+  group->last = group->key + a->nkeys;
+  group->key_null = (uint8_t *)(group->last + nout);
+  group->last_null = group->key_null + a->nkeys;
+  for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
+}
+
 static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end, int level,
                      const vpq_datum *key, const uint8_t *key_null) {
   if ((a->ngroups + 1) * 2 > a->nbuckets) buckets_resize(a, a->nbuckets ? a->nbuckets * 2 : 1024);
@@ -153,22 +279,14 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
   group->alive = true;
   vpq_runtime *rt = a->base.rt;
   if (++rt->open_groups > rt->stats.peak_groups) rt->stats.peak_groups = rt->open_groups;
-  int nout = a->base.schema->ncols;
-  size_t bytes = a->state_size + sizeof(vpq_datum) * (size_t)(a->nkeys + nout) + (size_t)(a->nkeys + nout);
-  uint8_t *block = malloc(bytes ? bytes : 1);
-  if (!block) abort();
-  group->state = block;
-  group->key = (vpq_datum *)(block + a->state_size);
-  group->last = group->key + a->nkeys;
-  group->key_null = (uint8_t *)(group->last + nout);
-  group->last_null = group->key_null + a->nkeys;
+  group_alloc(a, group);
   memcpy(group->key, key, sizeof *key * (size_t)a->nkeys);
   memcpy(group->key_null, key_null, (size_t)a->nkeys);
   if (a->nkeys) {
     group->key0 = key[0];
     group->key0_null = key_null[0];
   }
-  for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
+  if (a->max_keys && level == 0) kset_ref(a, key, key_null, +1);
   int b = (int)(hash & (uint64_t)(a->nbuckets - 1));
   group->next = a->buckets[b];
   a->buckets[b] = g;
@@ -184,8 +302,10 @@ static void group_free(aggregate_op *a, int g) {
       break;
     }
   }
+  if (a->max_keys && group->level == 0) kset_ref(a, group->key, group->key_null, -1);
   for (int i = 0; i < a->sel->naggs; i++) vpq_agg_destroy(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
   free(group->state);
+  group->state = NULL;
   group->alive = false;
   a->base.rt->open_groups--;
   group->next = a->free_list;
@@ -425,15 +545,36 @@ static void advance(aggregate_op *a, int64_t wm) {
 
 /* ===== Rows ===== */
 
-static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
+/* Writes row `row` to the FROM source's dead-letter output (when it has one) with `reason`. */
+static void dead_letter(aggregate_op *a, const vpq_batch *batch, int row, const char *reason) {
   vpq_runtime *rt = a->base.rt;
-  rt->stats.late++;
   if (!a->slot || !a->slot->dl) return;
   char origin[256];
   if (a->slot->src) a->slot->src->vt->format_origin(a->slot->src, batch->origin[row], origin, sizeof origin);
   else snprintf(origin, sizeof origin, "%s", a->sel->from->name);
-  vpq_dead_letter_row(a->slot->dl, batch->origin[row].offset, "late", origin, &a->sel->input, batch, row, rt->intern);
+  vpq_dead_letter_row(a->slot->dl, batch->origin[row].offset, reason, origin, &a->sel->input, batch, row, rt->intern);
   rt->stats.dead_lettered++;
+}
+
+static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
+  a->base.rt->stats.late++;
+  dead_letter(a, batch, row, "late");
+}
+
+/* max_keys: true when a row of `key` may open groups (its key is open, or there is room). A
+ * refused row is counted and dead-lettered; the first refusal is logged. */
+static bool key_admitted(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *key,
+                         const uint8_t *key_null) {
+  if (a->open_keys < a->max_keys || batch->diff[row] < 0) return true;
+  if (kset_find(a, vpq_op_hash_datums(key, key_null, a->nkeys, 0), key, key_null) >= 0) return true;
+  a->rejected++;
+  char reason[96];
+  snprintf(reason, sizeof reason, "max_keys: all %lld keys are in use", (long long)a->max_keys);
+  dead_letter(a, batch, row, reason);
+  if (a->rejected == 1 && a->base.rt->log)
+    fprintf(a->base.rt->log, "vpq: `%s`: max_keys (%lld) reached; rows of new keys are refused\n",
+            a->query->target->name, (long long)a->max_keys);
+  return false;
 }
 
 static void run_step(aggregate_op *a, const vpq_batch *batch) {
@@ -539,6 +680,7 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
     key[k] = a->key_vecs[k].data[row];
     key_null[k] = a->key_vecs[k].null[row];
   }
+  if (a->max_keys && !key_admitted(a, batch, row, key, key_null)) return;
   const vpq_plan_window *win = &a->sel->window;
   int64_t ts = batch->ts[row];
   switch (win->kind) {
@@ -645,26 +787,286 @@ static void aggregate_describe(const vpq_op *op, vpq_buf *out) {
     vpq_buf_puts(out, ")");
   }
   vpq_buf_printf(out, "] emit=%s%s", a->changes ? "CHANGES" : "FINAL", sel->input_is_changelog ? " retracting" : "");
+  if (a->max_keys) vpq_buf_printf(out, " max_keys=%lld", (long long)a->max_keys);
   if (sel->having) vpq_buf_printf(out, " having %s", vpq_bexpr_format(sel->having, &a->layout, text, sizeof text));
+}
+
+/* Frees every group, window and key (rt->open_groups is left as it is: the caller accounts
+ * for it). */
+static void release_state(aggregate_op *a) {
+  for (int g = 0; g < a->ngroups; g++) {
+    agg_group *group = &a->groups[g];
+    if (!group->state) continue;
+    for (int i = 0; i < a->sel->naggs; i++) vpq_agg_destroy(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
+    free(group->state);
+  }
+  for (int w = 0; w < a->nwindows; w++) free(a->windows[w].groups);
+  free(a->windows);
+  free(a->groups);
+  free(a->buckets);
+  kset_free_all(a);
+  a->windows = NULL;
+  a->groups = NULL;
+  a->buckets = NULL;
+  a->nwindows = a->windows_cap = a->ngroups = a->groups_cap = a->nbuckets = 0;
+  a->free_list = -1;
 }
 
 static void aggregate_destroy(vpq_op *op) {
   aggregate_op *a = (aggregate_op *)op;
   for (int g = 0; g < a->ngroups; g++)
     if (a->groups[g].alive) group_free(a, g);
-  for (int w = 0; w < a->nwindows; w++) free(a->windows[w].groups);
-  free(a->windows);
-  free(a->groups);
-  free(a->buckets);
+  release_state(a);
   free(a->dirty);
   free(a->run_states);
   free(a->run_rows);
 }
 
+/* ===== Checkpoints =====
+ *
+ * Between two input batches the operator holds no rows in flight (no run, no dirty group, no
+ * output batch), so its state is: the watermark and bookkeeping scalars, the group slots (free
+ * ones too, so that later groups take the same slots), the free list, every hash chain in its
+ * order (a session row merges the sessions it touches in chain order, and floating-point sums
+ * depend on that order) and the windows with their groups in creation order (the order of
+ * EMIT FINAL output). Each group is its window, level, row count, creation number, key, the
+ * last row it wrote, and its aggregate states (vpq_agg_save).
+ *
+ * Loading checks the structure before anything relies on it: every live group sits in exactly
+ * one chain, the one its recomputed hash selects; windowed, in exactly one window with the
+ * same bounds; every free slot is on the free list once; string values are ids of the pool.
+ * On any failure the partly loaded state is released at once, so destroy has nothing left to
+ * walk. The max_keys key set is not written: it is rebuilt from the live groups. */
+
+enum { AGG_MAX_SLOTS = INT32_MAX / 4 };
+
+/* Times and counts read back stay within ±2^62, so that adding a window's size, gap or grace
+ * (or a row's diff) to them cannot overflow. */
+static bool in_range(int64_t v) { return v >= -((int64_t)1 << 62) && v <= (int64_t)1 << 62; }
+
+static void put_indices(vpq_ckpt_out *out, const int *idx, int n) {
+  vpq_ckpt_put_u64(out, (uint64_t)n);
+  for (int i = 0; i < n; i++) vpq_ckpt_put_u64(out, (uint64_t)idx[i]);
+}
+
+static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
+  const aggregate_op *a = (const aggregate_op *)op;
+  int nout = op->schema->ncols;
+  const int64_t scalars[] = {a->wm, a->next_close, a->next_seq, a->out_ts, a->out_origin.offset, a->rejected};
+  for (size_t i = 0; i < sizeof scalars / sizeof *scalars; i++) vpq_ckpt_put_i64(out, scalars[i]);
+  vpq_ckpt_put_i64(out, a->out_origin.partition);
+  vpq_ckpt_put_u64(out, (uint64_t)a->ngroups);
+  for (int g = 0; g < a->ngroups; g++) {
+    const agg_group *group = &a->groups[g];
+    vpq_ckpt_put_u64(out, group->alive);
+    if (!group->alive) continue;
+    vpq_ckpt_put_u64(out, (uint64_t)group->level);
+    vpq_ckpt_put_i64(out, group->start);
+    vpq_ckpt_put_i64(out, group->end);
+    vpq_ckpt_put_i64(out, group->nrows);
+    vpq_ckpt_put_i64(out, group->seq);
+    vpq_ckpt_put_datums(out, group->key, group->key_null, a->nkeys);
+    vpq_ckpt_put_u64(out, group->emitted);
+    if (group->emitted) vpq_ckpt_put_datums(out, group->last, group->last_null, nout);
+    for (int i = 0; i < a->sel->naggs; i++) vpq_agg_save(&a->sel->aggs[i].spec, group->state + a->offsets[i], out);
+  }
+  int nfree = 0;
+  for (int g = a->free_list; g >= 0; g = a->groups[g].next) nfree++;
+  vpq_ckpt_put_u64(out, (uint64_t)nfree);
+  for (int g = a->free_list; g >= 0; g = a->groups[g].next) vpq_ckpt_put_u64(out, (uint64_t)g);
+  vpq_ckpt_put_u64(out, (uint64_t)a->nbuckets);
+  int nchains = 0;
+  for (int b = 0; b < a->nbuckets; b++) nchains += a->buckets[b] >= 0;
+  vpq_ckpt_put_u64(out, (uint64_t)nchains);
+  for (int b = 0; b < a->nbuckets; b++) {
+    if (a->buckets[b] < 0) continue;
+    vpq_ckpt_put_u64(out, (uint64_t)b);
+    int len = 0;
+    for (int g = a->buckets[b]; g >= 0; g = a->groups[g].next) len++;
+    vpq_ckpt_put_u64(out, (uint64_t)len);
+    for (int g = a->buckets[b]; g >= 0; g = a->groups[g].next) vpq_ckpt_put_u64(out, (uint64_t)g);
+  }
+  vpq_ckpt_put_u64(out, (uint64_t)a->nwindows);
+  for (int w = 0; w < a->nwindows; w++) {
+    vpq_ckpt_put_i64(out, a->windows[w].start);
+    vpq_ckpt_put_i64(out, a->windows[w].end);
+    put_indices(out, a->windows[w].groups, a->windows[w].ngroups);
+  }
+}
+
+/* Reads `n` datums of columns `cols`; a STRING must be an id of the string pool. */
+static void get_row(vpq_ckpt_in *in, const vpq_intern *intern, const vpq_column *cols, vpq_datum *data,
+                    uint8_t *null, int n) {
+  vpq_ckpt_get_datums(in, data, null, n);
+  for (int c = 0; c < n; c++)
+    if (!null[c] && cols[c].type == VPQ_TYPE_STRING && (data[c].i < 0 || (uint64_t)data[c].i >= vpq_intern_count(intern)))
+      vpq_ckpt_fail(in, "a value names no string");
+}
+
+/* A group slot index below `n`; -1 (and `in` failed) otherwise. */
+static int get_slot(vpq_ckpt_in *in, int n) {
+  uint64_t g = vpq_ckpt_get_u64(in);
+  if (in->error) return -1;
+  if (g >= (uint64_t)n) {
+    vpq_ckpt_fail(in, "a group slot out of range");
+    return -1;
+  }
+  return (int)g;
+}
+
+/* Reads one live group into slot `group`. */
+static void load_group(aggregate_op *a, agg_group *group, vpq_ckpt_in *in) {
+  const vpq_plan_window *win = &a->sel->window;
+  vpq_runtime *rt = a->base.rt;
+  group->level = (int)vpq_ckpt_get_count(in, a->nlevels - 1);
+  group->start = vpq_ckpt_get_i64(in);
+  group->end = vpq_ckpt_get_i64(in);
+  group->nrows = vpq_ckpt_get_i64(in);
+  group->seq = vpq_ckpt_get_i64(in);
+  if (!in_range(group->nrows) || !in_range(group->start) || !in_range(group->end))
+    vpq_ckpt_fail(in, "a group value out of range");
+  bool windowed = win->kind == VPQ_WINDOW_TUMBLING || win->kind == VPQ_WINDOW_HOPPING;
+  if (windowed && group->end != group->start + win->size_ms) vpq_ckpt_fail(in, "a group window of the wrong size");
+  if (win->kind == VPQ_WINDOW_NONE && (group->start || group->end)) vpq_ckpt_fail(in, "a window in a table group");
+  group->alive = true;
+  group_alloc(a, group);
+  get_row(in, rt->intern, a->layout.cols, group->key, group->key_null, a->nkeys);
+  for (int k = a->nkeys - group->level; k < a->nkeys; k++)
+    if (!group->key_null[k]) vpq_ckpt_fail(in, "a rolled-up key with a value");
+  if (a->nkeys) {
+    group->key0 = group->key[0];
+    group->key0_null = group->key_null[0];
+  }
+  group->emitted = vpq_ckpt_get_bool(in);
+  if (group->emitted) get_row(in, rt->intern, a->base.schema->cols, group->last, group->last_null, a->base.schema->ncols);
+  for (int i = 0; i < a->sel->naggs && !in->error; i++) vpq_agg_load(&a->sel->aggs[i].spec, group->state + a->offsets[i], in);
+  int64_t start = win->kind == VPQ_WINDOW_SESSION ? 0 : group->start;
+  group->hash = group_hash(a, start, group->level, group->key, group->key_null);
+}
+
+/* Reads the free list and the hash chains, checking that they cover every slot once. */
+static void load_chains(aggregate_op *a, vpq_ckpt_in *in, uint8_t *seen) {
+  int n = a->ngroups;
+  int64_t nfree = vpq_ckpt_get_count(in, n);
+  int *link = &a->free_list;
+  for (int64_t i = 0; i < nfree && !in->error; i++) {
+    int g = get_slot(in, n);
+    if (g < 0) break;
+    if (a->groups[g].alive || seen[g]) vpq_ckpt_fail(in, "a free slot that is live or listed twice");
+    seen[g] = 1;
+    *link = g;
+    link = &a->groups[g].next;
+  }
+  *link = -1;
+  uint64_t nbuckets = vpq_ckpt_get_u64(in);
+  uint64_t most = 4 * (uint64_t)n + 1024;
+  if (nbuckets > most || (nbuckets & (nbuckets - 1))) vpq_ckpt_fail(in, "a malformed group hash table");
+  if (in->error) return;
+  a->nbuckets = (int)nbuckets;
+  a->buckets = malloc(sizeof *a->buckets * (nbuckets ? nbuckets : 1));
+  if (!a->buckets) abort();
+  for (int b = 0; b < a->nbuckets; b++) a->buckets[b] = -1;
+  int64_t nchains = vpq_ckpt_get_count(in, a->nbuckets);
+  int placed = 0;
+  for (int64_t c = 0; c < nchains && !in->error; c++) {
+    uint64_t b = vpq_ckpt_get_u64(in);
+    if (b >= nbuckets || a->buckets[b] >= 0) vpq_ckpt_fail(in, "a hash chain out of place");
+    int64_t len = vpq_ckpt_get_count(in, n);
+    if (!in->error && !len) vpq_ckpt_fail(in, "an empty hash chain");
+    link = in->error ? NULL : &a->buckets[b];
+    for (int64_t i = 0; i < len && !in->error; i++) {
+      int g = get_slot(in, n);
+      if (g < 0) break;
+      if (!a->groups[g].alive || seen[g] || (a->groups[g].hash & (nbuckets - 1)) != b) {
+        vpq_ckpt_fail(in, "a group in the wrong hash chain");
+        break;
+      }
+      seen[g] = 1;
+      placed++;
+      *link = g;
+      link = &a->groups[g].next;
+    }
+    if (link) *link = -1;
+  }
+  if (!in->error && placed + nfree != n) vpq_ckpt_fail(in, "a live group outside the hash table");
+}
+
+/* Reads the windows (tumbling, hopping): sorted by (end, start), each live group in exactly
+ * the one with its bounds. */
+static void load_windows(aggregate_op *a, vpq_ckpt_in *in, uint8_t *seen) {
+  int n = a->ngroups;
+  int64_t nwindows = vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
+  bool windowed = a->sel->window.kind == VPQ_WINDOW_TUMBLING || a->sel->window.kind == VPQ_WINDOW_HOPPING;
+  if (nwindows && !windowed) vpq_ckpt_fail(in, "windows in an operator without them");
+  if (in->error || !nwindows) return;
+  a->windows = calloc((size_t)nwindows, sizeof *a->windows);
+  if (!a->windows) abort();
+  a->windows_cap = (int)nwindows;
+  memset(seen, 0, (size_t)n);
+  int members = 0;
+  for (int64_t w = 0; w < nwindows && !in->error; w++) {
+    agg_window *win = &a->windows[a->nwindows++];
+    win->start = vpq_ckpt_get_i64(in);
+    win->end = vpq_ckpt_get_i64(in);
+    if (!in_range(win->start) || !in_range(win->end)) vpq_ckpt_fail(in, "a window out of range");
+    if (w && (win->end < win[-1].end || (win->end == win[-1].end && win->start <= win[-1].start)))
+      vpq_ckpt_fail(in, "windows out of order");
+    int64_t ngroups = vpq_ckpt_get_count(in, n);
+    if (in->error || !ngroups) continue;
+    win->groups = malloc(sizeof *win->groups * (size_t)ngroups);
+    if (!win->groups) abort();
+    win->cap = (int)ngroups;
+    for (int64_t i = 0; i < ngroups && !in->error; i++) {
+      int g = get_slot(in, n);
+      if (g < 0) break;
+      const agg_group *group = &a->groups[g];
+      if (!group->alive || seen[g] || group->start != win->start || group->end != win->end) {
+        vpq_ckpt_fail(in, "a group in the wrong window");
+        break;
+      }
+      seen[g] = 1;
+      win->groups[win->ngroups++] = g;
+      members++;
+    }
+  }
+  int alive = 0;
+  for (int g = 0; g < n; g++) alive += a->groups[g].alive;
+  if (!in->error && members != alive) vpq_ckpt_fail(in, "a live group outside every window");
+}
+
+static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
+  aggregate_op *a = (aggregate_op *)op;
+  int64_t *scalars[] = {&a->wm, &a->next_close, &a->next_seq, &a->out_ts, &a->out_origin.offset, &a->rejected};
+  for (size_t i = 0; i < sizeof scalars / sizeof *scalars; i++) *scalars[i] = vpq_ckpt_get_i64(in);
+  int64_t partition = vpq_ckpt_get_i64(in);
+  if (partition < INT32_MIN || partition > INT32_MAX) vpq_ckpt_fail(in, "a partition out of range");
+  a->out_origin.partition = (int32_t)partition;
+  int n = (int)vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
+  if (n) {
+    a->groups = calloc((size_t)n, sizeof *a->groups);
+    if (!a->groups) abort();
+    a->groups_cap = a->ngroups = n;
+  }
+  for (int g = 0; g < n && !in->error; g++)
+    if (vpq_ckpt_get_bool(in)) load_group(a, &a->groups[g], in);
+  uint8_t *seen = calloc((size_t)n + 1, 1);
+  if (!seen) abort();
+  load_chains(a, in, seen);
+  load_windows(a, in, seen);
+  free(seen);
+  if (in->error) {
+    release_state(a);
+    return;
+  }
+  if (a->max_keys)
+    for (int g = 0; g < n; g++)
+      if (a->groups[g].alive && a->groups[g].level == 0) kset_ref(a, a->groups[g].key, a->groups[g].key_null, +1);
+}
+
 static const vpq_op_vt aggregate_vt = {"Aggregate", aggregate_push, aggregate_watermark,
-                                       aggregate_describe, aggregate_destroy, NULL, NULL};
+                                       aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
 static const vpq_op_vt window_aggregate_vt = {"WindowAggregate", aggregate_push, aggregate_watermark,
-                                              aggregate_describe, aggregate_destroy, NULL, NULL};
+                                              aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
 
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                              const vpq_source_slot *slot) {
@@ -677,10 +1079,14 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   a->sel = sel;
   a->slot = slot;
   a->to_table = query->target->kind == VPQ_REL_TABLE;
+  const vpq_plan_options *opts = &query->target->sink.options;
+  for (int i = 0; i < opts->count; i++)
+    if (strcmp(opts->items[i].key, "max_keys") == 0 && query == query->target->queries[0]) a->max_keys = opts->items[i].value.i;
   a->changes = sel->emit == VPQ_EMIT_CHANGES || sel->window.kind == VPQ_WINDOW_NONE;
   a->nkeys = sel->ngroup_keys;
   a->nlevels = sel->rollup ? sel->ngroup_keys + 1 : 1;
   a->free_list = -1;
+  a->kset_free = -1;
   a->wm = VPQ_TS_MIN;
   a->next_close = VPQ_TS_MAX;
   a->offsets = vpq_arena_alloc(arena, sizeof *a->offsets * (size_t)(sel->naggs + 1));

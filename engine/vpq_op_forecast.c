@@ -251,6 +251,18 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Gives key k (once the step is known) its model and its interval errors. */
+static void key_model_new(forecast_op *f, fc_key *k) {
+  vpq_model_config config = f->fc->model;
+  config.step_ms = f->step_ms;
+  config.season = f->season;
+  config.nfeatures = f->fc->nfeatures;
+  k->model = vpq_model_new(&config);
+  k->errors = malloc(sizeof *k->errors * (size_t)f->steps * ERRORS_KEPT);
+  k->nerrors = calloc((size_t)f->steps, sizeof *k->nerrors);
+  if (!k->model || !k->errors || !k->nerrors) abort();
+}
+
 /* Sets the step and everything that depends on it, then moves the buffered rows onto the grid. */
 static void step_known(forecast_op *f, int64_t step_ms) {
   const vpq_plan_forecast *fc = f->fc;
@@ -261,16 +273,9 @@ static void step_known(forecast_op *f, int64_t step_ms) {
   if (f->history < 2) f->history = 2;
   f->sums = calloc((size_t)f->steps, sizeof *f->sums);
   if (!f->sums) abort();
-  vpq_model_config config = fc->model;
-  config.step_ms = step_ms;
-  config.season = f->season;
-  config.nfeatures = fc->nfeatures;
   for (int i = 0; i < f->nkeys; i++) {
     fc_key *k = f->keys[i];
-    k->model = vpq_model_new(&config);
-    k->errors = malloc(sizeof *k->errors * (size_t)f->steps * ERRORS_KEPT);
-    k->nerrors = calloc((size_t)f->steps, sizeof *k->nerrors);
-    if (!k->model || !k->errors || !k->nerrors) abort();
+    key_model_new(f, k);
     for (int r = 0; r < k->nraw; r++)
       history_put(f, k, k->raw_ts[r], k->raw_y[r], k->raw_x + (size_t)r * (size_t)fc->nfeatures);
     free(k->raw_ts);
@@ -601,16 +606,7 @@ static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
     int64_t t = ts->data[row].i;
     fc_key *k = key_find(f, key, key_null);
     if (f->step_ms) {
-      if (!k->model) {
-        vpq_model_config config = fc->model;
-        config.step_ms = f->step_ms;
-        config.season = f->season;
-        config.nfeatures = nf;
-        k->model = vpq_model_new(&config);
-        k->errors = malloc(sizeof *k->errors * (size_t)f->steps * ERRORS_KEPT);
-        k->nerrors = calloc((size_t)f->steps, sizeof *k->nerrors);
-        if (!k->model || !k->errors || !k->nerrors) abort();
-      }
+      if (!k->model) key_model_new(f, k);
       history_put(f, k, t, y, x);
     } else {
       raw_put(k, nf, t, y, x);
@@ -661,7 +657,194 @@ static void forecast_destroy(vpq_op *op) {
   free(f->sums);
 }
 
-static const vpq_op_vt forecast_vt = {"Forecast", forecast_push, forecast_watermark, forecast_describe, forecast_destroy, NULL, NULL};
+/* ===== Checkpoints =====
+ *
+ * State: the issue clock (watermark, next issue, latest row, counters), the step (inferred
+ * or given) with the accuracy sums of every horizon step, then every key in order of first
+ * appearance: its BY values and, before the step is known, its buffered rows; after, its grid,
+ * model, kept issues and interval errors. The scoring range is the caller's setting for a run
+ * (vpq_op_forecast_score_range), not state. Loading checks every count against the query (the
+ * step, the horizon, the history) and against the bytes left before allocating. */
+
+/* Writes key k: its BY values, then its buffered rows (step unknown) or its grid, model, kept
+ * issues and interval errors. */
+static void key_save(const forecast_op *f, const fc_key *k, vpq_ckpt_out *out) {
+  int nf = f->fc->nfeatures;
+  vpq_ckpt_put_datums(out, k->key, k->key_null, f->fc->nby);
+  if (!f->step_ms) {
+    vpq_ckpt_put_u64(out, (uint64_t)k->nraw);
+    for (int r = 0; r < k->nraw; r++) {
+      vpq_ckpt_put_i64(out, k->raw_ts[r]);
+      vpq_ckpt_put_f64(out, k->raw_y[r]);
+      for (int j = 0; j < nf; j++) vpq_ckpt_put_f64(out, k->raw_x[(size_t)r * (size_t)nf + (size_t)j]);
+    }
+    return;
+  }
+  vpq_ckpt_put_i64(out, k->origin);
+  vpq_ckpt_put_i64(out, k->last_ts);
+  vpq_ckpt_put_i64(out, k->fitted_at);
+  vpq_ckpt_put_u64(out, (uint64_t)k->n);
+  for (int i = 0; i < k->n; i++) {
+    vpq_ckpt_put_f64(out, k->y[i]);
+    for (int j = 0; j < nf; j++) vpq_ckpt_put_f64(out, k->x[(size_t)i * (size_t)nf + (size_t)j]);
+  }
+  vpq_model_save(k->model, out);
+  vpq_ckpt_put_u64(out, (uint64_t)k->nissues);
+  for (int i = 0; i < k->nissues; i++) {
+    vpq_ckpt_put_i64(out, k->issues[i].issued_at);
+    for (int v = 0; v < 3 * f->steps; v++) vpq_ckpt_put_f64(out, k->issues[i].values[v]);
+  }
+  vpq_ckpt_put_u64(out, (uint64_t)f->steps);
+  for (int s = 0; s < f->steps; s++) {
+    vpq_ckpt_put_u64(out, (uint64_t)k->nerrors[s]);
+    int kept = k->nerrors[s] < ERRORS_KEPT ? k->nerrors[s] : ERRORS_KEPT;
+    for (int e = 0; e < kept; e++) vpq_ckpt_put_f64(out, k->errors[(size_t)s * ERRORS_KEPT + (size_t)e]);
+  }
+}
+
+/* Writes the operator's state (see above). */
+static void forecast_save(const vpq_op *op, vpq_ckpt_out *out) {
+  const forecast_op *f = (const forecast_op *)op;
+  int64_t clock[] = {f->wm, f->next_issue, f->last_ts, f->issues_done, f->forecast_ns, f->forecasts, f->fits};
+  for (size_t i = 0; i < sizeof clock / sizeof *clock; i++) vpq_ckpt_put_i64(out, clock[i]);
+  vpq_ckpt_put_i64(out, f->step_ms);
+  vpq_ckpt_put_u64(out, (uint64_t)f->steps);
+  for (int s = 0; s < f->steps; s++) {
+    const fc_sums *sum = &f->sums[s];
+    int64_t counts[] = {sum->n, sum->naive_n, sum->interval_n, sum->covered};
+    double totals[] = {sum->abs, sum->sq, sum->smape, sum->paired_abs, sum->naive_abs};
+    for (int i = 0; i < 4; i++) vpq_ckpt_put_i64(out, counts[i]);
+    for (int i = 0; i < 5; i++) vpq_ckpt_put_f64(out, totals[i]);
+  }
+  vpq_ckpt_put_u64(out, (uint64_t)f->nkeys);
+  for (int i = 0; i < f->nkeys; i++) key_save(f, f->keys[i], out);
+}
+
+/* True when t is an issue time: a multiple of EVERY. */
+static bool issue_time(const forecast_op *f, int64_t t) { return t % f->fc->every_ms == 0; }
+
+/* Reads the state of key k written by key_save (its BY values already read); x is scratch
+ * for one row's features. */
+static void key_load(forecast_op *f, fc_key *k, vpq_ckpt_in *in, double *x) {
+  int nf = f->fc->nfeatures;
+  if (!f->step_ms) {
+    int64_t nraw = vpq_ckpt_get_count(in, INT32_MAX / 2);
+    for (int64_t r = 0; r < nraw && !in->error; r++) {
+      int64_t ts = vpq_ckpt_get_i64(in);
+      double y = vpq_ckpt_get_f64(in);
+      for (int j = 0; j < nf; j++) x[j] = vpq_ckpt_get_f64(in);
+      raw_put(k, nf, ts, y, x);
+    }
+    return;
+  }
+  key_model_new(f, k);
+  k->origin = vpq_ckpt_get_i64(in);
+  k->last_ts = vpq_ckpt_get_i64(in);
+  k->fitted_at = vpq_ckpt_get_i64(in);
+  if (k->origin % f->step_ms || (k->last_ts != VPQ_TS_MIN && k->last_ts % f->step_ms) || k->last_ts > f->last_ts ||
+      (k->fitted_at != VPQ_TS_MIN && !issue_time(f, k->fitted_at)))
+    vpq_ckpt_fail(in, "a forecast key's times are off its grid");
+  int n = (int)vpq_ckpt_get_count(in, 4 * (int64_t)f->history + 2);
+  if (n) {
+    k->y = malloc(sizeof *k->y * (size_t)n);
+    k->x = malloc(sizeof *k->x * (size_t)n * (size_t)(nf + 1));
+    if (!k->y || !k->x) abort();
+    k->cap = n;
+  }
+  for (int i = 0; i < n && !in->error; i++) {
+    k->y[i] = vpq_ckpt_get_f64(in);
+    for (int j = 0; j < nf; j++) k->x[(size_t)i * (size_t)nf + (size_t)j] = vpq_ckpt_get_f64(in);
+  }
+  k->n = in->error ? 0 : n;
+  vpq_model_load(k->model, in);
+  int nissues = (int)vpq_ckpt_get_count(in, INT32_MAX / 2);
+  if (nissues) {
+    k->issues = malloc(sizeof *k->issues * (size_t)nissues);
+    if (!k->issues) abort();
+    k->issues_cap = nissues;
+  }
+  for (int i = 0; i < nissues && !in->error; i++) {
+    int64_t issued_at = vpq_ckpt_get_i64(in);
+    if (!issue_time(f, issued_at)) vpq_ckpt_fail(in, "a kept forecast issue off the EVERY grid");
+    if (in->end - in->p < (ptrdiff_t)(3 * sizeof(double)) * f->steps)
+      vpq_ckpt_fail(in, "state ends inside a forecast issue");
+    if (in->error) break;
+    fc_issue *is = &k->issues[k->nissues++];
+    is->issued_at = issued_at;
+    is->values = malloc(sizeof(double) * 3 * (size_t)f->steps);
+    if (!is->values) abort();
+    for (int v = 0; v < 3 * f->steps; v++) is->values[v] = vpq_ckpt_get_f64(in);
+  }
+  if (vpq_ckpt_get_count(in, f->steps) != f->steps) vpq_ckpt_fail(in, "interval errors for another horizon");
+  for (int s = 0; s < f->steps && !in->error; s++) {
+    uint64_t written = vpq_ckpt_get_u64(in);
+    if (written > INT32_MAX / 2) vpq_ckpt_fail(in, "an interval error count out of range");
+    k->nerrors[s] = in->error ? 0 : (int)written;
+    int kept = k->nerrors[s] < ERRORS_KEPT ? k->nerrors[s] : ERRORS_KEPT;
+    for (int e = 0; e < kept; e++) k->errors[(size_t)s * ERRORS_KEPT + (size_t)e] = vpq_ckpt_get_f64(in);
+  }
+}
+
+/* Reads the step written by forecast_save and, when it is known, sets everything that depends
+ * on it; fails the input on a step the query does not allow. */
+static void step_load(forecast_op *f, vpq_ckpt_in *in) {
+  const vpq_plan_forecast *fc = f->fc;
+  int64_t step = vpq_ckpt_get_i64(in);
+  if (step < 0 || (fc->step_ms && step != fc->step_ms))
+    vpq_ckpt_fail(in, "a forecast step that does not match the query");
+  int64_t steps = step > 0 ? fc->horizon_ms / step + (fc->horizon_ms % step != 0) : 0;
+  if (step > 0 && (steps > INT32_MAX || fc->season_ms / step > INT32_MAX || fc->history_ms / step > INT32_MAX / 8))
+    vpq_ckpt_fail(in, "a forecast step too small for the horizon");
+  /* Every step's sums take bytes: a step the state cannot back is refused before allocating. */
+  if (vpq_ckpt_get_count(in, INT32_MAX) != steps) vpq_ckpt_fail(in, "accuracy sums for another horizon");
+  if (!in->error && step && !f->step_ms) step_known(f, step);
+  for (int s = 0; s < f->steps && !in->error; s++) {
+    fc_sums *sum = &f->sums[s];
+    int64_t *counts[] = {&sum->n, &sum->naive_n, &sum->interval_n, &sum->covered};
+    double *totals[] = {&sum->abs, &sum->sq, &sum->smape, &sum->paired_abs, &sum->naive_abs};
+    for (int i = 0; i < 4; i++) *counts[i] = vpq_ckpt_get_i64(in);
+    for (int i = 0; i < 5; i++) *totals[i] = vpq_ckpt_get_f64(in);
+  }
+}
+
+/* Restores what forecast_save wrote; keys are re-created in their order, so that issues
+ * write their rows in the same order as before. */
+static void forecast_load(vpq_op *op, vpq_ckpt_in *in) {
+  forecast_op *f = (forecast_op *)op;
+  const vpq_plan_forecast *fc = f->fc;
+  int64_t *clock[] = {&f->wm, &f->next_issue, &f->last_ts, &f->issues_done, &f->forecast_ns, &f->forecasts, &f->fits};
+  for (size_t i = 0; i < sizeof clock / sizeof *clock; i++) *clock[i] = vpq_ckpt_get_i64(in);
+  if (f->next_issue != VPQ_TS_MIN && f->next_issue != VPQ_TS_MAX && !issue_time(f, f->next_issue))
+    vpq_ckpt_fail(in, "the next forecast issue is off the EVERY grid");
+  step_load(f, in);
+  int nby = fc->nby;
+  vpq_datum *key = malloc(sizeof *key * (size_t)(nby + 1));
+  uint8_t *key_null = malloc((size_t)nby + 1);
+  double *x = malloc(sizeof *x * (size_t)(fc->nfeatures + 1));
+  if (!key || !key_null || !x) abort();
+  size_t nstrings = vpq_intern_count(op->rt->intern);
+  int64_t nkeys = vpq_ckpt_get_count(in, INT32_MAX / 4);
+  for (int64_t i = 0; i < nkeys && !in->error; i++) {
+    vpq_ckpt_get_datums(in, key, key_null, nby);
+    for (int j = 0; j < nby; j++)
+      if (!key_null[j] && fc->by[j]->type == VPQ_TYPE_STRING && (key[j].i < 0 || (uint64_t)key[j].i >= nstrings))
+        vpq_ckpt_fail(in, "a forecast key names an unknown string");
+    if (in->error) break;
+    int before = f->nkeys;
+    fc_key *k = key_find(f, key, key_null);
+    if (f->nkeys == before) {
+      vpq_ckpt_fail(in, "a forecast key stored twice");
+      break;
+    }
+    key_load(f, k, in, x);
+  }
+  free(key);
+  free(key_null);
+  free(x);
+}
+
+static const vpq_op_vt forecast_vt = {"Forecast",       forecast_push, forecast_watermark, forecast_describe,
+                                      forecast_destroy, forecast_save, forecast_load};
 
 vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query) {
   forecast_op *f = calloc(1, sizeof *f);

@@ -12,6 +12,9 @@
  * buffered row is dropped once the joint watermark (the minimum of both sides) is more than
  * d past it; an unmatched left row of a LEFT JOIN is written then, with NULLs on the right.
  * Residual ON conditions are evaluated over candidate pairs in one vector pass.
+ *
+ * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
+ * the hash table is rebuilt at the size it had) and each side's watermark.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +59,8 @@ static void join_row_free(join_row *row) {
   free(row->data);
 }
 
-static join_row join_row_make(const join_op *j, int side, const vpq_batch *batch, int row,
-                              const vpq_vec *keys) {
+/* A kept row of side `side` with room for its columns and key (one malloc). */
+static join_row join_row_alloc(const join_op *j, int side) {
   int ncols = j->side[side].ncols;
   size_t bytes = sizeof(vpq_datum) * (size_t)(ncols + j->nkeys) + (size_t)(ncols + j->nkeys);
   join_row r = {0};
@@ -66,6 +69,13 @@ static join_row join_row_make(const join_op *j, int side, const vpq_batch *batch
   r.key = r.data + ncols;
   r.null = (uint8_t *)(r.key + j->nkeys);
   r.key_null = r.null + ncols;
+  return r;
+}
+
+static join_row join_row_make(const join_op *j, int side, const vpq_batch *batch, int row,
+                              const vpq_vec *keys) {
+  int ncols = j->side[side].ncols;
+  join_row r = join_row_alloc(j, side);
   vpq_op_copy_row(batch, row, ncols, r.data, r.null);
   for (int k = 0; k < j->nkeys; k++) {
     r.key[k] = keys[k].data[row];
@@ -340,8 +350,85 @@ static void join_destroy(vpq_op *op) {
   free(j->next);
 }
 
-static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy, NULL, NULL};
-static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark, join_describe, join_destroy, NULL, NULL};
+/* ===== Checkpoints ===== */
+
+static void join_save(const vpq_op *op, vpq_ckpt_out *out) {
+  const join_op *j = (const join_op *)op;
+  for (int s = 0; s < 2; s++) {
+    const join_side *side = &j->side[s];
+    vpq_ckpt_put_i64(out, side->wm);
+    vpq_ckpt_put_u64(out, (uint64_t)side->n);
+    for (int r = 0; r < side->n; r++) {
+      const join_row *row = &side->rows[r];
+      vpq_ckpt_put_datums(out, row->data, row->null, side->ncols);
+      vpq_ckpt_put_datums(out, row->key, row->key_null, j->nkeys);
+      vpq_ckpt_put_i64(out, row->ts);
+      vpq_ckpt_put_i64(out, row->origin.partition);
+      vpq_ckpt_put_i64(out, row->origin.offset);
+      vpq_ckpt_put_u64(out, row->matched);
+    }
+  }
+}
+
+/* Times read back are within ±2^62 (watermarks may also be ±infinity), so that distances
+ * between them and the bound subtracted from them cannot overflow. */
+static bool in_range(int64_t t) { return t >= -((int64_t)1 << 62) && t <= (int64_t)1 << 62; }
+
+/* Fails `in` unless a STRING value (not NULL) is an id of the string pool. */
+static void check_string(vpq_ckpt_in *in, const vpq_intern *intern, vpq_type type, vpq_datum value, uint8_t null) {
+  if (!null && type == VPQ_TYPE_STRING && (value.i < 0 || (uint64_t)value.i >= vpq_intern_count(intern)))
+    vpq_ckpt_fail(in, "a value names no string");
+}
+
+/* Reads one kept row of side `s` (its value types: the input layout's first columns on the
+ * left, the right relation's schema on the right). */
+static void load_row(join_op *j, int s, join_row *row, vpq_ckpt_in *in) {
+  const vpq_intern *intern = j->base.rt->intern;
+  int ncols = j->side[s].ncols;
+  const vpq_column *cols = s == 0 ? j->sel->input.cols : j->join->right->schema.cols;
+  vpq_bexpr **keys = s == 0 ? j->join->left_keys : j->join->right_keys;
+  vpq_ckpt_get_datums(in, row->data, row->null, ncols);
+  for (int c = 0; c < ncols; c++) check_string(in, intern, cols[c].type, row->data[c], row->null[c]);
+  vpq_ckpt_get_datums(in, row->key, row->key_null, j->nkeys);
+  for (int k = 0; k < j->nkeys; k++) check_string(in, intern, keys[k]->type, row->key[k], row->key_null[k]);
+  row->hash = vpq_op_hash_datums(row->key, row->key_null, j->nkeys, 0);
+  row->ts = vpq_ckpt_get_i64(in);
+  if (!in_range(row->ts)) vpq_ckpt_fail(in, "a row time out of range");
+  int64_t partition = vpq_ckpt_get_i64(in);
+  if (partition < INT32_MIN || partition > INT32_MAX) vpq_ckpt_fail(in, "a partition out of range");
+  row->origin.partition = (int32_t)partition;
+  row->origin.offset = vpq_ckpt_get_i64(in);
+  row->matched = vpq_ckpt_get_bool(in);
+}
+
+static void join_load(vpq_op *op, vpq_ckpt_in *in) {
+  join_op *j = (join_op *)op;
+  for (int s = 0; s < 2 && !in->error; s++) {
+    join_side *side = &j->side[s];
+    side->wm = vpq_ckpt_get_i64(in);
+    if (side->wm != VPQ_TS_MIN && side->wm != VPQ_TS_MAX && !in_range(side->wm))
+      vpq_ckpt_fail(in, "a watermark out of range");
+    int n = (int)vpq_ckpt_get_count(in, INT32_MAX / 4);
+    if (n && !j->window && s == 0) vpq_ckpt_fail(in, "buffered stream rows in a table join");
+    if (in->error || !n) continue;
+    side->rows = malloc(sizeof *side->rows * (size_t)n);
+    if (!side->rows) abort();
+    side->cap = n;
+    for (int r = 0; r < n && !in->error; r++) {
+      side->rows[side->n] = join_row_alloc(j, s);
+      load_row(j, s, &side->rows[side->n++], in);
+    }
+  }
+  if (in->error || j->window || !j->side[1].n) return;
+  j->next = malloc(sizeof *j->next * (size_t)j->side[1].cap);
+  if (!j->next) abort();
+  while (j->side[1].n * 2 > j->nbuckets) table_rehash(j);
+}
+
+static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy,
+                                        join_save, join_load};
+static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark, join_describe, join_destroy,
+                                         join_save, join_load};
 
 static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select, int join_index,
                         const vpq_schema *out, bool window) {

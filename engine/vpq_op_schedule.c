@@ -494,7 +494,117 @@ static void schedule_destroy(vpq_op *op) {
   free(s->index);
 }
 
-static const vpq_op_vt schedule_vt = {"Schedule", schedule_push, schedule_watermark, schedule_describe, schedule_destroy, NULL, NULL};
+/* ===== Checkpoints =====
+ *
+ * State: the watermarks (each input's and the planning one), the warnings printed, every
+ * battery (in order of first sight) with the versions of its row still needed, the issues not
+ * yet planned with their points, and the prices (sorted by time). Loading checks counts against
+ * the bytes left, device ids against the string pool, and the prices' order. */
+
+/* Writes a count and the (ts, value) points. */
+static void points_save(const sc_point *points, int n, vpq_ckpt_out *out) {
+  vpq_ckpt_put_u64(out, (uint64_t)n);
+  for (int i = 0; i < n; i++) {
+    vpq_ckpt_put_i64(out, points[i].ts);
+    vpq_ckpt_put_f64(out, points[i].value);
+  }
+}
+
+/* Writes the operator's state (see above). */
+static void schedule_save(const vpq_op *op, vpq_ckpt_out *out) {
+  const schedule_op *s = (const schedule_op *)op;
+  for (int i = 0; i < 3; i++) vpq_ckpt_put_i64(out, s->input_wm[i]);
+  vpq_ckpt_put_i64(out, s->wm);
+  vpq_ckpt_put_u64(out, (uint64_t)s->warnings);
+  vpq_ckpt_put_u64(out, (uint64_t)s->nfleet);
+  for (int b = 0; b < s->nfleet; b++) {
+    const sc_battery *bat = &s->fleet[b];
+    vpq_ckpt_put_i64(out, bat->device.i);
+    vpq_ckpt_put_u64(out, (uint64_t)bat->nversions);
+    for (int v = 0; v < bat->nversions; v++) {
+      const sc_version *ver = &bat->versions[v];
+      vpq_ckpt_put_i64(out, ver->ts);
+      vpq_ckpt_put_u64(out, ver->present ? 1 : 0);
+      for (int p = VPQ_FLEET_SOC; p < VPQ_FLEET_NCOLS; p++) vpq_ckpt_put_f64(out, ver->params[p]);
+    }
+  }
+  vpq_ckpt_put_u64(out, (uint64_t)s->nissues);
+  for (int i = 0; i < s->nissues; i++) {
+    vpq_ckpt_put_i64(out, s->issues[i].issued_at);
+    points_save(s->issues[i].points, s->issues[i].n, out);
+  }
+  points_save(s->prices, s->nprices, out);
+}
+
+/* Reads points written by points_save into a fresh array (exactly sized). */
+static void points_load(vpq_ckpt_in *in, sc_point **points, int *n, int *cap) {
+  int count = (int)vpq_ckpt_get_count(in, INT32_MAX / 2);
+  if (!count) return;
+  *points = malloc(sizeof **points * (size_t)count);
+  if (!*points) abort();
+  *cap = count;
+  for (int i = 0; i < count && !in->error; i++) {
+    (*points)[i].ts = vpq_ckpt_get_i64(in);
+    (*points)[i].value = vpq_ckpt_get_f64(in);
+  }
+  *n = in->error ? 0 : count;
+}
+
+/* Restores what schedule_save wrote; batteries are re-created in their order, so the device
+ * index and every later plan are as before. */
+static void schedule_load(vpq_op *op, vpq_ckpt_in *in) {
+  schedule_op *s = (schedule_op *)op;
+  const vpq_plan_schedule *sc = s->sc;
+  for (int i = 0; i < 3; i++) s->input_wm[i] = vpq_ckpt_get_i64(in);
+  s->wm = vpq_ckpt_get_i64(in);
+  uint64_t warnings = vpq_ckpt_get_u64(in);
+  if (warnings > INT32_MAX) vpq_ckpt_fail(in, "a warning count out of range");
+  s->warnings = (int)(in->error ? 0 : warnings);
+  bool strings = sc->fleet->schema.cols[sc->fleet_cols[VPQ_FLEET_DEVICE]].type == VPQ_TYPE_STRING;
+  size_t nstrings = vpq_intern_count(op->rt->intern);
+  int64_t nfleet = vpq_ckpt_get_count(in, INT32_MAX / 4);
+  for (int64_t b = 0; b < nfleet && !in->error; b++) {
+    vpq_datum device = {.i = vpq_ckpt_get_i64(in)};
+    if (strings && (device.i < 0 || (uint64_t)device.i >= nstrings))
+      vpq_ckpt_fail(in, "a battery names an unknown string");
+    int before = s->nfleet;
+    sc_battery *bat = in->error ? NULL : fleet_find(s, device);
+    if (bat && s->nfleet == before) vpq_ckpt_fail(in, "a battery stored twice");
+    int nversions = (int)vpq_ckpt_get_count(in, INT32_MAX / 2);
+    if (in->error) break;
+    if (nversions) {
+      bat->versions = malloc(sizeof *bat->versions * (size_t)nversions);
+      if (!bat->versions) abort();
+      bat->cap = nversions;
+    }
+    for (int v = 0; v < nversions && !in->error; v++) {
+      sc_version *ver = &bat->versions[bat->nversions++];
+      ver->ts = vpq_ckpt_get_i64(in);
+      ver->present = vpq_ckpt_get_bool(in);
+      ver->params[VPQ_FLEET_DEVICE] = NAN;
+      for (int p = VPQ_FLEET_SOC; p < VPQ_FLEET_NCOLS; p++) ver->params[p] = vpq_ckpt_get_f64(in);
+    }
+  }
+  int nissues = (int)vpq_ckpt_get_count(in, INT32_MAX / 4);
+  if (nissues) {
+    s->issues = malloc(sizeof *s->issues * (size_t)nissues);
+    if (!s->issues) abort();
+    s->issues_cap = nissues;
+  }
+  for (int i = 0; i < nissues && !in->error; i++) {
+    sc_issue *is = &s->issues[s->nissues++];
+    memset(is, 0, sizeof *is);
+    is->issued_at = vpq_ckpt_get_i64(in);
+    points_load(in, &is->points, &is->n, &is->cap);
+  }
+  points_load(in, &s->prices, &s->nprices, &s->prices_cap);
+  for (int i = 1; i < s->nprices; i++)
+    if (s->prices[i].ts <= s->prices[i - 1].ts) vpq_ckpt_fail(in, "prices out of order");
+  if (s->nprices && !sc->price) vpq_ckpt_fail(in, "prices for a schedule without them");
+}
+
+static const vpq_op_vt schedule_vt = {"Schedule",       schedule_push, schedule_watermark, schedule_describe,
+                                      schedule_destroy, schedule_save, schedule_load};
 
 vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query) {
   schedule_op *s = calloc(1, sizeof *s);

@@ -44,19 +44,34 @@ typedef struct file_source {
   vpq_decoder *dec;
   vpq_bad_record_fn bad;
   void *bad_ctx;
+  size_t *batch_pos; /* where each row of the last batch starts, for resuming at an unread one */
+  int64_t *batch_line;
+  int batch_n, batch_cap;
+  size_t start; /* where the first record starts (after a CSV header) */
 } file_source;
 
 /* Finds the end of the record starting at `p` (its '\n', or the end of the data) and counts
- * the line breaks inside it: CSV quoted fields may hold them (quote parity tells). */
+ * the line breaks inside it: CSV quoted fields may hold them. Quotes are read as the decoder
+ * reads them: a field is quoted only when it starts with '"' ("" inside is a quote), so a
+ * stray quote inside an unquoted field is text and cannot swallow the lines after it. */
 static const char *record_end(const file_source *s, const char *p, int64_t *inner_lines) {
   const char *end = s->data + s->size;
-  bool quoted = false;
+  bool quoted = false, field_start = true;
   *inner_lines = 0;
   for (;;) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
-    if (s->format == VPQ_FORMAT_CSV)
-      for (const char *q = p; (q = memchr(q, '"', (size_t)(stop - q))) != NULL; q++) quoted = !quoted;
+    if (s->format == VPQ_FORMAT_CSV && (quoted || memchr(p, '"', (size_t)(stop - p)))) {
+      for (const char *q = p; q < stop; q++) {
+        if (quoted) {
+          if (*q == '"' && q + 1 < stop && q[1] == '"') q++;
+          else if (*q == '"') quoted = false;
+        } else {
+          quoted = *q == '"' && field_start;
+          field_start = *q == ',';
+        }
+      }
+    }
     if (!nl || !quoted) return stop;
     (*inner_lines)++;
     p = nl + 1;
@@ -105,14 +120,28 @@ static bool file_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool
   const char *text;
   size_t len;
   int64_t line;
-  while (n < out->cap && next_record(s, &text, &len, &line)) {
+  if (s->batch_cap < out->cap) {
+    s->batch_cap = out->cap;
+    s->batch_pos = realloc(s->batch_pos, sizeof *s->batch_pos * (size_t)s->batch_cap);
+    s->batch_line = realloc(s->batch_line, sizeof *s->batch_line * (size_t)s->batch_cap);
+    if (!s->batch_pos || !s->batch_line) abort();
+  }
+  for (;;) {
+    size_t pos = s->pos;
+    int64_t line_before = s->line;
+    if (n >= out->cap || !next_record(s, &text, &len, &line)) break;
     vpq_origin origin = {-1, line};
     if (!vpq_decoder_row(s->dec, text, len, out, n, err, sizeof err)) {
       if (s->bad) s->bad(s->bad_ctx, err, origin, text, len);
       continue;
     }
+    /* Resuming at this row re-reads from where the read that found it began (blank lines
+     * before it included), with the line count it had there. */
+    s->batch_pos[n] = pos;
+    s->batch_line[n] = line_before;
     origins[n++] = origin;
   }
+  s->batch_n = n;
   out->n = n;
   *done = n == 0 && s->pos >= s->size;
   release_consumed(s);
@@ -124,8 +153,48 @@ static void file_format_origin(const vpq_source *src, vpq_origin origin, char *b
   snprintf(buf, size, "%s:%lld", s->name, (long long)origin.offset);
 }
 
+/* The position: the byte offset and line number of the next record to read (that of the
+ * first unread row when rows of the last batch are unread). */
+static void file_save(const vpq_source *src, vpq_ckpt_out *out, const vpq_origin *unread, int nunread) {
+  const file_source *s = (const file_source *)src;
+  size_t pos = s->pos;
+  int64_t line = s->line;
+  for (int i = 0; nunread > 0 && i < s->batch_n; i++) {
+    if (s->batch_line[i] <= unread[0].offset && (i + 1 == s->batch_n || s->batch_line[i + 1] > unread[0].offset)) {
+      pos = s->batch_pos[i];
+      line = s->batch_line[i];
+      break;
+    }
+  }
+  vpq_ckpt_put_u64(out, pos);
+  vpq_ckpt_put_i64(out, line);
+  vpq_ckpt_put_u64(out, s->size);
+}
+
+static bool file_restore(vpq_source *src, vpq_ckpt_in *in, char *err, size_t err_size) {
+  file_source *s = (file_source *)src;
+  uint64_t pos = vpq_ckpt_get_u64(in);
+  int64_t line = vpq_ckpt_get_i64(in);
+  uint64_t size = vpq_ckpt_get_u64(in);
+  if (in->error) {
+    snprintf(err, err_size, "`%s`: %s", s->path, in->error);
+    return false;
+  }
+  if (pos > s->size || size > s->size || pos < s->start || line < 1 || (pos > 0 && pos < s->size && s->data[pos - 1] != '\n')) {
+    snprintf(err, err_size, "`%s` changed since the checkpoint (it was read up to byte %llu of %llu; it now has %zu bytes): "
+             "run with --reset-state to read it again from the start", s->path, (unsigned long long)pos,
+             (unsigned long long)size, s->size);
+    return false;
+  }
+  s->pos = pos;
+  s->line = line;
+  return true;
+}
+
 static void file_close(vpq_source *src) {
   file_source *s = (file_source *)src;
+  free(s->batch_pos);
+  free(s->batch_line);
   if (s->mapped) munmap(s->data, s->size);
   else free(s->data);
   vpq_decoder_free(s->dec);
@@ -133,7 +202,7 @@ static void file_close(vpq_source *src) {
   free(s);
 }
 
-static const vpq_source_vt file_source_vt = {file_read, file_format_origin, file_close, NULL};
+static const vpq_source_vt file_source_vt = {file_read, file_format_origin, file_close, NULL, file_save, file_restore};
 
 /* Maps the file, or reads it when it cannot be mapped (pipes, special files). */
 static bool load_file(file_source *s, char *err, size_t err_size) {
@@ -223,6 +292,7 @@ vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vp
       return NULL;
     }
   }
+  s->start = s->pos;
   return &s->base;
 }
 
@@ -283,13 +353,55 @@ static void sink_close(vpq_sink *sink) {
   free(s);
 }
 
-static const vpq_sink_vt file_sink_vt = {sink_write, sink_flush, sink_close};
+/* Checkpoint: the file's length once everything written so far is on disk. */
+static bool sink_save(vpq_sink *sink, uint64_t epoch, vpq_ckpt_out *out, char *err, size_t err_size) {
+  (void)epoch;
+  file_sink *s = (file_sink *)sink;
+  if (!sink_flush(sink, err, err_size)) return false;
+  if (fsync(fileno(s->stream)) != 0) {
+    snprintf(err, err_size, "cannot sync `%s`: %s", s->path, strerror(errno));
+    return false;
+  }
+  off_t len = ftello(s->stream);
+  if (len < 0) {
+    snprintf(err, err_size, "cannot tell the length of `%s`: %s", s->path, strerror(errno));
+    return false;
+  }
+  vpq_ckpt_put_u64(out, (uint64_t)len);
+  return true;
+}
+
+/* Cuts the file back to its length at the checkpoint: what was written after it is written
+ * again by the replay. */
+static bool sink_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err_size) {
+  file_sink *s = (file_sink *)sink;
+  uint64_t len = vpq_ckpt_get_u64(in);
+  struct stat st;
+  if (in->error || fstat(fileno(s->stream), &st) != 0) {
+    snprintf(err, err_size, "`%s`: %s", s->path, in->error ? in->error : strerror(errno));
+    return false;
+  }
+  if ((uint64_t)st.st_size < len) {
+    snprintf(err, err_size, "`%s` has %lld bytes, fewer than the %llu the checkpoint wrote: it was changed outside vpq "
+             "(run with --reset-state to start over)", s->path, (long long)st.st_size, (unsigned long long)len);
+    return false;
+  }
+  s->buf.len = 0; /* a CSV header is already in the file */
+  if (ftruncate(fileno(s->stream), (off_t)len) != 0 || fseeko(s->stream, (off_t)len, SEEK_SET) != 0) {
+    snprintf(err, err_size, "cannot cut `%s` back to %llu bytes: %s", s->path, (unsigned long long)len, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+static const vpq_sink_vt file_sink_vt = {sink_write, sink_flush, sink_close, sink_save, NULL, sink_restore};
+static const vpq_sink_vt stream_sink_vt = {sink_write, sink_flush, sink_close, NULL, NULL, NULL};
 
 static file_sink *sink_new(FILE *stream, const char *path, vpq_format format, const vpq_schema *schema,
                            const vpq_intern *intern) {
   file_sink *s = calloc(1, sizeof *s);
   if (!s) abort();
-  s->base.vt = &file_sink_vt;
+  s->base.vt = path ? &file_sink_vt : &stream_sink_vt;
   s->stream = stream;
   s->path = path ? strdup(path) : NULL;
   s->format = format;
@@ -327,9 +439,15 @@ vpq_sink *vpq_file_open_sink(const vpq_plan_connector *conn, const vpq_schema *s
     return NULL;
   }
   if (!vpq_file_make_parents(conn->path, err, err_size)) return NULL;
-  FILE *stream = fopen(conn->path, "w");
+  /* A run resuming from a checkpoint keeps what the file holds (restore cuts it back). */
+  bool resume = false;
+  for (int i = 0; i < conn->options.count; i++)
+    resume |= strcmp(conn->options.items[i].key, "vpq.resume") == 0;
+  int fd = resume ? open(conn->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+  FILE *stream = resume ? (fd >= 0 ? fdopen(fd, "r+") : NULL) : fopen(conn->path, "w");
   if (!stream) {
     snprintf(err, err_size, "cannot create `%s`: %s", conn->path, strerror(errno));
+    if (fd >= 0) close(fd);
     return NULL;
   }
   return &sink_new(stream, conn->path, format_of(conn->format), schema, intern)->base;

@@ -2,7 +2,7 @@
  *
  * The source assigns itself every partition of its topic (no consumer-group join: offsets
  * come from `start`), polls messages and decodes each value straight into the schema's
- * columns; a message's origin is partition@offset and its event time, when the relation names
+ * columns; a message's origin is topic/partition/offset and its event time, when the relation names
  * no `timestamp` column, the message timestamp. Partitions are tracked apart so the engine
  * keeps one watermark per partition. A bounded source notes each partition's end offset when
  * it opens and ends once it has read up to all of them.
@@ -65,12 +65,103 @@ static bool pass_properties(rd_kafka_conf_t *conf, const vpq_plan_connector *con
   return true;
 }
 
+/* True for errors a cluster recovers from by itself (a leader moving, a broker restarting):
+ * the request is worth repeating. */
+static bool transient(rd_kafka_resp_err_t e) {
+  switch (e) {
+  case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+  case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+  case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+  case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+  case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+  case RD_KAFKA_RESP_ERR__TRANSPORT:
+  case RD_KAFKA_RESP_ERR__TIMED_OUT:
+  case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+  case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    return true;
+  default:
+    return false;
+  }
+}
+
+enum { RETRY_MS = 60 * 1000 }; /* how long a request is repeated through transient errors */
+
+/* Says once on stderr that a request is being repeated. */
+static void note_retry(bool *noted, const char *what, const char *topic, rd_kafka_resp_err_t e) {
+  if (*noted) return;
+  *noted = true;
+  fprintf(stderr, "vpq: kafka: %s of `%s`: %s; retrying for up to %d s\n", what, topic, rd_kafka_err2str(e), RETRY_MS / 1000);
+}
+
+/* rd_kafka_query_watermark_offsets, repeated through transient errors. */
+static rd_kafka_resp_err_t query_offsets(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *low, int64_t *high) {
+  bool noted = false;
+  for (int waited = 0;; waited += 500) {
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high, 10000);
+    if (!transient(e) || waited >= RETRY_MS) return e;
+    note_retry(&noted, "the offsets", topic, e);
+    rd_kafka_poll(rk, 500);
+  }
+}
+
+/* The partition count of `topic` from the cluster's metadata, repeated through transient
+ * errors (and, with `create_wait`, while the topic is being created); 0 with the error in *e. */
+static int32_t query_partitions(rd_kafka_t *rk, const char *topic, bool create_wait, rd_kafka_resp_err_t *e) {
+  bool noted = false;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+  int32_t n = 0;
+  for (int waited = 0;; waited += 200) {
+    const struct rd_kafka_metadata *md = NULL;
+    *e = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+    if (!*e && md->topic_cnt == 1) {
+      *e = md->topics[0].err;
+      if (!*e) n = md->topics[0].partition_cnt;
+    } else if (!*e) {
+      *e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    if (n > 0) break;
+    if (!*e) *e = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+    bool creating = create_wait && *e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if ((!transient(*e) && !creating) || waited >= RETRY_MS) break;
+    if (!creating) note_retry(&noted, "the metadata", topic, *e);
+    rd_kafka_poll(rk, 200);
+  }
+  rd_kafka_topic_destroy(rkt);
+  return n;
+}
+
 /* ===== Sink ===== */
+
+/* A copy of the connector's `kafka.<property>` options (librdkafka names, then values),
+ * NULL-terminated: what a sink needs to reach its cluster again later. */
+static char **copy_properties(const vpq_plan_connector *conn) {
+  char **props = calloc((size_t)conn->options.count * 2 + 1, sizeof *props);
+  if (!props) abort();
+  int n = 0;
+  for (int i = 0; i < conn->options.count; i++) {
+    const vpq_plan_option *o = &conn->options.items[i];
+    if (strncmp(o->key, "kafka.", 6) != 0) continue;
+    props[n++] = strdup(o->key + 6);
+    props[n++] = strdup(o->text ? o->text : "");
+    if (!props[n - 1] || !props[n - 2]) abort();
+  }
+  return props;
+}
+
+/* A message held for the next checkpoint (exactly-once): where it goes and its bytes in
+ * kafka_sink.held. */
+typedef struct held_message {
+  int32_t partition;
+  int64_t ts;
+  size_t key_at, key_len, value_at, value_len;
+} held_message;
 
 typedef struct kafka_sink {
   vpq_sink base;
   rd_kafka_t *rk;
   rd_kafka_topic_t *topic;
+  char **properties;        /* the connector's `kafka.<property>` options: key, value, ..., NULL */
   const vpq_schema *schema;
   const vpq_intern *intern;
   vpq_json_keys keys;
@@ -78,6 +169,15 @@ typedef struct kafka_sink {
   vpq_buf key, value;
   int64_t failed;           /* messages whose delivery failed */
   char first_error[256];
+  /* Exactly-once (a checkpointed run): rows are held until their checkpoint is durable, then
+   * produced with a `vpq.id` header "<sink id>/<epoch>/<seq>". */
+  char *sink_id;            /* NULL: rows are produced at once (at-least-once) */
+  int32_t partitions;       /* of the topic: held messages get their partition when written */
+  held_message *msgs;
+  int64_t nmsgs, msgs_cap;
+  vpq_buf held;             /* keys and values of the held messages */
+  uint64_t epoch;           /* the checkpoint the held messages belong to (set by save) */
+  uint64_t next_unkeyed;    /* round robin over partitions for rows without a key */
 } kafka_sink;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
@@ -121,6 +221,45 @@ static void encode_key(kafka_sink *s, const vpq_batch *batch, int row) {
   if (nkeys > 1) vpq_buf_append(&s->key, "]", 1);
 }
 
+/* Produces one message (waiting while the local queue is full: backpressure); `id` is the
+ * exactly-once identity header or NULL. */
+static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, const char *value,
+                    size_t value_len, int64_t ts, const char *id, char *err, size_t err_size) {
+  for (;;) {
+    rd_kafka_resp_err_t e =
+        id ? rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
+                               RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts),
+                               RD_KAFKA_V_HEADER("vpq.id", id, -1), RD_KAFKA_V_END)
+           : rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                               RD_KAFKA_V_KEY(key_len ? key : NULL, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                               RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      snprintf(err, err_size, "cannot produce to `%s`: %s", rd_kafka_topic_name(s->topic), rd_kafka_err2str(e));
+      return false;
+    }
+    rd_kafka_poll(s->rk, 50); /* the local queue is full: wait for deliveries */
+  }
+}
+
+/* Holds the encoded row for the next checkpoint, with the partition the producer's
+ * partitioner (murmur2, as Java clients) gives its key; rows without a key go round robin. */
+static void hold(kafka_sink *s, int64_t ts) {
+  if (s->nmsgs == s->msgs_cap) {
+    s->msgs_cap = s->msgs_cap ? 2 * s->msgs_cap : 1024;
+    s->msgs = realloc(s->msgs, sizeof *s->msgs * (size_t)s->msgs_cap);
+    if (!s->msgs) abort();
+  }
+  int32_t partition = s->key.len ? rd_kafka_msg_partitioner_murmur2(s->topic, s->key.data, s->key.len, s->partitions, NULL, NULL)
+                                 : (int32_t)(s->next_unkeyed++ % (uint64_t)s->partitions);
+  held_message *m = &s->msgs[s->nmsgs++];
+  *m = (held_message){partition, ts, s->held.len, s->key.len, s->held.len + s->key.len, s->value.len};
+  vpq_buf_append(&s->held, s->key.data ? s->key.data : "", s->key.len);
+  vpq_buf_append(&s->held, s->value.data, s->value.len);
+  s->base.held_bytes = s->held.len + (size_t)s->nmsgs * sizeof *s->msgs;
+}
+
 static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows, int n, char *err, size_t err_size) {
   kafka_sink *s = (kafka_sink *)sink;
   for (int i = 0; i < n; i++) {
@@ -128,18 +267,10 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
     encode_key(s, batch, row);
     s->value.len = 0;
     vpq_json_encode_row_keyed(&s->value, &s->keys, s->schema, batch, row, s->intern);
-    for (;;) {
-      rd_kafka_resp_err_t e = rd_kafka_producev(
-          s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_KEY(s->key.len ? s->key.data : NULL, s->key.len), RD_KAFKA_V_VALUE(s->value.data, s->value.len),
-          RD_KAFKA_V_TIMESTAMP(batch->ts[row]), RD_KAFKA_V_END);
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-      if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        snprintf(err, err_size, "cannot produce to `%s`: %s", rd_kafka_topic_name(s->topic), rd_kafka_err2str(e));
-        return false;
-      }
-      rd_kafka_poll(s->rk, 50); /* the local queue is full: wait for deliveries */
-    }
+    if (s->sink_id) hold(s, batch->ts[row]);
+    else if (!produce(s, RD_KAFKA_PARTITION_UA, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL,
+                      err, err_size))
+      return false;
   }
   rd_kafka_poll(s->rk, 0);
   return report_failures(s, err, err_size);
@@ -164,10 +295,185 @@ static void kafka_close(vpq_sink *sink) {
   vpq_json_keys_free(&s->keys);
   vpq_buf_free(&s->key);
   vpq_buf_free(&s->value);
+  vpq_buf_free(&s->held);
+  free(s->msgs);
+  free(s->sink_id);
+  for (char **p = s->properties; p && *p; p++) free(*p);
+  free(s->properties);
   free(s);
 }
 
-static const vpq_sink_vt kafka_sink_vt = {kafka_write, kafka_flush, kafka_close};
+/* Checkpoint: every message of earlier checkpoints delivered (so the checkpoint never runs
+ * ahead of the topic), then the held messages written into the checkpoint as `epoch`'s. */
+static bool kafka_save(vpq_sink *sink, uint64_t epoch, vpq_ckpt_out *out, char *err, size_t err_size) {
+  kafka_sink *s = (kafka_sink *)sink;
+  if (!kafka_flush(sink, err, err_size)) return false;
+  s->epoch = epoch;
+  vpq_ckpt_put_u64(out, epoch);
+  vpq_ckpt_put_u64(out, (uint64_t)s->nmsgs);
+  for (int64_t i = 0; i < s->nmsgs; i++) {
+    const held_message *m = &s->msgs[i];
+    vpq_ckpt_put_u64(out, (uint64_t)m->partition);
+    vpq_ckpt_put_i64(out, m->ts);
+    vpq_ckpt_put_bytes(out, s->held.data + m->key_at, m->key_len);
+    vpq_ckpt_put_bytes(out, s->held.data + m->value_at, m->value_len);
+  }
+  return true;
+}
+
+/* Produces held messages [from, nmsgs) of partition `partition` (-1: all partitions) with
+ * their identities; `skip_to[p]`: messages of partition p with a sequence number up to it are
+ * already in the topic. */
+static bool produce_held(kafka_sink *s, const int64_t *skip_to, char *err, size_t err_size) {
+  char id[512];
+  for (int64_t i = 0; i < s->nmsgs; i++) {
+    const held_message *m = &s->msgs[i];
+    if (skip_to && i <= skip_to[m->partition]) {
+      s->base.resumed_present++;
+      continue;
+    }
+    if (skip_to) s->base.resumed_written++;
+    snprintf(id, sizeof id, "%s/%llu/%lld", s->sink_id, (unsigned long long)s->epoch, (long long)i);
+    if (!produce(s, m->partition, s->held.data + m->key_at, m->key_len, s->held.data + m->value_at, m->value_len, m->ts,
+                 id, err, err_size))
+      return false;
+  }
+  s->nmsgs = 0;
+  s->held.len = 0;
+  s->base.held_bytes = 0;
+  rd_kafka_poll(s->rk, 0);
+  return true;
+}
+
+/* The checkpoint is durable: the held messages go out (the next checkpoint waits for them). */
+static bool kafka_sink_commit(vpq_sink *sink, char *err, size_t err_size) {
+  return produce_held((kafka_sink *)sink, NULL, err, err_size);
+}
+
+/* The newest identity this sink wrote to `partition`, read from the partition's tail: its
+ * epoch and sequence number (*found false when the tail holds none). False + err when the
+ * tail cannot be read. */
+static bool last_written(kafka_sink *s, rd_kafka_t *reader, int32_t partition, bool *found, uint64_t *epoch,
+                         int64_t *seq, char *err, size_t err_size) {
+  enum { TAIL = 20000 };
+  const char *topic = rd_kafka_topic_name(s->topic);
+  int64_t low = 0, high = 0;
+  rd_kafka_resp_err_t e = query_offsets(reader, topic, partition, &low, &high);
+  if (e) {
+    snprintf(err, err_size, "reading the end of `%s` partition %d: %s", topic, partition, rd_kafka_err2str(e));
+    return false;
+  }
+  *found = false;
+  if (high <= low) return true;
+  int64_t from = high - TAIL > low ? high - TAIL : low;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(reader, topic, NULL);
+  rd_kafka_consume_start(rkt, partition, from);
+  size_t prefix = strlen(s->sink_id);
+  int64_t at = from;
+  int idle = 0;
+  while (at < high && idle < 300) {
+    rd_kafka_message_t *msgs[512];
+    ssize_t got = rd_kafka_consume_batch(rkt, partition, 100, msgs, 512);
+    idle = got > 0 ? 0 : idle + 1;
+    for (ssize_t i = 0; i < got; i++) {
+      rd_kafka_message_t *m = msgs[i];
+      rd_kafka_headers_t *hdrs = NULL;
+      const void *value;
+      size_t size;
+      if (!m->err) {
+        at = m->offset + 1;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "vpq.id", &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && size > prefix + 1 &&
+            memcmp(value, s->sink_id, prefix) == 0 && ((const char *)value)[prefix] == '/') {
+          char text[128];
+          size_t n = size - prefix - 1 < sizeof text - 1 ? size - prefix - 1 : sizeof text - 1;
+          memcpy(text, (const char *)value + prefix + 1, n);
+          text[n] = '\0';
+          unsigned long long ep;
+          long long sq;
+          if (sscanf(text, "%llu/%lld", &ep, &sq) == 2) {
+            *found = true;
+            *epoch = ep;
+            *seq = sq;
+          }
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+  rd_kafka_consume_stop(rkt, partition);
+  rd_kafka_topic_destroy(rkt);
+  if (at < high) {
+    snprintf(err, err_size, "could not read the end of `%s` partition %d (offset %lld of %lld)", topic, partition,
+             (long long)at, (long long)high);
+    return false;
+  }
+  return true;
+}
+
+/* Resuming: the output held at the checkpoint may be in the topic in part (the process died
+ * while producing it). Each partition's tail says how far it got; the rest is produced. */
+static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err_size) {
+  kafka_sink *s = (kafka_sink *)sink;
+  s->epoch = vpq_ckpt_get_u64(in);
+  int64_t n = vpq_ckpt_get_count(in, INT64_MAX / 4);
+  s->nmsgs = 0;
+  s->held.len = 0;
+  for (int64_t i = 0; i < n && !in->error; i++) {
+    uint64_t partition = vpq_ckpt_get_u64(in);
+    int64_t ts = vpq_ckpt_get_i64(in);
+    size_t klen, vlen;
+    const void *key = vpq_ckpt_get_bytes(in, &klen);
+    const void *value = vpq_ckpt_get_bytes(in, &vlen);
+    if (in->error) break;
+    if (partition >= (uint64_t)s->partitions) {
+      vpq_ckpt_fail(in, "a held message for a partition the topic does not have");
+      break;
+    }
+    s->key.len = 0;
+    s->value.len = 0;
+    vpq_buf_append(&s->key, key, klen);
+    vpq_buf_append(&s->value, value, vlen);
+    hold(s, ts);
+    s->msgs[s->nmsgs - 1].partition = (int32_t)partition;
+  }
+  if (in->error) {
+    snprintf(err, err_size, "`%s`: %s", rd_kafka_topic_name(s->topic), in->error);
+    return false;
+  }
+  if (!s->nmsgs) return true;
+  int64_t *skip_to = malloc(sizeof *skip_to * (size_t)s->partitions);
+  if (!skip_to) abort();
+  char reason[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_t *reader = NULL;
+  bool ok = conf_set(conf, "log_level", "3", err, err_size);
+  for (char **p = s->properties; ok && *p; p += 2) ok = conf_set(conf, p[0], p[1], err, err_size);
+  if (ok && !(reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason))) {
+    snprintf(err, err_size, "cannot create a Kafka consumer: %s", reason);
+    ok = false;
+  }
+  if (!reader) rd_kafka_conf_destroy(conf);
+  for (int32_t p = 0; ok && p < s->partitions; p++) {
+    uint64_t epoch = 0;
+    int64_t seq = -1;
+    bool found = false, any = false;
+    skip_to[p] = -1;
+    for (int64_t i = 0; i < s->nmsgs && !any; i++) any = s->msgs[i].partition == p;
+    if (!any) continue;
+    ok = last_written(s, reader, p, &found, &epoch, &seq, err, err_size);
+    if (ok && found && epoch > s->epoch) skip_to[p] = INT64_MAX;
+    else if (ok && found && epoch == s->epoch) skip_to[p] = seq;
+  }
+  if (reader) rd_kafka_destroy(reader);
+  ok = ok && produce_held(s, skip_to, err, err_size) && kafka_flush(sink, err, err_size);
+  free(skip_to);
+  return ok;
+}
+
+static const vpq_sink_vt kafka_sink_vt = {kafka_write, kafka_flush, kafka_close, NULL, NULL, NULL};
+static const vpq_sink_vt kafka_exactly_once_vt = {kafka_write, kafka_flush, kafka_close, kafka_save, kafka_sink_commit,
+                                                  kafka_restore};
 
 /* ===== Source ===== */
 
@@ -196,6 +502,7 @@ typedef struct kafka_source {
   void *bad_ctx;
   int64_t *end;     /* bounded: per partition, the offset the source ends at */
   int64_t *next;    /* per partition, the next offset to read */
+  int64_t *resume;  /* per partition, the checkpoint's offset to read from (-1: none) */
   bool group;       /* consumer-group mode: partitions come and go with rebalances */
   int ts_col;       /* the event-time column, or -1 (message time) */
   kafka_partition *parts;
@@ -271,6 +578,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
       s->parts[p].nsegs = 0;
       s->parts[p].rows_in_last = 0;
       s->next[p] = -1;
+      if (s->resume[p] >= 0) {
+        /* The first assignment after a restore reads from the checkpoint's offset. */
+        parts->elems[i].offset = s->resume[p];
+        s->next[p] = s->resume[p];
+        s->resume[p] = -1;
+      }
     }
     rd_kafka_assign(rk, parts);
   } else {
@@ -334,7 +647,7 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
 
 static void kafka_format_origin(const vpq_source *src, vpq_origin origin, char *buf, size_t size) {
   const kafka_source *s = (const kafka_source *)src;
-  snprintf(buf, size, "%s/%d@%lld", s->topic, origin.partition, (long long)origin.offset);
+  snprintf(buf, size, "%s/%d/%lld", s->topic, origin.partition, (long long)origin.offset);
 }
 
 static void kafka_source_close(vpq_source *src) {
@@ -350,10 +663,55 @@ static void kafka_source_close(vpq_source *src) {
   for (int p = 0; s->parts && p < s->base.partitions; p++) free(s->parts[p].segs);
   free(s->parts);
   free(s->owned);
+  free(s->resume);
   free(s);
 }
 
-static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close, kafka_commit};
+/* The position: per partition, the next offset to read (-1: none read yet), or the offset
+ * of its first unread row. */
+static void kafka_source_save(const vpq_source *src, vpq_ckpt_out *out, const vpq_origin *unread, int nunread) {
+  const kafka_source *s = (const kafka_source *)src;
+  vpq_ckpt_put_u64(out, (uint64_t)s->base.partitions);
+  for (int p = 0; p < s->base.partitions; p++) {
+    int64_t next = s->next[p];
+    for (int i = 0; i < nunread; i++)
+      if (unread[i].partition == p && (next < 0 || unread[i].offset < next)) next = unread[i].offset;
+    vpq_ckpt_put_i64(out, next);
+  }
+}
+
+/* Resumes each partition at its stored offset: at once for a source that assigns itself its
+ * partitions, on assignment for a group member. */
+static bool kafka_source_restore(vpq_source *src, vpq_ckpt_in *in, char *err, size_t err_size) {
+  kafka_source *s = (kafka_source *)src;
+  int64_t n = vpq_ckpt_get_count(in, 1 << 20);
+  if (!in->error && n != s->base.partitions) {
+    snprintf(err, err_size, "topic `%s` has %d partitions, the checkpoint %lld: it was changed since (run with "
+             "--reset-state to start over)", s->topic, s->base.partitions, (long long)n);
+    return false;
+  }
+  for (int p = 0; p < n; p++) s->resume[p] = vpq_ckpt_get_i64(in);
+  if (in->error) {
+    snprintf(err, err_size, "`%s`: %s", s->topic, in->error);
+    return false;
+  }
+  if (s->group) return true;
+  rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(s->base.partitions);
+  for (int p = 0; p < s->base.partitions; p++) {
+    if (s->resume[p] >= 0) s->next[p] = s->resume[p];
+    rd_kafka_topic_partition_list_add(assignment, s->topic, p)->offset = s->next[p];
+  }
+  rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, assignment);
+  rd_kafka_topic_partition_list_destroy(assignment);
+  if (e) {
+    snprintf(err, err_size, "cannot read `%s` from the checkpoint's offsets: %s", s->topic, rd_kafka_err2str(e));
+    return false;
+  }
+  return true;
+}
+
+static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close, kafka_commit,
+                                              kafka_source_save, kafka_source_restore};
 
 
 
@@ -412,25 +770,21 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   s->bad = bad;
   s->bad_ctx = bad_ctx;
   /* The topic's partitions, from the cluster's metadata. */
-  const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic->text, NULL);
-  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-  rd_kafka_topic_destroy(rkt);
-  if (e || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
-    snprintf(err, err_size, "topic `%s`: %s", topic->text,
-             rd_kafka_err2str(e ? e : md && md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-    if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_resp_err_t e;
+  int partitions = query_partitions(rk, topic->text, false, &e);
+  if (partitions < 1) {
+    snprintf(err, err_size, "topic `%s`: %s", topic->text, rd_kafka_err2str(e));
     kafka_source_close(&s->base);
     return NULL;
   }
-  int partitions = md->topics[0].partition_cnt;
-  rd_kafka_metadata_destroy(md);
   s->base.partitions = partitions;
   s->end = calloc((size_t)partitions, sizeof *s->end);
   s->next = calloc((size_t)partitions, sizeof *s->next);
   s->parts = calloc((size_t)partitions, sizeof *s->parts);
   s->owned = calloc((size_t)partitions, sizeof *s->owned);
-  if (!s->end || !s->next || !s->parts || !s->owned) abort();
+  s->resume = malloc(sizeof *s->resume * (size_t)partitions);
+  if (!s->end || !s->next || !s->parts || !s->owned || !s->resume) abort();
+  for (int p = 0; p < partitions; p++) s->resume[p] = -1;
   if (in_group) {
     s->base.owned = s->owned;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -451,7 +805,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; p++) {
     int64_t low = 0, high = 0;
-    e = rd_kafka_query_watermark_offsets(rk, topic->text, p, &low, &high, 10000);
+    e = query_offsets(rk, topic->text, p, &low, &high);
     if (e) {
       snprintf(err, err_size, "topic `%s` partition %d: %s", topic->text, p, rd_kafka_err2str(e));
       rd_kafka_topic_partition_list_destroy(assignment);
@@ -533,6 +887,7 @@ static rd_kafka_t *open_producer(const vpq_plan_connector *conn, void (*on_deliv
   bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
             conf_set(conf, "compression.type", "zstd", err, err_size) &&
             conf_set(conf, "linger.ms", "5", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
+            conf_set(conf, "partitioner", "murmur2_random", err, err_size) &&
             pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
@@ -566,6 +921,15 @@ bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topi
 
 /* ===== Opening the sink ===== */
 
+/* The number of partitions of a sink's topic (created with the cluster's default when
+ * missing), or 0 with `err` filled. */
+static int32_t topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *topic, char *err, size_t err_size) {
+  rd_kafka_resp_err_t e;
+  int32_t n = query_partitions(rk, rd_kafka_topic_name(topic), true, &e);
+  if (n < 1) snprintf(err, err_size, "topic `%s`: %s", rd_kafka_topic_name(topic), rd_kafka_err2str(e));
+  return n;
+}
+
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size) {
   if (!check_connector(conn, err, err_size)) return NULL;
@@ -579,6 +943,24 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
   }
   s->topic = rd_kafka_topic_new(s->rk, topic, NULL);
   s->base.vt = &kafka_sink_vt;
+  s->properties = copy_properties(conn);
+  const vpq_plan_option *sink_id = option(conn, "vpq.sink_id"), *guarantee = option(conn, "processing_guarantee");
+  if (guarantee && guarantee->text && strcmp(guarantee->text, "exactly_once") != 0 &&
+      strcmp(guarantee->text, "at_least_once") != 0) {
+    snprintf(err, err_size, "`processing_guarantee` is 'exactly_once' or 'at_least_once', not '%s'", guarantee->text);
+    kafka_close(&s->base);
+    return NULL;
+  }
+  if (sink_id && sink_id->text && !(guarantee && guarantee->text && strcmp(guarantee->text, "at_least_once") == 0)) {
+    s->partitions = topic_partitions(s->rk, s->topic, err, err_size);
+    if (s->partitions < 1) {
+      kafka_close(&s->base);
+      return NULL;
+    }
+    s->sink_id = strdup(sink_id->text);
+    if (!s->sink_id) abort();
+    s->base.vt = &kafka_exactly_once_vt;
+  }
   s->schema = schema;
   s->intern = intern;
   vpq_json_keys_init(&s->keys, schema);

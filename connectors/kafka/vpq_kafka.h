@@ -20,7 +20,7 @@ bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topi
 
 /* Opens a consumer of the relation's `topic`: every partition is assigned (from the
  * beginning with `start = 'earliest'`, the default, or the end with 'latest'); each message's
- * value is decoded into the schema's columns, its origin is partition@offset and its time the
+ * value is decoded into the schema's columns, its origin is topic/partition/offset and its time the
  * message timestamp. With `bounded = true` the source ends at the end offsets seen when it
  * opened. NULL + err on failure. */
 vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,

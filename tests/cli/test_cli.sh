@@ -52,8 +52,16 @@ printf 'CREATE STREAM s (k STRING KEY, ts TIMESTAMP) WITH (connector = %s, path 
 expect 1 "run with a missing input file" -- "$vpq" run absent.vpq
 grep -q "absent.jsonl" err.txt || { echo "FAIL: missing input message: $(cat err.txt)"; fails=$((fails + 1)); }
 
-expect 2 "run --state-dir (durability not built)" -- "$vpq" run ok.vpq --state-dir state
-grep -q "state-dir: checkpoints and recovery are not built" err.txt || { echo "FAIL: --state-dir message: $(cat err.txt)"; fails=$((fails + 1)); }
+expect 0 "run --state-dir" -- "$vpq" run ok.vpq --state-dir state
+[ "$(cat out.txt)" = '{"k":"a","v2":3.0}' ] && grep -q "1 checkpoint(s) in state (0 failed)" err.txt \
+  || { echo "FAIL: run --state-dir: $(cat out.txt) $(cat err.txt)"; fails=$((fails + 1)); }
+expect 0 "run --state-dir again: resumes at the end, nothing new" -- "$vpq" run ok.vpq --state-dir state
+[ ! -s out.txt ] && grep -q "resumed from checkpoint 1 in state" err.txt \
+  || { echo "FAIL: second run --state-dir: $(cat out.txt) $(cat err.txt)"; fails=$((fails + 1)); }
+expect 0 "run --state-dir --reset-state: from the start" -- "$vpq" run ok.vpq --state-dir state --reset-state
+[ "$(cat out.txt)" = '{"k":"a","v2":3.0}' ] || { echo "FAIL: --reset-state: $(cat out.txt)"; fails=$((fails + 1)); }
+expect 2 "run --checkpoint-interval with a bad duration" -- "$vpq" run ok.vpq --state-dir state --checkpoint-interval soon
+grep -q "checkpoint-interval takes a duration" err.txt || { echo "FAIL: bad interval: $(cat err.txt)"; fails=$((fails + 1)); }
 
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

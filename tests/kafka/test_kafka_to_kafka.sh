@@ -4,7 +4,7 @@
 # on `vpq broker`; `vpq run --brokers` reads it as a bounded source (a watermark per partition),
 # aggregates 1-minute windows per device and writes them to an output topic; kafka-python reads
 # the output back and compares every message with hand-computed results. The malformed
-# message goes to the dead-letter topic with its reason, topic/partition@offset and raw text.
+# message goes to the dead-letter topic with its reason, topic/partition/offset and raw text.
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)

@@ -187,6 +187,38 @@ static void csv_file_with_header_and_multiline_field(void **state) {
   src->vt->close(src);
 }
 
+/* Quotes frame CSV records as the decoder reads them: a quote inside an unquoted field (or
+ * after a closing quote) is text, so it does not join the lines after it into one record. */
+static void csv_stray_quotes_stay_in_their_record(void **state) {
+  fx *f = *state;
+  f->rel.source.path = path_in(f, "q.csv");
+  f->rel.source.format = "csv";
+  write_file(f->rel.source.path, "device_id,ts,soc\n"
+                                 "b\"1,1000,0.5\n"
+                                 "\"b\"\"2\",2000,\n"
+                                 "\"b3\"x\"y,3000,0.25\n"
+                                 "\"b4\nstill b4\",4000,0.75\n"
+                                 "b5,5000,1\n");
+  vpq_source *src = vpq_connector_open_source(&f->rel, f->intern, on_bad, f, f->err, sizeof f->err);
+  assert_non_null(src);
+  const char *devices[] = {"b\"1", "b\"2", "b3x\"y", "b4\nstill b4", "b5"};
+  const int64_t lines[] = {2, 3, 4, 5, 7};
+  int rows = 0;
+  bool done = false;
+  while (!done) {
+    if (!src->vt->read(src, f->batch, f->origins, &done)) continue;
+    for (int i = 0; i < f->batch->n; i++, rows++) {
+      assert_true(rows < 5);
+      assert_string_equal(device_at(f, i), devices[rows]);
+      assert_int_equal(f->origins[i].offset, lines[rows]);
+      assert_int_equal(f->batch->cols[TS].data[i].i, 1000 * (rows + 1));
+    }
+  }
+  assert_int_equal(rows, 5);
+  assert_int_equal(f->nbad, 0);
+  src->vt->close(src);
+}
+
 static void open_errors(void **state) {
   fx *f = *state;
   f->rel.source.path = path_in(f, "nope.jsonl");
@@ -300,7 +332,7 @@ static void dead_letters_write_exact_text(void **state) {
   vpq_dead_letter_raw(dl, 4, "invalid JSON: unexpected end of input", "t.jsonl:4", "{\"a\":", 5);
   vpq_dead_letter_raw(dl, 5, "type mismatch: field `soc`: expected DOUBLE, got string \"x\"", "t.jsonl:5",
                       "{\"soc\":\"x\"}\xff", 12);
-  vpq_dead_letter_raw(dl, 6, "unreadable", "vpp.telemetry/3@1041", "", 0);
+  vpq_dead_letter_raw(dl, 6, "unreadable", "vpp.telemetry/3/1041", "", 0);
   vpq_dead_letter_row(dl, 9, "late", "t.jsonl:9", &f->rel.schema, f->batch, 0, f->intern);
   vpq_dead_letter_close(dl);
   char *text = read_file(path);
@@ -309,21 +341,66 @@ static void dead_letters_write_exact_text(void **state) {
                       "\"raw\":\"{\\\"a\\\":\"}\n"
                       "{\"reason\":\"type mismatch\",\"detail\":\"field `soc`: expected DOUBLE, got string \\\"x\\\"\","
                       "\"origin\":\"t.jsonl:5\",\"raw\":\"{\\\"soc\\\":\\\"x\\\"}\\u00ff\"}\n"
-                      "{\"reason\":\"unreadable\",\"origin\":\"vpp.telemetry/3@1041\",\"raw\":\"\"}\n"
+                      "{\"reason\":\"unreadable\",\"origin\":\"vpp.telemetry/3/1041\",\"raw\":\"\"}\n"
                       "{\"reason\":\"late\",\"origin\":\"t.jsonl:9\",\"row\":{\"device_id\":\"b,1\",\"ts\":1000,\"soc\":0.1}}\n");
   free(text);
   assert_null(vpq_dead_letter_open("/proc/vpq-no/such/dir/x", f->err, sizeof f->err));
+}
+
+/* A record longer than VPQ_DEAD_LETTER_RAW_MAX keeps only its first bytes (never cut inside a
+ * UTF-8 character, nor more than 3 bytes short in a run of continuation bytes) and its length. */
+static void dead_letters_cut_huge_records(void **state) {
+  fx *f = *state;
+  enum { MAX = VPQ_DEAD_LETTER_RAW_MAX, LEN = MAX + 100 };
+  char *raw = malloc(LEN);
+  assert_non_null(raw);
+  memset(raw, 'a', LEN);
+  memcpy(raw + MAX - 1, "\xc3\xa9", 2); /* é across the cut */
+  char *path = path_in(f, "huge.jsonl");
+  vpq_dead_letter *dl = vpq_dead_letter_open(path, f->err, sizeof f->err);
+  assert_non_null(dl);
+  vpq_dead_letter_raw(dl, 1, "record too large: 65636 bytes, the limit is 100", "t.jsonl:1", raw, LEN);
+  memset(raw, 0x80, LEN);
+  vpq_dead_letter_raw(dl, 2, "invalid UTF-8: byte 0x80 at byte 0", "t.jsonl:2", raw, LEN);
+  vpq_dead_letter_raw(dl, 3, "invalid JSON: unexpected byte 0x80 at byte 0", "t.jsonl:3", raw, MAX);
+  vpq_dead_letter_close(dl);
+  FILE *file = fopen(path, "r");
+  assert_non_null(file);
+  char *line = NULL;
+  size_t cap = 0;
+  const char *heads[] = {"{\"reason\":\"record too large\",\"detail\":\"65636 bytes, the limit is 100\","
+                         "\"origin\":\"t.jsonl:1\",\"raw\":\"",
+                         "{\"reason\":\"invalid UTF-8\",\"detail\":\"byte 0x80 at byte 0\",\"origin\":\"t.jsonl:2\",\"raw\":\"",
+                         "{\"reason\":\"invalid JSON\",\"detail\":\"unexpected byte 0x80 at byte 0\",\"origin\":\"t.jsonl:3\","
+                         "\"raw\":\""};
+  const char *units[] = {"a", "\\u0080", "\\u0080"};
+  const int kept[] = {MAX - 1, MAX - 3, MAX};
+  const char *tails[] = {"\",\"raw_bytes\":65636}\n", "\",\"raw_bytes\":65636}\n", "\"}\n"};
+  for (int i = 0; i < 3; i++) {
+    assert_true(getline(&line, &cap, file) > 0);
+    size_t head = strlen(heads[i]), unit = strlen(units[i]), tail = strlen(tails[i]);
+    assert_int_equal(strlen(line), head + (size_t)kept[i] * unit + tail);
+    assert_memory_equal(line, heads[i], head);
+    for (int k = 0; k < kept[i]; k++) assert_memory_equal(line + head + (size_t)k * unit, units[i], unit);
+    assert_string_equal(line + head + (size_t)kept[i] * unit, tails[i]);
+  }
+  assert_int_equal(getline(&line, &cap, file), -1);
+  free(line);
+  fclose(file);
+  free(raw);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(json_file_rows_origins_and_bad_records, setup, teardown),
       cmocka_unit_test_setup_teardown(csv_file_with_header_and_multiline_field, setup, teardown),
+      cmocka_unit_test_setup_teardown(csv_stray_quotes_stay_in_their_record, setup, teardown),
       cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(max_row_bytes_rejects_long_records, setup, teardown),
       cmocka_unit_test_setup_teardown(file_sinks_write_exact_text, setup, teardown),
       cmocka_unit_test_setup_teardown(stdout_sink_writes_json_lines, setup, teardown),
       cmocka_unit_test_setup_teardown(dead_letters_write_exact_text, setup, teardown),
+      cmocka_unit_test_setup_teardown(dead_letters_cut_huge_records, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# test_state_dir.sh VPQ — `vpq run --state-dir` as a user meets it, on files:
+#   1. killed (SIGKILL) after a few checkpoints, then its newest checkpoint damaged: the next run
+#      says so, resumes from the one before, and its output files equal an uninterrupted run's;
+#   2. the same with the newest checkpoint cut short;
+#   3. a second process on the same state folder is refused (the lock);
+#   4. a changed query is refused, and runs from scratch with --reset-state;
+#   5. a full disk (a file-size limit) while checkpointing: the checkpoint fails with a clear
+#      line and a count, the run goes on, and the previous checkpoint stays usable.
+set -uo pipefail
+vpq=$1
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+/usr/bin/python3 - <<'PY'
+import random
+random.seed(3)
+ts = 1700000000000
+with open("telemetry.jsonl", "w") as f:
+    for i in range(1500000):
+        ts += random.randrange(0, 30)
+        d = random.randrange(20000)
+        f.write('{"device_id":"d%d","ts":%d,"kw":%.3f}\n' % (d, ts - random.randrange(0, 2000), random.uniform(-5, 5)))
+PY
+query() {
+  cat <<VPQ
+CREATE STREAM telemetry (device_id STRING KEY, ts TIMESTAMP, kw DOUBLE)
+  WITH (connector = 'file', path = 'telemetry.jsonl', timestamp = 'ts', watermark_delay = 1 SECOND);
+CREATE STREAM busy WITH (connector = 'file', path = 'out/busy.jsonl') AS
+  SELECT device_id, WINDOW_START AS start, count(*) AS n, sum(kw) AS kw
+  FROM telemetry WINDOW TUMBLING (SIZE $1 MINUTES) GROUP BY device_id HAVING count(*) >= $2 EMIT FINAL;
+CREATE STREAM spikes WITH (connector = 'file', path = 'out/spikes.jsonl') AS
+  SELECT device_id, ts, kw FROM telemetry WHERE kw > 4.999;
+VPQ
+}
+query 30 9 >q.vpq
+"$vpq" run q.vpq 2>ref.err || { echo "the reference run failed"; cat ref.err; exit 1; }
+mv out ref
+[ -s ref/busy.jsonl ] && [ -s ref/spikes.jsonl ] || { echo "the reference output is empty"; exit 1; }
+
+newest() { ls state/checkpoint-*.vpqc 2>/dev/null | tail -1; }
+count() { ls state/checkpoint-*.vpqc 2>/dev/null | wc -l; }
+
+# Runs q.vpq with a state folder until it has taken `$1` checkpoints of its own, then kills it.
+kill_after_checkpoints() {
+  "$vpq" run q.vpq --state-dir state --checkpoint-interval 100ms 2>>run.err &
+  local pid=$! seen=0 last
+  last=$(newest)
+  for _ in $(seq 600); do
+    if [ "$(newest)" != "$last" ]; then last=$(newest); seen=$((seen + 1)); fi
+    [ $seen -ge "$1" ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.02
+  done
+  kill -9 $pid 2>/dev/null || { echo "the run ended before $1 checkpoints"; exit 1; }
+  wait $pid 2>/dev/null
+}
+
+same_output() {
+  for f in busy spikes; do
+    cmp -s "out/$f.jsonl" "ref/$f.jsonl" || { echo "$1: out/$f.jsonl differs from the uninterrupted run"; exit 1; }
+  done
+}
+
+# 1. A damaged newest checkpoint: the run falls back to the previous one.
+kill_after_checkpoints 3
+[ "$(count)" = 2 ] || { echo "expected the newest two checkpoints kept, found $(count)"; ls state; exit 1; }
+damaged=$(newest)
+printf '\x55' | dd of="$damaged" bs=1 seek=200 conv=notrunc 2>/dev/null
+"$vpq" run q.vpq --state-dir state 2>resume.err || { echo "resuming failed"; cat resume.err; exit 1; }
+grep -q "checkpoint $damaged is invalid (checksum mismatch); trying the previous one" resume.err \
+  || { echo "no clear line about the damaged checkpoint:"; cat resume.err; exit 1; }
+grep -q "resumed from checkpoint" resume.err || { echo "did not resume:"; cat resume.err; exit 1; }
+same_output "after a damaged checkpoint"
+
+# 2. A checkpoint cut short (a crash while a copy was written).
+rm -rf state out
+kill_after_checkpoints 3
+truncated=$(newest)
+truncate -s 100 "$truncated"
+"$vpq" run q.vpq --state-dir state 2>resume.err || { echo "resuming failed"; cat resume.err; exit 1; }
+grep -q "checkpoint $truncated is invalid (truncated" resume.err || { echo "no line about the cut checkpoint:"; cat resume.err; exit 1; }
+same_output "after a truncated checkpoint"
+
+# 3. One process per state folder.
+"$vpq" run q.vpq --state-dir state --reset-state 2>first.err &
+first=$!
+for _ in $(seq 500); do [ "$(cat state/LOCK 2>/dev/null)" = "$first" ] && break; sleep 0.01; done
+"$vpq" run q.vpq --state-dir state 2>second.err
+code=$?
+wait $first
+[ $code != 0 ] && grep -q "state folder state is in use by another vpq process (pid $first)" second.err \
+  || { echo "a second process on the state folder was not refused (exit $code):"; cat second.err; exit 1; }
+
+# 4. A changed query is refused; --reset-state starts over.
+query 20 7 >q.vpq
+"$vpq" run q.vpq --state-dir state 2>changed.err
+code=$?
+[ $code != 0 ] && grep -q "state holds the state of a different query" changed.err && grep -q -- "--reset-state" changed.err \
+  || { echo "a changed query was not refused (exit $code):"; cat changed.err; exit 1; }
+"$vpq" run q.vpq --state-dir state --reset-state 2>reset.err || { echo "--reset-state failed"; cat reset.err; exit 1; }
+mv out reset_out
+"$vpq" run q.vpq 2>/dev/null
+cmp -s out/busy.jsonl reset_out/busy.jsonl || { echo "the run after --reset-state differs from a fresh run"; exit 1; }
+
+# 5. The disk fills up while checkpointing (every file of vpq limited to 32 KiB: the state of
+#    20,000 open windows is larger; this query's output is not).
+query 30 40 >q.vpq
+"$vpq" run q.vpq 2>/dev/null
+rm -rf ref state && mv out ref
+kill_after_checkpoints 1
+valid=$(newest)
+(ulimit -f 32; "$vpq" run q.vpq --state-dir state --checkpoint-interval 100ms 2>full.err)
+code=$?
+[ $code = 0 ] || { echo "the run with a full disk failed (exit $code):"; grep -v '^%' full.err | tail; exit 1; }
+grep -q "(the previous checkpoint stays valid)" full.err && grep -Eq "checkpoint\(s\) in state \([1-9][0-9]* failed\)" full.err \
+  || { echo "no clear line or count for the failed checkpoints:"; cat full.err; exit 1; }
+[ "$(newest)" = "$valid" ] || { echo "the checkpoint before the full disk is gone"; ls -l state; exit 1; }
+"$vpq" run q.vpq --state-dir state 2>after.err || { echo "resuming after the full disk failed"; cat after.err; exit 1; }
+grep -q "resumed from checkpoint" after.err || { echo "did not resume after the full disk:"; cat after.err; exit 1; }
+same_output "after a full disk"
+echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived"
