@@ -243,6 +243,14 @@ static int cmd_run(int argc, char **argv) {
   fprintf(stderr, "vpq: %lld rows in, %lld rows out, %lld late, %lld malformed, %lld dead-lettered\n",
           (long long)stats.rows_in, (long long)stats.rows_out, (long long)stats.late, (long long)stats.malformed,
           (long long)stats.dead_lettered);
+  bool refused = false;
+  for (int r = 0; r < VPQ_REASON_COUNT; r++) {
+    if (!stats.refused[r]) continue;
+    fprintf(stderr, "%s%s %lld", refused ? ", " : "vpq: refused by reason: ", vpq_reason_name((vpq_reason)r),
+            (long long)stats.refused[r]);
+    refused = true;
+  }
+  if (refused) fputc('\n', stderr);
   if (stats.peak_groups)
     fprintf(stderr, "vpq: at most %lld aggregation groups open at once, %lld bytes each\n",
             (long long)stats.peak_groups, (long long)stats.group_bytes);

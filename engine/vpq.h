@@ -18,6 +18,26 @@ typedef struct vpq_engine vpq_engine;
  * For tables, `diff` is +1 for a key's new row and -1 for its retracted old row. */
 typedef void (*vpq_row_fn)(void *ctx, const char *relation, const char *json, int diff);
 
+/* Why a record or row was refused (vpq_stats.refused). ORDER VPQ_REASON: keep
+ * vpq_reason_names in vpq_op.c in step. */
+typedef enum vpq_reason {
+  VPQ_REASON_INVALID_JSON,
+  VPQ_REASON_INVALID_UTF8,
+  VPQ_REASON_NOT_AN_OBJECT,
+  VPQ_REASON_TYPE_MISMATCH,
+  VPQ_REASON_INVALID_TIMESTAMP,
+  VPQ_REASON_WRONG_FIELD_COUNT,
+  VPQ_REASON_TOO_LARGE,
+  VPQ_REASON_TOO_DEEP,
+  VPQ_REASON_LATE,
+  VPQ_REASON_MAX_KEYS,
+  VPQ_REASON_OTHER,
+  VPQ_REASON_COUNT
+} vpq_reason;
+
+/* The reason as dead letters name it ("invalid JSON", "late", "max_keys", ...). */
+const char *vpq_reason_name(vpq_reason reason);
+
 /* Counters of a run (also printed by `vpq run` at the end). */
 typedef struct vpq_stats {
   int64_t rows_in;        /* decoded source rows */
@@ -32,6 +52,7 @@ typedef struct vpq_stats {
   int64_t checkpoint_bytes;    /* state of the last checkpoint, uncompressed */
   int64_t checkpoint_ms;       /* how long the last checkpoint took */
   int64_t checkpoint_at_ms;    /* wall clock of the last checkpoint (epoch ms; 0: none) */
+  int64_t refused[VPQ_REASON_COUNT]; /* malformed records and refused rows, per reason */
 } vpq_stats;
 
 /* Creates an engine with nothing loaded. */

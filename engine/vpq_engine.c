@@ -360,6 +360,7 @@ static void save_core(const vpq_engine *e, vpq_ckpt_out *out) {
   int64_t counters[] = {st->rows_in, st->rows_out, st->malformed, st->late, st->dead_lettered, st->peak_groups,
                         st->group_bytes, e->rt.open_groups, e->rt.now_ms};
   for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) vpq_ckpt_put_i64(out, counters[i]);
+  for (int i = 0; i < VPQ_REASON_COUNT; i++) vpq_ckpt_put_i64(out, st->refused[i]);
   size_t nstrings = vpq_intern_count(e->rt.intern);
   vpq_ckpt_put_u64(out, nstrings);
   for (size_t id = 1; id < nstrings; id++) {
@@ -389,6 +390,7 @@ static bool load_core(vpq_engine *e, vpq_ckpt_in *in, char *err, size_t err_size
   int64_t *counters[] = {&st->rows_in, &st->rows_out, &st->malformed, &st->late, &st->dead_lettered, &st->peak_groups,
                          &st->group_bytes, &e->rt.open_groups, &e->rt.now_ms};
   for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) *counters[i] = vpq_ckpt_get_i64(in);
+  for (int i = 0; i < VPQ_REASON_COUNT; i++) st->refused[i] = vpq_ckpt_get_i64(in);
   int64_t nstrings = vpq_ckpt_get_count(in, INT32_MAX);
   size_t have = vpq_intern_count(e->rt.intern);
   if (!in->error && (size_t)nstrings < have) vpq_ckpt_fail(in, "the string pool is smaller than the query's");
@@ -462,6 +464,7 @@ static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, 
   bad_ctx *b = ctx;
   vpq_engine *e = b->engine;
   e->rt.stats.malformed++;
+  vpq_runtime_refused(&e->rt, reason);
   vpq_source_slot *slot = &e->slots[b->relation];
   if (!slot->dl) return;
   char where[256];
@@ -1049,6 +1052,7 @@ int vpq_engine_push_json(vpq_engine *e, const char *relation, const char *json, 
   vpq_batch *batch = vpq_op_batch(&e->rt, &rel->schema, 1);
   if (!vpq_decoder_row(e->decoders[r], json, strlen(json), batch, 0, err, err_size)) {
     e->rt.stats.malformed++;
+    vpq_runtime_refused(&e->rt, err);
     vpq_arena_free(&e->rt.scratch);
     return -1;
   }

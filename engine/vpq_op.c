@@ -13,6 +13,24 @@
 
 /* ===== Framework ===== */
 
+/* ORDER VPQ_REASON */
+static const char *const vpq_reason_names[VPQ_REASON_COUNT] = {
+    "invalid JSON", "invalid UTF-8", "not an object", "type mismatch", "invalid timestamp", "wrong field count",
+    "record too large", "too deeply nested", "late", "max_keys", "other",
+};
+
+const char *vpq_reason_name(vpq_reason reason) {
+  return reason >= 0 && reason < VPQ_REASON_COUNT ? vpq_reason_names[reason] : vpq_reason_names[VPQ_REASON_OTHER];
+}
+
+void vpq_runtime_refused(vpq_runtime *rt, const char *reason) {
+  size_t len = strcspn(reason, ":");
+  int r = VPQ_REASON_OTHER;
+  for (int i = 0; i < VPQ_REASON_OTHER; i++)
+    if (strlen(vpq_reason_names[i]) == len && strncmp(reason, vpq_reason_names[i], len) == 0) r = i;
+  rt->stats.refused[r]++;
+}
+
 void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema) {
   op->vt = vt;
   op->rt = rt;
@@ -379,6 +397,7 @@ static int64_t saturating_sub(int64_t a, int64_t b) {
 
 static void source_dead_letter(source_op *s, const char *reason, const vpq_batch *batch, int row) {
   s->base.rt->stats.malformed++;
+  vpq_runtime_refused(s->base.rt, reason);
   if (!s->slot->dl) return;
   char origin[256];
   if (s->slot->src) {

@@ -74,6 +74,10 @@ struct vpq_op {
   int64_t passed_wm; /* the last watermark passed downstream */
 };
 
+/* Counts a refused record or row under the reason its message starts with ("type mismatch:
+ * field soc ..." counts as VPQ_REASON_TYPE_MISMATCH). */
+void vpq_runtime_refused(vpq_runtime *rt, const char *reason);
+
 /* Initialises the common part of an operator. */
 void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema);
 

@@ -558,6 +558,7 @@ static void dead_letter(aggregate_op *a, const vpq_batch *batch, int row, const 
 
 static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
   a->base.rt->stats.late++;
+  a->base.rt->stats.refused[VPQ_REASON_LATE]++;
   dead_letter(a, batch, row, "late");
 }
 
@@ -568,6 +569,7 @@ static bool key_admitted(aggregate_op *a, const vpq_batch *batch, int row, const
   if (a->open_keys < a->max_keys || batch->diff[row] < 0) return true;
   if (kset_find(a, vpq_op_hash_datums(key, key_null, a->nkeys, 0), key, key_null) >= 0) return true;
   a->rejected++;
+  a->base.rt->stats.refused[VPQ_REASON_MAX_KEYS]++;
   char reason[96];
   snprintf(reason, sizeof reason, "max_keys: all %lld keys are in use", (long long)a->max_keys);
   dead_letter(a, batch, row, reason);

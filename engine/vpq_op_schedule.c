@@ -196,6 +196,7 @@ static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
     issued_at = batch->cols[sc->forecast_issued].data[row].i;
   if (issued_at < s->wm) {
     s->base.rt->stats.late++; /* its issue's time has passed: planned already, or too late to plan */
+    s->base.rt->stats.refused[VPQ_REASON_LATE]++;
     return;
   }
   sc_issue *is = issue_find(s, issued_at);
