@@ -18,6 +18,7 @@
 #include "vpq.h"
 #include "http/vpq_http.h"
 #include "kafka/vpq_broker.h"
+#include "kafka/vpq_kafka_tasks.h"
 #include "sim/vpq_sim.h"
 #include "vpq_codec.h"
 #include "vpq_demo.h"
@@ -36,6 +37,9 @@ static const char usage_text[] =
     "      [--state-dir DIR [--checkpoint-interval 10s] [--reset-state]]\n"
     "                            checkpoint into DIR and resume from its newest checkpoint:\n"
     "                            exactly-once output after a crash (--reset-state drops it)\n"
+    "      [--partition-tasks]   with --state-dir and --brokers: one pipeline per partition of\n"
+    "                            the Kafka sources, its state in DIR/task-N, so that partitions\n"
+    "                            move between group members together with their state\n"
     "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
     "                            run the file over its bounded inputs and print the accuracy\n"
     "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
@@ -148,6 +152,35 @@ static bool parse_interval(const char *text, int64_t *ms) {
   return *ms > 0;
 }
 
+static volatile sig_atomic_t tasks_stop;
+
+static void on_tasks_signal(int sig) {
+  (void)sig;
+  tasks_stop = 1;
+}
+
+/* vpq run --partition-tasks: one pipeline per partition, state that moves (vpq_kafka_tasks.h). */
+static int run_tasks(const char *file, const char *state_dir, const char *brokers, const char *http_addr, bool reset,
+                     int64_t interval_ms, const char **sets, int nsets) {
+  if (!state_dir || !brokers || http_addr || reset) {
+    fprintf(stderr, "vpq: --partition-tasks needs --state-dir and --brokers, and takes neither --http nor "
+            "--reset-state (remove DIR/task-N folders to start a partition over)\n");
+    return 2;
+  }
+  char *text = read_file(file);
+  if (!text) {
+    fprintf(stderr, "vpq: cannot read %s\n", file);
+    return 1;
+  }
+  vpq_tasks_config config = {file, text, sets, nsets, brokers, state_dir, interval_ms};
+  signal(SIGINT, on_tasks_signal);
+  signal(SIGTERM, on_tasks_signal);
+  signal(SIGXFSZ, SIG_IGN);
+  int rc = vpq_kafka_run_tasks(&config, stderr, &tasks_stop);
+  free(text);
+  return rc;
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *file = NULL;
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
@@ -155,7 +188,7 @@ static int cmd_run(int argc, char **argv) {
   int nsets = 0;
   const char *brokers = NULL, *http_addr = NULL, *http_token = getenv("VPQ_HTTP_TOKEN"), *state_dir = NULL;
   int64_t interval_ms = 10000;
-  bool reset_state = false;
+  bool reset_state = false, partition_tasks = false;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
       brokers = argv[++i];
@@ -174,10 +207,12 @@ static int cmd_run(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--reset-state") == 0) {
       reset_state = true;
+    } else if (strcmp(argv[i], "--partition-tasks") == 0) {
+      partition_tasks = true;
     } else if (argv[i][0] == '-' || file) {
       free(sets);
       return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR, --http-token TOKEN, --state-dir DIR, "
-                                       "--checkpoint-interval DURATION, --reset-state and --set key=value"
+                                       "--checkpoint-interval DURATION, --reset-state, --partition-tasks and --set key=value"
                                      : "run takes one FILE.vpq");
     } else {
       file = argv[i];
@@ -201,6 +236,12 @@ static int cmd_run(int argc, char **argv) {
     free(sets);
     vpq_engine_free(engine);
     return 2;
+  }
+  if (partition_tasks) {
+    vpq_engine_free(engine);
+    int tasks_rc = run_tasks(file, state_dir, brokers, http_addr, reset_state, interval_ms, sets, nsets);
+    free(sets);
+    return tasks_rc;
   }
   if (state_dir) vpq_engine_set_state(engine, state_dir, interval_ms, reset_state);
   if (brokers) vpq_engine_set(engine, "kafka.bootstrap.servers", brokers);

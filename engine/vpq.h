@@ -150,6 +150,10 @@ void vpq_engine_no_stdout(vpq_engine *engine);
  * returns how many there are (each once). */
 int vpq_engine_kafka_topics(const vpq_engine *engine, const char **topics, int max);
 
+/* Writes the topics of the file's unbounded Kafka sources (those read as a consumer group)
+ * into topics[0..max) and returns how many there are (each once). */
+int vpq_engine_kafka_stream_topics(const vpq_engine *engine, const char **topics, int max);
+
 /* Scores only forecasts issued in [from_ms, to_ms) (epoch ms). Call before vpq_engine_run. */
 void vpq_engine_score_range(vpq_engine *engine, int64_t from_ms, int64_t to_ms);
 

@@ -166,11 +166,19 @@ static uint64_t get_le(const uint8_t *p, int bytes) {
 }
 
 int vpq_ckpt_lock(const char *dir, char *err, size_t err_size) {
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-    snprintf(err, err_size, "cannot create state folder %s: %s", dir, strerror(errno));
-    return -1;
-  }
   char path[4096];
+  snprintf(path, sizeof path, "%s", dir);
+  for (char *p = path + 1;; p++) { /* the folder and its parents */
+    bool end = *p == '\0';
+    if (*p != '/' && !end) continue;
+    *p = '\0';
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+      snprintf(err, err_size, "cannot create state folder %s: %s", path, strerror(errno));
+      return -1;
+    }
+    if (end) break;
+    *p = '/';
+  }
   snprintf(path, sizeof path, "%s/LOCK", dir);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
   if (fd < 0) {
@@ -185,7 +193,7 @@ int vpq_ckpt_lock(const char *dir, char *err, size_t err_size) {
     snprintf(err, err_size, "state folder %s is in use by another vpq process%s%s%s", dir, *pid ? " (pid " : "",
              pid, *pid ? ")" : "");
     close(fd);
-    return -1;
+    return -2;
   }
   char pid[32];
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());

@@ -78,8 +78,9 @@ void vpq_ckpt_get_datums(vpq_ckpt_in *in, vpq_datum *data, uint8_t *null, int n)
 /* A 64-bit hash of `len` bytes (checksums and plan fingerprints). */
 uint64_t vpq_ckpt_hash(const void *data, size_t len, uint64_t seed);
 
-/* Takes the lock of state folder `dir` (creating the folder when missing): a second process
- * asking for it is refused. Returns the lock's file descriptor, or -1 with `err` filled. */
+/* Takes the lock of state folder `dir` (creating the folder and its parents when missing): a
+ * second process asking for it is refused. Returns the lock's file descriptor, -2 with `err`
+ * filled when another process holds it, or -1 with `err` filled on other errors. */
 int vpq_ckpt_lock(const char *dir, char *err, size_t err_size);
 
 /* Releases the lock taken by vpq_ckpt_lock. */

@@ -1097,6 +1097,21 @@ int vpq_engine_kafka_topics(const vpq_engine *e, const char **topics, int max) {
   return n;
 }
 
+int vpq_engine_kafka_stream_topics(const vpq_engine *e, const char **topics, int max) {
+  int n = 0;
+  for (int r = 0; e->plan && r < e->plan->nrelations; r++) {
+    const vpq_relation *rel = e->plan->relations[r];
+    const char *topic = rel->is_source ? kafka_topic(&rel->source) : NULL;
+    bool bounded = false;
+    for (int i = 0; topic && i < rel->source.options.count; i++)
+      bounded |= strcmp(rel->source.options.items[i].key, "bounded") == 0 && rel->source.options.items[i].value.i;
+    bool seen = !topic || bounded;
+    for (int j = 0; j < n && !seen; j++) seen = strcmp(topics[j], topic) == 0;
+    if (!seen && n < max) topics[n++] = topic;
+  }
+  return n;
+}
+
 void vpq_engine_score_range(vpq_engine *e, int64_t from_ms, int64_t to_ms) {
   for (int i = 0; i < e->nforecasts; i++) vpq_op_forecast_score_range(e->forecast_ops[i], from_ms, to_ms);
 }

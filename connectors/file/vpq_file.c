@@ -441,8 +441,14 @@ vpq_sink *vpq_file_open_sink(const vpq_plan_connector *conn, const vpq_schema *s
   if (!vpq_file_make_parents(conn->path, err, err_size)) return NULL;
   /* A run resuming from a checkpoint keeps what the file holds (restore cuts it back). */
   bool resume = false;
-  for (int i = 0; i < conn->options.count; i++)
+  for (int i = 0; i < conn->options.count; i++) {
     resume |= strcmp(conn->options.items[i].key, "vpq.resume") == 0;
+    if (strcmp(conn->options.items[i].key, "vpq.partition") == 0) {
+      snprintf(err, err_size, "a file sink (`%s`) cannot be shared by partition tasks: write to a Kafka topic",
+               conn->path);
+      return NULL;
+    }
+  }
   int fd = resume ? open(conn->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
   FILE *stream = resume ? (fd >= 0 ? fdopen(fd, "r+") : NULL) : fopen(conn->path, "w");
   if (!stream) {

@@ -503,6 +503,7 @@ typedef struct kafka_source {
   int64_t *end;     /* bounded: per partition, the offset the source ends at */
   int64_t *next;    /* per partition, the next offset to read */
   int64_t *resume;  /* per partition, the checkpoint's offset to read from (-1: none) */
+  int task_partition; /* a partition task's one partition, or -1 */
   bool group;       /* consumer-group mode: partitions come and go with rebalances */
   int ts_col;       /* the event-time column, or -1 (message time) */
   kafka_partition *parts;
@@ -698,6 +699,7 @@ static bool kafka_source_restore(vpq_source *src, vpq_ckpt_in *in, char *err, si
   if (s->group) return true;
   rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(s->base.partitions);
   for (int p = 0; p < s->base.partitions; p++) {
+    if (s->task_partition >= 0 && p != s->task_partition) continue;
     if (s->resume[p] >= 0) s->next[p] = s->resume[p];
     rd_kafka_topic_partition_list_add(assignment, s->topic, p)->offset = s->next[p];
   }
@@ -729,6 +731,10 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   /* An unbounded source reads as a member of a consumer group (`group`, by default derived
    * from the query file's name and the relation); a bounded one assigns itself everything. */
   bool in_group = !(bounded && bounded->value.i);
+  /* A partition task (vpq_kafka_run_tasks) reads one partition, assigned by the task runner. */
+  const vpq_plan_option *task = option(conn, "vpq.partition");
+  int task_partition = task && task->text && !(bounded && bounded->value.i) ? atoi(task->text) : -1;
+  if (task_partition >= 0) in_group = false;
   const vpq_plan_option *file_group = option(conn, "vpq.default_group");
   char group_id[300];
   if (group && group->text) snprintf(group_id, sizeof group_id, "%s", group->text);
@@ -760,6 +766,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   }
   rd_kafka_poll_set_consumer(rk);
   s->group = in_group;
+  s->task_partition = task_partition;
   s->ts_col = rel->ts_col;
   s->safe_ts = VPQ_TS_MIN;
   s->base.vt = &kafka_source_vt;
@@ -803,7 +810,10 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
     return &s->base;
   }
   rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
+  if (task_partition >= 0) s->base.owned = s->owned;
   for (int p = 0; p < partitions; p++) {
+    if (task_partition >= 0 && p != task_partition) continue;
+    s->owned[p] = true;
     int64_t low = 0, high = 0;
     e = query_offsets(rk, topic->text, p, &low, &high);
     if (e) {
