@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "vpq.h"
@@ -299,6 +300,9 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "vpq: %lld checkpoint(s) in %s (%lld failed); the last: %lld bytes of state in %lld ms\n",
             (long long)stats.checkpoints, state_dir, (long long)stats.checkpoint_failures,
             (long long)stats.checkpoint_bytes, (long long)stats.checkpoint_ms);
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) == 0)
+    fprintf(stderr, "vpq: peak memory %.1f MiB resident\n", (double)usage.ru_maxrss / 1024.0);
   running = NULL;
   vpq_engine_free(engine);
   int demo_rc = demo_run ? vpq_demo_finish(demo_run, stderr) : 0;

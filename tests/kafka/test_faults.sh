@@ -68,6 +68,11 @@ wait $pid
 code=$?
 grep -v '^%' fault.err >fault.log
 [ $code = 0 ] || { echo "the run under faults failed (exit $code):"; tail -20 fault.log; exit 1; }
+# Backpressure: a sink slower than the source holds memory bounded (the held output triggers
+# early checkpoints at 64 MiB, the producer queue is bounded), whatever the input's size.
+peak=$(grep -o "peak memory [0-9.]*" fault.log | grep -o "[0-9.]*$")
+/usr/bin/python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 400 else 1)" "${peak:-99999}" \
+  || { echo "peak memory ${peak:-?} MiB under a slow sink"; exit 1; }
 for reply in "ok errors Produce" "ok errors Fetch" "ok down 1" "ok up 1"; do
   grep -q "$reply" broker.err || { echo "the broker did not take \`$reply\`:"; cat broker.err; exit 1; }
 done
