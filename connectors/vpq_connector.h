@@ -48,6 +48,9 @@ typedef struct vpq_source_vt {
   /* Optional: resumes reading where `save` said. False + err when the position does not fit
    * the input (a file shorter than the position, an unknown partition). */
   bool (*restore)(vpq_source *src, vpq_ckpt_in *in, char *err, size_t err_size);
+  /* Optional: how many records the source has not read yet (a Kafka consumer's lag over the
+   * partitions it reads, from the end offsets it last heard of); -1 when it does not know. */
+  int64_t (*lag)(const vpq_source *src);
 } vpq_source_vt;
 
 struct vpq_source {

@@ -53,6 +53,7 @@ typedef struct vpq_stats {
   int64_t checkpoint_ms;       /* how long the last checkpoint took */
   int64_t checkpoint_at_ms;    /* wall clock of the last checkpoint (epoch ms; 0: none) */
   int64_t refused[VPQ_REASON_COUNT]; /* malformed records and refused rows, per reason */
+  int64_t consumer_lag;   /* records the Kafka sources have not read yet (updated every second; -1: unknown) */
 } vpq_stats;
 
 /* Creates an engine with nothing loaded. */
@@ -116,8 +117,12 @@ void vpq_engine_finish(vpq_engine *engine);
  * -1 when there is no such relation. */
 int vpq_engine_subscribe(vpq_engine *engine, const char *relation, vpq_row_fn fn, void *ctx);
 
-/* The counters so far. */
+/* The counters so far (from the thread that runs the engine). */
 vpq_stats vpq_engine_stats(const vpq_engine *engine);
+
+/* The counters as a running engine last published them (every second while it runs, and when
+ * it ends); callable from any thread, e.g. an HTTP server's. */
+vpq_stats vpq_engine_stats_published(vpq_engine *engine);
 
 /* Writes the state of every operator (windows, tables, joins, forecasts, plans, watermarks)
  * and the string pool into a malloc'ed buffer: what a checkpoint holds besides the

@@ -15,6 +15,7 @@
 #include "vpq.h"
 
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,9 @@ struct vpq_engine {
   int64_t *state_span;    /* per relation: see state_span() */
   vpq_plan_option default_group; /* "vpq.default_group": the file's name, for Kafka consumer groups */
   int64_t last_commit_ms; /* wall clock of the last source commit */
+  int64_t last_lag_ms;    /* wall clock of the last consumer-lag update */
+  pthread_mutex_t published_lock; /* vpq_engine_stats_published: the counters as of the last second */
+  vpq_stats published;
   vpq_op **rel_ops;        /* per relation */
   vpq_op **source_ops;     /* per relation; NULL unless a source */
   vpq_source_slot *slots;  /* per relation */
@@ -89,6 +93,9 @@ vpq_engine *vpq_engine_new(void) {
   vpq_arena_init(&e->rt.scratch);
   e->rt.intern = vpq_intern_new();
   e->rt.log = stderr;
+  e->rt.stats.consumer_lag = -1;
+  e->published.consumer_lag = -1;
+  pthread_mutex_init(&e->published_lock, NULL);
   e->lock_fd = -1;
   return e;
 }
@@ -112,6 +119,7 @@ void vpq_engine_free(vpq_engine *e) {
     }
   }
   vpq_ckpt_unlock(e->lock_fd);
+  pthread_mutex_destroy(&e->published_lock);
   free(e->state_dir);
   vpq_intern_free(e->rt.intern);
   vpq_arena_free(&e->rt.scratch);
@@ -913,12 +921,42 @@ static void drain(vpq_engine *e, merge_input *in) {
   vpq_op_source_finish(e->source_ops[in->relation]);
 }
 
+/* Publishes the counters for other threads (vpq_engine_stats_published). */
+static void publish_stats(vpq_engine *e) {
+  pthread_mutex_lock(&e->published_lock);
+  e->published = e->rt.stats;
+  pthread_mutex_unlock(&e->published_lock);
+}
+
+/* Refreshes stats.consumer_lag and publishes the counters, at most once a second. */
+static void update_lag(vpq_engine *e) {
+  int64_t now = wall_clock_ms();
+  if (now - e->last_lag_ms < 1000) return;
+  e->last_lag_ms = now;
+  int64_t total = -1;
+  for (int r = 0; r < e->plan->nrelations; r++) {
+    vpq_source *src = e->slots[r].src;
+    int64_t lag = src && src->vt->lag ? src->vt->lag(src) : -1;
+    if (lag >= 0) total = (total < 0 ? 0 : total) + lag;
+  }
+  e->rt.stats.consumer_lag = total;
+  publish_stats(e);
+}
+
+vpq_stats vpq_engine_stats_published(vpq_engine *e) {
+  pthread_mutex_lock(&e->published_lock);
+  vpq_stats stats = e->published;
+  pthread_mutex_unlock(&e->published_lock);
+  return stats;
+}
+
 /* Merges the stream sources by event time: each step pushes the rows of the input with the
  * earliest head up to the next input's head. An unbounded source with nothing to read does
  * not hold the others up (its watermark does, until it is idle). */
 static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
   for (int i = 0; i < n; i++) inputs[i].batch->n = 0;
   for (;;) {
+    update_lag(e);
     int open = 0, best = -1;
     int64_t best_ts = VPQ_TS_MAX, second_ts = VPQ_TS_MAX;
     for (int i = 0; i < n && !e->stop; i++) {
@@ -1011,6 +1049,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
         for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
     }
     e->merging = (merge_input_list){NULL, 0};
+    publish_stats(e);
     rc = e->rt.failed ? -1 : 0;
   }
   vpq_ckpt_file_free(&checkpoint);

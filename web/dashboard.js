@@ -27,14 +27,16 @@ const charts = {};            /* name -> { box, uplot, sites } */
 window.vpqCharts = {};
 
 const $ = id => document.getElementById(id);
-const num = v => v == null || !isFinite(v) ? '-' : v.toFixed(1);
+const num = v => (v == null || !isFinite(v) ? '-' : (Math.abs(v) < 0.05 ? 0 : v).toFixed(1));
 const kw = v => num(v) === '-' ? '-' : num(v) + ' kW';
 const utc = t => new Date(t).toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
 
+/* Unhides element `id`. */
 function show(id) { $(id).hidden = false; }
 
 /* ===== Data in ===== */
 
+/* Reads stream `name` as server-sent events from its newest 1,024 rows on, each row to onRow. */
 function subscribe(name, onRow) {
   const source = new EventSource('api/streams/' + encodeURIComponent(name) + '?last=1024');
   source.onopen = () => { $('status').textContent = 'live'; };
@@ -42,6 +44,7 @@ function subscribe(name, onRow) {
   source.onmessage = e => { onRow(JSON.parse(e.data)); dirty = true; };
 }
 
+/* A plant_load row: its load at its window's start; a week is kept. */
 function onPlant(r) {
   if (r.ts == null || r.load_kw == null) return;
   plant.set(r.ts, r.load_kw);
@@ -49,12 +52,14 @@ function onPlant(r) {
   for (const t of plant.keys()) if (t < newest - KEEP) plant.delete(t);
 }
 
+/* A load_forecast row: kept when it belongs to the newest issue. */
 function onForecast(r) {
   if (r.issued_at == null || r.ts == null || r.value == null) return;
   if (!forecast || r.issued_at > forecast.issued) forecast = { issued: r.issued_at, rows: new Map() };
   if (r.issued_at === forecast.issued) forecast.rows.set(r.ts, r);
 }
 
+/* A dispatch row: kept by issue, step and device; a week of issues is kept. */
 function onDispatch(r) {
   if (r.issued_at == null || r.ts == null) return;
   dispatch.set(r.issued_at + '|' + r.ts + '|' + r.device_id, r);
@@ -63,6 +68,7 @@ function onDispatch(r) {
   for (const [k, d] of dispatch) if (d.issued_at < newest - KEEP) dispatch.delete(k);
 }
 
+/* Reads the fleet table's plant row (region and site null) for its card. */
 async function pollFleet() {
   try {
     const response = await fetch('api/tables/fleet');
@@ -139,6 +145,14 @@ function align(maps, from) {
 
 /* ===== Drawing ===== */
 
+/* uPlot's labels of a UTC time axis: HH:MM, and MM-DD at midnight. */
+function timeLabels(u, splits) {
+  return splits.map(s => {
+    const iso = new Date(s * 1e3).toISOString();
+    return iso.slice(11, 16) === '00:00' ? iso.slice(5, 10) : iso.slice(11, 16);
+  });
+}
+
 /* A uPlot chart in element `id` with time (UTC) on x and `series` on y. */
 function makeChart(id, series, extra) {
   const el = $(id);
@@ -146,8 +160,8 @@ function makeChart(id, series, extra) {
     width: el.clientWidth || 800,
     height: 300,
     tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
-    series: [{ label: 'time (UTC)' }].concat(series),
-    axes: [{}, { size: 60 }],
+    series: [{ label: 'time (UTC)', value: (u, v) => (v == null ? '-' : utc(v * 1e3)) }].concat(series),
+    axes: [{ values: timeLabels }, { size: 60 }],
     cursor: { drag: { x: false, y: false } },
   }, extra || {});
   return new uPlot(opts, [[], ...series.map(() => [])], el);
@@ -167,6 +181,7 @@ function ensureChart(name, build) {
   return charts[name];
 }
 
+/* The plant load of the last 24 hours and the newest forecast with its band. */
 function drawLoad(load, steps) {
   const u = ensureChart('load', () => makeChart('chart-load', [
     kwSeries('plant load', COLORS.load),
@@ -179,6 +194,7 @@ function drawLoad(load, steps) {
   u.setData(align([load, field('value'), field('lo'), field('hi')], newest - HISTORY));
 }
 
+/* Plant load, net load after dispatch and each issue's planned peak. */
 function drawNet(load, net, peaks) {
   const u = ensureChart('net', () => makeChart('chart-net', [
     kwSeries('plant load', COLORS.loadLight),
@@ -189,6 +205,7 @@ function drawNet(load, net, peaks) {
   u.setData(align([load, net, peaks], newest - HISTORY));
 }
 
+/* Each site's state of charge; the chart is made again when a site appears. */
 function drawSoc() {
   const sites = [...socBySite.keys()].sort();
   if (charts.soc && charts.soc.sites !== sites.join('|')) {
@@ -199,7 +216,7 @@ function drawSoc() {
     const chart = makeChart('chart-soc', sites.map((s, i) => ({
       label: s, stroke: COLORS.sites[i % COLORS.sites.length], width: 2,
       value: (u, v) => (v == null ? '-' : (100 * v).toFixed(1) + ' %'),
-    })), { scales: { y: { range: [0, 1] } }, axes: [{}, { size: 60, values: (u, vs) => vs.map(v => Math.round(100 * v) + ' %') }] });
+    })), { scales: { y: { range: (u, lo, hi) => [Math.max(0, lo - 0.05), Math.min(1, hi + 0.05)] } }, axes: [{ values: timeLabels }, { size: 60, values: (u, vs) => vs.map(v => Math.round(100 * v) + ' %') }] });
     chart.sites = sites.join('|');
     return chart;
   });
@@ -208,6 +225,7 @@ function drawSoc() {
   u.setData(align(sites.map(s => socBySite.get(s)), newest - HISTORY));
 }
 
+/* The dispatch table: each device's setpoint now. */
 function drawDispatch(current) {
   const body = $('dispatch');
   body.textContent = '';
@@ -223,6 +241,7 @@ function drawDispatch(current) {
   }
 }
 
+/* Draws the cards, charts and table again from what has come. */
 function render() {
   const steps = forecast ? [...forecast.rows.values()].sort((a, b) => a.ts - b.ts) : [];
   const sums = setpointsByTime();
@@ -253,6 +272,7 @@ function render() {
   if (!$('dispatch-box').hidden) drawDispatch(current);
 }
 
+/* Fits the charts to their boxes' new width. */
 function resize() {
   for (const [name, u] of Object.entries(charts)) {
     const el = $('chart-' + name);
@@ -260,6 +280,7 @@ function resize() {
   }
 }
 
+/* Finds which relations the file has, shows their parts and starts reading them. */
 async function start() {
   let relations;
   try {

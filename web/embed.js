@@ -20,6 +20,7 @@ function field(row, name) {
   return key === undefined ? undefined : row[key];
 }
 
+/* The chart's box. */
 const size = () => ({ width: $('chart').clientWidth, height: $('chart').clientHeight });
 
 /* The chart, made for the first point: a time axis when x is epoch milliseconds. */
@@ -32,11 +33,16 @@ function makeChart(time) {
     cursor: { drag: { x: false, y: false } },
   }, size());
   if (time) opts.tzDate = ts => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
+  if (time) opts.axes[0].values = (u, splits) => splits.map(s => {
+    const iso = new Date(s * 1e3).toISOString(); /* HH:MM, and MM-DD at midnight */
+    return iso.slice(11, 16) === '00:00' ? iso.slice(5, 10) : iso.slice(11, 16);
+  });
   chart = new uPlot(opts, [[], []], $('chart'));
   chart.time = time;
   window.vpqCharts = { embed: chart };
 }
 
+/* Draws the kept points, oldest x first, and shows the newest value. */
 function draw() {
   if (!points.length) return;
   if (!chart) makeChart(xcol != null && points[0][0] > 1e11);

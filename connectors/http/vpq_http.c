@@ -6,13 +6,19 @@
  * multiset of their JSON texts in a hash table), each stream's newest rows (for ?last=N) and
  * its event-stream clients' queues, per-relation counters, and a copy of the engine's counters
  * taken in on_row. Handlers never call into the engine; the plans and statements they show
- * are captured at start. An event-stream client's reader blocks on a condition variable
- * until rows arrive, or sends a keep-alive comment after 15 s, checking every second whether
- * the client hung up (its thread is freed then, not at the next write); a client whose queue
- * outgrows QUEUE_CAP is sent `event: overflow` and disconnected, so a slow client never
- * holds up the engine. Each stream numbers its rows (the events' `id:`), so a client that
+ * are captured at start. An event-stream client's reader blocks on its own condition variable
+ * until rows arrive (the engine signals it only when its queue was empty, and the reader lets
+ * them gather for COALESCE_MS), or sends a keep-alive comment after 15 s, checking every
+ * second whether the client hung up (its thread is freed then, not at the next write); a
+ * client whose queue outgrows QUEUE_CAP is sent `event: overflow` and disconnected, so a slow
+ * client never holds up the engine. Each stream numbers its rows (the events' `id:`), so a client that
  * reconnects with Last-Event-ID is sent the recent rows it missed. With a token set, every
  * request but /healthz must carry it as a bearer token.
+ *
+ * POST /api/query copies the rows of the tables its text names under the mutex, then runs the
+ * query in an engine of its own on the request's thread (vpq_http_query.h), at most
+ * MAX_QUERIES at once. The pages and scripts (the dashboard, /embed, uPlot) are compiled in
+ * (vpq_http_assets.h) and served as they are.
  */
 #include "vpq_http.h"
 
@@ -26,20 +32,27 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <time.h>
 
 #include "vpq_codec.h"
+#include "vpq_http_assets.h"
+#include "vpq_http_query.h"
 
 enum {
   RECENT = 1024,             /* rows kept per stream for ?last=N and Last-Event-ID */
   QUEUE_CAP = 1 << 20,       /* bytes an event-stream client may fall behind by */
   KEEPALIVE_S = 15,          /* an idle event stream gets a comment this often */
   HANGUP_CHECK_MS = 1000,    /* an idle event stream checks this often whether its client left */
-  MAX_CONNECTIONS = 64,      /* one thread each */
+  MAX_CONNECTIONS = 256,     /* one thread each: 100 event streams and more */
   IDLE_TIMEOUT_S = 60,       /* idle keep-alive connections are closed after this */
   DRAIN_MS = 2000,           /* vpq_http_stop waits this long for clients to take their queue */
+  COALESCE_MS = 20,          /* an event stream's rows wait this long for more before being sent */
+  COALESCE_BYTES = 8192,     /* ... unless they are this many bytes already */
   MAX_WHERE = 16,            /* where= conditions per table request */
+  MAX_QUERY_BYTES = 65536,   /* the longest POST /api/query body */
+  MAX_QUERIES = 4,           /* ad-hoc queries running at once */
 };
 
 /* A distinct row of a table and how many times it is there. */
@@ -61,6 +74,8 @@ typedef struct client {
   size_t start;
   bool overflow; /* fell behind by QUEUE_CAP: sends `event: overflow`, then ends */
   bool closing;  /* its last bytes are queued */
+  pthread_cond_t wake; /* rows for an empty queue, or ending */
+  int64_t since; /* when the engine queued a row for the empty queue (monotonic ms) */
   struct client *prev, *next;
 } client;
 
@@ -91,408 +106,17 @@ struct vpq_http {
   vpq_engine *engine;
   char *token;            /* required as `Authorization: Bearer TOKEN`; NULL: none */
   pthread_mutex_t lock;
-  pthread_cond_t wake;    /* rows for event streams, or ending */
   pthread_cond_t drained; /* the last event stream has ended */
   relation *rels;
   int nrels;
   vpq_stats stats;        /* as of the newest row */
   bool ending;
   int nclients;
+  int nqueries;           /* ad-hoc queries running (atomic) */
   int port;
   bool started;           /* MHD's log messages are wanted only while starting */
   char start_error[256];
 };
-
-static const char dashboard_html[] =
-    "<!DOCTYPE html>\n"
-    "<html lang=\"en\">\n"
-    "<head>\n"
-    "<meta charset=\"utf-8\">\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>vpq</title>\n"
-    "<style>\n"
-    "body { font: 14px system-ui, sans-serif; margin: 0; background: #f4f5f7; color: #1d2733; }\n"
-    "header { display: flex; gap: 1.5em; align-items: baseline; padding: .6em 1em; background: #1d2733; color: #fff; }\n"
-    "header h1 { font-size: 1.1em; margin: 0; }\n"
-    "header a { color: #9fb3c8; font-size: .85em; }\n"
-    "#status { color: #9fb3c8; font-size: .9em; flex: 1; }\n"
-    "main { padding: 1em; display: grid; gap: 1em; }\n"
-    ".cards { display: flex; gap: 1em; flex-wrap: wrap; }\n"
-    ".card, section { background: #fff; border-radius: 6px; padding: .7em 1em; box-shadow: 0 1px 2px #0003; }\n"
-    ".card { min-width: 11em; }\n"
-    ".value { font-size: 1.6em; font-weight: 600; }\n"
-    ".label { color: #5d6b7a; font-size: .85em; }\n"
-    ".bar { height: 8px; background: #e3e6ea; border-radius: 4px; margin: .3em 0; }\n"
-    ".bar div { height: 100%; background: #2e9d5b; border-radius: 4px; }\n"
-    "canvas { width: 100%; height: 360px; display: block; }\n"
-    "h2 { font-size: 1em; margin: 0 0 .4em; }\n"
-    "table { border-collapse: collapse; width: 100%; }\n"
-    "th, td { padding: .25em .6em; text-align: right; border-bottom: 1px solid #eceef1; }\n"
-    "th:first-child, td:first-child { text-align: left; }\n"
-    ".legend span { margin-right: 1.4em; font-size: .85em; }\n"
-    ".legend i { display: inline-block; width: 1.6em; height: 4px; vertical-align: middle; margin-right: .4em; }\n"
-    "[hidden] { display: none !important; }\n"
-    "</style>\n"
-    "</head>\n"
-    "<body>\n"
-    "<header><h1>vpq</h1><span id=\"status\">connecting</span>\n"
-    "<a href=\"/api/queries\">queries</a><a href=\"/metrics\">metrics</a></header>\n"
-    "<main>\n"
-    "<div class=\"cards\">\n"
-    "<div class=\"card\" id=\"card-load\" hidden><div class=\"label\">plant load</div><div class=\"value\" id=\"load\">-</div><div class=\"label\" id=\"load-at\"></div></div>\n"
-    "<div class=\"card\" id=\"card-forecast\" hidden><div class=\"label\">forecast, next step</div><div class=\"value\" id=\"forecast\">-</div><div class=\"label\" id=\"forecast-peak\"></div></div>\n"
-    "<div class=\"card\" id=\"card-net\" hidden><div class=\"label\">net load after dispatch</div><div class=\"value\" id=\"net\">-</div><div class=\"label\" id=\"planned-peak\"></div></div>\n"
-    "<div class=\"card\" id=\"card-soc\" hidden><div class=\"label\">fleet state of charge</div><div class=\"value\" id=\"soc\">-</div><div class=\"bar\"><div id=\"soc-bar\" style=\"width:0\"></div></div><div class=\"label\" id=\"stored\"></div></div>\n"
-    "</div>\n"
-    "<section id=\"chart-box\" hidden><div class=\"legend\" id=\"legend\"></div><canvas id=\"chart\"></canvas></section>\n"
-    "<section id=\"dispatch-box\" hidden><h2>dispatch</h2><div class=\"label\" id=\"dispatch-issue\"></div>\n"
-    "<table><thead><tr><th>device</th><th>setpoint kW</th><th>soc</th><th>planned peak kW</th></tr></thead><tbody id=\"dispatch\"></tbody></table></section>\n"
-    "</main>\n"
-    "<script>\n"
-    "'use strict';\n"
-    "const HOUR = 3600e3, HISTORY = 24 * HOUR, KEEP = 7 * 24 * HOUR;\n"
-    "const COLORS = { load: '#1f6fb2', net: '#2e9d5b', forecast: '#e07b00', band: 'rgba(224,123,0,.18)', peak: '#c0392b' };\n"
-    "const plant = new Map();      /* ts -> load_kw */\n"
-    "let forecast = null;          /* the latest issue: { issued: ms, rows: Map ts -> row } */\n"
-    "const dispatch = new Map();   /* 'issued|ts|device' -> row */\n"
-    "let fleet = null, dirty = false;\n"
-    "const $ = id => document.getElementById(id);\n"
-    "const num = v => v == null || !isFinite(v) ? '-' : v.toFixed(1);\n"
-    "const kw = v => num(v) === '-' ? '-' : num(v) + ' kW';\n"
-    "const utc = t => new Date(t).toISOString().slice(0, 16).replace('T', ' ') + ' UTC';\n"
-    "\n"
-    "function show(id) { $(id).hidden = false; }\n"
-    "\n"
-    "function subscribe(name, onRow) {\n"
-    "  const source = new EventSource('/api/streams/' + encodeURIComponent(name) + '?last=1024');\n"
-    "  source.onopen = () => { $('status').textContent = 'live'; };\n"
-    "  source.onerror = () => { $('status').textContent = 'disconnected, retrying'; };\n"
-    "  source.onmessage = e => { onRow(JSON.parse(e.data)); dirty = true; };\n"
-    "}\n"
-    "\n"
-    "function onPlant(r) {\n"
-    "  if (r.ts == null || r.load_kw == null) return;\n"
-    "  plant.set(r.ts, r.load_kw);\n"
-    "  const newest = Math.max(...plant.keys());\n"
-    "  for (const t of plant.keys()) if (t < newest - KEEP) plant.delete(t);\n"
-    "}\n"
-    "\n"
-    "function onForecast(r) {\n"
-    "  if (r.issued_at == null || r.ts == null || r.value == null) return;\n"
-    "  if (!forecast || r.issued_at > forecast.issued) forecast = { issued: r.issued_at, rows: new Map() };\n"
-    "  if (r.issued_at === forecast.issued) forecast.rows.set(r.ts, r);\n"
-    "}\n"
-    "\n"
-    "function onDispatch(r) {\n"
-    "  if (r.issued_at == null || r.ts == null) return;\n"
-    "  dispatch.set(r.issued_at + '|' + r.ts + '|' + r.device_id, r);\n"
-    "  let newest = r.issued_at;\n"
-    "  for (const d of dispatch.values()) newest = Math.max(newest, d.issued_at);\n"
-    "  for (const [k, d] of dispatch) if (d.issued_at < newest - KEEP) dispatch.delete(k);\n"
-    "}\n"
-    "\n"
-    "/* ts -> the sum of setpoint_kw planned for ts by the newest issue that covers ts */\n"
-    "function setpointsByTime() {\n"
-    "  const sums = new Map();\n"
-    "  for (const r of dispatch.values()) {\n"
-    "    if (r.setpoint_kw == null) continue;\n"
-    "    const s = sums.get(r.ts);\n"
-    "    if (!s || r.issued_at > s.issued) sums.set(r.ts, { issued: r.issued_at, kw: r.setpoint_kw });\n"
-    "    else if (r.issued_at === s.issued) s.kw += r.setpoint_kw;\n"
-    "  }\n"
-    "  return sums;\n"
-    "}\n"
-    "\n"
-    "/* the setpoint each device is applying: its newest row for its issue's first step */\n"
-    "function currentSetpoints() {\n"
-    "  const byDevice = new Map();\n"
-    "  for (const r of dispatch.values()) {\n"
-    "    if (r.ts !== r.issued_at) continue;\n"
-    "    const d = byDevice.get(r.device_id);\n"
-    "    if (!d || r.issued_at > d.issued_at) byDevice.set(r.device_id, r);\n"
-    "  }\n"
-    "  return [...byDevice.values()].sort((a, b) => String(a.device_id).localeCompare(String(b.device_id)));\n"
-    "}\n"
-    "\n"
-    "async function pollFleet() {\n"
-    "  try {\n"
-    "    const response = await fetch('/api/tables/fleet');\n"
-    "    if (!response.ok) return;\n"
-    "    const rows = await response.json();\n"
-    "    fleet = rows.find(r => r.region == null && r.site == null) || null;\n"
-    "    dirty = true;\n"
-    "  } catch (e) {\n"
-    "    $('status').textContent = 'disconnected';\n"
-    "  }\n"
-    "}\n"
-    "\n"
-    "function niceTicks(lo, hi, count) {\n"
-    "  const raw = (hi - lo) / count, magnitude = Math.pow(10, Math.floor(Math.log10(raw)));\n"
-    "  const step = [1, 2, 5, 10].map(m => m * magnitude).find(s => s >= raw);\n"
-    "  const ticks = [];\n"
-    "  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) ticks.push(v);\n"
-    "  return ticks;\n"
-    "}\n"
-    "\n"
-    "function timeTicks(lo, hi) {\n"
-    "  const steps = [15, 30, 60, 120, 180, 360, 720, 1440].map(m => m * 60e3);\n"
-    "  const step = steps.find(s => (hi - lo) / s <= 8) || 2880 * 60e3;\n"
-    "  const ticks = [];\n"
-    "  for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) ticks.push(t);\n"
-    "  return ticks;\n"
-    "}\n"
-    "\n"
-    "function line(g, points, x, y, color, dash) {\n"
-    "  if (!points.length) return;\n"
-    "  g.strokeStyle = color;\n"
-    "  g.lineWidth = 2;\n"
-    "  g.setLineDash(dash || []);\n"
-    "  g.beginPath();\n"
-    "  points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));\n"
-    "  g.stroke();\n"
-    "  g.setLineDash([]);\n"
-    "}\n"
-    "\n"
-    "function drawChart(load, net, steps, peak) {\n"
-    "  const canvas = $('chart'), ratio = window.devicePixelRatio || 1;\n"
-    "  const w = canvas.clientWidth, h = canvas.clientHeight;\n"
-    "  canvas.width = w * ratio;\n"
-    "  canvas.height = h * ratio;\n"
-    "  const g = canvas.getContext('2d');\n"
-    "  g.setTransform(ratio, 0, 0, ratio, 0, 0);\n"
-    "  g.clearRect(0, 0, w, h);\n"
-    "  const times = load.map(p => p[0]).concat(steps.map(r => r.ts));\n"
-    "  if (!times.length) return;\n"
-    "  let t1 = Math.max(...times), t0 = Math.min(...times);\n"
-    "  if (load.length) t0 = Math.max(t0, load[load.length - 1][0] - HISTORY);\n"
-    "  if (t1 <= t0) t1 = t0 + HOUR;\n"
-    "  const values = [];\n"
-    "  for (const [t, v] of load.concat(net)) if (t >= t0) values.push(v);\n"
-    "  for (const r of steps) values.push(r.value, r.lo == null ? r.value : r.lo, r.hi == null ? r.value : r.hi);\n"
-    "  if (peak != null) values.push(peak);\n"
-    "  let v0 = Math.min(0, ...values), v1 = Math.max(...values);\n"
-    "  if (v1 <= v0) v1 = v0 + 1;\n"
-    "  v1 += (v1 - v0) * 0.05;\n"
-    "  const left = 64, right = 12, top = 10, bottom = 26;\n"
-    "  const x = t => left + (t - t0) / (t1 - t0) * (w - left - right);\n"
-    "  const y = v => top + (v1 - v) / (v1 - v0) * (h - top - bottom);\n"
-    "  g.font = '12px system-ui, sans-serif';\n"
-    "  g.fillStyle = '#5d6b7a';\n"
-    "  g.strokeStyle = '#eceef1';\n"
-    "  g.lineWidth = 1;\n"
-    "  g.textAlign = 'right';\n"
-    "  for (const v of niceTicks(v0, v1, 6)) {\n"
-    "    g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - right, y(v)); g.stroke();\n"
-    "    g.fillText(v + ' kW', left - 6, y(v) + 4);\n"
-    "  }\n"
-    "  g.textAlign = 'center';\n"
-    "  for (const t of timeTicks(t0, t1)) {\n"
-    "    const label = t % (24 * HOUR) === 0 ? new Date(t).toISOString().slice(5, 10) : new Date(t).toISOString().slice(11, 16);\n"
-    "    g.fillText(label, x(t), h - 8);\n"
-    "  }\n"
-    "  const shown = steps.filter(r => r.lo != null && r.hi != null);\n"
-    "  if (shown.length) {\n"
-    "    g.fillStyle = COLORS.band;\n"
-    "    g.beginPath();\n"
-    "    shown.forEach((r, i) => (i ? g.lineTo(x(r.ts), y(r.hi)) : g.moveTo(x(r.ts), y(r.hi))));\n"
-    "    for (let i = shown.length - 1; i >= 0; i--) g.lineTo(x(shown[i].ts), y(shown[i].lo));\n"
-    "    g.closePath();\n"
-    "    g.fill();\n"
-    "  }\n"
-    "  if (forecast) {\n"
-    "    g.strokeStyle = '#9aa5b1';\n"
-    "    g.setLineDash([2, 4]);\n"
-    "    g.beginPath(); g.moveTo(x(forecast.issued), top); g.lineTo(x(forecast.issued), h - bottom); g.stroke();\n"
-    "    g.setLineDash([]);\n"
-    "  }\n"
-    "  if (peak != null) line(g, [[t0, peak], [t1, peak]], x, y, COLORS.peak, [6, 4]);\n"
-    "  line(g, steps.map(r => [r.ts, r.value]), x, y, COLORS.forecast, [5, 3]);\n"
-    "  line(g, load.filter(p => p[0] >= t0), x, y, COLORS.load);\n"
-    "  line(g, net.filter(p => p[0] >= t0), x, y, COLORS.net);\n"
-    "}\n"
-    "\n"
-    "function render() {\n"
-    "  const load = [...plant.entries()].sort((a, b) => a[0] - b[0]);\n"
-    "  const steps = forecast ? [...forecast.rows.values()].sort((a, b) => a.ts - b.ts) : [];\n"
-    "  const sums = setpointsByTime();\n"
-    "  const net = load.filter(([t]) => sums.has(t)).map(([t, v]) => [t, v - sums.get(t).kw]);\n"
-    "  const current = currentSetpoints();\n"
-    "  const peak = current.length ? current[0].planned_peak_kw : null;\n"
-    "  if (load.length) {\n"
-    "    const [t, v] = load[load.length - 1];\n"
-    "    $('load').textContent = kw(v);\n"
-    "    $('load-at').textContent = utc(t);\n"
-    "  }\n"
-    "  if (steps.length) {\n"
-    "    $('forecast').textContent = kw(steps[0].value);\n"
-    "    $('forecast-peak').textContent = 'peak ' + kw(Math.max(...steps.map(r => r.value))) + ', issued ' + utc(forecast.issued);\n"
-    "  }\n"
-    "  if (net.length) $('net').textContent = kw(net[net.length - 1][1]);\n"
-    "  if (peak != null) $('planned-peak').textContent = 'planned peak ' + kw(peak);\n"
-    "  if (fleet && fleet.soc != null) {\n"
-    "    $('soc').textContent = (100 * fleet.soc).toFixed(1) + ' %';\n"
-    "    $('soc-bar').style.width = Math.max(0, Math.min(100, 100 * fleet.soc)) + '%';\n"
-    "    $('stored').textContent = (fleet.stored_kwh == null ? '-' : fleet.stored_kwh.toFixed(0)) + ' of ' +\n"
-    "      (fleet.capacity_kwh == null ? '-' : fleet.capacity_kwh.toFixed(0)) + ' kWh, ' + fleet.batteries + ' batteries';\n"
-    "  }\n"
-    "  const body = $('dispatch');\n"
-    "  body.textContent = '';\n"
-    "  for (const r of current) {\n"
-    "    const tr = body.insertRow();\n"
-    "    for (const v of [r.device_id == null ? '-' : r.device_id, num(r.setpoint_kw), r.soc == null ? '-' : num(100 * r.soc) + ' %',\n"
-    "                     num(r.planned_peak_kw)])\n"
-    "      tr.insertCell().textContent = v;\n"
-    "  }\n"
-    "  if (current.length) $('dispatch-issue').textContent = 'issued ' + utc(current[0].issued_at);\n"
-    "  drawChart(load, net, steps, peak);\n"
-    "}\n"
-    "\n"
-    "function legend(items) {\n"
-    "  $('legend').innerHTML = '';\n"
-    "  for (const [name, color] of items) {\n"
-    "    const span = document.createElement('span'), mark = document.createElement('i');\n"
-    "    mark.style.background = color;\n"
-    "    span.append(mark, name);\n"
-    "    $('legend').append(span);\n"
-    "  }\n"
-    "}\n"
-    "\n"
-    "async function start() {\n"
-    "  let relations;\n"
-    "  try {\n"
-    "    relations = await (await fetch('/api/queries')).json();\n"
-    "  } catch (e) {\n"
-    "    $('status').textContent = 'cannot reach the engine';\n"
-    "    return;\n"
-    "  }\n"
-    "  const kind = {};\n"
-    "  for (const r of relations) kind[r.name.toLowerCase()] = { name: r.name, kind: r.kind };\n"
-    "  const stream = n => kind[n] && kind[n].kind === 'stream' ? kind[n].name : null;\n"
-    "  const items = [];\n"
-    "  if (stream('plant_load')) {\n"
-    "    show('card-load'); show('chart-box');\n"
-    "    items.push(['plant load', COLORS.load]);\n"
-    "    subscribe(stream('plant_load'), onPlant);\n"
-    "  }\n"
-    "  if (stream('load_forecast')) {\n"
-    "    show('card-forecast'); show('chart-box');\n"
-    "    items.push(['forecast (band: lo..hi)', COLORS.forecast]);\n"
-    "    subscribe(stream('load_forecast'), onForecast);\n"
-    "  }\n"
-    "  if (stream('dispatch')) {\n"
-    "    show('dispatch-box');\n"
-    "    if (stream('plant_load')) { show('card-net'); items.push(['net load after dispatch', COLORS.net]); }\n"
-    "    items.push(['planned peak', COLORS.peak]);\n"
-    "    subscribe(stream('dispatch'), onDispatch);\n"
-    "  }\n"
-    "  if (kind.fleet && kind.fleet.kind === 'table') {\n"
-    "    show('card-soc');\n"
-    "    pollFleet();\n"
-    "    setInterval(pollFleet, 2000);\n"
-    "  }\n"
-    "  legend(items);\n"
-    "  $('status').textContent = items.length || kind.fleet ? 'live' : 'no plant_load, load_forecast, dispatch or fleet here: see queries';\n"
-    "  setInterval(() => { if (dirty) { dirty = false; render(); } }, 500);\n"
-    "  window.addEventListener('resize', render);\n"
-    "}\n"
-    "\n"
-    "start();\n"
-    "</script>\n"
-    "</body>\n"
-    "</html>\n";
-
-/* GET /embed: one live chart of a stream's column, sized to its frame; it reads its stream
- * and columns from its own query string (serve_embed has checked them). */
-static const char embed_html[] =
-    "<!DOCTYPE html>\n"
-    "<html lang=\"en\">\n"
-    "<head>\n"
-    "<meta charset=\"utf-8\">\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>vpq</title>\n"
-    "<style>\n"
-    "html, body { margin: 0; height: 100%; overflow: hidden; font: 12px system-ui, sans-serif; color: #1d2733; background: #fff; }\n"
-    "#label { position: absolute; left: 64px; top: 4px; }\n"
-    "#value { font-size: 1.4em; font-weight: 600; margin: 0 .4em; }\n"
-    "#status { color: #5d6b7a; }\n"
-    "canvas { width: 100%; height: 100%; display: block; }\n"
-    "</style>\n"
-    "</head>\n"
-    "<body>\n"
-    "<div id=\"label\"><span id=\"name\"></span><span id=\"value\"></span><span id=\"status\">connecting</span></div>\n"
-    "<canvas id=\"chart\"></canvas>\n"
-    "<script>\n"
-    "'use strict';\n"
-    "const params = new URLSearchParams(location.search);\n"
-    "const stream = params.get('stream'), ycol = params.get('y'), xcol = params.get('x');\n"
-    "const MAX = 1024, points = [];\n"
-    "let dirty = true;\n"
-    "const $ = id => document.getElementById(id);\n"
-    "\n"
-    "/* row[name], the name matched case-insensitively as in the language */\n"
-    "function field(row, name) {\n"
-    "  if (name in row) return row[name];\n"
-    "  const key = Object.keys(row).find(k => k.toLowerCase() === name.toLowerCase());\n"
-    "  return key === undefined ? undefined : row[key];\n"
-    "}\n"
-    "\n"
-    "const isTime = () => xcol != null && points.length > 0 && points[0][0] > 1e11;\n"
-    "const label = (v, time) => time ? new Date(v).toISOString().slice(5, 16).replace('T', ' ') : String(+v.toPrecision(6));\n"
-    "\n"
-    "function draw() {\n"
-    "  const canvas = $('chart'), ratio = window.devicePixelRatio || 1;\n"
-    "  const w = canvas.clientWidth, h = canvas.clientHeight;\n"
-    "  canvas.width = w * ratio;\n"
-    "  canvas.height = h * ratio;\n"
-    "  const g = canvas.getContext('2d');\n"
-    "  g.setTransform(ratio, 0, 0, ratio, 0, 0);\n"
-    "  g.clearRect(0, 0, w, h);\n"
-    "  if (!points.length) return;\n"
-    "  $('value').textContent = label(points[points.length - 1][1], false);\n"
-    "  const shown = points.slice().sort((a, b) => a[0] - b[0]);\n"
-    "  let x0 = shown[0][0], x1 = shown[shown.length - 1][0];\n"
-    "  let y0 = Math.min(...shown.map(p => p[1])), y1 = Math.max(...shown.map(p => p[1]));\n"
-    "  if (x1 <= x0) x1 = x0 + 1;\n"
-    "  if (y1 <= y0) { y0 -= 1; y1 += 1; }\n"
-    "  const left = 60, right = 10, top = 24, bottom = 20;\n"
-    "  const x = v => left + (v - x0) / (x1 - x0) * (w - left - right);\n"
-    "  const y = v => top + (y1 - v) / (y1 - y0) * (h - top - bottom);\n"
-    "  g.font = '11px system-ui, sans-serif';\n"
-    "  g.fillStyle = '#5d6b7a';\n"
-    "  g.strokeStyle = '#eceef1';\n"
-    "  g.lineWidth = 1;\n"
-    "  g.textAlign = 'right';\n"
-    "  for (let i = 0; i <= 4; i++) {\n"
-    "    const v = y0 + (y1 - y0) * i / 4;\n"
-    "    g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - right, y(v)); g.stroke();\n"
-    "    g.fillText(label(v, false), left - 4, y(v) + 4);\n"
-    "  }\n"
-    "  g.fillText(label(x1, isTime()), w - right, h - 6);\n"
-    "  g.textAlign = 'left';\n"
-    "  g.fillText(label(x0, isTime()), left, h - 6);\n"
-    "  g.strokeStyle = '#1f6fb2';\n"
-    "  g.lineWidth = 2;\n"
-    "  g.beginPath();\n"
-    "  shown.forEach(([a, b], i) => (i ? g.lineTo(x(a), y(b)) : g.moveTo(x(a), y(b))));\n"
-    "  g.stroke();\n"
-    "}\n"
-    "\n"
-    "$('name').textContent = stream + ' ' + ycol;\n"
-    "const source = new EventSource('/api/streams/' + encodeURIComponent(stream) + '?last=' + MAX);\n"
-    "source.onopen = () => { $('status').textContent = ''; };\n"
-    "source.onerror = () => { $('status').textContent = 'reconnecting'; };\n"
-    "source.onmessage = e => {\n"
-    "  const row = JSON.parse(e.data), yv = field(row, ycol), xv = xcol == null ? Number(e.lastEventId) : field(row, xcol);\n"
-    "  if (typeof yv !== 'number' || typeof xv !== 'number') return;\n"
-    "  points.push([xv, yv]);\n"
-    "  if (points.length > MAX) points.shift();\n"
-    "  dirty = true;\n"
-    "};\n"
-    "setInterval(() => { if (dirty) { dirty = false; draw(); } }, 250);\n"
-    "window.addEventListener('resize', draw);\n"
-    "</script>\n"
-    "</body>\n"
-    "</html>\n";
 
 /* ===== Helpers ===== */
 
@@ -681,16 +305,24 @@ static void queue_row(client *c, int64_t id, const char *json, size_t len) {
   queue_append(c, "\n\n", 2);
 }
 
-/* Keeps a stream's new row among the recent ones and queues it for its clients. */
-static void stream_append(vpq_http *h, relation *rel, const char *json, size_t len) {
+/* Keeps a stream's new row among the recent ones and queues it for its clients, waking those
+ * whose queue was empty. */
+static void stream_append(relation *rel, const char *json, size_t len) {
   vpq_buf *slot = &rel->recent[rel->recent_next];
   slot->len = 0;
   vpq_buf_append(slot, json, len);
   rel->recent_next = (rel->recent_next + 1) % RECENT;
   if (rel->recent_n < RECENT) rel->recent_n++;
   rel->seq++;
-  for (client *c = rel->clients; c; c = c->next) queue_row(c, rel->seq, json, len);
-  if (rel->clients) pthread_cond_broadcast(&h->wake);
+  int64_t now = rel->clients ? monotonic_ms() : 0;
+  for (client *c = rel->clients; c; c = c->next) {
+    bool was_empty = c->start == c->queue.len;
+    queue_row(c, rel->seq, json, len);
+    if (was_empty) { /* a client with rows queued already is awake or will be */
+      c->since = now;
+      pthread_cond_signal(&c->wake);
+    }
+  }
 }
 
 /* ===== The engine's side ===== */
@@ -711,7 +343,7 @@ static void on_row(void *ctx, const char *relation_name, const char *json, int d
     rel->has_event_time = true;
   }
   if (rel->is_table) table_apply(rel, json, len, diff);
-  else stream_append(h, rel, json, len);
+  else stream_append(rel, json, len);
   pthread_mutex_unlock(&h->lock);
 }
 
@@ -722,30 +354,50 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned statu
                                      struct MHD_Response *r) {
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
   if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vpq\"");
   enum MHD_Result result = MHD_queue_response(conn, status, r);
   MHD_destroy_response(r);
   return result;
 }
 
+/* The response `body` (taken over); NULL when out of memory. */
+static struct MHD_Response *response_of(vpq_buf *body) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(body->len, body->data, MHD_RESPMEM_MUST_FREE);
+  if (!r) vpq_buf_free(body);
+  return r;
+}
+
 /* Replies `body` (taken over). */
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, vpq_buf *body) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(body->len, body->data, MHD_RESPMEM_MUST_FREE);
-  if (!r) {
-    vpq_buf_free(body);
-    return MHD_NO;
-  }
-  return send_response(conn, status, type, r);
+  struct MHD_Response *r = response_of(body);
+  return r ? send_response(conn, status, type, r) : MHD_NO;
 }
 
 /* Replies a string that lives as long as the program. */
-static enum MHD_Result reply_static(struct MHD_Connection *conn, const char *type, const char *text) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+static enum MHD_Result reply_static(struct MHD_Connection *conn, const char *type, const void *text, size_t len) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_PERSISTENT);
   return r ? send_response(conn, MHD_HTTP_OK, type, r) : MHD_NO;
 }
 
-/* Replies {"error": MESSAGE}. */
+/* Replies the error {"status":STATUS,"message":MESSAGE} (with "diagnostics":DIAGNOSTICS
+ * unless NULL); a 405 names in `Allow` the method the path takes (`allow`). */
+static enum MHD_Result reply_problem(struct MHD_Connection *conn, unsigned status, const char *allow,
+                                     const char *message, const char *diagnostics) {
+  vpq_buf body = {0};
+  vpq_buf_printf(&body, "{\"status\":%u,\"message\":", status);
+  vpq_json_encode_string(&body, message, strlen(message));
+  if (diagnostics) {
+    vpq_buf_puts(&body, ",\"diagnostics\":");
+    vpq_json_encode_string(&body, diagnostics, strlen(diagnostics));
+  }
+  vpq_buf_puts(&body, "}\n");
+  struct MHD_Response *r = response_of(&body);
+  if (!r) return MHD_NO;
+  if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+  return send_response(conn, status, "application/json", r);
+}
+
+/* Replies the error {"status":STATUS,"message":MESSAGE}, the message printf-style. */
 __attribute__((format(printf, 3, 4))) static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status,
                                                                          const char *fmt, ...) {
   char message[512];
@@ -753,11 +405,14 @@ __attribute__((format(printf, 3, 4))) static enum MHD_Result reply_error(struct 
   va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
-  vpq_buf body = {0};
-  vpq_buf_puts(&body, "{\"error\":");
-  vpq_json_encode_string(&body, message, strlen(message));
-  vpq_buf_puts(&body, "}\n");
-  return reply(conn, status, "application/json", &body);
+  return reply_problem(conn, status, NULL, message, NULL);
+}
+
+/* Replies the compiled-in file served at `path` (vpq_http_assets.h), or 404. */
+static enum MHD_Result reply_asset(struct MHD_Connection *conn, const char *path) {
+  for (const vpq_http_asset *a = vpq_http_assets; a->path; a++)
+    if (strcmp(a->path, path) == 0) return reply_static(conn, a->type, a->data, a->len);
+  return reply_error(conn, MHD_HTTP_NOT_FOUND, "no such path: %s", path);
 }
 
 /* The query of GET /api/tables/NAME: its where= conditions and limit=. */
@@ -831,9 +486,22 @@ static void free_filter(row_filter *f) {
   }
 }
 
-/* Orders rows by their JSON text. */
-static int compare_rows(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+/* Copies the rows of table `rel` that meet `filter` (each as often as the table holds it)
+ * under the lock: their texts go back to back into `texts`, NUL-terminated. Returns an array
+ * of *n pointers into `texts` (to free). */
+static const char **copy_rows(vpq_http *h, const relation *rel, const row_filter *filter, vpq_buf *texts, size_t *n) {
+  size_t count = 0;
+  pthread_mutex_lock(&h->lock);
+  for (size_t b = 0; b < rel->nbuckets; b++)
+    for (const row_entry *e = rel->buckets[b]; e; e = e->next)
+      if (row_matches(filter, e->json))
+        for (int64_t k = 0; k < e->count; k++, count++) vpq_buf_append(texts, e->json, e->len + 1);
+  pthread_mutex_unlock(&h->lock);
+  const char **rows = malloc(sizeof *rows * (count + 1));
+  if (!rows) abort();
+  for (size_t i = 0, at = 0; i < count; i++, at += strlen(texts->data + at) + 1) rows[i] = texts->data + at;
+  *n = count;
+  return rows;
 }
 
 /* GET /api/tables/NAME[?where=COLUMN=VALUE...][&limit=N]: the current rows that meet the
@@ -846,30 +514,20 @@ static enum MHD_Result serve_table(vpq_http *h, struct MHD_Connection *conn, rel
     return reply_error(conn, MHD_HTTP_BAD_REQUEST, "%s", filter.error);
   }
   vpq_buf texts = {0};
-  size_t n = 0;
-  pthread_mutex_lock(&h->lock);
-  for (size_t b = 0; b < rel->nbuckets; b++)
-    for (const row_entry *e = rel->buckets[b]; e; e = e->next)
-      if (row_matches(&filter, e->json))
-        for (int64_t k = 0; k < e->count; k++, n++) vpq_buf_append(&texts, e->json, e->len + 1);
-  pthread_mutex_unlock(&h->lock);
+  size_t n;
+  const char **rows = copy_rows(h, rel, &filter, &texts, &n);
   free_filter(&filter);
-  const char **rows = malloc(sizeof *rows * (n + 1));
-  if (!rows) abort();
-  for (size_t i = 0, at = 0; i < n; i++, at += strlen(texts.data + at) + 1) rows[i] = texts.data + at;
-  qsort(rows, n, sizeof *rows, compare_rows);
-  if (filter.limit >= 0 && (unsigned long long)filter.limit < n) n = (size_t)filter.limit;
   vpq_buf body = {0};
-  vpq_buf_puts(&body, "[");
-  for (size_t i = 0; i < n; i++) vpq_buf_printf(&body, "%s\n%s", i ? "," : "", rows[i]);
-  vpq_buf_puts(&body, "\n]\n");
+  vpq_http_json_array(rows, n, filter.limit >= 0 && (unsigned long long)filter.limit < n ? (size_t)filter.limit : n, &body);
   free(rows);
   vpq_buf_free(&texts);
   return reply(conn, MHD_HTTP_OK, "application/json", &body);
 }
 
 /* MHD's reader of an event stream: waits for the client's queue to fill and hands on what it
- * can take. */
+ * can take. Rows queued for an empty queue wait up to COALESCE_MS for more (unless they are
+ * COALESCE_BYTES already), so that a busy stream wakes each client's thread some tens of
+ * times a second, not once a row. */
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   client *c = cls;
@@ -893,11 +551,16 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
       break;
     }
     struct timespec until = monotonic_at(now + HANGUP_CHECK_MS < keepalive ? now + HANGUP_CHECK_MS : keepalive);
-    pthread_cond_timedwait(&h->wake, &h->lock, &until);
+    pthread_cond_timedwait(&c->wake, &h->lock, &until);
     if (c->start == c->queue.len && hung_up(c->fd)) {
       pthread_mutex_unlock(&h->lock);
       return MHD_CONTENT_READER_END_WITH_ERROR;
     }
+  }
+  for (int64_t until = c->since + COALESCE_MS;
+       !h->ending && !c->overflow && c->queue.len - c->start < COALESCE_BYTES && monotonic_ms() < until;) {
+    struct timespec at = monotonic_at(until);
+    pthread_cond_timedwait(&c->wake, &h->lock, &at);
   }
   size_t n = c->queue.len - c->start < max ? c->queue.len - c->start : max;
   memcpy(out, c->queue.data + c->start, n);
@@ -918,6 +581,7 @@ static void end_events(void *cls) {
   c->rel->nclients--;
   if (--h->nclients == 0) pthread_cond_broadcast(&h->drained);
   pthread_mutex_unlock(&h->lock);
+  pthread_cond_destroy(&c->wake);
   vpq_buf_free(&c->queue);
   free(c);
 }
@@ -947,9 +611,11 @@ static enum MHD_Result serve_stream(vpq_http *h, struct MHD_Connection *conn, re
   if (!c) abort();
   c->rel = rel;
   c->fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
+  init_cond(&c->wake);
   pthread_mutex_lock(&h->lock);
   if (h->ending) {
     pthread_mutex_unlock(&h->lock);
+    pthread_cond_destroy(&c->wake);
     free(c);
     return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the engine has stopped");
   }
@@ -1020,7 +686,7 @@ static enum MHD_Result serve_embed(vpq_http *h, struct MHD_Connection *conn) {
   if (x && !*x) return reply_error(conn, MHD_HTTP_BAD_REQUEST, "x must name a column: %s", use);
   const relation *rel = find_relation(h, name);
   if (!rel || rel->is_table) return reply_error(conn, MHD_HTTP_NOT_FOUND, "no stream `%s`", name);
-  return reply_static(conn, "text/html; charset=utf-8", embed_html);
+  return reply_asset(conn, "/embed");
 }
 
 /* Appends a metric family's # HELP and # TYPE lines. */
@@ -1045,21 +711,50 @@ static enum MHD_Result serve_metrics(vpq_http *h, struct MHD_Connection *conn) {
   clock_gettime(CLOCK_REALTIME, &now);
   int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
   vpq_buf out = {0};
+  vpq_stats published = vpq_engine_stats_published(h->engine);
   pthread_mutex_lock(&h->lock);
+  /* The newer of the counters the engine published (every second) and those of its last row. */
+  vpq_stats st = published.rows_in >= h->stats.rows_in ? published : h->stats;
+  st.consumer_lag = published.consumer_lag;
   const struct {
     const char *name, *help;
     int64_t value;
   } totals[] = {
-      {"vpq_rows_in_total", "Source rows decoded.", h->stats.rows_in},
-      {"vpq_sink_rows_total", "Rows written to sinks.", h->stats.rows_out},
-      {"vpq_late_rows_total", "Rows that arrived after their window closed.", h->stats.late},
-      {"vpq_malformed_total", "Source records that could not be decoded.", h->stats.malformed},
-      {"vpq_dead_lettered_total", "Records and rows written to dead-letter outputs.", h->stats.dead_lettered},
+      {"vpq_rows_in_total", "Source rows decoded.", st.rows_in},
+      {"vpq_sink_rows_total", "Rows written to sinks.", st.rows_out},
+      {"vpq_late_rows_total", "Rows that arrived after their window closed.", st.late},
+      {"vpq_malformed_total", "Source records that could not be decoded.", st.malformed},
+      {"vpq_dead_lettered_total", "Records and rows written to dead-letter outputs.", st.dead_lettered},
   };
   for (size_t i = 0; i < sizeof totals / sizeof *totals; i++) {
     metric_header(&out, totals[i].name, "counter", totals[i].help);
     vpq_buf_printf(&out, "%s %lld\n", totals[i].name, (long long)totals[i].value);
   }
+  metric_header(&out, "vpq_refused_total", "counter", "Malformed records and refused rows (late, max_keys), by reason.");
+  for (int r = 0; r < VPQ_REASON_COUNT; r++)
+    vpq_buf_printf(&out, "vpq_refused_total{reason=\"%s\"} %lld\n", vpq_reason_name((vpq_reason)r),
+                   (long long)st.refused[r]);
+  metric_header(&out, "vpq_checkpoints_total", "counter", "Checkpoints taken (vpq run --state-dir).");
+  vpq_buf_printf(&out, "vpq_checkpoints_total %lld\n", (long long)st.checkpoints);
+  metric_header(&out, "vpq_checkpoint_failures_total", "counter", "Checkpoints that could not be written.");
+  vpq_buf_printf(&out, "vpq_checkpoint_failures_total %lld\n", (long long)st.checkpoint_failures);
+  if (st.checkpoint_at_ms > 0) {
+    metric_header(&out, "vpq_checkpoint_age_seconds", "gauge", "Wall clock since the last checkpoint was written.");
+    vpq_buf_printf(&out, "vpq_checkpoint_age_seconds %.3f\n", (double)(now_ms - st.checkpoint_at_ms) / 1000);
+    metric_header(&out, "vpq_checkpoint_state_bytes", "gauge", "Uncompressed state of the last checkpoint.");
+    vpq_buf_printf(&out, "vpq_checkpoint_state_bytes %lld\n", (long long)st.checkpoint_bytes);
+  }
+  if (st.consumer_lag >= 0) {
+    metric_header(&out, "vpq_consumer_lag_records", "gauge", "Records the Kafka sources have not read yet.");
+    vpq_buf_printf(&out, "vpq_consumer_lag_records %lld\n", (long long)st.consumer_lag);
+  }
+  long pages = 0, resident = 0;
+  FILE *statm = fopen("/proc/self/statm", "r");
+  if (statm && fscanf(statm, "%ld %ld", &pages, &resident) == 2) {
+    metric_header(&out, "vpq_resident_memory_bytes", "gauge", "Resident memory of the vpq process.");
+    vpq_buf_printf(&out, "vpq_resident_memory_bytes %lld\n", (long long)resident * sysconf(_SC_PAGESIZE));
+  }
+  if (statm) fclose(statm);
   metric_header(&out, "vpq_rows_out_total", "counter", "Rows each stream or table emitted (retractions not counted).");
   for (int i = 0; i < h->nrels; i++) {
     sample(&out, "vpq_rows_out_total", h->rels[i].name);
@@ -1100,18 +795,111 @@ static bool authorized(const vpq_http *h, struct MHD_Connection *conn) {
   return diff == 0;
 }
 
-/* MHD's request handler: routes a request to its endpoint. */
+/* ===== POST /api/query ===== */
+
+/* The body of a POST /api/query as it arrives: MHD's per-request state (con_cls). */
+typedef struct upload {
+  vpq_buf text;
+  bool too_long; /* over MAX_QUERY_BYTES: the rest is dropped */
+} upload;
+
+/* Runs the query text of a complete POST /api/query over copies of the tables it names and
+ * replies the result or the diagnostics. */
+static enum MHD_Result serve_query(vpq_http *h, struct MHD_Connection *conn, const upload *u) {
+  const char *text = u->text.data ? u->text.data : "";
+  if (strlen(text) != u->text.len) return reply_error(conn, MHD_HTTP_BAD_REQUEST, "the query text has a NUL byte");
+  if (__atomic_add_fetch(&h->nqueries, 1, __ATOMIC_ACQ_REL) > MAX_QUERIES) {
+    __atomic_sub_fetch(&h->nqueries, 1, __ATOMIC_ACQ_REL);
+    return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%d ad-hoc queries are running: try again", MAX_QUERIES);
+  }
+  vpq_http_table *tables = calloc((size_t)h->nrels + 1, sizeof *tables);
+  vpq_buf *texts = calloc((size_t)h->nrels + 1, sizeof *texts);
+  if (!tables || !texts) abort();
+  int ntables = 0;
+  row_filter all = {.limit = -1};
+  for (int i = 0; i < h->nrels; i++) {
+    relation *rel = &h->rels[i];
+    if (!rel->is_table) continue;
+    vpq_http_table *t = &tables[ntables];
+    *t = (vpq_http_table){.name = rel->name, .plan = rel->plan};
+    if (vpq_http_query_reads(text, rel->name)) t->rows = copy_rows(h, rel, &all, &texts[ntables], &t->nrows);
+    ntables++;
+  }
+  vpq_buf result = {0}, diagnostics = {0};
+  int status = vpq_http_query_run(text, tables, ntables, &result, &diagnostics);
+  for (int i = 0; i < ntables; i++) {
+    free((void *)tables[i].rows);
+    vpq_buf_free(&texts[i]);
+  }
+  free(tables);
+  free(texts);
+  __atomic_sub_fetch(&h->nqueries, 1, __ATOMIC_ACQ_REL);
+  if (status == MHD_HTTP_OK) {
+    vpq_buf_free(&diagnostics);
+    return reply(conn, MHD_HTTP_OK, "application/json", &result);
+  }
+  vpq_buf_free(&result);
+  const char *d = diagnostics.data ? diagnostics.data : "";
+  char message[512];
+  snprintf(message, sizeof message, "%.*s", (int)strcspn(d, "\n"), d);
+  enum MHD_Result rc = status == MHD_HTTP_BAD_REQUEST ? reply_problem(conn, MHD_HTTP_BAD_REQUEST, NULL, message, d)
+                                                     : reply_error(conn, (unsigned)status, "%s", message);
+  vpq_buf_free(&diagnostics);
+  return rc;
+}
+
+/* Takes in a part of a POST /api/query's body, or, at its end (no more data), answers it:
+ * 413 when it was longer than MAX_QUERY_BYTES (the rest of such a body is read and dropped:
+ * MHD cannot answer before the whole request is in). */
+static enum MHD_Result receive_query(vpq_http *h, struct MHD_Connection *conn, upload *u, const char *data,
+                                     size_t *size) {
+  if (*size == 0 && u->too_long)
+    return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "the query is longer than %d bytes", MAX_QUERY_BYTES);
+  if (*size == 0) return serve_query(h, conn, u);
+  u->too_long |= u->text.len + *size > MAX_QUERY_BYTES;
+  if (!u->too_long) vpq_buf_append(&u->text, data, *size);
+  *size = 0;
+  return MHD_YES;
+}
+
+/* MHD's end of a request: frees a POST /api/query's body. */
+static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why) {
+  (void)cls, (void)conn, (void)why;
+  upload *u = *con_cls;
+  if (!u) return;
+  vpq_buf_free(&u->text);
+  free(u);
+  *con_cls = NULL;
+}
+
+/* MHD's request handler: routes a request to its endpoint (a POST /api/query is called again
+ * for each part of its body, then once more at its end). */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_data_size,
                               void **con_cls) {
-  (void)version, (void)upload_data, (void)upload_data_size, (void)con_cls;
+  (void)version;
   vpq_http *h = cls;
-  if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-    return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed: use GET", method);
-  if (strcmp(url, "/healthz") == 0) return reply_static(conn, "text/plain; charset=utf-8", "ok\n");
+  if (*con_cls) return receive_query(h, conn, *con_cls, upload_data, upload_data_size);
+  bool query = strcmp(url, "/api/query") == 0;
+  const char *allow = query ? MHD_HTTP_METHOD_POST : MHD_HTTP_METHOD_GET;
+  if (strcmp(method, allow) != 0) {
+    char message[128];
+    snprintf(message, sizeof message, "method %.32s not allowed: use %s", method, allow);
+    return reply_problem(conn, MHD_HTTP_METHOD_NOT_ALLOWED, allow, message, NULL);
+  }
+  if (strcmp(url, "/healthz") == 0) return reply_static(conn, "text/plain; charset=utf-8", "ok\n", 3);
   if (h->token && !authorized(h, conn))
     return reply_error(conn, MHD_HTTP_UNAUTHORIZED, "this server needs the header Authorization: Bearer TOKEN");
-  if (strcmp(url, "/") == 0) return reply_static(conn, "text/html; charset=utf-8", dashboard_html);
+  if (query) {
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && strtoull(length, NULL, 10) > MAX_QUERY_BYTES)
+      return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "the query is longer than %d bytes", MAX_QUERY_BYTES);
+    upload *u = calloc(1, sizeof *u);
+    if (!u) abort();
+    *con_cls = u;
+    return MHD_YES;
+  }
+  if (strcmp(url, "/") == 0 || strncmp(url, "/assets/", 8) == 0) return reply_asset(conn, url);
   if (strcmp(url, "/embed") == 0) return serve_embed(h, conn);
   if (strcmp(url, "/metrics") == 0) return serve_metrics(h, conn);
   if (strcmp(url, "/api/queries") == 0) return serve_queries(h, conn);
@@ -1246,7 +1034,6 @@ static void free_http(vpq_http *h) {
   free(h->rels);
   free(h->token);
   pthread_mutex_destroy(&h->lock);
-  pthread_cond_destroy(&h->wake);
   pthread_cond_destroy(&h->drained);
   free(h);
 }
@@ -1272,6 +1059,7 @@ static struct MHD_Daemon *listen_on(vpq_http *h, const char *host, int port, cha
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, log_start_error, h,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+      MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
   if (!d) snprintf(err, err_size, "cannot listen: %s", h->start_error[0] ? h->start_error : "libmicrohttpd failed to start");
   return d;
@@ -1291,7 +1079,6 @@ vpq_http *vpq_http_start(vpq_engine *engine, const char *addr, const char *token
   h->engine = engine;
   if (token && *token && !(h->token = strdup(token))) abort();
   pthread_mutex_init(&h->lock, NULL);
-  init_cond(&h->wake);
   init_cond(&h->drained);
   h->nrels = vpq_engine_relations(engine, NULL, NULL, 0);
   const char **names = calloc((size_t)h->nrels + 1, sizeof *names);
@@ -1337,7 +1124,8 @@ void vpq_http_stop(vpq_http *h) {
   if (!h) return;
   pthread_mutex_lock(&h->lock);
   h->ending = true;
-  pthread_cond_broadcast(&h->wake);
+  for (int i = 0; i < h->nrels; i++)
+    for (client *c = h->rels[i].clients; c; c = c->next) pthread_cond_signal(&c->wake);
   struct timespec deadline = monotonic_at(monotonic_ms() + DRAIN_MS);
   while (h->nclients > 0 && pthread_cond_timedwait(&h->drained, &h->lock, &deadline) != ETIMEDOUT) {}
   pthread_mutex_unlock(&h->lock);

@@ -1,8 +1,9 @@
 /* vpq_http.h — `vpq run --http ADDR`: serves a running engine over HTTP (libmicrohttpd) for
- * ops dashboards: a live dashboard page, tables as JSON arrays, streams as server-sent events,
- * the running statements with their plans and counters, Prometheus metrics, a health check and
- * one-chart pages for iframes (docs/http.md). The server runs on its own threads and never calls into the engine from
- * them: it keeps its own copy of what it serves, fed by engine subscriptions.
+ * ops dashboards: a live dashboard page, tables as JSON arrays, ad-hoc SELECTs over tables,
+ * streams as server-sent events, the running statements with their plans and counters,
+ * Prometheus metrics, a health check and one-chart pages for iframes (docs/http.md). The server
+ * runs on its own threads and never calls into the engine from them: it keeps its own copy of
+ * what it serves, fed by engine subscriptions.
  *
  *   vpq_http *http = vpq_http_start(engine, "127.0.0.1:8080", token, text, err, sizeof err);
  *   vpq_engine_run(engine, stderr);

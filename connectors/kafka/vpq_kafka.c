@@ -712,8 +712,24 @@ static bool kafka_source_restore(vpq_source *src, vpq_ckpt_in *in, char *err, si
   return true;
 }
 
+/* The lag: per partition read here, the end offset librdkafka last heard of minus the next
+ * offset to read. */
+static int64_t kafka_source_lag(const vpq_source *src) {
+  const kafka_source *s = (const kafka_source *)src;
+  int64_t lag = 0;
+  bool known = false;
+  for (int p = 0; p < s->base.partitions; p++) {
+    if (s->base.owned && !s->owned[p]) continue;
+    int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(s->rk, s->topic, p, &low, &high) || high < 0 || s->next[p] < 0) continue;
+    if (high > s->next[p]) lag += high - s->next[p];
+    known = true;
+  }
+  return known ? lag : -1;
+}
+
 static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close, kafka_commit,
-                                              kafka_source_save, kafka_source_restore};
+                                              kafka_source_save, kafka_source_restore, kafka_source_lag};
 
 
 

@@ -2,17 +2,21 @@
 # test_http.sh VPQ — `vpq run --http` end to end, with curl as the client: a query over an
 # unbounded Kafka source on `vpq broker` (kcat produces the rows) keeps running while the test
 # reads /healthz, a table (/api/tables/latest, compared whole, then filtered with where= and
-# limit=), a stream as server-sent events (/api/streams/big: the newest old row, then rows
-# produced while connected, then resumed with Last-Event-ID), /metrics, /api/queries, the
-# dashboard page, the embeddable chart and the errors (401, 404, 400, 405); the server is bound
-# to 127.0.0.1 by default and wants the --http-token bearer token; then SIGINT must end the
-# open event stream cleanly and the run with exit 0. A second run, on 0.0.0.0 with the token
-# from VPQ_HTTP_TOKEN, checks binding every interface and resuming past the recent buffer
+# limit=), ad-hoc queries over it (POST /api/query: results, exact diagnostics, limits), a
+# stream as server-sent events (/api/streams/big: the newest old row, then rows produced while
+# connected, then resumed with Last-Event-ID), /metrics, /api/queries, the dashboard and
+# embeddable chart pages and their compiled-in scripts (byte for byte those of web/ and npm's
+# uplot), and the errors (401, 404, 400, 405, 413); the server is bound to 127.0.0.1 by
+# default and wants the --http-token bearer token; then SIGINT must end the open event stream
+# cleanly and the run with exit 0. A second run, on 0.0.0.0 with the token from
+# VPQ_HTTP_TOKEN, checks binding every interface and resuming past the recent buffer
 # (`event: gap`).
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
 . "$(dirname "$0")/../kafka/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+web=$(cd "$here/../../web" && pwd)
 start_broker "$vpq" "$work" --topic vpp.readings:1
 vpq_pid= curl_pid=
 trap 'kill $vpq_pid $curl_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
@@ -84,6 +88,7 @@ VPQ_HTTP_TOKEN=not-this-one start_vpq q.vpq "" --http-token s3cret
 [ "$(listen_addrs "$port")" = "127.0.0.1:$port" ] || fail "no host: not bound to 127.0.0.1 only: $(listen_addrs "$port")"
 # get [CURL ARG...]: curl with the token.
 get() { curl -s -H "Authorization: Bearer s3cret" "$@"; }
+auth=(-H "Authorization: Bearer s3cret")
 
 # Wait until the engine has read the first batch (3 rows; the malformed one is counted apart).
 for _ in $(seq 150); do
@@ -96,7 +101,7 @@ done
 # Everything else wants the bearer token.
 status() { curl -s -o body.json -w '%{http_code}' "$@"; }
 for path in / /metrics /api/queries /api/tables/latest /api/streams/big "/embed?stream=big&y=power_kw"; do
-  [ "$(status "$url$path")" = 401 ] && grep -q '"error":"this server needs the header Authorization: Bearer TOKEN"' body.json ||
+  [ "$(status "$url$path")" = 401 ] && grep -qx '{"status":401,"message":"this server needs the header Authorization: Bearer TOKEN"}' body.json ||
     fail "$path without a token"
 done
 for header in "Bearer s3cre" "Bearer s3cretX" "Bearer not-this-one" "Basic s3cret" "s3cret"; do
@@ -175,8 +180,52 @@ table_is '[{"device_id":"d3","power_kw":1.5,"n":1},{"device_id":"d4","power_kw":
 for bad in "limit=x:limit must be a whole number of rows, not \`x\`" "limit=-1:limit must be" "limit=:limit must be" \
            "where=n:where must be COLUMN=VALUE, not \`n\`" "where==1:where must be COLUMN=VALUE" "wher=n=1:unknown parameter \`wher\`"; do
   [ "$(status -H "Authorization: Bearer s3cret" "$url/api/tables/latest?${bad%%:*}")" = 400 ] &&
-    grep -qF "\"error\":\"${bad#*:}" body.json || fail "?${bad%%:*}: $(cat body.json)"
+    grep -qF "{\"status\":400,\"message\":\"${bad#*:}" body.json || fail "?${bad%%:*}: $(cat body.json)"
 done
+
+# POST /api/query: an ad-hoc SELECT over the table, answered once (sorted like a table).
+# query_is TEXT STATUS JSON: the body is TEXT; the answer has STATUS and is JSON.
+query_is() {
+  [ "$(status -H "Authorization: Bearer s3cret" -H 'Content-Type: text/plain' --data-binary "$1" "$url/api/query")" = "$2" ] ||
+    fail "POST /api/query $1: status $(cat body.json)"
+  /usr/bin/python3 - "$3" <<'PY' || fail "POST /api/query $1"
+import json, sys
+got, expected = json.load(open("body.json")), json.loads(sys.argv[1])
+if got != expected:
+    print("got", json.dumps(got), "\nexpected", json.dumps(expected))
+    sys.exit(1)
+PY
+}
+query_is 'SELECT n, count(*) AS devices, sum(power_kw) AS kw FROM latest WHERE device_id <> '"'d9'"' GROUP BY n' 200 \
+  '[{"n":1,"devices":2,"kw":6.0},{"n":2,"devices":2,"kw":3.25}]'
+query_is 'select DEVICE_ID, power_kw * 2 AS double_kw from "Latest" where power_kw > 1;' 200 \
+  '[{"device_id":"d1","double_kw":6.0},{"device_id":"d3","double_kw":3.0},{"device_id":"d4","double_kw":9.0}]'
+query_is $'-- which devices\nSELECT device_id\nFROM latest WHERE' 400 \
+  '{"status":400,"message":"query:3:18: error: syntax error: unexpected end of input",
+    "diagnostics":"query:3:18: error: syntax error: unexpected end of input\nFROM latest WHERE\n                 ^\n"}'
+query_is 'SELECT devce_id, power_kw FROM latest' 400 \
+  '{"status":400,"message":"query:1:8: error: unknown column `devce_id`; did you mean `device_id`?",
+    "diagnostics":"query:1:8: error: unknown column `devce_id`; did you mean `device_id`?\nSELECT devce_id, power_kw FROM latest\n       ^~~~~~~~\n"}'
+query_is 'SELECT * FROM big' 400 \
+  '{"status":400,"message":"query:1:15: error: unknown stream or table `big`",
+    "diagnostics":"query:1:15: error: unknown stream or table `big`\nSELECT * FROM big\n              ^~~\n"}'
+query_is 'INSERT INTO big SELECT device_id FROM latest' 400 \
+  '{"status":400,"message":"query:1:1: error: POST /api/query takes one SELECT, not `INSERT`",
+    "diagnostics":"query:1:1: error: POST /api/query takes one SELECT, not `INSERT`\nINSERT INTO big SELECT device_id FROM latest\n^~~~~~\n"}'
+query_is 'SELECT n FROM latest; CREATE STREAM x (a BIGINT)' 400 \
+  '{"status":400,"message":"query:1:23: error: POST /api/query takes one SELECT: nothing may follow its `;`",
+    "diagnostics":"query:1:23: error: POST /api/query takes one SELECT: nothing may follow its `;`\nSELECT n FROM latest; CREATE STREAM x (a BIGINT)\n                      ^~~~~~\n"}'
+# The token, the method, and the size of the body (known in advance or not: chunked).
+[ "$(status --data-binary 'SELECT n FROM latest' "$url/api/query")" = 401 ] || fail "POST /api/query without the token"
+curl -s -D headers.txt -o body.json "${auth[@]}" "$url/api/query"
+grep -q '^HTTP/1.1 405' headers.txt && grep -qi '^allow: POST' headers.txt &&
+  grep -qx '{"status":405,"message":"method GET not allowed: use POST"}' body.json || fail "GET /api/query"
+printf 'SELECT n FROM latest WHERE device_id = %070000d' 0 >big_query.txt
+[ "$(status "${auth[@]}" --data-binary @big_query.txt "$url/api/query")" = 413 ] &&
+  grep -qx '{"status":413,"message":"the query is longer than 65536 bytes"}' body.json || fail "a long query"
+[ "$(status "${auth[@]}" -H 'Transfer-Encoding: chunked' --data-binary @big_query.txt "$url/api/query")" = 413 ] ||
+  fail "a long chunked query"
+query_is 'SELECT count(*) AS rows FROM latest' 200 '[{"rows":4}]'
 
 # The stream's client has left: the server notices within a second or so.
 for _ in $(seq 50); do
@@ -195,7 +244,9 @@ for l in lines:
 expected = {"vpq_rows_in_total": 6, "vpq_malformed_total": 1, "vpq_late_rows_total": 0, "vpq_dead_lettered_total": 0,
             'vpq_rows_out_total{relation="readings"}': 6, 'vpq_rows_out_total{relation="latest"}': 6,
             'vpq_rows_out_total{relation="big"}': 4, 'vpq_table_rows{relation="latest"}': 4,
-            'vpq_http_stream_clients{relation="big"}': 0}
+            'vpq_http_stream_clients{relation="big"}': 0, 'vpq_refused_total{reason="invalid timestamp"}': 1,
+            'vpq_refused_total{reason="late"}': 0, "vpq_checkpoints_total": 0, "vpq_consumer_lag_records": 0}
+assert samples["vpq_resident_memory_bytes"] > 1 << 20, samples["vpq_resident_memory_bytes"]
 for k, v in expected.items():
     assert samples.get(k) == v, (k, samples.get(k), v)
 # Lag: wall clock minus the newest ts seen (now - 54 s when produced), give or take the test's time.
@@ -207,6 +258,17 @@ for family in {re.sub(r"\{.*", "", k) for k in samples}:
     assert "# HELP %s " % family in "\n".join(lines), family
 PY
 
+# The metrics parse as Prometheus text (a strict parser: Debian's promtool comes only with the
+# whole prometheus server), and the parser does reject what is not.
+/usr/bin/python3 "$here/check_metrics.py" metrics.txt >check.txt || { cat check.txt; fail "/metrics is not valid Prometheus text"; }
+printf '# HELP a_total A.\n# TYPE a_total counter\na_total{x="1"} 1\n# HELP b B.\n# TYPE b gauge\nb 1\na_total{x="2"} 2\nb{x="a\\q"} 1\n# TYPE c counter\nc 1' >bad_metrics.txt
+/usr/bin/python3 "$here/check_metrics.py" bad_metrics.txt >check.txt && fail "the metrics parser took bad text"
+[ "$(cat check.txt)" = "the text does not end with a newline
+line 7: the samples of a_total are not together
+line 8: not a sample: 'b{x=\"a\\\\q\"} 1'
+line 10: c has no HELP
+counter c is not named *_total" ] || { cat check.txt; fail "the metrics parser's complaints"; }
+
 get "$url/api/queries" >queries.json
 /usr/bin/python3 - <<'PY' || fail "/api/queries"
 import json
@@ -217,25 +279,39 @@ assert q[1]["statements"] == ["CREATE TABLE latest AS\n  SELECT device_id, last(
 assert q[2]["statements"][0].endswith("device_id <> 'x;y';"), q[2]
 PY
 
-get -D headers.txt "$url/" >page.html
-grep -qi '^content-type: text/html' headers.txt || fail "/ is not HTML"
-grep -q '<canvas id="chart">' page.html && grep -q 'new EventSource' page.html && grep -q "/api/tables/fleet" page.html ||
-  fail "/ is not the dashboard"
+# The pages load their scripts and styles from the server itself (relative URLs, nothing from
+# elsewhere), and it serves them as they are in web/ and in npm's uplot package.
+page_is() { # page_is PATH LINKS: PATH is HTML whose src= and href= are LINKS (sorted, each and a space)
+  get -D headers.txt "$url$1" >page.html
+  grep -qi '^content-type: text/html' headers.txt || fail "$1 is not HTML"
+  links=$(grep -Eo '(src|href)="[^"]*"' page.html | LC_ALL=C sort -u | tr '\n' ' ')
+  [ "$links" = "$2" ] || fail "$1 links to $links"
+}
+page_is / 'href="api/queries" href="assets/uPlot.min.css" href="data:," href="metrics" src="assets/dashboard.js" src="assets/uPlot.iife.min.js" '
+page_is "/embed?stream=BIG&y=power_kw&x=ts" 'href="assets/uPlot.min.css" href="data:," src="assets/embed.js" src="assets/uPlot.iife.min.js" '
+asset_is() { # asset_is NAME FILE TYPE: /assets/NAME is FILE, byte for byte, as TYPE
+  get -D headers.txt "$url/assets/$1" >asset.bin
+  grep -qi "^content-type: $3" headers.txt && cmp -s asset.bin "$2" || fail "/assets/$1 is not $2"
+}
+asset_is dashboard.js "$web/dashboard.js" text/javascript
+asset_is embed.js "$web/embed.js" text/javascript
+asset_is uPlot.iife.min.js "$web/node_modules/uplot/dist/uPlot.iife.min.js" text/javascript
+asset_is uPlot.min.css "$web/node_modules/uplot/dist/uPlot.min.css" text/css
+asset_is uPlot.LICENSE.txt "$web/node_modules/uplot/LICENSE" text/plain
+[ "$(status "${auth[@]}" "$url/assets/nope.js")" = 404 ] && grep -qx '{"status":404,"message":"no such path: /assets/nope.js"}' body.json ||
+  fail "unknown asset"
+[ "$(status "$url/assets/uPlot.iife.min.js")" = 401 ] || fail "/assets without the token"
 
-get -D headers.txt "$url/embed?stream=BIG&y=power_kw&x=ts" >embed.html
-grep -qi '^content-type: text/html' headers.txt && grep -q '<canvas id="chart">' embed.html &&
-  grep -q "new EventSource('/api/streams/'" embed.html && ! grep -Eq '(src|href)=|https?:' embed.html ||
-  fail "/embed is not the self-contained chart page"
-
-auth=(-H "Authorization: Bearer s3cret")
-[ "$(status "${auth[@]}" "$url/nope")" = 404 ] && grep -q '"error":"no such path: /nope"' body.json || fail "unknown path"
+[ "$(status "${auth[@]}" "$url/nope")" = 404 ] && grep -qx '{"status":404,"message":"no such path: /nope"}' body.json || fail "unknown path"
 [ "$(status "${auth[@]}" "$url/api/tables/nope")" = 404 ] && grep -q 'no table `nope`' body.json || fail "unknown table"
 [ "$(status "${auth[@]}" "$url/api/streams/latest")" = 404 ] && grep -q '`latest` is a table' body.json || fail "table as a stream"
 [ "$(status "${auth[@]}" "$url/api/streams/big?last=x")" = 400 ] || fail "bad ?last"
-[ "$(status -X POST -d x=1 "$url/healthz")" = 405 ] && grep -q 'method POST not allowed' body.json || fail "POST"
-[ "$(status "${auth[@]}" "$url/embed?y=power_kw")" = 400 ] && grep -q '"error":"stream must name a stream' body.json || fail "/embed without stream"
-[ "$(status "${auth[@]}" "$url/embed?stream=big")" = 400 ] && grep -q '"error":"y must name a column' body.json || fail "/embed without y"
-[ "$(status "${auth[@]}" "$url/embed?stream=big&y=power_kw&x=")" = 400 ] && grep -q '"error":"x must name a column' body.json || fail "/embed with x="
+curl -s -D headers.txt -o body.json -X POST -d x=1 "$url/healthz"
+grep -q '^HTTP/1.1 405' headers.txt && grep -qi '^allow: GET' headers.txt &&
+  grep -qx '{"status":405,"message":"method POST not allowed: use GET"}' body.json || fail "POST"
+[ "$(status "${auth[@]}" "$url/embed?y=power_kw")" = 400 ] && grep -q '"message":"stream must name a stream' body.json || fail "/embed without stream"
+[ "$(status "${auth[@]}" "$url/embed?stream=big")" = 400 ] && grep -q '"message":"y must name a column' body.json || fail "/embed without y"
+[ "$(status "${auth[@]}" "$url/embed?stream=big&y=power_kw&x=")" = 400 ] && grep -q '"message":"x must name a column' body.json || fail "/embed with x="
 [ "$(status "${auth[@]}" "$url/embed?stream=latest&y=n")" = 404 ] && grep -q 'no stream `latest`' body.json || fail "/embed of a table"
 
 # SIGINT with a stream open: the stream ends cleanly (curl exit 0) and so does the run.

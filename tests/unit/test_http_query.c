@@ -2,7 +2,7 @@
  * server: results of filters and aggregations over a table (sorted, retractions applied),
  * columns whose names need quoting, and the exact diagnostics, at the query's own lines and
  * columns, of syntax errors, unknown names, a query that is not one SELECT, WINDOW and JOIN;
- * and which tables a query names. */
+ * a table whose columns or rows cannot be read; and which tables a query names. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -117,6 +117,20 @@ static void test_not_one_select(void **state) {
         "                      ^~~~\n");
 }
 
+static void test_internal_errors(void **state) {
+  (void)state;
+  static const char *const bad_rows[] = {"{\"a\":1}", "not json"};
+  vpq_http_table broken[] = {{"t", "table t (a BIGINT)\n", bad_rows, 2}, {"u", "stream u (a BIGINT)\n", NULL, 0}};
+  vpq_buf out = {0}, diagnostics = {0};
+  assert_int_equal(vpq_http_query_run("SELECT a FROM t", broken, 2, &out, &diagnostics), 500);
+  assert_string_equal(diagnostics.data, "cannot read the columns of table `u`");
+  vpq_buf_free(&diagnostics);
+  assert_int_equal(vpq_http_query_run("SELECT a FROM t", broken, 1, &out, &diagnostics), 500);
+  assert_true(strncmp(diagnostics.data, "table `t`: ", 11) == 0);
+  assert_null(out.data);
+  vpq_buf_free(&diagnostics);
+}
+
 static void test_reads(void **state) {
   (void)state;
   assert_true(vpq_http_query_reads("SELECT * FROM Fleet", "fleet"));
@@ -130,7 +144,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_group_by),       cmocka_unit_test(test_filter),        cmocka_unit_test(test_quoted_columns),
       cmocka_unit_test(test_syntax_error),   cmocka_unit_test(test_unknown_names), cmocka_unit_test(test_not_one_select),
-      cmocka_unit_test(test_reads),
+      cmocka_unit_test(test_internal_errors), cmocka_unit_test(test_reads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
