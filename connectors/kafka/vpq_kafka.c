@@ -1,17 +1,22 @@
 /* vpq_kafka.c — the Kafka connector: a source (messages → rows) and a sink (rows → messages).
  *
- * The source assigns itself every partition of its topic (no consumer-group join: offsets
- * come from `start`), polls messages and decodes each value straight into the schema's
- * columns; a message's origin is topic/partition/offset and its event time, when the relation names
- * no `timestamp` column, the message timestamp. Partitions are tracked apart so the engine
- * keeps one watermark per partition. A bounded source notes each partition's end offset when
- * it opens and ends once it has read up to all of them.
+ * The source decodes each message value straight into the schema's columns; a message's origin
+ * is topic/partition/offset and its event time, when the relation names no `timestamp` column,
+ * the message timestamp. Partitions are tracked apart so the engine keeps one watermark per
+ * partition. An unbounded source reads as a member of a consumer group (rebalances commit what
+ * is safe); a bounded one assigns itself every partition and ends at the end offsets seen when it
+ * opened; a partition task (vpq_kafka_tasks.h) assigns itself its one partition. A checkpoint
+ * holds each partition's next offset (save/restore).
  *
  * One idempotent producer per sink. A row's message key is its key columns (one column: its
  * text; several: a JSON array), its timestamp the row's event time, its value the row as a JSON
- * object. Delivery reports are served on every write and on flush; a failed delivery is counted
- * and surfaces as a write/flush error with librdkafka's reason, never silently dropped. A full
- * local queue makes the writer wait for deliveries (backpressure) instead of dropping.
+ * object, its partition murmur2 of the key (as Java clients). Delivery reports are served on
+ * every write and on flush; a failed delivery is counted and surfaces as a write/flush error with
+ * librdkafka's reason, never silently dropped. A full local queue makes the writer wait for
+ * deliveries (backpressure) instead of dropping. In a checkpointed run the sink is exactly-once:
+ * rows are held until their checkpoint is durable, then produced with a `vpq.id` header, and a
+ * restore reads each partition's tail to write only what is missing ('kafka_transactions' does
+ * the same, each checkpoint's rows in one Kafka transaction; 'at_least_once' produces at once).
  */
 #include "vpq_kafka.h"
 
@@ -177,6 +182,7 @@ typedef struct kafka_sink {
   int64_t nmsgs, msgs_cap;
   vpq_buf held;             /* keys and values of the held messages */
   uint64_t epoch;           /* the checkpoint the held messages belong to (set by save) */
+  bool transactional;       /* processing_guarantee = 'kafka_transactions': each epoch in one transaction */
   uint64_t next_unkeyed;    /* round robin over partitions for rows without a key */
 } kafka_sink;
 
@@ -345,9 +351,30 @@ static bool produce_held(kafka_sink *s, const int64_t *skip_to, char *err, size_
   return true;
 }
 
+/* Says what went wrong with a transaction call (and frees the error); false when there was one. */
+static bool txn_ok(rd_kafka_error_t *error, const char *what, char *err, size_t err_size) {
+  if (!error) return true;
+  snprintf(err, err_size, "%s: %s", what, rd_kafka_error_string(error));
+  rd_kafka_error_destroy(error);
+  return false;
+}
+
+/* Produces the held messages not yet in the topic (skip_to as in produce_held); a
+ * transactional sink does it in one transaction, committed before it returns, so that
+ * read_committed consumers see a checkpoint's output whole or not at all. */
+static bool write_held(kafka_sink *s, const int64_t *skip_to, char *err, size_t err_size) {
+  if (!s->transactional) return produce_held(s, skip_to, err, err_size);
+  if (!s->nmsgs) return true;
+  if (!txn_ok(rd_kafka_begin_transaction(s->rk), "beginning a transaction", err, err_size)) return false;
+  bool ok = produce_held(s, skip_to, err, err_size);
+  if (ok) return txn_ok(rd_kafka_commit_transaction(s->rk, 60 * 1000), "committing a transaction", err, err_size);
+  txn_ok(rd_kafka_abort_transaction(s->rk, 60 * 1000), "aborting a transaction", err, err_size);
+  return false;
+}
+
 /* The checkpoint is durable: the held messages go out (the next checkpoint waits for them). */
 static bool kafka_sink_commit(vpq_sink *sink, char *err, size_t err_size) {
-  return produce_held((kafka_sink *)sink, NULL, err, err_size);
+  return write_held((kafka_sink *)sink, NULL, err, err_size);
 }
 
 /* The newest identity this sink wrote to `partition`, read from the partition's tail: its
@@ -447,7 +474,8 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
   char reason[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_t *reader = NULL;
-  bool ok = conf_set(conf, "log_level", "3", err, err_size);
+  bool ok = conf_set(conf, "log_level", "3", err, err_size) &&
+            conf_set(conf, "isolation.level", "read_committed", err, err_size);
   for (char **p = s->properties; ok && *p; p += 2) ok = conf_set(conf, p[0], p[1], err, err_size);
   if (ok && !(reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason))) {
     snprintf(err, err_size, "cannot create a Kafka consumer: %s", reason);
@@ -466,7 +494,7 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
     else if (ok && found && epoch == s->epoch) skip_to[p] = seq;
   }
   if (reader) rd_kafka_destroy(reader);
-  ok = ok && produce_held(s, skip_to, err, err_size) && kafka_flush(sink, err, err_size);
+  ok = ok && write_held(s, skip_to, err, err_size) && kafka_flush(sink, err, err_size);
   free(skip_to);
   return ok;
 }
@@ -905,11 +933,17 @@ static void line_close(void *ctx) {
   free(p);
 }
 
-/* A producer for the connector's cluster: idempotent, zstd, linger 5 ms, the `kafka.<property>`
- * options, deliveries reported to `on_delivery` with `opaque`. NULL + err on failure. */
-static rd_kafka_t *open_producer(const vpq_plan_connector *conn, void (*on_delivery)(rd_kafka_t *, const rd_kafka_message_t *, void *),
-                                 void *opaque, char *err, size_t err_size) {
+/* A producer for the connector's cluster: idempotent (transactional with `transactional_id`),
+ * zstd, linger 5 ms, the `kafka.<property>` options, deliveries reported to `on_delivery` with
+ * `opaque`. NULL + err on failure. */
+static rd_kafka_t *open_producer(const vpq_plan_connector *conn, const char *transactional_id,
+                                 void (*on_delivery)(rd_kafka_t *, const rd_kafka_message_t *, void *), void *opaque,
+                                 char *err, size_t err_size) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (transactional_id && !conf_set(conf, "transactional.id", transactional_id, err, err_size)) {
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
   bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
             conf_set(conf, "compression.type", "zstd", err, err_size) &&
             conf_set(conf, "linger.ms", "5", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
@@ -935,7 +969,7 @@ bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topi
   if (!check_connector(conn, err, err_size)) return false;
   line_producer *p = calloc(1, sizeof *p);
   if (!p) abort();
-  p->rk = open_producer(conn, on_line_delivery, p, err, err_size);
+  p->rk = open_producer(conn, NULL, on_line_delivery, p, err, err_size);
   if (!p->rk) {
     free(p);
     return false;
@@ -962,7 +996,10 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
   const char *topic = option(conn, "topic")->text;
   kafka_sink *s = calloc(1, sizeof *s);
   if (!s) abort();
-  s->rk = open_producer(conn, on_delivery, s, err, err_size);
+  const vpq_plan_option *txn_guarantee = option(conn, "processing_guarantee"), *txn_id = option(conn, "vpq.sink_id");
+  bool txn = txn_guarantee && txn_guarantee->text && strcmp(txn_guarantee->text, "kafka_transactions") == 0 && txn_id &&
+             txn_id->text;
+  s->rk = open_producer(conn, txn ? txn_id->text : NULL, on_delivery, s, err, err_size);
   if (!s->rk) {
     free(s);
     return NULL;
@@ -971,13 +1008,19 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
   s->base.vt = &kafka_sink_vt;
   s->properties = copy_properties(conn);
   const vpq_plan_option *sink_id = option(conn, "vpq.sink_id"), *guarantee = option(conn, "processing_guarantee");
-  if (guarantee && guarantee->text && strcmp(guarantee->text, "exactly_once") != 0 &&
-      strcmp(guarantee->text, "at_least_once") != 0) {
-    snprintf(err, err_size, "`processing_guarantee` is 'exactly_once' or 'at_least_once', not '%s'", guarantee->text);
+  const char *mode = guarantee && guarantee->text ? guarantee->text : "exactly_once";
+  if (strcmp(mode, "exactly_once") != 0 && strcmp(mode, "at_least_once") != 0 && strcmp(mode, "kafka_transactions") != 0) {
+    snprintf(err, err_size, "`processing_guarantee` is 'exactly_once', 'kafka_transactions' or 'at_least_once', not '%s'",
+             mode);
     kafka_close(&s->base);
     return NULL;
   }
-  if (sink_id && sink_id->text && !(guarantee && guarantee->text && strcmp(guarantee->text, "at_least_once") == 0)) {
+  if (strcmp(mode, "kafka_transactions") == 0 && !(sink_id && sink_id->text)) {
+    snprintf(err, err_size, "`processing_guarantee = 'kafka_transactions'` needs checkpoints: run with --state-dir");
+    kafka_close(&s->base);
+    return NULL;
+  }
+  if (sink_id && sink_id->text && strcmp(mode, "at_least_once") != 0) {
     s->partitions = topic_partitions(s->rk, s->topic, err, err_size);
     if (s->partitions < 1) {
       kafka_close(&s->base);
@@ -986,6 +1029,11 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
     s->sink_id = strdup(sink_id->text);
     if (!s->sink_id) abort();
     s->base.vt = &kafka_exactly_once_vt;
+    s->transactional = strcmp(mode, "kafka_transactions") == 0;
+    if (s->transactional && !txn_ok(rd_kafka_init_transactions(s->rk, 60 * 1000), "starting transactions", err, err_size)) {
+      kafka_close(&s->base);
+      return NULL;
+    }
   }
   s->schema = schema;
   s->intern = intern;

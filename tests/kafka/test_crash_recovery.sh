@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test_crash_recovery.sh VPQ [ROWS] — exactly-once output across crashes, on `vpq broker`.
+# test_crash_recovery.sh VPQ [ROWS [GUARANTEE]] — exactly-once output across crashes, on
+# `vpq broker` (GUARANTEE: the sinks' processing_guarantee, exactly_once by default, or
+# kafka_transactions).
 #
 # kcat produces ROWS telemetry messages (default 2,000,000; keyed, zstd) into a 16-partition
 # topic. A Kafka → Kafka query (5-minute windows per device, and a filtered stream) runs twice
@@ -12,6 +14,7 @@
 set -uo pipefail
 vpq=$1
 rows=${2:-2000000}
+guarantee=${3:-exactly_once}
 work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
 start_broker "$vpq" "$work" --topic vpp.telemetry:16 --topic ref.windows:4 --topic ref.spikes:4 \
@@ -60,7 +63,8 @@ kills=0 runs=0 code=1
 while [ $runs -lt 40 ]; do
   runs=$((runs + 1))
   before=$(newest)
-  "$vpq" run crash.vpq --brokers "$bootstrap" --state-dir state --checkpoint-interval 300ms 2>>crash.err &
+  "$vpq" run crash.vpq --brokers "$bootstrap" --state-dir state --checkpoint-interval 300ms \
+    --set processing_guarantee="$guarantee" 2>>crash.err &
   pid=$!
   if [ $kills -lt 5 ]; then
     for _ in $(seq 1200); do
@@ -126,4 +130,4 @@ sys.exit(1 if failed else 0)
 PY
 held=$(grep -o "were already written, [0-9]* written now" crash.err | awk '{s += $4} END {print s + 0}')
 present=$(grep -o "[0-9]* were already written" crash.err | awk '{s += $1} END {print s + 0}')
-echo "crash recovery: $rows rows, $kills kills (SIGKILL), $resumed restores ($present held rows found already written and skipped, $held written on restore): output equals the uninterrupted run"
+echo "crash recovery ($guarantee): $rows rows, $kills kills (SIGKILL), $resumed restores ($present held rows found already written and skipped, $held written on restore): output equals the uninterrupted run"
