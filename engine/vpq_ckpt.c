@@ -18,14 +18,15 @@
 /* ===== Writing state ===== */
 
 void vpq_ckpt_put_u64(vpq_ckpt_out *out, uint64_t value) {
-  char bytes[10];
+  vpq_buf_reserve(&out->buf, 10);
+  uint8_t *p = (uint8_t *)out->buf.data + out->buf.len;
   size_t n = 0;
   do {
     uint8_t b = value & 0x7f;
     value >>= 7;
-    bytes[n++] = (char)(b | (value ? 0x80 : 0));
+    p[n++] = (uint8_t)(b | (value ? 0x80 : 0));
   } while (value);
-  vpq_buf_append(&out->buf, bytes, n);
+  out->buf.len += n;
 }
 
 void vpq_ckpt_put_i64(vpq_ckpt_out *out, int64_t value) {
@@ -263,6 +264,9 @@ int vpq_ckpt_write(const char *dir, uint64_t epoch, uint64_t fingerprint, const 
   ZSTD_CCtx *cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  /* A large state compresses on two threads (the engine waits for the checkpoint either way);
+   * a zstd without thread support refuses the parameter and compresses on this one. */
+  if (state->len >= (8u << 20)) ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, 2);
   size_t clen = ZSTD_compress2(cctx, file + CKPT_HEADER, bound, state->data ? state->data : "", state->len);
   ZSTD_freeCCtx(cctx);
   if (ZSTD_isError(clen)) {

@@ -55,6 +55,8 @@ struct vpq_engine {
   int64_t last_lag_ms;    /* wall clock of the last consumer-lag update */
   pthread_mutex_t published_lock; /* vpq_engine_stats_published: the counters as of the last second */
   vpq_stats published;
+  vpq_ckpt_out op_state;   /* scratch of save_core: one operator's state */
+  vpq_ckpt_out run_state;  /* a run's checkpoints are built here (kept between checkpoints) */
   vpq_op **rel_ops;        /* per relation */
   vpq_op **source_ops;     /* per relation; NULL unless a source */
   vpq_source_slot *slots;  /* per relation */
@@ -120,6 +122,8 @@ void vpq_engine_free(vpq_engine *e) {
   }
   vpq_ckpt_unlock(e->lock_fd);
   pthread_mutex_destroy(&e->published_lock);
+  vpq_buf_free(&e->op_state.buf);
+  vpq_buf_free(&e->run_state.buf);
   free(e->state_dir);
   vpq_intern_free(e->rt.intern);
   vpq_arena_free(&e->rt.scratch);
@@ -362,7 +366,7 @@ int vpq_engine_relations(const vpq_engine *e, const char **names, bool *is_table
 
 enum { STATE_TAG = 0x5650515354415445 /* "VPQSTATE" */ };
 
-static void save_core(const vpq_engine *e, vpq_ckpt_out *out) {
+static void save_core(vpq_engine *e, vpq_ckpt_out *out) {
   const vpq_stats *st = &e->rt.stats;
   vpq_ckpt_put_u64(out, STATE_TAG);
   int64_t counters[] = {st->rows_in, st->rows_out, st->malformed, st->late, st->dead_lettered, st->peak_groups,
@@ -377,17 +381,16 @@ static void save_core(const vpq_engine *e, vpq_ckpt_out *out) {
     vpq_ckpt_put_bytes(out, text, len);
   }
   vpq_ckpt_put_u64(out, (uint64_t)e->nops);
-  vpq_ckpt_out own = {0};
+  vpq_ckpt_out *own = &e->op_state; /* kept between checkpoints: no regrowing, no page faults */
   for (int i = 0; i < e->nops; i++) {
     const vpq_op *op = e->ops[i];
     vpq_ckpt_put_i64(out, op->rows_in);
     vpq_ckpt_put_i64(out, op->rows_out);
     vpq_ckpt_put_i64(out, op->passed_wm);
-    own.buf.len = 0;
-    if (op->vt->save) op->vt->save(op, &own);
-    vpq_ckpt_put_bytes(out, own.buf.data, own.buf.len);
+    own->buf.len = 0;
+    if (op->vt->save) op->vt->save(op, own);
+    vpq_ckpt_put_bytes(out, own->buf.data, own->buf.len);
   }
-  vpq_buf_free(&own.buf);
 }
 
 /* Restores what save_core wrote into the freshly loaded engine; false with `err` filled when
@@ -761,32 +764,32 @@ static bool take_checkpoint(vpq_engine *e) {
   uint64_t epoch = e->epoch + 1;
   char err[512];
   for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
-  vpq_ckpt_out out = {0};
-  save_core(e, &out);
-  vpq_ckpt_put_u64(&out, e->run_id);
+  vpq_ckpt_out *state = &e->run_state;
+  state->buf.len = 0;
+  save_core(e, state);
+  vpq_ckpt_put_u64(state, e->run_id);
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_source *src = e->slots[r].src;
     if (!src) continue;
     const merge_input *in = merging(e, r);
     int unread = in && !in->done ? in->batch->n - in->pos : 0;
-    src->vt->save(src, &out, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
+    src->vt->save(src, state, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
   bool ok = true;
   for (int r = 0; r < plan->nrelations && ok; r++) {
     vpq_sink *sink = relation_sink(e, r);
     if (!sink || !sink->vt->save) continue;
-    ok = sink->vt->save(sink, epoch, &out, err, sizeof err);
+    ok = sink->vt->save(sink, epoch, state, err, sizeof err);
     if (!ok) fprintf(e->rt.log, "vpq: checkpoint %llu not taken: `%s`: %s\n", (unsigned long long)epoch,
                      plan->relations[r]->name, err);
   }
-  if (ok && vpq_ckpt_write(e->state_dir, epoch, e->fingerprint, &out.buf, err, sizeof err) != 0) {
+  if (ok && vpq_ckpt_write(e->state_dir, epoch, e->fingerprint, &state->buf, err, sizeof err) != 0) {
     fprintf(e->rt.log, "vpq: %s\n", err);
     ok = false;
   }
   e->last_checkpoint_ms = wall_clock_ms();
   if (!ok) {
     e->rt.stats.checkpoint_failures++;
-    vpq_buf_free(&out.buf);
     return false;
   }
   e->epoch = epoch;
@@ -803,10 +806,9 @@ static bool take_checkpoint(vpq_engine *e) {
   for (int r = 0; r < plan->nrelations; r++)
     e->checkpoint_wm[r] = e->source_ops[r] ? vpq_op_source_watermark(e->source_ops[r]) : VPQ_TS_MIN;
   e->rt.stats.checkpoints++;
-  e->rt.stats.checkpoint_bytes = (int64_t)out.buf.len;
+  e->rt.stats.checkpoint_bytes = (int64_t)state->buf.len;
   e->rt.stats.checkpoint_ms = e->last_checkpoint_ms - started;
   e->rt.stats.checkpoint_at_ms = e->last_checkpoint_ms;
-  vpq_buf_free(&out.buf);
   return true;
 }
 
