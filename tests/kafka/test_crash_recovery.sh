@@ -73,7 +73,7 @@ while [ $runs -lt 40 ]; do
       kill -0 $pid 2>/dev/null || break
       sleep 0.05
     done
-    sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0, 0.8), 2))')"
+    sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0, 0.4), 2))')"
     if kill -9 $pid 2>/dev/null; then
       wait $pid 2>/dev/null
       kills=$((kills + 1))
