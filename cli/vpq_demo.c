@@ -9,8 +9,9 @@
  *
  * Settings (`--set sim.KEY=VALUE`): devices, sites, speed (simulated time per wall time),
  * hours (simulated hours to run, 0 = until Ctrl-C), history_days (meter history produced at
- * start so forecasts can fit), seed. The final report compares the plant's peak with and
- * without the batteries over the simulated period, as the simulator measured it.
+ * start so forecasts can fit), seed, pv (rooftop PV in kW per kW of a site's peak load; 0 =
+ * none). The final report compares the plant's peak with and without the batteries over the
+ * simulated period, as the simulator measured it.
  */
 #include "vpq_demo.h"
 
@@ -232,6 +233,7 @@ vpq_demo *vpq_demo_start(vpq_engine *engine, const char *const *sets, int nsets,
   if (setting(sets, nsets, "sim.devices", &v)) config.devices = (int)v;
   if (setting(sets, nsets, "sim.sites", &v)) config.sites = (int)v;
   if (setting(sets, nsets, "sim.seed", &v)) config.seed = (uint64_t)v;
+  if (setting(sets, nsets, "sim.pv", &v)) config.pv_ratio = v;
   if (setting(sets, nsets, "sim.speed", &v)) speed = v;
   if (setting(sets, nsets, "sim.hours", &v)) hours = v;
   if (setting(sets, nsets, "sim.history_days", &v)) history_days = v;

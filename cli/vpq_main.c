@@ -46,10 +46,12 @@ static const char usage_text[] =
     "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
     "                            coverage) for forecasts issued in [T, T) (ISO-8601 or epoch ms)\n"
     "  simulate [--devices N] [--sites N] [--speed X] [--hours H] [--history-days D]\n"
-    "           [--seed S] [--brokers HOSTS]\n"
+    "           [--seed S] [--pv RATIO] [--brokers HOSTS]\n"
     "                            a battery fleet and site meters on Kafka (vpp.telemetry,\n"
-    "                            vpp.meters) that obeys vpp.dispatch; without --brokers it\n"
-    "                            starts an embedded cluster and prints its bootstrap list\n"
+    "                            vpp.meters) that obeys vpp.dispatch; --pv gives each site\n"
+    "                            rooftop PV of RATIO × its peak load (meters read load − PV);\n"
+    "                            without --brokers it starts an embedded cluster and prints\n"
+    "                            its bootstrap list\n"
     "  broker [--topic NAME[:PARTITIONS]]... [--brokers N] [--control]\n"
     "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
     "                            cluster); prints its bootstrap list first, runs until Ctrl-C;\n"
@@ -463,11 +465,12 @@ static int cmd_simulate(int argc, char **argv) {
     else if (strcmp(argv[i], "--devices") == 0 && number) config.devices = (int)value;
     else if (strcmp(argv[i], "--sites") == 0 && number) config.sites = (int)value;
     else if (strcmp(argv[i], "--seed") == 0 && number) config.seed = (uint64_t)value;
+    else if (strcmp(argv[i], "--pv") == 0 && number && value >= 0 && value <= 10) config.pv_ratio = value;
     else if (strcmp(argv[i], "--speed") == 0 && number && value > 0) speed = value;
     else if (strcmp(argv[i], "--hours") == 0 && number && value >= 0) hours = value;
     else if (strcmp(argv[i], "--history-days") == 0 && number && value >= 0 && value <= 56) history_days = value;
     else return usage("simulate takes --devices N, --sites N, --speed X (> 0), --hours H, --history-days D (0..56), "
-                      "--seed S and --brokers HOSTS");
+                      "--seed S, --pv RATIO (0..10) and --brokers HOSTS");
   }
   char err[512];
   vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);

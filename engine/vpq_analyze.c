@@ -607,7 +607,7 @@ static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *sco
 
 /* ===== Options ===== */
 
-typedef enum option_kind { OPT_STRING, OPT_INTERVAL, OPT_BIGINT, OPT_BOOLEAN, OPT_NAME } option_kind;
+typedef enum option_kind { OPT_STRING, OPT_INTERVAL, OPT_BIGINT, OPT_BOOLEAN, OPT_NAME, OPT_NUMBER } option_kind;
 
 static const struct {
   const char *key;
@@ -622,6 +622,7 @@ static const struct {
     {"stream", OPT_STRING, false},    {"devices", OPT_BIGINT, false},       {"sites", OPT_BIGINT, false},
     {"seed", OPT_BIGINT, false},      {"speed", OPT_BIGINT, true},          {"duration", OPT_INTERVAL, true},
     {"history", OPT_INTERVAL, true},  {"max_keys", OPT_BIGINT, false},  {"processing_guarantee", OPT_STRING, false},
+    {"pv", OPT_NUMBER, false},
 };
 
 static const char *resolve_path(analyzer *a, const char *path) {
@@ -678,6 +679,12 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
       po.type = VPQ_TYPE_BIGINT;
       if (v->kind == VPQ_AST_INT && v->ival > 0) po.value.i = v->ival;
       else error(a, v->span, "option `%s` needs a positive integer", o->key);
+      break;
+    case OPT_NUMBER:
+      po.type = VPQ_TYPE_DOUBLE;
+      if (v->kind == VPQ_AST_INT && v->ival >= 0) po.value.d = (double)v->ival;
+      else if (v->kind == VPQ_AST_DOUBLE && v->dval >= 0) po.value.d = v->dval;
+      else error(a, v->span, "option `%s` needs a non-negative number", o->key);
       break;
     case OPT_BOOLEAN:
       po.type = VPQ_TYPE_BOOLEAN;
@@ -1115,8 +1122,8 @@ static const struct {
   unsigned models;
 } model_options[] = {
     {"season", OPT_INTERVAL, 0xf}, {"history", OPT_INTERVAL, 0xf}, {"features", OPT_NAME, 0xc},
-    {"ridge", OPT_STRING, 0x4},    {"hidden", OPT_BIGINT, 0x8},    {"epochs", OPT_BIGINT, 0x8},
-    {"learning_rate", OPT_STRING, 0x8}, {"seed", OPT_BIGINT, 0x8},     {"retrain", OPT_INTERVAL, 0xf},
+    {"ridge", OPT_NUMBER, 0x4},    {"hidden", OPT_BIGINT, 0x8},    {"epochs", OPT_BIGINT, 0x8},
+    {"learning_rate", OPT_NUMBER, 0x8}, {"seed", OPT_BIGINT, 0x8},     {"retrain", OPT_INTERVAL, 0xf},
 };
 
 static const char *const model_names[] = {"seasonal_naive", "holt_winters", "linear", "mlp"}; /* ORDER vpq_model_kind */
@@ -1186,7 +1193,7 @@ static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_
       else if (strcmp(o->key, "epochs") == 0) f->model.epochs = (int)v->ival;
       else f->model.seed = (uint64_t)v->ival;
       break;
-    case OPT_STRING:
+    case OPT_NUMBER:
       if (!number_value(v, &number) || number < 0) {
         error(a, v->span, "model option `%s` needs a non-negative number", o->key);
         continue;
@@ -1194,7 +1201,8 @@ static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_
       if (strcmp(o->key, "ridge") == 0) f->model.ridge = number;
       else f->model.learning_rate = number;
       break;
-    case OPT_NAME:
+    case OPT_NAME: /* features: the only model option of these kinds */
+    case OPT_STRING:
     case OPT_BOOLEAN: {
       int n = v->kind == VPQ_AST_LIST ? v->nargs : 1;
       f->features = vpq_arena_alloc(a->arena, sizeof *f->features * (size_t)(n + 1));

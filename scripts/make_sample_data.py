@@ -8,6 +8,8 @@
   weather_sthlm.csv Stockholm's weather over the same hours (temperature, wind, cloud cover)
   sim_load_pjm.csv  the last 56 whole UTC days of the four PJM zones (MW): the site loads of
                     `vpq simulate`, compiled into the vpq binary
+  sim_pv_fr.csv     over the same hours, rooftop PV output per unit of installed capacity (0..1)
+                    from France's solar radiation: the simulator's optional PV, compiled in too
 """
 import csv, json, math, os, random, sys
 
@@ -79,4 +81,23 @@ with open(os.path.join(out_dir, "sim_load_pjm.csv"), "w", newline="") as f:
     for r in rows:
         if begin <= int(r["ts"]) < end:
             w.writerow([r["ts"], r["pjme_mw"], r["aep_mw"], r["dayton_mw"], r["dom_mw"]])
+
+# The PV profile: global horizontal irradiance (direct + diffuse, W/m²) / 1000 W/m², capped at 1,
+# i.e. a panel's output per kW installed at standard test conditions. Radiation rather than
+# solar_mw normalised by its maximum: French PV capacity grew over the years and the maximum
+# depends on the window, whereas irradiance is per unit of capacity by definition. The
+# radiation is France's (the PJM zones have none); PJM hour ts takes France's hour ts − 5 h of
+# the same year, so that both are at the same solar time (solar noon ≈ 11:50 UTC in France,
+# ≈ 17:10 UTC in PJM's zones around 77° W) and the sun shines in the American daytime.
+# Source: Open Power System Data "Weather data" (NASA MERRA-2), see ../shared/data/README.md.
+SOLAR_SHIFT_MS = 5 * 3600000
+with open(os.path.join(shared, "load_weather_fr.csv")) as f:
+    weather = {int(r["ts"]): r for r in csv.DictReader(f)}
+with open(os.path.join(out_dir, "sim_pv_fr.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["ts", "pv"])
+    for ts in range(begin, end, 3600000):
+        r = weather[ts - SOLAR_SHIFT_MS]
+        ghi = float(r["rad_direct_wm2"]) + float(r["rad_diffuse_wm2"])
+        w.writerow([ts, f"{min(ghi / 1000, 1.0):.4f}"])
 print("wrote", out_dir, file=sys.stderr)

@@ -7,6 +7,12 @@
  * times a per-site factor in 0.6..1.4), and adds noise of ±2% that is a pure function of
  * (seed, site, minute), so a reading can be reproduced.
  *
+ * Rooftop PV (optional, pv_ratio > 0): each site has PV of pv_ratio times its peak load,
+ * producing that capacity times a profile of the same 56 days (queries/data/sim_pv_fr.csv,
+ * compiled in as vpq_sim_pv_csv: France's solar radiation per kW installed, moved to the PJM
+ * zones' solar time), interpolated the same way, without noise. The meter reads load − PV,
+ * which goes negative when the site exports.
+ *
  * The fleet: batteries of three sizes (5 kW / 13.5 kWh, 10 kW / 20 kWh, 25 kW / 50 kWh, picked
  * at random), scaled together so that their power adds up to fleet_kw, one-way efficiency
  * 0.95, starting at a state of charge in 0.4..0.8, spread over the sites in turn.
@@ -19,6 +25,7 @@
 #include <string.h>
 
 extern const char vpq_sim_load_csv[];
+extern const char vpq_sim_pv_csv[];
 
 enum { ZONES = 4 };
 
@@ -29,6 +36,8 @@ struct vpq_sim {
   int64_t first_day;    /* epoch day of the data's first hour */
   double zone_peak[ZONES];
   double *site_scale;   /* per site: kW per MW */
+  double *pv;           /* hours: PV output per kW installed, 0..1 */
+  double *site_pv_kw;   /* per site: PV installed, kW */
   char (*site_names)[16];
   vpq_sim_battery *batteries;
 };
@@ -44,7 +53,7 @@ static uint64_t splitmix64(uint64_t *state) {
 static double uniform(uint64_t *state) { return (double)(splitmix64(state) >> 11) / 9007199254740992.0; }
 
 vpq_sim_config vpq_sim_defaults(void) {
-  return (vpq_sim_config){.devices = 24, .sites = 4, .seed = 1, .site_peak_kw = 250, .fleet_kw = 0};
+  return (vpq_sim_config){.devices = 24, .sites = 4, .seed = 1, .site_peak_kw = 250, .fleet_kw = 0, .pv_ratio = 0};
 }
 
 /* Parses the compiled-in CSV (header, then ts and four zones per line). */
@@ -80,29 +89,54 @@ static int load_series(vpq_sim *sim, char *err, size_t err_size) {
   return 0;
 }
 
+/* Parses the compiled-in PV profile (header, then ts and pv per line), which must cover the
+ * load data's hours one by one. */
+static int pv_series(vpq_sim *sim, char *err, size_t err_size) {
+  sim->pv = malloc(sizeof *sim->pv * (size_t)sim->hours);
+  if (!sim->pv) abort();
+  const char *p = strchr(vpq_sim_pv_csv, '\n');
+  for (int h = 0; h < sim->hours; h++) {
+    char *end = NULL;
+    long long ts = p ? strtoll(p + 1, &end, 10) : 0;
+    if (!p || ts != (sim->first_day * 24 + h) * 3600000 || *end != ',') {
+      snprintf(err, err_size, "the simulator's PV data does not match its load data at hour %d", h);
+      return -1;
+    }
+    sim->pv[h] = strtod(end + 1, &end);
+    p = strchr(end, '\n');
+  }
+  return 0;
+}
+
 vpq_sim *vpq_sim_new(const vpq_sim_config *config, char *err, size_t err_size) {
   if (config->devices < 1 || config->devices > 1000000 || config->sites < 1 || config->sites > 10000 ||
       !(config->site_peak_kw > 0) || config->fleet_kw < 0) {
     snprintf(err, err_size, "the simulator needs 1..1000000 devices, 1..10000 sites and a positive site peak");
     return NULL;
   }
+  if (!(config->pv_ratio >= 0 && config->pv_ratio <= 10)) {
+    snprintf(err, err_size, "the simulator's PV ratio (PV capacity per kW of peak load) must be in 0..10");
+    return NULL;
+  }
   vpq_sim *sim = calloc(1, sizeof *sim);
   if (!sim) abort();
   sim->config = *config;
-  if (load_series(sim, err, err_size) != 0) {
+  if (load_series(sim, err, err_size) != 0 || pv_series(sim, err, err_size) != 0) {
     vpq_sim_free(sim);
     return NULL;
   }
   uint64_t rng = config->seed * 0x2545f4914f6cdd1dull + 17;
   int sites = config->sites;
   sim->site_scale = malloc(sizeof *sim->site_scale * (size_t)sites);
+  sim->site_pv_kw = malloc(sizeof *sim->site_pv_kw * (size_t)sites);
   sim->site_names = malloc(sizeof *sim->site_names * (size_t)sites);
   sim->batteries = calloc((size_t)config->devices, sizeof *sim->batteries);
-  if (!sim->site_scale || !sim->site_names || !sim->batteries) abort();
+  if (!sim->site_scale || !sim->site_pv_kw || !sim->site_names || !sim->batteries) abort();
   double plant_peak = 0;
   for (int s = 0; s < sites; s++) {
     double factor = 0.6 + 0.8 * uniform(&rng);
     sim->site_scale[s] = config->site_peak_kw * factor / sim->zone_peak[s % ZONES];
+    sim->site_pv_kw[s] = config->pv_ratio * config->site_peak_kw * factor;
     plant_peak += config->site_peak_kw * factor;
     snprintf(sim->site_names[s], sizeof sim->site_names[s], "site-%02d", s);
   }
@@ -134,6 +168,8 @@ void vpq_sim_free(vpq_sim *sim) {
   if (!sim) return;
   free(sim->load);
   free(sim->site_scale);
+  free(sim->pv);
+  free(sim->site_pv_kw);
   free(sim->site_names);
   free(sim->batteries);
   free(sim);
@@ -152,15 +188,16 @@ const char *vpq_sim_site_region(const vpq_sim *sim, int site) {
   return site % ZONES == 0 || site % ZONES == 3 ? "east" : "midwest";
 }
 
-/* Zone z's load (MW) at t, interpolated between the hours of the data. */
-static double zone_load(const vpq_sim *sim, int z, int64_t t) {
+/* Column `col` of an hourly series of `stride` columns (the load data or the PV profile) at
+ * t, interpolated between the hours of the data. */
+static double series_at(const vpq_sim *sim, const double *series, int stride, int col, int64_t t) {
   int64_t hour_ms = 3600000;
   int64_t span = (int64_t)sim->hours * hour_ms;
   int64_t offset = (t - sim->first_day * 86400000) % span;
   if (offset < 0) offset += span;
   int h = (int)(offset / hour_ms);
   double frac = (double)(offset % hour_ms) / (double)hour_ms;
-  double a = sim->load[h * ZONES + z], b = sim->load[((h + 1) % sim->hours) * ZONES + z];
+  double a = series[h * stride + col], b = series[((h + 1) % sim->hours) * stride + col];
   return a + frac * (b - a);
 }
 
@@ -168,7 +205,17 @@ double vpq_sim_site_load(const vpq_sim *sim, int site, int64_t t) {
   uint64_t state = sim->config.seed ^ ((uint64_t)site << 40) ^ (uint64_t)(t / 60000);
   splitmix64(&state);
   double noise = 1 + 0.02 * (2 * uniform(&state) - 1);
-  return zone_load(sim, site % ZONES, t) * sim->site_scale[site] * noise;
+  return series_at(sim, sim->load, ZONES, site % ZONES, t) * sim->site_scale[site] * noise;
+}
+
+double vpq_sim_site_pv_capacity(const vpq_sim *sim, int site) { return sim->site_pv_kw[site]; }
+
+double vpq_sim_site_pv(const vpq_sim *sim, int site, int64_t t) {
+  return sim->site_pv_kw[site] * series_at(sim, sim->pv, 1, 0, t);
+}
+
+double vpq_sim_site_meter(const vpq_sim *sim, int site, int64_t t) {
+  return vpq_sim_site_load(sim, site, t) - vpq_sim_site_pv(sim, site, t);
 }
 
 int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, int64_t step_ms) {
@@ -211,6 +258,9 @@ int vpq_sim_telemetry_json(const vpq_sim *sim, int battery, int64_t t, char *buf
 }
 
 int vpq_sim_meter_json(const vpq_sim *sim, int site, int64_t t, char *buf, size_t size) {
-  return snprintf(buf, size, "{\"site\":\"%s\",\"ts\":%lld,\"load_kw\":%.1f}", sim->site_names[site], (long long)t,
-                  vpq_sim_site_load(sim, site, t));
+  if (sim->config.pv_ratio == 0)
+    return snprintf(buf, size, "{\"site\":\"%s\",\"ts\":%lld,\"load_kw\":%.1f}", sim->site_names[site], (long long)t,
+                    vpq_sim_site_load(sim, site, t));
+  return snprintf(buf, size, "{\"site\":\"%s\",\"ts\":%lld,\"load_kw\":%.1f,\"pv_kw\":%.1f}", sim->site_names[site],
+                  (long long)t, vpq_sim_site_meter(sim, site, t), vpq_sim_site_pv(sim, site, t));
 }

@@ -1,13 +1,15 @@
 /* vpq_sim.h — the battery-fleet simulator behind `vpq simulate` and the demo.
  *
  *   sites ─── gross load: a PJM zone's real hourly load (interpolated), scaled per site, ±2% noise
+ *     ├─ rooftop PV (optional): pv_ratio × the site's peak load × a profile from real radiation
  *     └─ batteries: capacity, power limit, one-way efficiency, stored energy
  *          setpoint (from dispatch) ─► clamped to ±max_kw and to what the energy allows
  *
  * The model is deterministic for a seed. Time is simulated: the caller steps it. Telemetry
  * and meter readings are JSON objects in the shape of DESIGN §2's `telemetry` and
- * `site_meters` streams (plus the battery's `efficiency`). Meters report the site's gross load
- * (what the batteries shave); the net load is gross − Σ battery power.
+ * `site_meters` streams (plus the battery's `efficiency`). Meters report the site's load minus
+ * its PV generation (what the batteries shave; with PV, also `pv_kw`); the net load is that
+ * − Σ battery power.
  */
 #ifndef VPQ_SIM_H
 #define VPQ_SIM_H
@@ -23,6 +25,7 @@ typedef struct vpq_sim_config {
   uint64_t seed;        /* default 1 */
   double site_peak_kw;  /* a site's typical peak load (default 250 kW) */
   double fleet_kw;      /* the fleet's total power (default: 20% of the plant's peak); energy = 2 h of it */
+  double pv_ratio;      /* rooftop PV per site, in kW per kW of the site's peak load, 0..10 (default 0: none) */
 } vpq_sim_config;
 
 typedef struct vpq_sim_battery {
@@ -53,8 +56,13 @@ int vpq_sim_site_count(const vpq_sim *sim);
 const char *vpq_sim_site_name(const vpq_sim *sim, int site);
 const char *vpq_sim_site_region(const vpq_sim *sim, int site);
 
-/* Site i's gross load at event time t (epoch ms), kW. */
+/* Site i's gross load (its consumption) at event time t (epoch ms), kW. */
 double vpq_sim_site_load(const vpq_sim *sim, int site, int64_t t);
+/* Site i's installed PV (pv_ratio × its peak load), kW, and its PV generation at t, kW. */
+double vpq_sim_site_pv_capacity(const vpq_sim *sim, int site);
+double vpq_sim_site_pv(const vpq_sim *sim, int site, int64_t t);
+/* What site i's meter reads at t: its load minus its PV generation, kW (negative: export). */
+double vpq_sim_site_meter(const vpq_sim *sim, int site, int64_t t);
 
 /* Sets the setpoint of `device_id` (kW, + discharge) for the 15-minute step that starts at
  * `step_ms`; false when there is no such battery. */
@@ -89,8 +97,8 @@ typedef struct vpq_sim_run_options {
   int history_days;
   double speed;
   int64_t duration_ms;
-  /* Called after every live tick with the plant's gross load and its net load (gross − Σ
-   * battery power), kW; may be NULL. Runs on the simulator's thread. */
+  /* Called after every live tick with the plant's gross load (Σ meter readings: load − PV)
+   * and its net load (gross − Σ battery power), kW; may be NULL. Runs on the simulator's thread. */
   void (*on_tick)(void *ctx, int64_t t, double gross_kw, double net_kw);
   /* Polled after the history is produced, until it returns non-zero, before simulated time
    * starts running (the demo waits for the engine to read the history); may be NULL. */

@@ -14,10 +14,13 @@
  * `speed = X` it runs X times faster than the wall clock. Each read gives one simulated minute:
  * the telemetry source moves the batteries one minute (following the setpoints whose
  * 15-minute step holds) and reports them, so a plan written at an issue reaches the batteries
- * within a simulated minute or two. Other options: devices (24), sites (4), seed (1).
+ * within a simulated minute or two. Other options: devices (24), sites (4), seed (1), and
+ * pv (0: a site's rooftop PV in kW per kW of its peak load, e.g. pv = 0.5; the meters then give
+ * load − PV and pv_kw).
  */
 #include "vpq_sim_connector.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +35,7 @@ static struct shared_sim {
   vpq_sim *sim;
   int devices, sites;
   uint64_t seed;
+  double pv;
   int refs;
 } shared[SHARED_MAX];
 
@@ -43,22 +47,45 @@ static int64_t number_option(const vpq_plan_connector *conn, const char *key, in
   return fallback;
 }
 
+/* The string option `key`, or NULL. */
 static const char *text_option(const vpq_plan_connector *conn, const char *key) {
   for (int i = 0; i < conn->options.count; i++)
     if (strcmp(conn->options.items[i].key, key) == 0) return conn->options.items[i].text;
   return NULL;
 }
 
-/* The shared fleet for the connector's devices, sites and seed (created on first use). */
+/* The PV ratio of option `pv` (a number in WITH, or text from `vpq run --set sim.pv=...`), or 0
+ * without it; false + err when the text is not a number. */
+static bool pv_option(const vpq_plan_connector *conn, double *ratio, char *err, size_t err_size) {
+  *ratio = 0;
+  for (int i = 0; i < conn->options.count; i++) {
+    const vpq_plan_option *o = &conn->options.items[i];
+    if (strcmp(o->key, "pv") != 0) continue;
+    if (o->type == VPQ_TYPE_DOUBLE) {
+      *ratio = o->value.d;
+      return true;
+    }
+    char *end;
+    *ratio = o->text ? strtod(o->text, &end) : NAN;
+    if (o->text && end != o->text && *end == '\0' && isfinite(*ratio)) return true;
+    snprintf(err, err_size, "`pv` of a sim connector is a number (e.g. pv = 0.5), not '%s'", o->text ? o->text : "");
+    return false;
+  }
+  return true;
+}
+
+/* The shared fleet for the connector's devices, sites, seed and pv (created on first use). */
 static struct shared_sim *shared_open(const vpq_plan_connector *conn, char *err, size_t err_size) {
   vpq_sim_config config = vpq_sim_defaults();
   config.devices = (int)number_option(conn, "devices", config.devices);
   config.sites = (int)number_option(conn, "sites", config.sites);
   config.seed = (uint64_t)number_option(conn, "seed", (int64_t)config.seed);
+  if (!pv_option(conn, &config.pv_ratio, err, err_size)) return NULL;
   struct shared_sim *free_slot = NULL;
   for (int i = 0; i < SHARED_MAX; i++) {
     struct shared_sim *s = &shared[i];
-    if (s->refs && s->devices == config.devices && s->sites == config.sites && s->seed == config.seed) {
+    if (s->refs && s->devices == config.devices && s->sites == config.sites && s->seed == config.seed &&
+        s->pv == config.pv_ratio) {
       s->refs++;
       return s;
     }
@@ -73,6 +100,7 @@ static struct shared_sim *shared_open(const vpq_plan_connector *conn, char *err,
   free_slot->devices = config.devices;
   free_slot->sites = config.sites;
   free_slot->seed = config.seed;
+  free_slot->pv = config.pv_ratio;
   free_slot->refs = 1;
   return free_slot;
 }

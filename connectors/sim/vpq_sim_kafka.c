@@ -190,7 +190,7 @@ int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_
       if (!produce_tick(sim, producer, o, t, true, log)) goto done;
       if (o->on_tick) {
         double gross = 0, battery = 0;
-        for (int s = 0; s < vpq_sim_site_count(sim); s++) gross += vpq_sim_site_load(sim, s, t);
+        for (int s = 0; s < vpq_sim_site_count(sim); s++) gross += vpq_sim_site_meter(sim, s, t);
         for (int b = 0; b < vpq_sim_battery_count(sim); b++) battery += vpq_sim_battery_at(sim, b)->power_kw;
         o->on_tick(o->tick_ctx, t, gross, gross - battery);
       }

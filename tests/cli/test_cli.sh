@@ -63,5 +63,9 @@ expect 0 "run --state-dir --reset-state: from the start" -- "$vpq" run ok.vpq --
 expect 2 "run --checkpoint-interval with a bad duration" -- "$vpq" run ok.vpq --state-dir state --checkpoint-interval soon
 grep -q "checkpoint-interval takes a duration" err.txt || { echo "FAIL: bad interval: $(cat err.txt)"; fails=$((fails + 1)); }
 
+printf "CREATE STREAM m (site STRING, ts TIMESTAMP) WITH (connector = 'sim', stream = 'meters', pv = 'x');\nCREATE STREAM o AS SELECT site FROM m;\n" >pv.vpq
+expect 1 "check a sim source whose pv is not a number" -- "$vpq" check pv.vpq
+grep -q "^pv.vpq:1:94: error: option \`pv\` needs a non-negative number" err.txt || { echo "FAIL: pv diagnostic: $(cat err.txt)"; fails=$((fails + 1)); }
+
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -1,6 +1,6 @@
 /* test_sim.c — unit tests of the battery-fleet simulator's model (vpq_sim.h): batteries obey
- * setpoints within their limits, energy is conserved with efficiency, setpoints expire, and
- * site loads follow the real series deterministically. */
+ * setpoints within their limits, energy is conserved with efficiency, setpoints expire, site
+ * loads follow the real series deterministically, and rooftop PV is taken off the meters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +22,16 @@ static vpq_sim *make(int devices, int sites) {
   vpq_sim_config config = vpq_sim_defaults();
   config.devices = devices;
   config.sites = sites;
+  char err[256];
+  vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
+  assert_non_null(sim);
+  return sim;
+}
+
+/* A simulator of 4 sites with rooftop PV of `pv_ratio` × each site's peak load. */
+static vpq_sim *make_pv(double pv_ratio) {
+  vpq_sim_config config = vpq_sim_defaults();
+  config.pv_ratio = pv_ratio;
   char err[256];
   vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
   assert_non_null(sim);
@@ -146,6 +156,54 @@ static void the_fleet_adds_up_to_its_power(void **state) {
   assert_non_null(strstr(err, "devices"));
 }
 
+static void meters_take_rooftop_pv_off_the_load(void **state) {
+  (void)state;
+  vpq_sim *off = make_pv(0), *on = make_pv(0.5), *again = make_pv(0.5), *double_pv = make_pv(1);
+  /* 2018-06-18 (day 10 of the data): 17:00 UTC is a data hour whose PV profile is 0.7993 in
+   * queries/data/sim_pv_fr.csv; 05:00 and 06:00 UTC are 0 (night), so 05:30 is too. */
+  int64_t day = 1528416000000 + 10 * 86400000LL, noon = day + 17 * 3600000LL, night = day + 5 * 3600000LL + 1800000;
+  for (int s = 0; s < 4; s++) {
+    double capacity = vpq_sim_site_pv_capacity(on, s);
+    assert_true(capacity > 0.5 * 250 * 0.6 && capacity < 0.5 * 250 * 1.4);
+    assert_double_equal(vpq_sim_site_pv_capacity(double_pv, s), 2 * capacity, 1e-9);
+    assert_double_equal(vpq_sim_site_pv_capacity(off, s), 0, 0);
+    /* PV changes the meter, not the load; readings are a function of the seed. */
+    double load = vpq_sim_site_load(on, s, noon);
+    assert_double_equal(load, vpq_sim_site_load(off, s, noon), 0);
+    assert_double_equal(vpq_sim_site_pv(on, s, noon), capacity * 0.7993, 1e-9);
+    assert_double_equal(vpq_sim_site_meter(on, s, noon), load - capacity * 0.7993, 1e-9);
+    assert_double_equal(vpq_sim_site_meter(again, s, noon), vpq_sim_site_meter(on, s, noon), 0);
+    assert_double_equal(vpq_sim_site_meter(on, s, night), vpq_sim_site_load(on, s, night), 0);
+    /* Without PV the meter reads the load, at any time. */
+    assert_double_equal(vpq_sim_site_meter(off, s, noon), load, 0);
+  }
+  /* With PV of twice the peak load, a site exports at noon (PV 2 × 0.7993 × its peak, load at
+   * most 1.02 × its peak): its meter reads negative. */
+  vpq_sim *exporter = make_pv(2);
+  for (int s = 0; s < 4; s++) assert_true(vpq_sim_site_meter(exporter, s, noon) < 0);
+  vpq_sim_free(exporter);
+  /* Meter readings: unchanged without PV; with PV, load − PV and the PV as pv_kw. */
+  char json[512], want[512];
+  vpq_sim_meter_json(off, 1, noon, json, sizeof json);
+  snprintf(want, sizeof want, "{\"site\":\"site-01\",\"ts\":%lld,\"load_kw\":%.1f}", (long long)noon,
+           vpq_sim_site_load(off, 1, noon));
+  assert_string_equal(json, want);
+  vpq_sim_meter_json(on, 1, noon, json, sizeof json);
+  double pv_kw = vpq_sim_site_pv_capacity(on, 1) * 0.7993;
+  snprintf(want, sizeof want, "{\"site\":\"site-01\",\"ts\":%lld,\"load_kw\":%.1f,\"pv_kw\":%.1f}", (long long)noon,
+           vpq_sim_site_load(on, 1, noon) - pv_kw, pv_kw);
+  assert_string_equal(json, want);
+  vpq_sim_free(off);
+  vpq_sim_free(on);
+  vpq_sim_free(again);
+  vpq_sim_free(double_pv);
+  vpq_sim_config config = vpq_sim_defaults();
+  config.pv_ratio = -1;
+  char err[256];
+  assert_null(vpq_sim_new(&config, err, sizeof err));
+  assert_non_null(strstr(err, "PV"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(setpoints_are_clamped_to_the_power_limit),
@@ -154,6 +212,7 @@ int main(void) {
       cmocka_unit_test(setpoints_hold_for_their_step_only),
       cmocka_unit_test(site_loads_follow_the_series_and_are_reproducible),
       cmocka_unit_test(the_fleet_adds_up_to_its_power),
+      cmocka_unit_test(meters_take_rooftop_pv_off_the_load),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
