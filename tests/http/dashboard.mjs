@@ -91,17 +91,17 @@ async function waitForNewer(page, before) {
   return page.evaluate(inspect);
 }
 
-// Each series of `required` must have been stroked, and the chart must show its colours.
+// Each series of `required` must have been stroked and show its colour on the canvas (a line
+// between two points, however short, covers a few pixels; how many depends on how far the demo
+// got, so the check is only that the line is there).
 function checkDrawn(seen, required) {
   for (const [name, idxs] of Object.entries(required)) {
-    let pixels = 0;
     for (const i of idxs) {
       const s = seen[name].series[i - 1];
       console.log(`${name}: ${s.label}: ${s.points} points, stroked ${s.stroked}, ${s.drawn} pixels of its colour on top`);
       if (!s.stroked) fail(`chart ${name}: series ${s.label} has ${s.points} points but no line`);
-      pixels += s.drawn || 0;
+      if (!(s.drawn >= 5)) fail(`chart ${name}: series ${s.label} shows ${s.drawn} pixels of its colour`);
     }
-    if (pixels < 100) fail(`chart ${name}: ${pixels} pixels of its series' colours`);
   }
 }
 
