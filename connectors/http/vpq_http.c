@@ -916,21 +916,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
 /* ===== Starting and stopping ===== */
 
-/* Skips spaces and comments from `p`. */
-static const char *skip_blank(const char *p) {
-  for (;;) {
-    while (isspace((unsigned char)*p)) p++;
-    if (p[0] == '-' && p[1] == '-') {
-      while (*p && *p != '\n') p++;
-    } else if (p[0] == '/' && p[1] == '*') {
-      const char *end = strstr(p + 2, "*/");
-      p = end ? end + 2 : p + strlen(p);
-    } else {
-      return p;
-    }
-  }
-}
-
 /* Skips the 'string' or "quoted name" at `p` (a doubled quote stands for one). */
 static const char *skip_quoted(const char *p) {
   char quote = *p++;
@@ -941,7 +926,7 @@ static const char *skip_quoted(const char *p) {
 /* Reads the name or keyword at `p` (after blanks; a "quoted name" unquoted) into `word`;
  * returns where it ends. */
 static const char *read_word(const char *p, char *word, size_t size) {
-  p = skip_blank(p);
+  p = vpq_http_skip_blank(p);
   size_t n = 0;
   if (*p == '"') {
     const char *end = skip_quoted(p);
@@ -959,14 +944,14 @@ static const char *read_word(const char *p, char *word, size_t size) {
 /* Gives each relation the text of its CREATE statement and INSERT INTO statements, found by
  * splitting the file at the `;` outside strings and comments. */
 static void attach_statements(vpq_http *h, const char *text) {
-  const char *p = skip_blank(text);
+  const char *p = vpq_http_skip_blank(text);
   while (*p) {
     const char *start = p;
     while (*p && *p != ';') {
       if (*p == '\'' || *p == '"') {
         p = skip_quoted(p);
       } else if ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*')) {
-        p = skip_blank(p);
+        p = vpq_http_skip_blank(p);
       } else {
         p++;
       }
@@ -984,7 +969,7 @@ static void attach_statements(vpq_http *h, const char *text) {
       if (rel->statements.len) vpq_buf_puts(&rel->statements, ",");
       vpq_json_encode_string(&rel->statements, start, (size_t)(end - start));
     }
-    p = skip_blank(p);
+    p = vpq_http_skip_blank(p);
   }
 }
 

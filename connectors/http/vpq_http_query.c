@@ -45,8 +45,7 @@ typedef struct token {
 
 /* Reads the token at or after byte `off` of `text` (skipping blanks and comments) into `t`;
  * returns the offset after it. */
-static size_t next_token(const char *text, size_t off, token *t) {
-  const char *p = text + off;
+const char *vpq_http_skip_blank(const char *p) {
   for (;;) {
     while (isspace((unsigned char)*p)) p++;
     if (p[0] == '-' && p[1] == '-') {
@@ -55,9 +54,13 @@ static size_t next_token(const char *text, size_t off, token *t) {
       const char *end = strstr(p + 2, "*/");
       p = end ? end + 2 : p + strlen(p);
     } else {
-      break;
+      return p;
     }
   }
+}
+
+static size_t next_token(const char *text, size_t off, token *t) {
+  const char *p = vpq_http_skip_blank(text + off);
   const char *start = p;
   if (!*p) {
     t->kind = TOK_END;

@@ -25,6 +25,10 @@ typedef struct vpq_http_table {
   size_t nrows;
 } vpq_http_table;
 
+/* Skips spaces and SQL comments (-- to the end of the line, and block comments) from `p`;
+ * returns the first other character. */
+const char *vpq_http_skip_blank(const char *p);
+
 /* Whether query `text` names `table` (a name or quoted name outside strings and comments,
  * matched case-insensitively): only the tables it names need their rows copied. */
 bool vpq_http_query_reads(const char *text, const char *table);

@@ -847,35 +847,31 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
       kafka_source_close(&s->base);
       return NULL;
     }
-    s->queue = rd_kafka_queue_get_consumer(rk);
-    s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
-    const vpq_plan_option *max_bytes = option(conn, "max_row_bytes");
-    if (max_bytes) vpq_decoder_set_max_bytes(s->dec, (size_t)max_bytes->value.i);
-    return &s->base;
-  }
-  rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
-  if (task_partition >= 0) s->base.owned = s->owned;
-  for (int p = 0; p < partitions; p++) {
-    if (task_partition >= 0 && p != task_partition) continue;
-    s->owned[p] = true;
-    int64_t low = 0, high = 0;
-    e = query_offsets(rk, topic->text, p, &low, &high);
+  } else {
+    rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
+    if (task_partition >= 0) s->base.owned = s->owned;
+    for (int p = 0; p < partitions; p++) {
+      if (task_partition >= 0 && p != task_partition) continue;
+      s->owned[p] = true;
+      int64_t low = 0, high = 0;
+      e = query_offsets(rk, topic->text, p, &low, &high);
+      if (e) {
+        snprintf(err, err_size, "topic `%s` partition %d: %s", topic->text, p, rd_kafka_err2str(e));
+        rd_kafka_topic_partition_list_destroy(assignment);
+        kafka_source_close(&s->base);
+        return NULL;
+      }
+      s->end[p] = high;
+      s->next[p] = latest ? high : low;
+      rd_kafka_topic_partition_list_add(assignment, topic->text, p)->offset = latest ? high : low;
+    }
+    e = rd_kafka_assign(rk, assignment);
+    rd_kafka_topic_partition_list_destroy(assignment);
     if (e) {
-      snprintf(err, err_size, "topic `%s` partition %d: %s", topic->text, p, rd_kafka_err2str(e));
-      rd_kafka_topic_partition_list_destroy(assignment);
+      snprintf(err, err_size, "cannot read `%s`: %s", topic->text, rd_kafka_err2str(e));
       kafka_source_close(&s->base);
       return NULL;
     }
-    s->end[p] = high;
-    s->next[p] = latest ? high : low;
-    rd_kafka_topic_partition_list_add(assignment, topic->text, p)->offset = latest ? high : low;
-  }
-  e = rd_kafka_assign(rk, assignment);
-  rd_kafka_topic_partition_list_destroy(assignment);
-  if (e) {
-    snprintf(err, err_size, "cannot read `%s`: %s", topic->text, rd_kafka_err2str(e));
-    kafka_source_close(&s->base);
-    return NULL;
   }
   s->queue = rd_kafka_queue_get_consumer(rk);
   s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
