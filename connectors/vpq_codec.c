@@ -1,4 +1,5 @@
-/* vpq_codec.c — JSON-lines and CSV records decoded straight into columns, and the encoders.
+/* vpq_codec.c — JSON-lines and CSV records decoded straight into columns (the encoders are in
+ * vpq_codec_encode.c).
  *
  * Decoding a JSON record is one pass over its bytes with no DOM and no allocation per field:
  *
@@ -8,11 +9,18 @@
  *      └─► match_key(): the column after the previous one first (fields usually come in schema
  *          order), then a small open-addressing table of lower-cased names
  *
+ * Two decoders implement this. json_row_fast takes the common record (a flat object of plain
+ * ASCII values, keys in schema order) with no error bookkeeping and gives up on anything else;
+ * json_row then decodes the record from its start, whatever it holds, and words the errors. See
+ * "the fast path" below for why they cannot disagree.
+ *
  * Strings are scanned 8 bytes at a time for a quote, a backslash, a control byte or a non-ASCII
  * byte; only then does the scanner look closer (escapes are validated, surrogates paired,
  * UTF-8 checked). A string with escapes is unescaped into one reusable buffer before it is
- * interned; others are interned from the record itself, through a small set-associative cache
- * (device ids, sites and regions repeat) in front of the string pool.
+ * interned; others are interned from the record itself, through a 3-way set-associative cache
+ * (device ids, sites and regions repeat) in front of the string pool. A file source lets the
+ * decoder defer that to the end of each batch (vpq_decoder_defer_strings): the cache sets are
+ * prefetched as strings are found, and looked up once they have arrived.
  *
  * Numbers are scanned once into (negative, up to 19 significant digits, decimal exponent).
  * Doubles come from Clinger's fast path (mantissa <= 2^53 and |exponent| <= 22: one correctly
@@ -28,6 +36,8 @@
  */
 #include "vpq_codec.h"
 
+#include "vpq_codec_int.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,18 +46,36 @@
 
 enum {
   JSON_MAX_DEPTH = 64, /* the record's own object is depth 1 */
-  STR_CACHE = 32768,   /* entries of the interning cache (2 ways; a power of two) */
+  STR_WAYS = 3,        /* strings per set of the interning cache: one cache line */
+  STR_SETS = 16384,    /* sets of the interning cache (a power of two) */
+  STR_LEN_MAX = 255,   /* strings up to this length and ids below 2^24 are cached */
   ERR_VALUE_MAX = 40,  /* bytes of a bad value quoted in an error */
 };
 
-/* A cached string: its two key words (see string_words), which are the whole string when it
- * has at most 16 bytes, so that most hits compare nothing else. An all-zero entry is the empty
- * string, id 0, which is right. */
-typedef struct str_cache_entry {
-  uint64_t a, b;
-  uint32_t len;
-  uint32_t id;
-} str_cache_entry;
+/* A set of the interning cache, one 64-byte cache line: per way, a string's two key words
+ * (see string_words), which are the whole string when it has at most 16 bytes, so that most
+ * hits compare nothing else, and its length and id packed as len << 24 | id. An all-zero way is
+ * the empty string, id 0, which is right. */
+typedef struct str_cache_set {
+  uint64_t a[STR_WAYS], b[STR_WAYS];
+  uint32_t len_id[STR_WAYS];
+  uint32_t unused;
+} str_cache_set;
+
+_Static_assert(sizeof(str_cache_set) == 64, "a set is one cache line");
+
+/* The words and hash of a string, computed once (see string_words, cache_probe). */
+typedef struct str_key {
+  uint64_t a, b, hash;
+} str_key;
+
+/* A string of a decoded row waiting to be interned (vpq_decoder_defer_strings). */
+typedef struct pending_string {
+  int64_t *id; /* where its id goes */
+  const char *text;
+  size_t len;
+  str_key key;
+} pending_string;
 
 struct vpq_decoder {
   vpq_format format;
@@ -63,7 +91,13 @@ struct vpq_decoder {
   int csv_nfields;
   char *scratch; /* unescaped strings and number text for strtod */
   size_t scratch_cap;
-  str_cache_entry cache[STR_CACHE];
+  char **tokens;          /* per column: its name followed by `":`, for the fast path's key match */
+  char unknown[32];       /* the last key json_row_fast found in no column (unknown_len bytes) */
+  size_t unknown_len;     /* SIZE_MAX: none */
+  str_cache_set *cache;   /* STR_SETS sets, 64-byte aligned */
+  bool defer;             /* vpq_decoder_defer_strings */
+  pending_string *pending;
+  int npending, pending_cap;
 };
 
 static bool fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -117,6 +151,9 @@ static int lookup_column(const vpq_decoder *dec, const char *s, size_t len) {
 vpq_decoder *vpq_decoder_new(vpq_format format, const vpq_schema *schema, vpq_intern *intern) {
   vpq_decoder *dec = calloc(1, sizeof *dec);
   if (!dec) abort();
+  dec->cache = aligned_alloc(64, sizeof *dec->cache * STR_SETS);
+  if (!dec->cache) abort();
+  memset(dec->cache, 0, sizeof *dec->cache * STR_SETS); /* all "": id 0, which is right */
   dec->format = format;
   dec->schema = schema;
   dec->intern = intern;
@@ -128,10 +165,16 @@ vpq_decoder *vpq_decoder_new(vpq_format format, const vpq_schema *schema, vpq_in
   while (dec->nslots < 2 * n) dec->nslots *= 2;
   dec->slots = calloc(dec->nslots, sizeof *dec->slots);
   dec->csv_map = calloc(n, sizeof *dec->csv_map);
-  if (!dec->name_len || !dec->plain || !dec->slots || !dec->csv_map) abort();
+  dec->tokens = calloc(n, sizeof *dec->tokens);
+  if (!dec->name_len || !dec->plain || !dec->slots || !dec->csv_map || !dec->tokens) abort();
+  dec->unknown_len = SIZE_MAX;
   for (int c = 0; c < schema->ncols; c++) {
     const char *name = schema->cols[c].name;
     dec->name_len[c] = strlen(name);
+    dec->tokens[c] = malloc(dec->name_len[c] + 3);
+    if (!dec->tokens[c]) abort();
+    memcpy(dec->tokens[c], name, dec->name_len[c]);
+    memcpy(dec->tokens[c] + dec->name_len[c], "\":", 3);
     dec->plain[c] = true;
     for (const char *p = name; *p; p++) dec->plain[c] &= *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20;
     dec->csv_map[c] = c;
@@ -146,29 +189,21 @@ vpq_decoder *vpq_decoder_new(vpq_format format, const vpq_schema *schema, vpq_in
 
 void vpq_decoder_free(vpq_decoder *dec) {
   if (!dec) return;
+  for (int c = 0; c < dec->ncols; c++) free(dec->tokens[c]);
+  free(dec->tokens);
   free(dec->name_len);
   free(dec->plain);
   free(dec->slots);
   free(dec->csv_map);
   free(dec->scratch);
+  free(dec->cache);
+  free(dec->pending);
   free(dec);
 }
 
 void vpq_decoder_set_max_bytes(vpq_decoder *dec, size_t max_bytes) { dec->max_bytes = max_bytes; }
 
 /* ===== Strings: interning cache, UTF-8, escapes ===== */
-
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the 8-byte string scan assumes little-endian words");
-
-static const uint64_t ONES = 0x0101010101010101ull, HIGHS = 0x8080808080808080ull;
-
-/* Flags (high bit of each byte) the bytes of a little-endian word that are a quote, a backslash,
- * below 0x20 or above 0x7F. Bytes above the first flagged one may be flagged falsely (borrows),
- * the first one never is: its index is ctz(mask) / 8. */
-static uint64_t swar_special(uint64_t w) {
-  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-  return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | w) & HIGHS;
-}
 
 /* Compares n bytes; short keys and strings (the common case) without a call. */
 static inline bool bytes_equal(const char *a, const char *b, size_t n) {
@@ -215,46 +250,71 @@ static inline void string_words(const char *s, size_t len, uint64_t *a, uint64_t
   }
 }
 
-/* Interns through a 2-way set-associative cache: a hit costs two loads, one multiply and a
- * compare of two words; a miss moves the set's first entry to its second way. */
-static int64_t intern_cached(vpq_decoder *dec, const char *s, size_t len) {
-  uint64_t a, b;
-  string_words(s, len, &a, &b);
+static inline str_key string_key(const char *s, size_t len) {
+  str_key k;
+  string_words(s, len, &k.a, &k.b);
   /* a 64x64->128 multiply folded in half mixes every input bit into every output bit */
-  __uint128_t m = (__uint128_t)(a ^ 0x9e3779b97f4a7c15ull) * (b ^ len ^ 0xff51afd7ed558ccdull);
-  uint64_t h = (uint64_t)m ^ (uint64_t)(m >> 64);
-  str_cache_entry *set = &dec->cache[(h & (STR_CACHE / 2 - 1)) * 2];
-  for (int way = 0; way < 2; way++) {
-    const str_cache_entry *e = &set[way];
-    if (e->len == len && e->a == a && e->b == b &&
-        (len <= 16 || bytes_equal(vpq_intern_text(dec->intern, e->id, NULL), s, len)))
-      return e->id;
+  __uint128_t m = (__uint128_t)(k.a ^ 0x9e3779b97f4a7c15ull) * (k.b ^ len ^ 0xff51afd7ed558ccdull);
+  k.hash = (uint64_t)m ^ (uint64_t)(m >> 64);
+  return k;
+}
+
+static inline str_cache_set *cache_set(const vpq_decoder *dec, const str_key *k) {
+  return &dec->cache[k->hash & (STR_SETS - 1)];
+}
+
+/* Interns through a 3-way set-associative cache: a hit costs the set's line, and compares of
+ * two words and the length; a miss asks the pool and puts the string in the set's first way,
+ * the others moving down one. */
+static int64_t cache_probe(vpq_decoder *dec, const str_key *k, const char *s, size_t len) {
+  str_cache_set *set = cache_set(dec, k);
+  for (int way = 0; way < STR_WAYS; way++) {
+    if (set->a[way] == k->a && set->b[way] == k->b && set->len_id[way] >> 24 == len &&
+        (len <= 16 || bytes_equal(vpq_intern_text(dec->intern, set->len_id[way] & 0xFFFFFF, NULL), s, len)))
+      return set->len_id[way] & 0xFFFFFF;
   }
   int64_t id = vpq_intern_id(dec->intern, s, len);
-  if (len <= UINT32_MAX && id <= UINT32_MAX) {
-    set[1] = set[0];
-    set[0] = (str_cache_entry){a, b, (uint32_t)len, (uint32_t)id};
+  if (len <= STR_LEN_MAX && id < 1 << 24) {
+    for (int way = STR_WAYS - 1; way > 0; way--) {
+      set->a[way] = set->a[way - 1];
+      set->b[way] = set->b[way - 1];
+      set->len_id[way] = set->len_id[way - 1];
+    }
+    set->a[0] = k->a;
+    set->b[0] = k->b;
+    set->len_id[0] = (uint32_t)len << 24 | (uint32_t)id;
   }
   return id;
 }
 
-/* Returns the length of the valid UTF-8 sequence at p (1..4), or 0 when it is invalid. */
-static int utf8_length(const unsigned char *p, const unsigned char *end) {
-  unsigned char c = p[0];
-  if (c < 0x80) return 1;
-  if (c < 0xC2) return 0;
-  if (c < 0xE0) return end - p >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-  if (c < 0xF0) {
-    if (end - p < 3) return 0;
-    unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 ? 3 : 0;
+static int64_t intern_cached(vpq_decoder *dec, const char *s, size_t len) {
+  str_key k = string_key(s, len);
+  return cache_probe(dec, &k, s, len);
+}
+
+/* Queues a string of the row being decoded for vpq_decoder_flush and fetches its cache set. */
+static void defer_string(vpq_decoder *dec, int64_t *id, const char *s, size_t len) {
+  if (dec->npending == dec->pending_cap) {
+    dec->pending_cap = dec->pending_cap ? dec->pending_cap * 2 : 1024;
+    dec->pending = realloc(dec->pending, sizeof *dec->pending * (size_t)dec->pending_cap);
+    if (!dec->pending) abort();
   }
-  if (c < 0xF5) {
-    if (end - p < 4) return 0;
-    unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 ? 4 : 0;
+  pending_string *p = &dec->pending[dec->npending++];
+  *p = (pending_string){id, s, len, string_key(s, len)};
+  __builtin_prefetch(cache_set(dec, &p->key));
+}
+
+void vpq_decoder_defer_strings(vpq_decoder *dec, bool defer) {
+  vpq_decoder_flush(dec);
+  dec->defer = defer;
+}
+
+void vpq_decoder_flush(vpq_decoder *dec) {
+  for (int i = 0; i < dec->npending; i++) {
+    pending_string *p = &dec->pending[i];
+    *p->id = cache_probe(dec, &p->key, p->text, p->len);
   }
-  return 0;
+  dec->npending = 0;
 }
 
 /* Offset of the first byte of [s, s+len) that is not valid UTF-8, or -1. */
@@ -355,14 +415,18 @@ static const char *json_unescape(vpq_decoder *dec, const char *s, size_t len, si
 
 /* ===== Numbers ===== */
 
+enum {
+  DROPPED_INT = 1, /* a nonzero digit beyond the 19th was dropped from the integer part */
+  DROPPED_FRAC = 2 /* ... from the fraction */
+};
+
 typedef struct num {
   const char *text; /* the number's text in the record */
   size_t len;
   uint64_t mant;     /* up to 19 significant digits */
   int exp10;         /* value = mant * 10^exp10 (when nothing was dropped) */
   bool neg;
-  bool dropped_int;  /* a nonzero digit beyond the 19th was dropped from the integer part */
-  bool dropped_frac; /* ... from the fraction */
+  uint8_t dropped;   /* DROPPED_INT | DROPPED_FRAC: one byte, tested with one load */
 } num;
 
 /* True when the 8 bytes are all ASCII digits. */
@@ -384,41 +448,45 @@ static inline uint64_t eight_digits_value(const char *p) {
 }
 
 /* number -> '-'? int frac? exp? (and '+' in front when `plus`); returns the end of the number,
- * or NULL when the text at p is not one. */
-static const char *scan_number(const char *p, const char *end, bool plus, num *n) {
+ * or NULL when the text at p is not one. The digits accumulate in locals, not in *n: stores
+ * through n could alias the text, which would keep the compiler from holding them in registers. */
+static inline __attribute__((always_inline)) const char *scan_number(const char *p, const char *end, bool plus, num *n) {
+  const char *text = p;
   *n = (num){.text = p};
-  if (p < end && (*p == '-' || (plus && *p == '+'))) n->neg = *p++ == '-';
+  uint64_t mant = 0;
+  int exp10 = 0, nd = 0;
+  bool neg = false;
+  uint8_t dropped = 0;
+  if (p < end && (*p == '-' || (plus && *p == '+'))) neg = *p++ == '-';
   if (p >= end || *p < '0' || *p > '9') return NULL;
-  int nd = 0;
   if (*p == '0') {
     p++;
   } else {
-    for (; nd <= 11 && end - p >= 8 && eight_digits(p); p += 8, nd += 8)
-      n->mant = n->mant * 100000000 + eight_digits_value(p);
+    for (; nd <= 11 && end - p >= 8 && eight_digits(p); p += 8, nd += 8) mant = mant * 100000000 + eight_digits_value(p);
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
       if (nd < 19) {
-        n->mant = n->mant * 10 + (uint64_t)(*p - '0');
+        mant = mant * 10 + (uint64_t)(*p - '0');
         nd++;
       } else {
-        n->exp10++;
-        n->dropped_int |= *p != '0';
+        exp10++;
+        if (*p != '0') dropped |= DROPPED_INT;
       }
     }
   }
   if (p < end && *p == '.') {
     p++;
     if (p >= end || *p < '0' || *p > '9') return NULL;
-    for (; nd > 0 && nd <= 11 && end - p >= 8 && eight_digits(p); p += 8, nd += 8, n->exp10 -= 8)
-      n->mant = n->mant * 100000000 + eight_digits_value(p);
+    for (; nd > 0 && nd <= 11 && end - p >= 8 && eight_digits(p); p += 8, nd += 8, exp10 -= 8)
+      mant = mant * 100000000 + eight_digits_value(p);
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
       if (nd == 0 && *p == '0') {
-        n->exp10--;
+        exp10--;
       } else if (nd < 19) {
-        n->mant = n->mant * 10 + (uint64_t)(*p - '0');
-        n->exp10--;
+        mant = mant * 10 + (uint64_t)(*p - '0');
+        exp10--;
         nd++;
       } else {
-        n->dropped_frac |= *p != '0';
+        if (*p != '0') dropped |= DROPPED_FRAC;
       }
     }
   }
@@ -430,17 +498,18 @@ static const char *scan_number(const char *p, const char *end, bool plus, num *n
     int e = 0;
     for (; p < end && *p >= '0' && *p <= '9'; p++)
       if (e < 100000) e = e * 10 + (*p - '0');
-    n->exp10 += eneg ? -e : e;
+    exp10 += eneg ? -e : e;
   }
-  n->len = (size_t)(p - n->text);
+  *n = (num){text, (size_t)(p - text), mant, exp10, neg, dropped};
   return p;
 }
 
-/* The number's double through strtod (the slow path); false when it is out of range. */
-static bool __attribute__((noinline)) num_double_strtod(vpq_decoder *dec, const num *n, double *out) {
-  char *text = scratch(dec, n->len);
-  memcpy(text, n->text, n->len);
-  text[n->len] = '\0';
+/* The double of the number text through strtod (the slow path); false when it is out of range. */
+static bool __attribute__((noinline)) num_double_strtod(vpq_decoder *dec, const char *number, size_t len,
+                                                         double *out) {
+  char *text = scratch(dec, len);
+  memcpy(text, number, len);
+  text[len] = '\0';
   *out = strtod(text, NULL);
   return isfinite(*out);
 }
@@ -450,8 +519,8 @@ static inline bool num_double(vpq_decoder *dec, const num *n, double *out) {
   static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  if (n->dropped_int || n->dropped_frac || n->mant > (1ull << 53) || n->exp10 < -22 || n->exp10 > 22)
-    return num_double_strtod(dec, n, out);
+  if (n->dropped || n->mant > (1ull << 53) || n->exp10 < -22 || n->exp10 > 22)
+    return num_double_strtod(dec, n->text, n->len, out); /* (not n: it would have to live in memory) */
   double d = (double)n->mant; /* exact, and so is the power of ten: one rounding */
   d = n->exp10 < 0 ? d / pow10[-n->exp10] : d * pow10[n->exp10];
   *out = n->neg ? -d : d;
@@ -462,8 +531,8 @@ typedef enum int_result { INT_OK, INT_FRACTION, INT_RANGE } int_result;
 
 /* The number as an exact int64: 1.0 and 1e3 are integers, 1.5 is not. */
 static int_result num_int(const num *n, int64_t *out) {
-  if (n->dropped_int) return INT_RANGE;
-  if (n->dropped_frac) return INT_FRACTION;
+  if (n->dropped & DROPPED_INT) return INT_RANGE;
+  if (n->dropped & DROPPED_FRAC) return INT_FRACTION;
   uint64_t m = n->mant;
   int e = n->exp10;
   if (m == 0) {
@@ -688,7 +757,7 @@ static bool scan_literal(jp *j, const char *word, size_t n) {
   return true;
 }
 
-static bool json_number(jp *j, num *n) {
+static inline __attribute__((always_inline)) bool json_number(jp *j, num *n) {
   const char *stop = scan_number(j->p, j->end, false, n);
   if (!stop) return fail(j->err, j->err_size, "invalid JSON: invalid number at byte %ld", offset_of(j));
   j->p = stop;
@@ -935,6 +1004,219 @@ static bool json_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *
   return true;
 }
 
+/* ===== JSON decoding: the fast path ===== */
+
+/* The common record — one flat object of plain ASCII strings, numbers and literals — is decoded
+ * by json_row_fast with no error bookkeeping; anything else (escapes, non-ASCII text, nested
+ * values, a value of the wrong type, invalid JSON) makes it give up, and json_row decodes the
+ * record from the start, with the exact error when it is malformed. json_row_fast accepts only
+ * what json_row accepts and stores the same values, so which one decoded a row never shows. Both
+ * intern the same strings in the same order (json_row goes over the fields the fast path had
+ * already passed), so the string pool does not depend on it either. The unit tests hold them to
+ * this on generated records (test_codec.c, json_fast_path_agrees_with_general_path).
+ *
+ * Since it never takes a line break for whitespace, the fast path also finds where a JSON line
+ * ends while decoding it (vpq_decoder_json_line): the file source needs no separate pass to cut
+ * the line first. */
+
+/* Skips JSON whitespace but line breaks (a record with line breaks inside is left to json_row:
+ * so the fast path can tell where a JSON line ends, see vpq_decoder_json_line). */
+static inline const char *fast_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+  return p;
+}
+
+/* The closing quote of the string body at p, or NULL when the body holds an escape, a control or
+ * non-ASCII byte, or is not closed. */
+static inline const char *fast_string_end(const char *p, const char *end) {
+  while (end - p >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t mask = swar_special(w);
+    if (mask) {
+      p += __builtin_ctzll(mask) / 8;
+      return *p == '"' ? p : NULL;
+    }
+    p += 8;
+  }
+  for (; p < end; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '"') return p;
+    if (c == '\\' || c < 0x20 || c >= 0x80) return NULL;
+  }
+  return NULL;
+}
+
+/* The end of the literal `word` at p, or NULL. */
+static inline const char *fast_literal(const char *p, const char *end, const char *word, size_t n) {
+  return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+/* number -> '-'? ('0' | [1-9][0-9]*) ('.' [0-9]+)? ([eE] [+-]? [0-9]+)?: the end of the number
+ * at p, or NULL when there is none (as scan_number, without computing its value). */
+static inline const char *fast_skip_number(const char *p, const char *end) {
+  if (p < end && *p == '-') p++;
+  if (p == end || *p < '0' || *p > '9') return NULL;
+  if (*p++ != '0')
+    while (p < end && *p >= '0' && *p <= '9') p++;
+  if (p < end && *p == '.') {
+    if (++p == end || *p < '0' || *p > '9') return NULL;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    if (++p < end && (*p == '+' || *p == '-')) p++;
+    if (p == end || *p < '0' || *p > '9') return NULL;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+  }
+  return p;
+}
+
+/* Skips a scalar value at p (p < end); NULL when it is not a plain one. */
+static inline const char *fast_skip(const char *p, const char *end) {
+  switch (*p) {
+  case '"': {
+    const char *q = fast_string_end(p + 1, end);
+    return q ? q + 1 : NULL;
+  }
+  case 't': return fast_literal(p, end, "true", 4);
+  case 'f': return fast_literal(p, end, "false", 5);
+  case 'n': return fast_literal(p, end, "null", 4);
+  default: return fast_skip_number(p, end);
+  }
+}
+
+/* Parses the value at p (p < end) into row `row` of column `col` as json_field would; returns
+ * its end, or NULL to leave the record to json_row. */
+static inline const char *fast_field(vpq_decoder *dec, int col, const char *p, const char *end, vpq_vec *vec,
+                                     int row) {
+  vpq_type type = dec->schema->cols[col].type;
+  num n;
+  const char *stop;
+  if (*p == 'n') {
+    if (!(stop = fast_literal(p, end, "null", 4))) return NULL;
+    vec->null[row] = 1;
+    vec->data[row].i = 0;
+    return stop;
+  }
+  switch (type) {
+  case VPQ_TYPE_DOUBLE:
+    if (!(stop = scan_number(p, end, false, &n)) || !num_double(dec, &n, &vec->data[row].d)) return NULL;
+    break;
+  case VPQ_TYPE_STRING:
+    if (*p != '"' || !(stop = fast_string_end(p + 1, end))) return NULL;
+    if (dec->defer) defer_string(dec, &vec->data[row].i, p + 1, (size_t)(stop - p - 1));
+    else vec->data[row].i = intern_cached(dec, p + 1, (size_t)(stop - p - 1));
+    stop++;
+    break;
+  case VPQ_TYPE_TIMESTAMP:
+    if (*p == '"') {
+      if (!(stop = fast_string_end(p + 1, end)) || !vpq_timestamp_parse(p + 1, (size_t)(stop - p - 1), &vec->data[row].i))
+        return NULL;
+      stop++;
+      break;
+    }
+    __attribute__((fallthrough)); /* epoch milliseconds */
+  case VPQ_TYPE_BIGINT:
+    if (!(stop = scan_number(p, end, false, &n)) || num_int(&n, &vec->data[row].i) != INT_OK) return NULL;
+    break;
+  case VPQ_TYPE_BOOLEAN:
+    if ((stop = fast_literal(p, end, "true", 4))) vec->data[row].i = 1;
+    else if ((stop = fast_literal(p, end, "false", 5))) vec->data[row].i = 0;
+    else return NULL;
+    break;
+  default:
+    return NULL;
+  }
+  vec->null[row] = 0;
+  return stop;
+}
+
+/* record -> '{' [member (',' member)*] '}' with plain members only (see above), in text[0..end);
+ * returns where the record ends: `end`, or with `line`, its line break if it comes first. NULL
+ * when the record needs json_row. */
+static const char *json_row_fast(vpq_decoder *dec, const char *text, const char *end, vpq_batch *out, int row,
+                                 bool line) {
+  const char *p = text;
+  uint64_t seen = 0;
+  if (p == end || *p != '{') return NULL;
+  p = fast_ws(p + 1, end);
+  if (p < end && *p == '}') {
+    p++;
+  } else {
+    int expect = 0, col;
+    for (;;) {
+      if (p == end || *p != '"') return NULL;
+      size_t n = expect < dec->ncols ? dec->name_len[expect] : 0;
+      if (n && dec->plain[expect] && (size_t)(end - p) > n + 2 && bytes_equal(p + 1, dec->tokens[expect], n + 2)) {
+        col = expect; /* "name": of the next column, exactly: no scan, no look-up */
+        p += n + 3;
+      } else if (n && dec->plain[expect] && (size_t)(end - p) > n + 1 && bytes_equal(p + 1, dec->tokens[expect], n + 1)) {
+        col = expect; /* the same with blanks before the colon: as json_row, the exact name wins */
+        p = fast_ws(p + n + 2, end);
+        if (p == end || *p != ':') return NULL;
+        p++;
+      } else {
+        const char *q = fast_string_end(p + 1, end);
+        if (!q) return NULL;
+        size_t len = (size_t)(q - p - 1);
+        if (len == dec->unknown_len && bytes_equal(p + 1, dec->unknown, len)) {
+          col = -1;
+        } else {
+          col = lookup_column(dec, p + 1, len);
+          if (col < 0 && len <= sizeof dec->unknown) {
+            memcpy(dec->unknown, p + 1, len);
+            dec->unknown_len = len;
+          }
+        }
+        p = fast_ws(q + 1, end);
+        if (p == end || *p != ':') return NULL;
+        p++;
+      }
+      p = fast_ws(p, end);
+      if (p == end) return NULL;
+      if (col < 0 || dec->schema->cols[col].unread) {
+        p = fast_skip(p, end);
+        if (col >= 0) expect = col + 1;
+      } else {
+        p = fast_field(dec, col, p, end, &out->cols[col], row);
+        seen |= 1ull << (col & 63);
+        expect = col + 1;
+      }
+      if (!p) return NULL;
+      p = fast_ws(p, end);
+      if (p == end) return NULL;
+      if (*p == '}') {
+        p++;
+        break;
+      }
+      if (*p != ',') return NULL;
+      p = fast_ws(p + 1, end);
+    }
+  }
+  p = fast_ws(p, end);
+  if (!(line && p < end && *p == '\n')) { /* not the end of a line: only whitespace may follow */
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    if (p != end) return NULL;
+  }
+  if (dec->ncols <= 64) {
+    for (int c = 0; c < dec->ncols; c++) {
+      if (seen >> c & 1) continue;
+      out->cols[c].null[row] = 1;
+      out->cols[c].data[row].i = 0;
+    }
+  }
+  return p;
+}
+
+size_t vpq_decoder_json_line(vpq_decoder *dec, const char *text, size_t avail, vpq_batch *out, int row) {
+  if (dec->format != VPQ_FORMAT_JSON || dec->max_bytes) return SIZE_MAX;
+  int queued = dec->npending;
+  const char *stop = json_row_fast(dec, text, text + avail, out, row, true);
+  if (stop) return (size_t)(stop - text);
+  dec->npending = queued; /* nothing of the line stays queued: vpq_decoder_row decodes it again */
+  return SIZE_MAX;
+}
+
 /* ===== CSV decoding ===== */
 
 typedef struct csv_field {
@@ -1124,267 +1406,7 @@ bool vpq_decoder_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *
     if (len > 0 && text[len - 1] == '\r') len--;
     return csv_row(dec, text, len, out, row, err, err_size);
   }
+  if (json_row_fast(dec, text, text + len, out, row, false)) return true;
+  vpq_decoder_flush(dec); /* strings are interned in the order of the records */
   return json_row(dec, text, len, out, row, err, err_size);
-}
-
-/* ===== Encoding ===== */
-
-static void put_int(vpq_buf *out, int64_t v) {
-  char tmp[24];
-  int n = 0;
-  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  if (v < 0) tmp[n++] = '-';
-  vpq_buf_reserve(out, (size_t)n);
-  for (int i = 0; i < n; i++) out->data[out->len + (size_t)i] = tmp[n - 1 - i];
-  out->len += (size_t)n;
-  out->data[out->len] = '\0';
-}
-
-void vpq_json_encode_string(vpq_buf *out, const char *text, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  vpq_buf_append(out, "\"", 1);
-  const unsigned char *p = (const unsigned char *)text, *end = p + len;
-  while (p < end) {
-    const unsigned char *run = p;
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-    if (p > run) vpq_buf_append(out, (const char *)run, (size_t)(p - run));
-    if (p >= end) break;
-    unsigned char c = *p;
-    int n = c >= 0x80 ? utf8_length(p, end) : 0;
-    if (n > 0) {
-      vpq_buf_append(out, (const char *)p, (size_t)n);
-      p += n;
-      continue;
-    }
-    char esc[8] = {'\\', 0};
-    size_t elen = 2;
-    switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    default:
-      memcpy(esc, "\\u00", 4);
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      elen = 6;
-    }
-    vpq_buf_append(out, esc, elen);
-    p++;
-  }
-  vpq_buf_append(out, "\"", 1);
-}
-
-/* The common case without printf: a value in [1e-4, 1e15) with at most 17 digits after the
- * point. The fewest digits k for which m = round(|v|·10^k) gives m / 10^k == |v| (one
- * correctly rounded division, so the text reads back to v) are written as plain decimals.
- * Returns false when the value needs the general path. */
-static bool format_short_decimal(char *buf, size_t size, double v) {
-  double a = fabs(v);
-  if (!(a >= 1e-4 && a < 1e15) || size < 40) return false;
-  double scale = 1;
-  for (int k = 1; k <= 17; k++) {
-    scale *= 10;
-    double m = round(a * scale);
-    if (m >= 9007199254740992.0) return false;
-    if (m / scale != a) continue;
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%lld", (long long)m);
-    size_t at = 0;
-    if (v < 0) buf[at++] = '-';
-    if (n <= k) {
-      buf[at++] = '0';
-      buf[at++] = '.';
-      for (int z = n; z < k; z++) buf[at++] = '0';
-      memcpy(buf + at, digits, (size_t)n);
-      at += (size_t)n;
-    } else {
-      memcpy(buf + at, digits, (size_t)(n - k));
-      at += (size_t)(n - k);
-      buf[at++] = '.';
-      memcpy(buf + at, digits + n - k, (size_t)k);
-      at += (size_t)k;
-    }
-    buf[at] = '\0';
-    return true;
-  }
-  return false;
-}
-
-/* The double's shortest text that reads back to it, written as Python's repr() writes it:
- * plain decimals when the exponent is in [-4, 16), else d.ddde±XX; ".0" on integral plain
- * values. False when it is not finite. */
-static bool format_double(char *buf, size_t size, double v) {
-  if (!isfinite(v) || size < 40) return false;
-  if (fabs(v) < 1e16 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
-    snprintf(buf, size, "%lld.0", (long long)v);
-    return true;
-  }
-  if (format_short_decimal(buf, size, v)) return true;
-  char sci[40];
-  /* 15 significant digits always suffice to separate the shorter texts (trailing zeros are
-   * stripped below); 16 or 17 are needed only when 15 do not read back. */
-  for (int p = 15; p <= 17; p++) {
-    snprintf(sci, sizeof sci, "%.*e", p - 1, v);
-    if (p == 17 || strtod(sci, NULL) == v) break;
-  }
-  /* sci = [-]d[.ddd]e±XX: collect the digits and the exponent. */
-  const char *at = sci;
-  size_t n = 0;
-  char digits[24];
-  bool negative = *at == '-';
-  if (negative) at++;
-  for (; *at && *at != 'e'; at++)
-    if (*at != '.') digits[n++] = *at;
-  int exp10 = atoi(at + 1);
-  while (n > 1 && digits[n - 1] == '0') n--;
-  size_t len = 0;
-  if (negative) buf[len++] = '-';
-  if (exp10 >= -4 && exp10 < 16) {
-    if (exp10 < 0) {
-      buf[len++] = '0';
-      buf[len++] = '.';
-      for (int z = 0; z < -exp10 - 1; z++) buf[len++] = '0';
-      memcpy(buf + len, digits, n);
-      len += n;
-    } else {
-      for (int i = 0; i <= exp10; i++) buf[len++] = (size_t)i < n ? digits[i] : '0';
-      buf[len++] = '.';
-      if ((size_t)exp10 + 1 < n) {
-        memcpy(buf + len, digits + exp10 + 1, n - (size_t)exp10 - 1);
-        len += n - (size_t)exp10 - 1;
-      } else {
-        buf[len++] = '0';
-      }
-    }
-    buf[len] = '\0';
-  } else {
-    buf[len++] = digits[0];
-    if (n > 1) {
-      buf[len++] = '.';
-      memcpy(buf + len, digits + 1, n - 1);
-      len += n - 1;
-    }
-    snprintf(buf + len, size - len, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
-  }
-  return true;
-}
-
-void vpq_json_encode_double(vpq_buf *out, double value) {
-  char buf[40];
-  vpq_buf_puts(out, format_double(buf, sizeof buf, value) ? buf : "null");
-}
-
-/* Appends a CSV field: quoted (quotes doubled) when it holds a comma, a quote or a line break,
- * or is empty (an unquoted empty field reads back as NULL). */
-static void csv_string(vpq_buf *out, const char *text, size_t len) {
-  bool quote = len == 0;
-  for (size_t i = 0; i < len && !quote; i++)
-    quote = text[i] == ',' || text[i] == '"' || text[i] == '\n' || text[i] == '\r';
-  if (!quote) {
-    vpq_buf_append(out, text, len);
-    return;
-  }
-  vpq_buf_append(out, "\"", 1);
-  for (size_t i = 0; i < len; i++) {
-    if (text[i] == '"') vpq_buf_append(out, "\"", 1);
-    vpq_buf_append(out, text + i, 1);
-  }
-  vpq_buf_append(out, "\"", 1);
-}
-
-/* Appends one value of a column as JSON, or as a CSV field when `csv`. */
-static void encode_value(vpq_buf *out, const vpq_vec *vec, vpq_type type, int row, const vpq_intern *intern,
-                         bool csv) {
-  const char *null_text = csv ? "" : "null";
-  if (vec->null[row]) {
-    vpq_buf_puts(out, null_text);
-    return;
-  }
-  vpq_datum v = vec->data[row];
-  char buf[40];
-  size_t len;
-  const char *text;
-  switch (type) {
-  case VPQ_TYPE_BOOLEAN:
-    vpq_buf_puts(out, v.i ? "true" : "false");
-    break;
-  case VPQ_TYPE_DOUBLE:
-    vpq_buf_puts(out, format_double(buf, sizeof buf, v.d) ? buf : null_text);
-    break;
-  case VPQ_TYPE_STRING:
-    text = vpq_intern_text(intern, v.i, &len);
-    if (csv) csv_string(out, text, len);
-    else vpq_json_encode_string(out, text, len);
-    break;
-  default: /* BIGINT, TIMESTAMP (epoch ms), INTERVAL (ms) */
-    put_int(out, v.i);
-    break;
-  }
-}
-
-void vpq_json_encode_row(vpq_buf *out, const vpq_schema *schema, const vpq_batch *batch, int row,
-                         const vpq_intern *intern) {
-  vpq_buf_append(out, "{", 1);
-  for (int c = 0; c < schema->ncols; c++) {
-    if (c) vpq_buf_append(out, ",", 1);
-    vpq_json_encode_string(out, schema->cols[c].name, strlen(schema->cols[c].name));
-    vpq_buf_append(out, ":", 1);
-    encode_value(out, &batch->cols[c], schema->cols[c].type, row, intern, false);
-  }
-  vpq_buf_append(out, "}", 1);
-}
-
-void vpq_json_keys_init(vpq_json_keys *keys, const vpq_schema *schema) {
-  memset(keys, 0, sizeof *keys);
-  keys->n = schema->ncols;
-  keys->ends = malloc(sizeof *keys->ends * (size_t)(schema->ncols + 1));
-  if (!keys->ends) abort();
-  for (int c = 0; c < schema->ncols; c++) {
-    if (c) vpq_buf_append(&keys->text, ",", 1);
-    vpq_json_encode_string(&keys->text, schema->cols[c].name, strlen(schema->cols[c].name));
-    vpq_buf_append(&keys->text, ":", 1);
-    keys->ends[c] = keys->text.len;
-  }
-}
-
-void vpq_json_keys_free(vpq_json_keys *keys) {
-  vpq_buf_free(&keys->text);
-  free(keys->ends);
-  keys->ends = NULL;
-}
-
-void vpq_json_encode_row_keyed(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema,
-                               const vpq_batch *batch, int row, const vpq_intern *intern) {
-  vpq_buf_reserve(out, keys->text.len + 32 * (size_t)keys->n + 2);
-  out->data[out->len++] = '{';
-  size_t from = 0;
-  for (int c = 0; c < keys->n; c++) {
-    vpq_buf_append(out, keys->text.data + from, keys->ends[c] - from);
-    from = keys->ends[c];
-    encode_value(out, &batch->cols[c], schema->cols[c].type, row, intern, false);
-  }
-  vpq_buf_append(out, "}", 1);
-}
-
-void vpq_csv_encode_header(vpq_buf *out, const vpq_schema *schema) {
-  for (int c = 0; c < schema->ncols; c++) {
-    if (c) vpq_buf_append(out, ",", 1);
-    csv_string(out, schema->cols[c].name, strlen(schema->cols[c].name));
-  }
-}
-
-void vpq_csv_encode_row(vpq_buf *out, const vpq_schema *schema, const vpq_batch *batch, int row,
-                        const vpq_intern *intern) {
-  for (int c = 0; c < schema->ncols; c++) {
-    if (c) vpq_buf_append(out, ",", 1);
-    encode_value(out, &batch->cols[c], schema->cols[c].type, row, intern, true);
-  }
 }

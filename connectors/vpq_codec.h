@@ -48,6 +48,24 @@ bool vpq_decoder_csv_header(vpq_decoder *dec, const char *line, size_t len, char
 bool vpq_decoder_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *out, int row,
                      char *err, size_t err_size);
 
+/* JSON lines: decodes the line at the start of text[0..avail) (up to its first '\n') into row
+ * `row` when it is a common record, one flat object of plain ASCII values that the decoder's
+ * fast path takes, and returns the line's length (without the '\n'); the row is then what
+ * vpq_decoder_row would make of the line. Returns SIZE_MAX otherwise (a blank line, an error, an
+ * unusual record, a decoder with a record limit): the caller finds the line itself and decodes
+ * it with vpq_decoder_row. This saves a pass over the bytes to find the line first. */
+size_t vpq_decoder_json_line(vpq_decoder *dec, const char *text, size_t avail, vpq_batch *out, int row);
+
+/* JSON only: lets the decoder intern the plain strings of decoded rows later, all at once in
+ * vpq_decoder_flush, so that their look-ups in its cache overlap instead of each waiting for
+ * memory. The ids of STRING columns are then complete only after the flush; until it, the
+ * record texts must stay readable and a decoded row must not be decoded into again. Interning
+ * order (and so every id) stays that of a decoder that does not defer. Off by default. */
+void vpq_decoder_defer_strings(vpq_decoder *dec, bool defer);
+
+/* Interns the strings deferred since the last flush and stores their ids in their rows. */
+void vpq_decoder_flush(vpq_decoder *dec);
+
 /* Finds the field `name` of the JSON object text[0..len) and returns where its value starts,
  * or NULL. A light look-up for JSON this engine wrote (it does not validate the object). */
 const char *vpq_json_field(const char *text, size_t len, const char *name);

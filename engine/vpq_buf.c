@@ -6,20 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void vpq_buf_reserve(vpq_buf *buf, size_t extra) {
-  if (buf->len + extra + 1 <= buf->cap) return;
+void vpq_buf_grow(vpq_buf *buf, size_t extra) {
   size_t cap = buf->cap ? buf->cap * 2 : 256;
   while (cap < buf->len + extra + 1) cap *= 2;
   buf->data = realloc(buf->data, cap);
   if (!buf->data) abort();
   buf->cap = cap;
-}
-
-void vpq_buf_append(vpq_buf *buf, const char *bytes, size_t len) {
-  vpq_buf_reserve(buf, len);
-  memcpy(buf->data + buf->len, bytes, len);
-  buf->len += len;
-  buf->data[buf->len] = '\0';
 }
 
 void vpq_buf_puts(vpq_buf *buf, const char *text) { vpq_buf_append(buf, text, strlen(text)); }

@@ -30,6 +30,7 @@
  * Checkpoints write the state slot for slot (see "Checkpoints" below), so a restored operator
  * continues exactly as the one that was saved.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,24 +38,37 @@
 #include "vpq_op.h"
 #include "vpq_window.h"
 
+enum { GROUP_INLINE_STATE = 80 }; /* bytes of aggregate states a slot holds itself */
+
+/* A group slot, 192 bytes, 64-byte aligned. What a row's lookup and step touch fills the first
+ * two cache lines: the lookup fields, then the aggregate states when they fit in
+ * GROUP_INLINE_STATE bytes (count, sum, avg, min, max...: a row costs two lines); larger states
+ * live in a block of their own. The third line holds what closing, emitting and checkpoints
+ * need. */
 typedef struct agg_group {
   uint64_t hash;
-  int next;           /* bucket chain; -1 ends */
-  int level;          /* rollup level: keys from ngroup_keys - level on are rolled up */
-  int64_t start, end; /* window (session: first ts and last ts + gap) */
+  int64_t start;      /* window (session: first ts) */
+  vpq_datum key0;     /* the first key, kept inline so that a lookup rarely leaves the line */
   int64_t nrows;      /* rows currently in the group (inserts minus retractions) */
-  int64_t seq;        /* creation order */
-  vpq_datum key0;     /* the first key, kept inline so that a lookup rarely leaves the struct */
+  uint8_t *state;     /* inline_state, or the group's block */
+  int next;           /* bucket chain; -1 ends */
+  int8_t level;       /* rollup level: keys from ngroup_keys - level on are rolled up */
   uint8_t key0_null;
-  vpq_datum *key;
+  bool dirty;
+  bool alive;
+  _Alignas(16) uint8_t inline_state[GROUP_INLINE_STATE];
+  /* ---- third cache line ---- */
+  int64_t end;        /* window end (session: last ts + gap) */
+  int64_t seq;        /* creation order */
+  vpq_datum *key;     /* the key and the last row written: the group's block */
   uint8_t *key_null;
-  uint8_t *state;
   vpq_datum *last;    /* the last output row written (target schema) */
   uint8_t *last_null;
   bool emitted;
-  bool dirty;
-  bool alive;
 } agg_group;
+
+_Static_assert(offsetof(agg_group, inline_state) == 48 && sizeof(agg_group) == 192,
+               "a group slot is three cache lines, the states starting in the first");
 
 /* A GROUP BY key with open groups (max_keys only). */
 typedef struct agg_key {
@@ -109,10 +123,14 @@ typedef struct aggregate_op {
   int kset_nbuckets;
   int64_t open_keys;
 
+  int64_t start_seen;  /* the last window start of the row before, when start_known */
+  bool start_known;
+
   /* per batch */
   vpq_vec *key_vecs;
   vpq_vec *arg_vecs;
-  uint8_t **run_states;
+  int *run_groups;       /* the run: rows and their groups, stepped together */
+  uint8_t **run_states;  /* the groups' states, gathered when the run is stepped */
   int *run_rows;
   int run_n, run_cap;
   vpq_batch *out;
@@ -240,18 +258,43 @@ static void kset_free_all(aggregate_op *a) {
 
 /* ===== Groups ===== */
 
-/* Gives `group` its heap block: aggregate states (initialised), key and last output row. */
+static bool states_inline(const aggregate_op *a) { return a->state_size <= GROUP_INLINE_STATE; }
+
+/* Gives the (zeroed) `group` its aggregate states, initialised, and its heap block: the states
+ * when they do not fit inline, then the key and the last output row. */
 static void group_alloc(aggregate_op *a, agg_group *group) {
   int nout = a->base.schema->ncols;
-  size_t bytes = a->state_size + sizeof(vpq_datum) * (size_t)(a->nkeys + nout) + (size_t)(a->nkeys + nout);
+  size_t own = states_inline(a) ? 0 : a->state_size;
+  size_t bytes = own + sizeof(vpq_datum) * (size_t)(a->nkeys + nout) + (size_t)(a->nkeys + nout);
   uint8_t *block = calloc(1, bytes ? bytes : 1);
   if (!block) abort();
-  group->state = block;
-  group->key = (vpq_datum *)(block + a->state_size);
+  group->state = own ? block : group->inline_state;
+  group->key = (vpq_datum *)(block + own);
   group->last = group->key + a->nkeys;
   group->key_null = (uint8_t *)(group->last + nout);
   group->last_null = group->key_null + a->nkeys;
   for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
+}
+
+/* Destroys the aggregate states of a live group and frees its block. */
+static void group_release(aggregate_op *a, agg_group *group) {
+  for (int i = 0; i < a->sel->naggs; i++) vpq_agg_destroy(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
+  free(states_inline(a) ? (void *)group->key : (void *)group->state);
+  group->state = NULL;
+}
+
+/* Grows the slot array to `cap` slots, 64-byte aligned (see agg_group); new slots are zero.
+ * Inline states move with their slots. */
+static void groups_reserve(aggregate_op *a, int cap) {
+  agg_group *groups = aligned_alloc(64, sizeof *groups * (size_t)cap);
+  if (!groups) abort();
+  if (a->ngroups) memcpy(groups, a->groups, sizeof *groups * (size_t)a->ngroups);
+  memset(groups + a->ngroups, 0, sizeof *groups * (size_t)(cap - a->ngroups));
+  for (int g = 0; g < a->ngroups && states_inline(a); g++)
+    if (groups[g].state) groups[g].state = groups[g].inline_state;
+  free(a->groups);
+  a->groups = groups;
+  a->groups_cap = cap;
 }
 
 static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end, int level,
@@ -262,17 +305,13 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
     g = a->free_list;
     a->free_list = a->groups[g].next;
   } else {
-    if (a->ngroups == a->groups_cap) {
-      a->groups_cap = a->groups_cap ? a->groups_cap * 2 : 256;
-      a->groups = realloc(a->groups, sizeof *a->groups * (size_t)a->groups_cap);
-      if (!a->groups) abort();
-    }
+    if (a->ngroups == a->groups_cap) groups_reserve(a, a->groups_cap ? a->groups_cap * 2 : 256);
     g = a->ngroups++;
   }
   agg_group *group = &a->groups[g];
   memset(group, 0, sizeof *group);
   group->hash = hash;
-  group->level = level;
+  group->level = (int8_t)level;
   group->start = start;
   group->end = end;
   group->seq = a->next_seq++;
@@ -303,9 +342,7 @@ static void group_free(aggregate_op *a, int g) {
     }
   }
   if (a->max_keys && group->level == 0) kset_ref(a, group->key, group->key_null, -1);
-  for (int i = 0; i < a->sel->naggs; i++) vpq_agg_destroy(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
-  free(group->state);
-  group->state = NULL;
+  group_release(a, group);
   group->alive = false;
   a->base.rt->open_groups--;
   group->next = a->free_list;
@@ -580,6 +617,7 @@ static bool key_admitted(aggregate_op *a, const vpq_batch *batch, int row, const
 }
 
 static void run_step(aggregate_op *a, const vpq_batch *batch) {
+  for (int i = 0; i < a->run_n; i++) a->run_states[i] = a->groups[a->run_groups[i]].state;
   for (int i = 0; i < a->sel->naggs; i++) {
     const vpq_plan_agg *agg = &a->sel->aggs[i];
     vpq_agg_step_rows(&agg->spec, a->run_states, a->offsets[i], agg->arg ? &a->arg_vecs[i] : NULL,
@@ -591,11 +629,12 @@ static void run_step(aggregate_op *a, const vpq_batch *batch) {
 static void run_add(aggregate_op *a, int g, int row) {
   if (a->run_n == a->run_cap) {
     a->run_cap = a->run_cap ? a->run_cap * 2 : VPQ_BATCH_ROWS;
+    a->run_groups = realloc(a->run_groups, sizeof *a->run_groups * (size_t)a->run_cap);
     a->run_states = realloc(a->run_states, sizeof *a->run_states * (size_t)a->run_cap);
     a->run_rows = realloc(a->run_rows, sizeof *a->run_rows * (size_t)a->run_cap);
-    if (!a->run_states || !a->run_rows) abort();
+    if (!a->run_groups || !a->run_states || !a->run_rows) abort();
   }
-  a->run_states[a->run_n] = a->groups[g].state;
+  a->run_groups[a->run_n] = g; /* not its states: a new group may move the slots before the step */
   a->run_rows[a->run_n++] = row;
 }
 
@@ -677,6 +716,17 @@ static void add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
   }
 }
 
+/* The start of the last window holding `ts` (tumbling, hopping): rows come in time order, so
+ * the previous row's is reused while rows stay in its window. */
+static int64_t last_window_start(aggregate_op *a, int64_t ts) {
+  int64_t adv = a->sel->window.advance_ms;
+  if (!a->start_known || ts < a->start_seen || (uint64_t)ts - (uint64_t)a->start_seen >= (uint64_t)adv) {
+    a->start_seen = vpq_window_last_start(ts, adv);
+    a->start_known = true;
+  }
+  return a->start_seen;
+}
+
 static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_datum *key, uint8_t *key_null) {
   for (int k = 0; k < a->nkeys; k++) {
     key[k] = a->key_vecs[k].data[row];
@@ -699,8 +749,8 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
   case VPQ_WINDOW_TUMBLING:
   case VPQ_WINDOW_HOPPING: {
     int64_t adv = win->advance_ms;
-    int64_t last = vpq_window_last_start(ts, adv);
-    int64_t first = vpq_window_first_start(ts, win->size_ms, adv);
+    int64_t last = last_window_start(a, ts);
+    int64_t first = win->size_ms == adv ? last : vpq_window_first_start(ts, win->size_ms, adv);
     bool late = false;
     for (int64_t start = first; start <= last; start += adv) {
       if (start + win->size_ms + win->grace_ms <= a->wm) {
@@ -712,6 +762,53 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
     if (late) late_row(a, batch, row);
     break;
   }
+  }
+}
+
+/* ===== Prefetching =====
+ *
+ * Group slots and their states are spread over megabytes: finding a row's group misses the
+ * cache two or three times, and each miss would stall the row. So before a batch is processed,
+ * the group each row most likely joins (level 0 of its last window; window 0 for sessions and
+ * tables) is fetched for all rows at once, in passes whose loads do not depend on each other
+ * within a pass, so that the memory system serves many at a time: the hash buckets, then the
+ * slots they name (with their inline states), then the next slot of chains whose head is
+ * another group, or the states of slots too large to hold them. The batch's groups then sit in
+ * the cache when its rows look them up. A prefetch is only a hint: a wrong guess costs a load. */
+
+/* Fetches the groups of the batch's rows (keys evaluated) into the cache. Always inlined: GCC
+ * takes a function that only prefetches for one without effects and drops its calls. */
+static inline __attribute__((always_inline)) void prefetch_groups(aggregate_op *a, const vpq_batch *batch) {
+  vpq_datum key[64];
+  uint8_t key_null[64];
+  int n = batch->n;
+  if (!a->nbuckets || !n) return;
+  bool windowed = a->sel->window.kind == VPQ_WINDOW_TUMBLING || a->sel->window.kind == VPQ_WINDOW_HOPPING;
+  uint64_t mask = (uint64_t)(a->nbuckets - 1);
+  uint64_t *hash = vpq_arena_alloc(&a->base.rt->scratch, sizeof *hash * (size_t)n);
+  for (int row = 0; row < n; row++) {
+    for (int k = 0; k < a->nkeys; k++) {
+      key[k] = a->key_vecs[k].data[row];
+      key_null[k] = a->key_vecs[k].null[row];
+    }
+    hash[row] = group_hash(a, windowed ? last_window_start(a, batch->ts[row]) : 0, 0, key, key_null);
+    __builtin_prefetch(&a->buckets[hash[row] & mask]);
+  }
+  for (int row = 0; row < n; row++) {
+    int g = a->buckets[hash[row] & mask];
+    if (g < 0) continue;
+    __builtin_prefetch(&a->groups[g]);
+    if (states_inline(a)) __builtin_prefetch(a->groups[g].inline_state + GROUP_INLINE_STATE - 1);
+  }
+  for (int row = 0; row < n; row++) {
+    int g = a->buckets[hash[row] & mask];
+    if (g < 0) continue;
+    if (a->groups[g].hash != hash[row]) { /* the chain's head is another group: the next one */
+      if ((g = a->groups[g].next) >= 0) __builtin_prefetch(&a->groups[g]);
+    } else if (!states_inline(a)) {
+      __builtin_prefetch(a->groups[g].state);
+      __builtin_prefetch(a->groups[g].state + a->state_size - 1);
+    }
   }
 }
 
@@ -731,6 +828,7 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
     a->arg_vecs[i].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
     vpq_program_eval(a->arg_progs[i], batch, &a->arg_vecs[i], &rt->scratch);
   }
+  prefetch_groups(a, batch);
   vpq_datum key[64];
   uint8_t key_null[64];
   bool per_row = a->changes || sel->window.kind == VPQ_WINDOW_SESSION;
@@ -796,12 +894,8 @@ static void aggregate_describe(const vpq_op *op, vpq_buf *out) {
 /* Frees every group, window and key (rt->open_groups is left as it is: the caller accounts
  * for it). */
 static void release_state(aggregate_op *a) {
-  for (int g = 0; g < a->ngroups; g++) {
-    agg_group *group = &a->groups[g];
-    if (!group->state) continue;
-    for (int i = 0; i < a->sel->naggs; i++) vpq_agg_destroy(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
-    free(group->state);
-  }
+  for (int g = 0; g < a->ngroups; g++)
+    if (a->groups[g].state) group_release(a, &a->groups[g]);
   for (int w = 0; w < a->nwindows; w++) free(a->windows[w].groups);
   free(a->windows);
   free(a->groups);
@@ -820,6 +914,7 @@ static void aggregate_destroy(vpq_op *op) {
     if (a->groups[g].alive) group_free(a, g);
   release_state(a);
   free(a->dirty);
+  free(a->run_groups);
   free(a->run_states);
   free(a->run_rows);
 }
@@ -920,7 +1015,7 @@ static int get_slot(vpq_ckpt_in *in, int n) {
 static void load_group(aggregate_op *a, agg_group *group, vpq_ckpt_in *in) {
   const vpq_plan_window *win = &a->sel->window;
   vpq_runtime *rt = a->base.rt;
-  group->level = (int)vpq_ckpt_get_count(in, a->nlevels - 1);
+  group->level = (int8_t)vpq_ckpt_get_count(in, a->nlevels - 1);
   group->start = vpq_ckpt_get_i64(in);
   group->end = vpq_ckpt_get_i64(in);
   group->nrows = vpq_ckpt_get_i64(in);
@@ -1045,9 +1140,8 @@ static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
   a->out_origin.partition = (int32_t)partition;
   int n = (int)vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
   if (n) {
-    a->groups = calloc((size_t)n, sizeof *a->groups);
-    if (!a->groups) abort();
-    a->groups_cap = a->ngroups = n;
+    groups_reserve(a, n);
+    a->ngroups = n;
   }
   for (int g = 0; g < n && !in->error; g++)
     if (vpq_ckpt_get_bool(in)) load_group(a, &a->groups[g], in);
@@ -1127,7 +1221,7 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   int ncols = query->target->schema.ncols;
   /* One group: its struct, a hash-chain and a window-list slot, aggregate states, key and last
    * output row (heap parts of exact aggregates such as percentile come on top). */
-  int64_t bytes = (int64_t)(sizeof(agg_group) + 2 * sizeof(int) + a->state_size +
+  int64_t bytes = (int64_t)(sizeof(agg_group) + 2 * sizeof(int) + (states_inline(a) ? 0 : a->state_size) +
                             (sizeof(vpq_datum) + 1) * (size_t)(a->nkeys + ncols));
   if (bytes > rt->stats.group_bytes) rt->stats.group_bytes = bytes;
   a->out_progs = vpq_arena_alloc(arena, sizeof *a->out_progs * (size_t)(ncols + 1));

@@ -8,6 +8,9 @@
  * JSON records end at '\n'; CSV records at a '\n' outside quotes (a quoted field may hold line
  * breaks, so the record's line number is where it starts). Blank lines are skipped. A record
  * that does not decode goes to the `bad` callback with the decoder's reason and is skipped.
+ * A common JSON line is found and decoded in the same pass (vpq_decoder_json_line); its strings
+ * are interned once per batch (vpq_decoder_defer_strings), while the file is still mapped.
+ * The bytes a few KiB ahead of the reader are prefetched, page after page.
  *
  * A sink encodes rows into one big buffer and hands it to stdio when it fills, on flush and on
  * close; a stream sink (stdout) hands over after every write so that rows show up as they come.
@@ -39,6 +42,7 @@ typedef struct file_source {
   bool mapped;
   size_t pos;
   size_t released; /* mapped bytes before this offset were given back to the kernel */
+  size_t fetched;  /* bytes before this offset were prefetched */
   int64_t line;
   vpq_format format;
   vpq_decoder *dec;
@@ -113,6 +117,16 @@ static void release_consumed(file_source *s) {
   s->released = upto;
 }
 
+/* Fetches the bytes PREFETCH_AHEAD past the read position into the cache, each line once: the
+ * hardware prefetcher stops at every 4 KiB page, and the decoder would wait for each new page.
+ * Always inlined: GCC takes a function that only prefetches for one without effects. */
+static inline __attribute__((always_inline)) void prefetch_ahead(file_source *s) {
+  enum { PREFETCH_AHEAD = 4096 };
+  size_t until = s->pos + PREFETCH_AHEAD < s->size ? s->pos + PREFETCH_AHEAD : s->size;
+  if (s->fetched < s->pos) s->fetched = s->pos;
+  for (; s->fetched < until; s->fetched += 64) __builtin_prefetch(s->data + s->fetched);
+}
+
 static bool file_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   file_source *s = (file_source *)src;
   char err[512];
@@ -129,18 +143,30 @@ static bool file_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool
   for (;;) {
     size_t pos = s->pos;
     int64_t line_before = s->line;
-    if (n >= out->cap || !next_record(s, &text, &len, &line)) break;
-    vpq_origin origin = {-1, line};
-    if (!vpq_decoder_row(s->dec, text, len, out, n, err, sizeof err)) {
-      if (s->bad) s->bad(s->bad_ctx, err, origin, text, len);
-      continue;
+    if (n >= out->cap) break;
+    prefetch_ahead(s);
+    /* a common JSON line is found and decoded in one pass; others go the long way */
+    len = s->format == VPQ_FORMAT_JSON && pos < s->size
+              ? vpq_decoder_json_line(s->dec, s->data + pos, s->size - pos, out, n)
+              : SIZE_MAX;
+    if (len != SIZE_MAX) {
+      line = s->line++;
+      s->pos = pos + len < s->size ? pos + len + 1 : s->size;
+    } else {
+      if (!next_record(s, &text, &len, &line)) break;
+      if (!vpq_decoder_row(s->dec, text, len, out, n, err, sizeof err)) {
+        if (s->bad) s->bad(s->bad_ctx, err, (vpq_origin){-1, line}, text, len);
+        continue;
+      }
     }
+    vpq_origin origin = {-1, line};
     /* Resuming at this row re-reads from where the read that found it began (blank lines
      * before it included), with the line count it had there. */
     s->batch_pos[n] = pos;
     s->batch_line[n] = line_before;
     origins[n++] = origin;
   }
+  vpq_decoder_flush(s->dec);
   s->batch_n = n;
   out->n = n;
   *done = n == 0 && s->pos >= s->size;
@@ -275,6 +301,7 @@ vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vp
   s->bad = bad;
   s->bad_ctx = bad_ctx;
   s->dec = vpq_decoder_new(s->format, &rel->schema, intern);
+  if (s->format == VPQ_FORMAT_JSON) vpq_decoder_defer_strings(s->dec, true); /* the file stays mapped */
   int64_t max = option_bigint(&rel->source.options, "max_row_bytes");
   if (max > 0) vpq_decoder_set_max_bytes(s->dec, (size_t)max);
   if (!load_file(s, err, err_size)) {

@@ -1,6 +1,7 @@
 /* test_codec.c — the JSON-lines and CSV codec: every type, NULL/missing/unknown fields,
- * escapes and UTF-8, each error category with its exact text, ISO-8601 timestamps, CSV quoting
- * and header mapping, encoder output, and round trips. */
+ * escapes and UTF-8, the JSON fast path against the general one, deferred interning, each error
+ * category with its exact text, ISO-8601 timestamps, CSV quoting and header mapping, encoder
+ * output, and round trips. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -149,6 +150,181 @@ static void json_strings_are_interned(void **state) {
   assert_int_equal(int_at(f, S), a);
   assert_true(a != b);
   assert_int_equal(vpq_intern_id(f->intern, "site-0002", 9), b);
+}
+
+static void json_strings_of_any_length_intern_once(void **state) {
+  fx *f = *state;
+  /* more strings than the decoder's cache holds, short and long (past 16 and 255 bytes), twice */
+  char text[400], value[320];
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < 60000; i++) {
+      int len = 1 + i % 300;
+      for (int k = 0; k < len; k++) value[k] = (char)('a' + (i / 300 + k * 7) % 26);
+      snprintf(value + len - (len > 6 ? 6 : len), 7, "%06d", i);
+      snprintf(text, sizeof text, "{\"s\":\"%.*s\"}", len, value);
+      assert_true(json(f, text));
+      assert_int_equal(int_at(f, S), vpq_intern_id(f->intern, value, (size_t)len));
+    }
+  }
+}
+
+/* ===== JSON: the fast path and the general one ===== */
+
+/* v BIGINT and V DOUBLE: names equal but for case */
+static vpq_column case_cols[] = {{"v", VPQ_TYPE_BIGINT, false, false}, {"V", VPQ_TYPE_DOUBLE, false, false}};
+static const vpq_schema case_schema = {case_cols, 2};
+
+static void json_exact_name_wins_over_any_case(void **state) {
+  fx *f = *state;
+  vpq_decoder *dec = vpq_decoder_new(VPQ_FORMAT_JSON, &case_schema, f->intern);
+  vpq_type types[] = {VPQ_TYPE_BIGINT, VPQ_TYPE_DOUBLE};
+  vpq_batch *batch = vpq_batch_new(&f->arena, 2, types, 1);
+  /* the column expected next, named exactly, is taken even with blanks before the colon */
+  static const char *const same[] = {"{\"v\":1,\"V\":2.5}", "{\"v\":1,\"V\" :2.5}", "{\"v\" : 1 , \"V\"\t:\t2.5 }",
+                                     "{\"\\u0076\":1,\"V\":2.5}"};
+  for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+    if (!vpq_decoder_row(dec, same[i], strlen(same[i]), batch, 0, f->err, sizeof f->err)) fail_msg("%s: %s", same[i], f->err);
+    assert_int_equal(batch->cols[0].data[0].i, 1);
+    assert_true(batch->cols[1].data[0].d == 2.5);
+  }
+  /* out of order, a name in another case goes to the first column of that name */
+  const char *other = "{\"V\":2.5}";
+  assert_false(vpq_decoder_row(dec, other, strlen(other), batch, 0, f->err, sizeof f->err));
+  assert_string_equal(f->err, "type mismatch: field `v`: expected BIGINT, got number 2.5");
+  vpq_decoder_free(dec);
+}
+
+static void json_unread_columns_are_checked_not_decoded(void **state) {
+  fx *f = *state;
+  vpq_column cols[NCOLS];
+  memcpy(cols, all_cols, sizeof cols);
+  for (int c = 0; c < NCOLS; c++) cols[c].unread = c != D;
+  vpq_schema schema = {cols, NCOLS};
+  vpq_decoder *dec = vpq_decoder_new(VPQ_FORMAT_JSON, &schema, f->intern);
+  size_t strings = vpq_intern_count(f->intern);
+  /* an unread value of the wrong type is skipped: nothing is interned */
+  const char *good = "{\"s\":\"never interned\",\"n\":1.5,\"d\":2,\"b\":\"x\",\"t\":-1e999,\"fw\":[1,{}]}";
+  assert_true(vpq_decoder_row(dec, good, strlen(good), f->batch, 0, f->err, sizeof f->err));
+  assert_true(double_at(f, D) == 2.0);
+  assert_int_equal(vpq_intern_count(f->intern), strings);
+  /* but it must still be JSON */
+  static const char *const bad[][2] = {
+      {"{\"n\":1.}", "invalid JSON: invalid number at byte 5"},
+      {"{\"n\":-}", "invalid JSON: invalid number at byte 5"},
+      {"{\"n\":1e}", "invalid JSON: invalid number at byte 5"},
+      {"{\"n\":01}", "invalid JSON: unexpected '1' at byte 6"},
+      {"{\"b\":tru}", "invalid JSON: unexpected 't' at byte 5"},
+      {"{\"s\":\"a\\x\"}", "invalid JSON: invalid escape at byte 7"},
+      {"{\"s\":\"\xff\"}", "invalid UTF-8: byte 0xFF in a string at byte 6"},
+      {"{\"fw\":\"a\nb\"}", "invalid JSON: control character 0x0A in a string at byte 8"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_false(vpq_decoder_row(dec, bad[i][0], strlen(bad[i][0]), f->batch, 0, f->err, sizeof f->err));
+    assert_string_equal(f->err, bad[i][1]);
+  }
+  vpq_decoder_free(dec);
+}
+
+static void json_deferred_strings_keep_interning_order(void **state) {
+  fx *f = *state;
+  vpq_intern *pool = vpq_intern_new();
+  vpq_decoder *dec = vpq_decoder_new(VPQ_FORMAT_JSON, &all_schema, pool);
+  vpq_decoder_defer_strings(dec, true);
+  /* rows 0 and 2 take the fast path (deferred), row 1 the general one (an escape) */
+  static const char *const rows[] = {"{\"s\":\"b\"}", "{\"s\":\"\\u0061\"}", "{\"s\":\"c\"}", "{\"s\":\"b\"}"};
+  for (int r = 0; r < 4; r++)
+    assert_true(vpq_decoder_row(dec, rows[r], strlen(rows[r]), f->batch, r, f->err, sizeof f->err));
+  vpq_decoder_flush(dec);
+  static const char *const want[] = {"b", "a", "c", "b"};
+  for (int r = 0; r < 4; r++) assert_string_equal(vpq_intern_text(pool, f->batch->cols[S].data[r].i, NULL), want[r]);
+  /* the pool holds them in record order, as without deferring: "" b a c */
+  assert_int_equal(vpq_intern_count(pool), 4);
+  static const char *const order[] = {"", "b", "a", "c"};
+  for (int id = 0; id < 4; id++) assert_string_equal(vpq_intern_text(pool, id, NULL), order[id]);
+  /* a failed row in between leaves nothing behind */
+  assert_true(vpq_decoder_row(dec, "{\"s\":\"d\"}", 9, f->batch, 0, f->err, sizeof f->err));
+  assert_false(vpq_decoder_row(dec, "{\"s\":\"e\",\"n\":x}", 15, f->batch, 1, f->err, sizeof f->err));
+  assert_true(vpq_decoder_row(dec, "{\"s\":\"f\"}", 9, f->batch, 1, f->err, sizeof f->err));
+  vpq_decoder_flush(dec);
+  assert_string_equal(vpq_intern_text(pool, f->batch->cols[S].data[0].i, NULL), "d");
+  assert_string_equal(vpq_intern_text(pool, f->batch->cols[S].data[1].i, NULL), "f");
+  vpq_decoder_free(dec);
+  vpq_intern_free(pool);
+}
+
+static uint64_t next_random(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+/* A record from pieces that the fast path takes and pieces it leaves to the general one, with
+ * random bytes changed now and then. */
+static size_t random_record(uint64_t *s, char *buf, size_t cap) {
+  static const char *const keys[] = {"s", "n", "d", "b", "t", "S", "D", "x", "", "\\u0073", "caf\xc3\xa9", "t "};
+  static const char *const values[] = {
+      "\"dev-000001\"", "\"a\\\"b\"", "\"caf\xc3\xa9\"", "\"\\u00e9\"", "\"2024-01-01T00:00:00Z\"", "\"2024-13-01\"",
+      "1700000000165", "-1.052", "0.9479", "1e3", "1E-3", "-0", "-0.0", "0.5e1", "01", "1.", "-", "1e", "1e400",
+      "123456789012345678901234567890", "9007199254740993", "4.9e-324", "9223372036854775808", "true", "false",
+      "null", "tru", "{}", "[1,{\"a\":null}]", "\"\"", "\"\\q\"", "\"0.5\"", "12abc"};
+  static const char *const blanks[] = {"", "", "", " ", "\t", "\r\n"};
+  size_t n = (size_t)snprintf(buf, cap, "{%s", blanks[next_random(s) % 6]);
+  int members = (int)(next_random(s) % 8);
+  for (int i = 0; i < members; i++) {
+    const char *key = i < NCOLS && next_random(s) % 3 ? all_cols[i].name : keys[next_random(s) % 12];
+    n += (size_t)snprintf(buf + n, cap - n, "%s\"%s\"%s:%s%s%s", i ? "," : "", key, blanks[next_random(s) % 6],
+                          blanks[next_random(s) % 6], values[next_random(s) % 33], blanks[next_random(s) % 6]);
+  }
+  n += (size_t)snprintf(buf + n, cap - n, "}");
+  if (next_random(s) % 4 == 0) buf[next_random(s) % n] = "{}[]\",:0.e-\\ x\x80"[next_random(s) % 15];
+  return n;
+}
+
+/* The error text with " at byte N" moved by `shift` bytes. */
+static void shift_offset(char *err, long shift) {
+  char *at = strstr(err, " at byte ");
+  if (at) snprintf(at, 32, " at byte %ld", strtol(at + 9, NULL, 10) + shift);
+}
+
+/* A record decodes as it does behind a leading blank, which the fast path leaves to the general
+ * one: the same rows, the same strings, the same errors. */
+static void json_fast_path_agrees_with_general_path(void **state) {
+  fx *f = *state;
+  vpq_intern *fast_pool = vpq_intern_new(), *general_pool = vpq_intern_new();
+  vpq_decoder *fast = vpq_decoder_new(VPQ_FORMAT_JSON, &all_schema, fast_pool);
+  vpq_decoder *general = vpq_decoder_new(VPQ_FORMAT_JSON, &all_schema, general_pool);
+  uint64_t s = 88172645463325252ull;
+  char text[1024], err[256];
+  int decoded = 0;
+  for (int i = 0; i < 30000; i++) {
+    text[0] = ' ';
+    size_t n = random_record(&s, text + 1, sizeof text - 1);
+    bool ok = vpq_decoder_row(fast, text + 1, n, f->batch, 0, f->err, sizeof f->err);
+    bool also = vpq_decoder_row(general, text, n + 1, f->batch, 1, err, sizeof err);
+    if (ok != also) fail_msg("%s: %s / %s", text + 1, ok ? "decoded" : f->err, also ? "decoded" : err);
+    if (!ok) {
+      shift_offset(f->err, 1);
+      if (strcmp(f->err, err) != 0) fail_msg("%s: %s / %s", text + 1, f->err, err);
+      continue;
+    }
+    decoded++;
+    for (int c = 0; c < NCOLS; c++) {
+      const vpq_vec *v = &f->batch->cols[c];
+      assert_int_equal(v->null[0], v->null[1]);
+      if (v->null[0]) continue;
+      if (all_cols[c].type == VPQ_TYPE_STRING)
+        assert_string_equal(vpq_intern_text(fast_pool, v->data[0].i, NULL), vpq_intern_text(general_pool, v->data[1].i, NULL));
+      else
+        assert_memory_equal(&v->data[0], &v->data[1], sizeof v->data[0]);
+    }
+  }
+  assert_true(decoded > 1000);
+  assert_int_equal(vpq_intern_count(fast_pool), vpq_intern_count(general_pool));
+  vpq_decoder_free(fast);
+  vpq_decoder_free(general);
+  vpq_intern_free(fast_pool);
+  vpq_intern_free(general_pool);
 }
 
 /* ===== JSON: errors, one exact text per category ===== */
@@ -474,6 +650,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(json_integers_and_numbers_as_text, setup, teardown),
       cmocka_unit_test_setup_teardown(json_escapes_and_surrogate_pairs, setup, teardown),
       cmocka_unit_test_setup_teardown(json_strings_are_interned, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_strings_of_any_length_intern_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_exact_name_wins_over_any_case, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_unread_columns_are_checked_not_decoded, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_deferred_strings_keep_interning_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_fast_path_agrees_with_general_path, setup, teardown),
       cmocka_unit_test_setup_teardown(json_error_texts, setup, teardown),
       cmocka_unit_test_setup_teardown(json_nesting_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(json_record_size_limit, setup, teardown),
