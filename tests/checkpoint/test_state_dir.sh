@@ -44,7 +44,7 @@ count() { ls state/checkpoint-*.vpqc 2>/dev/null | wc -l; }
 
 # Runs q.vpq with a state folder until it has taken `$1` checkpoints of its own, then kills it.
 kill_after_checkpoints() {
-  "$vpq" run q.vpq --state-dir state --checkpoint-interval 100ms 2>>run.err &
+  "$vpq" run q.vpq --state-dir state --checkpoint-interval 20ms 2>>run.err &
   local pid=$! seen=0 last
   last=$(newest)
   for _ in $(seq 600); do

@@ -1,7 +1,10 @@
 /* test_sched.c — tests of the battery dispatch optimiser (vpq_sched.h): plans computed by hand,
  * properties of random fleets (no limit broken, soc following from the setpoints), and an
  * independent optimality check: random instances written as a GNU MathProg model — transcribed
- * from the model text in vpq_sched.h, not from vpq_sched.c — solved by glpsol and compared. */
+ * from the model text in vpq_sched.h, not from vpq_sched.c — solved by glpsol and compared. The
+ * random fleets come in two families: small ones of any batteries, and fleets of a few kinds
+ * whose batteries all have different socs (as a real twin's do), which is what the optimiser's
+ * classes, water-filling and cuts are for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +21,7 @@
 
 #include "vpq_sched.h"
 
-enum { MAX_BATTERIES = 20, MAX_STEPS = 48, RANDOM_FLEETS = 240 };
+enum { MAX_BATTERIES = 20, MAX_STEPS = 48, RANDOM_FLEETS = 240, KINDS_FLEETS = 36 };
 
 /* A problem with its own arrays and room for its plan. */
 typedef struct fixture {
@@ -45,12 +48,13 @@ static vpq_sched_battery battery(double soc, double capacity, double max_kw, dou
 static void check_plan(const vpq_sched_problem *pr, const vpq_sched_plan *plan) {
   const int T = pr->nsteps;
   const double dt = pr->step_hours;
-  double net[MAX_STEPS];
+  double *net = malloc((size_t)(T > 0 ? T : 1) * sizeof *net);
+  assert_non_null(net);
   for (int t = 0; t < T; t++) net[t] = pr->load[t];
   for (int i = 0; i < pr->nbatteries; i++) {
     const vpq_sched_battery *b = &pr->batteries[i];
     const bool usable = isfinite(b->soc) && isfinite(b->min_soc) && isfinite(b->max_soc) && b->capacity_kwh > 0 &&
-                        b->max_kw > 0;
+                        b->max_kw > 0 && b->min_soc <= b->max_soc;
     const double eff = b->efficiency > 0 && b->efficiency <= 1 ? b->efficiency : 1;
     const double lo = fmin(b->min_soc, b->soc), hi = fmax(b->max_soc, b->soc);
     double e = b->soc * b->capacity_kwh;
@@ -73,6 +77,7 @@ static void check_plan(const vpq_sched_problem *pr, const vpq_sched_plan *plan) 
     peak = fmax(peak, net[t]);
     if (pr->objective == VPQ_SCHED_MIN_COST) cost += pr->price[t] * net[t] * dt;
   }
+  free(net);
   assert_true(fabs(plan->peak_kw - peak) <= 1e-9 * (1 + fabs(peak)));
   assert_true(fabs(plan->cost - cost) <= 1e-9 * (1 + fabs(cost)));
   assert_true(plan->cap_met == (pr->objective != VPQ_SCHED_KEEP_BELOW || peak <= pr->cap_kw + 1e-6));
@@ -214,18 +219,20 @@ static void test_least_throughput(void **state) {
   for (int t = 0; t < 4; t++) assert_near(f.setpoint[t], want[t]);
 }
 
-/* Batteries without capacity or power, or with a non-finite soc, stay idle and out of the way
- * of the others; efficiencies outside (0, 1] count as 1. */
+/* Batteries without capacity or power, with a non-finite soc or with limits that leave no room
+ * (min_soc > max_soc) stay idle and out of the way of the others; efficiencies outside (0, 1]
+ * count as 1. */
 static void test_idle_and_efficiency(void **state) {
   (void)state;
   fixture f, ref;
-  init(&f, VPQ_SCHED_MIN_PEAK, 6, 4, 1);
+  init(&f, VPQ_SCHED_MIN_PEAK, 7, 4, 1);
   f.batteries[0] = battery(0.5, 0, 5, 1, 0, 1);
   f.batteries[1] = battery(0.5, 10, 0, 1, 0, 1);
   f.batteries[2] = battery(0.5, 10, 5, 0, 0, 1);
   f.batteries[3] = battery(NAN, 10, 5, 1, 0, 1);
   f.batteries[4] = battery(0.5, 10, 5, 1.5, 0, 1);
   f.batteries[5] = battery(0.5, -1, 5, 1, 0, 1);
+  f.batteries[6] = battery(0.5, 10, 5, 1, 0.6, 0.4);
   set_loads(&f, (const double[]){10, 30, 10, 10}, 4);
   solve_ok(&f);
   assert_near(f.plan.peak_kw, 20);
@@ -235,7 +242,7 @@ static void test_idle_and_efficiency(void **state) {
   solve_ok(&ref);
   for (int t = 0; t < 4; t++) {
     assert_near(f.setpoint[2 * 4 + t] + f.setpoint[4 * 4 + t], ref.setpoint[t]);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
       if (i != 2 && i != 4) assert_true(f.setpoint[i * 4 + t] == 0);
   }
 }
@@ -413,6 +420,7 @@ static void write_data(const char *path, const vpq_sched_problem *pr) {
   fprintf(out, ";\nparam : B : soc cap maxkw eff minsoc maxsoc :=\n");
   for (int i = 0; i < pr->nbatteries; i++) {
     const vpq_sched_battery *b = &pr->batteries[i];
+    if (!isfinite(b->soc) || b->min_soc > b->max_soc) continue; /* not in the model: idle (check_plan) */
     fprintf(out, "%d %.17g %.17g %.17g %.17g %.17g %.17g\n", i + 1, b->soc, b->capacity_kwh, b->max_kw,
             b->efficiency, b->min_soc, b->max_soc);
   }
@@ -448,8 +456,49 @@ static bool glpsol(const char *dir, double *peak, double *cost) {
   return optimal && got_peak && got_cost;
 }
 
-static void assert_close(double got, double want, int k) {
-  if (fabs(got - want) > 1e-3 * fmax(1, fabs(want))) fail_msg("fleet %d: got %.12g, glpsol %.12g", k, got, want);
+static void assert_close(double got, double want, double tol, int k) {
+  if (fabs(got - want) > tol * fmax(1, fabs(want))) fail_msg("fleet %d: got %.12g, glpsol %.12g", k, got, want);
+}
+
+/* A scratch folder holding the model for glpsol. */
+static void model_dir(char *dir) {
+  char path[512];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, 512, "%s/sched.mod", dir);
+  FILE *out = fopen(path, "w");
+  assert_non_null(out);
+  fputs(model, out);
+  fclose(out);
+}
+
+static void remove_model_dir(const char *dir) {
+  char path[512];
+  static const char *const files[] = {"sched.mod", "sched.dat", "out.txt", "report.txt"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+/* Solves problem k with glpsol and compares the primary objective with the plan's within tol
+ * (relative), and KEEP_BELOW's cap_met with whether glpsol meets the cap. */
+static void compare_with_glpsol(const char *dir, const vpq_sched_problem *pr, const vpq_sched_plan *plan, double tol,
+                                int k) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/sched.dat", dir);
+  write_data(path, pr);
+  double peak = 0, cost = 0;
+  if (!glpsol(dir, &peak, &cost)) fail_msg("fleet %d: glpsol failed", k);
+  switch (pr->objective) {
+  case VPQ_SCHED_MIN_PEAK: assert_close(plan->peak_kw, peak, tol, k); break;
+  case VPQ_SCHED_KEEP_BELOW:
+    assert_close(fmax(plan->peak_kw, pr->cap_kw), peak, tol, k);
+    if (plan->cap_met != (peak <= pr->cap_kw + 1e-6))
+      fail_msg("fleet %d: peak %.15g cap %.15g glpsol %.15g", k, plan->peak_kw, pr->cap_kw, peak);
+    break;
+  case VPQ_SCHED_MIN_COST: assert_close(plan->cost, cost, tol, k); break;
+  }
 }
 
 /* Every third random fleet (80: 40 MIN_PEAK, 20 KEEP_BELOW, 20 MIN_COST) against glpsol: the
@@ -457,39 +506,157 @@ static void assert_close(double got, double want, int k) {
 static void test_glpsol_optimality(void **state) {
   (void)state;
   if (access("/usr/bin/glpsol", X_OK) != 0) skip();
-  char dir[] = "/tmp/vpq_sched_XXXXXX", path[512];
-  assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/sched.mod", dir);
-  FILE *out = fopen(path, "w");
-  assert_non_null(out);
-  fputs(model, out);
-  fclose(out);
+  char dir[] = "/tmp/vpq_sched_XXXXXX";
+  model_dir(dir);
   int checked = 0;
   for (int k = 0; k < RANDOM_FLEETS; k += 3) {
     fixture f;
     random_fleet(&f, k);
     solve_ok(&f);
-    snprintf(path, sizeof path, "%s/sched.dat", dir);
-    write_data(path, &f.pr);
-    double peak = 0, cost = 0;
-    if (!glpsol(dir, &peak, &cost)) fail_msg("fleet %d: glpsol failed", k);
-    switch (f.pr.objective) {
-    case VPQ_SCHED_MIN_PEAK: assert_close(f.plan.peak_kw, peak, k); break;
-    case VPQ_SCHED_KEEP_BELOW:
-      assert_close(fmax(f.plan.peak_kw, f.pr.cap_kw), peak, k);
-      if (f.plan.cap_met != (peak <= f.pr.cap_kw + 1e-6)) fail_msg("fleet %d: peak %.15g cap %.15g glpsol %.15g", k, f.plan.peak_kw, f.pr.cap_kw, peak);
-      break;
-    case VPQ_SCHED_MIN_COST: assert_close(f.plan.cost, cost, k); break;
-    }
+    compare_with_glpsol(dir, &f.pr, &f.plan, 1e-3, k);
     checked++;
   }
   assert_int_equal(checked, RANDOM_FLEETS / 3);
-  static const char *const files[] = {"sched.mod", "sched.dat", "out.txt", "report.txt"};
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-    unlink(path);
+  remove_model_dir(dir);
+}
+
+/* ---- fleets of a few kinds, every soc different ---- */
+
+/* A problem of any size, on the heap. */
+typedef struct fleet {
+  vpq_sched_battery *batteries;
+  double *load, *price, *setpoint, *soc;
+  vpq_sched_problem pr;
+  vpq_sched_plan plan;
+} fleet;
+
+static void fleet_init(fleet *f, vpq_sched_objective objective, int nbatteries, int nsteps, double step_hours) {
+  const size_t n = (size_t)nbatteries, T = (size_t)nsteps;
+  f->batteries = calloc(n, sizeof *f->batteries);
+  f->load = calloc(T, sizeof *f->load);
+  f->price = calloc(T, sizeof *f->price);
+  f->setpoint = calloc(n * T, sizeof *f->setpoint);
+  f->soc = calloc(n * T, sizeof *f->soc);
+  assert_true(f->batteries && f->load && f->price && f->setpoint && f->soc);
+  f->pr = (vpq_sched_problem){objective, f->batteries, nbatteries, f->load, f->price, nsteps, step_hours, 0};
+  f->plan = (vpq_sched_plan){f->setpoint, f->soc, 0, 0, false};
+}
+
+static void fleet_free(fleet *f) {
+  free(f->batteries), free(f->load), free(f->price), free(f->setpoint), free(f->soc);
+}
+
+static void fleet_solve_ok(fleet *f) {
+  char err[200] = "";
+  if (vpq_sched_solve(&f->pr, &f->plan, err, sizeof err) != 0) fail_msg("%s", err);
+  check_plan(&f->pr, &f->plan);
+}
+
+/* Kinds fleet number k (its own seed): 2–4 kinds (capacity 2–40 kWh, C-rate 0.2–1.2, efficiency
+ * 0.85–1, some lossless), `nbatteries` of them, some of double size, every soc different; soc
+ * limits 0.1 or 0.2 to 0.9 or 0.95 per battery, now and then a soc outside them; a few stale
+ * batteries (no capacity, no power, no soc, limits that leave no room); 24–nsteps steps of a
+ * load around the fleet's power shaped by k: an evening peak, noise, a peak right at the start,
+ * or a ramp; prices ≥ 0 (some zero); a cap anywhere between the lowest and the highest load; the
+ * objective by k. */
+static void kinds_fleet(fleet *f, int k, int nbatteries, int max_steps) {
+  uint64_t s = 0x6b696e64u + (uint64_t)k;
+  static const vpq_sched_objective objectives[] = {VPQ_SCHED_MIN_PEAK, VPQ_SCHED_KEEP_BELOW, VPQ_SCHED_MIN_COST};
+  static const double steps[] = {0.25, 0.5, 1};
+  const int T = 24 + (int)(next(&s) % (uint64_t)(max_steps - 23)), nkinds = 2 + (int)(next(&s) % 3);
+  fleet_init(f, objectives[k % 3], nbatteries, T, steps[next(&s) % 3]);
+  double capacity[4], rate[4], eff[4], power = 0;
+  for (int j = 0; j < nkinds; j++)
+    capacity[j] = uniform(&s, 2, 40), rate[j] = uniform(&s, 0.2, 1.2), eff[j] = j == 0 ? 1 : uniform(&s, 0.85, 1);
+  for (int i = 0; i < nbatteries; i++) {
+    const int j = (int)(next(&s) % (uint64_t)nkinds), size = next(&s) % 4 == 0 ? 2 : 1;
+    const double min_soc = next(&s) % 3 ? 0.1 : 0.2, max_soc = next(&s) % 3 ? 0.95 : 0.9;
+    const double soc = next(&s) % 12 == 0 ? uniform(&s, 0, 1) : uniform(&s, min_soc, max_soc);
+    f->batteries[i] = battery(soc, size * capacity[j], size * capacity[j] * rate[j], eff[j], min_soc, max_soc);
+    switch (next(&s) % 50) {
+    case 0: f->batteries[i].capacity_kwh = 0; break;
+    case 1: f->batteries[i].max_kw = 0; break;
+    case 2: f->batteries[i].soc = NAN; break;
+    case 3: f->batteries[i].min_soc = 0.7, f->batteries[i].max_soc = 0.3; break;
+    default: power += f->batteries[i].max_kw;
+    }
   }
-  rmdir(dir);
+  const int shape = (int)(next(&s) % 4);
+  const double base = uniform(&s, 0.3, 2.5) * power;
+  double lo = INFINITY, hi = -INFINITY;
+  for (int t = 0; t < T; t++) {
+    const double h = 24.0 * t / T;
+    const double bump = shape == 0   ? exp(-pow((h - 19) / 2.5, 2))
+                        : shape == 1 ? uniform(&s, 0, 1)
+                        : shape == 2 ? (t < T / 5 ? 1 : 0.1 * uniform(&s, 0, 1))
+                                     : (double)t / T;
+    f->load[t] = base + 0.6 * power * bump;
+    f->price[t] = next(&s) % 5 == 0 ? 0 : uniform(&s, 0, 1);
+    lo = fmin(lo, f->load[t]), hi = fmax(hi, f->load[t]);
+  }
+  f->pr.cap_kw = uniform(&s, lo, hi);
+}
+
+/* Kinds fleets of 40 batteries and up to 96 steps against glpsol (12 per objective): the primary
+ * objective agrees within 1e-5 (the tie-break allows 1e-7 relative). */
+static void test_kinds_glpsol_optimality(void **state) {
+  (void)state;
+  if (access("/usr/bin/glpsol", X_OK) != 0) skip();
+  char dir[] = "/tmp/vpq_sched_XXXXXX";
+  model_dir(dir);
+  for (int k = 0; k < KINDS_FLEETS; k++) {
+    fleet f;
+    kinds_fleet(&f, k, 40, 96);
+    fleet_solve_ok(&f);
+    compare_with_glpsol(dir, &f.pr, &f.plan, 1e-5, k);
+    fleet_free(&f);
+  }
+  remove_model_dir(dir);
+}
+
+/* Large kinds fleets (2,000 batteries × 96 steps, each objective): every plan keeps every limit,
+ * its soc follows from its setpoints, and it is no worse than doing nothing. */
+static void test_kinds_large(void **state) {
+  (void)state;
+  for (int k = 0; k < 6; k++) {
+    fleet f;
+    kinds_fleet(&f, 1000 + k, 2000, 96);
+    fleet_solve_ok(&f);
+    double idle_peak = -INFINITY, idle_cost = 0;
+    for (int t = 0; t < f.pr.nsteps; t++)
+      idle_peak = fmax(idle_peak, f.load[t]), idle_cost += f.price[t] * f.load[t] * f.pr.step_hours;
+    if (f.pr.objective == VPQ_SCHED_MIN_COST)
+      assert_true(f.plan.cost <= idle_cost + 1e-6 * (1 + fabs(idle_cost)));
+    else
+      assert_true(f.plan.peak_kw <= idle_peak + 1e-6 * (1 + fabs(idle_peak)));
+    fleet_free(&f);
+  }
+}
+
+/* Fifty copies of each battery of a kinds fleet, under fifty times the load, plan fifty times
+ * the peak or cost of the fleet itself (a plan of the copies averaged over them is a plan of the
+ * fleet, and a plan of the fleet copied is a plan of the copies): the large fleet is checked
+ * against glpsol through the small one. */
+static void test_kinds_copies(void **state) {
+  (void)state;
+  enum { COPIES = 50, N = 30 };
+  for (int k = 0; k < 6; k++) {
+    fleet small, large;
+    kinds_fleet(&small, 2000 + k, N, 96);
+    fleet_solve_ok(&small);
+    const int T = small.pr.nsteps;
+    fleet_init(&large, small.pr.objective, N * COPIES, T, small.pr.step_hours);
+    for (int i = 0; i < N * COPIES; i++) large.batteries[i] = small.batteries[i % N];
+    for (int t = 0; t < T; t++) large.load[t] = COPIES * small.load[t], large.price[t] = small.price[t];
+    large.pr.cap_kw = COPIES * small.pr.cap_kw;
+    fleet_solve_ok(&large);
+    if (small.pr.objective == VPQ_SCHED_MIN_COST)
+      assert_near(large.plan.cost, COPIES * small.plan.cost);
+    else
+      assert_near(large.plan.peak_kw / COPIES, small.plan.peak_kw);
+    assert_true(large.plan.cap_met == small.plan.cap_met);
+    fleet_free(&small), fleet_free(&large);
+  }
 }
 
 int main(void) {
@@ -501,6 +668,8 @@ int main(void) {
       cmocka_unit_test(test_idle_and_efficiency),  cmocka_unit_test(test_merged_split),
       cmocka_unit_test(test_outside_limits),       cmocka_unit_test(test_invalid),
       cmocka_unit_test(test_random_fleets),        cmocka_unit_test(test_glpsol_optimality),
+      cmocka_unit_test(test_kinds_glpsol_optimality), cmocka_unit_test(test_kinds_large),
+      cmocka_unit_test(test_kinds_copies),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

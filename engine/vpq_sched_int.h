@@ -1,0 +1,106 @@
+/* vpq_sched_int.h — what the files of the dispatch optimiser share, and nothing else uses:
+ * vpq_sched.c (entry point, batteries and classes, the peak objectives' loop, replay),
+ * vpq_sched_lp.c (the LP over classes, GLPK), vpq_sched_fill.c (splitting a class's LP plan
+ * over its batteries, and the cuts when it cannot be split), vpq_sched_dp.c (MIN_COST by
+ * dynamic programming).
+ *
+ *   members  [ class 0: sorted by soc | class 1 | ... ]     one vpq_sched_member per usable battery
+ *   classes  [ eff, rate, min_soc, max_soc | sums | first, count ]
+ *   LP plan  x[(k·T + t)·2 + VPQ_SCHED_CHARGE / VPQ_SCHED_DISCHARGE], kW, per class k and step t
+ */
+#ifndef VPQ_SCHED_INT_H
+#define VPQ_SCHED_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vpq_sched.h"
+
+enum { VPQ_SCHED_CHARGE, VPQ_SCHED_DISCHARGE };
+
+/* A battery that can move energy, in soc units; lo and hi are its limits widened to its soc. */
+typedef struct vpq_sched_member {
+  double soc, capacity, max_kw, eff, lo, hi;
+  int index; /* in the problem's battery array */
+} vpq_sched_member;
+
+/* Batteries that the LP plans as one: the same efficiency and C-rate (max_kw / capacity). */
+typedef struct vpq_sched_class {
+  double eff, rate;
+  double capacity, max_kw, e0, lo_kwh, hi_kwh; /* sums over the members; e0 the stored energy now */
+  int first, count;                            /* members [first, first + count), sorted by soc */
+} vpq_sched_class;
+
+/* A cut on a class's plan (see vpq_sched_fill.c): over steps [first, last], which move the
+ * class's energy in direction dir (VPQ_SCHED_CHARGE or _DISCHARGE) from a known state, the
+ * energy moved in any `size` of them, minus the energy moved the other way in [first, last],
+ * is at most bound (kWh stored). from_start: the known state is the class's state now, so the
+ * cut holds for every fleet plan; otherwise only for those that reach the same state at first. */
+typedef struct vpq_sched_cut {
+  int cls, dir, first, last, size;
+  double bound;
+  bool from_start;
+} vpq_sched_cut;
+
+/* ---- vpq_sched_lp.c: the LP over classes ---- */
+
+typedef struct vpq_sched_lp vpq_sched_lp;
+
+/* Builds the LP of the peak objectives over the classes and solves it lexicographically (peak
+ * or excess, then throughput with the first held). NULL when out of memory or when the solver
+ * finds no optimum. */
+vpq_sched_lp *vpq_sched_lp_solve(const vpq_sched_problem *pr, const vpq_sched_class *classes, int nclasses);
+
+/* Adds cuts and re-optimises the throughput stage from the current basis, the primary objective
+ * still held at its optimum; false when no plan meets that any more (or out of memory). */
+bool vpq_sched_lp_add_cuts(vpq_sched_lp *lp, const vpq_sched_cut *cuts, int ncuts);
+
+/* Solves the LP lexicographically again, cuts included: the primary objective's optimum may
+ * rise. False when the solver finds no optimum. */
+bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp);
+
+/* Holds class k's charge and discharge in steps [0, before) at their current values. */
+void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before);
+
+/* The throughput of the current solution (kWh). */
+double vpq_sched_lp_throughput(const vpq_sched_lp *lp);
+
+/* The current solution's charge and discharge per class and step into x (layout above). */
+void vpq_sched_lp_plan(const vpq_sched_lp *lp, double *x);
+
+void vpq_sched_lp_free(vpq_sched_lp *lp);
+
+/* ---- vpq_sched_fill.c: a class's plan over its members ---- */
+
+typedef enum vpq_sched_fill_result {
+  VPQ_SCHED_FILL_OK,    /* the class's plan splits over its members */
+  VPQ_SCHED_FILL_CUT,   /* it does not; *cut is a cut that the plan violates */
+  VPQ_SCHED_FILL_STUCK, /* it does not, and no cut was found: the class must be split */
+} vpq_sched_fill_result;
+
+/* Scratch space for filling the largest class. */
+typedef struct vpq_sched_fill vpq_sched_fill;
+
+vpq_sched_fill *vpq_sched_fill_new(int max_members, int nsteps);
+void vpq_sched_fill_free(vpq_sched_fill *f);
+
+/* Water-fills class k's LP plan xk (x + k·T·2) over its members; on success records the fill
+ * of each step for vpq_sched_fill_members. */
+vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_problem *pr,
+                                           const vpq_sched_member *members, const vpq_sched_class *cls, int k,
+                                           const double *xk, vpq_sched_cut *cut);
+
+/* After VPQ_SCHED_FILL_OK: each member's charge and discharge (kW) per step, into the rows
+ * charge[index·T ...] and discharge[index·T ...]. */
+void vpq_sched_fill_members(const vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_sched_member *members,
+                            const vpq_sched_class *cls, double *charge, double *discharge);
+
+/* ---- vpq_sched_dp.c: MIN_COST ---- */
+
+/* Plans members [0, count) — the same efficiency, C-rate and widened limits — for the least cost,
+ * then the least throughput, into charge and discharge rows as vpq_sched_fill_members does.
+ * False when out of memory. */
+bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int count, double *charge,
+                       double *discharge);
+
+#endif
