@@ -14,6 +14,7 @@ Run with Debian's /usr/bin/python3 (python3-numpy, -pandas, -statsmodels, -sklea
 data is found at ../shared/data from the repository root, or at $VPQ_DATA.
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -227,8 +228,8 @@ def mlp(series, cal, i0):
     """scikit-learn's MLPRegressor trained on the 60 days before i0 (targets from day 8 on, so that
     every lag is inside the window; inputs and target standardised, missing inputs interpolated,
     rows with a missing target left out); returns (the 24 forecasts, whether it hit max_iter).
-    Weather: training rows see the weather at their own hour (as vpq's models do), the forecast
-    rows the weather 24 h before the target (vpq's seasonal persistence)."""
+    Weather: every row sees the weather 24 h before its target, the training rows as the forecast
+    rows (as vpq's models do: the future's weather is not known when forecasting)."""
     z = interpolated(series.y[i0 - HISTORY:i0])
     x = None if series.x is None else np.column_stack([interpolated(c) for c in series.x[i0 - HISTORY:i0].T])
     cal_w = cal[i0 - HISTORY:i0 + HORIZON]
@@ -236,7 +237,7 @@ def mlp(series, cal, i0):
     train = train[np.isfinite(series.y[i0 - HISTORY + train])]
     ahead = np.arange(HISTORY, HISTORY + HORIZON)
     z_ahead = np.concatenate([z, np.full(HORIZON, np.nan)])  # forecast rows read only the history
-    inputs = mlp_inputs(z_ahead, cal_w, x, train, train)
+    inputs = mlp_inputs(z_ahead, cal_w, x, train, train - 24)
     mean, sd = inputs.mean(axis=0), inputs.std(axis=0)
     sd[sd == 0] = 1.0
     target = series.y[i0 - HISTORY + train]
@@ -290,6 +291,37 @@ def reference_side(series, jobs):
             for f in flags:
                 merged[k][2][f] += flags[f]
     return [({m: sc.result() for m, sc in scores.items()}, seconds, flags) for scores, seconds, flags in merged]
+
+
+def data_key(series):
+    """A fingerprint of the series' data and evaluation periods (what the references depend on)."""
+    digest = hashlib.sha256()
+    for s in series:
+        digest.update(f"{s.name} {s.ts0} {s.first_issue} {s.end}".encode())
+        digest.update(np.nan_to_num(s.y, nan=-1e300).tobytes())
+        if s.x is not None:
+            digest.update(np.nan_to_num(s.x, nan=-1e300).tobytes())
+    return digest.hexdigest()
+
+
+def cached_references(series, jobs, cache, vpq_wall):
+    """reference_side's results and wall seconds, read from the JSON file `cache` when it holds them
+    for the same data (data_key), else computed (and written to `cache` when given)."""
+    key = data_key(series)
+    if cache and os.path.exists(cache):
+        with open(cache) as f:
+            stored = json.load(f)
+        if stored.get("key") == key:
+            print(f"vpq done in {vpq_wall:.1f} s; references read from {cache}", file=sys.stderr)
+            return [tuple(run) for run in stored["runs"]], stored["wall_s"]
+    print(f"vpq done in {vpq_wall:.1f} s; running the references ...", file=sys.stderr)
+    started = time.perf_counter()
+    runs = reference_side(series, jobs)
+    wall = time.perf_counter() - started
+    if cache:
+        with open(cache, "w") as f:
+            json.dump({"key": key, "runs": runs, "wall_s": wall}, f)
+    return runs, wall
 
 
 # ---- report ----
@@ -365,6 +397,9 @@ def main():
     parser.add_argument("--vpq", default=os.path.join(root, "build", "vpq"), help="the vpq binary")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     parser.add_argument("--jobs", type=int, default=2, help="series run in parallel on each side (default 2)")
+    parser.add_argument("--reference-cache", metavar="FILE",
+                        help="read the reference results from FILE when it holds them for the same data, else "
+                        "compute them and write them there (the references take ~20 CPU minutes)")
     args = parser.parse_args()
     data_dir = os.environ.get("VPQ_DATA") or os.path.join(root, "..", "shared", "data")
     series = load_series(data_dir)
@@ -377,10 +412,7 @@ def main():
         with ThreadPoolExecutor(args.jobs) as pool:
             vpq_runs = list(pool.map(lambda s: run_vpq(vpq, s, workdir), series))
         vpq_wall = time.perf_counter() - started
-    print(f"vpq done in {vpq_wall:.1f} s; running the references ...", file=sys.stderr)
-    started = time.perf_counter()
-    ref_runs = reference_side(series, args.jobs)
-    ref_wall = time.perf_counter() - started
+    ref_runs, ref_wall = cached_references(series, args.jobs, args.reference_cache, vpq_wall)
 
     rows = [summarise(s, v[0], r[0], r[2]) for s, v, r in zip(series, vpq_runs, ref_runs)]
     timing = {"jobs": args.jobs, "vpq": f"{os.path.abspath(args.vpq)} (built {built})", "vpq_wall_s": vpq_wall, "vpq_sum_s": sum(v[1] for v in vpq_runs),
@@ -395,8 +427,8 @@ def main():
         f"{fits} daily origins in all, every one scored (no subsampling); every model refitted at every origin on the "
         "60 days before it; vpq's CSVs hold 60 + 7 days before the first origin, scored from it (--from/--to).",
         "naive_day / naive_week columns are vpq's figures; the Python seasonal naive is the cross-check below.",
-        "Weather (prices): vpq's linear and mlp, and the sklearn MLP, train on the weather at each history hour and "
-        "forecast with the weather 24 h before the target (seasonal persistence): no one sees future weather.",
+        "Weather (prices): vpq's linear and mlp, and the sklearn MLP, see the weather 24 h before each target hour, "
+        "in training as in forecasting (seasonal persistence): no one sees future weather.",
         "statsmodels HW (vpq's models: engine/vpq_model.h): undamped trend, smoothing parameters by statsmodels' "
         "default fit() (one-step errors) on the standardised window (missing values interpolated); "
         f"{hw_warned}/{fits} fits warned of non-convergence.",

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs the peak-shaving evaluation (bench/eval_schedule.c): vpq's forecast + MIN_PEAK dispatch
-# against perfect foresight and a fixed-threshold rule on the last year of four PJM zones, and
-# prints the table. Uses build/eval_schedule when it exists, else compiles the program into a
-# temporary directory. Usage: bench/run_schedule_eval.sh [--json]. The data is
-# ../shared/data (relative to the repository root) or $VPQ_DATA.
+# Runs the peak-shaving evaluation (bench/eval_schedule.c): vpq's FORECAST + SCHEDULE, run by the
+# engine in a closed loop with a simulated fleet, against the same SCHEDULE with perfect foresight
+# and a fixed-threshold rule, on the last year of four PJM zones; prints the tables. With --gap it
+# runs the study of where the gap to perfect foresight comes from (bench/schedule_gap.c) instead.
+# Builds both programs in $VPQ_BUILD (default build/, configured for Release when new) first.
+#   bench/run_schedule_eval.sh [--json] [--query] [--methods min-peak,48h,upper,floor,floor+hi,floor90,floor100]
+#   bench/run_schedule_eval.sh --gap
+# The data is ../shared/data (relative to the repository root) or $VPQ_DATA.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,13 +16,15 @@ if [[ ! -f "$VPQ_DATA/load_pjm.csv" ]]; then
   exit 1
 fi
 
-bin="$root/build/eval_schedule"
-if [[ ! -x "$bin" ]]; then
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  bin="$tmp/eval_schedule"
-  gcc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$root/engine" "$root/bench/eval_schedule.c" \
-    "$root/engine/vpq_model.c" "$root/engine/vpq_sched.c" -lglpk -lm -o "$bin"
+build="${VPQ_BUILD:-$root/build}"
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
+cmake --build "$build" --target eval_schedule schedule_gap -j2 >/dev/null
 
-"$bin" "$@"
+if [[ "${1:-}" == "--gap" ]]; then
+  shift
+  exec "$build/schedule_gap" "$@"
+fi
+# The engine logs each FORECAST's counters when it is freed: one pair of lines per zone and method.
+exec "$build/eval_schedule" "$@" 2> >(grep -v '^vpq: FORECAST load_forecast: ' >&2)

@@ -29,7 +29,9 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"
-    "  explain [--dot] FILE.vpq  print the operator pipeline (--dot: Graphviz)\n"
+    "  explain [--dot] [--set key=value]... FILE.vpq\n"
+    "                            print the operator pipeline (--dot: Graphviz); --set as for\n"
+    "                            run (e.g. repartition=off)\n"
     "  run FILE.vpq [--brokers HOSTS] [--http ADDR [--http-token TOKEN]] [--set key=value]...\n"
     "                            run the file's statements until their bounded inputs end;\n"
     "                            --http serves a dashboard and its streams, tables and\n"
@@ -126,11 +128,20 @@ static int cmd_check(int argc, char **argv) {
   return 0;
 }
 
+/* Applies a `--set key=value` to an engine. */
+static void apply_set(vpq_engine *engine, const char *set) {
+  const char *eq = strchr(set, '=');
+  char key[256];
+  snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
+  vpq_engine_set(engine, key, eq + 1);
+}
+
 static int cmd_explain(int argc, char **argv) {
   bool dot = false;
   const char *file = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--dot") == 0) dot = true;
+    else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) i++;
     else if (argv[i][0] == '-') return usage("unknown option for explain");
     else if (!file) file = argv[i];
     else return usage("explain takes one FILE.vpq");
@@ -139,6 +150,8 @@ static int cmd_explain(int argc, char **argv) {
   int rc = 0;
   vpq_engine *engine = load(file, &rc);
   if (!engine) return rc;
+  for (int i = 0; i + 1 < argc; i++)
+    if (strcmp(argv[i], "--set") == 0 && strchr(argv[i + 1], '=')) apply_set(engine, argv[++i]);
   vpq_engine_explain(engine, stdout, dot);
   vpq_engine_free(engine);
   return 0;
@@ -248,13 +261,10 @@ static int cmd_run(int argc, char **argv) {
   }
   if (state_dir) vpq_engine_set_state(engine, state_dir, interval_ms, reset_state);
   if (brokers) vpq_engine_set(engine, "kafka.bootstrap.servers", brokers);
-  for (int i = 0; i < nsets; i++) {
-    if (demo && strncmp(sets[i], "sim.", 4) == 0) continue;
-    const char *eq = strchr(sets[i], '=');
-    char key[256];
-    snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
-    vpq_engine_set(engine, key, eq + 1);
-  }
+  /* The demo is one process with its own broker: one member, nothing to repartition. */
+  if (demo) vpq_engine_set(engine, "repartition", "off");
+  for (int i = 0; i < nsets; i++)
+    if (!demo || strncmp(sets[i], "sim.", 4) != 0) apply_set(engine, sets[i]);
   vpq_http *http = NULL;
   if (http_addr) {
     char err[512], *text = read_file(file);

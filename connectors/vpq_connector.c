@@ -10,6 +10,9 @@
  *   {"reason":"invalid JSON","detail":"unexpected end of input","origin":"t.jsonl:7","raw":"{\"a\":"}
  *   {"reason":"late","origin":"t.jsonl:9","row":{"device_id":"b1","ts":1700000000000}}
  *
+ * Exchanges (repartitioning) exist for Kafka only: the functions below check the connector and
+ * hand over to vpq_kafka_repartition.c.
+ *
  * A hostile record may be huge (and escaping invalid bytes makes its text up to 6 times longer),
  * so only its first VPQ_DEAD_LETTER_RAW_MAX bytes are kept, with `raw_bytes` giving its length:
  * every dead letter then fits in one Kafka message (1 MB by default).
@@ -23,6 +26,7 @@
 
 #include "file/vpq_file.h"
 #include "kafka/vpq_kafka.h"
+#include "kafka/vpq_kafka_repartition.h"
 #include "sim/vpq_sim_connector.h"
 #include "vpq_codec.h"
 
@@ -88,6 +92,36 @@ vpq_sink *vpq_connector_open_sink(const vpq_plan_connector *conn, const vpq_sche
 
 vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *intern) {
   return vpq_file_open_stream_sink(stdout, VPQ_FORMAT_JSON, schema, intern);
+}
+
+/* ===== Exchanges: Kafka is the one connector that has them ===== */
+
+/* True when `conn` can carry an exchange; fills `err` otherwise. */
+static bool exchange_connector(const vpq_plan_connector *conn, char *err, size_t err_size) {
+  if (conn->connector && strcmp(conn->connector, "kafka") == 0) return true;
+  snprintf(err, err_size, "repartitioning needs a Kafka cluster, not connector `%s`", conn->connector ? conn->connector : "");
+  return false;
+}
+
+vpq_sink *vpq_connector_open_exchange_writer(const vpq_plan_connector *conn, const vpq_exchange_spec *spec,
+                                             const vpq_intern *intern, char *err, size_t err_size) {
+  if (!exchange_connector(conn, err, err_size)) return NULL;
+  return vpq_kafka_open_exchange_writer(conn, spec, intern, err, err_size);
+}
+
+bool vpq_connector_exchange_announce(vpq_sink *writer, int64_t wm, char *err, size_t err_size) {
+  return vpq_kafka_exchange_announce(writer, wm, err, err_size);
+}
+
+vpq_source *vpq_connector_open_exchange_reader(const vpq_plan_connector *conn, const vpq_exchange_spec *spec,
+                                               vpq_intern *intern, vpq_bad_record_fn bad, void *bad_ctx, char *err,
+                                               size_t err_size) {
+  if (!exchange_connector(conn, err, err_size)) return NULL;
+  return vpq_kafka_open_exchange_reader(conn, spec, intern, bad, bad_ctx, err, err_size);
+}
+
+int64_t vpq_connector_exchange_watermark(vpq_source *reader, int64_t now_ms) {
+  return vpq_kafka_exchange_watermark(reader, now_ms);
 }
 
 /* ===== Dead letters ===== */

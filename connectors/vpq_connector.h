@@ -105,6 +105,51 @@ vpq_sink *vpq_connector_open_sink(const vpq_plan_connector *conn, const vpq_sche
 /* Opens a sink that writes JSON lines to an already open stdio stream (stdout). */
 vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *intern);
 
+/* ===== Exchanges: repartitioning between the members of a consumer group =====
+ *
+ * An exchange carries the input rows of a query from every member of a group to the member
+ * that owns their key (the engine plans them: vpq_repartition.h). Its writing end is a sink
+ * whose batches hold the key columns first, then the row (with its event time, watermark,
+ * diff and origin); it also announces its writer's watermark to every partition. Its reading
+ * end is a source, a member of the group reading the exchange, whose rows come with event
+ * time, watermark, diff and origin already set: a partition's watermark is the lowest that
+ * its live writers announced, the source's the lowest over the partitions it reads. */
+typedef struct vpq_exchange_spec {
+  const char *topic;       /* the exchange's topic; its readers' consumer group has the same name */
+  const vpq_schema *keys;  /* the key columns a written batch starts with (none: one key for all) */
+  const vpq_schema *rows;  /* the row columns that follow them: what the reading end yields */
+  const int *upsert_keys;  /* rows upsert a table keyed by these columns of `rows`, retractions
+                              delete (NULL: rows carry their diff as they are) */
+  int nupsert_keys;
+  bool dedup;              /* a row per source origin: a partition keeps the first it reads */
+  int32_t partitions;      /* the topic is created with this many partitions (0: the cluster's default) */
+  const char *sink_id;     /* the writing end is exactly-once under this identity (a checkpointed run); NULL: at once */
+  uint64_t writer;         /* the writing end's identity among the topic's writers */
+  int64_t silence_ms;      /* the longest the writing end stays silent while it runs (its flush interval) */
+  int64_t idle_timeout_ms; /* a writer silent this long (plus its silence) stops holding watermarks back */
+} vpq_exchange_spec;
+
+/* Opens the writing end of an exchange on the cluster of `conn` (a Kafka source's or sink's
+ * connector: its `kafka.<property>` options). NULL + err on failure (a connector without
+ * exchanges included). */
+vpq_sink *vpq_connector_open_exchange_writer(const vpq_plan_connector *conn, const vpq_exchange_spec *spec,
+                                             const vpq_intern *intern, char *err, size_t err_size);
+
+/* Announces the writer's watermark `wm` to every partition of its exchange, in order with the
+ * rows written before: VPQ_TS_MAX when it has ended; VPQ_TS_MIN while it has none yet (it is
+ * there: readers wait for it as a source waits for a partition without rows, for
+ * idle_timeout). False + err on failure. */
+bool vpq_connector_exchange_announce(vpq_sink *writer, int64_t wm, char *err, size_t err_size);
+
+/* Opens the reading end of an exchange on the cluster of `conn`. NULL + err on failure. */
+vpq_source *vpq_connector_open_exchange_reader(const vpq_plan_connector *conn, const vpq_exchange_spec *spec,
+                                               vpq_intern *intern, vpq_bad_record_fn bad, void *bad_ctx, char *err,
+                                               size_t err_size);
+
+/* The reading end's watermark at processing time `now_ms` (writers idle by then no longer hold
+ * it back); it never goes down. */
+int64_t vpq_connector_exchange_watermark(vpq_source *reader, int64_t now_ms);
+
 /* A dead-letter output: one JSON object per line with `reason`, `origin` and `raw` (the
  * record's text, for malformed records) or `row` (the decoded row, for late rows). Lines are
  * held until vpq_dead_letter_flush and then written ordered by their `order` key (the source

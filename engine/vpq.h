@@ -69,8 +69,17 @@ int vpq_engine_load(vpq_engine *engine, const char *file_name, const char *text,
 
 /* Sets a connector property for this run, as `vpq run --set key=value` does: every
  * connector of the file that does not name `key` in its WITH (...) gets it (e.g.
- * `kafka.bootstrap.servers`, which `--brokers` sets). Call before vpq_engine_run. */
+ * `kafka.bootstrap.servers`, which `--brokers` sets). Call before vpq_engine_run.
+ * `repartition` = 'on' (the default) or 'off' is the engine's own: with 'off', aggregations
+ * over rows spread over a consumer group by another key than their GROUP BY key are not
+ * repartitioned (each member aggregates what it reads). Changing it plans the pipeline again,
+ * so set it before subscribing. */
 void vpq_engine_set(vpq_engine *engine, const char *key, const char *value);
+
+/* The repartition steps of the loaded file: the relation each feeds into relations[0..max)
+ * and its internal topic (also its readers' consumer group) into topics[0..max); returns how
+ * many there are (max 0 just counts them). */
+int vpq_engine_repartitions(const vpq_engine *engine, const char **relations, const char **topics, int max);
 
 /* Prints the operator pipeline of the loaded file: an indented tree, or Graphviz with `dot`. */
 void vpq_engine_explain(const vpq_engine *engine, FILE *out, bool dot);

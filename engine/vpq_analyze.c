@@ -1297,6 +1297,30 @@ static void forecast_columns_typed(analyzer *a, const vpq_relation *rel, vpq_spa
             rel->name, vpq_type_name(rel->schema.cols[cols[i]].type));
 }
 
+/* SUBJECT TO peak_floor = f * month_peak (or month_peak * f; month_peak alone is f = 1), with
+ * 0 < f <= 1, under MINIMIZE PEAK: sets s->peak_floor to f. */
+static void schedule_peak_floor(analyzer *a, const vpq_ast_schedule *ast, const vpq_ast_expr *e, vpq_plan_schedule *s) {
+  double share = 1;
+  const vpq_ast_expr *peak = e;
+  if (e->kind == VPQ_AST_BINARY && e->op == VPQ_OP_MUL) {
+    bool left = number_value(e->args[0], &share);
+    peak = left ? e->args[1] : number_value(e->args[1], &share) ? e->args[0] : NULL;
+  }
+  if (!peak || peak->kind != VPQ_AST_COLUMN || strcasecmp(peak->name, "month_peak") != 0) {
+    error(a, e->span, "peak_floor is a share of the month's peak, like `peak_floor = 0.95 * month_peak`");
+    return;
+  }
+  if (!(share > 0 && share <= 1)) {
+    error(a, e->span, "the share of month_peak is above 0 and at most 1");
+    return;
+  }
+  if (ast->objective != VPQ_OBJECTIVE_MINIMIZE_PEAK) {
+    error(a, e->span, "peak_floor goes with MINIMIZE PEAK");
+    return;
+  }
+  s->peak_floor = share;
+}
+
 static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_plan_schedule *s) {
   vpq_type device_type = VPQ_TYPE_STRING;
   for (int i = 0; i < VPQ_FLEET_NCOLS; i++) s->fleet_cols[i] = -1;
@@ -1344,8 +1368,14 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
   }
   s->min_soc = 0;
   s->max_soc = 1;
+  s->peak_floor = 0;
   for (int i = 0; i < ast->constraints.count; i++) {
     const vpq_ast_expr *c = ast->constraints.items[i];
+    if (c->kind == VPQ_AST_BINARY && c->op == VPQ_OP_EQ && c->args[0]->kind == VPQ_AST_COLUMN &&
+        strcasecmp(c->args[0]->name, "peak_floor") == 0) {
+      schedule_peak_floor(a, ast, c->args[1], s);
+      continue;
+    }
     double limit = 0;
     bool ok = c->kind == VPQ_AST_BINARY && c->op >= VPQ_OP_LT && c->op <= VPQ_OP_GE && c->args[0]->kind == VPQ_AST_COLUMN &&
               strcasecmp(c->args[0]->name, "soc") == 0 && number_value(c->args[1], &limit);

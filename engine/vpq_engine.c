@@ -7,6 +7,16 @@
  *   FROM relation ─► join ... (right relations on port 1) ─► Filter (WHERE) ─► Aggregate ─► target
  *   FROM relation ─► join ... ─► Map (WHERE + SELECT list) ─► target          (no aggregation)
  *
+ * An aggregation whose input is spread over the members of a consumer group other than by its
+ * GROUP BY key is split by a repartition step (vpq_repartition.h): its input goes through an
+ * exchange (an internal Kafka topic) to the member that owns its key,
+ *
+ *   ... ─► Filter (WHERE) ─► Repartition ╌╌ exchange ╌╌► RepartitionScan ─► Aggregate ─► target
+ *
+ * unless `repartition` is set to off (vpq_engine_set). The engine opens the exchanges with the
+ * connectors, polls their reading ends between source reads, and keeps their positions and
+ * held output in its checkpoints like those of sources and sinks.
+ *
  * The run loop reads bounded table sources completely first (so that joins see the whole
  * table), then merges the stream sources by event time: the source whose next row is the
  * oldest goes first, up to the next source's head, so that results do not depend on how
@@ -27,6 +37,7 @@
 #include "../grammar/vpq_ast.h"
 #include "vpq_op.h"
 #include "vpq_plan.h"
+#include "vpq_repartition.h"
 
 typedef struct merge_input merge_input;
 
@@ -76,6 +87,11 @@ struct vpq_engine {
   uint64_t fingerprint;    /* of the plan */
   int64_t *checkpoint_wm;  /* per relation: its source's watermark at the last checkpoint */
   merge_input_list merging; /* the inputs being merged, for their read but unprocessed rows */
+  /* Repartitioning (vpq_repartition.h): the steps of the plan, unless `repartition` is off. */
+  vpq_repartition *steps;
+  int nsteps;
+  const char *repartition; /* the `repartition` setting: "on" (default) or "off" */
+  bool exchange_bad_reported; /* a malformed exchange message was reported (once) */
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -102,16 +118,29 @@ vpq_engine *vpq_engine_new(void) {
   return e;
 }
 
-void vpq_engine_free(vpq_engine *e) {
-  if (!e) return;
+/* Frees every operator of the pipeline (the plan and the arena stay). */
+static void destroy_ops(vpq_engine *e) {
   for (int i = 0; i < e->nops; i++) {
     e->ops[i]->vt->destroy(e->ops[i]);
     vpq_op_release(e->ops[i]);
     free(e->ops[i]);
   }
-  free(e->ops);
+  e->nops = 0;
   free(e->forecast_ops);
   free(e->forecast_queries);
+  e->forecast_ops = NULL;
+  e->forecast_queries = NULL;
+  e->nforecasts = 0;
+}
+
+void vpq_engine_free(vpq_engine *e) {
+  if (!e) return;
+  destroy_ops(e);
+  free(e->ops);
+  for (int i = 0; i < e->nsteps; i++) {
+    if (e->steps[i].reader) e->steps[i].reader->vt->close(e->steps[i].reader);
+    if (e->steps[i].writer) e->steps[i].writer->vt->close(e->steps[i].writer);
+  }
   free(e->settings);
   if (e->plan) {
     for (int r = 0; r < e->plan->nrelations; r++) {
@@ -166,6 +195,14 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
       vpq_op *filter = engine_track(e, vpq_op_map_new(rt, &e->arena, q, &sel->input, false));
       vpq_op_connect(prev, filter, 0);
       prev = filter;
+    }
+    vpq_repartition *step = vpq_repartition_find(e->steps, e->nsteps, q);
+    if (step) {
+      vpq_op *writer = engine_track(e, vpq_repartition_writer_new(rt, &e->arena, step));
+      vpq_op_connect(prev, writer, 0);
+      vpq_op *scan = engine_track(e, vpq_repartition_scan_new(rt, step));
+      vpq_op_connect(writer, scan, 0);
+      prev = scan;
     }
     const vpq_source_slot *slot = sel->from->is_source ? &e->slots[sel->from->index] : NULL;
     vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot));
@@ -225,9 +262,48 @@ static void plan_schedule(vpq_engine *e, const vpq_plan_query *q) {
   connect_into(op, e->rel_ops[q->target->index]);
 }
 
+/* The value of option `key` of a connector, or NULL. */
+static const char *option_text(const vpq_plan_connector *conn, const char *key) {
+  for (int i = 0; i < conn->options.count; i++)
+    if (strcmp(conn->options.items[i].key, key) == 0) return conn->options.items[i].text;
+  return NULL;
+}
+
+/* The run's setting `key` (vpq_engine_set), or NULL. */
+static const char *setting(const vpq_engine *e, const char *key) {
+  for (int s = e->nsettings - 1; s >= 0; s--)
+    if (strcmp(e->settings[s].key, key) == 0) return e->settings[s].text;
+  return NULL;
+}
+
+/* Names each repartition step's topic `<prefix>.<relation>[.<n>].repartition`: the prefix is
+ * the `group` of the source its rows come from when one is given (WITH or --set), else the
+ * file's name (as default consumer groups are); n counts the relation's queries after its
+ * first. Characters a topic name cannot have become `_`. */
+static void name_steps(vpq_engine *e) {
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_repartition *x = &e->steps[i];
+    const vpq_relation *src = e->plan->relations[x->source], *target = x->query->target;
+    const char *prefix = option_text(&src->source, "group");
+    if (!prefix) prefix = setting(e, "group");
+    if (!prefix) prefix = e->default_group.text;
+    int q = 0;
+    while (target->queries[q] != x->query) q++;
+    if (q) snprintf(x->topic, sizeof x->topic, "%s.%s.%d.repartition", prefix, target->name, q);
+    else snprintf(x->topic, sizeof x->topic, "%s.%s.repartition", prefix, target->name);
+    for (char *c = x->topic; *c; c++)
+      if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') && !strchr("._-", *c)) *c = '_';
+  }
+}
+
+static bool repartition_off(const char *value) {
+  return value && (strcmp(value, "off") == 0 || strcmp(value, "false") == 0);
+}
+
 static void plan_physical(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
   int n = plan->nrelations;
+  e->nsteps = repartition_off(e->repartition) ? 0 : vpq_repartition_plan(plan, &e->arena, &e->steps);
   e->rel_ops = vpq_arena_alloc(&e->arena, sizeof *e->rel_ops * (size_t)(n + 1));
   e->source_ops = vpq_arena_alloc(&e->arena, sizeof *e->source_ops * (size_t)(n + 1));
   e->slots = vpq_arena_alloc(&e->arena, sizeof *e->slots * (size_t)(n + 1));
@@ -240,6 +316,7 @@ static void plan_physical(vpq_engine *e) {
   e->default_group = (vpq_plan_option){"vpq.default_group", {0}, VPQ_TYPE_STRING, stem, {0}};
   e->decoders = vpq_arena_alloc(&e->arena, sizeof *e->decoders * (size_t)(n + 1));
   e->subscribed = vpq_arena_alloc(&e->arena, sizeof *e->subscribed * (size_t)(n + 1));
+  name_steps(e);
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
     e->rel_ops[r] = engine_track(e, vpq_op_relation_new(&e->rt, rel));
@@ -554,6 +631,16 @@ void vpq_engine_set(vpq_engine *e, const char *key, const char *value) {
   if (!e->settings) abort();
   e->settings[e->nsettings++] = (vpq_plan_option){vpq_arena_strdup(&e->arena, key), {0, 0}, VPQ_TYPE_STRING,
                                                   vpq_arena_strdup(&e->arena, value), {0}};
+  if (strcmp(key, "repartition") == 0) {
+    bool was_off = repartition_off(e->repartition);
+    e->repartition = e->settings[e->nsettings - 1].text;
+    if (e->plan && was_off != repartition_off(e->repartition)) {
+      /* The pipeline changes shape: plan it again (before any run or subscription). */
+      destroy_ops(e);
+      plan_physical(e);
+    }
+  }
+  if (e->plan) name_steps(e);
 }
 
 /* A connector with the run's settings added where its WITH (...) does not name them. */
@@ -601,6 +688,12 @@ static int64_t state_span(vpq_engine *e, int r) {
         if (reads && own != VPQ_TS_MAX) {
           const vpq_plan_window *w = &sel->window;
           own = joins;
+          if (vpq_repartition_find(e->steps, e->nsteps, q)) {
+            /* Repartitioned: a row is kept by the exchange once written (commit_sources flushes
+             * it first); the exchange's reader commits for the aggregate. */
+            if (own > span) span = own;
+            continue;
+          }
           if (sel->aggregate && (w->kind == VPQ_WINDOW_NONE || w->kind == VPQ_WINDOW_SESSION)) own = VPQ_TS_MAX;
           else if (sel->aggregate) own = add_span(own, add_span(w->size_ms, w->grace_ms));
         }
@@ -615,12 +708,37 @@ static int64_t state_span(vpq_engine *e, int r) {
   return span;
 }
 
+/* How far back in event time a row read from an exchange can still change results not yet
+ * written: its aggregate's window (size + grace) and what downstream keeps; VPQ_TS_MAX for
+ * tables and sessions. */
+static int64_t exchange_span(vpq_engine *e, const vpq_repartition *x) {
+  const vpq_plan_window *w = &x->query->select.window;
+  if (w->kind == VPQ_WINDOW_NONE || w->kind == VPQ_WINDOW_SESSION) return VPQ_TS_MAX;
+  return add_span(add_span(w->size_ms, w->grace_ms), state_span(e, x->query->target->index));
+}
+
 /* Flushes every sink, then lets each source commit what no longer needs reading again: rows
  * whose effects are all written, judged by each source's watermark now, or by `wm_at[r]`
- * (the watermarks of the last checkpoint, whose output is all delivered). */
+ * (the watermarks of the last checkpoint, whose output is all delivered). Exchanges are
+ * flushed like sinks and commit like sources. */
 static void commit_sources(vpq_engine *e, const int64_t *wm_at) {
   const vpq_plan *plan = e->plan;
+  char err[512];
   for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_sink *writer = e->steps[i].writer;
+    if (writer && !writer->vt->flush(writer, err, sizeof err)) {
+      fprintf(e->rt.log, "vpq: repartitioning into `%s`: %s\n", e->steps[i].topic, err);
+      e->rt.failed = true;
+    }
+  }
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_repartition *x = &e->steps[i];
+    if (!x->reader) continue;
+    int64_t span = exchange_span(e, x), wm = wm_at ? x->checkpoint_wm : x->scan_op->passed_wm;
+    if (span == VPQ_TS_MAX || wm == VPQ_TS_MIN) continue;
+    x->reader->vt->commit(x->reader, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span);
+  }
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_source *src = e->slots[r].src;
     if (!src || !src->vt->commit || !e->source_ops[r]) continue;
@@ -677,6 +795,75 @@ static void mark_unread_columns(vpq_engine *e) {
   }
 }
 
+/* A malformed exchange message (written by another version or another query): counted and
+ * reported once. */
+static void exchange_bad_record(void *ctx, const char *reason, vpq_origin origin, const char *raw, size_t len) {
+  (void)origin, (void)raw, (void)len;
+  vpq_engine *e = ctx;
+  if (!e->exchange_bad_reported) fprintf(e->rt.log, "vpq: %s (counted as malformed)\n", reason);
+  e->exchange_bad_reported = true;
+  e->rt.stats.malformed++;
+  vpq_runtime_refused(&e->rt, reason);
+}
+
+/* Opens both ends of every repartition step on the cluster of the source its rows come from:
+ * the topic is created with that source's partition count when the cluster allows it. In a
+ * checkpointed run the writing end is exactly-once (the state's run names it and this member
+ * as a writer); otherwise this run is a new writer. */
+static bool open_exchanges(vpq_engine *e, FILE *log) {
+  char err[512];
+  if (e->repartition && strcmp(e->repartition, "on") != 0 && strcmp(e->repartition, "true") != 0 &&
+      !repartition_off(e->repartition)) {
+    fprintf(log, "vpq: `repartition` is 'on' or 'off', not '%s'\n", e->repartition);
+    return false;
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t writer = e->state_dir ? e->run_id : vpq_ckpt_hash(&now, sizeof now, (uint64_t)getpid());
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_repartition *x = &e->steps[i];
+    const vpq_relation *src = e->plan->relations[x->source];
+    vpq_plan_connector conn = with_settings(e, &src->source);
+    char sink_id[400];
+    snprintf(sink_id, sizeof sink_id, "%016llx.%s", (unsigned long long)e->run_id, x->topic);
+    const vpq_source *upstream = e->slots[x->source].src;
+    vpq_exchange_spec spec = {x->topic, &x->keys, &x->query->select.input, x->upsert_keys, x->nupsert_keys, x->dedup,
+                              upstream ? upstream->partitions : 0, e->state_dir ? sink_id : NULL, writer,
+                              (e->state_dir ? e->checkpoint_interval_ms : 1000) + 1000, src->idle_timeout_ms};
+    x->writer = vpq_connector_open_exchange_writer(&conn, &spec, e->rt.intern, err, sizeof err);
+    if (x->writer) x->reader = vpq_connector_open_exchange_reader(&conn, &spec, e->rt.intern, exchange_bad_record, e, err, sizeof err);
+    if (!x->writer || !x->reader) {
+      fprintf(log, "vpq: repartitioning `%s` through `%s`: %s\n", x->query->target->name, x->topic, err);
+      return false;
+    }
+    const vpq_schema *rows = &x->query->select.input;
+    x->batch = vpq_batch_new(&e->arena, rows->ncols, NULL, VPQ_BATCH_ROWS);
+    for (int c = 0; c < rows->ncols; c++) x->batch->cols[c].type = rows->cols[c].type;
+    x->checkpoint_wm = VPQ_TS_MIN;
+  }
+  return true;
+}
+
+/* Reads what each exchange has for this member now and pushes it on, then the exchange's
+ * watermark (which moves on its own as writers go idle); the writing ends announce their
+ * watermarks when due. A batch goes in whole, so a checkpoint never falls inside one. */
+static void pump_exchanges(vpq_engine *e) {
+  int64_t now = wall_clock_ms();
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_repartition *x = &e->steps[i];
+    if (!x->reader) continue;
+    vpq_repartition_announce(x->write_op, now, false);
+    bool done = false;
+    x->batch->n = 0;
+    if (x->reader->vt->read(x->reader, x->batch, x->batch->origin, &done) && x->batch->n > 0) {
+      e->rt.now_ms = now;
+      vpq_repartition_scan_push(x->scan_op, x->batch);
+      vpq_arena_reset(&e->rt.scratch);
+    }
+    vpq_repartition_scan_watermark(x->scan_op, vpq_connector_exchange_watermark(x->reader, now));
+  }
+}
+
 static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
   const vpq_plan *plan = e->plan;
   char err[512];
@@ -718,6 +905,7 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
       return false;
     }
   }
+  if (!open_exchanges(e, log)) return false;
   bool any_sink = false;
   for (int r = 0; r < plan->nrelations; r++) any_sink |= plan->relations[r]->is_sink;
   if (!any_sink && plan->nrelations > 0 && !e->no_stdout) {
@@ -753,6 +941,8 @@ static size_t held_output(const vpq_engine *e) {
     const vpq_sink *sink = relation_sink(e, r);
     if (sink) held += sink->held_bytes;
   }
+  for (int i = 0; i < e->nsteps; i++)
+    if (e->steps[i].writer) held += e->steps[i].writer->held_bytes;
   return held;
 }
 
@@ -764,6 +954,8 @@ static bool take_checkpoint(vpq_engine *e) {
   uint64_t epoch = e->epoch + 1;
   char err[512];
   for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+  /* Each exchange's output of this epoch ends with its writer's watermark. */
+  for (int i = 0; i < e->nsteps; i++) vpq_repartition_announce(e->steps[i].write_op, started, true);
   vpq_ckpt_out *state = &e->run_state;
   state->buf.len = 0;
   save_core(e, state);
@@ -775,6 +967,7 @@ static bool take_checkpoint(vpq_engine *e) {
     int unread = in && !in->done ? in->batch->n - in->pos : 0;
     src->vt->save(src, state, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
+  for (int i = 0; i < e->nsteps; i++) e->steps[i].reader->vt->save(e->steps[i].reader, state, NULL, 0);
   bool ok = true;
   for (int r = 0; r < plan->nrelations && ok; r++) {
     vpq_sink *sink = relation_sink(e, r);
@@ -782,6 +975,12 @@ static bool take_checkpoint(vpq_engine *e) {
     ok = sink->vt->save(sink, epoch, state, err, sizeof err);
     if (!ok) fprintf(e->rt.log, "vpq: checkpoint %llu not taken: `%s`: %s\n", (unsigned long long)epoch,
                      plan->relations[r]->name, err);
+  }
+  for (int i = 0; i < e->nsteps && ok; i++) {
+    vpq_sink *writer = e->steps[i].writer;
+    ok = writer->vt->save(writer, epoch, state, err, sizeof err);
+    if (!ok) fprintf(e->rt.log, "vpq: checkpoint %llu not taken: `%s`: %s\n", (unsigned long long)epoch,
+                     e->steps[i].topic, err);
   }
   if (ok && vpq_ckpt_write(e->state_dir, epoch, e->fingerprint, &state->buf, err, sizeof err) != 0) {
     fprintf(e->rt.log, "vpq: %s\n", err);
@@ -800,11 +999,19 @@ static bool take_checkpoint(vpq_engine *e) {
       e->rt.failed = true;
     }
   }
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_sink *writer = e->steps[i].writer;
+    if (!writer->vt->commit(writer, err, sizeof err)) {
+      fprintf(e->rt.log, "vpq: repartitioning into `%s`: %s\n", e->steps[i].topic, err);
+      e->rt.failed = true;
+    }
+  }
   /* Consumer groups learn the offsets up to which the previous checkpoint's output is
    * delivered (each sink's save waited for it). */
   commit_sources(e, e->checkpoint_wm);
   for (int r = 0; r < plan->nrelations; r++)
     e->checkpoint_wm[r] = e->source_ops[r] ? vpq_op_source_watermark(e->source_ops[r]) : VPQ_TS_MIN;
+  for (int i = 0; i < e->nsteps; i++) e->steps[i].checkpoint_wm = e->steps[i].scan_op->passed_wm;
   e->rt.stats.checkpoints++;
   e->rt.stats.checkpoint_bytes = (int64_t)state->buf.len;
   e->rt.stats.checkpoint_ms = e->last_checkpoint_ms - started;
@@ -890,6 +1097,13 @@ static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
       return false;
     }
   }
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_source *reader = e->steps[i].reader;
+    if (!reader->vt->restore(reader, in, err, sizeof err)) {
+      fprintf(log, "vpq: `%s`: cannot resume: %s\n", e->steps[i].topic, err);
+      return false;
+    }
+  }
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_sink *sink = relation_sink(e, r);
     if (sink && sink->vt->save && !sink->vt->restore(sink, in, err, sizeof err)) {
@@ -900,6 +1114,13 @@ static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
       fprintf(log, "vpq: %s: of the %lld row(s) held at checkpoint %llu, %lld were already written, %lld written now\n",
               plan->relations[r]->name, (long long)(sink->resumed_present + sink->resumed_written),
               (unsigned long long)e->epoch, (long long)sink->resumed_present, (long long)sink->resumed_written);
+  }
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_sink *writer = e->steps[i].writer;
+    if (!writer->vt->restore(writer, in, err, sizeof err)) {
+      fprintf(log, "vpq: `%s`: cannot resume: %s\n", e->steps[i].topic, err);
+      return false;
+    }
   }
   if (in->error || in->p != in->end) {
     fprintf(log, "vpq: checkpoint %llu in %s: %s (run with --reset-state to start over)\n",
@@ -941,6 +1162,11 @@ static void update_lag(vpq_engine *e) {
     int64_t lag = src && src->vt->lag ? src->vt->lag(src) : -1;
     if (lag >= 0) total = (total < 0 ? 0 : total) + lag;
   }
+  for (int i = 0; i < e->nsteps; i++) {
+    vpq_source *reader = e->steps[i].reader;
+    int64_t lag = reader ? reader->vt->lag(reader) : -1;
+    if (lag >= 0) total = (total < 0 ? 0 : total) + lag;
+  }
   e->rt.stats.consumer_lag = total;
   publish_stats(e);
 }
@@ -959,6 +1185,7 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
   for (int i = 0; i < n; i++) inputs[i].batch->n = 0;
   for (;;) {
     update_lag(e);
+    pump_exchanges(e);
     int open = 0, best = -1;
     int64_t best_ts = VPQ_TS_MAX, second_ts = VPQ_TS_MAX;
     for (int i = 0; i < n && !e->stop; i++) {
@@ -1136,6 +1363,14 @@ int vpq_engine_kafka_topics(const vpq_engine *e, const char **topics, int max) {
     }
   }
   return n;
+}
+
+int vpq_engine_repartitions(const vpq_engine *e, const char **relations, const char **topics, int max) {
+  for (int i = 0; i < e->nsteps && i < max; i++) {
+    relations[i] = e->steps[i].query->target->name;
+    topics[i] = e->steps[i].topic;
+  }
+  return e->nsteps;
 }
 
 int vpq_engine_kafka_stream_topics(const vpq_engine *e, const char **topics, int max) {

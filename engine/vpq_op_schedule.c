@@ -20,10 +20,25 @@
  * NULL or outside 0..1, an efficiency outside (0, 1], limits that leave no room, or a last
  * report older than `stale_after`: its `seen` column when the fleet has one, else its row's
  * event time) gets setpoint 0 and keeps its soc.
+ *
+ * Demand charges bill a month's highest net load, so with `SUBJECT TO peak_floor = f *
+ * month_peak` MINIMIZE PEAK remembers the highest net load it has dispatched for a first step
+ * in the issue's calendar month (UTC): M, the forecast of that step minus the fleet's
+ * setpoints. Shaving below a peak the month already has buys nothing and spends energy a later
+ * peak of the month may need, so the plan then keeps the net load at or under f·M with the
+ * least energy (vpq_sched's KEEP_BELOW at f·M, which is MINIMIZE PEAK wherever f·M cannot be
+ * met); the month's first issue, or a month whose M is not positive, plans plain MINIMIZE PEAK.
+ * Least throughput alone would also charge only what the forecast says the horizon needs, and
+ * an under-forecast peak would find the fleet half empty: so the first step then charges every
+ * battery that is not discharging further, as far as keeps that step's net load at or under
+ * the plan's level (the larger of f·M and the plan's peak), and the steps after it are planned
+ * again from there. On PJM load this kept 61% instead of 56% of perfect foresight's monthly
+ * peak reduction with a third of the battery cycles (bench/eval_schedule.c).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vpq_expr.h"
 #include "vpq_op.h"
@@ -68,6 +83,8 @@ typedef struct schedule_op {
   int64_t input_wm[3];
   int64_t wm;
   int warnings;
+  int month;         /* peak_floor: calendar month (year × 12 + month, UTC) of the last issue planned */
+  double month_peak; /* peak_floor: the highest first-step net load dispatched in it (-inf: none) */
 } schedule_op;
 
 /* ===== The twin ===== */
@@ -328,6 +345,79 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
   }
 }
 
+/* ===== The month's peak (peak_floor) ===== */
+
+/* year × 12 + month (0-based) of an epoch-ms time, UTC. */
+static int utc_month(int64_t t) {
+  time_t sec = (time_t)(t / 1000 - (t % 1000 < 0));
+  struct tm tm;
+  gmtime_r(&sec, &tm);
+  return (tm.tm_year + 1900) * 12 + tm.tm_mon;
+}
+
+/* The net load of step k of a plan: the step's load less every battery's setpoint. */
+static double plan_net(const vpq_sched_problem *p, const vpq_sched_plan *plan, int k) {
+  double net = p->load[k];
+  for (int b = 0; b < p->nbatteries; b++) net -= plan->setpoint_kw[(size_t)b * (size_t)p->nsteps + (size_t)k];
+  return net;
+}
+
+/* Charges, in the plan's first step, every battery that is not discharging further, in proportion
+ * to the charging power it has left (its power limit, and its energy room within the step), as
+ * far as keeps the step's net load at or under `level`. Returns whether any setpoint changed. */
+static bool fill_first_step(const vpq_sched_problem *p, vpq_sched_plan *plan, double level) {
+  double room = level - plan_net(p, plan, 0), total = 0;
+  double *extra = malloc(sizeof *extra * (size_t)(p->nbatteries + 1));
+  if (!extra) abort();
+  for (int b = 0; b < p->nbatteries; b++) {
+    const vpq_sched_battery *bat = &p->batteries[b];
+    double setpoint = plan->setpoint_kw[(size_t)b * (size_t)p->nsteps];
+    double energy_room = (fmax(bat->max_soc, bat->soc) - bat->soc) * bat->capacity_kwh;
+    extra[b] = setpoint > 0 ? 0 : fmax(0, fmin(bat->max_kw + setpoint, energy_room / (bat->efficiency * p->step_hours) + setpoint));
+    total += extra[b];
+  }
+  double take = fmin(room, total);
+  if (take > 0)
+    for (int b = 0; b < p->nbatteries; b++) plan->setpoint_kw[(size_t)b * (size_t)p->nsteps] -= take * extra[b] / total;
+  free(extra);
+  return take > 0;
+}
+
+/* Plans steps 1 .. nsteps − 1 of `plan` again (same objective) from the socs its first step
+ * leads to; the first step stays as it is. */
+static void replan_after_first_step(const vpq_sched_problem *p, vpq_sched_plan *plan) {
+  int rest = p->nsteps - 1, n = p->nbatteries;
+  if (rest <= 0 || n <= 0) return;
+  vpq_sched_battery *next = malloc(sizeof *next * (size_t)n);
+  double *setpoints = calloc((size_t)n * (size_t)rest, sizeof *setpoints);
+  double *socs = calloc((size_t)n * (size_t)rest, sizeof *socs);
+  if (!next || !setpoints || !socs) abort();
+  for (int b = 0; b < n; b++) {
+    const vpq_sched_battery *bat = &p->batteries[b];
+    double setpoint = plan->setpoint_kw[(size_t)b * (size_t)p->nsteps];
+    double energy = bat->soc * bat->capacity_kwh - (setpoint > 0 ? setpoint * p->step_hours / bat->efficiency
+                                                                  : setpoint * p->step_hours * bat->efficiency);
+    next[b] = *bat;
+    next[b].soc = fmin(fmax(energy / bat->capacity_kwh, fmin(bat->min_soc, bat->soc)), fmax(bat->max_soc, bat->soc));
+  }
+  vpq_sched_problem later = *p;
+  later.batteries = next;
+  later.load = p->load + 1;
+  later.price = p->price ? p->price + 1 : NULL;
+  later.nsteps = rest;
+  vpq_sched_plan rest_plan = {setpoints, socs, 0, 0, false};
+  char err[256];
+  if (vpq_sched_solve(&later, &rest_plan, err, sizeof err) == 0)
+    for (int b = 0; b < n; b++)
+      for (int k = 0; k < rest; k++)
+        plan->setpoint_kw[(size_t)b * (size_t)p->nsteps + (size_t)k + 1] = setpoints[(size_t)b * (size_t)rest + (size_t)k];
+  free(next);
+  free(setpoints);
+  free(socs);
+}
+
+/* ===== Planning an issue ===== */
+
 /* Plans one forecast issue and writes its rows: the fleet as of issued_at, the load per step, the LP. */
 static void plan_issue(schedule_op *s, sc_issue *is) {
   const vpq_plan_schedule *sc = s->sc;
@@ -370,6 +460,19 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
     if (battery_params(s, rows[i], t, &bats[nbats])) plan_pos[i] = nbats++;
   }
   vpq_sched_problem problem = {sc->objective, bats, nbats, load, price, steps, (double)sc->step_ms / 3600000.0, sc->cap_kw};
+  double floor_kw = -INFINITY; /* peak_floor: f·M, -inf before the month has a positive M */
+  if (sc->peak_floor > 0) {
+    int month = utc_month(t);
+    if (month != s->month) {
+      s->month = month;
+      s->month_peak = -INFINITY;
+    }
+    if (s->month_peak > 0) {
+      floor_kw = sc->peak_floor * s->month_peak;
+      problem.objective = VPQ_SCHED_KEEP_BELOW;
+      problem.cap_kw = floor_kw;
+    }
+  }
   vpq_sched_plan plan = {0};
   plan.setpoint_kw = calloc((size_t)nbats * (size_t)steps + 1, sizeof *plan.setpoint_kw);
   plan.soc = calloc((size_t)nbats * (size_t)steps + 1, sizeof *plan.soc);
@@ -380,13 +483,16 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
       fprintf(rt->log, "vpq: SCHEDULE %s: no price forecast yet at issue %lld: batteries stay idle\n", s->query->target->name, (long long)t);
     problem.nbatteries = 0;
     for (int i = 0; i < norder; i++) plan_pos[i] = -1;
-  } else if (vpq_sched_solve(&problem, &plan, err, sizeof err) != 0 && rt->log) {
-    fprintf(rt->log, "vpq: SCHEDULE %s: planning failed at issue %lld: %s\n", s->query->target->name, (long long)t, err);
+  } else if (vpq_sched_solve(&problem, &plan, err, sizeof err) != 0) {
+    if (rt->log) fprintf(rt->log, "vpq: SCHEDULE %s: planning failed at issue %lld: %s\n", s->query->target->name, (long long)t, err);
   } else if (sc->objective == VPQ_SCHED_KEEP_BELOW && !plan.cap_met && s->warnings++ < 10 && rt->log) {
     fprintf(rt->log, "vpq: SCHEDULE %s: the cap of %g kW cannot be met at issue %lld: planned peak %g kW\n",
             s->query->target->name, sc->cap_kw, (long long)t, plan.peak_kw);
+  } else if (sc->peak_floor > 0 && fill_first_step(&problem, &plan, fmax(floor_kw, plan.peak_kw))) {
+    replan_after_first_step(&problem, &plan);
   }
   published_plan(&problem, &plan);
+  if (sc->peak_floor > 0) s->month_peak = fmax(s->month_peak, plan_net(&problem, &plan, 0));
   int out_steps = sc->emit_plan ? steps : 1;
   vpq_batch *out = vpq_op_batch(rt, s->base.schema, VPQ_BATCH_ROWS);
   for (int k = 0; k < out_steps; k++) {
@@ -483,6 +589,7 @@ static void schedule_describe(const vpq_op *op, vpq_buf *out) {
   vpq_buf_printf(out, " soc=[%g, %g] horizon=%lldms step=%lldms%s", sc->min_soc, sc->max_soc, (long long)sc->horizon_ms,
                  (long long)sc->step_ms, sc->emit_plan ? " emit=plan" : "");
   if (sc->stale_after_ms) vpq_buf_printf(out, " stale_after=%lldms", (long long)sc->stale_after_ms);
+  if (sc->peak_floor > 0) vpq_buf_printf(out, " peak_floor=%g*month_peak", sc->peak_floor);
 }
 
 static void schedule_destroy(vpq_op *op) {
@@ -499,8 +606,9 @@ static void schedule_destroy(vpq_op *op) {
  *
  * State: the watermarks (each input's and the planning one), the warnings printed, every
  * battery (in order of first sight) with the versions of its row still needed, the issues not
- * yet planned with their points, and the prices (sorted by time). Loading checks counts against
- * the bytes left, device ids against the string pool, and the prices' order. */
+ * yet planned with their points, the prices (sorted by time), and with a peak_floor the month
+ * and its peak so far. Loading checks counts against the bytes left, device ids against the
+ * string pool, and the prices' order. */
 
 /* Writes a count and the (ts, value) points. */
 static void points_save(const sc_point *points, int n, vpq_ckpt_out *out) {
@@ -535,6 +643,10 @@ static void schedule_save(const vpq_op *op, vpq_ckpt_out *out) {
     points_save(s->issues[i].points, s->issues[i].n, out);
   }
   points_save(s->prices, s->nprices, out);
+  if (s->sc->peak_floor > 0) {
+    vpq_ckpt_put_i64(out, s->month);
+    vpq_ckpt_put_f64(out, s->month_peak);
+  }
 }
 
 /* Reads points written by points_save into a fresh array (exactly sized). */
@@ -602,6 +714,13 @@ static void schedule_load(vpq_op *op, vpq_ckpt_in *in) {
   for (int i = 1; i < s->nprices; i++)
     if (s->prices[i].ts <= s->prices[i - 1].ts) vpq_ckpt_fail(in, "prices out of order");
   if (s->nprices && !sc->price) vpq_ckpt_fail(in, "prices for a schedule without them");
+  if (sc->peak_floor > 0) {
+    int64_t month = vpq_ckpt_get_i64(in);
+    if (month < -1 || month > INT32_MAX) vpq_ckpt_fail(in, "a month out of range");
+    s->month = in->error ? -1 : (int)month;
+    s->month_peak = vpq_ckpt_get_f64(in);
+    if (isnan(s->month_peak)) vpq_ckpt_fail(in, "a month's peak that is not a number");
+  }
 }
 
 static const vpq_op_vt schedule_vt = {"Schedule",       schedule_push, schedule_watermark, schedule_describe,
@@ -615,6 +734,8 @@ vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query) {
   s->sc = &query->schedule;
   s->wm = VPQ_TS_MIN;
   for (int i = 0; i < 3; i++) s->input_wm[i] = VPQ_TS_MIN;
+  s->month = -1;
+  s->month_peak = -INFINITY;
   fleet_index_rebuild(s, 64);
   return &s->base;
 }

@@ -240,6 +240,7 @@ typedef struct vpq_plan_schedule {
   int64_t horizon_ms;
   int64_t step_ms;
   int64_t stale_after_ms; /* WITH (stale_after = ...); 0: a battery's row never goes stale */
+  double peak_floor;     /* SUBJECT TO peak_floor = f * month_peak: f; 0: no floor */
   bool emit_plan;
   int fleet_cols[VPQ_FLEET_NCOLS];
   int forecast_ts, forecast_value, forecast_issued; /* columns of the forecast (issued -1: none) */

@@ -4,9 +4,12 @@
  * is topic/partition/offset and its event time, when the relation names no `timestamp` column,
  * the message timestamp. Partitions are tracked apart so the engine keeps one watermark per
  * partition. An unbounded source reads as a member of a consumer group (rebalances commit what
- * is safe); a bounded one assigns itself every partition and ends at the end offsets seen when it
- * opened; a partition task (vpq_kafka_tasks.h) assigns itself its one partition. A checkpoint
- * holds each partition's next offset (save/restore).
+ * is safe; a partition it keeps through a rebalance is read on from where it was, its rows being
+ * in this member's state already); a bounded one assigns itself every partition and ends at the
+ * end offsets seen when it opened; a partition task (vpq_kafka_tasks.h) assigns itself its one
+ * partition. A checkpoint holds each partition's next offset (save/restore). A consumer can give
+ * its messages to hooks instead of the JSON decoder, and a sink can take its values from an
+ * encoder (vpq_kafka_int.h): the repartition exchanges are built so (vpq_kafka_repartition.c).
  *
  * One idempotent producer per sink. A row's message key is its key columns (one column: its
  * text; several: a JSON array), its timestamp the row's event time, its value the row as a JSON
@@ -23,8 +26,10 @@
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../vpq_codec.h"
+#include "vpq_kafka_int.h"
 
 /* ===== Shared by source and sink ===== */
 
@@ -184,6 +189,11 @@ typedef struct kafka_sink {
   uint64_t epoch;           /* the checkpoint the held messages belong to (set by save) */
   bool transactional;       /* processing_guarantee = 'kafka_transactions': each epoch in one transaction */
   uint64_t next_unkeyed;    /* round robin over partitions for rows without a key */
+  /* An encoded sink (vpq_kafka_int.h): values come from `encode`, every key (the empty one
+   * too) is partitioned by murmur2. */
+  vpq_kafka_encode_fn encode;
+  void *encode_ctx;
+  void (*free_encode_ctx)(void *);
 } kafka_sink;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
@@ -237,9 +247,9 @@ static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t ke
                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
                                RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts),
                                RD_KAFKA_V_HEADER("vpq.id", id, -1), RD_KAFKA_V_END)
-           : rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_KEY(key_len ? key : NULL, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-                               RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+           : rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
+                               RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
     if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       snprintf(err, err_size, "cannot produce to `%s`: %s", rd_kafka_topic_name(s->topic), rd_kafka_err2str(e));
@@ -249,16 +259,22 @@ static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t ke
   }
 }
 
-/* Holds the encoded row for the next checkpoint, with the partition the producer's
- * partitioner (murmur2, as Java clients) gives its key; rows without a key go round robin. */
-static void hold(kafka_sink *s, int64_t ts) {
+/* The partition of the encoded key: the producer's partitioner (murmur2, as Java clients) for
+ * a key; round robin for rows without one, except in an encoded sink, whose empty key is a
+ * key like any other. */
+static int32_t key_partition(kafka_sink *s) {
+  if (s->key.len || s->encode)
+    return rd_kafka_msg_partitioner_murmur2(s->topic, s->key.len ? s->key.data : "", s->key.len, s->partitions, NULL, NULL);
+  return (int32_t)(s->next_unkeyed++ % (uint64_t)s->partitions);
+}
+
+/* Holds the encoded key and value for the next checkpoint, bound for `partition`. */
+static void hold(kafka_sink *s, int32_t partition, int64_t ts) {
   if (s->nmsgs == s->msgs_cap) {
     s->msgs_cap = s->msgs_cap ? 2 * s->msgs_cap : 1024;
     s->msgs = realloc(s->msgs, sizeof *s->msgs * (size_t)s->msgs_cap);
     if (!s->msgs) abort();
   }
-  int32_t partition = s->key.len ? rd_kafka_msg_partitioner_murmur2(s->topic, s->key.data, s->key.len, s->partitions, NULL, NULL)
-                                 : (int32_t)(s->next_unkeyed++ % (uint64_t)s->partitions);
   held_message *m = &s->msgs[s->nmsgs++];
   *m = (held_message){partition, ts, s->held.len, s->key.len, s->held.len + s->key.len, s->value.len};
   vpq_buf_append(&s->held, s->key.data ? s->key.data : "", s->key.len);
@@ -272,10 +288,12 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
     int row = rows[i];
     encode_key(s, batch, row);
     s->value.len = 0;
-    vpq_json_encode_row_keyed(&s->value, &s->keys, s->schema, batch, row, s->intern);
-    if (s->sink_id) hold(s, batch->ts[row]);
-    else if (!produce(s, RD_KAFKA_PARTITION_UA, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL,
-                      err, err_size))
+    if (s->encode) s->encode(s->encode_ctx, batch, row, &s->value);
+    else vpq_json_encode_row_keyed(&s->value, &s->keys, s->schema, batch, row, s->intern);
+    int32_t partition = s->sink_id || s->encode ? key_partition(s) : RD_KAFKA_PARTITION_UA;
+    if (s->sink_id) hold(s, partition, batch->ts[row]);
+    else if (!produce(s, partition, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL, err,
+                      err_size))
       return false;
   }
   rd_kafka_poll(s->rk, 0);
@@ -306,6 +324,7 @@ static void kafka_close(vpq_sink *sink) {
   free(s->sink_id);
   for (char **p = s->properties; p && *p; p++) free(*p);
   free(s->properties);
+  if (s->free_encode_ctx) s->free_encode_ctx(s->encode_ctx);
   free(s);
 }
 
@@ -461,8 +480,7 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
     s->value.len = 0;
     vpq_buf_append(&s->key, key, klen);
     vpq_buf_append(&s->value, value, vlen);
-    hold(s, ts);
-    s->msgs[s->nmsgs - 1].partition = (int32_t)partition;
+    hold(s, (int32_t)partition, ts);
   }
   if (in->error) {
     snprintf(err, err_size, "`%s`: %s", rd_kafka_topic_name(s->topic), in->error);
@@ -525,6 +543,7 @@ typedef struct kafka_source {
   rd_kafka_t *rk;
   rd_kafka_queue_t *queue; /* the consumer queue, read in batches */
   char *topic;
+  char *group_id;   /* consumer-group mode: the group */
   vpq_decoder *dec;
   vpq_bad_record_fn bad;
   void *bad_ctx;
@@ -537,6 +556,10 @@ typedef struct kafka_source {
   kafka_partition *parts;
   int64_t safe_ts;  /* the last safe time the engine reported (see vpq_source_vt.commit) */
   bool *owned;      /* per partition: assigned to this member now (base.owned) */
+  bool *revoked;    /* per partition: taken away by the rebalance in progress (kept if given back) */
+  bool *continued;  /* scratch of on_rebalance: partitions read on from where they were */
+  int wait_ms;      /* how long a read waits for its first message */
+  vpq_kafka_reader_hooks hooks; /* hooks.message set: messages go to the hooks, not the decoder */
 } kafka_source;
 
 static bool source_finished(const kafka_source *s) {
@@ -571,7 +594,7 @@ static int64_t safe_offset(kafka_source *s, int p, int64_t safe_ts) {
   while (keep < part->nsegs && part->segs[keep].max_ts < safe_ts) keep++;
   int64_t offset = keep < part->nsegs ? part->segs[keep].start : s->next[p];
   if (keep == part->nsegs) part->rows_in_last = 0;
-  memmove(part->segs, part->segs + keep, sizeof *part->segs * (size_t)(part->nsegs - keep));
+  if (keep) memmove(part->segs, part->segs + keep, sizeof *part->segs * (size_t)(part->nsegs - keep));
   part->nsegs -= keep;
   return offset;
 }
@@ -596,30 +619,50 @@ static void kafka_commit(vpq_source *src, int64_t safe_ts) {
 }
 
 /* Rebalances (consumer-group mode): on assignment, read the new partitions from their
- * committed offsets (or `start`); on revocation, commit what is safe, then let them go. */
+ * committed offsets (or `start`), a partition this member had before the rebalance from where
+ * it was (its rows are in this member's state already: reading them again would count them
+ * twice); on revocation, commit what is safe, then let them go. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   kafka_source *s = opaque;
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int p = 0; p < s->base.partitions; p++) s->continued[p] = false;
     for (int i = 0; i < parts->cnt; i++) {
       int p = parts->elems[i].partition;
       if (p < 0 || p >= s->base.partitions) continue;
       s->owned[p] = true;
-      s->parts[p].nsegs = 0;
-      s->parts[p].rows_in_last = 0;
-      s->next[p] = -1;
       if (s->resume[p] >= 0) {
         /* The first assignment after a restore reads from the checkpoint's offset. */
+        s->parts[p].nsegs = 0;
+        s->parts[p].rows_in_last = 0;
         parts->elems[i].offset = s->resume[p];
         s->next[p] = s->resume[p];
         s->resume[p] = -1;
+        s->continued[p] = true;
+      } else if (s->revoked[p] && s->next[p] >= 0) {
+        parts->elems[i].offset = s->next[p];
+        s->continued[p] = true;
+      } else {
+        s->parts[p].nsegs = 0;
+        s->parts[p].rows_in_last = 0;
+        s->next[p] = -1;
       }
     }
+    for (int p = 0; p < s->base.partitions; p++) s->revoked[p] = false;
     rd_kafka_assign(rk, parts);
+    /* Say which partitions this member reads (a member of a scaled-out run, or a test,
+     * waits for the group to settle on these lines). */
+    char list[256] = "";
+    for (int p = 0, at = 0; p < s->base.partitions && at < (int)sizeof list - 16; p++)
+      if (s->owned[p]) at += snprintf(list + at, sizeof list - (size_t)at, "%s%d", at ? ", " : "", p);
+    fprintf(stderr, "vpq: group `%s` gave this member partitions [%s] of `%s`\n", s->group_id, list, s->topic);
+    if (s->hooks.ownership) s->hooks.ownership(s->hooks.ctx, s->owned, s->continued);
   } else {
     commit_safe(s, true);
     for (int i = 0; i < parts->cnt; i++) {
       int p = parts->elems[i].partition;
-      if (p >= 0 && p < s->base.partitions) s->owned[p] = false;
+      if (p < 0 || p >= s->base.partitions) continue;
+      s->revoked[p] = s->owned[p];
+      s->owned[p] = false;
     }
     rd_kafka_assign(rk, NULL);
   }
@@ -632,13 +675,14 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
   *done = false;
   rd_kafka_message_t *msgs[VPQ_BATCH_ROWS];
   ssize_t got = 0, at = 0;
-  while (n < out->cap && !source_finished(s)) {
+  int per = s->hooks.message ? s->hooks.rows_per_message : 1;
+  if (s->hooks.owed) n = s->hooks.owed(s->hooks.ctx, out, 0, origins);
+  while (n + per <= out->cap && !source_finished(s)) {
     if (at == got) {
       /* Messages come a batch at a time from the consumer queue: one call, not one per message. */
-      size_t want = (size_t)(out->cap - n) < VPQ_BATCH_ROWS ? (size_t)(out->cap - n) : VPQ_BATCH_ROWS;
-      /* A bounded read waits longer for a full batch (throughput); an unbounded one returns
-       * soon (latency: the demo's dispatch loop). */
-      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : s->base.bounded ? 100 : 10, msgs, want);
+      size_t room = (size_t)((out->cap - n) / per);
+      size_t want = room < VPQ_BATCH_ROWS ? room : VPQ_BATCH_ROWS;
+      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : s->wait_ms, msgs, want);
       at = 0;
       if (got <= 0) break;
     }
@@ -656,7 +700,11 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     }
     const char *text = msg->payload ? msg->payload : "";
     int64_t event_ts = VPQ_TS_MIN;
-    if (!vpq_decoder_row(s->dec, text, msg->len, out, n, err, sizeof err)) {
+    if (s->hooks.message) {
+      int rows = s->hooks.message(s->hooks.ctx, msg, out, n, origins, &event_ts, err, sizeof err);
+      if (rows < 0 && s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
+      n += rows > 0 ? rows : 0;
+    } else if (!vpq_decoder_row(s->dec, text, msg->len, out, n, err, sizeof err)) {
       if (s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
     } else {
       rd_kafka_timestamp_type_t type;
@@ -679,20 +727,43 @@ static void kafka_format_origin(const vpq_source *src, vpq_origin origin, char *
   snprintf(buf, size, "%s/%d/%lld", s->topic, origin.partition, (long long)origin.offset);
 }
 
+/* Leaves the consumer group before closing: unsubscribes and serves the revocation (which
+ * commits what is safe) until nothing is assigned, for at most 10 s. librdkafka 2.0.2 can
+ * hang for good in rd_kafka_consumer_close when an assignment arrives while it closes (several
+ * members of a group stopping at once; librdkafka issues 4527, 4884). */
+static void leave_group(kafka_source *s) {
+  rd_kafka_unsubscribe(s->rk);
+  for (int waited = 0; waited < 10000; waited += 50) {
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    bool none = rd_kafka_assignment(s->rk, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned->cnt == 0;
+    if (assigned) rd_kafka_topic_partition_list_destroy(assigned);
+    if (none) return;
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(s->rk, 50); /* serves the rebalance callback */
+    if (msg) rd_kafka_message_destroy(msg);
+  }
+}
+
 static void kafka_source_close(vpq_source *src) {
   kafka_source *s = (kafka_source *)src;
-  if (s->group && s->parts) commit_safe(s, true);
+  if (s->group && s->parts) {
+    commit_safe(s, true);
+    leave_group(s);
+  }
   if (s->queue) rd_kafka_queue_destroy(s->queue);
   rd_kafka_consumer_close(s->rk);
   rd_kafka_destroy(s->rk);
   vpq_decoder_free(s->dec);
   free(s->topic);
+  free(s->group_id);
   free(s->end);
   free(s->next);
   for (int p = 0; s->parts && p < s->base.partitions; p++) free(s->parts[p].segs);
   free(s->parts);
   free(s->owned);
+  free(s->revoked);
+  free(s->continued);
   free(s->resume);
+  if (s->hooks.free) s->hooks.free(s->hooks.ctx);
   free(s);
 }
 
@@ -707,6 +778,7 @@ static void kafka_source_save(const vpq_source *src, vpq_ckpt_out *out, const vp
       if (unread[i].partition == p && (next < 0 || unread[i].offset < next)) next = unread[i].offset;
     vpq_ckpt_put_i64(out, next);
   }
+  if (s->hooks.save) s->hooks.save(s->hooks.ctx, out);
 }
 
 /* Resumes each partition at its stored offset: at once for a source that assigns itself its
@@ -720,6 +792,7 @@ static bool kafka_source_restore(vpq_source *src, vpq_ckpt_in *in, char *err, si
     return false;
   }
   for (int p = 0; p < n; p++) s->resume[p] = vpq_ckpt_get_i64(in);
+  if (s->hooks.restore) s->hooks.restore(s->hooks.ctx, in);
   if (in->error) {
     snprintf(err, err_size, "`%s`: %s", s->topic, in->error);
     return false;
@@ -761,15 +834,21 @@ static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, k
 
 
 
-vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
-                                  void *bad_ctx, char *err, size_t err_size) {
+/* Opens a consumer for relation `rel` (vpq_kafka_open_source), its messages decoded as JSON,
+ * or given to `hooks` when not NULL (whose context it then owns, freed also on failure). */
+static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad, void *bad_ctx,
+                                 const vpq_kafka_reader_hooks *hooks, char *err, size_t err_size) {
   const vpq_plan_connector *conn = &rel->source;
   const vpq_plan_option *topic = option(conn, "topic");
   const vpq_plan_option *start = option(conn, "start"), *bounded = option(conn, "bounded"), *group = option(conn, "group");
-  if (!check_connector(conn, err, err_size)) return NULL;
   bool latest = start && start->text && strcmp(start->text, "latest") == 0;
-  if (start && start->text && !latest && strcmp(start->text, "earliest") != 0) {
+  bool ok = check_connector(conn, err, err_size);
+  if (ok && start && start->text && !latest && strcmp(start->text, "earliest") != 0) {
     snprintf(err, err_size, "`start` is 'earliest' or 'latest', not '%s'", start->text);
+    ok = false;
+  }
+  if (!ok) {
+    if (hooks && hooks->free) hooks->free(hooks->ctx);
     return NULL;
   }
   /* An unbounded source reads as a member of a consumer group (`group`, by default derived
@@ -784,18 +863,24 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   if (group && group->text) snprintf(group_id, sizeof group_id, "%s", group->text);
   else snprintf(group_id, sizeof group_id, "%s.%s", file_group && file_group->text ? file_group->text : "vpq", rel->name);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  bool ok = conf_set(conf, "group.id", group_id, err, err_size) &&
-            conf_set(conf, "auto.offset.reset", latest ? "latest" : "earliest", err, err_size) &&
-            conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
-            conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
-            conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
+  ok = conf_set(conf, "group.id", group_id, err, err_size) &&
+       conf_set(conf, "auto.offset.reset", latest ? "latest" : "earliest", err, err_size) &&
+       conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
+       conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
+       conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
   ok = ok && pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
+    if (hooks && hooks->free) hooks->free(hooks->ctx);
     return NULL;
   }
   kafka_source *s = calloc(1, sizeof *s);
   if (!s) abort();
+  if (hooks) s->hooks = *hooks;
+  /* A bounded read waits longer for a full batch (throughput); an unbounded one returns soon
+   * (latency: the demo's dispatch loop); a hooked reader (an exchange) is polled between the
+   * engine's other reads and never waits. */
+  s->wait_ms = hooks ? 0 : bounded && bounded->value.i ? 100 : 10;
   if (in_group) {
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, s);
@@ -805,6 +890,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   if (!rk) {
     snprintf(err, err_size, "cannot create a Kafka consumer: %s", reason);
     rd_kafka_conf_destroy(conf);
+    if (s->hooks.free) s->hooks.free(s->hooks.ctx);
     free(s);
     return NULL;
   }
@@ -818,6 +904,7 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   s->base.bounded = bounded && bounded->value.i;
   s->rk = rk;
   s->topic = strdup(topic->text);
+  s->group_id = strdup(group_id);
   s->bad = bad;
   s->bad_ctx = bad_ctx;
   /* The topic's partitions, from the cluster's metadata. */
@@ -833,8 +920,10 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
   s->next = calloc((size_t)partitions, sizeof *s->next);
   s->parts = calloc((size_t)partitions, sizeof *s->parts);
   s->owned = calloc((size_t)partitions, sizeof *s->owned);
+  s->revoked = calloc((size_t)partitions, sizeof *s->revoked);
+  s->continued = calloc((size_t)partitions, sizeof *s->continued);
   s->resume = malloc(sizeof *s->resume * (size_t)partitions);
-  if (!s->end || !s->next || !s->parts || !s->owned || !s->resume) abort();
+  if (!s->end || !s->next || !s->parts || !s->owned || !s->revoked || !s->continued || !s->resume) abort();
   for (int p = 0; p < partitions; p++) s->resume[p] = -1;
   if (in_group) {
     s->base.owned = s->owned;
@@ -874,10 +963,39 @@ vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, v
     }
   }
   s->queue = rd_kafka_queue_get_consumer(rk);
+  if (hooks) return &s->base;
   s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
   const vpq_plan_option *max_bytes = option(conn, "max_row_bytes");
   if (max_bytes) vpq_decoder_set_max_bytes(s->dec, (size_t)max_bytes->value.i);
   return &s->base;
+}
+
+vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
+                                  void *bad_ctx, char *err, size_t err_size) {
+  return open_consumer(rel, intern, bad, bad_ctx, NULL, err, err_size);
+}
+
+vpq_source *vpq_kafka_open_reader(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad, void *bad_ctx,
+                                  const vpq_kafka_reader_hooks *hooks, char *err, size_t err_size) {
+  return open_consumer(rel, intern, bad, bad_ctx, hooks, err, err_size);
+}
+
+void *vpq_kafka_reader_ctx(const vpq_source *src) { return ((const kafka_source *)src)->hooks.ctx; }
+
+bool vpq_kafka_source_behind(const vpq_source *src, int partition) {
+  const kafka_source *s = (const kafka_source *)src;
+  int64_t low = -1, high = -1;
+  if (partition < 0 || partition >= s->base.partitions ||
+      rd_kafka_get_watermark_offsets(s->rk, s->topic, partition, &low, &high) || high < 0)
+    return false;
+  int64_t next = s->next[partition];
+  if (next < 0) { /* nothing read since the assignment: where the consumer will fetch from */
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, s->topic, partition);
+    if (!rd_kafka_position(s->rk, list) && !list->elems[0].err) next = list->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+  return next >= 0 && high > next;
 }
 
 
@@ -1036,4 +1154,87 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
   vpq_json_keys_init(&s->keys, schema);
   for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key;
   return &s->base;
+}
+
+/* ===== Encoded sinks (vpq_kafka_int.h) ===== */
+
+/* Asks the cluster to create `topic` with `partitions` partitions (and its default
+ * replication) through the Admin API, waiting up to 10 s. A topic that exists already is fine;
+ * a cluster without the Admin API or any other refusal leaves it to the metadata request that
+ * follows, which auto-creates it with the cluster's default. The embedded broker names a
+ * controller that is not one of its brokers (it has no Admin API): it is not asked. */
+static void create_topic(rd_kafka_t *rk, const char *topic, int32_t partitions) {
+  const struct rd_kafka_metadata *md = NULL;
+  if (rd_kafka_metadata(rk, 0, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  int32_t controller = rd_kafka_controllerid(rk, 0);
+  bool listed = false;
+  for (int i = 0; i < md->broker_cnt; i++) listed |= md->brokers[i].id == controller;
+  rd_kafka_metadata_destroy(md);
+  if (!listed) return;
+  char reason[256];
+  rd_kafka_NewTopic_t *request = rd_kafka_NewTopic_new(topic, partitions, -1, reason, sizeof reason);
+  if (!request) return;
+  rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(options, 10000, reason, sizeof reason);
+  rd_kafka_CreateTopics(rk, &request, 1, options, queue);
+  rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 15000);
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy(request);
+  rd_kafka_queue_destroy(queue);
+}
+
+vpq_sink *vpq_kafka_open_encoded_sink(const vpq_plan_connector *conn, const char *topic, int32_t create_partitions,
+                                      const char *sink_id, const vpq_schema *schema, const vpq_intern *intern,
+                                      vpq_kafka_encode_fn encode, void *ctx, void (*free_ctx)(void *), char *err,
+                                      size_t err_size) {
+  kafka_sink *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->encode = encode;
+  s->encode_ctx = ctx;
+  s->free_encode_ctx = free_ctx;
+  s->rk = open_producer(conn, NULL, on_delivery, s, err, err_size);
+  if (!s->rk) {
+    if (free_ctx) free_ctx(ctx);
+    free(s);
+    return NULL;
+  }
+  if (create_partitions > 0) create_topic(s->rk, topic, create_partitions);
+  s->topic = rd_kafka_topic_new(s->rk, topic, NULL);
+  s->base.vt = sink_id ? &kafka_exactly_once_vt : &kafka_sink_vt;
+  s->properties = copy_properties(conn);
+  s->schema = schema;
+  s->intern = intern;
+  vpq_json_keys_init(&s->keys, schema);
+  for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key;
+  s->partitions = topic_partitions(s->rk, s->topic, err, err_size);
+  if (s->partitions < 1) {
+    kafka_close(&s->base);
+    return NULL;
+  }
+  if (sink_id) {
+    s->sink_id = strdup(sink_id);
+    if (!s->sink_id) abort();
+  }
+  return &s->base;
+}
+
+int32_t vpq_kafka_sink_partitions(const vpq_sink *sink) { return ((const kafka_sink *)sink)->partitions; }
+
+void *vpq_kafka_sink_ctx(const vpq_sink *sink) { return ((const kafka_sink *)sink)->encode_ctx; }
+
+bool vpq_kafka_sink_put(vpq_sink *sink, int32_t partition, const void *value, size_t value_len, int64_t ts, char *err,
+                        size_t err_size) {
+  kafka_sink *s = (kafka_sink *)sink;
+  s->key.len = 0;
+  s->value.len = 0;
+  vpq_buf_append(&s->value, value, value_len);
+  if (s->sink_id) {
+    hold(s, partition, ts);
+    return true;
+  }
+  if (!produce(s, partition, NULL, 0, s->value.data, s->value.len, ts, NULL, err, err_size)) return false;
+  rd_kafka_poll(s->rk, 0);
+  return report_failures(s, err, err_size);
 }
