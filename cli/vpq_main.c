@@ -1,7 +1,7 @@
 /* vpq_main.c — the `vpq` command: a thin shell over libvpq (vpq.h).
  *
  *   vpq check FILE.vpq            diagnostics; exit 0 clean, 1 errors, 2 usage
- *   vpq explain [--dot] FILE.vpq  the operator pipeline
+ *   vpq explain [--dot] FILE.vpq  the operator pipeline (--set key=value as for run)
  *   vpq run FILE.vpq              run until the bounded inputs end
  *   vpq backtest FILE.vpq         run, then print the accuracy of each FORECAST statement
  *   vpq broker                    an embedded Kafka cluster
