@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the day-ahead forecast benchmark (bench/forecast_reference.py): vpq backtest against seasonal
 # naive, statsmodels and scikit-learn references on PJM load and SE3/SE4 prices, and prints the table.
-# Usage: bench/run_forecast.sh [VPQ_BINARY] [--json] [--jobs N]   (binary default: build/vpq under the
-# repository root; build it with scripts/setup.sh). The data is ../shared/data or $VPQ_DATA.
+# Usage: bench/run_forecast.sh [VPQ_BINARY] [--json] [--jobs N] [--reference-cache FILE]
+# (binary default: build/vpq under the repository root; build it with scripts/setup.sh; with
+# --reference-cache the references, ~20 CPU minutes, are computed once and read from FILE after).
+# The data is ../shared/data or $VPQ_DATA.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1023,7 +1023,9 @@ static void load_group(aggregate_op *a, agg_group *group, vpq_ckpt_in *in) {
   if (!in_range(group->nrows) || !in_range(group->start) || !in_range(group->end))
     vpq_ckpt_fail(in, "a group value out of range");
   bool windowed = win->kind == VPQ_WINDOW_TUMBLING || win->kind == VPQ_WINDOW_HOPPING;
-  if (windowed && group->end != group->start + win->size_ms) vpq_ckpt_fail(in, "a group window of the wrong size");
+  int64_t window_end;
+  if (windowed && (__builtin_add_overflow(group->start, win->size_ms, &window_end) || group->end != window_end))
+    vpq_ckpt_fail(in, "a group window of the wrong size");
   if (win->kind == VPQ_WINDOW_NONE && (group->start || group->end)) vpq_ckpt_fail(in, "a window in a table group");
   group->alive = true;
   group_alloc(a, group);

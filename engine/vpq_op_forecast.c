@@ -477,7 +477,7 @@ static void out_row(forecast_op *f, vpq_batch *out, const fc_key *k, int64_t t, 
  * is none that way). A forecast cannot know the features of the future, so it takes them from
  * one season before (seasonal persistence); the model is trained on the same lag, so that what
  * it learns holds for what it is given (SE3 day-ahead prices with the weather of the day
- * before: linear's MAE 17.3 → 15.8 EUR/MWh against training on the weather of the hour). */
+ * before: linear's MAE 17.3 → 16.1 EUR/MWh against training on the weather of the hour). */
 static double *lagged_features(const forecast_op *f, const double *x, int n, int h) {
   int nf = f->fc->nfeatures, lag = f->season ? f->season : 1;
   double *out = malloc(sizeof *out * (size_t)(n + h) * (size_t)nf);
@@ -754,9 +754,10 @@ static void forecast_destroy(vpq_op *op) {
  * State: the issue clock (watermark, next issue, latest row, counters), the step (inferred
  * or given) with the accuracy sums of every horizon step, then every key in order of first
  * appearance: its BY values and, before the step is known, its buffered rows; after, its grid,
- * model, kept issues and interval errors. The scoring range is the caller's setting for a run
- * (vpq_op_forecast_score_range), not state. Loading checks every count against the query (the
- * step, the horizon, the history) and against the bytes left before allocating. */
+ * model, kept issues (with their volatility) and interval errors (divided by it). The scoring
+ * range is the caller's setting for a run (vpq_op_forecast_score_range) and the CPU times are
+ * this process's, not state. Loading checks every count against the query (the step, the
+ * horizon, the history) and against the bytes left before allocating. */
 
 /* Writes key k: its BY values, then its buffered rows (step unknown) or its grid, model, kept
  * issues and interval errors. */

@@ -1,6 +1,6 @@
 /* test_model.c — unit tests of the forecasting models (vpq_model.h): each model against series
- * whose future is known exactly, against each other on noisy data, and on short or gappy
- * histories. */
+ * whose future is known exactly, against each other on noisy and spiky data, on short or gappy
+ * histories, and the MLP's training in slices with a checkpoint halfway. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
