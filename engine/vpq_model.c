@@ -591,8 +591,8 @@ static double tf_inverse(const vpq_model *m, double v) {
   return m->tf_scale > 0 ? m->tf_center + m->tf_scale * sinh(v) : v;
 }
 
-/* The k-th smallest of v[0..n) (0 ≤ k < n), reordering v (Hoare's selection). */
-static double select_kth(double *v, int n, int k) {
+/* Hoare's selection of the k-th smallest (vpq_model.h). */
+double vpq_model_select_kth(double *v, int n, int k) {
   int lo = 0, hi = n - 1;
   while (lo < hi) {
     double pivot = v[lo + (hi - lo) / 2];
@@ -615,7 +615,7 @@ static double select_kth(double *v, int n, int k) {
 
 /* The median of v[0..n) (n > 0), reordering v. */
 static double median_of(double *v, int n) {
-  double upper = select_kth(v, n, n / 2);
+  double upper = vpq_model_select_kth(v, n, n / 2);
   if (n % 2) return upper;
   double lower = v[0];
   for (int i = 1; i < n / 2; i++) lower = fmax(lower, v[i]); /* the left part holds the smaller half */

@@ -101,4 +101,8 @@ void vpq_model_save(const vpq_model *model, vpq_ckpt_out *out);
  * mismatched state fails `in` and leaves the model freeable. */
 void vpq_model_load(vpq_model *model, vpq_ckpt_in *in);
 
+/* The k-th smallest of v[0..n) (0 ≤ k < n), reordering v so that v[0..k) ≤ v[k] ≤ v[k+1..n)
+ * (Hoare's selection); the models' medians and the forecast intervals' quantiles use it. */
+double vpq_model_select_kth(double *v, int n, int k);
+
 #endif

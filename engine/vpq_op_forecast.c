@@ -329,35 +329,12 @@ static bool step_infer(forecast_op *f) {
 
 /* ===== Issuing ===== */
 
-/* The k-th smallest of v[0..n) (0 ≤ k < n), reordering v so that v[0..k) ≤ v[k] ≤ v[k+1..n)
- * (Hoare's selection). */
-static double select_kth(double *v, int n, int k) {
-  int lo = 0, hi = n - 1;
-  while (lo < hi) {
-    double pivot = v[lo + (hi - lo) / 2];
-    int i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] < pivot) i++;
-      while (v[j] > pivot) j--;
-      if (i <= j) {
-        double tmp = v[i];
-        v[i++] = v[j];
-        v[j--] = tmp;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else break;
-  }
-  return v[k];
-}
-
 /* The q-quantile (0..1) of v[0..n) (n > 0), linearly interpolated between order statistics;
  * reorders v. */
 static double quantile(double *v, int n, double q) {
   double pos = q * (n - 1);
   int lo = (int)pos;
-  double below = select_kth(v, n, lo);
+  double below = vpq_model_select_kth(v, n, lo);
   if (lo >= n - 1) return below;
   double above = v[lo + 1];
   for (int i = lo + 2; i < n; i++) above = fmin(above, v[i]);
