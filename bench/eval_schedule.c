@@ -72,8 +72,6 @@
  *   (bench/run_schedule_eval.sh runs it)
  */
 #include <stdbool.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "peak_eval.h"
 #include "vpq.h"
@@ -522,8 +520,11 @@ static void forecast_errors(const dataset *d, int z, const double *forecast, zon
   }
 }
 
-/* Everything for zone z: the rule, then every selected method through the engine. */
-static void run_zone(const dataset *d, int z, const bool *selected, zone_result *r) {
+/* Everything for zone z: the rule, then every selected method (ctx: bool per method) through
+ * the engine (peak_eval_run_zones' worker). */
+static void run_zone(const dataset *d, int z, const void *ctx, void *result) {
+  const bool *selected = ctx;
+  zone_result *r = result;
   memset(r, 0, sizeof *r);
   run_rule(d, z, r);
   double *forecast = malloc(sizeof(double) * (size_t)YEAR_H * MAX_HORIZON);
@@ -543,52 +544,6 @@ static void run_zone(const dataset *d, int z, const bool *selected, zone_result 
     }
   }
   free(forecast);
-}
-
-/* Runs every zone in its own worker process (so two cores are used) and collects the results
- * through pipes; the results do not depend on the scheduling. */
-static void run_all(const dataset *d, const bool *selected, zone_result *results) {
-  int fds[ZONES][2];
-  pid_t pids[ZONES];
-  for (int z = 0; z < ZONES; z++) {
-    if (pipe(fds[z]) != 0)
-      peak_eval_die("pipe failed", NULL);
-    fflush(NULL);
-    pids[z] = fork();
-    if (pids[z] < 0)
-      peak_eval_die("fork failed", NULL);
-    if (pids[z] == 0) {
-      close(fds[z][0]);
-      zone_result *r = malloc(sizeof *r);
-      if (!r)
-        _exit(1);
-      run_zone(d, z, selected, r);
-      const char *p = (const char *)r;
-      size_t left = sizeof *r;
-      while (left > 0) {
-        const ssize_t w = write(fds[z][1], p, left);
-        if (w <= 0)
-          _exit(1);
-        p += w, left -= (size_t)w;
-      }
-      free(r);
-      _exit(0);
-    }
-    close(fds[z][1]);
-  }
-  for (int z = 0; z < ZONES; z++) {
-    char *p = (char *)&results[z];
-    size_t left = sizeof results[z];
-    while (left > 0) {
-      const ssize_t got = read(fds[z][0], p, left);
-      if (got <= 0)
-        peak_eval_die("a worker failed for zone", peak_eval_zone_names[z]);
-      p += got, left -= (size_t)got;
-    }
-    close(fds[z][0]);
-    int status;
-    waitpid(pids[z], &status, 0);
-  }
 }
 
 /* ===== Reports ===== */
@@ -878,7 +833,7 @@ int main(int argc, char **argv) {
   zone_result *results = malloc(sizeof *results * ZONES);
   if (!results)
     peak_eval_die("out of memory", NULL);
-  run_all(&d, selected, results);
+  peak_eval_run_zones(&d, run_zone, selected, results, sizeof results[0]);
   if (json)
     print_json(results, selected, now() - t0);
   else

@@ -20,8 +20,6 @@
  *   VPQ_DATA=../shared/data build/schedule_gap        (bench/run_schedule_eval.sh --gap)
  */
 #include <stdbool.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "peak_eval.h"
 #include "vpq_model.h"
@@ -149,54 +147,14 @@ static double run_experiment(const dataset *d, int z, const double *fc, const ex
   return sum / months;
 }
 
-/* Every experiment for zone z. */
-static void run_zone(const dataset *d, int z, zone_result *r) {
+/* Every experiment for zone z (peak_eval_run_zones' worker; ctx unused). */
+static void run_zone(const dataset *d, int z, const void *ctx, void *result) {
+  (void)ctx;
+  zone_result *r = result;
   double *fc = forecasts(d, z);
   for (int e = 0; e < (int)EXPERIMENTS; e++)
     r->reduction[e] = run_experiment(d, z, fc, &experiments[e]);
   free(fc);
-}
-
-/* One worker process per zone; results through pipes. */
-static void run_all(const dataset *d, zone_result *results) {
-  int fds[PEAK_EVAL_ZONES][2];
-  pid_t pids[PEAK_EVAL_ZONES];
-  for (int z = 0; z < PEAK_EVAL_ZONES; z++) {
-    if (pipe(fds[z]) != 0)
-      peak_eval_die("pipe failed", NULL);
-    fflush(NULL);
-    pids[z] = fork();
-    if (pids[z] < 0)
-      peak_eval_die("fork failed", NULL);
-    if (pids[z] == 0) {
-      close(fds[z][0]);
-      zone_result r;
-      run_zone(d, z, &r);
-      const char *p = (const char *)&r;
-      size_t left = sizeof r;
-      while (left > 0) {
-        const ssize_t w = write(fds[z][1], p, left);
-        if (w <= 0)
-          _exit(1);
-        p += w, left -= (size_t)w;
-      }
-      _exit(0);
-    }
-    close(fds[z][1]);
-  }
-  for (int z = 0; z < PEAK_EVAL_ZONES; z++) {
-    char *p = (char *)&results[z];
-    size_t left = sizeof results[z];
-    while (left > 0) {
-      const ssize_t got = read(fds[z][0], p, left);
-      if (got <= 0)
-        peak_eval_die("a worker failed for zone", peak_eval_zone_names[z]);
-      p += got, left -= (size_t)got;
-    }
-    close(fds[z][0]);
-    int status;
-    waitpid(pids[z], &status, 0);
-  }
 }
 
 /* Reads the data, runs the study and prints its table. */
@@ -208,7 +166,7 @@ int main(int argc, char **argv) {
   dataset d;
   peak_eval_read(&d, path, sizeof path);
   zone_result results[PEAK_EVAL_ZONES];
-  run_all(&d, results);
+  peak_eval_run_zones(&d, run_zone, NULL, results, sizeof results[0]);
   printf("where vpq's peak-shaving gap comes from — %s, last 365 days, MIN_PEAK, the fleet of eval_schedule.c\n", path);
   printf("average monthly peak reduction over the full months, kW; share = of perfect foresight over 24 h\n\n");
   printf("%-36s", "plans on");
