@@ -78,7 +78,7 @@ void vpq_model_free(vpq_model *model);
  * history is too short to fit (then vpq_model_predict falls back to the last value). */
 int vpq_model_fit(vpq_model *model, const vpq_series *history);
 
-/* True while the model owes part of a training (the MLP trains in slices, see vpq_model.c):
+/* True while the model owes part of a training (the MLP trains in slices, see vpq_model_mlp.c):
  * the caller runs vpq_model_train at each later forecast until it is false. */
 int vpq_model_training(const vpq_model *model);
 
