@@ -104,6 +104,16 @@ bool vpq_ckpt_get_bool(vpq_ckpt_in *in) {
   return v == 1;
 }
 
+int64_t vpq_ckpt_get_at_most(vpq_ckpt_in *in, int64_t max) {
+  uint64_t n = vpq_ckpt_get_u64(in);
+  if (in->error) return 0;
+  if (n > (uint64_t)max) {
+    vpq_ckpt_fail(in, "a number out of range");
+    return 0;
+  }
+  return (int64_t)n;
+}
+
 int64_t vpq_ckpt_get_count(vpq_ckpt_in *in, int64_t max) {
   uint64_t n = vpq_ckpt_get_u64(in);
   if (in->error) return 0;

@@ -64,6 +64,8 @@ int64_t vpq_ckpt_get_i64(vpq_ckpt_in *in);
 double vpq_ckpt_get_f64(vpq_ckpt_in *in);
 /* A bool written as a u64 0/1. */
 bool vpq_ckpt_get_bool(vpq_ckpt_in *in);
+/* A number written as a u64, checked to be at most `max` (an age, an index); 0 on failure. */
+int64_t vpq_ckpt_get_at_most(vpq_ckpt_in *in, int64_t max);
 /* A count written as a u64, checked to be at most `max` and at most the bytes left (every
  * counted item takes at least one byte), so that it is safe to allocate for; 0 on failure. */
 int64_t vpq_ckpt_get_count(vpq_ckpt_in *in, int64_t max);

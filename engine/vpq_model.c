@@ -278,7 +278,7 @@ void vpq_model_load(vpq_model *model, vpq_ckpt_in *in) {
       if (!(m->hw[i] >= vpq_model_hw_lo[i] && m->hw[i] <= vpq_model_hw_hi[i]))
         vpq_ckpt_fail(in, "a Holt-Winters parameter out of range");
     }
-    m->hw_age = (int)vpq_ckpt_get_count(in, HW_SEARCH_EVERY);
+    m->hw_age = (int)vpq_ckpt_get_at_most(in, HW_SEARCH_EVERY);
   }
   if (m->cfg.kind == VPQ_MODEL_LINEAR || m->cfg.kind == VPQ_MODEL_MLP) {
     m->tf_center = vpq_ckpt_get_f64(in);
@@ -300,7 +300,7 @@ void vpq_model_load(vpq_model *model, vpq_ckpt_in *in) {
     if (vpq_ckpt_get_bool(in) != (m->alt != NULL)) vpq_ckpt_fail(in, "a linear model without its robust variant");
     if (m->alt && !in->error) {
       m->scored_until = vpq_ckpt_get_i64(in);
-      m->other_age = (int)vpq_ckpt_get_count(in, OTHER_REFIT);
+      m->other_age = (int)vpq_ckpt_get_at_most(in, OTHER_REFIT);
       vpq_model_load(m->alt, in);
     }
   }

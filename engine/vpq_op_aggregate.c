@@ -1015,7 +1015,7 @@ static int get_slot(vpq_ckpt_in *in, int n) {
 static void load_group(aggregate_op *a, agg_group *group, vpq_ckpt_in *in) {
   const vpq_plan_window *win = &a->sel->window;
   vpq_runtime *rt = a->base.rt;
-  group->level = (int8_t)vpq_ckpt_get_count(in, a->nlevels - 1);
+  group->level = (int8_t)vpq_ckpt_get_at_most(in, a->nlevels - 1);
   group->start = vpq_ckpt_get_i64(in);
   group->end = vpq_ckpt_get_i64(in);
   group->nrows = vpq_ckpt_get_i64(in);

@@ -14,6 +14,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir bu
 echo "== fuzzing (${VPQ_FUZZ_SECONDS:-60} s per target)"
 CC=clang cmake -S . -B build-fuzz -DVPQ_FUZZ=ON -DVPQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j2 >/dev/null
+ctest --test-dir build-fuzz -R fuzz.checkpoint_seeds --output-on-failure
 for target in build-fuzz/fuzz_*; do
   [ -x "$target" ] || continue
   name=$(basename "$target")

@@ -433,6 +433,35 @@ static void mlp_resumes_its_training_from_a_checkpoint(void **state) {
   vpq_model_free(restored);
 }
 
+/* A Holt-Winters model saved between its parameter searches (its age in the state is the last
+ * value written, with no bytes after it) restores whole and forecasts as the one saved. */
+static void holt_winters_restores_from_its_state_alone(void **state) {
+  (void)state;
+  enum { N = 12 * DAY, H = DAY };
+  double y[N], a[H], b[H];
+  uint64_t rng = 29;
+  for (int i = 0; i < N; i++) y[i] = trend_and_season(i) + rng_normal(&rng);
+  vpq_model *m = make(VPQ_MODEL_HOLT_WINTERS, DAY, 0);
+  for (int n = 8 * DAY; n <= N; n += DAY) {
+    vpq_series s = {TS0, y, NULL, n};
+    assert_int_equal(vpq_model_fit(m, &s), 0);
+  }
+  vpq_ckpt_out out = {0};
+  vpq_model_save(m, &out);
+  vpq_model *restored = make(VPQ_MODEL_HOLT_WINTERS, DAY, 0);
+  vpq_ckpt_in in = vpq_ckpt_in_init(out.buf.data, out.buf.len);
+  vpq_model_load(restored, &in);
+  assert_null(in.error);
+  assert_true(in.p == in.end);
+  vpq_buf_free(&out.buf);
+  vpq_series s = {TS0, y, NULL, N};
+  vpq_model_predict(m, &s, NULL, H, a);
+  vpq_model_predict(restored, &s, NULL, H, b);
+  assert_memory_equal(a, b, sizeof a);
+  vpq_model_free(m);
+  vpq_model_free(restored);
+}
+
 /* Each model on a history too short to fit: -1, then the last observed value. */
 static void short_history_falls_back_to_the_last_value(void **state) {
   (void)state;
@@ -527,6 +556,7 @@ int main(void) {
       cmocka_unit_test(linear_forecasts_spiky_series_robustly),
       cmocka_unit_test(mlp_trains_in_slices),
       cmocka_unit_test(mlp_resumes_its_training_from_a_checkpoint),
+      cmocka_unit_test(holt_winters_restores_from_its_state_alone),
       cmocka_unit_test(short_history_falls_back_to_the_last_value),
       cmocka_unit_test(missing_values_give_finite_forecasts),
   };
