@@ -11,18 +11,20 @@ start_broker "$vpq" "$work" --topic vpq.test:2
 import sys
 from kafka import KafkaProducer
 producer = KafkaProducer(bootstrap_servers=sys.argv[1], api_version=(2, 5))
-for i in range(100):
-    producer.send("vpq.test", key=b"dev-%d" % (i % 7), value=b'{"n":%d}' % i)
+sent = [producer.send("vpq.test", key=b"dev-%d" % (i % 7), value=b'{"n":%d}' % i) for i in range(100)]
 producer.flush(30)
+for future in sent:
+    future.get(timeout=30)  # raises if the broker refused or lost the message
 producer.close()
 PY
 got=$(timeout 60 kcat -b "$bootstrap" -C -t vpq.test -o beginning -e -q -f '%k %s\n' | sort -t: -k2 -n)
-count=$(printf '%s\n' "$got" | grep -c '"n"')
+count=$(grep -c '"n"' <<<"$got")
 if [ "$count" != 100 ]; then
   echo "kcat read $count messages, expected 100"; printf '%s\n' "$got" | head; exit 1
 fi
-for i in 0 42 99; do
-  printf '%s\n' "$got" | grep -qx "dev-$((i % 7)) {\"n\":$i}" || { echo "message $i missing or wrong"; exit 1; }
+# (here-strings, not `printf | grep -q`: with pipefail, grep leaving early fails the printf)
+for i in $(seq 0 99); do
+  grep -qx "dev-$((i % 7)) {\"n\":$i}" <<<"$got" || { echo "message $i missing or wrong; read:"; echo "$got"; exit 1; }
 done
 partitions=$(timeout 30 kcat -b "$bootstrap" -L -t vpq.test | grep -c "partition [0-9]")
 [ "$partitions" = 2 ] || { echo "expected 2 partitions, metadata shows $partitions"; exit 1; }
