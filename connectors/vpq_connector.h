@@ -117,7 +117,15 @@ vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *
 typedef struct vpq_exchange_spec {
   const char *topic;       /* the exchange's topic; its readers' consumer group has the same name */
   const vpq_schema *keys;  /* the key columns a written batch starts with (none: one key for all) */
-  const vpq_schema *rows;  /* the row columns that follow them: what the reading end yields */
+  const vpq_schema *rows;  /* the row columns that follow them: what the reading end yields (a
+                              join's exchange: its left side's columns, then its right side's,
+                              and the reading end adds a last BIGINT column: each row's side) */
+  int right_first;         /* a join's exchange: where the right side's columns start in `rows`
+                              (0: not a join's) */
+  int side;                /* a join's writing end: the side it writes (0: rows[0, right_first),
+                              1: the rest), after the key columns */
+  bool lookup_right;       /* a join to a table: the right side's rows hold no watermark back */
+  bool dedup_right;        /* a join's exchange: `dedup` for the right side's rows (`dedup`: the left's) */
   const int *upsert_keys;  /* rows upsert a table keyed by these columns of `rows`, retractions
                               delete (NULL: rows carry their diff as they are) */
   int nupsert_keys;

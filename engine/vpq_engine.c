@@ -13,7 +13,14 @@
  *
  *   ... ─► Filter (WHERE) ─► Repartition ╌╌ exchange ╌╌► RepartitionScan ─► Aggregate ─► target
  *
- * unless `repartition` is set to off (vpq_engine_set). The engine opens the exchanges with the
+ * and a join of two spread sides not on one member by its key gets a step on each side, both
+ * into one exchange whose reader feeds both of the join's ports,
+ *
+ *   left  ─► Repartition ╌╌┐                  ┌╌╌► RepartitionScan ─► join (port 0)
+ *   right ─► Repartition ╌╌┴╌╌ one exchange ╌╌┴╌╌► RepartitionScan ─► join (port 1)
+ *
+ * unless `repartition` is set to off (vpq_engine_set). A join no step makes exact is refused
+ * when the run starts. The engine opens the exchanges with the
  * connectors, polls their reading ends between source reads, and keeps their positions and
  * held output in its checkpoints like those of sources and sinks.
  *
@@ -35,6 +42,7 @@
 #include "../connectors/vpq_codec.h"
 #include "../connectors/vpq_connector.h"
 #include "../grammar/vpq_ast.h"
+#include "vpq_diag.h"
 #include "vpq_op.h"
 #include "vpq_plan.h"
 #include "vpq_repartition.h"
@@ -90,6 +98,8 @@ struct vpq_engine {
   /* Repartitioning (vpq_repartition.h): the steps of the plan, unless `repartition` is off. */
   vpq_repartition *steps;
   int nsteps;
+  vpq_repartition_refusal *refused; /* joins repartitioning cannot make exact: the run refuses them */
+  int nrefused;
   const char *repartition; /* the `repartition` setting: "on" (default) or "off" */
   bool exchange_bad_reported; /* a malformed exchange message was reported (once) */
 };
@@ -186,8 +196,18 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
                       ? vpq_op_table_join_new(rt, &e->arena, sel, j, schema)
                       : vpq_op_window_join_new(rt, &e->arena, sel, j, schema);
     engine_track(e, jop);
-    vpq_op_connect(prev, jop, 0);
-    vpq_op_connect(e->rel_ops[join->right->index], jop, 1);
+    vpq_op *sides[2] = {prev, e->rel_ops[join->right->index]};
+    vpq_repartition *step = vpq_repartition_find_join(e->steps, e->nsteps, q, j);
+    for (int side = 0; step && side < 2; side++) {
+      /* Both sides move to the member owning their join key. */
+      vpq_repartition *x = side ? step->partner : step;
+      vpq_op *writer = engine_track(e, vpq_repartition_writer_new(rt, &e->arena, x));
+      vpq_op_connect(sides[side], writer, 0);
+      sides[side] = engine_track(e, vpq_repartition_scan_new(rt, x));
+      vpq_op_connect(writer, sides[side], 0);
+    }
+    vpq_op_connect(sides[0], jop, 0);
+    vpq_op_connect(sides[1], jop, 1);
     prev = jop;
   }
   if (sel->aggregate) {
@@ -276,10 +296,11 @@ static const char *setting(const vpq_engine *e, const char *key) {
   return NULL;
 }
 
-/* Names each repartition step's topic `<prefix>.<relation>[.<n>].repartition`: the prefix is
- * the `group` of the source its rows come from when one is given (WITH or --set), else the
- * file's name (as default consumer groups are); n counts the relation's queries after its
- * first. Characters a topic name cannot have become `_`. */
+/* Names each repartition step's topic `<prefix>.<relation>[.<n>][.join[<j>]].repartition`:
+ * the prefix is the `group` of the source its rows come from when one is given (WITH or
+ * --set), else the file's name (as default consumer groups are); n counts the relation's
+ * queries after its first; a join's steps (both sides: one topic) add `.join`, and `.join<j>`
+ * for the query's j-th join after its first. Characters a topic name cannot have become `_`. */
 static void name_steps(vpq_engine *e) {
   for (int i = 0; i < e->nsteps; i++) {
     vpq_repartition *x = &e->steps[i];
@@ -289,8 +310,11 @@ static void name_steps(vpq_engine *e) {
     if (!prefix) prefix = e->default_group.text;
     int q = 0;
     while (target->queries[q] != x->query) q++;
-    if (q) snprintf(x->topic, sizeof x->topic, "%s.%s.%d.repartition", prefix, target->name, q);
-    else snprintf(x->topic, sizeof x->topic, "%s.%s.repartition", prefix, target->name);
+    char nth[16] = "", join[24] = "";
+    if (q) snprintf(nth, sizeof nth, ".%d", q);
+    if (x->join == 0) snprintf(join, sizeof join, ".join");
+    else if (x->join > 0) snprintf(join, sizeof join, ".join%d", x->join);
+    snprintf(x->topic, sizeof x->topic, "%s.%s%s%s.repartition", prefix, target->name, nth, join);
     for (char *c = x->topic; *c; c++)
       if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') && !strchr("._-", *c)) *c = '_';
   }
@@ -303,7 +327,9 @@ static bool repartition_off(const char *value) {
 static void plan_physical(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
   int n = plan->nrelations;
-  e->nsteps = repartition_off(e->repartition) ? 0 : vpq_repartition_plan(plan, &e->arena, &e->steps);
+  e->nsteps = e->nrefused = 0;
+  if (!repartition_off(e->repartition))
+    e->nsteps = vpq_repartition_plan(plan, &e->arena, &e->steps, &e->refused, &e->nrefused);
   e->rel_ops = vpq_arena_alloc(&e->arena, sizeof *e->rel_ops * (size_t)(n + 1));
   e->source_ops = vpq_arena_alloc(&e->arena, sizeof *e->source_ops * (size_t)(n + 1));
   e->slots = vpq_arena_alloc(&e->arena, sizeof *e->slots * (size_t)(n + 1));
@@ -688,7 +714,7 @@ static int64_t state_span(vpq_engine *e, int r) {
         if (reads && own != VPQ_TS_MAX) {
           const vpq_plan_window *w = &sel->window;
           own = joins;
-          if (vpq_repartition_find(e->steps, e->nsteps, q)) {
+          if (vpq_repartition_moves(e->steps, e->nsteps, q)) {
             /* Repartitioned: a row is kept by the exchange once written (commit_sources flushes
              * it first); the exchange's reader commits for the aggregate. */
             if (own > span) span = own;
@@ -710,11 +736,21 @@ static int64_t state_span(vpq_engine *e, int r) {
 
 /* How far back in event time a row read from an exchange can still change results not yet
  * written: its aggregate's window (size + grace) and what downstream keeps; VPQ_TS_MAX for
- * tables and sessions. */
+ * tables and sessions. A join's exchange adds the WITHIN bounds of its join and the joins
+ * after it (a table joined to: VPQ_TS_MAX); a later step keeps the rows once written. */
 static int64_t exchange_span(vpq_engine *e, const vpq_repartition *x) {
-  const vpq_plan_window *w = &x->query->select.window;
-  if (w->kind == VPQ_WINDOW_NONE || w->kind == VPQ_WINDOW_SESSION) return VPQ_TS_MAX;
-  return add_span(add_span(w->size_ms, w->grace_ms), state_span(e, x->query->target->index));
+  const vpq_plan_select *sel = &x->query->select;
+  int64_t joins = 0;
+  for (int j = x->join; j >= 0 && j < sel->njoins; j++) {
+    if (j > x->join && vpq_repartition_find_join(e->steps, e->nsteps, x->query, j)) return joins;
+    if (sel->joins[j].kind == VPQ_PLAN_JOIN_TABLE && j == x->join) return VPQ_TS_MAX;
+    if (sel->joins[j].kind == VPQ_PLAN_JOIN_WITHIN) joins = add_span(joins, sel->joins[j].within_ms);
+  }
+  if (x->join >= 0 && vpq_repartition_find(e->steps, e->nsteps, x->query)) return joins;
+  const vpq_plan_window *w = &sel->window;
+  if (sel->aggregate && (w->kind == VPQ_WINDOW_NONE || w->kind == VPQ_WINDOW_SESSION)) return VPQ_TS_MAX;
+  int64_t own = sel->aggregate ? add_span(w->size_ms, w->grace_ms) : 0;
+  return add_span(add_span(joins, own), state_span(e, x->query->target->index));
 }
 
 /* Flushes every sink, then lets each source commit what no longer needs reading again: rows
@@ -806,10 +842,30 @@ static void exchange_bad_record(void *ctx, const char *reason, vpq_origin origin
   vpq_runtime_refused(&e->rt, reason);
 }
 
+/* Prints, as errors at their JOIN keywords, the joins repartitioning cannot make exact;
+ * false when there are any. */
+static bool report_refused_joins(vpq_engine *e, FILE *log) {
+  if (!e->nrefused) return true;
+  vpq_diag d;
+  vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
+  for (int i = 0; i < e->nrefused; i++) {
+    const vpq_repartition_refusal *r = &e->refused[i];
+    vpq_diag_error(&d, r->query->ast->u.select.joins[r->join].span,
+                   "cannot scale out the join of `%s` with `%s` in `%s`: %s; run it on one member with --set "
+                   "repartition=off",
+                   r->query->select.from->name, r->query->select.joins[r->join].right->name, r->query->target->name,
+                   r->why);
+  }
+  vpq_diag_print(&d, log);
+  vpq_diag_free(&d);
+  return false;
+}
+
 /* Opens both ends of every repartition step on the cluster of the source its rows come from:
  * the topic is created with that source's partition count when the cluster allows it. In a
  * checkpointed run the writing end is exactly-once (the state's run names it and this member
- * as a writer); otherwise this run is a new writer. */
+ * as a writer); otherwise this run is a new writer. A join's two steps are two writers of one
+ * topic; the left one's reader reads it for both. */
 static bool open_exchanges(vpq_engine *e, FILE *log) {
   char err[512];
   if (e->repartition && strcmp(e->repartition, "on") != 0 && strcmp(e->repartition, "true") != 0 &&
@@ -825,21 +881,31 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     const vpq_relation *src = e->plan->relations[x->source];
     vpq_plan_connector conn = with_settings(e, &src->source);
     char sink_id[400];
-    snprintf(sink_id, sizeof sink_id, "%016llx.%s", (unsigned long long)e->run_id, x->topic);
+    snprintf(sink_id, sizeof sink_id, "%016llx.%s%s", (unsigned long long)e->run_id, x->topic, x->side ? ".right" : "");
     const vpq_source *upstream = e->slots[x->source].src;
-    vpq_exchange_spec spec = {x->topic, &x->keys, &x->query->select.input, x->upsert_keys, x->nupsert_keys, x->dedup,
-                              upstream ? upstream->partitions : 0, e->state_dir ? sink_id : NULL, writer,
-                              (e->state_dir ? e->checkpoint_interval_ms : 1000) + 1000, src->idle_timeout_ms};
+    bool join = x->join >= 0;
+    const vpq_repartition *left = x->side ? x->partner : x, *right = join ? left->partner : NULL;
+    vpq_exchange_spec spec = {
+        .topic = x->topic, .keys = &x->keys, .rows = &x->rows, .right_first = join ? left->side_rows.ncols : 0,
+        .side = x->side, .lookup_right = right && right->lookup, .dedup_right = right && right->dedup,
+        .upsert_keys = x->upsert_keys, .nupsert_keys = x->nupsert_keys, .dedup = left->dedup,
+        .partitions = upstream ? upstream->partitions : 0, .sink_id = e->state_dir ? sink_id : NULL,
+        /* A join's right side is a writer of its own in the topic. */
+        .writer = x->side ? writer ^ 0x9e3779b97f4a7c15ull : writer,
+        .silence_ms = (e->state_dir ? e->checkpoint_interval_ms : 1000) + 1000, .idle_timeout_ms = src->idle_timeout_ms};
     x->writer = vpq_connector_open_exchange_writer(&conn, &spec, e->rt.intern, err, sizeof err);
-    if (x->writer) x->reader = vpq_connector_open_exchange_reader(&conn, &spec, e->rt.intern, exchange_bad_record, e, err, sizeof err);
-    if (!x->writer || !x->reader) {
+    if (x->writer && !x->side)
+      x->reader = vpq_connector_open_exchange_reader(&conn, &spec, e->rt.intern, exchange_bad_record, e, err, sizeof err);
+    if (!x->writer || (!x->side && !x->reader)) {
       fprintf(log, "vpq: repartitioning `%s` through `%s`: %s\n", x->query->target->name, x->topic, err);
       return false;
     }
-    const vpq_schema *rows = &x->query->select.input;
-    x->batch = vpq_batch_new(&e->arena, rows->ncols, NULL, VPQ_BATCH_ROWS);
-    for (int c = 0; c < rows->ncols; c++) x->batch->cols[c].type = rows->cols[c].type;
     x->checkpoint_wm = VPQ_TS_MIN;
+    if (x->side) continue;
+    /* What the reader reads into: the rows, and a join's side of each. */
+    x->batch = vpq_batch_new(&e->arena, x->rows.ncols + join, NULL, VPQ_BATCH_ROWS);
+    for (int c = 0; c < x->rows.ncols; c++) x->batch->cols[c].type = x->rows.cols[c].type;
+    if (join) x->batch->cols[x->rows.ncols].type = VPQ_TYPE_BIGINT;
   }
   return true;
 }
@@ -851,16 +917,16 @@ static void pump_exchanges(vpq_engine *e) {
   int64_t now = wall_clock_ms();
   for (int i = 0; i < e->nsteps; i++) {
     vpq_repartition *x = &e->steps[i];
-    if (!x->reader) continue;
     vpq_repartition_announce(x->write_op, now, false);
+    if (!x->reader) continue;
     bool done = false;
     x->batch->n = 0;
     if (x->reader->vt->read(x->reader, x->batch, x->batch->origin, &done) && x->batch->n > 0) {
       e->rt.now_ms = now;
-      vpq_repartition_scan_push(x->scan_op, x->batch);
+      vpq_repartition_scan_push(x, x->batch);
       vpq_arena_reset(&e->rt.scratch);
     }
-    vpq_repartition_scan_watermark(x->scan_op, vpq_connector_exchange_watermark(x->reader, now));
+    vpq_repartition_scan_watermark(x, vpq_connector_exchange_watermark(x->reader, now));
   }
 }
 
@@ -967,7 +1033,8 @@ static bool take_checkpoint(vpq_engine *e) {
     int unread = in && !in->done ? in->batch->n - in->pos : 0;
     src->vt->save(src, state, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
-  for (int i = 0; i < e->nsteps; i++) e->steps[i].reader->vt->save(e->steps[i].reader, state, NULL, 0);
+  for (int i = 0; i < e->nsteps; i++)
+    if (e->steps[i].reader) e->steps[i].reader->vt->save(e->steps[i].reader, state, NULL, 0);
   bool ok = true;
   for (int r = 0; r < plan->nrelations && ok; r++) {
     vpq_sink *sink = relation_sink(e, r);
@@ -1099,7 +1166,7 @@ static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
   }
   for (int i = 0; i < e->nsteps; i++) {
     vpq_source *reader = e->steps[i].reader;
-    if (!reader->vt->restore(reader, in, err, sizeof err)) {
+    if (reader && !reader->vt->restore(reader, in, err, sizeof err)) {
       fprintf(log, "vpq: `%s`: cannot resume: %s\n", e->steps[i].topic, err);
       return false;
     }
@@ -1244,7 +1311,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   mark_unread_columns(e);
   vpq_ckpt_file checkpoint = {0};
   vpq_ckpt_in rest = {0};
-  int restored = e->state_dir ? restore_engine(e, log, &checkpoint, &rest) : 0;
+  int restored = !report_refused_joins(e, log) ? -1 : e->state_dir ? restore_engine(e, log, &checkpoint, &rest) : 0;
   if (restored >= 0 && open_connectors(e, log, bad) && (restored == 0 || restore_connectors(e, log, &rest))) {
     vpq_ckpt_file_free(&checkpoint);
     int nstreams = 0;

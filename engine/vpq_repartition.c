@@ -1,5 +1,5 @@
-/* vpq_repartition.c — repartitioning (vpq_repartition.h): planning which aggregations move
- * their input between the members of a consumer group, and the operators at both ends.
+/* vpq_repartition.c — repartitioning (vpq_repartition.h): planning which aggregations and joins
+ * move their input between the members of a consumer group, and the operators at both ends.
  *
  * Planning follows how each relation's rows are spread over the members (its "spread"):
  *
@@ -7,7 +7,8 @@
  *          whatever is computed from those alone;
  *   KEYED  rows that agree on some columns are on one member: a group-read Kafka source is
  *          keyed by its KEY columns (the message key its producers partition by); no columns:
- *          every row is on one member;
+ *          every row is on one member. Which member is decided by an "owner": the consumer
+ *          group of the source, or of the exchange the rows were read back from;
  *   ANY    no rule is known (a source without KEY, a projection that dropped the key).
  *
  * In declaration order (every relation after those it reads): a filter or projection keeps its
@@ -16,12 +17,24 @@
  * columns in its output; any other aggregation over a spread input is repartitioned by its
  * GROUP BY key (a global aggregate or a ROLLUP to one key: its grand total needs every row)
  * and is KEYED by that key afterwards. FORECAST keeps its input's spread by its BY keys;
- * SCHEDULE and joins are not repartitioned (see the README: run those on one member).
+ * SCHEDULE is not repartitioned (see the README: run it on one member).
+ *
+ * Joins, as Kafka Streams and ksqlDB co-partition them: a join to a WHOLE relation is exact
+ * where its left rows are. A join of two spread sides is exact where it is only when both are
+ * KEYED by one owner on columns the join equates (a self-join of a source on its key);
+ * otherwise both sides are repartitioned by the join key into one topic (so its partition i
+ * holds both sides' rows of the same keys, read by one member), and the join's output is
+ * KEYED by its left key columns. Both sides go, not only the one keyed differently: two
+ * sources keyed alike are still read by two groups, whose members hold different partition
+ * numbers. A join of a WHOLE left side to a spread right side makes each pair once, on the
+ * member of its right row; its LEFT JOIN would write each unmatched row on every member, and
+ * is refused.
  *
  * The step of an aggregation over a table (a changelog) sends upserts keyed by the table's
  * key, so the reading end can turn them into exact retractions even when a member rebuilds
  * the table after a take-over; a stream read straight from a source (through filters and
- * projections only) is deduplicated by the source origin of its rows.
+ * projections only) is deduplicated by the source origin of its rows. A table joined to goes
+ * as its changes: the join keeps the last row per key, so a rebuilt table changes nothing.
  */
 #include "vpq_repartition.h"
 
@@ -42,10 +55,25 @@ typedef struct spread {
   int ncols;                 /* KEYED: rows agreeing on cols[0..ncols) are on one member */
   int cols[MAX_SPREAD_COLS];
   int source;                /* the group-read source the rows come from; -1: none, or several */
+  int owner;                 /* KEYED: the group deciding the member: a source's relation index,
+                                or the relation count plus the index of the step read from */
   bool direct;               /* that source's rows through filters and projections only */
 } spread;
 
-static const spread whole = {SPREAD_WHOLE, 0, {0}, -1, false};
+static const spread whole = {SPREAD_WHOLE, 0, {0}, -1, -1, false};
+static const spread any = {SPREAD_ANY, 0, {0}, -1, -1, false};
+
+/* What planning builds up, relation by relation. */
+typedef struct planner {
+  const vpq_plan *plan;
+  vpq_arena *arena;
+  spread *spreads;           /* per relation */
+  vpq_repartition *steps;
+  int nsteps;
+  vpq_repartition_refusal *refused;
+  int nrefused;
+  int fallback_source;       /* the first group-read source: its cluster carries steps of no one source */
+} planner;
 
 /* True for a Kafka source read as a consumer-group member (unbounded). */
 static bool group_read(const vpq_relation *rel) {
@@ -57,10 +85,11 @@ static bool group_read(const vpq_relation *rel) {
 
 static spread source_spread(const vpq_relation *rel) {
   if (!group_read(rel)) return whole;
-  spread s = {SPREAD_ANY, 0, {0}, rel->index, true};
+  spread s = {SPREAD_ANY, 0, {0}, rel->index, -1, true};
   if (rel->nkeys > 0 && rel->nkeys <= MAX_SPREAD_COLS) {
     s.kind = SPREAD_KEYED;
     s.ncols = rel->nkeys;
+    s.owner = rel->index;
     memcpy(s.cols, rel->key_cols, sizeof *s.cols * (size_t)rel->nkeys);
   }
   return s;
@@ -106,25 +135,138 @@ static bool needs_move(const spread *in, const vpq_plan_select *sel) {
   return false;
 }
 
-/* The spread of a SELECT's output; *move set when it must be repartitioned. */
-static spread select_spread(const vpq_plan_query *q, const spread *spreads, bool *move) {
+/* The key columns a step writes before each row: `exprs` formatted against `layout`. */
+static vpq_schema key_schema(vpq_arena *arena, vpq_bexpr *const *exprs, int n, const vpq_schema *layout) {
+  vpq_schema keys = {vpq_arena_alloc(arena, sizeof *keys.cols * (size_t)(n + 1)), n};
+  for (int k = 0; k < n; k++) {
+    char text[256];
+    vpq_bexpr_format(exprs[k], layout, text, sizeof text);
+    keys.cols[k] = (vpq_column){vpq_arena_strdup(arena, text), exprs[k]->type, true, false};
+  }
+  return keys;
+}
+
+/* A new step of query `q` (zeroed but for the query and the source). */
+static vpq_repartition *new_step(planner *p, const vpq_plan_query *q, int source) {
+  vpq_repartition *step = &p->steps[p->nsteps++];
+  memset(step, 0, sizeof *step);
+  step->query = q;
+  step->join = -1;
+  step->source = source;
+  return step;
+}
+
+/* ----- Joins ----- */
+
+/* True when rows of `left` and `right` that match on the join's keys are on one member
+ * already: both KEYED by one owner, on columns the join equates pairwise. */
+static bool co_located(const spread *left, const spread *right, const vpq_plan_join *join) {
+  if (left->kind != SPREAD_KEYED || right->kind != SPREAD_KEYED || left->owner < 0 || left->owner != right->owner ||
+      left->ncols != right->ncols)
+    return false;
+  for (int i = 0; i < left->ncols; i++) {
+    bool equated = false;
+    for (int k = 0; k < join->nkeys && !equated; k++)
+      equated = join->left_keys[k]->kind == VPQ_BEXPR_COLUMN && join->left_keys[k]->column == left->cols[i] &&
+                join->right_keys[k]->kind == VPQ_BEXPR_COLUMN && join->right_keys[k]->column == right->cols[i];
+    if (!equated) return false;
+  }
+  return true;
+}
+
+/* Places the two steps of join j of `q` (sides spread as `left` and `right`) and returns the
+ * spread of the join's output: KEYED by its left key columns, owned by the steps' group. */
+static spread add_join_steps(planner *p, const vpq_plan_query *q, int j, const spread *left, const spread *right) {
   const vpq_plan_select *sel = &q->select;
-  spread in = spreads[sel->from->index];
-  *move = false;
-  for (int j = 0; j < sel->njoins; j++)
-    if (sel->joins[j].kind == VPQ_PLAN_JOIN_WITHIN) in.direct = false;
+  const vpq_plan_join *join = &sel->joins[j];
+  int source = left->source >= 0 ? left->source : right->source >= 0 ? right->source : p->fallback_source;
+  int owner = p->plan->nrelations + p->nsteps;
+  vpq_schema rows = {sel->input.cols, join->right_offset + join->right->schema.ncols};
+  vpq_repartition *l = new_step(p, q, source), *r = new_step(p, q, source);
+  l->partner = r;
+  r->partner = l;
+  for (int side = 0; side < 2; side++) {
+    vpq_repartition *step = side ? r : l;
+    step->join = j;
+    step->side = side;
+    step->rows = rows;
+    step->side_rows = side ? (vpq_schema){sel->input.cols + join->right_offset, join->right->schema.ncols}
+                           : (vpq_schema){sel->input.cols, join->right_offset};
+    step->keys = side ? key_schema(p->arena, join->right_keys, join->nkeys, &join->right->schema)
+                      : key_schema(p->arena, join->left_keys, join->nkeys, &sel->input);
+  }
+  l->dedup = left->direct && left->source >= 0;
+  r->dedup = right->direct && right->source >= 0 && join->right->kind == VPQ_REL_STREAM;
+  r->lookup = join->kind == VPQ_PLAN_JOIN_TABLE;
+  spread out = {SPREAD_KEYED, 0, {0}, source, owner, false};
+  for (int k = 0; k < join->nkeys; k++) {
+    if (join->left_keys[k]->kind != VPQ_BEXPR_COLUMN || k == MAX_SPREAD_COLS)
+      return (spread){SPREAD_ANY, 0, {0}, source, -1, false};
+    out.cols[out.ncols++] = join->left_keys[k]->column;
+  }
+  return out;
+}
+
+static void refuse(planner *p, const vpq_plan_query *q, int j, const char *why) {
+  p->refused[p->nrefused++] = (vpq_repartition_refusal){q, j, why};
+}
+
+/* The spread of a SELECT's input after its joins (the input layout keeps the left columns
+ * where they are), placing the steps of joins that need them. */
+static spread joined_spread(planner *p, const vpq_plan_query *q) {
+  const vpq_plan_select *sel = &q->select;
+  spread in = p->spreads[sel->from->index];
+  for (int j = 0; j < sel->njoins; j++) {
+    const vpq_plan_join *join = &sel->joins[j];
+    spread right = p->spreads[join->right->index];
+    if (right.kind == SPREAD_WHOLE || co_located(&in, &right, join)) {
+      if (join->kind == VPQ_PLAN_JOIN_WITHIN) in.direct = false;
+    } else if (in.kind == SPREAD_WHOLE) {
+      if (join->left_outer)
+        refuse(p, q, j, "its left side is read whole by every member and its right side only in part, so every member "
+                        "would write the left rows without a match");
+      in = (spread){SPREAD_ANY, 0, {0}, right.source, -1, false};
+    } else {
+      in = add_join_steps(p, q, j, &in, &right);
+    }
+  }
+  return in;
+}
+
+/* ----- Aggregations ----- */
+
+/* Places the step of the aggregation `q` over its joined input `in`. */
+static void add_aggregate_step(planner *p, const vpq_plan_query *q, const spread *in) {
+  const vpq_plan_select *sel = &q->select;
+  vpq_repartition *step = new_step(p, q, in->source >= 0 ? in->source : p->fallback_source);
+  step->dedup = in->direct && in->source >= 0 && !sel->input_is_changelog;
+  const vpq_relation *from = sel->from;
+  if (sel->input_is_changelog && from->kind == VPQ_REL_TABLE && from->nkeys > 0 && !from->windowed && !sel->njoins) {
+    step->upsert_keys = from->key_cols;
+    step->nupsert_keys = from->nkeys;
+  }
+  step->keys = key_schema(p->arena, sel->group_keys, sel->rollup ? 0 : sel->ngroup_keys, &sel->input);
+  step->rows = step->side_rows = sel->input;
+}
+
+/* The spread of a SELECT's output, placing the steps it needs. */
+static spread select_spread(planner *p, const vpq_plan_query *q) {
+  const vpq_plan_select *sel = &q->select;
+  spread in = joined_spread(p, q);
   int map[MAX_SPREAD_COLS];
   if (!sel->aggregate) {
     for (int i = 0; i < in.ncols; i++) map[i] = output_of(q, sel->outputs, sel->noutputs, in.cols[i]);
     return remap(in, map);
   }
-  in.direct = false;
   if (in.kind == SPREAD_WHOLE) return in;
-  *move = needs_move(&in, sel);
-  if (*move) {
+  bool move = needs_move(&in, sel) && p->fallback_source >= 0;
+  if (move) add_aggregate_step(p, q, &in);
+  in.direct = false;
+  if (move) {
     /* Rows of one GROUP BY key (all rows, for a global aggregate or a ROLLUP) end on one member. */
     bool one = sel->rollup || sel->ngroup_keys == 0;
     in.kind = SPREAD_KEYED;
+    in.owner = p->plan->nrelations + p->nsteps - 1;
     in.ncols = one || sel->ngroup_keys > MAX_SPREAD_COLS ? 0 : sel->ngroup_keys;
     if (!one && sel->ngroup_keys > MAX_SPREAD_COLS) in.kind = SPREAD_ANY;
     for (int k = 0; k < in.ncols; k++) map[k] = output_of(q, sel->outputs, sel->noutputs, k);
@@ -149,85 +291,83 @@ static spread forecast_spread(const vpq_plan_query *q, const spread *spreads) {
   return remap(in, map);
 }
 
+/* The spread of a SCHEDULE's output: WHOLE when all its inputs are. */
+static spread schedule_spread(const vpq_plan_query *q, const spread *spreads) {
+  const vpq_plan_schedule *sc = &q->schedule;
+  bool spread_in = spreads[sc->fleet->index].kind != SPREAD_WHOLE || spreads[sc->forecast->index].kind != SPREAD_WHOLE ||
+                   (sc->price && spreads[sc->price->index].kind != SPREAD_WHOLE);
+  return spread_in ? any : whole;
+}
+
 static bool same_spread(const spread *a, const spread *b) {
-  if (a->kind != b->kind || a->ncols != b->ncols) return false;
+  if (a->kind != b->kind || a->ncols != b->ncols || a->owner != b->owner) return false;
   for (int i = 0; i < a->ncols; i++)
     if (a->cols[i] != b->cols[i]) return false;
   return true;
 }
 
-int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition **steps) {
-  int n = plan->nrelations, nqueries = 0, nsteps = 0, fallback_source = -1;
+int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition **steps,
+                         vpq_repartition_refusal **refused, int *nrefused) {
+  int n = plan->nrelations, most_steps = 0, joins = 0;
+  planner p = {plan, arena, calloc((size_t)n + 1, sizeof *p.spreads), NULL, 0, NULL, 0, -1};
+  if (!p.spreads) abort();
   for (int r = 0; r < n; r++) {
-    nqueries += plan->relations[r]->nqueries;
-    if (fallback_source < 0 && group_read(plan->relations[r])) fallback_source = r;
+    for (int qi = 0; qi < plan->relations[r]->nqueries; qi++) {
+      const vpq_plan_query *q = plan->relations[r]->queries[qi];
+      int njoins = q->kind == VPQ_PLAN_SELECT ? q->select.njoins : 0;
+      most_steps += 1 + 2 * njoins;
+      joins += njoins;
+    }
+    if (p.fallback_source < 0 && group_read(plan->relations[r])) p.fallback_source = r;
   }
-  *steps = vpq_arena_alloc(arena, sizeof **steps * (size_t)(nqueries + 1));
-  spread *spreads = calloc((size_t)n + 1, sizeof *spreads);
-  if (!spreads) abort();
+  p.steps = vpq_arena_alloc(arena, sizeof *p.steps * (size_t)(most_steps + 1));
+  p.refused = vpq_arena_alloc(arena, sizeof *p.refused * (size_t)(joins + 1));
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
     if (rel->is_source || !rel->nqueries) {
-      spreads[r] = source_spread(rel);
+      p.spreads[r] = source_spread(rel);
       continue;
     }
     for (int qi = 0; qi < rel->nqueries; qi++) {
       const vpq_plan_query *q = rel->queries[qi];
-      bool move = false;
-      spread out = q->kind == VPQ_PLAN_SELECT     ? select_spread(q, spreads, &move)
-                   : q->kind == VPQ_PLAN_FORECAST ? forecast_spread(q, spreads)
-                                                  : whole;
-      if (q->kind == VPQ_PLAN_SCHEDULE) {
-        const vpq_plan_schedule *sc = &q->schedule;
-        bool spread_in = spreads[sc->fleet->index].kind != SPREAD_WHOLE || spreads[sc->forecast->index].kind != SPREAD_WHOLE ||
-                         (sc->price && spreads[sc->price->index].kind != SPREAD_WHOLE);
-        if (spread_in) out = (spread){SPREAD_ANY, 0, {0}, -1, false};
-      }
-      int source = move && spreads[q->select.from->index].source >= 0 ? spreads[q->select.from->index].source
-                                                                          : fallback_source;
-      if (move && source >= 0) {
-        const vpq_plan_select *sel = &q->select;
-        const spread *in = &spreads[sel->from->index];
-        vpq_repartition *step = &(*steps)[nsteps++];
-        memset(step, 0, sizeof *step);
-        step->query = q;
-        step->source = source;
-        step->dedup = in->direct && in->source >= 0 && !sel->input_is_changelog;
-        for (int j = 0; j < sel->njoins; j++) step->dedup &= sel->joins[j].kind == VPQ_PLAN_JOIN_TABLE;
-        const vpq_relation *from = sel->from;
-        if (sel->input_is_changelog && from->kind == VPQ_REL_TABLE && from->nkeys > 0 && !from->windowed && !sel->njoins) {
-          step->upsert_keys = from->key_cols;
-          step->nupsert_keys = from->nkeys;
-        }
-        int nkeys = sel->rollup ? 0 : sel->ngroup_keys;
-        step->keys.ncols = nkeys;
-        step->keys.cols = vpq_arena_alloc(arena, sizeof *step->keys.cols * (size_t)(nkeys + 1));
-        for (int k = 0; k < nkeys; k++) {
-          char text[256];
-          vpq_bexpr_format(sel->group_keys[k], &sel->input, text, sizeof text);
-          step->keys.cols[k] = (vpq_column){vpq_arena_strdup(arena, text), sel->group_keys[k]->type, true, false};
-        }
-      }
+      spread out = q->kind == VPQ_PLAN_SELECT     ? select_spread(&p, q)
+                   : q->kind == VPQ_PLAN_FORECAST ? forecast_spread(q, p.spreads)
+                                                  : schedule_spread(q, p.spreads);
       if (qi == 0) {
-        spreads[r] = out;
-      } else if (!same_spread(&spreads[r], &out)) {
-        bool both_whole = spreads[r].kind == SPREAD_WHOLE && out.kind == SPREAD_WHOLE;
-        spreads[r] = both_whole ? whole : (spread){SPREAD_ANY, 0, {0}, -1, false};
+        p.spreads[r] = out;
+      } else if (!same_spread(&p.spreads[r], &out)) {
+        bool both_whole = p.spreads[r].kind == SPREAD_WHOLE && out.kind == SPREAD_WHOLE;
+        p.spreads[r] = both_whole ? whole : any;
       } else {
         /* Several queries into one relation: one message may give a row through each. */
-        if (spreads[r].source != out.source) spreads[r].source = -1;
-        spreads[r].direct = false;
+        if (p.spreads[r].source != out.source) p.spreads[r].source = -1;
+        p.spreads[r].direct = false;
       }
     }
   }
-  free(spreads);
-  return nsteps;
+  free(p.spreads);
+  *steps = p.steps;
+  *refused = p.refused;
+  *nrefused = p.nrefused;
+  return p.nsteps;
 }
 
 vpq_repartition *vpq_repartition_find(vpq_repartition *steps, int n, const vpq_plan_query *query) {
   for (int i = 0; i < n; i++)
-    if (steps[i].query == query) return &steps[i];
+    if (steps[i].query == query && steps[i].join < 0) return &steps[i];
   return NULL;
+}
+
+vpq_repartition *vpq_repartition_find_join(vpq_repartition *steps, int n, const vpq_plan_query *query, int join) {
+  for (int i = 0; i < n; i++)
+    if (steps[i].query == query && steps[i].join == join && steps[i].side == 0) return &steps[i];
+  return NULL;
+}
+
+bool vpq_repartition_moves(const vpq_repartition *steps, int n, const vpq_plan_query *query) {
+  for (int i = 0; i < n; i++)
+    if (steps[i].query == query) return true;
+  return false;
 }
 
 /* ===== Writing end: Repartition ===== */
@@ -286,7 +426,7 @@ static void writer_push(vpq_op *op, int port, const vpq_batch *batch) {
 
 bool vpq_repartition_announce(vpq_op *op, int64_t now_ms, bool force) {
   writer_op *w = (writer_op *)op;
-  if (!w->step->writer) return true;
+  if (!w->step->writer || w->step->lookup) return true;
   bool due = force || now_ms - w->announced_ms >= HEARTBEAT_MS ||
              (w->wm != w->announced_wm && (w->wm == VPQ_TS_MAX || now_ms - w->announced_ms >= ANNOUNCE_EVERY_MS));
   if (!due) return true;
@@ -313,10 +453,16 @@ static void writer_watermark(vpq_op *op, int port, int64_t wm) {
   vpq_repartition_announce(op, wall_clock_ms(), false);
 }
 
+/* "left side of the join with `meters`" and what marks its rows. */
+static void describe_side(const vpq_repartition *step, vpq_buf *out) {
+  const vpq_plan_join *join = &step->query->select.joins[step->join];
+  vpq_buf_printf(out, ", %s side of the join with %s", step->side ? "right" : "left", join->right->name);
+  if (step->lookup) vpq_buf_puts(out, " (a table: its changes, holding no watermark back)");
+}
+
 static void writer_describe(const vpq_op *op, vpq_buf *out) {
   const writer_op *w = (const writer_op *)op;
   const vpq_repartition *step = w->step;
-  const vpq_plan_select *sel = &step->query->select;
   if (!step->keys.ncols) {
     vpq_buf_puts(out, "to one key");
   } else {
@@ -325,10 +471,11 @@ static void writer_describe(const vpq_op *op, vpq_buf *out) {
     vpq_buf_puts(out, "]");
   }
   vpq_buf_printf(out, " into `%s`", step->topic);
+  if (step->join >= 0) describe_side(step, out);
   if (step->upsert_keys) {
     vpq_buf_puts(out, ", upserts of [");
     for (int k = 0; k < step->nupsert_keys; k++)
-      vpq_buf_printf(out, "%s%s", k ? ", " : "", sel->input.cols[step->upsert_keys[k]].name);
+      vpq_buf_printf(out, "%s%s", k ? ", " : "", step->rows.cols[step->upsert_keys[k]].name);
     vpq_buf_puts(out, "]");
   } else if (step->dedup) {
     vpq_buf_puts(out, ", one row per source message");
@@ -343,11 +490,13 @@ vpq_op *vpq_repartition_writer_new(vpq_runtime *rt, vpq_arena *arena, vpq_repart
   writer_op *w = calloc(1, sizeof *w);
   if (!w) abort();
   const vpq_plan_select *sel = &step->query->select;
-  vpq_op_init(&w->base, &writer_vt, rt, &sel->input);
+  vpq_op_init(&w->base, &writer_vt, rt, &step->side_rows);
   w->step = step;
   w->wm = w->announced_wm = VPQ_TS_MIN;
+  vpq_bexpr **keys = step->join < 0 ? sel->group_keys : step->side ? sel->joins[step->join].right_keys
+                                                                   : sel->joins[step->join].left_keys;
   w->keys = vpq_arena_alloc(arena, sizeof *w->keys * (size_t)(step->keys.ncols + 1));
-  for (int k = 0; k < step->keys.ncols; k++) w->keys[k] = vpq_expr_compile(arena, sel->group_keys[k], rt->intern);
+  for (int k = 0; k < step->keys.ncols; k++) w->keys[k] = vpq_expr_compile(arena, keys[k], rt->intern);
   step->write_op = &w->base;
   return &w->base;
 }
@@ -370,8 +519,10 @@ static void scan_watermark(vpq_op *op, int port, int64_t wm) {
 }
 
 static void scan_describe(const vpq_op *op, vpq_buf *out) {
-  const scan_op *s = (const scan_op *)op;
-  vpq_buf_printf(out, "`%s` (group of the same name), watermark the lowest of its writers'", s->step->topic);
+  const vpq_repartition *step = ((const scan_op *)op)->step;
+  vpq_buf_printf(out, "`%s` (%s)", step->topic, step->side ? "read with the left side" : "group of the same name");
+  if (step->join >= 0) describe_side(step, out);
+  vpq_buf_puts(out, step->lookup ? "" : ", watermark the lowest of its writers'");
 }
 
 static void scan_destroy(vpq_op *op) { (void)op; }
@@ -381,12 +532,50 @@ static const vpq_op_vt scan_vt = {"RepartitionScan", scan_push, scan_watermark, 
 vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step) {
   scan_op *s = calloc(1, sizeof *s);
   if (!s) abort();
-  vpq_op_init(&s->base, &scan_vt, rt, &step->query->select.input);
+  vpq_op_init(&s->base, &scan_vt, rt, &step->side_rows);
   s->step = step;
   step->scan_op = &s->base;
   return &s->base;
 }
 
-void vpq_repartition_scan_push(vpq_op *scan, const vpq_batch *batch) { vpq_op_emit(scan, batch); }
+/* Emits rows [from, to) of a join's `batch` (all of one side) to that side's scan: a view of
+ * the side's columns. */
+static void push_side(vpq_repartition *left, const vpq_batch *batch, int side, int from, int to) {
+  vpq_repartition *step = side ? left->partner : left;
+  vpq_op *scan = step->scan_op;
+  int first = side ? left->side_rows.ncols : 0;
+  vpq_batch view = *batch;
+  view.n = view.cap = to - from;
+  view.ncols = step->side_rows.ncols;
+  view.cols = vpq_arena_alloc(&scan->rt->scratch, sizeof *view.cols * (size_t)(view.ncols + 1));
+  for (int c = 0; c < view.ncols; c++) {
+    view.cols[c] = batch->cols[first + c];
+    view.cols[c].data += from;
+    view.cols[c].null += from;
+  }
+  view.ts = batch->ts + from;
+  view.wm = batch->wm + from;
+  view.diff = batch->diff + from;
+  view.origin = batch->origin + from;
+  vpq_op_emit(scan, &view);
+}
 
-void vpq_repartition_scan_watermark(vpq_op *scan, int64_t wm) { vpq_op_emit_watermark(scan, wm); }
+void vpq_repartition_scan_push(vpq_repartition *step, const vpq_batch *batch) {
+  if (step->join < 0) {
+    vpq_op_emit(step->scan_op, batch);
+    return;
+  }
+  const vpq_vec *sides = &batch->cols[step->rows.ncols];
+  int from = 0;
+  while (from < batch->n) {
+    int to = from + 1;
+    while (to < batch->n && sides->data[to].i == sides->data[from].i) to++;
+    push_side(step, batch, sides->data[from].i != 0, from, to);
+    from = to;
+  }
+}
+
+void vpq_repartition_scan_watermark(vpq_repartition *step, int64_t wm) {
+  vpq_op_emit_watermark(step->scan_op, wm);
+  if (step->partner) vpq_op_emit_watermark(step->partner->scan_op, wm);
+}

@@ -4,12 +4,18 @@
  *                             ├─► <prefix>.<relation>.repartition ─┤
  *   member B: rows ─► writer ─┘                                    └─► reader (partitions 2, 3) ─► aggregate
  *
+ *   member A: left  ─► writer (side 0) ─┐
+ *             right ─► writer (side 1) ─┤                                         ┌─► reader (0, 1) ─► join
+ *                                       ├─► <prefix>.<relation>.join.repartition ─┤
+ *   member B: left  ─► writer (side 0) ─┤                                         └─► reader (2, 3) ─► join
+ *             right ─► writer (side 1) ─┘
+ *
  * Messages. Key: the row's key columns, written as a Kafka sink writes keys (the empty key
  * when the query has none: a global aggregate or a ROLLUP goes to one partition); partition:
- * murmur2 of the key, as Java clients; timestamp: the row's event time. Value (version 1,
+ * murmur2 of the key, as Java clients; timestamp: the row's event time. Value (version 2,
  * integers little-endian):
  *
- *   u8 'V' | u8 1 | u8 kind | u32 layout | u64 writer | i64 watermark | u32 silence (ms)
+ *   u8 'V' | u8 2 | u8 kind | u8 side | u32 layout | u64 writer | i64 watermark | u32 silence (ms)
  *   kind ROW (+1) or RETRACTION (-1), then: i64 event time | i32 origin partition
  *     | i64 origin offset | per column: u8 1 (NULL), or u8 0 and the value: 8 bytes (BIGINT,
  *     TIMESTAMP and BOOLEAN as int64, DOUBLE as its IEEE bits), or a u32 length and the bytes
@@ -17,11 +23,16 @@
  *   kind WATERMARK: nothing more; written to every partition (a writer that has no watermark
  *     yet announces VPQ_TS_MIN: it is there, and will write)
  *
- * `layout` hashes the row columns' names and types (a reader of another query refuses the
- * message as malformed); `writer` names the member that wrote it; `watermark` is that
- * member's watermark when it wrote the message (for a row: the row's own); `silence` is the
- * longest the writer stays quiet while it runs (its flush interval: the checkpoint interval
- * when it is exactly-once and holds its messages until checkpoints).
+ * `side` is 0 but in a join's exchange, which carries both sides of the join, keyed by the
+ * join key (partition i holds both sides' rows of the same keys, so the member reading it
+ * joins them all): there a row message has the columns of its side, 0 (left) or 1 (right),
+ * and the reader yields the join's layout, the other side's columns NULL, and the side in a
+ * last column. `layout` hashes the row columns' names and types (the join's whole layout in a
+ * join's exchange; a reader of another query refuses the message as malformed); `writer`
+ * names the member (and side) that wrote it; `watermark` is that member's watermark when it
+ * wrote the message (for a row: the row's own); `silence` is the longest the writer stays
+ * quiet while it runs (its flush interval: the checkpoint interval when it is exactly-once and
+ * holds its messages until checkpoints).
  *
  * Watermarks. A reader keeps, per partition it reads, the writers it has heard there and the
  * newest watermark of each. The partition's watermark is the lowest of its live writers'. A
@@ -37,10 +48,15 @@
  * the reader's watermark after its message, so the aggregate judges late rows as one process
  * reading every source partition would.
  *
+ * The right side of a join to a table is its changes, which hold no watermark back (as a
+ * table joined to in one process does not): its writer announces none and the reader does not
+ * count it among a partition's writers.
+ *
  * Rows. A stream read straight from a source (through filters and projections) has one row
  * per source message, so the reader drops a row whose origin offset is not past the highest
- * it has seen in that partition from the same source partition: a member that took the source
- * partition over read it again from its committed offset and wrote those rows a second time.
+ * it has seen in that partition from the same source partition (and join side): a member that
+ * took the source partition over read it again from its committed offset and wrote those rows
+ * a second time.
  * Table rows are upserts: the reader keeps each upstream key's last row per partition and
  * turns a row into the retraction of the stored row (if any) and the new row, a retraction
  * into the retraction of the stored row; a table written again from its start (a member
@@ -56,7 +72,7 @@
 
 #include "vpq_kafka_int.h"
 
-enum { MAGIC = 'V', VERSION = 1, HEADER_BYTES = 27, ROW_HEADER_BYTES = 20 };
+enum { MAGIC = 'V', VERSION = 2, HEADER_BYTES = 28, ROW_HEADER_BYTES = 20 };
 
 typedef enum message_kind { KIND_ROW, KIND_RETRACTION, KIND_WATERMARK } message_kind;
 
@@ -102,9 +118,10 @@ static uint32_t layout_hash(const vpq_schema *rows) {
   return h;
 }
 
-static void put_header(vpq_buf *b, message_kind kind, uint32_t layout, uint64_t writer, int64_t wm, int64_t silence_ms) {
-  char head[3] = {MAGIC, VERSION, (char)kind};
-  vpq_buf_append(b, head, 3);
+static void put_header(vpq_buf *b, message_kind kind, int side, uint32_t layout, uint64_t writer, int64_t wm,
+                       int64_t silence_ms) {
+  char head[4] = {MAGIC, VERSION, (char)kind, (char)side};
+  vpq_buf_append(b, head, 4);
   put_u32(b, layout);
   put_u64(b, writer);
   put_u64(b, (uint64_t)wm);
@@ -116,6 +133,7 @@ static void put_header(vpq_buf *b, message_kind kind, uint32_t layout, uint64_t 
 typedef struct exchange_writer {
   vpq_schema wire;  /* the key columns (marked keys), then the row columns: a written batch */
   int nkeys;
+  int side;         /* the join side written (0 but in a join's exchange) */
   const vpq_intern *intern;
   uint32_t layout;
   uint64_t id;
@@ -133,7 +151,8 @@ static void free_writer(void *ctx) {
 /* The value of a row message (vpq_kafka_encode_fn). */
 static void encode_row(void *ctx, const vpq_batch *batch, int row, vpq_buf *value) {
   const exchange_writer *w = ctx;
-  put_header(value, batch->diff[row] < 0 ? KIND_RETRACTION : KIND_ROW, w->layout, w->id, batch->wm[row], w->silence_ms);
+  put_header(value, batch->diff[row] < 0 ? KIND_RETRACTION : KIND_ROW, w->side, w->layout, w->id, batch->wm[row],
+             w->silence_ms);
   put_u64(value, (uint64_t)batch->ts[row]);
   put_u32(value, (uint32_t)batch->origin[row].partition);
   put_u64(value, (uint64_t)batch->origin[row].offset);
@@ -159,16 +178,20 @@ vpq_sink *vpq_kafka_open_exchange_writer(const vpq_plan_connector *conn, const v
                                          const vpq_intern *intern, char *err, size_t err_size) {
   exchange_writer *w = calloc(1, sizeof *w);
   if (!w) abort();
+  /* The columns written: the whole row, or a join side's. */
+  w->side = spec->right_first > 0 ? spec->side : 0;
+  int first = w->side ? spec->right_first : 0;
+  int ncols = spec->right_first > 0 && !w->side ? spec->right_first : spec->rows->ncols - first;
   w->nkeys = spec->keys->ncols;
-  w->wire.ncols = spec->keys->ncols + spec->rows->ncols;
+  w->wire.ncols = spec->keys->ncols + ncols;
   w->wire.cols = calloc((size_t)w->wire.ncols + 1, sizeof *w->wire.cols);
   if (!w->wire.cols) abort();
   for (int c = 0; c < spec->keys->ncols; c++) {
     w->wire.cols[c] = spec->keys->cols[c];
     w->wire.cols[c].is_key = true;
   }
-  for (int c = 0; c < spec->rows->ncols; c++) {
-    w->wire.cols[w->nkeys + c] = spec->rows->cols[c];
+  for (int c = 0; c < ncols; c++) {
+    w->wire.cols[w->nkeys + c] = spec->rows->cols[first + c];
     w->wire.cols[w->nkeys + c].is_key = false;
   }
   w->intern = intern;
@@ -182,7 +205,7 @@ vpq_sink *vpq_kafka_open_exchange_writer(const vpq_plan_connector *conn, const v
 bool vpq_kafka_exchange_announce(vpq_sink *writer, int64_t wm, char *err, size_t err_size) {
   exchange_writer *w = vpq_kafka_sink_ctx(writer);
   w->value.len = 0;
-  put_header(&w->value, KIND_WATERMARK, w->layout, w->id, wm, w->silence_ms);
+  put_header(&w->value, KIND_WATERMARK, w->side, w->layout, w->id, wm, w->silence_ms);
   int64_t now = wall_ms();
   int32_t partitions = vpq_kafka_sink_partitions(writer);
   for (int32_t p = 0; p < partitions; p++)
@@ -204,7 +227,8 @@ typedef struct writer_mark {
 typedef struct part_state {
   writer_mark *writers;
   int nwriters, cap;
-  int64_t *seen;    /* dedup: per source partition, the highest origin offset read (-1: none) */
+  int64_t *seen;    /* dedup: per source partition (times 2, plus the side, in a join's
+                       exchange), the highest origin offset read (-1: none) */
   int nseen;
   int64_t since_ms; /* when this member started reading it */
   int64_t first_row_ms; /* when it gave its first row since then (0: none yet) */
@@ -228,7 +252,9 @@ typedef struct exchange_reader {
   uint32_t layout;
   int *keys;        /* upserts: the upstream table's key columns; NULL: rows carry their diff */
   int nkeys;
-  bool dedup;
+  bool dedup[2];    /* per join side (0 but in a join's exchange) */
+  int right_first;  /* a join's exchange: where the right side's columns start (0: not a join's) */
+  bool lookup_right;
   int64_t idle_ms;
   part_state *parts;
   int nparts;
@@ -315,18 +341,19 @@ int64_t vpq_kafka_exchange_watermark(vpq_source *reader, int64_t now_ms) {
   return reader_watermark(vpq_kafka_reader_ctx(reader), now_ms);
 }
 
-/* True when a partition has had this source partition's row at `origin` before (and notes it). */
-static bool seen_before(part_state *ps, vpq_origin origin) {
-  if (origin.partition < 0 || origin.partition > (1 << 20)) return false;
-  if (origin.partition >= ps->nseen) {
-    int n = origin.partition + 1;
+/* True when a partition has had the row at `offset` of dedup slot `slot` (a source partition,
+ * with its join side) before (and notes it). */
+static bool seen_before(part_state *ps, int64_t slot, int64_t offset) {
+  if (slot < 0 || slot > (1 << 21)) return false;
+  if (slot >= ps->nseen) {
+    int n = (int)slot + 1;
     ps->seen = realloc(ps->seen, sizeof *ps->seen * (size_t)n);
     if (!ps->seen) abort();
     for (int i = ps->nseen; i < n; i++) ps->seen[i] = -1;
     ps->nseen = n;
   }
-  if (origin.offset <= ps->seen[origin.partition]) return true;
-  ps->seen[origin.partition] = origin.offset;
+  if (offset <= ps->seen[slot]) return true;
+  ps->seen[slot] = offset;
   return false;
 }
 
@@ -446,9 +473,11 @@ static void owe(exchange_reader *r, kept_row k) {
 
 /* ----- Hooks (vpq_kafka_int.h) ----- */
 
-/* Decodes the columns of a row message at `p` into row `row` of `out`; false when short. */
-static bool decode_columns(exchange_reader *r, const unsigned char *p, const unsigned char *end, vpq_batch *out, int row) {
-  for (int c = 0; c < r->rows.ncols; c++) {
+/* Decodes the columns [first, last) of a row message at `p` into row `row` of `out`; false
+ * when short. */
+static bool decode_columns(exchange_reader *r, const unsigned char *p, const unsigned char *end, int first, int last,
+                           vpq_batch *out, int row) {
+  for (int c = first; c < last; c++) {
     if (p >= end) return false;
     vpq_vec *v = &out->cols[c];
     v->null[row] = *p++ != 0;
@@ -482,12 +511,14 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
     return -1;
   }
   message_kind kind = (message_kind)p[2];
-  if (get_u32(p + 3) != r->layout) {
+  int side = p[3];
+  if (get_u32(p + 4) != r->layout || side > (r->right_first > 0)) {
     snprintf(err, err_size, "invalid exchange message: written by a query with other input columns");
     return -1;
   }
   int64_t now = wall_ms();
-  note_writer(r, ps, get_u64(p + 7), (int64_t)get_u64(p + 15), get_u32(p + 23), now);
+  bool lookup = side == 1 && r->lookup_right;
+  if (!lookup) note_writer(r, ps, get_u64(p + 8), (int64_t)get_u64(p + 16), get_u32(p + 24), now);
   if (kind == KIND_WATERMARK) return 0;
   if ((kind != KIND_ROW && kind != KIND_RETRACTION) || msg->len < HEADER_BYTES + ROW_HEADER_BYTES) {
     snprintf(err, err_size, "invalid exchange message: unknown kind %d or too short", (int)kind);
@@ -497,9 +528,22 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   int64_t ts = (int64_t)get_u64(p);
   vpq_origin origin = {(int32_t)get_u32(p + 8), (int64_t)get_u64(p + 12)};
   p += ROW_HEADER_BYTES;
-  if (!ps->first_row_ms) ps->first_row_ms = now;
-  if (r->dedup && kind == KIND_ROW && seen_before(ps, origin)) return 0;
-  if (!decode_columns(r, p, end, out, n)) {
+  if (!ps->first_row_ms && !lookup) ps->first_row_ms = now;
+  int64_t slot = r->right_first > 0 ? 2 * (int64_t)origin.partition + side : origin.partition;
+  if (r->dedup[side] && kind == KIND_ROW && seen_before(ps, slot, origin.offset)) return 0;
+  int first = 0, last = r->rows.ncols;
+  if (r->right_first > 0) {
+    /* A join side's columns; the other side's are NULL, and the last column is the side. */
+    first = side ? r->right_first : 0;
+    last = side ? r->rows.ncols : r->right_first;
+    for (int c = 0; c < r->rows.ncols; c++) {
+      out->cols[c].null[n] = 1;
+      out->cols[c].data[n].i = 0;
+    }
+    out->cols[r->rows.ncols].data[n].i = side;
+    out->cols[r->rows.ncols].null[n] = 0;
+  }
+  if (!decode_columns(r, p, end, first, last, out, n)) {
     snprintf(err, err_size, "invalid exchange message: its row is cut short or too long");
     return -1;
   }
@@ -646,7 +690,7 @@ static void on_restore(void *ctx, vpq_ckpt_in *in) {
       note_writer(r, ps, id, wm, silence, now);
     }
     int64_t nseen = vpq_ckpt_get_count(in, 1 << 20);
-    for (int64_t i = 0; i < nseen && !in->error; i++) seen_before(ps, (vpq_origin){(int32_t)i, vpq_ckpt_get_i64(in)});
+    for (int64_t i = 0; i < nseen && !in->error; i++) seen_before(ps, i, vpq_ckpt_get_i64(in));
   }
   /* One row of scratch for reading rows back. */
   vpq_arena arena;
@@ -709,7 +753,10 @@ vpq_source *vpq_kafka_open_exchange_reader(const vpq_plan_connector *conn, const
   r->intern = intern;
   r->rows = *spec->rows;
   r->layout = layout_hash(spec->rows);
-  r->dedup = spec->dedup;
+  r->dedup[0] = spec->dedup;
+  r->dedup[1] = spec->right_first > 0 && spec->dedup_right;
+  r->right_first = spec->right_first;
+  r->lookup_right = spec->right_first > 0 && spec->lookup_right;
   r->idle_ms = spec->idle_timeout_ms;
   r->free_slot = -1;
   r->wm = VPQ_TS_MIN;

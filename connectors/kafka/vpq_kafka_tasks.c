@@ -15,8 +15,8 @@
  * moving it needs only a folder every member can reach (one machine, or a shared filesystem),
  * no extra topics, no compaction (the embedded broker has none) and no replay of a changelog
  * on take-over. The price: results are per partition, so a keyed result is exact when its
- * GROUP BY key is the message key; a file that would need repartitioning (an aggregation by
- * another key) is refused unless `repartition` is set to off.
+ * GROUP BY key is the message key; a file that would need repartitioning (an aggregation or
+ * a join by another key) is refused unless `repartition` is set to off.
  */
 #include "vpq_kafka_tasks.h"
 
@@ -216,7 +216,7 @@ int vpq_kafka_run_tasks(const vpq_tasks_config *c, FILE *log, volatile sig_atomi
   apply_settings(probe, c, 0);
   const char *relation, *internal;
   if (vpq_engine_repartitions(probe, &relation, &internal, 1) > 0) {
-    fprintf(log, "vpq: --partition-tasks cannot repartition yet: `%s` groups rows by another key than the message "
+    fprintf(log, "vpq: --partition-tasks cannot repartition yet: `%s` groups or joins rows by another key than the message "
             "key of the source they come from (it would need the internal topic `%s`); run it without "
             "--partition-tasks, or with --set repartition=off for results per partition\n", relation, internal);
     vpq_engine_free(probe);
