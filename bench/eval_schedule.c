@@ -60,7 +60,13 @@
  * floor look like the floor, so the fleet cannot recharge); history 28 days 325, 120 days 275;
  * blends of linear with holt_winters or mlp: worse at step 0; planning with 15–20% of the stored
  * energy held back 354 (with the floor +6 kW); a ridge regression that adds the values two and 25
- * hours back halves the step-0 error (MAE 40–67 kW) but kept only 358.
+ * hours back halves the step-0 error (MAE 40–67 kW) but kept only 358. A site controller that
+ * corrects the setpoints with the hour's measured load (discharging more when the net load would
+ * pass the plan's peak, less when the load is under the forecast) keeps less, not more: 45–61% per
+ * zone with the floor (2026-11-30), because it spends the energy on the first hours of the
+ * plateau of a day whose peak the forecast puts too low, and has none left at the peak; likewise
+ * planning on the truth for the hour being dispatched and the forecast after it keeps 49%
+ * (bench/schedule_gap.c). What 85% needs is a better forecast of the rest of the day.
  *
  * Batteries follow their setpoints exactly: stored energy changes by −p·Δt/eff discharging
  * and −p·Δt·eff charging, clamped to the soc limits. Months are UTC calendar months; yearly
