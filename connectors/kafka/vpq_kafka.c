@@ -1,25 +1,27 @@
 /* vpq_kafka.c — the Kafka connector: a source (messages → rows) and a sink (rows → messages).
  *
- * The source decodes each message value straight into the schema's columns; a message's origin
- * is topic/partition/offset and its event time, when the relation names no `timestamp` column,
- * the message timestamp. Partitions are tracked apart so the engine keeps one watermark per
- * partition. An unbounded source reads as a member of a consumer group (rebalances commit what
- * is safe; a partition it keeps through a rebalance is read on from where it was, its rows being
- * in this member's state already); a bounded one assigns itself every partition and ends at the
- * end offsets seen when it opened; a partition task (vpq_kafka_tasks.h) assigns itself its one
- * partition. A checkpoint holds each partition's next offset (save/restore). A consumer can give
- * its messages to hooks instead of the JSON decoder, and a sink can take its values from an
- * encoder (vpq_kafka_int.h): the repartition exchanges are built so (vpq_kafka_repartition.c).
+ * The source decodes each message value straight into the schema's columns, a batch of messages at
+ * a time, their strings interned once per batch as the file source does (the messages are kept
+ * until then, so nothing is copied); a message's origin is topic/partition/offset and its event
+ * time, when the relation names no `timestamp` column, the message timestamp. Partitions are
+ * tracked apart so the engine keeps one watermark per partition. An unbounded source reads as a
+ * member of a consumer group (rebalances commit what is safe; a partition it keeps through a
+ * rebalance is read on from where it was, its rows being in this member's state already); a bounded
+ * one assigns itself every partition and ends at the end offsets seen when it opened; a partition
+ * task (vpq_kafka_tasks.h) assigns itself its one partition. A checkpoint holds each partition's
+ * next offset (save/restore). A consumer can give its messages to hooks instead of the JSON
+ * decoder, and a sink can take its values from an encoder (vpq_kafka_int.h): the repartition
+ * exchanges are built so (vpq_kafka_repartition.c).
  *
- * One idempotent producer per sink. A row's message key is its key columns (one column: its
- * text; several: a JSON array), its timestamp the row's event time, its value the row as a JSON
- * object, its partition murmur2 of the key (as Java clients). Delivery reports are served on
- * every write and on flush; a failed delivery is counted and surfaces as a write/flush error with
+ * One idempotent producer per sink. A row's message key is its key columns (one column: its text;
+ * several: a JSON array), its timestamp the row's event time, its value the row as a JSON object,
+ * its partition murmur2 of the key (as Java clients). Failed deliveries (only those are reported)
+ * are served on every write and on flush: each is counted and surfaces as a write/flush error with
  * librdkafka's reason, never silently dropped. A full local queue makes the writer wait for
  * deliveries (backpressure) instead of dropping. In a checkpointed run the sink is exactly-once:
  * rows are held until their checkpoint is durable, then produced with a `vpq.id` header, and a
- * restore reads each partition's tail to write only what is missing ('kafka_transactions' does
- * the same, each checkpoint's rows in one Kafka transaction; 'at_least_once' produces at once).
+ * restore reads each partition's tail to write only what is missing ('kafka_transactions' does the
+ * same, each checkpoint's rows in one Kafka transaction; 'at_least_once' produces at once).
  */
 #include "vpq_kafka.h"
 
@@ -560,6 +562,8 @@ typedef struct kafka_source {
   bool *continued;  /* scratch of on_rebalance: partitions read on from where they were */
   int wait_ms;      /* how long a read waits for its first message */
   vpq_kafka_reader_hooks hooks; /* hooks.message set: messages go to the hooks, not the decoder */
+  rd_kafka_message_t **decoded; /* the messages whose rows the read in progress decoded (kafka_read) */
+  int ndecoded, decoded_cap;
 } kafka_source;
 
 static bool source_finished(const kafka_source *s) {
@@ -668,6 +672,30 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
   }
 }
 
+/* How far kafka_read fetches ahead into the cache: the messages (librdkafka's broker thread
+ * wrote them on another core, and the consumer queue holds up to 64 MiB of them, so they are
+ * rarely still cached) PREFETCH_MESSAGES ahead, their payloads PREFETCH_PAYLOADS ahead (by then
+ * the message, which points to its payload, has arrived), up to PREFETCH_PAYLOAD_BYTES of each. */
+enum { PREFETCH_MESSAGES = 8, PREFETCH_PAYLOADS = 4, PREFETCH_PAYLOAD_BYTES = 256 };
+
+/* Prefetches for the message at msgs[at] of the `got` being read (see PREFETCH_MESSAGES). */
+static inline void prefetch_ahead(rd_kafka_message_t *const *msgs, ssize_t at, ssize_t got) {
+  if (at + PREFETCH_MESSAGES < got) {
+    __builtin_prefetch(msgs[at + PREFETCH_MESSAGES]);
+    __builtin_prefetch((const char *)msgs[at + PREFETCH_MESSAGES] + 64);
+  }
+  if (at + PREFETCH_PAYLOADS < got && msgs[at + PREFETCH_PAYLOADS]->payload) {
+    const char *payload = msgs[at + PREFETCH_PAYLOADS]->payload;
+    size_t len = msgs[at + PREFETCH_PAYLOADS]->len;
+    if (len > PREFETCH_PAYLOAD_BYTES) len = PREFETCH_PAYLOAD_BYTES;
+    for (size_t off = 0; off < len; off += 64) __builtin_prefetch(payload + off);
+    if (len) __builtin_prefetch(payload + len - 1);
+  }
+}
+
+/* Reads up to a batch of rows: messages come a batch at a time from the consumer queue, and
+ * the JSON decoder defers the interning of their strings to the end of the read, so a message
+ * whose row it decoded is kept (in s->decoded) until then. */
 static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   kafka_source *s = (kafka_source *)src;
   char err[512];
@@ -676,16 +704,21 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
   rd_kafka_message_t *msgs[VPQ_BATCH_ROWS];
   ssize_t got = 0, at = 0;
   int per = s->hooks.message ? s->hooks.rows_per_message : 1;
+  if (s->decoded_cap < out->cap) {
+    s->decoded_cap = out->cap;
+    s->decoded = realloc(s->decoded, sizeof *s->decoded * (size_t)s->decoded_cap);
+    if (!s->decoded) abort();
+  }
   if (s->hooks.owed) n = s->hooks.owed(s->hooks.ctx, out, 0, origins);
   while (n + per <= out->cap && !source_finished(s)) {
     if (at == got) {
-      /* Messages come a batch at a time from the consumer queue: one call, not one per message. */
       size_t room = (size_t)((out->cap - n) / per);
       size_t want = room < VPQ_BATCH_ROWS ? room : VPQ_BATCH_ROWS;
       got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : s->wait_ms, msgs, want);
       at = 0;
       if (got <= 0) break;
     }
+    prefetch_ahead(msgs, at, got);
     rd_kafka_message_t *msg = msgs[at++];
     if (msg->err) {
       rd_kafka_message_destroy(msg);
@@ -700,6 +733,7 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     }
     const char *text = msg->payload ? msg->payload : "";
     int64_t event_ts = VPQ_TS_MIN;
+    bool keep = false;
     if (s->hooks.message) {
       int rows = s->hooks.message(s->hooks.ctx, msg, out, n, origins, &event_ts, err, sizeof err);
       if (rows < 0 && s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
@@ -712,11 +746,15 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
       out->ts[n] = ts >= 0 ? ts : 0;
       event_ts = s->ts_col < 0 ? out->ts[n] : out->cols[s->ts_col].null[n] ? VPQ_TS_MIN : out->cols[s->ts_col].data[n].i;
       origins[n++] = origin;
+      keep = true;
     }
     if (s->group && p >= 0 && p < s->base.partitions) segment_note(&s->parts[p], msg->offset, event_ts);
-    rd_kafka_message_destroy(msg);
+    if (keep) s->decoded[s->ndecoded++] = msg;
+    else rd_kafka_message_destroy(msg);
   }
   while (at < got) rd_kafka_message_destroy(msgs[at++]); /* beyond the end: not needed */
+  if (s->dec) vpq_decoder_flush(s->dec);
+  while (s->ndecoded) rd_kafka_message_destroy(s->decoded[--s->ndecoded]);
   out->n = n;
   if (n == 0 && source_finished(s)) *done = true;
   return n > 0;
@@ -753,6 +791,7 @@ static void kafka_source_close(vpq_source *src) {
   rd_kafka_consumer_close(s->rk);
   rd_kafka_destroy(s->rk);
   vpq_decoder_free(s->dec);
+  free(s->decoded);
   free(s->topic);
   free(s->group_id);
   free(s->end);
@@ -965,6 +1004,7 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->queue = rd_kafka_queue_get_consumer(rk);
   if (hooks) return &s->base;
   s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
+  vpq_decoder_defer_strings(s->dec, true); /* kafka_read keeps the messages until its flush */
   const vpq_plan_option *max_bytes = option(conn, "max_row_bytes");
   if (max_bytes) vpq_decoder_set_max_bytes(s->dec, (size_t)max_bytes->value.i);
   return &s->base;
@@ -1048,8 +1088,9 @@ static void line_close(void *ctx) {
 }
 
 /* A producer for the connector's cluster: idempotent (transactional with `transactional_id`),
- * zstd, linger 5 ms, the `kafka.<property>` options, deliveries reported to `on_delivery` with
- * `opaque`. NULL + err on failure. */
+ * zstd, linger 5 ms, the `kafka.<property>` options, failed deliveries reported to `on_delivery`
+ * with `opaque` (only the failed ones: a report per delivered message would cost the writer a
+ * callback and librdkafka an event per row). NULL + err on failure. */
 static rd_kafka_t *open_producer(const vpq_plan_connector *conn, const char *transactional_id,
                                  void (*on_delivery)(rd_kafka_t *, const rd_kafka_message_t *, void *), void *opaque,
                                  char *err, size_t err_size) {
@@ -1061,6 +1102,7 @@ static rd_kafka_t *open_producer(const vpq_plan_connector *conn, const char *tra
   bool ok = conf_set(conf, "enable.idempotence", "true", err, err_size) &&
             conf_set(conf, "compression.type", "zstd", err, err_size) &&
             conf_set(conf, "linger.ms", "5", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
+            conf_set(conf, "delivery.report.only.error", "true", err, err_size) &&
             conf_set(conf, "partitioner", "murmur2_random", err, err_size) &&
             pass_properties(conf, conn, err, err_size);
   if (!ok) {
