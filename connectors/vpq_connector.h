@@ -130,6 +130,13 @@ typedef struct vpq_exchange_spec {
                               delete (NULL: rows carry their diff as they are) */
   int nupsert_keys;
   bool dedup;              /* a row per source origin: a partition keeps the first it reads */
+  bool tell_partitions;    /* not a join's exchange: the reading end adds a last BIGINT column, the
+                              exchange partition each row was read from, and tells each partition
+                              it no longer reads from where it was (a rebalance gave it to another
+                              member, or it is read again from its committed offset) by a row
+                              with diff 0 naming it in that column (its other columns NULL),
+                              before any later row of that partition; its watermark stays where
+                              it was until it has told every such partition */
   int32_t partitions;      /* the topic is created with this many partitions (0: the cluster's default) */
   const char *sink_id;     /* the writing end is exactly-once under this identity (a checkpointed run); NULL: at once */
   uint64_t writer;         /* the writing end's identity among the topic's writers */

@@ -225,7 +225,8 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
       prev = scan;
     }
     const vpq_source_slot *slot = sel->from->is_source ? &e->slots[sel->from->index] : NULL;
-    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot));
+    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot, step != NULL));
+    if (step) step->aggregate = agg;
     vpq_op_connect(prev, agg, 0);
     prev = agg;
   } else {
@@ -888,7 +889,7 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     vpq_exchange_spec spec = {
         .topic = x->topic, .keys = &x->keys, .rows = &x->rows, .right_first = join ? left->side_rows.ncols : 0,
         .side = x->side, .lookup_right = right && right->lookup, .dedup_right = right && right->dedup,
-        .upsert_keys = x->upsert_keys, .nupsert_keys = x->nupsert_keys, .dedup = left->dedup,
+        .upsert_keys = x->upsert_keys, .nupsert_keys = x->nupsert_keys, .dedup = left->dedup, .tell_partitions = !join,
         .partitions = upstream ? upstream->partitions : 0, .sink_id = e->state_dir ? sink_id : NULL,
         /* A join's right side is a writer of its own in the topic. */
         .writer = x->side ? writer ^ 0x9e3779b97f4a7c15ull : writer,
@@ -902,10 +903,11 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     }
     x->checkpoint_wm = VPQ_TS_MIN;
     if (x->side) continue;
-    /* What the reader reads into: the rows, and a join's side of each. */
-    x->batch = vpq_batch_new(&e->arena, x->rows.ncols + join, NULL, VPQ_BATCH_ROWS);
+    /* What the reader reads into: the rows, and a join's side of each or an aggregation's
+     * partition of each. */
+    x->batch = vpq_batch_new(&e->arena, x->rows.ncols + 1, NULL, VPQ_BATCH_ROWS);
     for (int c = 0; c < x->rows.ncols; c++) x->batch->cols[c].type = x->rows.cols[c].type;
-    if (join) x->batch->cols[x->rows.ncols].type = VPQ_TYPE_BIGINT;
+    x->batch->cols[x->rows.ncols].type = VPQ_TYPE_BIGINT;
   }
   return true;
 }

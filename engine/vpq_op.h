@@ -139,9 +139,15 @@ vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *
                        const vpq_schema *input, bool project);
 
 /* Aggregation: windows (tumbling, hopping, session) or a keyed table, ROLLUP, HAVING, the
- * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows. */
+ * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows. `partitioned`:
+ * its input is read from a repartition step, each row with the internal topic's partition it
+ * came from in one more BIGINT column after the input columns. */
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
-                             const vpq_source_slot *slot);
+                             const vpq_source_slot *slot, bool partitioned);
+/* A partitioned aggregation whose member no longer reads `partition` of the internal topic:
+ * drops the open groups of that partition without writing them (a table's written rows are
+ * retracted). Called between batches. */
+void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition);
 
 /* Stream–table join (port 0 the stream, port 1 the table's changelog). */
 vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,

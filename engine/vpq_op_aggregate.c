@@ -27,6 +27,10 @@
  * key is refused (counted, dead-lettered with reason "max_keys: ...") while the open keys keep
  * updating. A key leaves the set when its last group closes or empties.
  *
+ * A repartitioned aggregation remembers which partition of the internal topic each group's
+ * rows come from, and drops a partition's groups unwritten when a rebalance takes it away
+ * ("Partitions of the internal topic lost" below).
+ *
  * Checkpoints write the state slot for slot (see "Checkpoints" below), so a restored operator
  * continues exactly as the one that was saved.
  */
@@ -65,6 +69,7 @@ typedef struct agg_group {
   vpq_datum *last;    /* the last output row written (target schema) */
   uint8_t *last_null;
   bool emitted;
+  int32_t partition;  /* the internal topic's partition its rows are read from (-1: none) */
 } agg_group;
 
 _Static_assert(offsetof(agg_group, inline_state) == 48 && sizeof(agg_group) == 192,
@@ -99,6 +104,7 @@ typedef struct aggregate_op {
   vpq_program **arg_progs;
   vpq_program *having;
   vpq_program **out_progs; /* per target column; NULL = NULL column */
+  bool partitioned;        /* input rows carry their internal topic's partition after the input columns */
   vpq_schema layout;       /* keys, aggregates, WINDOW_START, WINDOW_END */
 
   agg_group *groups;
@@ -298,7 +304,7 @@ static void groups_reserve(aggregate_op *a, int cap) {
 }
 
 static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end, int level,
-                     const vpq_datum *key, const uint8_t *key_null) {
+                     const vpq_datum *key, const uint8_t *key_null, int32_t partition) {
   if ((a->ngroups + 1) * 2 > a->nbuckets) buckets_resize(a, a->nbuckets ? a->nbuckets * 2 : 1024);
   int g;
   if (a->free_list >= 0) {
@@ -316,6 +322,7 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
   group->end = end;
   group->seq = a->next_seq++;
   group->alive = true;
+  group->partition = partition;
   vpq_runtime *rt = a->base.rt;
   if (++rt->open_groups > rt->stats.peak_groups) rt->stats.peak_groups = rt->open_groups;
   group_alloc(a, group);
@@ -580,6 +587,45 @@ static void advance(aggregate_op *a, int64_t wm) {
   vpq_op_emit_watermark(&a->base, wm);
 }
 
+/* ===== Partitions of the internal topic lost =====
+ *
+ * A repartitioned aggregation (vpq_repartition.h) reads the rows of its keys from the
+ * partitions of an internal topic that its consumer group gives this member. When a rebalance
+ * gives a partition to another member, that member rebuilds the partition's open groups from
+ * the topic, so this one drops them without writing them: a window it has not closed would
+ * otherwise be written twice, once partial. A table's group that has written a row is
+ * retracted (its -1 goes downstream, not to the sink), as the upserts of a lost partition are. */
+
+/* Drops group g of a lost partition (its table row retracted). */
+static void forget_group(aggregate_op *a, int g) {
+  agg_group *group = &a->groups[g];
+  if (a->to_table && group->emitted) {
+    out_room(a, 1);
+    out_append(a, group->last, group->last_null, a->sel->window.kind == VPQ_WINDOW_NONE ? a->out_ts : group->end - 1, -1);
+  }
+  group_free(a, g);
+}
+
+void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition) {
+  aggregate_op *a = (aggregate_op *)op;
+  bool windowed = a->sel->window.kind == VPQ_WINDOW_TUMBLING || a->sel->window.kind == VPQ_WINDOW_HOPPING;
+  if (windowed) {
+    for (int w = 0; w < a->nwindows; w++) {
+      agg_window *win = &a->windows[w];
+      int kept = 0;
+      for (int i = 0; i < win->ngroups; i++) {
+        if (a->groups[win->groups[i]].partition == partition) forget_group(a, win->groups[i]);
+        else win->groups[kept++] = win->groups[i];
+      }
+      win->ngroups = kept;
+    }
+  } else {
+    for (int g = 0; g < a->ngroups; g++)
+      if (a->groups[g].alive && a->groups[g].partition == partition) forget_group(a, g);
+  }
+  out_flush(a);
+}
+
 /* ===== Rows ===== */
 
 /* Writes row `row` to the FROM source's dead-letter output (when it has one) with `reason`. */
@@ -638,7 +684,11 @@ static void run_add(aggregate_op *a, int g, int row) {
   a->run_rows[a->run_n++] = row;
 }
 
-/* Adds row `row` to the group (start, end, level, key): finds or creates it, queues it. */
+/* The internal topic's partition row `row` was read from (-1: not repartitioned). */
+static int32_t row_partition(const aggregate_op *a, const vpq_batch *batch, int row) {
+  return a->partitioned ? (int32_t)batch->cols[a->sel->input.ncols].data[row].i : -1;
+}
+
 /* The key of rollup level `level`: the last `level` keys rolled up (NULL). */
 static void level_key(const aggregate_op *a, int level, const vpq_datum *key, const uint8_t *key_null,
                       vpq_datum *out, uint8_t *out_null) {
@@ -649,6 +699,7 @@ static void level_key(const aggregate_op *a, int level, const vpq_datum *key, co
   }
 }
 
+/* Adds row `row` to the group (start, end, level, key): finds or creates it, queues it. */
 static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64_t start,
                          int64_t end, const vpq_datum *row_key, const uint8_t *row_key_null) {
   vpq_datum key[64];
@@ -659,7 +710,7 @@ static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64
     int g = group_find(a, hash, start, level, key, key_null);
     if (g < 0) {
       if (batch->diff[row] < 0) continue; /* retracting a row the group never saw */
-      g = group_new(a, hash, start, end, level, key, key_null);
+      g = group_new(a, hash, start, end, level, key, key_null, row_partition(a, batch, row));
       if (a->sel->window.kind != VPQ_WINDOW_NONE) {
         int w = window_get(a, start, end); /* may move a->windows */
         window_add_group(&a->windows[w], g);
@@ -703,7 +754,7 @@ static void add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
       }
       g = next;
     }
-    if (target < 0) target = group_new(a, hash, ts, ts + gap, level, key, key_null);
+    if (target < 0) target = group_new(a, hash, ts, ts + gap, level, key, key_null, row_partition(a, batch, row));
     agg_group *t = &a->groups[target];
     if (ts < t->start) t->start = ts;
     if (ts + gap > t->end) t->end = ts + gap;
@@ -926,7 +977,8 @@ static void aggregate_destroy(vpq_op *op) {
  * ones too, so that later groups take the same slots), the free list, every hash chain in its
  * order (a session row merges the sessions it touches in chain order, and floating-point sums
  * depend on that order) and the windows with their groups in creation order (the order of
- * EMIT FINAL output). Each group is its window, level, row count, creation number, key, the
+ * EMIT FINAL output). Each group is its window, level, row count, creation number, (with a
+ * partitioned input) its partition, key, the
  * last row it wrote, and its aggregate states (vpq_agg_save).
  *
  * Loading checks the structure before anything relies on it: every live group sits in exactly
@@ -962,6 +1014,7 @@ static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, group->end);
     vpq_ckpt_put_i64(out, group->nrows);
     vpq_ckpt_put_i64(out, group->seq);
+    if (a->partitioned) vpq_ckpt_put_i64(out, group->partition);
     vpq_ckpt_put_datums(out, group->key, group->key_null, a->nkeys);
     vpq_ckpt_put_u64(out, group->emitted);
     if (group->emitted) vpq_ckpt_put_datums(out, group->last, group->last_null, nout);
@@ -1020,6 +1073,9 @@ static void load_group(aggregate_op *a, agg_group *group, vpq_ckpt_in *in) {
   group->end = vpq_ckpt_get_i64(in);
   group->nrows = vpq_ckpt_get_i64(in);
   group->seq = vpq_ckpt_get_i64(in);
+  int64_t partition = a->partitioned ? vpq_ckpt_get_i64(in) : -1;
+  if (partition < -1 || partition > INT32_MAX) vpq_ckpt_fail(in, "a group partition out of range");
+  group->partition = (int32_t)partition;
   if (!in_range(group->nrows) || !in_range(group->start) || !in_range(group->end))
     vpq_ckpt_fail(in, "a group value out of range");
   bool windowed = win->kind == VPQ_WINDOW_TUMBLING || win->kind == VPQ_WINDOW_HOPPING;
@@ -1167,7 +1223,7 @@ static const vpq_op_vt window_aggregate_vt = {"WindowAggregate", aggregate_push,
                                               aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
 
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
-                             const vpq_source_slot *slot) {
+                             const vpq_source_slot *slot, bool partitioned) {
   aggregate_op *a = calloc(1, sizeof *a);
   if (!a) abort();
   const vpq_plan_select *sel = &query->select;
@@ -1176,6 +1232,7 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   a->query = query;
   a->sel = sel;
   a->slot = slot;
+  a->partitioned = partitioned;
   a->to_table = query->target->kind == VPQ_REL_TABLE;
   const vpq_plan_options *opts = &query->target->sink.options;
   for (int i = 0; i < opts->count; i++)

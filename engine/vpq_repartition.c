@@ -508,9 +508,28 @@ typedef struct scan_op {
   const vpq_repartition *step;
 } scan_op;
 
+/* Rows straight from the writing end (no exchange running): an aggregation's get the
+ * partition column it reads, -1 (a partition no rebalance takes away). */
 static void scan_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
-  vpq_op_emit(op, batch);
+  const vpq_repartition *step = ((const scan_op *)op)->step;
+  if (step->join >= 0) {
+    vpq_op_emit(op, batch);
+    return;
+  }
+  vpq_batch tagged = *batch;
+  tagged.ncols = batch->ncols + 1;
+  tagged.cols = vpq_arena_alloc(&op->rt->scratch, sizeof *tagged.cols * (size_t)tagged.ncols);
+  memcpy(tagged.cols, batch->cols, sizeof *batch->cols * (size_t)batch->ncols);
+  vpq_vec *partition = &tagged.cols[batch->ncols];
+  partition->type = VPQ_TYPE_BIGINT;
+  partition->data = vpq_arena_alloc(&op->rt->scratch, sizeof *partition->data * (size_t)(batch->n + 1));
+  partition->null = vpq_arena_alloc(&op->rt->scratch, (size_t)batch->n + 1);
+  for (int i = 0; i < batch->n; i++) {
+    partition->data[i].i = -1;
+    partition->null[i] = 0;
+  }
+  vpq_op_emit(op, &tagged);
 }
 
 static void scan_watermark(vpq_op *op, int port, int64_t wm) {
@@ -560,9 +579,37 @@ static void push_side(vpq_repartition *left, const vpq_batch *batch, int side, i
   vpq_op_emit(scan, &view);
 }
 
+/* Emits rows [from, to) of an aggregation's `batch` (a view, all its columns). */
+static void push_rows(vpq_repartition *step, const vpq_batch *batch, int from, int to) {
+  if (from == to) return;
+  vpq_batch view = *batch;
+  view.n = view.cap = to - from;
+  view.cols = vpq_arena_alloc(&step->scan_op->rt->scratch, sizeof *view.cols * (size_t)view.ncols);
+  for (int c = 0; c < view.ncols; c++) {
+    view.cols[c] = batch->cols[c];
+    view.cols[c].data += from;
+    view.cols[c].null += from;
+  }
+  view.ts = batch->ts + from;
+  view.wm = batch->wm + from;
+  view.diff = batch->diff + from;
+  view.origin = batch->origin + from;
+  vpq_op_emit(step->scan_op, &view);
+}
+
 void vpq_repartition_scan_push(vpq_repartition *step, const vpq_batch *batch) {
   if (step->join < 0) {
-    vpq_op_emit(step->scan_op, batch);
+    /* The rows between the reader's rows that tell a partition lost, which the aggregate
+     * forgets in their place. */
+    const vpq_vec *partitions = &batch->cols[step->rows.ncols];
+    int from = 0;
+    for (int i = 0; i < batch->n; i++) {
+      if (batch->diff[i] != 0) continue;
+      push_rows(step, batch, from, i);
+      vpq_op_aggregate_forget_partition(step->aggregate, (int32_t)partitions->data[i].i);
+      from = i + 1;
+    }
+    push_rows(step, batch, from, batch->n);
     return;
   }
   const vpq_vec *sides = &batch->cols[step->rows.ncols];

@@ -47,6 +47,7 @@ struct vpq_repartition {
   vpq_sink *writer;            /* NULL: rows go straight from the Repartition operator to the scan */
   vpq_source *reader;
   vpq_op *write_op, *scan_op;
+  vpq_op *aggregate;           /* the aggregation the scan feeds (not a join's step) */
   vpq_batch *batch;            /* what the reader reads into */
   int64_t checkpoint_wm;       /* the reader's watermark at the last checkpoint */
 };
@@ -89,12 +90,17 @@ vpq_op *vpq_repartition_writer_new(vpq_runtime *rt, vpq_arena *arena, vpq_repart
  * `force`. False when the exchange refused it (logged; the run fails). */
 bool vpq_repartition_announce(vpq_op *writer, int64_t now_ms, bool force);
 
-/* The reading end: emits the exchange's rows (the step's side_rows) to the aggregate or join. */
+/* The reading end: emits the exchange's rows (the step's side_rows) to the aggregate or join;
+ * an aggregate's rows with one more BIGINT column, the partition of the internal topic each
+ * row was read from (-1 without a running exchange). */
 vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step);
 
-/* Emits rows read from the exchange (event time, watermark, diff and origin set). A join's
- * batch (its layout `rows` and one last BIGINT column, the side of each row) goes to both
- * sides' scans, each run of rows of one side in turn, so that rows keep their order. */
+/* Emits rows read from the exchange (event time, watermark, diff and origin set). An
+ * aggregation's batch (its layout `rows` and one last BIGINT column, the partition of each
+ * row) goes to the aggregate, which forgets a partition where a row with diff 0 tells it is
+ * lost (vpq_exchange_spec.tell_partitions). A join's batch (its layout `rows` and one last
+ * BIGINT column, the side of each row) goes to both sides' scans, each run of rows of one
+ * side in turn, so that rows keep their order. */
 void vpq_repartition_scan_push(vpq_repartition *step, const vpq_batch *batch);
 
 /* Passes the exchange's watermark on (to both sides of a join). */

@@ -63,6 +63,15 @@
  * rebuilding it after a take-over) changes nothing. A partition the reader stops reading (a
  * rebalance gave it to another member) has its stored rows retracted, so the aggregate
  * forgets them while the new owner rebuilds them from the topic.
+ *
+ * Losses told (an aggregation's exchange: tell_partitions). Each row carries the partition it
+ * was read from in a last column, so the aggregate knows the partition of each of its groups.
+ * A partition that stops being read on from where it was (given to another member, or read
+ * again from its committed offset) is told by a row with diff 0 naming it: in the first batch
+ * read after the rebalance, after the owed retractions, or, when a message of that partition
+ * comes first, just before that message's rows. Until every lost partition is told, the
+ * reader's watermark stays where it was: a watermark computed without the lost partition must
+ * not close its windows before the aggregate has dropped them.
  */
 #include "vpq_kafka_repartition.h"
 
@@ -232,6 +241,7 @@ typedef struct part_state {
   int nseen;
   int64_t since_ms; /* when this member started reading it */
   int64_t first_row_ms; /* when it gave its first row since then (0: none yet) */
+  bool untold;      /* tell_partitions: no longer read on from where it was, not yet told */
 } part_state;
 
 /* A table row kept for upserts (data NULL: a free slot), or a retraction owed. */
@@ -264,6 +274,9 @@ typedef struct exchange_reader {
   int nbuckets, live;
   kept_row *owed;   /* retractions still to hand out (ownership lost) */
   int nowed, owed_cap, owed_at;
+  bool tell_partitions; /* rows carry their partition in column `partition_col`; losses are told */
+  int partition_col;
+  int nuntold;      /* partitions lost and not yet told (the watermark waits for them) */
   int64_t wm;
 } exchange_reader;
 
@@ -307,6 +320,7 @@ static void note_writer(exchange_reader *r, part_state *ps, uint64_t id, int64_t
 
 /* The reader's watermark at `now` (see the essay above). */
 static int64_t reader_watermark(exchange_reader *r, int64_t now) {
+  if (r->nuntold) return r->wm;
   const bool *owned = r->src->owned;
   int64_t low = VPQ_TS_MAX, high = VPQ_TS_MIN;
   bool holding = false;
@@ -471,6 +485,25 @@ static void owe(exchange_reader *r, kept_row k) {
   r->owed[r->nowed++] = k;
 }
 
+/* ----- Partitions told lost (tell_partitions) ----- */
+
+/* Writes into row `row` of `out` the row that tells partition p is no longer read on from
+ * where it was: diff 0, p in the partition column, every other column NULL. */
+static void tell(exchange_reader *r, int32_t p, vpq_batch *out, int row, vpq_origin *origins) {
+  for (int c = 0; c < r->partition_col; c++) {
+    out->cols[c].data[row].i = 0;
+    out->cols[c].null[row] = 1;
+  }
+  out->cols[r->partition_col].data[row].i = p;
+  out->cols[r->partition_col].null[row] = 0;
+  out->ts[row] = r->wm;
+  out->wm[row] = r->wm;
+  out->diff[row] = 0;
+  origins[row] = (vpq_origin){p, -1};
+  r->parts[p].untold = false;
+  r->nuntold--;
+}
+
 /* ----- Hooks (vpq_kafka_int.h) ----- */
 
 /* Decodes the columns [first, last) of a row message at `p` into row `row` of `out`; false
@@ -531,67 +564,75 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   if (!ps->first_row_ms && !lookup) ps->first_row_ms = now;
   int64_t slot = r->right_first > 0 ? 2 * (int64_t)origin.partition + side : origin.partition;
   if (r->dedup[side] && kind == KIND_ROW && seen_before(ps, slot, origin.offset)) return 0;
+  /* A partition lost and not told yet: told first, in the row before this message's. */
+  int told = ps->untold, at = n + told;
   int first = 0, last = r->rows.ncols;
   if (r->right_first > 0) {
     /* A join side's columns; the other side's are NULL, and the last column is the side. */
     first = side ? r->right_first : 0;
     last = side ? r->rows.ncols : r->right_first;
     for (int c = 0; c < r->rows.ncols; c++) {
-      out->cols[c].null[n] = 1;
-      out->cols[c].data[n].i = 0;
+      out->cols[c].null[at] = 1;
+      out->cols[c].data[at].i = 0;
     }
-    out->cols[r->rows.ncols].data[n].i = side;
-    out->cols[r->rows.ncols].null[n] = 0;
+    out->cols[r->rows.ncols].data[at].i = side;
+    out->cols[r->rows.ncols].null[at] = 0;
   }
-  if (!decode_columns(r, p, end, first, last, out, n)) {
+  if (!decode_columns(r, p, end, first, last, out, at)) {
     snprintf(err, err_size, "invalid exchange message: its row is cut short or too long");
     return -1;
   }
   int rows = 1;
   if (!r->keys) {
-    out->diff[n] = kind == KIND_ROW ? 1 : -1;
-    origins[n] = origin;
+    out->diff[at] = kind == KIND_ROW ? 1 : -1;
+    origins[at] = origin;
   } else {
-    uint64_t hash = key_hash(r, msg->partition, out, n);
-    int e = kept_find(r, msg->partition, hash, out, n);
+    uint64_t hash = key_hash(r, msg->partition, out, at);
+    int e = kept_find(r, msg->partition, hash, out, at);
     if (kind == KIND_RETRACTION) {
       if (e < 0) return 0; /* a key this partition does not hold */
       kept_row k = kept_remove(r, e);
-      put_kept(r, &k, out, n, origins);
+      put_kept(r, &k, out, at, origins);
       free(k.data);
       free(k.null);
     } else if (e < 0) {
-      out->diff[n] = 1;
-      origins[n] = origin;
-      kept_add(r, msg->partition, hash, out, n, ts, origin);
+      out->diff[at] = 1;
+      origins[at] = origin;
+      kept_add(r, msg->partition, hash, out, at, ts, origin);
     } else {
       /* The stored row's retraction first, then the new row. */
       for (int c = 0; c < r->rows.ncols; c++) {
-        out->cols[c].data[n + 1] = out->cols[c].data[n];
-        out->cols[c].null[n + 1] = out->cols[c].null[n];
+        out->cols[c].data[at + 1] = out->cols[c].data[at];
+        out->cols[c].null[at + 1] = out->cols[c].null[at];
       }
       kept_row *k = &r->kept[e];
-      put_kept(r, k, out, n, origins);
-      out->diff[n + 1] = 1;
-      origins[n + 1] = origin;
+      put_kept(r, k, out, at, origins);
+      out->diff[at + 1] = 1;
+      origins[at + 1] = origin;
       for (int c = 0; c < r->rows.ncols; c++) {
-        k->data[c] = out->cols[c].data[n + 1];
-        k->null[c] = out->cols[c].null[n + 1];
+        k->data[c] = out->cols[c].data[at + 1];
+        k->null[c] = out->cols[c].null[at + 1];
       }
       k->ts = ts;
       k->origin = origin;
       rows = 2;
     }
   }
+  if (told) tell(r, msg->partition, out, n, origins);
   int64_t wm = reader_watermark(r, now);
-  for (int i = n; i < n + rows; i++) {
+  for (int i = at; i < at + rows; i++) {
     out->ts[i] = ts;
     out->wm[i] = wm;
+    if (r->tell_partitions) {
+      out->cols[r->partition_col].data[i].i = msg->partition;
+      out->cols[r->partition_col].null[i] = 0;
+    }
   }
   *event_ts = ts;
-  return rows;
+  return told + rows;
 }
 
+/* Hands out the retractions owed, then tells the partitions lost. */
 static int on_owed(void *ctx, vpq_batch *out, int n, vpq_origin *origins) {
   exchange_reader *r = ctx;
   int added = 0;
@@ -600,22 +641,32 @@ static int on_owed(void *ctx, vpq_batch *out, int n, vpq_origin *origins) {
     put_kept(r, k, out, n + added, origins);
     out->ts[n + added] = k->ts;
     out->wm[n + added] = r->wm;
+    if (r->tell_partitions) {
+      out->cols[r->partition_col].data[n + added].i = k->partition;
+      out->cols[r->partition_col].null[n + added] = 0;
+    }
     free(k->data);
     free(k->null);
     added++;
   }
   if (r->owed_at == r->nowed) r->owed_at = r->nowed = 0;
+  for (int p = 0; p < r->nparts && r->nuntold && n + added < out->cap; p++)
+    if (r->parts[p].untold) tell(r, p, out, n + added++, origins);
   return added;
 }
 
 /* After a rebalance: a partition no longer read here, or read again from its committed offset,
- * has its kept rows retracted and its writers and dedup marks forgotten. */
+ * has its kept rows retracted, its writers and dedup marks forgotten, and is to be told lost. */
 static void on_ownership(void *ctx, const bool *owned, const bool *continued) {
   exchange_reader *r = ctx;
   int64_t now = wall_ms();
   for (int p = 0; p < r->src->partitions; p++) {
     if (owned[p] && continued[p]) continue;
     part_state *ps = part(r, p);
+    if (r->tell_partitions && !ps->untold) {
+      ps->untold = true;
+      r->nuntold++;
+    }
     ps->nwriters = 0;
     for (int i = 0; i < ps->nseen; i++) ps->seen[i] = -1;
     ps->since_ms = now;
@@ -756,6 +807,8 @@ vpq_source *vpq_kafka_open_exchange_reader(const vpq_plan_connector *conn, const
   r->dedup[0] = spec->dedup;
   r->dedup[1] = spec->right_first > 0 && spec->dedup_right;
   r->right_first = spec->right_first;
+  r->tell_partitions = spec->tell_partitions;
+  r->partition_col = spec->rows->ncols + (spec->right_first > 0);
   r->lookup_right = spec->right_first > 0 && spec->lookup_right;
   r->idle_ms = spec->idle_timeout_ms;
   r->free_slot = -1;
@@ -778,7 +831,7 @@ vpq_source *vpq_kafka_open_exchange_reader(const vpq_plan_connector *conn, const
   vpq_relation rel = {.name = spec->topic, .kind = VPQ_REL_STREAM, .schema = *spec->rows, .is_source = true,
                       .source = {"kafka", "json", NULL, NULL, false, {items, count}}, .ts_col = -1,
                       .idle_timeout_ms = spec->idle_timeout_ms};
-  vpq_kafka_reader_hooks hooks = {r, r->keys ? 2 : 1, on_message, on_owed, on_ownership, on_save, on_restore, free_reader};
+  vpq_kafka_reader_hooks hooks = {r, (r->keys ? 2 : 1) + r->tell_partitions, on_message, on_owed, on_ownership, on_save, on_restore, free_reader};
   vpq_source *src = vpq_kafka_open_reader(&rel, intern, bad, bad_ctx, &hooks, err, err_size);
   free(items);
   if (src) r->src = src;
