@@ -290,14 +290,25 @@ static void queue_append(client *c, const char *bytes, size_t len) {
   vpq_buf_append(&c->queue, bytes, len);
 }
 
-/* Queues event `id` (row `json`) for a client, or marks it overflowing. */
+/* Where a client's queue may be cut: after the event its reader has handed on in part (MHD may
+ * take part of an event; the client must get the rest before anything else), or at its start. */
+static size_t whole_events_end(const client *c) {
+  const char *q = c->queue.data;
+  for (size_t i = c->start; i + 1 < c->queue.len; i++)
+    if (q[i] == '\n' && q[i + 1] == '\n') return i + 2;
+  return c->start;
+}
+
+/* Queues event `id` (row `json`) for a client, or marks it overflowing: the events not yet begun
+ * are dropped, `event: overflow` follows the one being sent. */
 static void queue_row(client *c, int64_t id, const char *json, size_t len) {
   if (c->overflow || c->closing) return;
   char head[40];
   int head_len = snprintf(head, sizeof head, "id: %lld\ndata: ", (long long)id);
   if (c->queue.len - c->start + (size_t)head_len + len + 2 > QUEUE_CAP) {
     c->overflow = true;
-    c->queue.len = c->start = 0;
+    c->queue.len = whole_events_end(c);
+    if (c->start == c->queue.len) c->start = c->queue.len = 0;
     return;
   }
   queue_append(c, head, (size_t)head_len);

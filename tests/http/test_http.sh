@@ -9,8 +9,8 @@
 # uplot), and the errors (401, 404, 400, 405, 413); the server is bound to 127.0.0.1 by
 # default and wants the --http-token bearer token; then SIGINT must end the open event stream
 # cleanly and the run with exit 0. A second run, on 0.0.0.0 with the token from
-# VPQ_HTTP_TOKEN, checks binding every interface and resuming past the recent buffer
-# (`event: gap`).
+# VPQ_HTTP_TOKEN, checks binding every interface, resuming past the recent buffer
+# (`event: gap`) and a client too slow to keep up (whole events, then `event: overflow`).
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
@@ -352,9 +352,59 @@ assert events[1] == 'event: gap\ndata: {"last_event_id":1,"next_id":81}', events
 ids = [int(e.split("\n")[0][4:]) for e in events[2:] if e]
 assert ids == list(range(81, 1105)), (ids[:3], ids[-3:], len(ids))
 PY
+# A client that stops reading falls behind by more than the 1 MiB a stream may queue for it:
+# it gets every event it was sent whole, then `event: overflow`, and the server ends the stream.
+# 2,000 rows of 4 KiB for `big` while it does not read (zstd: the broker keeps them all).
+/usr/bin/python3 - "$port" >slow.txt 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /api/streams/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer from-env\r\n\r\n")
+open("slow.ready", "w").close()
+while not __import__("os").path.exists("slow.go"):
+    time.sleep(0.1)
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+sys.stdout.write(data.decode())
+PY
+curl_pid=$!
+for _ in $(seq 50); do [ -f slow.ready ] && break; sleep 0.1; done
+pad=$(head -c 4000 /dev/zero | tr '\0' 'w')
+for i in $(seq 2000); do echo "w$i|{\"device_id\":\"w$i$pad\",\"ts\":$(t 8),\"power_kw\":2.0}"; done >batch4.txt
+kcat -b "$bootstrap" -P -t vpp.readings -K '|' -z zstd -l batch4.txt || fail "kcat could not produce"
+for _ in $(seq 150); do
+  curl -s -H "Authorization: Bearer from-env" "$url/metrics" | grep -qx 'vpq_rows_out_total{relation="big"} 3104' && break
+  sleep 0.2
+done
+touch slow.go
+wait $curl_pid
+curl_pid=
+/usr/bin/python3 - <<'PY' || fail "a slow client's events"
+import json
+text = open("slow.txt", newline="").read()
+body = text.split("\r\n\r\n", 1)[1]
+# the body is chunked: join the chunks
+events, rest = "", body
+while rest:
+    size, rest = rest.split("\r\n", 1)
+    n = int(size, 16)
+    events, rest = events + rest[:n], rest[n + 2:]
+    if n == 0:
+        break
+parts = [e for e in events.split("\n\n") if e]
+assert parts[0] == ": big" and parts[-1].startswith("event: overflow\n"), (parts[0], parts[-1][:60])
+ids = []
+for e in parts[1:-1]:
+    head, data = e.split("\n")
+    ids.append(int(head[4:]))
+    json.loads(data[6:])
+assert ids == list(range(ids[0], ids[0] + len(ids))) and ids[-1] < 3104, (ids[:3], ids[-3:])
+PY
 kill -INT $vpq_pid
 wait $vpq_pid
 code=$?
 vpq_pid=
 [ "$code" = 0 ] || fail "the second vpq run exited $code after SIGINT"
-echo "vpq run --http: bind, token, healthz, tables (whole, after retractions, filtered), SSE (with resume and gap), metrics, queries, dashboard, embed, errors, clean stop"
+echo "vpq run --http: bind, token, healthz, tables (whole, after retractions, filtered), SSE (with resume, gap and overflow), metrics, queries, dashboard, embed, errors, clean stop"
