@@ -4,16 +4,22 @@
  *     0.90–0.97), every soc different, 10 % with soc limits of their own, 1 % outside their
  *     limits; the horizon starting at midnight and at 18:00 (the evening peak right at the start);
  *   - 10,000 batteries of 4 kinds with socs drawn from 20 and from 5 values;
- *   - fleets of n batteries of n kinds (every efficiency different), the optimiser's worst case.
+ *   - 10,000 batteries of all-different sizes (5–20 kWh) and C-rates (0.25–1), as a fleet of
+ *     aged batteries is, with efficiencies of 4 values, and with all-different efficiencies
+ *     (0.90–0.97);
+ *   - fleets of n batteries of n kinds (every efficiency different).
  * Prints, per plan, the best and the median process CPU time of the runs (CPU time, so that other
- * work on the machine counts less), and the plan's peak and cost.
+ * work on the machine counts less), and the plan's peak, its measured gap to the optimum's
+ * (vpq_sched_solve_gap: at most this far above it) and cost.
  *
- *   build/bench_sched [runs]              (default 5)
+ *   build/bench_sched [runs] [filter]     (default 5 runs; only the plans whose label holds filter)
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "vpq_sched.h"
@@ -26,6 +32,9 @@ static double cpu_seconds(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* The label filter from the command line, or NULL. */
+static const char *only;
+
 static int compare_doubles(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -33,14 +42,16 @@ static int compare_doubles(const void *a, const void *b) {
 
 /* Solves `runs` times; prints the best and median CPU ms and the plan's figures. */
 static void time_solve(const char *label, const vpq_sched_problem *pr, int runs) {
+  if (only && !strstr(label, only)) return;
   vpq_sched_plan plan = {malloc(sizeof(double) * (size_t)pr->nbatteries * STEPS),
                          malloc(sizeof(double) * (size_t)pr->nbatteries * STEPS), 0, 0, false};
   double ms[MAX_RUNS];
   char err[256];
+  double gap = 0;
   int done = 0;
   for (; done < runs; done++) {
     const double t0 = cpu_seconds();
-    if (vpq_sched_solve(pr, &plan, err, sizeof err) != 0) {
+    if (vpq_sched_solve_gap(pr, &plan, &gap, err, sizeof err) != 0) {
       printf("%-44s failed: %s\n", label, err);
       break;
     }
@@ -48,8 +59,8 @@ static void time_solve(const char *label, const vpq_sched_problem *pr, int runs)
   }
   if (done == runs) {
     qsort(ms, (size_t)runs, sizeof ms[0], compare_doubles);
-    printf("%-44s %8.1f %8.1f ms   peak %9.1f kW   cost %10.1f\n", label, ms[0], ms[runs / 2], plan.peak_kw,
-           plan.cost);
+    printf("%-44s %8.1f %8.1f ms   peak %9.1f kW   gap %7.3f kW   cost %10.1f\n", label, ms[0], ms[runs / 2],
+           plan.peak_kw, gap, plan.cost);
   }
   free(plan.setpoint_kw);
   free(plan.soc);
@@ -95,6 +106,19 @@ static void make_fleet(vpq_sched_battery *fleet, int socs) {
   }
 }
 
+/* FLEET batteries of all-different sizes and C-rates, every soc different, soc limits as the
+ * twin's; efficiencies of 4 values, or all different when `distinct`. */
+static void make_aged(vpq_sched_battery *fleet, bool distinct) {
+  static const double efficiencies[] = {0.9, 0.92, 0.95, 0.97};
+  uint64_t s = 7;
+  for (int i = 0; i < FLEET; i++) {
+    const double capacity = uniform(&s, 5, 20), rate = uniform(&s, 0.25, 1);
+    const double eff = distinct ? uniform(&s, 0.9, 0.97) : efficiencies[next(&s) % 4];
+    const double min_soc = next(&s) % 10 == 0 ? 0.2 : 0.1, max_soc = next(&s) % 10 == 0 ? 0.9 : 0.95;
+    fleet[i] = (vpq_sched_battery){uniform(&s, min_soc, max_soc), capacity, rate * capacity, eff, min_soc, max_soc};
+  }
+}
+
 /* A day of plant load (morning and evening peaks) and prices, from hour `start`. */
 static void make_day(double start, double *load, double *price) {
   for (int t = 0; t < STEPS; t++) {
@@ -124,6 +148,8 @@ static void time_objectives(const char *name, vpq_sched_battery *fleet, const do
 int main(int argc, char **argv) {
   int runs = argc > 1 ? atoi(argv[1]) : 5;
   if (runs < 1 || runs > MAX_RUNS) runs = 5;
+  only = argc > 2 ? argv[2] : NULL;
+  setvbuf(stdout, NULL, _IOLBF, 0);
   static vpq_sched_battery fleet[FLEET];
   double load[STEPS], price[STEPS];
   printf("%d batteries, %d steps of 15 min, CPU time of %d runs: %43s\n", FLEET, STEPS, runs, "best   median");
@@ -140,6 +166,11 @@ int main(int argc, char **argv) {
     char name[64];
     snprintf(name, sizeof name, "4 kinds x %d socs", socs[s]);
     time_objectives(name, fleet, load, price, runs);
+  }
+
+  for (int distinct = 0; distinct < 2; distinct++) {
+    make_aged(fleet, distinct);
+    time_objectives(distinct ? "all sizes, C-rates, effs," : "all sizes, C-rates, 4 effs,", fleet, load, price, runs);
   }
 
   printf("n batteries of n kinds (every efficiency different), %d steps, MIN_PEAK\n", STEPS);

@@ -4,8 +4,9 @@
  * The model of vpq_sched.h is a linear programme with one block of columns per battery, coupled
  * only by the per-step net load. A real fleet has no two equal socs, so 10,000 batteries are
  * 10,000 blocks of 96 steps: far too many for a simplex in a fraction of a second. They become
- * tractable because batteries of one kind (efficiency and C-rate) differ only in size, soc and
- * soc limits, and sizes scale away.
+ * tractable because the sum of any batteries of one efficiency is a battery of that efficiency
+ * (whatever their sizes, socs, limits and C-rates), so their sum's LP is a relaxation of theirs,
+ * and because a plan of the sum can be split back over them or shown not to (vpq_sched_fill.c).
  *
  * MIN_COST couples nothing: each battery's plan is its own small LP, which vpq_sched_dp.c solves
  * exactly by dynamic programming on the stored energy, once per kind and limits plus O(T) per
@@ -13,8 +14,10 @@
  *
  * MIN_PEAK and KEEP_BELOW couple every battery. Their plan comes from relaxing, splitting and
  * cutting, and is returned with a certificate of optimality:
- *   1. Relax. One LP battery per class, the batteries of one kind (vpq_sched_lp.c): capacity,
- *      power, energy and energy bounds are the members' sums. Every fleet plan adds up to a plan
+ *   1. Relax. One LP battery per class (vpq_sched_lp.c): a class is the batteries of one kind
+ *      (efficiency and C-rate) when the fleet has few kinds, else of one efficiency, whatever
+ *      their C-rates (classify says when); capacity, power, energy and energy bounds are the
+ *      members' sums. Every fleet plan adds up to a plan
  *      of this LP, so its lexicographic optimum, the peak (or excess over the cap) z0 and then the
  *      throughput W0, bounds every fleet plan from below.
  *   2. Split. vpq_sched_fill.c splits each class's LP plan over its members by water-filling. A
@@ -30,13 +33,29 @@
  *      they are (else it would dodge the cut by moving energy before the run, round after round);
  *      the bounds are then frozen, and if z0 can no longer be met the relaxation gives up.
  * A relaxation that gives up or misses W0 marks the classes that needed cuts; they are split in
- * two by soc and the loop runs again over the finer classes. A class of one battery never needs a
- * cut, so the loop ends. After MAX_RELAXATIONS relaxations that found a plan meeting their peak
- * bound, the plan with the least excess throughput is returned: optimal in the primary
- * objective, its throughput above the least by at most that (measured) excess. On day-ahead
- * fleets of a few kinds with all-different socs the first relaxation is tight and certifies
- * after a few dozen cuts (bench/bench_sched.c); fleets can be made that need several
- * relaxations (tests/unit/test_sched.c's random fleets), which costs time, not the peak.
+ * two (by C-rate, then soc) and the loop runs again over the finer classes. After
+ * MAX_RELAXATIONS relaxations that found a plan meeting their peak bound, the plan with the
+ * least excess throughput is returned: optimal in the primary objective, its throughput above
+ * the least by at most that (measured) excess. On day-ahead fleets of a few kinds with
+ * all-different socs the first relaxation is tight and certifies after a few dozen cuts
+ * (bench/bench_sched.c); fleets can be made that need several relaxations (tests/unit/
+ * test_sched.c's random fleets). A fleet of 10,000 batteries of all-different C-rates and 4
+ * efficiencies certifies in the first relaxation over 4 classes after about a dozen rounds.
+ *   Halving can cascade: an aged fleet of 2,000 batteries (test_sched.c's test_aged_large) found
+ * no plan until 1,811 classes, after two minutes, and SCHEDULE re-plans every step. So the
+ * halving stops at MAX_CLASSES classes (or when no class can be halved): with no plan found by
+ * then, fallback() plans over those classes. Its plan is always a fleet plan, found in a bounded
+ * number of LP solves, but not certified: vpq_sched_solve_gap reports how far its peak is above
+ * the greatest bound the relaxations proved (on that fleet: 1.1 s, 0.005 % of the peak).
+ *
+ * Efficiencies do not sum: batteries of different efficiencies have no exact sum. A fleet with
+ * more efficiencies than EFFICIENCY_CLASSES (and more than KIND_CLASSES kinds and SMALL_FLEET
+ * batteries) is planned over EFFICIENCY_CLASSES classes of close efficiencies, each an LP
+ * battery of the least of its members' (make_class): then every plan of that LP that splits is
+ * a fleet plan at least as good in every step, but the LP is no relaxation. Its bound comes from
+ * the same classes at the greatest efficiency (relaxed_bound), and vpq_sched_solve_gap reports
+ * how far the plan's peak is above it: on the bench's fleet of all-different efficiencies
+ * 0.90-0.97, 0.3 % of the peak.
  *
  * Every plan is replayed in C from each battery's charge and discharge: the setpoint of a step
  * is the single direction that changes the stored energy as they do, every energy is checked
@@ -59,8 +78,12 @@
 #include "vpq_sched_int.h"
 
 /* Rounds of cuts per relaxation before it gives up (bench/bench_sched.c's fleets need up to
- * about 25), and relaxations before the best plan found is taken. */
-enum { MAX_CUT_ROUNDS = 64, MAX_RELAXATIONS = 3 };
+ * about 25), relaxations before the best plan found is taken, and the most classes a relaxation
+ * may have: past that, with no plan found, the fallback plans over the last relaxation's classes. */
+enum { MAX_CUT_ROUNDS = 64, MAX_RELAXATIONS = 3, MAX_CLASSES = 64 };
+
+/* How the first relaxation's classes are chosen (classify). */
+enum { KIND_CLASSES = 8, EFFICIENCY_CLASSES = 4, SMALL_FLEET = 40 };
 
 /* How far above the relaxation's least throughput a plan's may be and still count as the least:
  * relative, 0.01 %. */
@@ -82,7 +105,7 @@ static bool usable(const vpq_sched_battery *b) {
 
 /* ===== Batteries and classes ===== */
 
-/* The key that decides which members the LP plans as one class. */
+/* The kind of a battery: efficiency, then C-rate (max_kw / capacity). */
 static int compare_kind(const vpq_sched_member *a, const vpq_sched_member *b) {
   const double ka[] = {a->eff, a->max_kw / a->capacity};
   const double kb[] = {b->eff, b->max_kw / b->capacity};
@@ -91,8 +114,9 @@ static int compare_kind(const vpq_sched_member *a, const vpq_sched_member *b) {
   return 0;
 }
 
-/* Orders members by class, then soc, then widened limits, then index: classes are contiguous
- * and sorted by soc (as vpq_sched_fill.c needs), and the order is deterministic. */
+/* Orders members by kind, then soc, then widened limits, then index: a run of members of one
+ * efficiency is sorted by C-rate (the peak objectives' classes and their splits cut it there),
+ * and the order is deterministic. */
 static int compare_members(const void *pa, const void *pb) {
   const vpq_sched_member *a = pa, *b = pb;
   const int kind = compare_kind(a, b);
@@ -103,7 +127,7 @@ static int compare_members(const void *pa, const void *pb) {
   return (a->index > b->index) - (a->index < b->index);
 }
 
-/* MIN_COST's order: by class and widened limits (the batteries that share vpq_sched_dp.c's
+/* MIN_COST's order: by kind and widened limits (the batteries that share vpq_sched_dp.c's
  * backward pass), then as compare_members. */
 static int compare_members_cost(const void *pa, const void *pb) {
   const vpq_sched_member *a = pa, *b = pb;
@@ -133,29 +157,52 @@ static int collect(const vpq_sched_problem *pr, vpq_sched_member *members) {
   return n;
 }
 
-/* The class of members [first, first + count). */
-static vpq_sched_class make_class(const vpq_sched_member *members, int first, int count) {
-  const vpq_sched_member *m0 = &members[first];
-  vpq_sched_class c = {m0->eff, m0->max_kw / m0->capacity, 0, 0, 0, 0, 0, first, count};
+/* The class of members [first, first + count). Its LP battery has the members' least efficiency,
+ * or their greatest when `relaxed`. With the least, every plan of the LP splits (when it splits)
+ * into member plans that put at least as much power on the grid in every step, the members being
+ * at least as efficient: the LP restricts the fleet. With the greatest, every fleet plan adds up
+ * to an LP plan that puts at least as much power on the grid: the LP relaxes the fleet. With one
+ * efficiency, both are the fleet's sum exactly. */
+static vpq_sched_class make_class(const vpq_sched_member *members, int first, int count, bool relaxed) {
+  vpq_sched_class c = {members[first].eff, 0, 0, 0, 0, 0, 0, first, count, true};
+  for (int m = first; m < first + count; m++)
+    c.eff = relaxed ? fmax(c.eff, members[m].eff) : fmin(c.eff, members[m].eff);
   for (int m = first; m < first + count; m++) {
     const vpq_sched_member *b = &members[m];
     c.capacity += b->capacity;
-    c.max_kw += b->max_kw;
+    c.charge_kw += b->max_kw * b->eff / c.eff;
+    c.discharge_kw += b->max_kw * c.eff / b->eff;
     c.e0 += b->soc * b->capacity;
     c.lo_kwh += b->lo * b->capacity;
     c.hi_kwh += b->hi * b->capacity;
+    c.exact = c.exact && b->eff == c.eff;
   }
   return c;
 }
 
-/* Groups the sorted members into classes; returns their number. */
+/* Groups the sorted members into classes; returns their number. A fleet of at most KIND_CLASSES
+ * kinds, or of at most SMALL_FLEET batteries, gets a class per kind (efficiency and C-rate), as
+ * the classes of one kind split best; else a fleet of at most EFFICIENCY_CLASSES efficiencies a
+ * class per efficiency (exact, whatever the C-rates); else EFFICIENCY_CLASSES classes of about
+ * equal count of close efficiencies (mixed: the plan's gap is measured). */
 static int classify(const vpq_sched_member *members, int n, vpq_sched_class *classes) {
+  int kinds = 1, efficiencies = 1;
+  for (int m = 1; m < n; m++) {
+    kinds += compare_kind(&members[m - 1], &members[m]) != 0;
+    efficiencies += members[m - 1].eff != members[m].eff;
+  }
+  const bool by_kind = kinds <= KIND_CLASSES || n <= SMALL_FLEET, by_efficiency = efficiencies <= EFFICIENCY_CLASSES;
   int nclasses = 0;
-  for (int first = 0, m = 1; m <= n; m++)
-    if (m == n || compare_kind(&members[m - 1], &members[m]) != 0) {
-      classes[nclasses++] = make_class(members, first, m - first);
+  for (int first = 0, m = 1; m <= n; m++) {
+    const bool boundary =
+        m == n || (by_kind ? compare_kind(&members[m - 1], &members[m]) != 0
+                           : members[m - 1].eff != members[m].eff &&
+                                 (by_efficiency || (long long)m * EFFICIENCY_CLASSES >= (long long)n * (nclasses + 1)));
+    if (boundary) {
+      classes[nclasses++] = make_class(members, first, m - first, false);
       first = m;
     }
+  }
   return nclasses;
 }
 
@@ -177,12 +224,12 @@ static int plan_cost(const vpq_sched_problem *pr, const vpq_sched_member *member
 
 /* ===== MIN_PEAK and KEEP_BELOW: relax, split, cut ===== */
 
-/* Splits class k in two by soc (its members are sorted by soc): the lower half stays class k,
- * the upper half becomes class *n. */
+/* Splits class k in two halves of its members in their order (by C-rate, then soc): the lower
+ * half stays class k, the upper half becomes class *n. */
 static void split_class(const vpq_sched_member *members, vpq_sched_class *classes, int k, int *n) {
   const int first = classes[k].first, count = classes[k].count, half = count / 2;
-  classes[k] = make_class(members, first, half);
-  classes[(*n)++] = make_class(members, first + half, count - half);
+  classes[k] = make_class(members, first, half, false);
+  classes[(*n)++] = make_class(members, first + half, count - half, false);
 }
 
 /* What one relaxation achieved: no plan at the peak bound, or a plan that meets it (optimal in
@@ -190,38 +237,74 @@ static void split_class(const vpq_sched_member *members, vpq_sched_class *classe
  * relaxation's bound. */
 typedef enum outcome { NO_PLAN, PLAN, CERTIFIED } outcome;
 
+/* The peak objectives' loop: the classes, scratch, and the best plan so far. */
+typedef struct peak_loop {
+  const vpq_sched_problem *pr;
+  const vpq_sched_member *members;
+  vpq_sched_class *classes;
+  int nclasses;
+  vpq_sched_fill *fill;
+  double *x, *last_x;         /* the LP's plan per class (vpq_sched_int.h), this round and the last */
+  bool *filled;               /* per class: last_x split over its members */
+  vpq_sched_cut *cuts;        /* per class, one round's */
+  bool *split;                /* per class: it got in the way */
+  double *charge, *discharge; /* the best plan's, per battery (vpq_sched_fill_members) */
+  double excess;              /* its throughput above its relaxation's bound, relative */
+  double bound;               /* the greatest primary optimum of a relaxation of exact classes */
+} peak_loop;
+
+/* Fills class k's LP plan; a plan that was the same last round and split needs no fill. */
+static vpq_sched_fill_result fill_class(peak_loop *L, int k, vpq_sched_cut *cut) {
+  const size_t block = (size_t)L->pr->nsteps * 2, at = (size_t)k * block;
+  if (L->filled[k] && memcmp(&L->x[at], &L->last_x[at], block * sizeof *L->x) == 0) return VPQ_SCHED_FILL_OK;
+  memcpy(&L->last_x[at], &L->x[at], block * sizeof *L->x);
+  const vpq_sched_fill_result r = vpq_sched_fill_class(L->fill, L->pr, L->members, &L->classes[k], k, &L->x[at], cut);
+  L->filled[k] = r == VPQ_SCHED_FILL_OK;
+  return r;
+}
+
+/* Makes the LP plan in L->x the best plan: each class's plan split over its members. With
+ * `clamp`, a class whose plan does not split moves what its members can (vpq_sched_fill_class
+ * with no cut); else every class's plan must split. */
+static void keep_plan(peak_loop *L, bool clamp) {
+  const vpq_sched_problem *pr = L->pr;
+  for (int k = 0; k < L->nclasses; k++) {
+    vpq_sched_cut unused;
+    const vpq_sched_class *c = &L->classes[k];
+    vpq_sched_fill_class(L->fill, pr, L->members, c, k, &L->x[(size_t)k * (size_t)pr->nsteps * 2],
+                         clamp ? NULL : &unused);
+    vpq_sched_fill_members(L->fill, pr, L->members, c, L->charge, L->discharge);
+  }
+}
+
 /* One relaxation: the LP over the current classes, then rounds of splitting and cutting. A plan
- * whose throughput exceeds its bound by less than *excess (relative) goes into charge and
- * discharge, and *excess becomes its excess. Classes that got in the way are marked in split;
- * *failed is set when the LP solver fails. */
-static outcome relax_and_split(const vpq_sched_problem *pr, const vpq_sched_member *members,
-                               const vpq_sched_class *classes, int nclasses, vpq_sched_fill *fill, double *x,
-                               vpq_sched_cut *cuts, bool *split, double *charge, double *discharge, double *excess,
-                               bool *failed) {
-  const int T = pr->nsteps;
-  vpq_sched_lp *lp = vpq_sched_lp_solve(pr, classes, nclasses);
+ * whose throughput exceeds its bound by less than L->excess (relative) becomes the best plan.
+ * Classes that got in the way are marked in L->split; *failed is set when the LP solver fails. */
+static outcome relax_and_split(peak_loop *L, bool *failed) {
+  const vpq_sched_problem *pr = L->pr;
+  vpq_sched_lp *lp = vpq_sched_lp_solve(pr, L->classes, L->nclasses);
   if (!lp) {
     *failed = true;
     return NO_PLAN;
   }
-  /* the throughput bound: the relaxation's, and still valid while every cut holds for every
-   * fleet plan (from_start); a rise of the primary optimum is accepted on the same condition */
-  double bound = vpq_sched_lp_throughput(lp);
+  memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
+  /* the bounds: the relaxation's, and still valid while every cut holds for every fleet plan
+   * (from_start); a rise of the primary optimum is accepted on the same condition */
+  double bound = vpq_sched_lp_throughput(lp), primary = vpq_sched_lp_primary(lp);
   bool split_ok = false, valid = true, in_bounds = true;
   for (int round = 0; round < MAX_CUT_ROUNDS && in_bounds; round++) {
-    vpq_sched_lp_plan(lp, x);
+    vpq_sched_lp_plan(lp, L->x);
     int ncuts = 0;
     bool stuck = false;
-    for (int k = 0; k < nclasses; k++) {
-      const vpq_sched_fill_result r =
-          vpq_sched_fill_class(fill, pr, members, &classes[k], k, &x[(size_t)k * (size_t)T * 2], &cuts[ncuts]);
-      if (r == VPQ_SCHED_FILL_CUT && !cuts[ncuts].from_start) {
+    for (int k = 0; k < L->nclasses; k++) {
+      const vpq_sched_fill_result r = fill_class(L, k, &L->cuts[ncuts]);
+      if (r == VPQ_SCHED_FILL_CUT && !L->cuts[ncuts].from_start) {
         /* the cut assumes the class's state at the run's start: hold the class's plan before it */
-        vpq_sched_lp_hold(lp, k, cuts[ncuts].first);
+        vpq_sched_lp_hold(lp, k, L->cuts[ncuts].first);
         valid = false;
       }
       if (r == VPQ_SCHED_FILL_CUT) ncuts++;
-      if (r != VPQ_SCHED_FILL_OK) split[k] = true;
+      if (r != VPQ_SCHED_FILL_OK) L->split[k] = true;
       stuck = stuck || r == VPQ_SCHED_FILL_STUCK;
     }
     if (stuck) break;
@@ -229,65 +312,126 @@ static outcome relax_and_split(const vpq_sched_problem *pr, const vpq_sched_memb
       split_ok = true;
       break;
     }
-    in_bounds = vpq_sched_lp_add_cuts(lp, cuts, ncuts);
+    in_bounds = vpq_sched_lp_add_cuts(lp, L->cuts, ncuts);
     if (!in_bounds && valid) in_bounds = vpq_sched_lp_reoptimise(lp);
-    if (valid) bound = vpq_sched_lp_throughput(lp);
+    if (valid) bound = vpq_sched_lp_throughput(lp), primary = vpq_sched_lp_primary(lp);
   }
   const double over = (vpq_sched_lp_throughput(lp) - bound) / fmax(fabs(bound), 1);
   vpq_sched_lp_free(lp);
+  bool exact = true;
+  for (int k = 0; k < L->nclasses; k++) exact = exact && L->classes[k].exact;
+  if (exact) L->bound = fmax(L->bound, primary);
   if (!split_ok) return NO_PLAN;
-  if (over < *excess) {
-    *excess = over;
-    for (int k = 0; k < nclasses; k++) {
-      vpq_sched_cut unused;
-      vpq_sched_fill_class(fill, pr, members, &classes[k], k, &x[(size_t)k * (size_t)T * 2], &unused);
-      vpq_sched_fill_members(fill, pr, members, &classes[k], charge, discharge);
-    }
+  if (over < L->excess) {
+    L->excess = over;
+    keep_plan(L, false);
   }
   return over <= THROUGHPUT_TOLERANCE ? CERTIFIED : PLAN;
 }
 
+/* The fallback when the relaxations reach MAX_CLASSES classes (or can split none) without a
+ * plan: the LP over the current classes, split and cut as a relaxation is, but it never gives
+ * up: when the cuts leave no plan at the peak bound, the LP re-optimises and the peak rises.
+ * After the last round (MAX_CUT_ROUNDS at most) each class's plan is split over its members, a
+ * class that still cannot follow its plan moving what its members can (keep_plan's clamp): a
+ * fleet plan, always, after at most MAX_CUT_ROUNDS solves of an LP of MAX_CLASSES classes. Its
+ * peak is not bounded by the LP's: the caller measures its gap. Until a cut from a run's start
+ * holds a class's earlier steps, the LP's optimum over exact classes is a bound on the
+ * primary objective and raises L->bound. False when the LP solver finds no first optimum. */
+static bool fallback(peak_loop *L) {
+  const vpq_sched_problem *pr = L->pr;
+  vpq_sched_lp *lp = vpq_sched_lp_solve(pr, L->classes, L->nclasses);
+  if (!lp) return false;
+  bool exact = true, valid = true, solved = true;
+  for (int k = 0; k < L->nclasses; k++) exact = exact && L->classes[k].exact;
+  memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
+  for (int round = 0; solved && round < MAX_CUT_ROUNDS; round++) {
+    if (exact && valid) L->bound = fmax(L->bound, vpq_sched_lp_primary(lp));
+    vpq_sched_lp_plan(lp, L->x);
+    int ncuts = 0;
+    for (int k = 0; k < L->nclasses; k++)
+      if (fill_class(L, k, &L->cuts[ncuts]) == VPQ_SCHED_FILL_CUT) {
+        if (!L->cuts[ncuts].from_start) vpq_sched_lp_hold(lp, k, L->cuts[ncuts].first), valid = false;
+        ncuts++;
+      }
+    if (ncuts == 0) break;
+    if (!vpq_sched_lp_add_cuts(lp, L->cuts, ncuts)) solved = vpq_sched_lp_reoptimise(lp);
+  }
+  if (solved) vpq_sched_lp_plan(lp, L->x);
+  keep_plan(L, true);
+  vpq_sched_lp_free(lp);
+  return true;
+}
+
+/* A bound on the primary objective when some class mixes efficiencies (its LP restricts the
+ * fleet, so its optimum is no bound): the optimum of the LP over the same classes relaxed. */
+static bool relaxed_bound(peak_loop *L, double *bound) {
+  bool mixed = false;
+  for (int k = 0; k < L->nclasses; k++) mixed = mixed || !L->classes[k].exact;
+  if (!mixed) return true;
+  vpq_sched_class *relaxed = malloc((size_t)L->nclasses * sizeof *relaxed);
+  vpq_sched_lp *lp = NULL;
+  if (relaxed) {
+    for (int k = 0; k < L->nclasses; k++)
+      relaxed[k] = make_class(L->members, L->classes[k].first, L->classes[k].count, true);
+    lp = vpq_sched_lp_solve(L->pr, relaxed, L->nclasses);
+  }
+  if (lp) *bound = vpq_sched_lp_primary(lp);
+  free(relaxed);
+  vpq_sched_lp_free(lp);
+  return lp != NULL;
+}
+
 /* Plans the peak objectives: relaxations over finer and finer classes until one is certified,
  * or, after MAX_RELAXATIONS, the plan with the least excess throughput of those that meet their
- * relaxation's peak. */
+ * relaxation's peak, or, at MAX_CLASSES classes with no such plan, the fallback's. *bound
+ * becomes a bound on the primary objective that no fleet plan beats. */
 static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *members, int n, double *charge,
-                     double *discharge, char *err, size_t errsize) {
-  const size_t T = (size_t)pr->nsteps;
-  vpq_sched_class *classes = malloc((size_t)n * sizeof *classes);
-  vpq_sched_cut *cuts = malloc((size_t)n * sizeof *cuts);
-  bool *split = malloc((size_t)n * sizeof *split);
-  int nclasses = classes ? classify(members, n, classes) : 0, largest = 0;
-  for (int k = 0; k < nclasses; k++) largest = classes[k].count > largest ? classes[k].count : largest;
-  double *x = malloc((size_t)nclasses * T * 2 * sizeof *x);
-  vpq_sched_fill *fill = vpq_sched_fill_new(largest, pr->nsteps);
-  int rc = classes && cuts && split && x && fill ? 1 : fail(err, errsize, "schedule: out of memory");
-  double excess = INFINITY;
+                     double *discharge, double *bound, char *err, size_t errsize) {
+  const size_t T = (size_t)pr->nsteps, N = (size_t)n;
+  peak_loop L = {.pr = pr,
+                 .members = members,
+                 .classes = malloc(N * sizeof *L.classes),
+                 .x = malloc(N * T * 2 * sizeof *L.x),
+                 .last_x = malloc(N * T * 2 * sizeof *L.last_x),
+                 .filled = malloc(N * sizeof *L.filled),
+                 .cuts = malloc(N * sizeof *L.cuts),
+                 .split = malloc(N * sizeof *L.split),
+                 .charge = charge,
+                 .discharge = discharge,
+                 .excess = INFINITY,
+                 .bound = -INFINITY};
+  int largest = 0;
+  if (L.classes) L.nclasses = classify(members, n, L.classes);
+  for (int k = 0; k < L.nclasses; k++) largest = L.classes[k].count > largest ? L.classes[k].count : largest;
+  L.fill = vpq_sched_fill_new(largest, pr->nsteps);
+  int rc = L.classes && L.x && L.last_x && L.filled && L.cuts && L.split && L.fill
+               ? 1
+               : fail(err, errsize, "schedule: out of memory");
   for (int relaxation = 1; rc == 1; relaxation++) {
     bool failed = false;
-    memset(split, 0, (size_t)n * sizeof *split);
-    const outcome o =
-        relax_and_split(pr, members, classes, nclasses, fill, x, cuts, split, charge, discharge, &excess, &failed);
+    memset(L.split, 0, N * sizeof *L.split);
+    const outcome o = relax_and_split(&L, &failed);
     if (failed) {
       rc = fail(err, errsize, "schedule: the LP solver found no optimum");
       break;
     }
-    if (o == CERTIFIED || (isfinite(excess) && relaxation >= MAX_RELAXATIONS)) {
+    if (o == CERTIFIED || (isfinite(L.excess) && relaxation >= MAX_RELAXATIONS)) {
       rc = 0;
       break;
     }
-    const int before = nclasses;
+    const int before = L.nclasses;
     for (int k = 0; k < before; k++)
-      if (split[k] && classes[k].count > 1) split_class(members, classes, k, &nclasses);
-    double *more = nclasses > before ? realloc(x, (size_t)nclasses * T * 2 * sizeof *x) : x;
-    if (nclasses == before)
-      rc = isfinite(excess) ? 0 : fail(err, errsize, "schedule: no plan meets the relaxation's bound");
-    else if (!more)
-      rc = fail(err, errsize, "schedule: out of memory");
-    else
-      x = more;
+      if (L.split[k] && L.classes[k].count > 1) split_class(members, L.classes, k, &L.nclasses);
+    if (L.nclasses == before || L.nclasses >= MAX_CLASSES) {
+      rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");
+      break;
+    }
   }
-  free(classes), free(cuts), free(split), free(x);
-  vpq_sched_fill_free(fill);
+  *bound = L.bound;
+  if (rc == 0 && !relaxed_bound(&L, bound)) rc = fail(err, errsize, "schedule: the LP solver found no optimum");
+  free(L.classes), free(L.x), free(L.last_x), free(L.filled), free(L.cuts), free(L.split);
+  vpq_sched_fill_free(L.fill);
   return rc;
 }
 
@@ -381,7 +525,13 @@ static const char *invalid(const vpq_sched_problem *pr, const vpq_sched_plan *pl
 }
 
 int vpq_sched_solve(const vpq_sched_problem *pr, vpq_sched_plan *plan, char *err, size_t errsize) {
+  return vpq_sched_solve_gap(pr, plan, NULL, err, errsize);
+}
+
+int vpq_sched_solve_gap(const vpq_sched_problem *pr, vpq_sched_plan *plan, double *peak_gap_kw, char *err,
+                        size_t errsize) {
   const char *bad = invalid(pr, plan);
+  if (peak_gap_kw) *peak_gap_kw = bad ? NAN : 0;
   if (bad) {
     if (plan) *plan = (vpq_sched_plan){plan->setpoint_kw, plan->soc, 0, 0, false};
     if (pr && plan && pr->nbatteries > 0 && pr->nsteps > 0 && pr->batteries && plan->setpoint_kw && plan->soc)
@@ -399,10 +549,11 @@ int vpq_sched_solve(const vpq_sched_problem *pr, vpq_sched_plan *plan, char *err
   int rc = members && net ? 0 : fail(err, errsize, "schedule: out of memory");
   const int n = rc == 0 ? collect(pr, members) : 0;
   /* the members' charge and discharge go into the rows of setpoint and soc, then replay in place */
-  double *charge = plan->setpoint_kw, *discharge = plan->soc;
+  double *charge = plan->setpoint_kw, *discharge = plan->soc, bound = -INFINITY;
+  const bool peak = pr->objective != VPQ_SCHED_MIN_COST;
   if (rc == 0 && n > 0)
-    rc = pr->objective == VPQ_SCHED_MIN_COST ? plan_cost(pr, members, n, charge, discharge, err, errsize)
-                                             : plan_peak(pr, members, n, charge, discharge, err, errsize);
+    rc = peak ? plan_peak(pr, members, n, charge, discharge, &bound, err, errsize)
+              : plan_cost(pr, members, n, charge, discharge, err, errsize);
   for (int m = 0; rc == 0 && m < n; m++) {
     const size_t row = (size_t)members[m].index * T;
     if (!replay(pr, &members[m], &charge[row], &discharge[row]))
@@ -411,9 +562,16 @@ int vpq_sched_solve(const vpq_sched_problem *pr, vpq_sched_plan *plan, char *err
   if (rc == 0) {
     net_load(pr, plan, net);
     measure(pr, plan, net);
+    /* the primary's bound as a peak: KEEP_BELOW's is an excess over the cap, and its plans are
+     * judged by max(peak, cap) */
+    const bool below = pr->objective == VPQ_SCHED_KEEP_BELOW;
+    if (peak_gap_kw && peak && n > 0)
+      *peak_gap_kw = fmax(0, (below ? fmax(plan->peak_kw, pr->cap_kw) : plan->peak_kw) -
+                                 (below ? pr->cap_kw + bound : bound));
   } else {
     idle(pr, plan);
     measure(pr, plan, pr->load);
+    if (peak_gap_kw) *peak_gap_kw = NAN;
   }
   free(members), free(net);
   return rc;

@@ -54,8 +54,16 @@ typedef struct vpq_sched_plan {
 
 /* Plans `problem` into `plan` (whose arrays the caller sized): optimal in the objective (within
  * 1e-7 relative), its throughput the least within 0.01 % (vpq_sched.c says how and when that
- * tolerance is used). Returns 0, or -1 with a message in err when the solver failed (the plan is
- * then all zeros: batteries idle). */
+ * tolerance is used), except where vpq_sched_solve_gap reports a gap. Returns 0, or -1 with a
+ * message in err when the solver failed (the plan is then all zeros: batteries idle). */
 int vpq_sched_solve(const vpq_sched_problem *problem, vpq_sched_plan *plan, char *err, size_t errsize);
+
+/* As vpq_sched_solve, and *peak_gap_kw becomes how far the plan's peak (KEEP_BELOW: max(peak,
+ * cap)) is at most above the lowest any plan reaches, measured against the relaxation's bound:
+ * within the tie-break's 1e-7 relative of 0 when the plan is certified optimal, larger when the
+ * fleet mixes more efficiencies than vpq_sched.c plans exactly or when its refinement reaches
+ * its budget without a plan (vpq_sched.c's fallback); 0 for MIN_COST (exact), NAN on failure. */
+int vpq_sched_solve_gap(const vpq_sched_problem *problem, vpq_sched_plan *plan, double *peak_gap_kw, char *err,
+                        size_t errsize);
 
 #endif

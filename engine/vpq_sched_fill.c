@@ -1,33 +1,36 @@
 /* vpq_sched_fill.c — a class's LP plan split over its batteries by water-filling, and a cut
  * when it cannot be split (vpq_sched_int.h).
  *
- * A class's batteries share efficiency and C-rate and differ in size, soc and soc limits. The LP
- * plans their sum; this file finds each member's share. Measure each member by its distance to
- * the limit it is moving towards: its room (hi − soc) in a step where the class charges, its
- * energy above lo (soc − lo) where it discharges. In one step the distance u can shrink to
- * max(0, u − rate·Δt·eff) charging, max(0, u − rate·Δt/eff) discharging, and the class must move
- * the LP's energy, so the new distances lie in those boxes and their capacity-weighted sum is
- * fixed. Water-filling puts every member at clamp(ρ, box) for the one ρ that meets the sum: it
- * charges the batteries with the most room first and discharges those with the most energy
- * first, and leaves the distances as equal as the boxes allow.
+ * A class's batteries differ in size, soc, soc limits, C-rate and (in a class whose LP uses one
+ * efficiency for several, vpq_sched.c) efficiency. The LP plans their sum; this file finds each
+ * member's share of the stored energy it moves. Measure each member by its distance to the limit
+ * it is moving towards: its room (hi − soc) in a step where the class charges, its energy above
+ * lo (soc − lo) where it discharges; and measure that distance in steps at full power, τ = u / s,
+ * where s is the soc one step at full power moves (rate·Δt·eff charging, rate·Δt/eff
+ * discharging). In one step τ can shrink to max(0, τ − 1), the same box for every member, and
+ * the class must move the LP's energy, so the new τ lie in those boxes and their sum weighted by
+ * the energy of a full step (capacity·s) is fixed. Water-filling puts every member at
+ * clamp(ρ, box) for the one ρ that meets the sum: it charges the batteries with the most steps of
+ * room first and discharges those with the most steps of energy first, and leaves the τ as equal
+ * as the boxes allow.
  *
  * Why that choice: in a run of steps that all move the class one way, members differ only in
- * their distance (sizes reduce to copies of one unit battery, and the per-step limit is the same
- * for all), and every other split's distances are a convex combination of permutations of
- * water-filling's (water-filling's are majorised by them). The model is convex and blind to the
- * members' order, so whatever the class can still do in the run after another split, it can do
- * after water-filling's too: if water-filling fails in a run, no split of the LP's plan for that
- * run exists from the state the run started in. (Between runs, members with the same limits have
- * equal socs when their distances are equal, and the argument carries over; members with other
- * limits make water-filling a heuristic there, and vpq_sched.c's certificate the judge.)
+ * their τ (a member is weight-many copies of one unit battery whose full step moves 1, so sizes
+ * and C-rates reduce away), and every other split's τ are a convex combination of permutations
+ * of water-filling's (water-filling's are majorised by them). The model is convex and blind to
+ * the members' order, so whatever the class can still do in the run after another split, it can
+ * do after water-filling's too: if water-filling fails in a run, no split of the LP's plan for
+ * that run exists from the state the run started in. (Between runs, members of the same C-rate,
+ * efficiency and limits have equal socs when their τ are equal, and the argument carries over;
+ * other members make water-filling a heuristic there, and vpq_sched.c's certificate the judge.)
  *
  * When it fails, the LP's plan is not a fleet plan, and a cut tells the LP why. Take the run
  * from its first step s to the failing step t. Which step of the run a member charges in does
  * not matter, only how much: splitting the run is a transportation problem (steps send their
- * energy to members, at most rate·Δt·eff·capacity per step and member, at most a member's room
+ * energy to members, at most a full step's energy per step and member, at most a member's room
  * in total), and by the max-flow min-cut theorem it has a solution exactly when, for every set S
- * of the run's steps, the energy of S is at most G(|S|) = Σ_members min(|S|·per-step power,
- * room). G depends only on |S|, so the worst S of size j holds the j largest steps: sorting them
+ * of the run's steps, the energy of S is at most G(|S|) = Σ_members min(|S|·full step, room).
+ * G depends only on |S|, so the worst S of size j holds the j largest steps: sorting them
  * finds the most violated j, and the cut
  *     energy charged in any j steps of [s, t] − energy discharged in [s, t] ≤ G(j)
  * goes to the LP (vpq_sched_lp.c). It holds for every fleet plan that leaves the class in the same
@@ -35,10 +38,12 @@
  * is the fleet's state now and the cut holds for every fleet plan; that one is looked for first
  * (over [0, t]), and the cut from the run's own start only when it is not violated.
  *
- * Members with the same soc and limits stay equal forever (same box, same clamp), so the fill
- * works on groups of them, and groups only merge: after a few steps a class of thousands is a
- * few dozen groups. Within a run the fill keeps the groups' order by distance, so they are sorted
- * once per run and ρ is found by one sweep over the boxes' ends.
+ * Members with the same soc, limits and steps stay equal forever (same box, same clamp), so the
+ * fill works on groups of them, and groups only merge: after a few steps a class of thousands of
+ * one kind is a few dozen groups (a class of all-different C-rates stays one group per member,
+ * O(members) per step). The fill keeps the groups' order by τ, so they are checked once per step
+ * and sorted only when rounding has broken the order, and ρ is found by one sweep over the
+ * boxes' ends.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -46,16 +51,17 @@
 
 #include "vpq_sched_int.h"
 
-/* Groups of members with equal soc and limits: level (soc), weight (capacity) and limits. */
+/* Groups of members with equal soc, limits and steps: level (soc), weight (capacity), limits, and
+ * the soc one step at full power moves charging (up) and discharging (down). */
 typedef struct groups {
   int n;
-  double *level, *weight, *lo, *hi;
+  double *level, *weight, *lo, *hi, *up, *down;
 } groups;
 
 struct vpq_sched_fill {
   groups now, start, initial; /* the class now, at the start of the current run, at step 0 */
   groups sorted;              /* scratch for sort_groups */
-  double *a, *b;              /* per group: the box of this step, in distance */
+  double *a, *b, *w;          /* per group: the box of this step in τ, and a full step's energy */
   int *order;                 /* 2 per group: sort_groups's scratch */
   double *rho;                /* per step: the fill level (−INFINITY: every member at its box's end) */
   signed char *dir;           /* per step: +1 charge, −1 discharge, 0 idle */
@@ -69,10 +75,14 @@ static bool groups_alloc(groups *g, int n) {
   g->weight = malloc((size_t)n * sizeof(double));
   g->lo = malloc((size_t)n * sizeof(double));
   g->hi = malloc((size_t)n * sizeof(double));
-  return g->level && g->weight && g->lo && g->hi;
+  g->up = malloc((size_t)n * sizeof(double));
+  g->down = malloc((size_t)n * sizeof(double));
+  return g->level && g->weight && g->lo && g->hi && g->up && g->down;
 }
 
-static void groups_free(groups *g) { free(g->level), free(g->weight), free(g->lo), free(g->hi); }
+static void groups_free(groups *g) {
+  free(g->level), free(g->weight), free(g->lo), free(g->hi), free(g->up), free(g->down);
+}
 
 static void groups_copy(groups *to, const groups *from) {
   const size_t size = (size_t)from->n * sizeof(double);
@@ -81,17 +91,26 @@ static void groups_copy(groups *to, const groups *from) {
   memcpy(to->weight, from->weight, size);
   memcpy(to->lo, from->lo, size);
   memcpy(to->hi, from->hi, size);
+  memcpy(to->up, from->up, size);
+  memcpy(to->down, from->down, size);
 }
 
-/* Appends a group, merging it into the last one when soc and limits are equal. */
-static void groups_push(groups *g, double level, double weight, double lo, double hi) {
+/* Appends a group, merging it into the last one when soc, limits and steps are equal. */
+static void groups_push(groups *g, double level, double weight, double lo, double hi, double up, double down) {
   const int n = g->n;
-  if (n > 0 && g->level[n - 1] == level && g->lo[n - 1] == lo && g->hi[n - 1] == hi) {
+  if (n > 0 && g->level[n - 1] == level && g->lo[n - 1] == lo && g->hi[n - 1] == hi && g->up[n - 1] == up &&
+      g->down[n - 1] == down) {
     g->weight[n - 1] += weight;
     return;
   }
-  g->level[n] = level, g->weight[n] = weight, g->lo[n] = lo, g->hi[n] = hi;
+  g->level[n] = level, g->weight[n] = weight, g->lo[n] = lo, g->hi[n] = hi, g->up[n] = up, g->down[n] = down;
   g->n = n + 1;
+}
+
+/* The soc that one step at full power moves member m, charging (dir > 0) or discharging. */
+static double member_step(const vpq_sched_problem *pr, const vpq_sched_member *m, int dir) {
+  const double per_step = m->max_kw / m->capacity * pr->step_hours;
+  return dir > 0 ? per_step * m->eff : per_step / m->eff;
 }
 
 vpq_sched_fill *vpq_sched_fill_new(int max_members, int nsteps) {
@@ -102,13 +121,14 @@ vpq_sched_fill *vpq_sched_fill_new(int max_members, int nsteps) {
             groups_alloc(&f->sorted, (int)n);
   f->a = malloc(n * sizeof *f->a);
   f->b = malloc(n * sizeof *f->b);
+  f->w = malloc(n * sizeof *f->w);
   f->order = malloc(2 * n * sizeof *f->order);
   f->rho = malloc(T * sizeof *f->rho);
   f->dir = malloc(T * sizeof *f->dir);
   f->amount = malloc(T * sizeof *f->amount);
   f->room_at = malloc((T + 2) * sizeof *f->room_at);
   f->power_at = malloc((T + 2) * sizeof *f->power_at);
-  ok = ok && f->a && f->b && f->order && f->rho && f->dir && f->amount && f->room_at && f->power_at;
+  ok = ok && f->a && f->b && f->w && f->order && f->rho && f->dir && f->amount && f->room_at && f->power_at;
   if (!ok) {
     vpq_sched_fill_free(f);
     return NULL;
@@ -119,37 +139,42 @@ vpq_sched_fill *vpq_sched_fill_new(int max_members, int nsteps) {
 void vpq_sched_fill_free(vpq_sched_fill *f) {
   if (!f) return;
   groups_free(&f->now), groups_free(&f->start), groups_free(&f->initial), groups_free(&f->sorted);
-  free(f->a), free(f->b), free(f->order), free(f->rho), free(f->dir), free(f->amount), free(f->room_at),
+  free(f->a), free(f->b), free(f->w), free(f->order), free(f->rho), free(f->dir), free(f->amount), free(f->room_at),
       free(f->power_at);
   free(f);
 }
 
-/* Sorts the groups by their distance to the limit ahead in direction dir (+1: room below hi,
- * −1: headroom above lo), ascending. Within a run the fill keeps that order (it clamps every
- * distance to the same level within boxes of the same width), so it is sorted once per run:
- * already sorted (or reversed) when the members share their limits, else by merge sort on the
- * distance, into `into` and back. */
+/* A group's distance to the limit ahead in direction dir (+1: room below hi, −1: energy above lo),
+ * in soc and in full steps (τ). */
 static double distance(const groups *g, int i, int dir) {
   return dir > 0 ? g->hi[i] - g->level[i] : g->level[i] - g->lo[i];
 }
 
+static double steps_left(const groups *g, int i, int dir) {
+  return distance(g, i, dir) / (dir > 0 ? g->up[i] : g->down[i]);
+}
+
+/* Sorts the groups by τ in direction dir, ascending: nothing to do when they already are (the
+ * fill keeps the order, clamping every τ to the same level within boxes of the same width, up to
+ * rounding), reversed when they are in the opposite order (one kind and limits, after a run the
+ * other way), else a merge sort of the indices, into f->sorted and back. */
 static void sort_groups(vpq_sched_fill *f, groups *g, int dir) {
   const int n = g->n;
   bool up = true, down = true;
   for (int i = 1; i < n && (up || down); i++) {
-    const double a = distance(g, i - 1, dir), b = distance(g, i, dir);
+    const double a = steps_left(g, i - 1, dir), b = steps_left(g, i, dir);
     up = up && a <= b;
     down = down && a >= b;
   }
   if (up) return;
   int *o = f->order, *tmp = f->order + n;
   for (int i = 0; i < n; i++) o[i] = down ? n - 1 - i : i;
-  if (!down) /* bottom-up merge sort of the indices by distance */
+  if (!down) /* bottom-up merge sort of the indices by τ */
     for (int width = 1; width < n; width *= 2) {
       for (int lo = 0; lo < n; lo += 2 * width) {
         const int mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
         int i = lo, j = mid, k = lo;
-        while (i < mid && j < hi) tmp[k++] = distance(g, o[j], dir) < distance(g, o[i], dir) ? o[j++] : o[i++];
+        while (i < mid && j < hi) tmp[k++] = steps_left(g, o[j], dir) < steps_left(g, o[i], dir) ? o[j++] : o[i++];
         while (i < mid) tmp[k++] = o[i++];
         while (j < hi) tmp[k++] = o[j++];
       }
@@ -160,39 +185,40 @@ static void sort_groups(vpq_sched_fill *f, groups *g, int dir) {
   into->n = n;
   for (int i = 0; i < n; i++) {
     into->level[i] = g->level[o[i]], into->weight[i] = g->weight[o[i]];
-    into->lo[i] = g->lo[o[i]], into->hi[i] = g->hi[o[i]];
+    into->lo[i] = g->lo[o[i]], into->hi[i] = g->hi[o[i]], into->up[i] = g->up[o[i]], into->down[i] = g->down[o[i]];
   }
   groups_copy(g, into);
 }
 
-/* The ρ at which Σ weight·clamp(ρ, a, b) = target, for boxes sorted ascending (both ends) and
- * target within [Σ weight·a, Σ weight·b]: a sweep over the boxes' ends in order, keeping the sum
- * below the current point as base + slope·ρ. */
-static double fill_level(const vpq_sched_fill *f, const groups *g, double target) {
-  const int n = g->n;
-  const double *a = f->a, *b = f->b;
+/* The ρ at which Σ w·clamp(ρ, a, b) = target, for the n boxes sorted ascending (both ends) and
+ * target within [Σ w·a, Σ w·b]: a sweep over the boxes' ends in order, keeping the sum below the
+ * current point as base + slope·ρ. */
+static double fill_level(const vpq_sched_fill *f, int n, double target) {
+  const double *a = f->a, *b = f->b, *w = f->w;
   double base = 0, slope = 0;
-  for (int i = 0; i < n; i++) base += g->weight[i] * a[i];
+  for (int i = 0; i < n; i++) base += w[i] * a[i];
   int i = 0, j = 0;
   while (j < n) {
     const bool rise = i < n && a[i] <= b[j];
     const double x = rise ? a[i] : b[j];
     if (slope > 0 && base + slope * x >= target) return (target - base) / slope;
     if (rise)
-      base -= g->weight[i] * a[i], slope += g->weight[i], i++;
+      base -= w[i] * a[i], slope += w[i], i++;
     else
-      base += g->weight[j] * b[j], slope -= g->weight[j], j++;
+      base += w[j] * b[j], slope -= w[j], j++;
   }
   return b[n - 1];
 }
 
 /* A member's soc after a step that moves its class in direction dir (+1 charge, −1 discharge)
- * with fill level rho: its distance u to the limit ahead becomes clamp(rho, max(0, u − step), u). */
+ * with fill level rho (in full steps): its distance u to the limit ahead, u / step = τ full
+ * steps, becomes step·clamp(rho, max(0, τ − 1), τ). */
 static double moved_level(double level, double lo, double hi, int dir, double step, double rho) {
-  const double u = dir > 0 ? hi - level : level - lo, least = fmax(0, u - step);
-  if (rho >= u) return level;
-  if (rho <= least) return dir > 0 ? fmin(hi, level + step) : fmax(lo, level - step);
-  return dir > 0 ? hi - rho : lo + rho;
+  const double u = dir > 0 ? hi - level : level - lo, tau = u / step;
+  if (rho >= tau) return level;
+  if (rho <= tau - 1) return dir > 0 ? fmin(hi, level + step) : fmax(lo, level - step);
+  const double left = fmax(0, rho) * step;
+  return dir > 0 ? hi - left : lo + left;
 }
 
 /* The most violated cut over steps [first, last] in direction dir from the state `from` (the
@@ -205,7 +231,6 @@ static bool separate(vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_s
   const double dt = pr->step_hours, eff = cls->eff;
   const bool charge = dir == VPQ_SCHED_CHARGE;
   const double per_kw = charge ? eff * dt : dt / eff, other_per_kw = charge ? dt / eff : eff * dt;
-  const double step = charge ? cls->rate * dt * eff : cls->rate * dt / eff;
   const int m = last - first + 1, other = charge ? VPQ_SCHED_DISCHARGE : VPQ_SCHED_CHARGE;
   double opposite = 0;
   for (int i = 0; i < m; i++) {
@@ -221,7 +246,7 @@ static bool separate(vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_s
   double power = 0;
   for (int i = 0; i < from->n; i++) {
     const double room = from->weight[i] * fmax(0, charge ? from->hi[i] - from->level[i] : from->level[i] - from->lo[i]);
-    const double per_step = from->weight[i] * step;
+    const double per_step = from->weight[i] * (charge ? from->up[i] : from->down[i]);
     const double steps = ceil(room / per_step);
     const int at = steps > m ? m + 1 : (int)steps;
     f->room_at[at] += room, f->power_at[at] += per_step, power += per_step;
@@ -240,17 +265,53 @@ static bool separate(vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_s
   return true;
 }
 
+/* At the start of a run in direction dir: sorts the groups by τ and sets f->b to their τ and f->w
+ * to the energy of their full step. */
+static void start_run(vpq_sched_fill *f, groups *g, int dir) {
+  sort_groups(f, g, dir);
+  const double *step = dir > 0 ? g->up : g->down;
+  for (int i = 0; i < g->n; i++) {
+    f->w[i] = g->weight[i] * step[i];
+    f->b[i] = distance(g, i, dir) / step[i];
+  }
+}
+
+/* At the end of a run in direction dir: the groups' levels from their τ. */
+static void end_run(const vpq_sched_fill *f, groups *g, int dir) {
+  for (int i = 0; i < g->n; i++)
+    g->level[i] = dir > 0 ? g->hi[i] - f->b[i] * g->up[i] : g->lo[i] + f->b[i] * g->down[i];
+}
+
+/* One step of a run at fill level rho: every τ to clamp(rho, a, b), merging neighbours that
+ * become equal (same τ, limits and steps). */
+static void fill_step(vpq_sched_fill *f, groups *g, double rho) {
+  int k = 0;
+  for (int i = 0; i < g->n; i++) {
+    const double tau = rho < f->a[i] ? f->a[i] : rho > f->b[i] ? f->b[i] : rho;
+    if (k > 0 && f->b[k - 1] == tau && g->lo[k - 1] == g->lo[i] && g->hi[k - 1] == g->hi[i] &&
+        g->up[k - 1] == g->up[i] && g->down[k - 1] == g->down[i]) {
+      g->weight[k - 1] += g->weight[i], f->w[k - 1] += f->w[i];
+      continue;
+    }
+    g->weight[k] = g->weight[i], g->lo[k] = g->lo[i], g->hi[k] = g->hi[i], g->up[k] = g->up[i];
+    g->down[k] = g->down[i], f->w[k] = f->w[i], f->b[k] = tau;
+    k++;
+  }
+  g->n = k;
+}
+
 vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_problem *pr,
                                            const vpq_sched_member *members, const vpq_sched_class *cls, int k,
                                            const double *xk, vpq_sched_cut *cut) {
   const int T = pr->nsteps;
   const double dt = pr->step_hours, eff = cls->eff;
-  const double up = cls->rate * dt * eff, down = cls->rate * dt / eff;
   const double tol = 1e-7 * (1 + cls->capacity);
   groups *g = &f->now;
   f->initial.n = 0;
-  for (int m = cls->first; m < cls->first + cls->count; m++)
-    groups_push(&f->initial, members[m].soc, members[m].capacity, members[m].lo, members[m].hi);
+  for (int m = cls->first; m < cls->first + cls->count; m++) {
+    const vpq_sched_member *b = &members[m];
+    groups_push(&f->initial, b->soc, b->capacity, b->lo, b->hi, member_step(pr, b, 1), member_step(pr, b, -1));
+  }
   groups_copy(g, &f->initial);
   int run = -1, run_first = 0, runs = 0;
   for (int t = 0; t < T; t++) {
@@ -259,34 +320,27 @@ vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_pr
     if (f->dir[t] == 0) continue;
     const int dir = f->dir[t] > 0 ? VPQ_SCHED_CHARGE : VPQ_SCHED_DISCHARGE;
     if (dir != run) {
+      if (run >= 0) end_run(f, g, -f->dir[t]);
       run = dir, run_first = t, runs++;
-      sort_groups(f, g, f->dir[t]);
       groups_copy(&f->start, g);
+      start_run(f, g, f->dir[t]);
     }
-    const double step = f->dir[t] > 0 ? up : down;
     double stored = 0, lowest = 0;
     for (int i = 0; i < g->n; i++) {
-      f->b[i] = distance(g, i, f->dir[t]);
-      f->a[i] = fmax(0, f->b[i] - step);
-      stored += g->weight[i] * f->b[i];
-      lowest += g->weight[i] * f->a[i];
+      f->a[i] = f->b[i] > 1 ? f->b[i] - 1 : 0;
+      stored += f->w[i] * f->b[i];
+      lowest += f->w[i] * f->a[i];
     }
     const double target = stored - fabs(moved);
-    if (target < lowest - tol) {
+    if (target < lowest - tol && cut) {
       /* a cut from the state now holds for every plan: prefer it to one from the run's start */
       if (separate(f, pr, cls, k, xk, dir, 0, t, &f->initial, true, tol, cut)) return VPQ_SCHED_FILL_CUT;
       if (runs > 1 && separate(f, pr, cls, k, xk, dir, run_first, t, &f->start, false, tol, cut))
         return VPQ_SCHED_FILL_CUT;
       return VPQ_SCHED_FILL_STUCK;
     }
-    double rho = -INFINITY;
-    if (target > lowest) rho = fill_level(f, g, target);
-    f->rho[t] = rho;
-    const int n = g->n;
-    g->n = 0;
-    for (int i = 0; i < n; i++)
-      groups_push(g, moved_level(g->level[i], g->lo[i], g->hi[i], f->dir[t], step, rho), g->weight[i], g->lo[i],
-                  g->hi[i]);
+    f->rho[t] = target > lowest ? fill_level(f, g->n, target) : -INFINITY;
+    fill_step(f, g, f->rho[t]);
   }
   return VPQ_SCHED_FILL_OK;
 }
@@ -294,10 +348,10 @@ vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_pr
 void vpq_sched_fill_members(const vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_sched_member *members,
                             const vpq_sched_class *cls, double *charge, double *discharge) {
   const int T = pr->nsteps;
-  const double dt = pr->step_hours, eff = cls->eff;
-  const double up = cls->rate * dt * eff, down = cls->rate * dt / eff;
+  const double dt = pr->step_hours;
   for (int m = cls->first; m < cls->first + cls->count; m++) {
     const vpq_sched_member *b = &members[m];
+    const double up = member_step(pr, b, 1), down = member_step(pr, b, -1), eff = b->eff;
     const size_t row = (size_t)b->index * (size_t)T;
     double s = b->soc;
     for (int t = 0; t < T; t++) {

@@ -4,8 +4,8 @@
  * over its batteries, and the cuts when it cannot be split), vpq_sched_dp.c (MIN_COST by
  * dynamic programming).
  *
- *   members  [ class 0: sorted by soc | class 1 | ... ]     one vpq_sched_member per usable battery
- *   classes  [ eff, rate, min_soc, max_soc | sums | first, count ]
+ *   members  [ class 0: by C-rate, then soc | class 1 | ... ]   one vpq_sched_member per usable battery
+ *   classes  [ eff | sums | first, count | exact ]
  *   LP plan  x[(k·T + t)·2 + VPQ_SCHED_CHARGE / VPQ_SCHED_DISCHARGE], kW, per class k and step t
  */
 #ifndef VPQ_SCHED_INT_H
@@ -24,11 +24,15 @@ typedef struct vpq_sched_member {
   int index; /* in the problem's battery array */
 } vpq_sched_member;
 
-/* Batteries that the LP plans as one: the same efficiency and C-rate (max_kw / capacity). */
+/* Batteries that the LP plans as one battery of efficiency eff (vpq_sched.c says which). Its
+ * power limits are what keeps every member's stored energy within the member's own limits per
+ * step: Σ max_kw·eff_i/eff charging, Σ max_kw·eff/eff_i discharging (both Σ max_kw when every
+ * member's efficiency is eff: exact). */
 typedef struct vpq_sched_class {
-  double eff, rate;
-  double capacity, max_kw, e0, lo_kwh, hi_kwh; /* sums over the members; e0 the stored energy now */
-  int first, count;                            /* members [first, first + count), sorted by soc */
+  double eff;
+  double capacity, charge_kw, discharge_kw, e0, lo_kwh, hi_kwh; /* sums; e0 the stored energy now */
+  int first, count;                                             /* members [first, first + count) */
+  bool exact;                                                   /* every member's efficiency is eff */
 } vpq_sched_class;
 
 /* A cut on a class's plan (see vpq_sched_fill.c): over steps [first, last], which move the
@@ -62,6 +66,10 @@ bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp);
 /* Holds class k's charge and discharge in steps [0, before) at their current values. */
 void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before);
 
+/* The primary objective's optimum (peak or excess, kW) at the last lexicographic solve: cuts
+ * added since hold it. */
+double vpq_sched_lp_primary(const vpq_sched_lp *lp);
+
 /* The throughput of the current solution (kWh). */
 double vpq_sched_lp_throughput(const vpq_sched_lp *lp);
 
@@ -85,7 +93,9 @@ vpq_sched_fill *vpq_sched_fill_new(int max_members, int nsteps);
 void vpq_sched_fill_free(vpq_sched_fill *f);
 
 /* Water-fills class k's LP plan xk (x + k·T·2) over its members; on success records the fill
- * of each step for vpq_sched_fill_members. */
+ * of each step for vpq_sched_fill_members. With cut NULL it never fails: a step that asks more
+ * of the members than they can do moves every member as far as it can (the class then moves
+ * less energy than the plan: a fleet plan with a different net load), and the fill goes on. */
 vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_problem *pr,
                                            const vpq_sched_member *members, const vpq_sched_class *cls, int k,
                                            const double *xk, vpq_sched_cut *cut);

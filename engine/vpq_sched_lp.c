@@ -2,9 +2,11 @@
  * (vpq_sched_int.h).
  *
  * One LP battery per class: its capacity, power and stored energy are the class's sums, its
- * energy bounds the sums of the members' (widened) bounds. Any plan of the members adds up to a
- * plan of that battery, so the LP is a relaxation of the model of vpq_sched.h: its optimum is a
- * bound no fleet plan beats. vpq_sched.c turns it into a fleet plan (vpq_sched_fill.c) and, where
+ * energy bounds the sums of the members' (widened) bounds. When the members share the class's
+ * efficiency, any plan of the members adds up to a plan of that battery, so the LP is a
+ * relaxation of the model of vpq_sched.h: its optimum is a bound no fleet plan beats (a class of
+ * mixed efficiencies has the power limits and efficiency that vpq_sched_int.h's vpq_sched_class
+ * and vpq_sched.c's make_class describe). vpq_sched.c turns it into a fleet plan (vpq_sched_fill.c) and, where
  * that fails, adds the cuts this file appends (vpq_sched_lp_add_cuts).
  *
  * Columns c, d, e of class k at step t, then the peak column P; rows: one energy balance per
@@ -30,7 +32,8 @@ struct vpq_sched_lp {
   glp_prob *glp;
   const vpq_sched_problem *pr;
   int nclasses;
-  double *eff; /* per class, for the cuts' coefficients */
+  double *eff;    /* per class, for the cuts' coefficients */
+  double optimum; /* the primary objective's optimum at the last lexicographic solve */
 };
 
 static int col(int nsteps, int k, int t, int which) { return 1 + 3 * (k * nsteps + t) + which; }
@@ -61,8 +64,8 @@ static bool build(vpq_sched_lp *lp, const vpq_sched_class *classes) {
     for (int t = 0; t < T; t++) {
       const int c = col(T, u, t, COL_C), d = col(T, u, t, COL_D), e = col(T, u, t, COL_E);
       const int row = 1 + u * T + t;
-      glp_set_col_bnds(glp, c, GLP_DB, 0, cl->max_kw);
-      glp_set_col_bnds(glp, d, GLP_DB, 0, cl->max_kw);
+      glp_set_col_bnds(glp, c, GLP_DB, 0, cl->charge_kw);
+      glp_set_col_bnds(glp, d, GLP_DB, 0, cl->discharge_kw);
       glp_set_col_bnds(glp, e, lo < hi ? GLP_DB : GLP_FX, lo, hi);
       /* e_t − e_{t−1} − eff·Δt·c + Δt/eff·d = 0, with e_{−1} = e0 on the right */
       glp_set_row_bnds(glp, row, GLP_FX, t == 0 ? e0 : 0, t == 0 ? e0 : 0);
@@ -157,7 +160,7 @@ static void tie_break(vpq_sched_lp *lp, double z) {
 vpq_sched_lp *vpq_sched_lp_solve(const vpq_sched_problem *pr, const vpq_sched_class *classes, int nclasses) {
   vpq_sched_lp *lp = malloc(sizeof *lp);
   if (!lp) return NULL;
-  *lp = (vpq_sched_lp){NULL, pr, nclasses, malloc((size_t)nclasses * sizeof(double))};
+  *lp = (vpq_sched_lp){NULL, pr, nclasses, malloc((size_t)nclasses * sizeof(double)), 0};
   if (!lp->eff) {
     vpq_sched_lp_free(lp);
     return NULL;
@@ -182,7 +185,8 @@ bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp) {
   primary(lp);
   bool ok = solved(lp, GLP_PRIMAL);
   if (ok) {
-    tie_break(lp, glp_get_obj_val(lp->glp));
+    lp->optimum = glp_get_obj_val(lp->glp);
+    tie_break(lp, lp->optimum);
     ok = solved(lp, GLP_PRIMAL);
   }
   glp_term_out(old);
@@ -250,6 +254,8 @@ void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before) {
 }
 
 double vpq_sched_lp_throughput(const vpq_sched_lp *lp) { return glp_get_obj_val(lp->glp); }
+
+double vpq_sched_lp_primary(const vpq_sched_lp *lp) { return lp->optimum; }
 
 void vpq_sched_lp_plan(const vpq_sched_lp *lp, double *x) {
   const int T = lp->pr->nsteps;
