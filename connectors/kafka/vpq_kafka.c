@@ -9,9 +9,12 @@
  * rebalance is read on from where it was, its rows being in this member's state already); a bounded
  * one assigns itself every partition and ends at the end offsets seen when it opened; a partition
  * task (vpq_kafka_tasks.h) assigns itself its one partition. A checkpoint holds each partition's
- * next offset (save/restore). A consumer can give its messages to hooks instead of the JSON
- * decoder, and a sink can take its values from an encoder (vpq_kafka_int.h): the repartition
- * exchanges are built so (vpq_kafka_repartition.c).
+ * next offset (save/restore), none for a group member's partition it no longer reads (its state
+ * for it is dropped). A consumer with hooks commits a watermark with its offsets, in the
+ * commit's metadata, and tells the hooks the one committed with a partition it starts over. A
+ * consumer can give its messages to hooks instead of the JSON decoder, and a sink can take its
+ * values from an encoder (vpq_kafka_int.h): the repartition exchanges are built so
+ * (vpq_kafka_repartition.c).
  *
  * One idempotent producer per sink. A row's message key is its key columns (one column: its text;
  * several: a JSON array), its timestamp the row's event time, its value the row as a JSON object,
@@ -560,6 +563,8 @@ typedef struct kafka_source {
   bool *owned;      /* per partition: assigned to this member now (base.owned) */
   bool *revoked;    /* per partition: taken away by the rebalance in progress (kept if given back) */
   bool *continued;  /* scratch of on_rebalance: partitions read on from where they were */
+  int64_t *floor;   /* per partition: the watermark committed with the offset it started from
+                       (VPQ_TS_MIN: none), committed again while this member has none to give */
   int wait_ms;      /* how long a read waits for its first message */
   vpq_kafka_reader_hooks hooks; /* hooks.message set: messages go to the hooks, not the decoder */
   rd_kafka_message_t **decoded; /* the messages whose rows the read in progress decoded (kafka_read) */
@@ -603,13 +608,47 @@ static int64_t safe_offset(kafka_source *s, int p, int64_t safe_ts) {
   return offset;
 }
 
-/* Commits the safe offsets of the assigned partitions (synchronously when `sync`). */
+/* The prefix of a commit's metadata that carries the watermark committed with the offset. */
+static const char WM_METADATA[] = "vpq.wm=";
+
+/* Sets the metadata of a partition to commit: the watermark `wm` (nothing for VPQ_TS_MIN). */
+static void put_watermark(rd_kafka_topic_partition_t *part, int64_t wm) {
+  if (wm == VPQ_TS_MIN) return;
+  char text[64];
+  int len = snprintf(text, sizeof text, "%s%lld", WM_METADATA, (long long)wm);
+  part->metadata = malloc((size_t)len + 1);
+  if (!part->metadata) abort();
+  memcpy(part->metadata, text, (size_t)len + 1);
+  part->metadata_size = (size_t)len;
+}
+
+/* The watermark in a committed partition's metadata (VPQ_TS_MIN: none). */
+static int64_t get_watermark(const rd_kafka_topic_partition_t *part) {
+  size_t prefix = sizeof WM_METADATA - 1;
+  char text[64];
+  if (part->err || !part->metadata || part->metadata_size <= prefix || part->metadata_size >= sizeof text ||
+      memcmp(part->metadata, WM_METADATA, prefix) != 0)
+    return VPQ_TS_MIN;
+  memcpy(text, (const char *)part->metadata + prefix, part->metadata_size - prefix);
+  text[part->metadata_size - prefix] = '\0';
+  char *end;
+  long long wm = strtoll(text, &end, 10);
+  return *end ? VPQ_TS_MIN : (int64_t)wm;
+}
+
+/* Commits the safe offsets of the assigned partitions (synchronously when `sync`), each with
+ * the hooks' watermark once the engine has said what is safe (before that, the watermark the
+ * partition's offset came with). */
 static void commit_safe(kafka_source *s, bool sync) {
   rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->base.partitions);
+  int64_t wm = s->hooks.commit_watermark && s->safe_ts != VPQ_TS_MIN ? s->hooks.commit_watermark(s->hooks.ctx) : VPQ_TS_MIN;
   for (int p = 0; p < s->base.partitions; p++) {
     if (!s->owned[p] || (!s->parts[p].nsegs && s->next[p] < 0)) continue;
     int64_t offset = safe_offset(s, p, s->safe_ts);
-    if (offset >= 0) rd_kafka_topic_partition_list_add(list, s->topic, p)->offset = offset;
+    if (offset < 0) continue;
+    rd_kafka_topic_partition_t *part = rd_kafka_topic_partition_list_add(list, s->topic, p);
+    part->offset = offset;
+    if (s->hooks.commit_watermark) put_watermark(part, wm > s->floor[p] ? wm : s->floor[p]);
   }
   if (list->cnt) rd_kafka_commit(s->rk, list, sync ? 0 : 1);
   rd_kafka_topic_partition_list_destroy(list);
@@ -622,10 +661,27 @@ static void kafka_commit(vpq_source *src, int64_t safe_ts) {
   commit_safe(s, false);
 }
 
+/* Reads the watermarks committed with the offsets of the partitions of `parts` that start
+ * over (not continued) into s->floor (VPQ_TS_MIN when none was committed or the group cannot
+ * say). */
+static void read_floors(kafka_source *s, const rd_kafka_topic_partition_list_t *parts) {
+  rd_kafka_topic_partition_list_t *fresh = rd_kafka_topic_partition_list_new(parts->cnt);
+  for (int i = 0; i < parts->cnt; i++) {
+    int p = parts->elems[i].partition;
+    if (p < 0 || p >= s->base.partitions || s->continued[p]) continue;
+    s->floor[p] = VPQ_TS_MIN;
+    rd_kafka_topic_partition_list_add(fresh, s->topic, p);
+  }
+  if (fresh->cnt && rd_kafka_committed(s->rk, fresh, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    for (int i = 0; i < fresh->cnt; i++) s->floor[fresh->elems[i].partition] = get_watermark(&fresh->elems[i]);
+  rd_kafka_topic_partition_list_destroy(fresh);
+}
+
 /* Rebalances (consumer-group mode): on assignment, read the new partitions from their
  * committed offsets (or `start`), a partition this member had before the rebalance from where
  * it was (its rows are in this member's state already: reading them again would count them
- * twice); on revocation, commit what is safe, then let them go. */
+ * twice); on revocation, commit what is safe, then let them go. With hooks that commit a
+ * watermark, a partition that starts over learns the one committed with its offset. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   kafka_source *s = opaque;
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -652,6 +708,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
       }
     }
     for (int p = 0; p < s->base.partitions; p++) s->revoked[p] = false;
+    if (s->hooks.commit_watermark) read_floors(s, parts);
     rd_kafka_assign(rk, parts);
     /* Say which partitions this member reads (a member of a scaled-out run, or a test,
      * waits for the group to settle on these lines). */
@@ -659,7 +716,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     for (int p = 0, at = 0; p < s->base.partitions && at < (int)sizeof list - 16; p++)
       if (s->owned[p]) at += snprintf(list + at, sizeof list - (size_t)at, "%s%d", at ? ", " : "", p);
     fprintf(stderr, "vpq: group `%s` gave this member partitions [%s] of `%s`\n", s->group_id, list, s->topic);
-    if (s->hooks.ownership) s->hooks.ownership(s->hooks.ctx, s->owned, s->continued);
+    if (s->hooks.ownership) s->hooks.ownership(s->hooks.ctx, s->owned, s->continued, s->floor);
   } else {
     commit_safe(s, true);
     for (int i = 0; i < parts->cnt; i++) {
@@ -801,17 +858,23 @@ static void kafka_source_close(vpq_source *src) {
   free(s->owned);
   free(s->revoked);
   free(s->continued);
+  free(s->floor);
   free(s->resume);
   if (s->hooks.free) s->hooks.free(s->hooks.ctx);
   free(s);
 }
 
-/* The position: per partition, the next offset to read (-1: none read yet), or the offset
- * of its first unread row. */
+/* The position: per partition, the next offset to read (-1: none read yet, or a group
+ * member's partition it neither owns nor is giving up in a rebalance: its state here was
+ * dropped, so a restore must not resume it), or the offset of its first unread row. */
 static void kafka_source_save(const vpq_source *src, vpq_ckpt_out *out, const vpq_origin *unread, int nunread) {
   const kafka_source *s = (const kafka_source *)src;
   vpq_ckpt_put_u64(out, (uint64_t)s->base.partitions);
   for (int p = 0; p < s->base.partitions; p++) {
+    if (s->group && !s->owned[p] && !s->revoked[p]) {
+      vpq_ckpt_put_i64(out, -1);
+      continue;
+    }
     int64_t next = s->next[p];
     for (int i = 0; i < nunread; i++)
       if (unread[i].partition == p && (next < 0 || unread[i].offset < next)) next = unread[i].offset;
@@ -961,9 +1024,13 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->owned = calloc((size_t)partitions, sizeof *s->owned);
   s->revoked = calloc((size_t)partitions, sizeof *s->revoked);
   s->continued = calloc((size_t)partitions, sizeof *s->continued);
+  s->floor = malloc(sizeof *s->floor * (size_t)partitions);
   s->resume = malloc(sizeof *s->resume * (size_t)partitions);
-  if (!s->end || !s->next || !s->parts || !s->owned || !s->revoked || !s->continued || !s->resume) abort();
-  for (int p = 0; p < partitions; p++) s->resume[p] = -1;
+  if (!s->end || !s->next || !s->parts || !s->owned || !s->revoked || !s->continued || !s->floor || !s->resume) abort();
+  for (int p = 0; p < partitions; p++) {
+    s->resume[p] = -1;
+    s->floor[p] = VPQ_TS_MIN;
+  }
   if (in_group) {
     s->base.owned = s->owned;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);

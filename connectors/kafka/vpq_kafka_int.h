@@ -59,8 +59,12 @@ typedef struct vpq_kafka_reader_hooks {
   int (*owed)(void *ctx, vpq_batch *out, int n, vpq_origin *origins);
   /* After each assignment: `owned[p]` the partitions read here now, `continued[p]` those
    * whose reading goes on from where this member was (kept through the rebalance, or resumed
-   * from a checkpoint); the others start over from their committed offsets. */
-  void (*ownership)(void *ctx, const bool *owned, const bool *continued);
+   * from a checkpoint); the others start over from their committed offsets, and `floor[p]` is
+   * the watermark committed with that offset (VPQ_TS_MIN: none). */
+  void (*ownership)(void *ctx, const bool *owned, const bool *continued, const int64_t *floor);
+  /* The watermark committed with the offsets (in the commit's metadata): every window it
+   * closes is written, or held for a checkpoint that will write it. NULL: none committed. */
+  int64_t (*commit_watermark)(void *ctx);
   void (*save)(void *ctx, vpq_ckpt_out *out);      /* the hook's state, after the offsets */
   void (*restore)(void *ctx, vpq_ckpt_in *in);     /* ... read back (failing `in` when malformed) */
   void (*free)(void *ctx);

@@ -72,6 +72,15 @@
  * comes first, just before that message's rows. Until every lost partition is told, the
  * reader's watermark stays where it was: a watermark computed without the lost partition must
  * not close its windows before the aggregate has dropped them.
+ *
+ * Watermarks committed (on_commit_watermark). The offsets are committed with the reader's
+ * watermark in their metadata (in a checkpointed run, the one of the last checkpoint: later
+ * windows are held until the next one is durable). A partition read again from its committed
+ * offset starts with that watermark as its floor: its writers' watermarks count as no lower.
+ * The rows it reads again of windows its last owner closed, a window's size + grace behind
+ * that owner's watermark, are then late here as they would have been there, instead of making
+ * this member write those windows again from part of their rows (a member that joins has no
+ * watermark of its own yet).
  */
 #include "vpq_kafka_repartition.h"
 
@@ -242,6 +251,8 @@ typedef struct part_state {
   int64_t since_ms; /* when this member started reading it */
   int64_t first_row_ms; /* when it gave its first row since then (0: none yet) */
   bool untold;      /* tell_partitions: no longer read on from where it was, not yet told */
+  int64_t floor;    /* the watermark committed with the offset it started from: its own is
+                       never lower (VPQ_TS_MIN: none) */
 } part_state;
 
 /* A table row kept for upserts (data NULL: a free slot), or a retraction owed. */
@@ -278,6 +289,8 @@ typedef struct exchange_reader {
   int partition_col;
   int nuntold;      /* partitions lost and not yet told (the watermark waits for them) */
   int64_t wm;
+  bool checkpointed; /* a checkpoint was taken or restored */
+  int64_t saved_wm; /* the watermark at the last checkpoint */
 } exchange_reader;
 
 /* The state of partition p (the array is made on first use: the partition count is known
@@ -288,7 +301,10 @@ static part_state *part(exchange_reader *r, int p) {
     r->parts = calloc((size_t)r->nparts + 1, sizeof *r->parts);
     if (!r->parts) abort();
     int64_t now = wall_ms();
-    for (int i = 0; i < r->nparts; i++) r->parts[i].since_ms = now;
+    for (int i = 0; i < r->nparts; i++) {
+      r->parts[i].since_ms = now;
+      r->parts[i].floor = VPQ_TS_MIN;
+    }
   }
   return p >= 0 && p < r->nparts ? &r->parts[p] : NULL;
 }
@@ -330,19 +346,20 @@ static int64_t reader_watermark(exchange_reader *r, int64_t now) {
     if (!ps->nwriters) {
       if (now - ps->since_ms < r->idle_ms || vpq_kafka_source_behind(r->src, p)) {
         holding = true;
-        low = VPQ_TS_MIN;
+        if (ps->floor < low) low = ps->floor;
       }
       continue;
     }
     for (int i = 0; i < ps->nwriters; i++) {
       const writer_mark *w = &ps->writers[i];
-      if (w->wm > high) high = w->wm;
+      int64_t wm = w->wm > ps->floor ? w->wm : ps->floor;
+      if (wm > high) high = wm;
       if (w->wm == VPQ_TS_MAX) continue;
       int64_t waiting = w->since_ms > ps->first_row_ms ? w->since_ms : ps->first_row_ms;
       bool live = now - w->heard_ms < r->idle_ms + w->silence_ms && (w->wm != VPQ_TS_MIN || now - waiting < r->idle_ms);
       if (live || vpq_kafka_source_behind(r->src, p)) {
         holding = true;
-        if (w->wm < low) low = w->wm;
+        if (wm < low) low = wm;
       }
     }
   }
@@ -656,13 +673,16 @@ static int on_owed(void *ctx, vpq_batch *out, int n, vpq_origin *origins) {
 }
 
 /* After a rebalance: a partition no longer read here, or read again from its committed offset,
- * has its kept rows retracted, its writers and dedup marks forgotten, and is to be told lost. */
-static void on_ownership(void *ctx, const bool *owned, const bool *continued) {
+ * has its kept rows retracted, its writers and dedup marks forgotten, and is to be told lost;
+ * one read again starts at the watermark committed with its offset, so that rows read again
+ * of windows its last owner closed are late here too. */
+static void on_ownership(void *ctx, const bool *owned, const bool *continued, const int64_t *floor) {
   exchange_reader *r = ctx;
   int64_t now = wall_ms();
   for (int p = 0; p < r->src->partitions; p++) {
     if (owned[p] && continued[p]) continue;
     part_state *ps = part(r, p);
+    ps->floor = owned[p] ? floor[p] : VPQ_TS_MIN;
     if (r->tell_partitions && !ps->untold) {
       ps->untold = true;
       r->nuntold++;
@@ -684,10 +704,20 @@ static void put_kept_state(const exchange_reader *r, vpq_ckpt_out *out, const ke
   vpq_ckpt_put_datums(out, k->data, k->null, r->rows.ncols);
 }
 
+/* The watermark committed with the offsets: the one of the last checkpoint in a checkpointed
+ * run (later windows are held until the next one), else the reader's (commits follow a flush
+ * of every window it closed). */
+static int64_t on_commit_watermark(void *ctx) {
+  const exchange_reader *r = ctx;
+  return r->checkpointed ? r->saved_wm : r->wm;
+}
+
 /* State: the watermark, each partition's writers and dedup marks, the kept and owed rows. */
 static void on_save(void *ctx, vpq_ckpt_out *out) {
   exchange_reader *r = ctx;
   part(r, 0);
+  r->checkpointed = true;
+  r->saved_wm = r->wm;
   vpq_ckpt_put_i64(out, r->wm);
   vpq_ckpt_put_u64(out, (uint64_t)r->nparts);
   for (int p = 0; p < r->nparts; p++) {
@@ -728,7 +758,8 @@ static bool get_kept_state(exchange_reader *r, vpq_ckpt_in *in, vpq_batch *row, 
 static void on_restore(void *ctx, vpq_ckpt_in *in) {
   exchange_reader *r = ctx;
   part(r, 0);
-  r->wm = vpq_ckpt_get_i64(in);
+  r->wm = r->saved_wm = vpq_ckpt_get_i64(in);
+  r->checkpointed = true;
   if ((int64_t)vpq_ckpt_get_count(in, 1 << 20) != r->nparts && !in->error)
     vpq_ckpt_fail(in, "the exchange topic's partition count changed");
   int64_t now = wall_ms();
@@ -831,7 +862,15 @@ vpq_source *vpq_kafka_open_exchange_reader(const vpq_plan_connector *conn, const
   vpq_relation rel = {.name = spec->topic, .kind = VPQ_REL_STREAM, .schema = *spec->rows, .is_source = true,
                       .source = {"kafka", "json", NULL, NULL, false, {items, count}}, .ts_col = -1,
                       .idle_timeout_ms = spec->idle_timeout_ms};
-  vpq_kafka_reader_hooks hooks = {r, (r->keys ? 2 : 1) + r->tell_partitions, on_message, on_owed, on_ownership, on_save, on_restore, free_reader};
+  vpq_kafka_reader_hooks hooks = {.ctx = r,
+                                  .rows_per_message = (r->keys ? 2 : 1) + r->tell_partitions,
+                                  .message = on_message,
+                                  .owed = on_owed,
+                                  .ownership = on_ownership,
+                                  .commit_watermark = on_commit_watermark,
+                                  .save = on_save,
+                                  .restore = on_restore,
+                                  .free = free_reader};
   vpq_source *src = vpq_kafka_open_reader(&rel, intern, bad, bad_ctx, &hooks, err, err_size);
   free(items);
   if (src) r->src = src;

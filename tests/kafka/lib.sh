@@ -32,3 +32,94 @@ for message in sorted((m.key.decode() if m.key else None, m.value.decode(), m.ti
     print(repr(message))
 PY
 }
+
+# ----- A group of members aggregating telemetry by site (repartitioned; the rebalance tests) -----
+
+# assignment FILE TOPIC — the partitions the member logging to FILE got in its latest
+# assignment of TOPIC ("0, 2").
+assignment() { grep "of \`$2\`" "$1" 2>/dev/null | tail -1 | sed 's/.*partitions \[\(.*\)\] of.*/\1/'; }
+
+# sizes TOPIC FILE... — the members' partition counts of TOPIC, sorted ("1 1 2 ").
+sizes() {
+  local topic=$1
+  shift
+  for f in "$@"; do assignment "$f" "$topic" | tr ',' '\n' | grep -c '[0-9]'; done | sort -n | tr '\n' ' '
+}
+
+# produce_telemetry FIRST LAST — readings of 32 devices (device d on partition d % 4 of
+# `telemetry`, keyed by device) on 8 sites, one every 50 ms of event time in [FIRST, LAST)
+# seconds after the start; kw are integers, so every sum is exact in any order. Also appends
+# them to in.jsonl. The sites are two per partition of a 4-partition internal topic (murmur2 of
+# the name, as vpq and Java clients partition): whichever partition moves, it holds windows.
+produce_telemetry() {
+  /usr/bin/python3 - "$bootstrap" "$1" "$2" <<'PY'
+import json, random, sys
+from kafka import KafkaProducer
+bootstrap, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=(2, 5))
+random.seed(first)
+sites = [0, 4, 1, 2, 16, 18, 5, 8]
+with open("in.jsonl", "a") as log:
+    for i in range(first * 20, last * 20):
+        d = random.randrange(32)
+        row = {"device_id": "d%d" % d, "site": "s%d" % random.choice(sites), "ts": 1700000040000 + i * 50,
+               "kw": float(random.randrange(-5, 6))}
+        value = json.dumps(row)
+        producer.send("telemetry", key=row["device_id"].encode(), value=value.encode(), partition=d % 4)
+        log.write(value + "\n")
+producer.flush()
+PY
+}
+
+# produce_end — a row in every partition of `telemetry` far ahead (site `end`): it closes every
+# window of the input.
+produce_end() {
+  /usr/bin/python3 - "$bootstrap" <<'PY'
+import json, sys
+from kafka import KafkaProducer
+producer = KafkaProducer(bootstrap_servers=sys.argv[1], api_version=(2, 5))
+for p in range(4):
+    row = {"device_id": "end%d" % p, "site": "end", "ts": 1700000040000 + 1000000, "kw": 0.0}
+    producer.send("telemetry", key=row["device_id"].encode(), value=json.dumps(row).encode(), partition=p)
+producer.flush()
+PY
+}
+
+# check_windows [MINUTES] — the 2-partition topic `per_site` holds every 1-minute window per
+# site of in.jsonl once, with its exact count and sum (rows of site `end` not looked at); with
+# MINUTES, only the windows starting in the first MINUTES minutes, and other rows are allowed.
+check_windows() {
+  /usr/bin/python3 - "$bootstrap" "${1:-}" <<'PY'
+import collections, json, sys
+from kafka import KafkaConsumer, TopicPartition
+upto = 1700000040000 // 60000 * 60000 + int(sys.argv[2]) * 60000 if sys.argv[2] else None
+want = collections.defaultdict(lambda: [0, 0.0])
+for line in open("in.jsonl"):
+    row = json.loads(line)
+    w = want[(row["site"], row["ts"] // 60000 * 60000)]
+    w[0] += 1
+    w[1] += row["kw"]
+consumer = KafkaConsumer(bootstrap_servers=sys.argv[1], api_version=(2, 5), consumer_timeout_ms=3000,
+                         auto_offset_reset="earliest", enable_auto_commit=False)
+parts = [TopicPartition("per_site", p) for p in range(2)]
+consumer.assign(parts)
+consumer.seek_to_beginning(*parts)
+got = collections.Counter()
+for m in consumer:
+    row = json.loads(m.value)
+    if row["site"] == "end" or (upto is not None and row["minute"] >= upto):
+        continue
+    got[(row["site"], row["minute"], row["n"], row["kw"])] += 1
+expected = collections.Counter((site, minute, n, kw) for (site, minute), (n, kw) in want.items()
+                               if upto is None or minute < upto)
+missing, extra = expected - got, got - expected
+if missing or extra:
+    print("%d windows expected, %d rows written" % (len(expected), sum(got.values())))
+    for row in sorted(missing):
+        print("missing:", row)
+    for row in sorted(extra):
+        print("extra:  ", row, "x%d" % extra[row])
+    sys.exit(1)
+print("every one of the %d windows written once, exact" % len(expected))
+PY
+}
