@@ -32,15 +32,6 @@ VPQ
 fail() { echo "FAIL: $*"; for f in m*.err; do echo "--- $f"; grep -v '^%' "$f"; done; exit 1; }
 
 exchange=rebal.per_site.repartition
-# assignment FILE TOPIC: the partitions the member's latest assignment of TOPIC gave it.
-assignment() { grep "of \`$2\`" "$1" 2>/dev/null | tail -1 | sed 's/.*partitions \[\(.*\)\] of.*/\1/'; }
-# sizes TOPIC FILE...: the members' partition counts of TOPIC, sorted ("1 1 2").
-sizes() {
-  local topic=$1
-  shift
-  for f in "$@"; do assignment "$f" "$topic" | tr ',' '\n' | grep -c '[0-9]'; done | sort -n | tr '\n' ' '
-}
-
 for m in 1 2 3; do
   "$vpq" run rebal.vpq --brokers "$bootstrap" 2>m$m.err &
   eval "pid$m=$!"
@@ -51,32 +42,8 @@ for _ in $(seq 240); do
 done
 [ "$(sizes $exchange m1.err m2.err m3.err)" = "1 1 2 " ] || fail "the three members did not split the internal topic"
 
-# produce FIRST LAST: readings of 32 devices (device d on partition d % 4, keyed by device) on
-# 8 sites, one every 50 ms of event time in [FIRST, LAST) seconds after the start; kw are
-# integers, so every sum is exact in any order. Also appends them to in.jsonl. The sites are
-# two per partition of the internal topic (murmur2 of the name, as vpq and Java clients
-# partition): whichever partition moves, it holds open windows.
-produce() {
-  /usr/bin/python3 - "$bootstrap" "$1" "$2" <<'PY'
-import json, random, sys
-from kafka import KafkaProducer
-bootstrap, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=(2, 5))
-random.seed(first)
-sites = [0, 4, 1, 2, 16, 18, 5, 8]
-with open("in.jsonl", "a") as log:
-    for i in range(first * 20, last * 20):
-        d = random.randrange(32)
-        row = {"device_id": "d%d" % d, "site": "s%d" % random.choice(sites), "ts": 1700000040000 + i * 50,
-               "kw": float(random.randrange(-5, 6))}
-        value = json.dumps(row)
-        producer.send("telemetry", key=row["device_id"].encode(), value=value.encode(), partition=d % 4)
-        log.write(value + "\n")
-producer.flush()
-PY
-}
 # Minutes 0 and 1 close; minute 2 ([120 s, 180 s)) is half full when the group changes.
-produce 0 150 || fail "producing the first part"
+produce_telemetry 0 150 || fail "producing the first part"
 sleep 3
 
 # The member with two partitions of the internal topic leaves; the group moves a partition
@@ -107,56 +74,13 @@ done
 echo "rebalance:$lost"
 
 # The rest of the input, then a row in every partition far ahead, which closes every window of it.
-produce 150 300 || fail "producing the second part"
-/usr/bin/python3 - "$bootstrap" <<'PY' || fail "producing the last rows"
-import json, sys
-from kafka import KafkaProducer
-producer = KafkaProducer(bootstrap_servers=sys.argv[1], api_version=(2, 5))
-for p in range(4):
-    row = {"device_id": "end%d" % p, "site": "end", "ts": 1700000040000 + 1000000, "kw": 0.0}
-    producer.send("telemetry", key=row["device_id"].encode(), value=json.dumps(row).encode(), partition=p)
-producer.flush()
-PY
+produce_telemetry 150 300 || fail "producing the second part"
+produce_end || fail "producing the last rows"
 
-# check: the union of the members' output is every window of in.jsonl once, exactly (the
-# last rows' window closes too once the input has been idle long enough: not looked at).
-check() {
-  /usr/bin/python3 - "$bootstrap" <<'PY'
-import collections, json, sys
-from kafka import KafkaConsumer, TopicPartition
-want = collections.defaultdict(lambda: [0, 0.0])
-for line in open("in.jsonl"):
-    row = json.loads(line)
-    w = want[(row["site"], row["ts"] // 60000 * 60000)]
-    w[0] += 1
-    w[1] += row["kw"]
-consumer = KafkaConsumer(bootstrap_servers=sys.argv[1], api_version=(2, 5), consumer_timeout_ms=3000,
-                         auto_offset_reset="earliest", enable_auto_commit=False)
-parts = [TopicPartition("per_site", p) for p in range(2)]
-consumer.assign(parts)
-consumer.seek_to_beginning(*parts)
-got = collections.Counter()
-for m in consumer:
-    row = json.loads(m.value)
-    if row["site"] == "end":
-        continue
-    got[(row["site"], row["minute"], row["n"], row["kw"])] += 1
-expected = collections.Counter((site, minute, n, kw) for (site, minute), (n, kw) in want.items())
-missing, extra = expected - got, got - expected
-if missing or extra:
-    print("%d windows expected, %d rows written" % (len(expected), sum(got.values())))
-    for row in sorted(missing):
-        print("missing:", row)
-    for row in sorted(extra):
-        print("extra:  ", row, "x%d" % extra[row])
-    sys.exit(1)
-print("every one of the %d windows written once, exact" % len(expected))
-PY
-}
 ok=
 for _ in $(seq 60); do
   sleep 2
-  check >check.txt && { ok=1; break; }
+  check_windows >check.txt && { ok=1; break; }
 done
 cat check.txt
 for m in $stayers; do eval "kill -INT \$pid$m"; done
@@ -167,4 +91,4 @@ for m in $stayers; do
 done
 [ -n "$ok" ] || fail "the union of the members' output is not every window once"
 # A last look after both stopped: nothing was written after the check passed.
-check >check.txt || { cat check.txt; fail "rows written after the windows were complete"; }
+check_windows >check.txt || { cat check.txt; fail "rows written after the windows were complete"; }
