@@ -20,6 +20,23 @@ vpq_batch *vpq_batch_new(vpq_arena *arena, int ncols, const vpq_type *types, int
   return batch;
 }
 
+vpq_batch vpq_batch_view(vpq_arena *arena, const vpq_batch *batch, int first, int ncols, int from, int to) {
+  vpq_batch view = *batch;
+  view.n = view.cap = to - from;
+  view.ncols = ncols;
+  view.cols = vpq_arena_alloc(arena, sizeof *view.cols * (size_t)(ncols + 1));
+  for (int c = 0; c < ncols; c++) {
+    view.cols[c] = batch->cols[first + c];
+    view.cols[c].data += from;
+    view.cols[c].null += from;
+  }
+  view.ts = batch->ts + from;
+  view.wm = batch->wm + from;
+  view.diff = batch->diff + from;
+  view.origin = batch->origin + from;
+  return view;
+}
+
 void vpq_batch_append_row(vpq_batch *dst, const vpq_batch *src, int row) {
   int at = dst->n++;
   for (int c = 0; c < dst->ncols; c++) {

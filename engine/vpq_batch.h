@@ -56,6 +56,10 @@ typedef struct vpq_batch {
  * (then every column is typed later by the caller). n starts at 0. */
 vpq_batch *vpq_batch_new(vpq_arena *arena, int ncols, const vpq_type *types, int cap);
 
+/* A view of rows [from, to) and columns [first, first + ncols) of `batch`, sharing its data;
+ * the column array (with room for one more column) comes from `arena`. */
+vpq_batch vpq_batch_view(vpq_arena *arena, const vpq_batch *batch, int first, int ncols, int from, int to);
+
 /* Appends row `row` of `src` to `dst` (same column layout); dst must have room. */
 void vpq_batch_append_row(vpq_batch *dst, const vpq_batch *src, int row);
 

@@ -632,20 +632,8 @@ static bool refill(vpq_engine *e, merge_input *in) {
 
 /* Pushes rows [from, to) of `in`'s batch into its source operator. */
 static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
-  vpq_batch view = *in->batch;
   vpq_batch *b = in->batch;
-  view.n = to - from;
-  view.cap = view.n;
-  view.cols = vpq_arena_alloc(&e->rt.scratch, sizeof *view.cols * (size_t)(b->ncols + 1));
-  for (int c = 0; c < b->ncols; c++) {
-    view.cols[c] = b->cols[c];
-    view.cols[c].data += from;
-    view.cols[c].null += from;
-  }
-  view.ts = b->ts + from;
-  view.wm = b->wm + from;
-  view.diff = b->diff + from;
-  view.origin = b->origin + from;
+  vpq_batch view = vpq_batch_view(&e->rt.scratch, b, 0, b->ncols, from, to);
   vpq_op_source_push(e->source_ops[in->relation], &view);
   vpq_arena_reset(&e->rt.scratch);
   /* Dead letters up to the next unread row are complete: write them in input order. */

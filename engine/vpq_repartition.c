@@ -563,37 +563,14 @@ static void push_side(vpq_repartition *left, const vpq_batch *batch, int side, i
   vpq_repartition *step = side ? left->partner : left;
   vpq_op *scan = step->scan_op;
   int first = side ? left->side_rows.ncols : 0;
-  vpq_batch view = *batch;
-  view.n = view.cap = to - from;
-  view.ncols = step->side_rows.ncols;
-  view.cols = vpq_arena_alloc(&scan->rt->scratch, sizeof *view.cols * (size_t)(view.ncols + 1));
-  for (int c = 0; c < view.ncols; c++) {
-    view.cols[c] = batch->cols[first + c];
-    view.cols[c].data += from;
-    view.cols[c].null += from;
-  }
-  view.ts = batch->ts + from;
-  view.wm = batch->wm + from;
-  view.diff = batch->diff + from;
-  view.origin = batch->origin + from;
+  vpq_batch view = vpq_batch_view(&scan->rt->scratch, batch, first, step->side_rows.ncols, from, to);
   vpq_op_emit(scan, &view);
 }
 
 /* Emits rows [from, to) of an aggregation's `batch` (a view, all its columns). */
 static void push_rows(vpq_repartition *step, const vpq_batch *batch, int from, int to) {
   if (from == to) return;
-  vpq_batch view = *batch;
-  view.n = view.cap = to - from;
-  view.cols = vpq_arena_alloc(&step->scan_op->rt->scratch, sizeof *view.cols * (size_t)view.ncols);
-  for (int c = 0; c < view.ncols; c++) {
-    view.cols[c] = batch->cols[c];
-    view.cols[c].data += from;
-    view.cols[c].null += from;
-  }
-  view.ts = batch->ts + from;
-  view.wm = batch->wm + from;
-  view.diff = batch->diff + from;
-  view.origin = batch->origin + from;
+  vpq_batch view = vpq_batch_view(&step->scan_op->rt->scratch, batch, 0, batch->ncols, from, to);
   vpq_op_emit(step->scan_op, &view);
 }
 
