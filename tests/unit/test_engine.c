@@ -1,6 +1,7 @@
 /* test_engine.c — the engine end to end through its public API (vpq.h): rows pushed into an
  * in-process stream, results collected from subscriptions. Covers per-row watermarks (late
- * rows judged row by row), EMIT FINAL ordering, EMIT CHANGES, tables with retractions. */
+ * rows judged row by row), EMIT FINAL ordering, EMIT CHANGES, tables with retractions, and
+ * SCHEDULE's plan and its log of plans. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vpq.h"
 
@@ -151,6 +153,43 @@ static void idle_sources_let_windows_close(void **state) {
   vpq_engine_free(e);
 }
 
+/* SCHEDULE plans an issue once its forecast is complete and, when freed, logs its plans, their
+ * CPU time and how many were not certified optimal (a plan of one battery always is). */
+static void schedule_logs_its_plans(void **state) {
+  (void)state;
+  vpq_engine *e = load("CREATE STREAM tel (device_id STRING KEY, ts TIMESTAMP, soc DOUBLE, capacity_kwh DOUBLE,\n"
+                       "  max_kw DOUBLE) WITH (timestamp = 'ts');\n"
+                       "CREATE TABLE fleet AS SELECT device_id, last(soc) AS soc, last(capacity_kwh) AS capacity_kwh,\n"
+                       "  last(max_kw) AS max_kw FROM tel GROUP BY device_id;\n"
+                       "CREATE STREAM fc (issued_at TIMESTAMP, ts TIMESTAMP, value DOUBLE) WITH (timestamp = 'issued_at');\n"
+                       "CREATE STREAM dispatch AS SCHEDULE fleet FOR fc MINIMIZE PEAK HORIZON 2 HOURS STEP 1 HOUR;\n");
+  collected out = {0};
+  assert_int_equal(vpq_engine_subscribe(e, "dispatch", collect, &out), 0);
+  push(e, "tel", "{\"device_id\":\"b1\",\"ts\":0,\"soc\":0.5,\"capacity_kwh\":10,\"max_kw\":5}");
+  push(e, "fc", "{\"issued_at\":3600000,\"ts\":3600000,\"value\":20}");
+  push(e, "fc", "{\"issued_at\":3600000,\"ts\":7200000,\"value\":10}");
+  vpq_engine_finish(e);
+  /* 5 kWh stored: the peak of 20 comes down to 15 (5 kW for an hour), the hour after stays 10 */
+  assert_string_equal(out.text, "+dispatch {\"issued_at\":3600000,\"ts\":3600000,\"device_id\":\"b1\","
+                                "\"setpoint_kw\":5.0,\"soc\":0.0,\"planned_peak_kw\":15.0}\n");
+  /* the engine logs to stderr: catch it in a file while the engine is freed */
+  FILE *caught = tmpfile();
+  assert_non_null(caught);
+  fflush(stderr);
+  const int saved = dup(2);
+  dup2(fileno(caught), 2);
+  vpq_engine_free(e);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char log_text[1024] = "";
+  rewind(caught);
+  log_text[fread(log_text, 1, sizeof log_text - 1, caught)] = '\0';
+  fclose(caught);
+  assert_non_null(strstr(log_text, "vpq: SCHEDULE dispatch: 1 plans, CPU time "));
+  assert_non_null(strstr(log_text, "; 0 not certified optimal (largest measured gap of the peak to the optimum: 0 kW)\n"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tumbling_final_closes_windows_in_order),
@@ -159,6 +198,7 @@ int main(void) {
       cmocka_unit_test(table_over_table_retracts_old_rows),
       cmocka_unit_test(push_rejects_malformed_rows_and_goes_on),
       cmocka_unit_test(idle_sources_let_windows_close),
+      cmocka_unit_test(schedule_logs_its_plans),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
