@@ -26,5 +26,5 @@ if [[ "${1:-}" == "--gap" ]]; then
   shift
   exec "$build/schedule_gap" "$@"
 fi
-# The engine logs each FORECAST's counters when it is freed: one pair of lines per zone and method.
-exec "$build/eval_schedule" "$@" 2> >(grep -v '^vpq: FORECAST load_forecast: ' >&2)
+# The engine logs each FORECAST's and SCHEDULE's counters when it is freed: lines per zone and method.
+exec "$build/eval_schedule" "$@" 2> >(grep -v -e '^vpq: FORECAST load_forecast: ' -e '^vpq: SCHEDULE dispatch' >&2)
