@@ -35,6 +35,28 @@ PY
 
 # ----- A group of members aggregating telemetry by site (repartitioned; the rebalance tests) -----
 
+# setup_site_windows NAME — in the current (work) folder: NAME.vpq, whose members count and sum
+# 1-minute windows per site over `telemetry` (keyed by device: repartitioned by site through
+# NAME.per_site.repartition, which goes to $exchange) into `per_site`; an exit trap that kills
+# every job with SIGKILL (a member stopped while its cluster goes away can hang in librdkafka's
+# group leave); and fail MESSAGE, which prints the members' logs m*.err. idle_timeout outlasts
+# the pause around a rebalance, which under ASan on a loaded machine took over 15 s (windows
+# must stay open: an idle input lets the watermark go on with the clock), and ends the wait for
+# a member that left well before the tests' own time limits.
+setup_site_windows() {
+  trap 'kill -9 $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
+  cat >"$1.vpq" <<'VPQ'
+CREATE STREAM telemetry (device_id STRING KEY, site STRING, ts TIMESTAMP, kw DOUBLE)
+  WITH (connector = 'kafka', topic = 'telemetry', timestamp = 'ts', idle_timeout = 40 SECONDS,
+        'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
+CREATE STREAM per_site WITH (connector = 'kafka', topic = 'per_site') AS
+  SELECT site, WINDOW_START AS minute, count(*) AS n, sum(kw) AS kw
+  FROM telemetry WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY site EMIT FINAL;
+VPQ
+  exchange=$1.per_site.repartition
+  fail() { echo "FAIL: $*"; for f in m*.err; do echo "--- $f"; grep -v '^%' "$f"; done; exit 1; }
+}
+
 # assignment FILE TOPIC — the partitions the member logging to FILE got in its latest
 # assignment of TOPIC ("0, 2").
 assignment() { grep "of \`$2\`" "$1" 2>/dev/null | tail -1 | sed 's/.*partitions \[\(.*\)\] of.*/\1/'; }

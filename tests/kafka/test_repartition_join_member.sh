@@ -15,21 +15,7 @@ work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
 start_broker "$vpq" "$work" --topic telemetry:4 --topic per_site:2
 cd "$work" || exit 1
-# SIGKILL: a member stopped while its cluster goes away can hang in librdkafka's group leave.
-trap 'kill -9 $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
-
-cat >join.vpq <<'VPQ'
-CREATE STREAM telemetry (device_id STRING KEY, site STRING, ts TIMESTAMP, kw DOUBLE)
-  WITH (connector = 'kafka', topic = 'telemetry', timestamp = 'ts', idle_timeout = 15 SECONDS,
-        'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
-CREATE STREAM per_site WITH (connector = 'kafka', topic = 'per_site') AS
-  SELECT site, WINDOW_START AS minute, count(*) AS n, sum(kw) AS kw
-  FROM telemetry WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY site EMIT FINAL;
-VPQ
-
-fail() { echo "FAIL: $*"; for f in m*.err; do echo "--- $f"; grep -v '^%' "$f"; done; exit 1; }
-
-exchange=join.per_site.repartition
+setup_site_windows join
 for m in 1 2; do
   "$vpq" run join.vpq --brokers "$bootstrap" 2>m$m.err &
   eval "pid$m=$!"
