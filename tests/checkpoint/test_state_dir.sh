@@ -65,7 +65,8 @@ same_output() {
 
 # 1. A damaged newest checkpoint: the run falls back to the previous one.
 kill_after_checkpoints 3
-[ "$(count)" = 2 ] || { echo "expected the newest two checkpoints kept, found $(count)"; ls state; exit 1; }
+# Two are kept; a kill between a new checkpoint's rename and the removal of the oldest leaves three.
+case "$(count)" in 2 | 3) ;; *) echo "expected the newest two checkpoints kept, found $(count)"; ls state; exit 1 ;; esac
 damaged=$(newest)
 printf '\x55' | dd of="$damaged" bs=1 seek=200 conv=notrunc 2>/dev/null
 "$vpq" run q.vpq --state-dir state 2>resume.err || { echo "resuming failed"; cat resume.err; exit 1; }
@@ -73,6 +74,7 @@ grep -q "checkpoint $damaged is invalid (checksum mismatch); trying the previous
   || { echo "no clear line about the damaged checkpoint:"; cat resume.err; exit 1; }
 grep -q "resumed from checkpoint" resume.err || { echo "did not resume:"; cat resume.err; exit 1; }
 same_output "after a damaged checkpoint"
+[ "$(count)" = 2 ] || { echo "expected the newest two checkpoints kept after a whole run, found $(count)"; ls state; exit 1; }
 
 # 2. A checkpoint cut short (a crash while a copy was written).
 rm -rf state out
