@@ -964,12 +964,16 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   char group_id[300];
   if (group && group->text) snprintf(group_id, sizeof group_id, "%s", group->text);
   else snprintf(group_id, sizeof group_id, "%s.%s", file_group && file_group->text ? file_group->text : "vpq", rel->name);
+  /* queued.min.messages is raised from librdkafka's 100,000: with it, a consumer whose process
+   * also produces (a Kafka sink) stalled between fetches and read a topic at a third of kcat's
+   * rate (bench/run_kafka.sh); the prefetch stays bounded by queued.max.messages.kbytes. */
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   ok = conf_set(conf, "group.id", group_id, err, err_size) &&
        conf_set(conf, "auto.offset.reset", latest ? "latest" : "earliest", err, err_size) &&
        conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
        conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
-       conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size);
+       conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
+       conf_set(conf, "queued.min.messages", "1000000", err, err_size);
   ok = ok && pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
