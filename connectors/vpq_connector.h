@@ -114,23 +114,29 @@ vpq_sink *vpq_connector_open_stdout(const vpq_schema *schema, const vpq_intern *
  * end is a source, a member of the group reading the exchange, whose rows come with event
  * time, watermark, diff and origin already set: a partition's watermark is the lowest that
  * its live writers announced, the source's the lowest over the partitions it reads. */
+enum { VPQ_EXCHANGE_MAX_SIDES = 4 };
+
 typedef struct vpq_exchange_spec {
   const char *topic;       /* the exchange's topic; its readers' consumer group has the same name */
   const vpq_schema *keys;  /* the key columns a written batch starts with (none: one key for all) */
-  const vpq_schema *rows;  /* the row columns that follow them: what the reading end yields (a
-                              join's exchange: its left side's columns, then its right side's,
-                              and the reading end adds a last BIGINT column: each row's side) */
-  int right_first;         /* a join's exchange: where the right side's columns start in `rows`
-                              (0: not a join's) */
-  int side;                /* a join's writing end: the side it writes (0: rows[0, right_first),
-                              1: the rest), after the key columns */
-  bool lookup_right;       /* a join to a table: the right side's rows hold no watermark back */
-  bool dedup_right;        /* a join's exchange: `dedup` for the right side's rows (`dedup`: the left's) */
+  const vpq_schema *rows;  /* the row columns that follow them: what the reading end yields (an
+                              exchange of several inputs, a join's or a SCHEDULE's: their columns
+                              one input after the other, and the reading end adds a last BIGINT
+                              column: each row's side) */
+  int nsides;              /* an exchange of several inputs: how many (at most
+                              VPQ_EXCHANGE_MAX_SIDES); 0: one input */
+  int side_first[VPQ_EXCHANGE_MAX_SIDES + 1]; /* where side s's columns start in `rows`
+                              ([nsides]: rows->ncols) */
+  int side;                /* the writing end of an exchange of several inputs: the side it writes
+                              (its columns, after the key columns) */
+  bool side_lookup[VPQ_EXCHANGE_MAX_SIDES]; /* a side of table changes: its rows hold no
+                              watermark back (the table of a join, SCHEDULE's fleet) */
+  bool side_dedup[VPQ_EXCHANGE_MAX_SIDES];  /* `dedup` for a side's rows */
   const int *upsert_keys;  /* rows upsert a table keyed by these columns of `rows`, retractions
                               delete (NULL: rows carry their diff as they are) */
   int nupsert_keys;
-  bool dedup;              /* a row per source origin: a partition keeps the first it reads */
-  bool tell_partitions;    /* not a join's exchange: the reading end adds a last BIGINT column, the
+  bool dedup;              /* one input: a row per source origin (a partition keeps the first it reads) */
+  bool tell_partitions;    /* an exchange of one input: the reading end adds a last BIGINT column, the
                               exchange partition each row was read from, and tells each partition
                               it no longer reads from where it was (a rebalance gave it to another
                               member, or it is read again from its committed offset) by a row

@@ -200,7 +200,7 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
     vpq_repartition *step = vpq_repartition_find_join(e->steps, e->nsteps, q, j);
     for (int side = 0; step && side < 2; side++) {
       /* Both sides move to the member owning their join key. */
-      vpq_repartition *x = side ? step->partner : step;
+      vpq_repartition *x = step->sides[side];
       vpq_op *writer = engine_track(e, vpq_repartition_writer_new(rt, &e->arena, x));
       vpq_op_connect(sides[side], writer, 0);
       sides[side] = engine_track(e, vpq_repartition_scan_new(rt, x));
@@ -277,9 +277,20 @@ static void plan_forecast(vpq_engine *e, vpq_plan_query *q) {
 static void plan_schedule(vpq_engine *e, const vpq_plan_query *q) {
   const vpq_plan_schedule *sc = &q->schedule;
   vpq_op *op = engine_track(e, vpq_op_schedule_new(&e->rt, q));
-  vpq_op_connect(e->rel_ops[sc->forecast->index], op, 0);
-  vpq_op_connect(e->rel_ops[sc->fleet->index], op, 1);
-  if (sc->price) vpq_op_connect(e->rel_ops[sc->price->index], op, 2);
+  const vpq_relation *inputs[3] = {sc->forecast, sc->fleet, sc->price};
+  for (int port = 0; port < 3; port++) {
+    if (!inputs[port]) continue;
+    vpq_op *in = e->rel_ops[inputs[port]->index];
+    vpq_repartition *step = vpq_repartition_find_schedule(e->steps, e->nsteps, q, port);
+    if (step) {
+      /* The input moves to the one member that plans (vpq_repartition.h). */
+      vpq_op *writer = engine_track(e, vpq_repartition_writer_new(&e->rt, &e->arena, step));
+      vpq_op_connect(in, writer, 0);
+      in = engine_track(e, vpq_repartition_scan_new(&e->rt, step));
+      vpq_op_connect(writer, in, 0);
+    }
+    vpq_op_connect(in, op, port);
+  }
   connect_into(op, e->rel_ops[q->target->index]);
 }
 
@@ -728,6 +739,7 @@ static int64_t state_span(vpq_engine *e, int r) {
  * tables and sessions. A join's exchange adds the WITHIN bounds of its join and the joins
  * after it (a table joined to: VPQ_TS_MAX); a later step keeps the rows once written. */
 static int64_t exchange_span(vpq_engine *e, const vpq_repartition *x) {
+  if (x->query->kind == VPQ_PLAN_SCHEDULE) return VPQ_TS_MAX; /* the fleet is a table */
   const vpq_plan_select *sel = &x->query->select;
   int64_t joins = 0;
   for (int j = x->join; j >= 0 && j < sel->njoins; j++) {
@@ -853,8 +865,9 @@ static bool report_refused_joins(vpq_engine *e, FILE *log) {
 /* Opens both ends of every repartition step on the cluster of the source its rows come from:
  * the topic is created with that source's partition count when the cluster allows it. In a
  * checkpointed run the writing end is exactly-once (the state's run names it and this member
- * as a writer); otherwise this run is a new writer. A join's two steps are two writers of one
- * topic; the left one's reader reads it for both. */
+ * as a writer); otherwise this run is a new writer. The steps of an exchange of several inputs
+ * (a join's two sides, a SCHEDULE's inputs) are writers of one topic; the lead's reader reads
+ * it for all. */
 static bool open_exchanges(vpq_engine *e, FILE *log) {
   char err[512];
   if (e->repartition && strcmp(e->repartition, "on") != 0 && strcmp(e->repartition, "true") != 0 &&
@@ -870,18 +883,23 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     const vpq_relation *src = e->plan->relations[x->source];
     vpq_plan_connector conn = with_settings(e, &src->source);
     char sink_id[400];
-    snprintf(sink_id, sizeof sink_id, "%016llx.%s%s", (unsigned long long)e->run_id, x->topic, x->side ? ".right" : "");
+    char side_name[16] = "";
+    if (x->side) snprintf(side_name, sizeof side_name, x->side == 1 ? ".right" : ".side%d", x->side);
+    snprintf(sink_id, sizeof sink_id, "%016llx.%s%s", (unsigned long long)e->run_id, x->topic, side_name);
     const vpq_source *upstream = e->slots[x->source].src;
-    bool join = x->join >= 0;
-    const vpq_repartition *left = x->side ? x->partner : x, *right = join ? left->partner : NULL;
+    const vpq_repartition *lead = x->lead ? x->lead : x;
     vpq_exchange_spec spec = {
-        .topic = x->topic, .keys = &x->keys, .rows = &x->rows, .right_first = join ? left->side_rows.ncols : 0,
-        .side = x->side, .lookup_right = right && right->lookup, .dedup_right = right && right->dedup,
-        .upsert_keys = x->upsert_keys, .nupsert_keys = x->nupsert_keys, .dedup = left->dedup, .tell_partitions = !join,
+        .topic = x->topic, .keys = &x->keys, .rows = &x->rows, .nsides = lead->nsides, .side = x->side,
+        .upsert_keys = x->upsert_keys, .nupsert_keys = x->nupsert_keys, .dedup = x->dedup, .tell_partitions = !x->lead,
         .partitions = upstream ? upstream->partitions : 0, .sink_id = e->state_dir ? sink_id : NULL,
-        /* A join's right side is a writer of its own in the topic. */
-        .writer = x->side ? writer ^ 0x9e3779b97f4a7c15ull : writer,
+        /* Each side is a writer of its own in the topic. */
+        .writer = writer ^ (0x9e3779b97f4a7c15ull * (uint64_t)x->side),
         .silence_ms = (e->state_dir ? e->checkpoint_interval_ms : 1000) + 1000, .idle_timeout_ms = src->idle_timeout_ms};
+    for (int k = 0; k < lead->nsides; k++) {
+      spec.side_first[k + 1] = spec.side_first[k] + lead->sides[k]->side_rows.ncols;
+      spec.side_lookup[k] = lead->sides[k]->lookup;
+      spec.side_dedup[k] = lead->sides[k]->dedup;
+    }
     x->writer = vpq_connector_open_exchange_writer(&conn, &spec, e->rt.intern, err, sizeof err);
     if (x->writer && !x->side)
       x->reader = vpq_connector_open_exchange_reader(&conn, &spec, e->rt.intern, exchange_bad_record, e, err, sizeof err);
@@ -891,8 +909,8 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     }
     x->checkpoint_wm = VPQ_TS_MIN;
     if (x->side) continue;
-    /* What the reader reads into: the rows, and a join's side of each or an aggregation's
-     * partition of each. */
+    /* What the reader reads into: the rows, and the side of each (several inputs) or the
+     * partition of each (an aggregation's). */
     x->batch = vpq_batch_new(&e->arena, x->rows.ncols + 1, NULL, VPQ_BATCH_ROWS);
     for (int c = 0; c < x->rows.ncols; c++) x->batch->cols[c].type = x->rows.cols[c].type;
     x->batch->cols[x->rows.ncols].type = VPQ_TYPE_BIGINT;

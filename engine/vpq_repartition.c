@@ -16,8 +16,11 @@
  * columns are all among its GROUP BY columns runs where it is and is KEYED by its GROUP BY
  * columns in its output; any other aggregation over a spread input is repartitioned by its
  * GROUP BY key (a global aggregate or a ROLLUP to one key: its grand total needs every row)
- * and is KEYED by that key afterwards. FORECAST keeps its input's spread by its BY keys;
- * SCHEDULE is not repartitioned (see the README: run it on one member).
+ * and is KEYED by that key afterwards. FORECAST keeps its input's spread by its BY keys.
+ * SCHEDULE plans the whole fleet at once: each of its inputs (fleet, forecast, prices) that is
+ * spread goes into one topic under one key, read by one member, whose SCHEDULE alone has rows
+ * to plan (one with inputs read whole keeps them where they are: the other members' SCHEDULE
+ * has no fleet, or no forecast, and writes nothing).
  *
  * Joins, as Kafka Streams and ksqlDB co-partition them: a join to a WHOLE relation is exact
  * where its left rows are. A join of two spread sides is exact where it is only when both are
@@ -183,8 +186,10 @@ static spread add_join_steps(planner *p, const vpq_plan_query *q, int j, const s
   int owner = p->plan->nrelations + p->nsteps;
   vpq_schema rows = {sel->input.cols, join->right_offset + join->right->schema.ncols};
   vpq_repartition *l = new_step(p, q, source), *r = new_step(p, q, source);
-  l->partner = r;
-  r->partner = l;
+  l->lead = r->lead = l;
+  l->nsides = 2;
+  l->sides[0] = l;
+  l->sides[1] = r;
   for (int side = 0; side < 2; side++) {
     vpq_repartition *step = side ? r : l;
     step->join = j;
@@ -291,12 +296,45 @@ static spread forecast_spread(const vpq_plan_query *q, const spread *spreads) {
   return remap(in, map);
 }
 
-/* The spread of a SCHEDULE's output: WHOLE when all its inputs are. */
-static spread schedule_spread(const vpq_plan_query *q, const spread *spreads) {
+/* The spread of a SCHEDULE's output, placing its steps: each input that is spread over the
+ * members (port 0 the forecast, 1 the fleet, 2 the prices) moves, under one key, into one
+ * topic, so that one member has them all; the output is then KEYED by no columns, owned by
+ * that topic's group. WHOLE when all its inputs are. */
+static spread schedule_spread(planner *p, const vpq_plan_query *q) {
   const vpq_plan_schedule *sc = &q->schedule;
-  bool spread_in = spreads[sc->fleet->index].kind != SPREAD_WHOLE || spreads[sc->forecast->index].kind != SPREAD_WHOLE ||
-                   (sc->price && spreads[sc->price->index].kind != SPREAD_WHOLE);
-  return spread_in ? any : whole;
+  const vpq_relation *inputs[3] = {sc->forecast, sc->fleet, sc->price};
+  int moved[3], nmoved = 0, ncols = 0, source = -1;
+  for (int port = 0; port < 3; port++) {
+    if (!inputs[port] || p->spreads[inputs[port]->index].kind == SPREAD_WHOLE) continue;
+    moved[nmoved++] = port;
+    ncols += inputs[port]->schema.ncols;
+    if (source < 0) source = p->spreads[inputs[port]->index].source;
+  }
+  if (!nmoved) return whole;
+  if (p->fallback_source < 0) return any;
+  if (source < 0) source = p->fallback_source;
+  int owner = p->plan->nrelations + p->nsteps;
+  vpq_schema rows = {vpq_arena_alloc(p->arena, sizeof *rows.cols * (size_t)ncols), 0};
+  vpq_repartition *lead = NULL;
+  for (int k = 0; k < nmoved; k++) {
+    const vpq_relation *in = inputs[moved[k]];
+    const spread *from = &p->spreads[in->index];
+    vpq_repartition *step = new_step(p, q, source);
+    if (!lead) lead = step;
+    step->lead = lead;
+    lead->sides[k] = step;
+    step->side = k;
+    step->port = moved[k];
+    step->lookup = moved[k] == 1;
+    step->dedup = from->direct && from->source >= 0 && in->kind == VPQ_REL_STREAM;
+    step->keys = key_schema(p->arena, NULL, 0, NULL);
+    step->side_rows = (vpq_schema){rows.cols + rows.ncols, in->schema.ncols};
+    memcpy(rows.cols + rows.ncols, in->schema.cols, sizeof *rows.cols * (size_t)in->schema.ncols);
+    rows.ncols += in->schema.ncols;
+  }
+  lead->nsides = nmoved;
+  for (int k = 0; k < nmoved; k++) lead->sides[k]->rows = rows;
+  return (spread){SPREAD_KEYED, 0, {0}, source, owner, false};
 }
 
 static bool same_spread(const spread *a, const spread *b) {
@@ -315,7 +353,7 @@ int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition
     for (int qi = 0; qi < plan->relations[r]->nqueries; qi++) {
       const vpq_plan_query *q = plan->relations[r]->queries[qi];
       int njoins = q->kind == VPQ_PLAN_SELECT ? q->select.njoins : 0;
-      most_steps += 1 + 2 * njoins;
+      most_steps += 1 + 2 * njoins + (q->kind == VPQ_PLAN_SCHEDULE ? 3 : 0);
       joins += njoins;
     }
     if (p.fallback_source < 0 && group_read(plan->relations[r])) p.fallback_source = r;
@@ -332,7 +370,7 @@ int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition
       const vpq_plan_query *q = rel->queries[qi];
       spread out = q->kind == VPQ_PLAN_SELECT     ? select_spread(&p, q)
                    : q->kind == VPQ_PLAN_FORECAST ? forecast_spread(q, p.spreads)
-                                                  : schedule_spread(q, p.spreads);
+                                                  : schedule_spread(&p, q);
       if (qi == 0) {
         p.spreads[r] = out;
       } else if (!same_spread(&p.spreads[r], &out)) {
@@ -361,6 +399,12 @@ vpq_repartition *vpq_repartition_find(vpq_repartition *steps, int n, const vpq_p
 vpq_repartition *vpq_repartition_find_join(vpq_repartition *steps, int n, const vpq_plan_query *query, int join) {
   for (int i = 0; i < n; i++)
     if (steps[i].query == query && steps[i].join == join && steps[i].side == 0) return &steps[i];
+  return NULL;
+}
+
+vpq_repartition *vpq_repartition_find_schedule(vpq_repartition *steps, int n, const vpq_plan_query *query, int port) {
+  for (int i = 0; i < n; i++)
+    if (steps[i].query == query && steps[i].query->kind == VPQ_PLAN_SCHEDULE && steps[i].port == port) return &steps[i];
   return NULL;
 }
 
@@ -453,10 +497,14 @@ static void writer_watermark(vpq_op *op, int port, int64_t wm) {
   vpq_repartition_announce(op, wall_clock_ms(), false);
 }
 
-/* "left side of the join with `meters`" and what marks its rows. */
+/* "left side of the join with `meters`" or "SCHEDULE's fleet", and what marks its rows. */
 static void describe_side(const vpq_repartition *step, vpq_buf *out) {
-  const vpq_plan_join *join = &step->query->select.joins[step->join];
-  vpq_buf_printf(out, ", %s side of the join with %s", step->side ? "right" : "left", join->right->name);
+  static const char *const ports[] = {"forecast", "fleet", "prices"};
+  if (step->join >= 0)
+    vpq_buf_printf(out, ", %s side of the join with %s", step->side ? "right" : "left",
+                   step->query->select.joins[step->join].right->name);
+  else
+    vpq_buf_printf(out, ", SCHEDULE's %s", ports[step->port]);
   if (step->lookup) vpq_buf_puts(out, " (a table: its changes, holding no watermark back)");
 }
 
@@ -471,7 +519,7 @@ static void writer_describe(const vpq_op *op, vpq_buf *out) {
     vpq_buf_puts(out, "]");
   }
   vpq_buf_printf(out, " into `%s`", step->topic);
-  if (step->join >= 0) describe_side(step, out);
+  if (step->lead) describe_side(step, out);
   if (step->upsert_keys) {
     vpq_buf_puts(out, ", upserts of [");
     for (int k = 0; k < step->nupsert_keys; k++)
@@ -513,7 +561,7 @@ typedef struct scan_op {
 static void scan_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   const vpq_repartition *step = ((const scan_op *)op)->step;
-  if (step->join >= 0) {
+  if (step->lead) {
     vpq_op_emit(op, batch);
     return;
   }
@@ -539,8 +587,11 @@ static void scan_watermark(vpq_op *op, int port, int64_t wm) {
 
 static void scan_describe(const vpq_op *op, vpq_buf *out) {
   const vpq_repartition *step = ((const scan_op *)op)->step;
-  vpq_buf_printf(out, "`%s` (%s)", step->topic, step->side ? "read with the left side" : "group of the same name");
-  if (step->join >= 0) describe_side(step, out);
+  vpq_buf_printf(out, "`%s` (%s)", step->topic,
+                 !step->side                   ? "group of the same name"
+                 : step->join >= 0             ? "read with the left side"
+                                               : "read with the first input");
+  if (step->lead) describe_side(step, out);
   vpq_buf_puts(out, step->lookup ? "" : ", watermark the lowest of its writers'");
 }
 
@@ -557,12 +608,14 @@ vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step) {
   return &s->base;
 }
 
-/* Emits rows [from, to) of a join's `batch` (all of one side) to that side's scan: a view of
- * the side's columns. */
-static void push_side(vpq_repartition *left, const vpq_batch *batch, int side, int from, int to) {
-  vpq_repartition *step = side ? left->partner : left;
+/* Emits rows [from, to) of the `batch` of an exchange of several inputs (all of one side) to
+ * that side's scan: a view of the side's columns. */
+static void push_side(vpq_repartition *lead, const vpq_batch *batch, int side, int from, int to) {
+  if (side < 0 || side >= lead->nsides) return;
+  vpq_repartition *step = lead->sides[side];
   vpq_op *scan = step->scan_op;
-  int first = side ? left->side_rows.ncols : 0;
+  int first = 0;
+  for (int k = 0; k < side; k++) first += lead->sides[k]->side_rows.ncols;
   vpq_batch view = vpq_batch_view(&scan->rt->scratch, batch, first, step->side_rows.ncols, from, to);
   vpq_op_emit(scan, &view);
 }
@@ -575,7 +628,7 @@ static void push_rows(vpq_repartition *step, const vpq_batch *batch, int from, i
 }
 
 void vpq_repartition_scan_push(vpq_repartition *step, const vpq_batch *batch) {
-  if (step->join < 0) {
+  if (!step->nsides) {
     /* The rows between the reader's rows that tell a partition lost, which the aggregate
      * forgets in their place. */
     const vpq_vec *partitions = &batch->cols[step->rows.ncols];
@@ -594,12 +647,12 @@ void vpq_repartition_scan_push(vpq_repartition *step, const vpq_batch *batch) {
   while (from < batch->n) {
     int to = from + 1;
     while (to < batch->n && sides->data[to].i == sides->data[from].i) to++;
-    push_side(step, batch, sides->data[from].i != 0, from, to);
+    push_side(step, batch, (int)sides->data[from].i, from, to);
     from = to;
   }
 }
 
 void vpq_repartition_scan_watermark(vpq_repartition *step, int64_t wm) {
-  vpq_op_emit_watermark(step->scan_op, wm);
-  if (step->partner) vpq_op_emit_watermark(step->partner->scan_op, wm);
+  if (!step->nsides) vpq_op_emit_watermark(step->scan_op, wm);
+  for (int k = 0; k < step->nsides; k++) vpq_op_emit_watermark(step->sides[k]->scan_op, wm);
 }

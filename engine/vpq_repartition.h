@@ -15,6 +15,14 @@
  * sides' rows of the keys that hash to i, and the one member of the topic's group that reads
  * it sees every row of those keys (co-partitioned and co-assigned by construction).
  *
+ *   fleet    ─► Repartition (side 0) ──┐                 ┌─► RepartitionScan ─► SCHEDULE port 1
+ *   forecast ─► Repartition (side 1) ──┼─► one exchange ─┼─► RepartitionScan ─► SCHEDULE port 0
+ *   prices   ─► Repartition (side 2) ──┘   (one key)     └─► RepartitionScan ─► SCHEDULE port 2
+ *
+ * SCHEDULE plans the whole fleet on one member: each of its inputs that is spread over the
+ * members goes into one topic under one key, whose one partition with rows one member reads.
+ * An input every member has whole (a file) stays where it is.
+ *
  * Without a running exchange (an engine driven by vpq_engine_push_json, or before
  * vpq_engine_run opens it) the Repartition operator hands its rows straight to the scan, so
  * the pipeline computes the same results in one process.
@@ -24,23 +32,28 @@
 
 #include "vpq_op.h"
 
-/* One repartition step: the aggregation it feeds (or one side of the join it feeds), and the
- * exchange while a run has it open. A join has two steps, one per side, sharing one topic;
- * the left one's reader reads the rows of both. */
+/* One repartition step: the aggregation it feeds (or one side of the join or one input of the
+ * SCHEDULE it feeds), and the exchange while a run has it open. A join has two steps, one per
+ * side, sharing one topic, and a SCHEDULE one per input it moves: the first one (the lead)
+ * reads the rows of all. */
 typedef struct vpq_repartition vpq_repartition;
 struct vpq_repartition {
   const vpq_plan_query *query; /* the query that reads the moved rows */
-  int join;                    /* -1: the aggregation's input moves; else this join's side `side` */
-  int side;                    /* a join's step: 0 the left side (its reader feeds both), 1 the right */
-  vpq_repartition *partner;    /* a join's step: the other side's step */
-  bool lookup;                 /* the right side of a join to a table: holds no watermark back */
+  int join;                    /* a join's step: the join's index; -1: an aggregation's or a SCHEDULE's */
+  int side;                    /* a step of an exchange of several inputs: its side (a join's: 0 left, 1 right) */
+  int port;                    /* a SCHEDULE's step: the operator's input it feeds */
+  vpq_repartition *lead;       /* a step of an exchange of several inputs: the one that reads it (side 0) */
+  int nsides;                  /* the lead: how many inputs share its exchange (0: one input) */
+  vpq_repartition *sides[VPQ_EXCHANGE_MAX_SIDES]; /* the lead: the step of each side */
+  bool lookup;                 /* a table's changes (a join's right side, SCHEDULE's fleet): no watermark */
   int source;                  /* the group-read Kafka source the rows come from (relation index) */
   const int *upsert_keys;      /* table input: the upstream table's key columns (rows upsert) */
   int nupsert_keys;
   bool dedup;                  /* rows are a source's messages through filters and projections */
   vpq_schema keys;             /* the key columns written before each row (none: one key) */
   vpq_schema rows;             /* what the exchange carries: the aggregation's input layout, or
-                                  the join's (its left side's columns, then its right side's) */
+                                  the join's (its left side's columns, then its right side's), or
+                                  a SCHEDULE's moved inputs' columns one after the other */
   vpq_schema side_rows;        /* what this step writes: `rows`, or its side's columns of them */
   char topic[300];             /* the exchange's topic and its readers' group (named by the engine) */
   /* While a run has the exchange open (the engine fills these): */
@@ -74,8 +87,11 @@ int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition
 /* The step of the aggregation of `query`, or NULL. */
 vpq_repartition *vpq_repartition_find(vpq_repartition *steps, int n, const vpq_plan_query *query);
 
-/* The left side's step of join `join` of `query` (its partner is the right side's), or NULL. */
+/* The left side's step of join `join` of `query` (the lead: sides[1] is the right side's), or NULL. */
 vpq_repartition *vpq_repartition_find_join(vpq_repartition *steps, int n, const vpq_plan_query *query, int join);
+
+/* The step of the SCHEDULE `query` that feeds its input `port`, or NULL (the input stays). */
+vpq_repartition *vpq_repartition_find_schedule(vpq_repartition *steps, int n, const vpq_plan_query *query, int port);
 
 /* True when `query` has a step of any kind. */
 bool vpq_repartition_moves(const vpq_repartition *steps, int n, const vpq_plan_query *query);
@@ -90,7 +106,7 @@ vpq_op *vpq_repartition_writer_new(vpq_runtime *rt, vpq_arena *arena, vpq_repart
  * `force`. False when the exchange refused it (logged; the run fails). */
 bool vpq_repartition_announce(vpq_op *writer, int64_t now_ms, bool force);
 
-/* The reading end: emits the exchange's rows (the step's side_rows) to the aggregate or join;
+/* The reading end: emits the exchange's rows (the step's side_rows) to the aggregate, join or SCHEDULE;
  * an aggregate's rows with one more BIGINT column, the partition of the internal topic each
  * row was read from (-1 without a running exchange). */
 vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step);
@@ -98,12 +114,12 @@ vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step);
 /* Emits rows read from the exchange (event time, watermark, diff and origin set). An
  * aggregation's batch (its layout `rows` and one last BIGINT column, the partition of each
  * row) goes to the aggregate, which forgets a partition where a row with diff 0 tells it is
- * lost (vpq_exchange_spec.tell_partitions). A join's batch (its layout `rows` and one last
- * BIGINT column, the side of each row) goes to both sides' scans, each run of rows of one
- * side in turn, so that rows keep their order. */
+ * lost (vpq_exchange_spec.tell_partitions). The batch of several inputs (its layout `rows`
+ * and one last BIGINT column, the side of each row) goes to the sides' scans, each run of
+ * rows of one side in turn, so that rows keep their order. */
 void vpq_repartition_scan_push(vpq_repartition *step, const vpq_batch *batch);
 
-/* Passes the exchange's watermark on (to both sides of a join). */
+/* Passes the exchange's watermark on (to every side of an exchange of several inputs). */
 void vpq_repartition_scan_watermark(vpq_repartition *step, int64_t wm);
 
 #endif

@@ -23,12 +23,14 @@
  *   kind WATERMARK: nothing more; written to every partition (a writer that has no watermark
  *     yet announces VPQ_TS_MIN: it is there, and will write)
  *
- * `side` is 0 but in a join's exchange, which carries both sides of the join, keyed by the
- * join key (partition i holds both sides' rows of the same keys, so the member reading it
- * joins them all): there a row message has the columns of its side, 0 (left) or 1 (right),
- * and the reader yields the join's layout, the other side's columns NULL, and the side in a
- * last column. `layout` hashes the row columns' names and types (the join's whole layout in a
- * join's exchange; a reader of another query refuses the message as malformed); `writer`
+ * `side` is 0 but in an exchange of several inputs: a join's carries both sides of the join,
+ * keyed by the join key (partition i holds both sides' rows of the same keys, so the member
+ * reading it joins them all), a SCHEDULE's its inputs read by a group (fleet, forecast,
+ * prices), all under one key. There a row message has the columns of its side (0: a join's
+ * left, 1: its right), and the reader yields the inputs' columns one after the other, the
+ * other sides' NULL, and the side in a last column. `layout` hashes the row columns' names
+ * and types (all the inputs' in an exchange of several; a reader of another query refuses the
+ * message as malformed); `writer`
  * names the member (and side) that wrote it; `watermark` is that member's watermark when it
  * wrote the message (for a row: the row's own); `silence` is the longest the writer stays
  * quiet while it runs (its flush interval: the checkpoint interval when it is exactly-once and
@@ -48,13 +50,13 @@
  * the reader's watermark after its message, so the aggregate judges late rows as one process
  * reading every source partition would.
  *
- * The right side of a join to a table is its changes, which hold no watermark back (as a
- * table joined to in one process does not): its writer announces none and the reader does not
- * count it among a partition's writers.
+ * The right side of a join to a table, and SCHEDULE's fleet, are a table's changes, which hold
+ * no watermark back (as a table joined to in one process does not): their writers announce
+ * none and the reader does not count them among a partition's writers.
  *
  * Rows. A stream read straight from a source (through filters and projections) has one row
  * per source message, so the reader drops a row whose origin offset is not past the highest
- * it has seen in that partition from the same source partition (and join side): a member that
+ * it has seen in that partition from the same source partition (and side): a member that
  * took the source partition over read it again from its committed offset and wrote those rows
  * a second time.
  * Table rows are upserts: the reader keeps each upstream key's last row per partition and
@@ -151,7 +153,7 @@ static void put_header(vpq_buf *b, message_kind kind, int side, uint32_t layout,
 typedef struct exchange_writer {
   vpq_schema wire;  /* the key columns (marked keys), then the row columns: a written batch */
   int nkeys;
-  int side;         /* the join side written (0 but in a join's exchange) */
+  int side;         /* the side written (0 but in an exchange of several inputs) */
   const vpq_intern *intern;
   uint32_t layout;
   uint64_t id;
@@ -196,10 +198,10 @@ vpq_sink *vpq_kafka_open_exchange_writer(const vpq_plan_connector *conn, const v
                                          const vpq_intern *intern, char *err, size_t err_size) {
   exchange_writer *w = calloc(1, sizeof *w);
   if (!w) abort();
-  /* The columns written: the whole row, or a join side's. */
-  w->side = spec->right_first > 0 ? spec->side : 0;
-  int first = w->side ? spec->right_first : 0;
-  int ncols = spec->right_first > 0 && !w->side ? spec->right_first : spec->rows->ncols - first;
+  /* The columns written: the whole row, or a side's. */
+  w->side = spec->nsides > 0 ? spec->side : 0;
+  int first = spec->nsides > 0 ? spec->side_first[w->side] : 0;
+  int ncols = spec->nsides > 0 ? spec->side_first[w->side + 1] - first : spec->rows->ncols;
   w->nkeys = spec->keys->ncols;
   w->wire.ncols = spec->keys->ncols + ncols;
   w->wire.cols = calloc((size_t)w->wire.ncols + 1, sizeof *w->wire.cols);
@@ -245,8 +247,8 @@ typedef struct writer_mark {
 typedef struct part_state {
   writer_mark *writers;
   int nwriters, cap;
-  int64_t *seen;    /* dedup: per source partition (times 2, plus the side, in a join's
-                       exchange), the highest origin offset read (-1: none) */
+  int64_t *seen;    /* dedup: per source partition (times the sides, plus the side, in an
+                       exchange of several inputs), the highest origin offset read (-1: none) */
   int nseen;
   int64_t since_ms; /* when this member started reading it */
   int64_t first_row_ms; /* when it gave its first row since then (0: none yet) */
@@ -273,9 +275,10 @@ typedef struct exchange_reader {
   uint32_t layout;
   int *keys;        /* upserts: the upstream table's key columns; NULL: rows carry their diff */
   int nkeys;
-  bool dedup[2];    /* per join side (0 but in a join's exchange) */
-  int right_first;  /* a join's exchange: where the right side's columns start (0: not a join's) */
-  bool lookup_right;
+  int nsides;       /* an exchange of several inputs: how many (0: one) */
+  int side_first[VPQ_EXCHANGE_MAX_SIDES + 1]; /* where each side's columns start */
+  bool dedup[VPQ_EXCHANGE_MAX_SIDES]; /* per side (0 with one input) */
+  bool lookup[VPQ_EXCHANGE_MAX_SIDES]; /* per side: table changes, holding no watermark back */
   int64_t idle_ms;
   part_state *parts;
   int nparts;
@@ -373,7 +376,7 @@ int64_t vpq_kafka_exchange_watermark(vpq_source *reader, int64_t now_ms) {
 }
 
 /* True when a partition has had the row at `offset` of dedup slot `slot` (a source partition,
- * with its join side) before (and notes it). */
+ * with its side) before (and notes it). */
 static bool seen_before(part_state *ps, int64_t slot, int64_t offset) {
   if (slot < 0 || slot > (1 << 21)) return false;
   if (slot >= ps->nseen) {
@@ -562,12 +565,12 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   }
   message_kind kind = (message_kind)p[2];
   int side = p[3];
-  if (get_u32(p + 4) != r->layout || side > (r->right_first > 0)) {
+  if (get_u32(p + 4) != r->layout || side >= (r->nsides > 0 ? r->nsides : 1)) {
     snprintf(err, err_size, "invalid exchange message: written by a query with other input columns");
     return -1;
   }
   int64_t now = wall_ms();
-  bool lookup = side == 1 && r->lookup_right;
+  bool lookup = r->lookup[side];
   if (!lookup) note_writer(r, ps, get_u64(p + 8), (int64_t)get_u64(p + 16), get_u32(p + 24), now);
   if (kind == KIND_WATERMARK) return 0;
   if ((kind != KIND_ROW && kind != KIND_RETRACTION) || msg->len < HEADER_BYTES + ROW_HEADER_BYTES) {
@@ -579,15 +582,15 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   vpq_origin origin = {(int32_t)get_u32(p + 8), (int64_t)get_u64(p + 12)};
   p += ROW_HEADER_BYTES;
   if (!ps->first_row_ms && !lookup) ps->first_row_ms = now;
-  int64_t slot = r->right_first > 0 ? 2 * (int64_t)origin.partition + side : origin.partition;
+  int64_t slot = r->nsides > 0 ? r->nsides * (int64_t)origin.partition + side : origin.partition;
   if (r->dedup[side] && kind == KIND_ROW && seen_before(ps, slot, origin.offset)) return 0;
   /* A partition lost and not told yet: told first, in the row before this message's. */
   int told = ps->untold, at = n + told;
   int first = 0, last = r->rows.ncols;
-  if (r->right_first > 0) {
-    /* A join side's columns; the other side's are NULL, and the last column is the side. */
-    first = side ? r->right_first : 0;
-    last = side ? r->rows.ncols : r->right_first;
+  if (r->nsides > 0) {
+    /* A side's columns; the other sides' are NULL, and the last column is the side. */
+    first = r->side_first[side];
+    last = r->side_first[side + 1];
     for (int c = 0; c < r->rows.ncols; c++) {
       out->cols[c].null[at] = 1;
       out->cols[c].data[at].i = 0;
@@ -835,12 +838,15 @@ vpq_source *vpq_kafka_open_exchange_reader(const vpq_plan_connector *conn, const
   r->intern = intern;
   r->rows = *spec->rows;
   r->layout = layout_hash(spec->rows);
-  r->dedup[0] = spec->dedup;
-  r->dedup[1] = spec->right_first > 0 && spec->dedup_right;
-  r->right_first = spec->right_first;
+  r->nsides = spec->nsides;
+  memcpy(r->side_first, spec->side_first, sizeof r->side_first);
+  for (int side = 0; side < spec->nsides; side++) {
+    r->dedup[side] = spec->side_dedup[side];
+    r->lookup[side] = spec->side_lookup[side];
+  }
+  if (!spec->nsides) r->dedup[0] = spec->dedup;
   r->tell_partitions = spec->tell_partitions;
-  r->partition_col = spec->rows->ncols + (spec->right_first > 0);
-  r->lookup_right = spec->right_first > 0 && spec->lookup_right;
+  r->partition_col = spec->rows->ncols + (spec->nsides > 0);
   r->idle_ms = spec->idle_timeout_ms;
   r->free_slot = -1;
   r->wm = VPQ_TS_MIN;

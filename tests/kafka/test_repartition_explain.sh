@@ -2,9 +2,10 @@
 # test_repartition_explain.sh VPQ — where vpq repartitions, as golden files: `vpq explain` of
 # repartition_explain/query.vpq (aggregations by the message key, by other keys after a filter
 # and a join, a global aggregate, tables over a table, a ROLLUP; joins of two group-read
-# streams, of a stream and a group-read table, a self-join on the message key) must print
-# expected.txt: the Repartition and RepartitionScan steps with their internal topics (both
-# sides of a join into one topic); with `--set repartition=off`, expected_off.txt: no step at
+# streams, of a stream and a group-read table, a self-join on the message key; a SCHEDULE of a
+# group-read fleet) must print expected.txt: the Repartition and RepartitionScan steps with
+# their internal topics (both sides of a join into one topic, a SCHEDULE's fleet and forecast
+# into one topic under one key); with `--set repartition=off`, expected_off.txt: no step at
 # all, the pipeline as without repartitioning. `vpq run --partition-tasks` refuses the file
 # (tasks cannot repartition yet) unless repartition=off. `vpq run` refuses a LEFT JOIN of a
 # stream read whole by every member to a group-read stream, at the JOIN, naming the way out.
