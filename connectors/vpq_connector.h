@@ -51,6 +51,11 @@ typedef struct vpq_source_vt {
   /* Optional: how many records the source has not read yet (a Kafka consumer's lag over the
    * partitions it reads, from the end offsets it last heard of); -1 when it does not know. */
   int64_t (*lag)(const vpq_source *src);
+  /* Optional (NULL: never): true while the source has records in `partition` (-1: in any
+   * partition it reads) that it knows of and has not read yet, or cannot tell yet (a consumer
+   * still joining its group, a partition whose position or end it has not heard of). Such a
+   * partition is not idle, however long it has sent nothing. */
+  bool (*behind)(const vpq_source *src, int partition);
 } vpq_source_vt;
 
 struct vpq_source {

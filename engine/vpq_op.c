@@ -268,6 +268,7 @@ typedef struct source_op {
   int64_t *part_max;    /* per partition: the largest event time seen (sources with partitions) */
   int64_t *part_arrival; /* per partition: processing time of its last row (or of the first push) */
   int nparts;
+  bool restored;        /* restored from a checkpoint: the arrival times start over at the next look */
   upsert_entry *entries;
   int nentries, entries_cap;
   int *buckets;
@@ -350,6 +351,7 @@ static void source_load(vpq_op *op, vpq_ckpt_in *in) {
       s->part_arrival[p] = vpq_ckpt_get_i64(in);
     }
   }
+  s->restored = true;
   int ncols = s->rel->schema.ncols;
   int64_t n = vpq_ckpt_get_count(in, INT32_MAX / 2);
   if (n && s->rel->kind != VPQ_REL_TABLE) vpq_ckpt_fail(in, "a stream source with table rows");
@@ -492,11 +494,29 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   return out;
 }
 
+/* After a restore, the processing times of the last rows are the previous run's: the time the
+ * engine was down is not idleness (counting it would move the watermark on by the downtime
+ * before the backlog is read, and make its rows late), so they start over at `now_ms`. */
+static void restart_idle_clock(source_op *s, int64_t now_ms) {
+  if (!s->restored) return;
+  s->restored = false;
+  s->last_arrival = now_ms;
+  for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = now_ms;
+}
+
+/* True when partition p of an unbounded source has sent no row for idle_timeout by `now_ms`
+ * (one that has sent nothing since the source started included) and the source knows of no
+ * record there it has not read yet (vpq_source_vt.behind). */
+static bool partition_idle(const source_op *s, const vpq_source *src, int p, int64_t now_ms) {
+  if (!src || src->bounded || now_ms - s->part_arrival[p] < s->rel->idle_timeout_ms) return false;
+  return !src->vt->behind || !src->vt->behind(src, p);
+}
+
 /* The watermark after a row at `ts` from `partition`: the minimum over the partitions (when the
- * connector tracks several) of the largest event time each has sent, minus the delay. A
- * partition of an unbounded source with no row for idle_timeout (one that has sent nothing since
- * the source started included) does not hold the watermark back until it sends again. */
+ * connector tracks several) of the largest event time each has sent, minus the delay. An idle
+ * partition (partition_idle) does not hold the watermark back until it sends again. */
 static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
+  restart_idle_clock(s, s->base.rt->now_ms);
   if (ts > s->max_ts) s->max_ts = ts;
   if (s->nparts <= 1 || partition < 0 || partition >= s->nparts)
     return saturating_sub(s->max_ts, s->rel->watermark_delay_ms);
@@ -505,11 +525,9 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   int64_t low = VPQ_TS_MAX;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   const bool *owned = src ? src->owned : NULL;
-  bool unbounded = src && !src->bounded; /* a bounded read is never idle: results stay deterministic */
-  for (int p = 0; p < s->nparts; p++) {
-    bool idle = unbounded && s->base.rt->now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms;
-    if (!idle && (!owned || owned[p]) && s->part_max[p] < low) low = s->part_max[p];
-  }
+  for (int p = 0; p < s->nparts; p++) /* a bounded read is never idle: results stay deterministic */
+    if ((!owned || owned[p]) && s->part_max[p] < low && !partition_idle(s, src, p, s->base.rt->now_ms))
+      low = s->part_max[p];
   if (low == VPQ_TS_MAX) low = s->max_ts;
   return saturating_sub(low, s->rel->watermark_delay_ms);
 }
@@ -567,13 +585,14 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
 
 void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   source_op *s = (source_op *)op;
+  restart_idle_clock(s, now_ms);
   if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
-  if (s->nparts > 1 && s->slot && s->slot->src && !s->slot->src->bounded) {
+  const vpq_source *src = s->slot ? s->slot->src : NULL;
+  if (s->nparts > 1 && src && !src->bounded) {
     /* Partitions that went idle no longer hold the others back. */
     int64_t low = VPQ_TS_MAX;
-    const bool *owned = s->slot && s->slot->src ? s->slot->src->owned : NULL;
     for (int p = 0; p < s->nparts; p++)
-      if (now_ms - s->part_arrival[p] < s->rel->idle_timeout_ms && (!owned || owned[p]) && s->part_max[p] < low)
+      if ((!src->owned || src->owned[p]) && s->part_max[p] < low && !partition_idle(s, src, p, now_ms))
         low = s->part_max[p];
     int64_t wm = saturating_sub(low == VPQ_TS_MAX ? s->max_ts : low, s->rel->watermark_delay_ms);
     if (wm > s->wm) {
@@ -582,7 +601,7 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
     }
   }
   int64_t idle = now_ms - s->last_arrival;
-  if (idle < s->rel->idle_timeout_ms) return;
+  if (idle < s->rel->idle_timeout_ms || (src && src->vt->behind && src->vt->behind(src, -1))) return;
   int64_t wm = saturating_sub(s->max_ts, s->rel->watermark_delay_ms) + idle;
   if (wm <= s->wm) return;
   s->wm = wm;

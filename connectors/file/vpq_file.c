@@ -228,7 +228,7 @@ static void file_close(vpq_source *src) {
   free(s);
 }
 
-static const vpq_source_vt file_source_vt = {file_read, file_format_origin, file_close, NULL, file_save, file_restore, NULL};
+static const vpq_source_vt file_source_vt = {file_read, file_format_origin, file_close, NULL, file_save, file_restore, NULL, NULL};
 
 /* Maps the file, or reads it when it cannot be mapped (pipes, special files). */
 static bool load_file(file_source *s, char *err, size_t err_size) {

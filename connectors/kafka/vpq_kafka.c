@@ -557,6 +557,7 @@ typedef struct kafka_source {
   int64_t *resume;  /* per partition, the checkpoint's offset to read from (-1: none) */
   int task_partition; /* a partition task's one partition, or -1 */
   bool group;       /* consumer-group mode: partitions come and go with rebalances */
+  bool assigned;    /* consumer-group mode: the group has given this member its first assignment */
   int ts_col;       /* the event-time column, or -1 (message time) */
   kafka_partition *parts;
   int64_t safe_ts;  /* the last safe time the engine reported (see vpq_source_vt.commit) */
@@ -685,6 +686,7 @@ static void read_floors(kafka_source *s, const rd_kafka_topic_partition_list_t *
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   kafka_source *s = opaque;
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    s->assigned = true;
     for (int p = 0; p < s->base.partitions; p++) s->continued[p] = false;
     for (int i = 0; i < parts->cnt; i++) {
       int p = parts->elems[i].partition;
@@ -931,8 +933,36 @@ static int64_t kafka_source_lag(const vpq_source *src) {
   return known ? lag : -1;
 }
 
-static const vpq_source_vt kafka_source_vt = {kafka_read, kafka_format_origin, kafka_source_close, kafka_commit,
-                                              kafka_source_save, kafka_source_restore, kafka_source_lag};
+/* True while partition p, read here, has messages past what was read (from the end offset
+ * librdkafka last heard of), or its end or read position is not known yet. */
+static bool partition_behind(const kafka_source *s, int p) {
+  if (s->base.owned && !s->owned[p]) return false;
+  int64_t low = -1, high = -1;
+  if (rd_kafka_get_watermark_offsets(s->rk, s->topic, p, &low, &high) || high < 0) return true;
+  int64_t next = s->next[p];
+  if (next < 0) {
+    /* Nothing read since the assignment: where the consumer reads from. */
+    rd_kafka_topic_partition_list_t *position = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(position, s->topic, p);
+    if (!rd_kafka_position(s->rk, position)) next = position->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(position);
+    if (next < 0) return true;
+  }
+  return high > next;
+}
+
+static bool kafka_source_behind(const vpq_source *src, int partition) {
+  const kafka_source *s = (const kafka_source *)src;
+  if (s->group && !s->assigned) return true; /* still joining its group */
+  if (partition >= 0) return partition < s->base.partitions && partition_behind(s, partition);
+  for (int p = 0; p < s->base.partitions; p++)
+    if (partition_behind(s, p)) return true;
+  return false;
+}
+
+static const vpq_source_vt kafka_source_vt = {kafka_read,          kafka_format_origin,  kafka_source_close,
+                                              kafka_commit,        kafka_source_save,    kafka_source_restore,
+                                              kafka_source_lag,    kafka_source_behind};
 
 
 

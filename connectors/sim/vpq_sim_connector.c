@@ -177,7 +177,7 @@ static void sim_source_close(vpq_source *src) {
   free(s);
 }
 
-static const vpq_source_vt sim_source_vt = {sim_read, sim_format_origin, sim_source_close, NULL, NULL, NULL, NULL};
+static const vpq_source_vt sim_source_vt = {sim_read, sim_format_origin, sim_source_close, NULL, NULL, NULL, NULL, NULL};
 
 /* The simulated start time: `start` (ISO-8601) or 2024-01-01T00:00:00Z. */
 static bool start_time(const vpq_plan_connector *conn, int64_t *ms, char *err, size_t err_size) {
