@@ -9,7 +9,8 @@
  *                     so that retracting the minimum finds the next one
  *   first, last       the value and its event time
  *   count_distinct    an open-addressing set of values with counts (exact)
- *   percentile        all values, sorted when the result is read (exact)
+ *   percentile        all values: a sorted run, and the values added since the result was
+ *                     last read, sorted and merged into it at the next read (exact)
  *   integrate, twa    the samples sorted by event time and the running trapezoid integral:
  *                     appending in time order adds one trapezoid; an out-of-order sample
  *                     replaces the trapezoid between its neighbours by two
@@ -65,7 +66,7 @@ typedef struct agg_set {
 typedef struct agg_values {
   vpq_datum *values;
   int64_t n, cap;
-  bool sorted;
+  int64_t nsorted; /* values[0, nsorted) are sorted; the rest came since the last read */
 } agg_values;
 
 typedef struct agg_sample {
@@ -86,6 +87,53 @@ static void *agg_realloc(void *p, size_t size) {
 }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
+
+static int datum_cmp_double(const void *a, const void *b) {
+  double x = ((const vpq_datum *)a)->d, y = ((const vpq_datum *)b)->d;
+  return (x > y) - (x < y);
+}
+
+static int datum_cmp_int(const void *a, const void *b) {
+  int64_t x = ((const vpq_datum *)a)->i, y = ((const vpq_datum *)b)->i;
+  return (x > y) - (x < y);
+}
+
+/* Removes one value equal (bit for bit) to `value` from a percentile's values: by binary search
+ * in the sorted run, else among the values added since; the order of the rest is kept. */
+static void values_remove(const vpq_agg_spec *spec, agg_values *v, vpq_datum value) {
+  int (*cmp)(const void *, const void *) = spec->arg_type == VPQ_TYPE_DOUBLE ? datum_cmp_double : datum_cmp_int;
+  int64_t lo = 0, hi = v->nsorted, at = -1;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (cmp(&v->values[mid], &value) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  for (int64_t i = lo; i < v->nsorted && cmp(&v->values[i], &value) == 0 && at < 0; i++)
+    if (v->values[i].i == value.i) at = i;
+  if (at >= 0) v->nsorted--;
+  for (int64_t i = v->nsorted; i < v->n && at < 0; i++)
+    if (v->values[i].i == value.i) at = i;
+  if (at < 0) return;
+  memmove(&v->values[at], &v->values[at + 1], sizeof *v->values * (size_t)(v->n - at - 1));
+  v->n--;
+}
+
+/* Sorts the values added since the last read and merges them into the sorted run: a read
+ * after each of n additions (EMIT CHANGES, tables) costs O(n), not a sort of all values. */
+static void values_sort(const vpq_agg_spec *spec, agg_values *v) {
+  int (*cmp)(const void *, const void *) = spec->arg_type == VPQ_TYPE_DOUBLE ? datum_cmp_double : datum_cmp_int;
+  int64_t k = v->n - v->nsorted;
+  vpq_datum *added = v->values + v->nsorted;
+  qsort(added, (size_t)k, sizeof *added, cmp);
+  if (v->nsorted > 0 && cmp(&v->values[v->nsorted - 1], added) > 0) {
+    vpq_datum *copy = agg_realloc(NULL, sizeof *copy * (size_t)k);
+    memcpy(copy, added, sizeof *copy * (size_t)k);
+    int64_t i = v->nsorted - 1, j = k - 1, at = v->n - 1;
+    while (j >= 0) v->values[at--] = i >= 0 && cmp(&v->values[i], &copy[j]) > 0 ? v->values[i--] : copy[j--];
+    free(copy);
+  }
+  v->nsorted = v->n;
+}
 
 /* Orders two values of the spec's argument type: <0, 0, >0. */
 static int value_cmp(const vpq_agg_spec *spec, vpq_datum a, vpq_datum b) {
@@ -351,15 +399,8 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
         v->values = agg_realloc(v->values, sizeof *v->values * (size_t)v->cap);
       }
       v->values[v->n++] = value;
-      v->sorted = false;
     } else {
-      for (int64_t i = 0; i < v->n; i++) {
-        if (v->values[i].i == value.i) {
-          v->values[i] = v->values[--v->n];
-          v->sorted = false;
-          break;
-        }
-      }
+      values_remove(spec, v, value);
     }
     break;
   }
@@ -488,16 +529,6 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
   vpq_agg_init(spec, src);
 }
 
-static int datum_cmp_double(const void *a, const void *b) {
-  double x = ((const vpq_datum *)a)->d, y = ((const vpq_datum *)b)->d;
-  return (x > y) - (x < y);
-}
-
-static int datum_cmp_int(const void *a, const void *b) {
-  int64_t x = ((const vpq_datum *)a)->i, y = ((const vpq_datum *)b)->i;
-  return (x > y) - (x < y);
-}
-
 bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) {
   switch (spec->kind) {
   case VPQ_AGG_COUNT_STAR:
@@ -535,11 +566,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   case VPQ_AGG_PERCENTILE: {
     agg_values *v = (agg_values *)state; /* sorting in place is invisible to callers */
     if (v->n == 0) return false;
-    bool dbl = spec->arg_type == VPQ_TYPE_DOUBLE;
-    if (!v->sorted) {
-      qsort(v->values, (size_t)v->n, sizeof *v->values, dbl ? datum_cmp_double : datum_cmp_int);
-      v->sorted = true;
-    }
+    if (v->nsorted < v->n) values_sort(spec, v);
     double pos = spec->param * (double)(v->n - 1);
     int64_t lo = (int64_t)floor(pos);
     if (lo >= v->n - 1) lo = v->n - 1;
@@ -667,7 +694,7 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
   }
   case VPQ_AGG_PERCENTILE: {
     const agg_values *v = state;
-    vpq_ckpt_put_u64(out, v->sorted);
+    vpq_ckpt_put_u64(out, v->nsorted == v->n); /* sorted: the values are one sorted run */
     vpq_ckpt_put_u64(out, (uint64_t)v->n);
     for (int64_t i = 0; i < v->n; i++) vpq_ckpt_put_i64(out, v->values[i].i);
     break;
@@ -760,7 +787,7 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
       v->n = i + 1;
       if (sorted && i && cmp(&v->values[i - 1], &v->values[i]) > 0) vpq_ckpt_fail(in, "percentile values out of order");
     }
-    v->sorted = sorted;
+    v->nsorted = sorted ? v->n : 0;
     break;
   }
   case VPQ_AGG_INTEGRATE:

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../connectors/vpq_codec.h"
 #include "vpq_plan.h"
@@ -231,6 +232,16 @@ static bool has_aggregate(const vpq_ast_expr *e) {
   return has_aggregate(e->case_operand) || has_aggregate(e->case_else);
 }
 
+/* Whether `qualifier` names scope entry `entry`: its alias (its relation's name when it has
+ * none), or else, when no entry goes by that name, its relation's name (`telemetry.soc` in
+ * `FROM telemetry t`). So in `FROM a JOIN a r`, `a.x` is the first `a`'s and `r.x` the second's. */
+static bool qualifier_names(const bind_scope *scope, const scope_entry *entry, const char *qualifier) {
+  if (strcasecmp(qualifier, entry->name) == 0) return true;
+  for (int s = 0; s < scope->n; s++)
+    if (strcasecmp(qualifier, scope->entries[s].name) == 0) return false;
+  return strcasecmp(qualifier, entry->rel->name) == 0;
+}
+
 static vpq_bexpr *bind_column(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
   if (!e->qualifier && (strcasecmp(e->name, "window_start") == 0 || strcasecmp(e->name, "window_end") == 0)) {
     bool start = strcasecmp(e->name, "window_start") == 0;
@@ -245,8 +256,7 @@ static vpq_bexpr *bind_column(analyzer *a, const vpq_ast_expr *e, const bind_sco
   const scope_entry *owner = NULL;
   for (int s = 0; s < scope->n; s++) {
     const scope_entry *entry = &scope->entries[s];
-    if (e->qualifier && strcasecmp(e->qualifier, entry->name) != 0 && strcasecmp(e->qualifier, entry->rel->name) != 0)
-      continue;
+    if (e->qualifier && !qualifier_names(scope, entry, e->qualifier)) continue;
     int c = vpq_schema_find(&entry->rel->schema, e->name);
     if (c < 0) continue;
     if (found >= 0) {
@@ -1050,11 +1060,15 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
       }
       for (int e = 0; e < scope.n; e++) {
         const scope_entry *entry = &scope.entries[e];
-        if (item->expr->qualifier && strcasecmp(item->expr->qualifier, entry->name) != 0 &&
-            strcasecmp(item->expr->qualifier, entry->rel->name) != 0)
-          continue;
+        if (item->expr->qualifier && !qualifier_names(&scope, entry, item->expr->qualifier)) continue;
         for (int c = 0; c < entry->rel->schema.ncols; c++) {
           int col = entry->offset + c;
+          for (int o = 0; o < out.ncols; o++)
+            if (strcasecmp(out.cols[o].name, layout->cols[col].name) == 0) {
+              error(a, item->expr->span, "duplicate column name `%s` from `*`; select the columns with AS",
+                    layout->cols[col].name);
+              break;
+            }
           sel->outputs[sel->noutputs++] = bcolumn(a, col, layout->cols[col].type, item->expr->span);
           out.cols[out.ncols++] = (vpq_column){layout->cols[col].name, layout->cols[col].type, false, false};
         }
@@ -1464,6 +1478,49 @@ static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
     error(a, max_keys->span, "option `max_keys` belongs to a query with GROUP BY or aggregates");
 }
 
+static bool derives_from(const vpq_relation *rel, const vpq_relation *target, bool *seen);
+
+/* Whether query q reads rows of `target`, directly or through the queries that feed what it
+ * reads; seen[] marks the relations (by index) already found not to. */
+static bool query_derives_from(const vpq_plan_query *q, const vpq_relation *target, bool *seen) {
+  const vpq_relation *inputs[3] = {NULL, NULL, NULL};
+  if (q->kind == VPQ_PLAN_SELECT) {
+    for (int j = 0; j < q->select.njoins; j++)
+      if (q->select.joins[j].right && derives_from(q->select.joins[j].right, target, seen)) return true;
+    inputs[0] = q->select.from;
+  } else if (q->kind == VPQ_PLAN_FORECAST) {
+    inputs[0] = q->forecast.from;
+  } else {
+    inputs[0] = q->schedule.fleet;
+    inputs[1] = q->schedule.forecast;
+    inputs[2] = q->schedule.price;
+  }
+  for (int i = 0; i < 3; i++)
+    if (inputs[i] && derives_from(inputs[i], target, seen)) return true;
+  return false;
+}
+
+/* Whether `rel` is `target` or is computed, through its queries, from rows of `target`. */
+static bool derives_from(const vpq_relation *rel, const vpq_relation *target, bool *seen) {
+  if (rel == target) return true;
+  if (seen[rel->index]) return false;
+  seen[rel->index] = true;
+  for (int i = 0; i < rel->nqueries; i++)
+    if (query_derives_from(rel->queries[i], target, seen)) return true;
+  return false;
+}
+
+/* Options that only a source reads: a stream written by INSERT INTO that has one was most
+ * likely meant to be read, and writing it would overwrite its file. */
+static const vpq_plan_option *source_only_option(const vpq_plan_options *options) {
+  static const char *const keys[] = {"timestamp", "watermark_delay", "idle_timeout", "dead_letter",
+                                     "start",     "bounded",         "group",        "max_row_bytes"};
+  for (int i = 0; i < options->count; i++)
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+      if (strcmp(options->items[i].key, keys[k]) == 0) return &options->items[i];
+  return NULL;
+}
+
 static void insert_into(analyzer *a, const vpq_ast_stmt *stmt) {
   vpq_relation *target = find_relation(a, stmt->name, stmt->name_span);
   vpq_schema out;
@@ -1493,6 +1550,20 @@ static void insert_into(analyzer *a, const vpq_ast_stmt *stmt) {
       }
       q->select.outputs[i] = cast_to(a, q->select.outputs[i], want);
     }
+  }
+  bool *seen = vpq_arena_alloc(a->arena, (size_t)a->plan->nrelations + 1);
+  if (query_derives_from(q, target, seen)) {
+    error(a, stmt->name_span, "INSERT INTO `%s` reads `%s` itself: its rows would feed back into it", target->name,
+          target->name);
+    return;
+  }
+  const vpq_plan_option *option = target->is_source ? source_only_option(&target->source.options) : NULL;
+  if (option) {
+    error(a, option->span,
+          "`%s` is written by INSERT INTO, so its connector is a sink (its file is overwritten); `%s` is an "
+          "option of sources",
+          target->name, option->key);
+    return;
   }
   add_query(a, target, q);
   if (target->is_source) {
@@ -1570,6 +1641,58 @@ char *vpq_bexpr_format(const vpq_bexpr *expr, const vpq_schema *layout, char *bu
   return buf;
 }
 
+/* ===== Files read and written ===== */
+
+typedef struct file_use {
+  const char *path;
+  const vpq_relation *rel;
+  vpq_span span; /* the option naming the file */
+  bool writes;
+} file_use;
+
+/* The span of option `key` of `conn`, or the relation's name when it has none. */
+static vpq_span option_span(const vpq_plan_connector *conn, const vpq_relation *rel, const char *key) {
+  for (int i = 0; i < conn->options.count; i++)
+    if (strcmp(conn->options.items[i].key, key) == 0) return conn->options.items[i].span;
+  return rel->span;
+}
+
+/* Whether two resolved paths name one regular file (or one that does not exist yet): the same
+ * text, or the same inode. Devices (`/dev/null`, `/dev/stdout`) may be shared. */
+static bool same_file(const char *x, const char *y) {
+  struct stat sx, sy;
+  bool has_x = stat(x, &sx) == 0, has_y = stat(y, &sy) == 0;
+  if ((has_x && !S_ISREG(sx.st_mode)) || (has_y && !S_ISREG(sy.st_mode))) return false;
+  if (strcmp(x, y) == 0) return true;
+  return has_x && has_y && sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+}
+
+/* Refuses a file written by a sink or dead-letter output that a source reads or another
+ * output writes: writing truncates it under the reader (whose mapping of it would fault) or
+ * interleaves two outputs. */
+static void check_files(analyzer *a) {
+  vpq_plan *plan = a->plan;
+  file_use *uses = vpq_arena_alloc(a->arena, sizeof *uses * (size_t)(2 * plan->nrelations + 1));
+  int n = 0;
+  for (int r = 0; r < plan->nrelations; r++) {
+    const vpq_relation *rel = plan->relations[r];
+    const vpq_plan_connector *src = &rel->source, *sink = &rel->sink;
+    if (rel->is_source && src->path) uses[n++] = (file_use){src->path, rel, option_span(src, rel, "path"), false};
+    if (rel->is_source && src->dead_letter && !src->dead_letter_topic)
+      uses[n++] = (file_use){src->dead_letter, rel, option_span(src, rel, "dead_letter"), true};
+    if (rel->is_sink && sink->path) uses[n++] = (file_use){sink->path, rel, option_span(sink, rel, "path"), true};
+  }
+  for (int i = 0; i < n; i++) {
+    if (!uses[i].writes) continue;
+    for (int j = 0; j < n; j++) {
+      if (j == i || (uses[j].writes && j > i) || !same_file(uses[i].path, uses[j].path)) continue;
+      error(a, uses[i].span, "`%s` writes `%s`, which `%s` %s", uses[i].rel->name, uses[i].path, uses[j].rel->name,
+            uses[j].writes ? "writes too" : "reads");
+      break;
+    }
+  }
+}
+
 /* ===== The file ===== */
 
 vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file, const char *file_name,
@@ -1585,5 +1708,6 @@ vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file
     else if (stmt->query) derive(&a, stmt);
     else declare_source(&a, stmt);
   }
+  check_files(&a);
   return diag->errors > errors_before ? NULL : plan;
 }

@@ -17,6 +17,7 @@
  */
 #include "vpq_expr.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -75,12 +76,16 @@ static int cmp_result(vpq_ast_op op, int c) {
   }
 }
 
+/* round(x, digits), half away from zero for x as it is written: x·10^digits lands a few ulps
+ * off a half (0.285 · 100 = 28.499999999999996), so a value within 8 ulps of a half counts as
+ * the half (round(0.285, 2) = 0.29, round(1.005, 2) = 1.01). A zero result has no sign. */
 static double round_half_away(double x, int64_t digits) {
   if (digits > 300 || digits < -300 || !isfinite(x)) return x;
   double scale = pow(10.0, (double)(digits < 0 ? -digits : digits));
   double y = digits >= 0 ? x * scale : x / scale;
-  double r = round(y);
-  return digits >= 0 ? r / scale : r * scale;
+  double half = trunc(y) + copysign(0.5, y);
+  double r = fabs(y - half) <= 8 * DBL_EPSILON * fabs(y) ? half + copysign(0.5, y) : round(y);
+  return (digits >= 0 ? r / scale : r * scale) + 0.0;
 }
 
 static void exec_instr(const vpq_program *p, const expr_instr *in, const vpq_vec *r, vpq_vec *d, int n) {

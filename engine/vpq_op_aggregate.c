@@ -19,8 +19,10 @@
  * only look up their group; then each aggregate steps the whole run in one tight loop
  * (vpq_agg_step_rows). EMIT CHANGES and tables step and emit after each row: a row's changed
  * groups are written when the new output differs from the last one written for the group
- * (tables write the old row with diff -1 before the new one). A retraction (-1) is applied
- * without writing, so a retract + add pair from an upstream table produces one change.
+ * (tables write the old row with diff -1 before the new one). Over a table, the rows of one
+ * upstream change (one source row: retractions and additions of the keys it changed, e.g. of
+ * every ROLLUP level) are applied first and written as one change; a retraction alone (a key
+ * that left the upstream table) is a change too.
  *
  * With `max_keys` set (WITH (max_keys = n) on the query's relation), the distinct GROUP BY
  * keys that have open groups are counted in a key set; once n keys are open, a row of a new
@@ -140,6 +142,7 @@ typedef struct aggregate_op {
   int *run_rows;
   int run_n, run_cap;
   vpq_batch *out;
+  int out_cap;         /* windowed: rows of the next output batch (see out_flush); 0: a full one */
   int64_t out_ts;      /* event time for table changes: the triggering row's */
   vpq_origin out_origin;
 } aggregate_op;
@@ -404,14 +407,24 @@ static void window_add_group(agg_window *w, int g) {
 
 /* ===== Output ===== */
 
+/* Passes the output batch on. A windowed aggregation flushes its output before every watermark
+ * it passes on, often after a window or two closed: its next batch has room for twice the rows
+ * of this one (16 to a full batch), so that a close per input row does not take (and zero) a
+ * whole batch of scratch memory each time. */
 static void out_flush(aggregate_op *a) {
-  if (a->out && a->out->n) vpq_op_emit(&a->base, a->out);
+  if (!a->out) return;
+  int cap = 2 * a->out->n;
+  a->out_cap = cap < 16 ? 16 : cap > VPQ_BATCH_ROWS ? VPQ_BATCH_ROWS : cap;
+  if (a->out->n) vpq_op_emit(&a->base, a->out);
   a->out = NULL;
 }
 
 static void out_room(aggregate_op *a, int rows) {
   if (a->out && a->out->n + rows > a->out->cap) out_flush(a);
-  if (!a->out) a->out = vpq_op_batch(a->base.rt, a->base.schema, VPQ_BATCH_ROWS);
+  if (!a->out) {
+    int cap = a->sel->window.kind != VPQ_WINDOW_NONE && a->out_cap ? a->out_cap : VPQ_BATCH_ROWS;
+    a->out = vpq_op_batch(a->base.rt, a->base.schema, cap > rows ? cap : rows);
+  }
 }
 
 static void out_append(aggregate_op *a, const vpq_datum *data, const uint8_t *null, int64_t ts, int diff) {
@@ -863,6 +876,20 @@ static inline __attribute__((always_inline)) void prefetch_groups(aggregate_op *
   }
 }
 
+/* Whether row `row` of a table's changes is followed by more of the same change, to be written
+ * with it: the rows an upstream table writes for one source row (the retraction of a key's old
+ * row and the addition of its new one, for every key the source row changed) share its origin
+ * and event time. A repartitioned table's upsert gives the retraction before it the origin of
+ * the row it retracts, so there a retraction and the addition after it are one change too. */
+static bool change_continues(const vpq_batch *batch, int row) {
+  int next = row + 1;
+  if (next >= batch->n || batch->ts[next] != batch->ts[row]) return false;
+  bool same_origin = batch->origin[next].partition == batch->origin[row].partition &&
+                     batch->origin[next].offset == batch->origin[row].offset;
+  bool upsert = batch->diff[row] < 0 && batch->diff[next] > 0 && batch->origin[row].partition >= 0;
+  return same_origin || upsert;
+}
+
 static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   aggregate_op *a = (aggregate_op *)op;
@@ -897,7 +924,9 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
       if (a->run_n) run_step(a, batch);
       a->out_ts = batch->ts[row];
       a->out_origin = batch->origin[row];
-      if (batch->diff[row] > 0) emit_dirty(a);
+      bool change_ends = sel->input_is_changelog ? batch->diff[row] != 0 && !change_continues(batch, row)
+                                                 : batch->diff[row] > 0;
+      if (change_ends) emit_dirty(a);
     }
   }
   if (a->run_n) run_step(a, batch);

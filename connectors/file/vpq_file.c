@@ -308,6 +308,8 @@ vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vp
     file_close(&s->base);
     return NULL;
   }
+  /* A UTF-8 byte order mark (spreadsheets write one) is no part of the first record. */
+  if (s->size >= 3 && memcmp(s->data, "\xEF\xBB\xBF", 3) == 0) s->pos = 3;
   const char *text;
   size_t len;
   int64_t line;
