@@ -512,6 +512,16 @@ static bool partition_idle(const source_op *s, const vpq_source *src, int p, int
   return !src->vt->behind || !src->vt->behind(src, p);
 }
 
+/* True when the source is a group member that reads no partition now (a rebalance is in
+ * progress, or the group has more members than partitions): its watermark stays where it is. */
+static bool source_unassigned(const source_op *s) {
+  const vpq_source *src = s->slot ? s->slot->src : NULL;
+  if (!src || !src->owned) return false;
+  for (int p = 0; p < src->partitions; p++)
+    if (src->owned[p]) return false;
+  return true;
+}
+
 /* The watermark after a row at `ts` from `partition`: the minimum over the partitions (when the
  * connector tracks several) of the largest event time each has sent, minus the delay. An idle
  * partition (partition_idle) does not hold the watermark back until it sends again. */
@@ -522,6 +532,7 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
     return saturating_sub(s->max_ts, s->rel->watermark_delay_ms);
   if (ts > s->part_max[partition]) s->part_max[partition] = ts;
   s->part_arrival[partition] = s->base.rt->now_ms;
+  if (source_unassigned(s)) return s->wm;
   int64_t low = VPQ_TS_MAX;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   const bool *owned = src ? src->owned : NULL;
@@ -532,20 +543,38 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   return saturating_sub(low, s->rel->watermark_delay_ms);
 }
 
+/* Makes the per-partition progress arrays of a source whose connector tracks several
+ * partitions (on its first rows, or its first restarted partition). A partition waits for its
+ * first row from the source's first row on (vpq_op_source_push). */
+static void source_parts(source_op *s) {
+  const vpq_source *src = s->slot ? s->slot->src : NULL;
+  if (!src || src->partitions <= 1 || s->part_max) return;
+  s->nparts = src->partitions;
+  s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
+  s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
+  if (!s->part_max || !s->part_arrival) abort();
+  for (int p = 0; p < s->nparts; p++) {
+    s->part_max[p] = VPQ_TS_MIN;
+    s->part_arrival[p] = s->base.rt->now_ms;
+  }
+}
+
+void vpq_op_source_restart(vpq_op *op, int partition, int64_t floor) {
+  source_op *s = (source_op *)op;
+  source_parts(s);
+  if (partition < 0 || partition >= s->nparts) return;
+  int64_t delay = s->rel->watermark_delay_ms;
+  s->part_max[partition] = floor == VPQ_TS_MIN ? VPQ_TS_MIN : floor > VPQ_TS_MAX - delay ? VPQ_TS_MAX : floor + delay;
+  if (s->last_arrival) s->part_arrival[partition] = op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
+}
+
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   source_op *s = (source_op *)op;
   const vpq_relation *rel = s->rel;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
-  if (src && src->partitions > 1 && !s->part_max) {
-    s->nparts = src->partitions;
-    s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
-    s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
-    if (!s->part_max || !s->part_arrival) abort();
-    for (int p = 0; p < s->nparts; p++) {
-      s->part_max[p] = VPQ_TS_MIN;
-      s->part_arrival[p] = op->rt->now_ms;
-    }
-  }
+  source_parts(s);
+  if (!s->last_arrival)
+    for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = op->rt->now_ms; /* the source's first rows */
   bool stamped = src && src->stamps_rows;
   int kept = 0;
   int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
@@ -588,7 +617,7 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   restart_idle_clock(s, now_ms);
   if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
-  if (s->nparts > 1 && src && !src->bounded) {
+  if (s->nparts > 1 && src && !src->bounded && !source_unassigned(s)) {
     /* Partitions that went idle no longer hold the others back. */
     int64_t low = VPQ_TS_MAX;
     for (int p = 0; p < s->nparts; p++)
