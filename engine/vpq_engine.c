@@ -945,7 +945,7 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     const vpq_relation *src = e->plan->relations[x->source];
     vpq_plan_connector conn = with_settings(e, &src->source);
     char sink_id[400];
-    char side_name[16] = "";
+    char side_name[16] = ""; /* side 1 keeps the name a join's right side has always had */
     if (x->side) snprintf(side_name, sizeof side_name, x->side == 1 ? ".right" : ".side%d", x->side);
     snprintf(sink_id, sizeof sink_id, "%016llx.%s%s", (unsigned long long)e->run_id, x->topic, side_name);
     const vpq_source *upstream = e->slots[x->source].src;

@@ -83,6 +83,7 @@ static double round_half_away(double x, int64_t digits) {
   if (digits > 300 || digits < -300 || !isfinite(x)) return x;
   double scale = pow(10.0, (double)(digits < 0 ? -digits : digits));
   double y = digits >= 0 ? x * scale : x / scale;
+  if (fabs(y) >= 0x1p52) return x; /* already whole at that many digits */
   double half = trunc(y) + copysign(0.5, y);
   double r = fabs(y - half) <= 8 * DBL_EPSILON * fabs(y) ? half + copysign(0.5, y) : round(y);
   return (digits >= 0 ? r / scale : r * scale) + 0.0;

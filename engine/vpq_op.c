@@ -267,8 +267,9 @@ typedef struct source_op {
   int64_t last_arrival; /* processing time of the last row */
   int64_t *part_max;    /* per partition: the largest event time seen (sources with partitions) */
   int64_t *part_arrival; /* per partition: processing time of its last row (or of the first push) */
+  bool *part_idle;      /* per partition: idle (mark_idle) for the batch or tick at hand */
   int nparts;
-  bool restored;        /* restored from a checkpoint: the arrival times start over at the next look */
+  bool restored;        /* restored from a checkpoint, not looked at since (restart_idle_clock) */
   upsert_entry *entries;
   int nentries, entries_cap;
   int *buckets;
@@ -308,6 +309,7 @@ static void source_destroy(vpq_op *op) {
   source_op *s = (source_op *)op;
   free(s->part_max);
   free(s->part_arrival);
+  free(s->part_idle);
   for (int i = 0; i < s->nentries; i++) {
     free(s->entries[i].data);
     free(s->entries[i].null);
@@ -345,7 +347,8 @@ static void source_load(vpq_op *op, vpq_ckpt_in *in) {
     s->nparts = nparts;
     s->part_max = malloc(sizeof *s->part_max * (size_t)nparts);
     s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)nparts);
-    if (!s->part_max || !s->part_arrival) abort();
+    s->part_idle = calloc((size_t)nparts, sizeof *s->part_idle);
+    if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
     for (int p = 0; p < nparts; p++) {
       s->part_max[p] = vpq_ckpt_get_i64(in);
       s->part_arrival[p] = vpq_ckpt_get_i64(in);
@@ -494,22 +497,27 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   return out;
 }
 
-/* After a restore, the processing times of the last rows are the previous run's: the time the
- * engine was down is not idleness (counting it would move the watermark on by the downtime
- * before the backlog is read, and make its rows late), so they start over at `now_ms`. */
-static void restart_idle_clock(source_op *s, int64_t now_ms) {
+/* After a restore, the processing times of the last rows are the previous run's. For a source
+ * the engine reads (on the wall clock), the time it was down is no idleness: counting it would
+ * move the watermark on by the downtime before the backlog is read, and make its rows late, so
+ * they start over at the first look after the restore. An embedder's clock (vpq_engine_tick)
+ * goes on as it was. */
+static void restart_idle_clock(source_op *s, const vpq_source *src, int64_t now_ms) {
   if (!s->restored) return;
   s->restored = false;
+  if (!src || src->bounded) return;
   s->last_arrival = now_ms;
   for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = now_ms;
 }
 
-/* True when partition p of an unbounded source has sent no row for idle_timeout by `now_ms`
- * (one that has sent nothing since the source started included) and the source knows of no
- * record there it has not read yet (vpq_source_vt.behind). */
-static bool partition_idle(const source_op *s, const vpq_source *src, int p, int64_t now_ms) {
-  if (!src || src->bounded || now_ms - s->part_arrival[p] < s->rel->idle_timeout_ms) return false;
-  return !src->vt->behind || !src->vt->behind(src, p);
+/* Marks which partitions of an unbounded source are idle at processing time `now_ms`: they
+ * have sent no row for idle_timeout (one that has sent nothing since the source started
+ * included) and the source knows of no record there it has not read yet
+ * (vpq_source_vt.behind, asked once per batch or tick, not per row). */
+static void mark_idle(source_op *s, const vpq_source *src, int64_t now_ms) {
+  for (int p = 0; p < s->nparts; p++)
+    s->part_idle[p] = src && !src->bounded && now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms &&
+                      (!src->vt->behind || !src->vt->behind(src, p));
 }
 
 /* True when the source is a group member that reads no partition now (a rebalance is in
@@ -524,21 +532,20 @@ static bool source_unassigned(const source_op *s) {
 
 /* The watermark after a row at `ts` from `partition`: the minimum over the partitions (when the
  * connector tracks several) of the largest event time each has sent, minus the delay. An idle
- * partition (partition_idle) does not hold the watermark back until it sends again. */
+ * partition (mark_idle) does not hold the watermark back until it sends again. */
 static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
-  restart_idle_clock(s, s->base.rt->now_ms);
   if (ts > s->max_ts) s->max_ts = ts;
   if (s->nparts <= 1 || partition < 0 || partition >= s->nparts)
     return saturating_sub(s->max_ts, s->rel->watermark_delay_ms);
   if (ts > s->part_max[partition]) s->part_max[partition] = ts;
   s->part_arrival[partition] = s->base.rt->now_ms;
+  s->part_idle[partition] = false;
   if (source_unassigned(s)) return s->wm;
   int64_t low = VPQ_TS_MAX;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   const bool *owned = src ? src->owned : NULL;
-  for (int p = 0; p < s->nparts; p++) /* a bounded read is never idle: results stay deterministic */
-    if ((!owned || owned[p]) && s->part_max[p] < low && !partition_idle(s, src, p, s->base.rt->now_ms))
-      low = s->part_max[p];
+  for (int p = 0; p < s->nparts; p++)
+    if ((!owned || owned[p]) && s->part_max[p] < low && !s->part_idle[p]) low = s->part_max[p];
   if (low == VPQ_TS_MAX) low = s->max_ts;
   return saturating_sub(low, s->rel->watermark_delay_ms);
 }
@@ -552,7 +559,8 @@ static void source_parts(source_op *s) {
   s->nparts = src->partitions;
   s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
   s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
-  if (!s->part_max || !s->part_arrival) abort();
+  s->part_idle = calloc((size_t)s->nparts, sizeof *s->part_idle);
+  if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
   for (int p = 0; p < s->nparts; p++) {
     s->part_max[p] = VPQ_TS_MIN;
     s->part_arrival[p] = s->base.rt->now_ms;
@@ -573,8 +581,10 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   const vpq_relation *rel = s->rel;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   source_parts(s);
+  restart_idle_clock(s, src, op->rt->now_ms);
   if (!s->last_arrival)
     for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = op->rt->now_ms; /* the source's first rows */
+  mark_idle(s, src, op->rt->now_ms);
   bool stamped = src && src->stamps_rows;
   int kept = 0;
   int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
@@ -614,15 +624,15 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
 
 void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   source_op *s = (source_op *)op;
-  restart_idle_clock(s, now_ms);
-  if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
+  restart_idle_clock(s, src, now_ms);
+  if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
   if (s->nparts > 1 && src && !src->bounded && !source_unassigned(s)) {
     /* Partitions that went idle no longer hold the others back. */
+    mark_idle(s, src, now_ms);
     int64_t low = VPQ_TS_MAX;
     for (int p = 0; p < s->nparts; p++)
-      if ((!src->owned || src->owned[p]) && s->part_max[p] < low && !partition_idle(s, src, p, now_ms))
-        low = s->part_max[p];
+      if ((!src->owned || src->owned[p]) && s->part_max[p] < low && !s->part_idle[p]) low = s->part_max[p];
     int64_t wm = saturating_sub(low == VPQ_TS_MAX ? s->max_ts : low, s->rel->watermark_delay_ms);
     if (wm > s->wm) {
       s->wm = wm;

@@ -888,14 +888,15 @@ static inline __attribute__((always_inline)) void prefetch_groups(aggregate_op *
 /* Whether row `row` of a table's changes is followed by more of the same change, to be written
  * with it: the rows an upstream table writes for one source row (the retraction of a key's old
  * row and the addition of its new one, for every key the source row changed) share its origin
- * and event time. A repartitioned table's upsert gives the retraction before it the origin of
- * the row it retracts, so there a retraction and the addition after it are one change too. */
-static bool change_continues(const vpq_batch *batch, int row) {
+ * and event time. A repartitioned table's upsert (`upserts`: read from a repartition step) gives
+ * the retraction before it the origin of the row it retracts, so there a retraction and the
+ * addition after it are one change too. */
+static bool change_continues(const vpq_batch *batch, int row, bool upserts) {
   int next = row + 1;
   if (next >= batch->n || batch->ts[next] != batch->ts[row]) return false;
   bool same_origin = batch->origin[next].partition == batch->origin[row].partition &&
                      batch->origin[next].offset == batch->origin[row].offset;
-  bool upsert = batch->diff[row] < 0 && batch->diff[next] > 0 && batch->origin[row].partition >= 0;
+  bool upsert = upserts && batch->diff[row] < 0 && batch->diff[next] > 0 && batch->origin[row].partition >= 0;
   return same_origin || upsert;
 }
 
@@ -933,7 +934,7 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
       if (a->run_n) run_step(a, batch);
       a->out_ts = batch->ts[row];
       a->out_origin = batch->origin[row];
-      bool change_ends = sel->input_is_changelog ? batch->diff[row] != 0 && !change_continues(batch, row)
+      bool change_ends = sel->input_is_changelog ? batch->diff[row] != 0 && !change_continues(batch, row, a->partitions == VPQ_OP_PARTITIONS_COLUMN)
                                                  : batch->diff[row] > 0;
       if (change_ends) emit_dirty(a);
     }

@@ -403,7 +403,7 @@ vpq_repartition *vpq_repartition_find_join(vpq_repartition *steps, int n, const 
 
 vpq_repartition *vpq_repartition_find_schedule(vpq_repartition *steps, int n, const vpq_plan_query *query, int port) {
   for (int i = 0; i < n; i++)
-    if (steps[i].query == query && steps[i].query->kind == VPQ_PLAN_SCHEDULE && steps[i].port == port) return &steps[i];
+    if (steps[i].query == query && steps[i].port == port) return &steps[i];
   return NULL;
 }
 
@@ -540,8 +540,10 @@ vpq_op *vpq_repartition_writer_new(vpq_runtime *rt, vpq_arena *arena, vpq_repart
   vpq_op_init(&w->base, &writer_vt, rt, &step->side_rows);
   w->step = step;
   w->wm = w->announced_wm = VPQ_TS_MIN;
-  vpq_bexpr **keys = step->join < 0 ? sel->group_keys : step->side ? sel->joins[step->join].right_keys
-                                                                   : sel->joins[step->join].left_keys;
+  vpq_bexpr **keys = step->query->kind == VPQ_PLAN_SCHEDULE ? NULL /* one key */
+                     : step->join < 0                        ? sel->group_keys
+                     : step->side                            ? sel->joins[step->join].right_keys
+                                                             : sel->joins[step->join].left_keys;
   w->keys = vpq_arena_alloc(arena, sizeof *w->keys * (size_t)(step->keys.ncols + 1));
   for (int k = 0; k < step->keys.ncols; k++) w->keys[k] = vpq_expr_compile(arena, keys[k], rt->intern);
   step->write_op = &w->base;

@@ -982,30 +982,15 @@ static int64_t kafka_source_lag(const vpq_source *src) {
   return known ? lag : -1;
 }
 
-/* True while partition p, read here, has messages past what was read (from the end offset
- * librdkafka last heard of), or its end or read position is not known yet. */
-static bool partition_behind(const kafka_source *s, int p) {
-  if (s->base.owned && !s->owned[p]) return false;
-  int64_t low = -1, high = -1;
-  if (rd_kafka_get_watermark_offsets(s->rk, s->topic, p, &low, &high) || high < 0) return true;
-  int64_t next = s->next[p];
-  if (next < 0) {
-    /* Nothing read since the assignment: where the consumer reads from. */
-    rd_kafka_topic_partition_list_t *position = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(position, s->topic, p);
-    if (!rd_kafka_position(s->rk, position)) next = position->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(position);
-    if (next < 0) return true;
-  }
-  return high > next;
-}
-
+/* vpq_source_vt.behind: a group member still waiting for its first assignment cannot tell;
+ * else a partition read here is behind when it has messages past what was read (as far as
+ * vpq_kafka_source_behind knows). */
 static bool kafka_source_behind(const vpq_source *src, int partition) {
   const kafka_source *s = (const kafka_source *)src;
-  if (s->group && !s->assigned) return true; /* still joining its group */
-  if (partition >= 0) return partition < s->base.partitions && partition_behind(s, partition);
+  if (s->group && !s->assigned) return true;
+  if (partition >= 0) return (!s->base.owned || s->owned[partition]) && vpq_kafka_source_behind(src, partition);
   for (int p = 0; p < s->base.partitions; p++)
-    if (partition_behind(s, p)) return true;
+    if ((!s->base.owned || s->owned[p]) && vpq_kafka_source_behind(src, p)) return true;
   return false;
 }
 
@@ -1043,16 +1028,17 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   char group_id[300];
   if (group && group->text) snprintf(group_id, sizeof group_id, "%s", group->text);
   else snprintf(group_id, sizeof group_id, "%s.%s", file_group && file_group->text ? file_group->text : "vpq", rel->name);
-  /* queued.min.messages is raised from librdkafka's 100,000: with it, a consumer whose process
-   * also produces (a Kafka sink) stalled between fetches and read a topic at a third of kcat's
-   * rate (bench/run_kafka.sh); the prefetch stays bounded by queued.max.messages.kbytes. */
+  /* A source's queued.min.messages is raised from librdkafka's 100,000: with it, a consumer
+   * whose process also produces (a Kafka sink) stalled between fetches and read a topic at a
+   * third of kcat's rate (bench/run_kafka.sh); the prefetch stays bounded by
+   * queued.max.messages.kbytes. An exchange's reader (hooks) keeps the default. */
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   ok = conf_set(conf, "group.id", group_id, err, err_size) &&
        conf_set(conf, "auto.offset.reset", latest ? "latest" : "earliest", err, err_size) &&
        conf_set(conf, "enable.auto.commit", "false", err, err_size) &&
        conf_set(conf, "enable.partition.eof", "false", err, err_size) &&
        conf_set(conf, "fetch.wait.max.ms", "50", err, err_size) && conf_set(conf, "log_level", "3", err, err_size) &&
-       conf_set(conf, "queued.min.messages", "1000000", err, err_size);
+       (hooks || conf_set(conf, "queued.min.messages", "1000000", err, err_size));
   ok = ok && pass_properties(conf, conn, err, err_size);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
