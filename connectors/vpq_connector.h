@@ -38,9 +38,8 @@ typedef struct vpq_source_vt {
   /* Closes the source and frees it. */
   void (*close)(vpq_source *src);
   /* Optional (NULL: nothing to commit): every row with event time before `safe_ts` has had
-   * all its effects written, and so has every result that watermark `wm` closes, so the source
-   * may record (commit) that it need not be read again, and `wm` with it (see `floors`). */
-  void (*commit)(vpq_source *src, int64_t safe_ts, int64_t wm);
+   * all its effects written, so the source may record (commit) that it need not be read again. */
+  void (*commit)(vpq_source *src, int64_t safe_ts);
   /* Optional (NULL: the source cannot resume; a checkpointed run refuses it): writes where
    * reading must resume so that every row after the checkpoint is read again and none
    * before it. `unread[0..nunread)` are the origins of rows read but not yet processed
@@ -66,13 +65,6 @@ struct vpq_source {
   int partitions;   /* partitions whose watermarks are tracked apart (0: one for the source) */
   const bool *owned; /* per partition: read by this instance now (NULL: all); a partition another
                         group member reads does not hold this one's watermark back */
-  /* A group member's partitions (NULL otherwise): per partition, how many assignments did not
-   * let it go on from where it was (it went to another member, or starts over from its
-   * committed offset: whatever this instance holds of it is to be dropped); rows of it read
-   * before such an assignment are not given. And the watermark committed with the offset it
-   * last started over from (VPQ_TS_MIN: none). */
-  const uint32_t *restarts;
-  const int64_t *floors;
 };
 
 typedef struct vpq_sink vpq_sink;

@@ -29,7 +29,7 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 2 };
+enum { VPQ_CKPT_VERSION = 1 };
 
 /* ===== Writing state ===== */
 

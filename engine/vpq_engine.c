@@ -49,13 +49,6 @@
 
 typedef struct merge_input merge_input;
 
-/* A windowed aggregation whose groups belong to partitions of the source it reads
- * (VPQ_OP_PARTITIONS_ORIGIN). */
-typedef struct keyed_aggregate {
-  int source; /* the source relation */
-  vpq_op *op;
-} keyed_aggregate;
-
 /* The stream inputs of a run (merge_streams). */
 typedef struct merge_input_list {
   merge_input *items;
@@ -109,10 +102,6 @@ struct vpq_engine {
   int nrefused;
   const char *repartition; /* the `repartition` setting: "on" (default) or "off" */
   bool exchange_bad_reported; /* a malformed exchange message was reported (once) */
-  /* Rebalances of group-read sources (follow_restarts). */
-  keyed_aggregate *keyed;  /* the aggregations whose groups belong to a source's partitions */
-  int nkeyed;
-  uint32_t **restarts_seen; /* per relation: its source's restarts as last followed (NULL: none yet) */
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -147,9 +136,6 @@ static void destroy_ops(vpq_engine *e) {
     free(e->ops[i]);
   }
   e->nops = 0;
-  free(e->keyed);
-  e->keyed = NULL;
-  e->nkeyed = 0;
   free(e->forecast_ops);
   free(e->forecast_queries);
   e->forecast_ops = NULL;
@@ -199,22 +185,6 @@ static const vpq_schema *join_schema(vpq_engine *e, const vpq_plan_select *sel, 
 
 static void connect_into(vpq_op *from, vpq_op *to) { vpq_op_connect(from, to, to->ninputs); }
 
-/* True when every group of `sel`'s tumbling or hopping windows holds rows of one partition of
- * the group-read Kafka source it reads: it reads the source itself (no join) and groups by all
- * the source's KEY columns, without ROLLUP. */
-static bool groups_by_source_key(const vpq_plan_select *sel) {
-  const vpq_relation *from = sel->from;
-  bool windowed = sel->window.kind == VPQ_WINDOW_TUMBLING || sel->window.kind == VPQ_WINDOW_HOPPING;
-  if (!vpq_repartition_group_read(from) || sel->njoins || sel->rollup || !windowed || from->nkeys == 0) return false;
-  for (int k = 0; k < from->nkeys; k++) {
-    bool grouped = false;
-    for (int g = 0; g < sel->ngroup_keys; g++)
-      grouped |= sel->group_keys[g]->kind == VPQ_BEXPR_COLUMN && sel->group_keys[g]->column == from->key_cols[k];
-    if (!grouped) return false;
-  }
-  return true;
-}
-
 static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
   const vpq_plan_select *sel = &q->select;
   vpq_runtime *rt = &e->rt;
@@ -255,16 +225,8 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
       prev = scan;
     }
     const vpq_source_slot *slot = sel->from->is_source ? &e->slots[sel->from->index] : NULL;
-    vpq_op_partitions partitions = step                        ? VPQ_OP_PARTITIONS_COLUMN
-                                   : groups_by_source_key(sel) ? VPQ_OP_PARTITIONS_ORIGIN
-                                                               : VPQ_OP_PARTITIONS_NONE;
-    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot, partitions));
+    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot, step != NULL));
     if (step) step->aggregate = agg;
-    if (partitions == VPQ_OP_PARTITIONS_ORIGIN) {
-      e->keyed = realloc(e->keyed, sizeof *e->keyed * (size_t)(e->nkeyed + 1));
-      if (!e->keyed) abort();
-      e->keyed[e->nkeyed++] = (keyed_aggregate){sel->from->index, agg};
-    }
     vpq_op_connect(prev, agg, 0);
     prev = agg;
   } else {
@@ -659,28 +621,6 @@ static int64_t head_ts(const vpq_engine *e, const merge_input *in) {
   return col->null[in->pos] ? VPQ_TS_MIN : col->data[in->pos].i;
 }
 
-/* Follows the rebalances of group-read source r (vpq_source.restarts), which its reads serve:
- * a partition that stopped going on from where it was has its open windows dropped unwritten
- * from the aggregations whose groups belong to its partitions (its new owner, or its new start,
- * rebuilds them from the committed offset), and starts at the watermark committed with that
- * offset, so that rows read again of windows already written are late, not written again. */
-static void follow_restarts(vpq_engine *e, int r) {
-  const vpq_source *src = e->slots[r].src;
-  if (!src->restarts) return;
-  if (!e->restarts_seen)
-    e->restarts_seen = vpq_arena_alloc(&e->arena, sizeof *e->restarts_seen * (size_t)e->plan->nrelations);
-  uint32_t *seen = e->restarts_seen[r];
-  if (!seen) seen = e->restarts_seen[r] = vpq_arena_alloc(&e->arena, sizeof *seen * (size_t)src->partitions);
-  for (int p = 0; p < src->partitions; p++) {
-    if (src->restarts[p] == seen[p]) continue;
-    seen[p] = src->restarts[p];
-    e->rt.now_ms = wall_clock_ms();
-    for (int k = 0; k < e->nkeyed; k++)
-      if (e->keyed[k].source == r) vpq_op_aggregate_forget_partition(e->keyed[k].op, p);
-    vpq_op_source_restart(e->source_ops[r], p, src->floors[p]);
-  }
-}
-
 /* Reads the next batch of a source; false when it has ended, or, for an unbounded source,
  * when it has nothing right now. A bounded source is waited for, so that bounded inputs merge
  * in exact event-time order. */
@@ -690,9 +630,7 @@ static bool refill(vpq_engine *e, merge_input *in) {
   in->pos = 0;
   while (!in->done && !e->stop) {
     bool done = false;
-    bool got = src->vt->read(src, in->batch, in->batch->origin, &done);
-    follow_restarts(e, in->relation);
-    if (got && in->batch->n > 0) {
+    if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) {
       if (!src->bounded) e->rt.now_ms = wall_clock_ms(); /* the rows arrive now */
       return true;
     }
@@ -836,14 +774,14 @@ static void commit_sources(vpq_engine *e, const int64_t *wm_at) {
     if (!x->reader) continue;
     int64_t span = exchange_span(e, x), wm = wm_at ? x->checkpoint_wm : x->scan_op->passed_wm;
     if (span == VPQ_TS_MAX || wm == VPQ_TS_MIN) continue;
-    x->reader->vt->commit(x->reader, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span, wm);
+    x->reader->vt->commit(x->reader, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span);
   }
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_source *src = e->slots[r].src;
     if (!src || !src->vt->commit || !e->source_ops[r]) continue;
     int64_t span = state_span(e, r), wm = wm_at ? wm_at[r] : vpq_op_source_watermark(e->source_ops[r]);
     if (span == VPQ_TS_MAX || wm == VPQ_TS_MIN) continue;
-    src->vt->commit(src, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span, wm);
+    src->vt->commit(src, wm == VPQ_TS_MAX ? VPQ_TS_MAX : wm - span);
   }
 }
 

@@ -520,16 +520,6 @@ static void mark_idle(source_op *s, const vpq_source *src, int64_t now_ms) {
                       (!src->vt->behind || !src->vt->behind(src, p));
 }
 
-/* True when the source is a group member that reads no partition now (a rebalance is in
- * progress, or the group has more members than partitions): its watermark stays where it is. */
-static bool source_unassigned(const source_op *s) {
-  const vpq_source *src = s->slot ? s->slot->src : NULL;
-  if (!src || !src->owned) return false;
-  for (int p = 0; p < src->partitions; p++)
-    if (src->owned[p]) return false;
-  return true;
-}
-
 /* The watermark after a row at `ts` from `partition`: the minimum over the partitions (when the
  * connector tracks several) of the largest event time each has sent, minus the delay. An idle
  * partition (mark_idle) does not hold the watermark back until it sends again. */
@@ -540,7 +530,6 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   if (ts > s->part_max[partition]) s->part_max[partition] = ts;
   s->part_arrival[partition] = s->base.rt->now_ms;
   s->part_idle[partition] = false;
-  if (source_unassigned(s)) return s->wm;
   int64_t low = VPQ_TS_MAX;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   const bool *owned = src ? src->owned : NULL;
@@ -550,40 +539,22 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
   return saturating_sub(low, s->rel->watermark_delay_ms);
 }
 
-/* Makes the per-partition progress arrays of a source whose connector tracks several
- * partitions (on its first rows, or its first restarted partition). A partition waits for its
- * first row from the source's first row on (vpq_op_source_push). */
-static void source_parts(source_op *s) {
-  const vpq_source *src = s->slot ? s->slot->src : NULL;
-  if (!src || src->partitions <= 1 || s->part_max) return;
-  s->nparts = src->partitions;
-  s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
-  s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
-  s->part_idle = calloc((size_t)s->nparts, sizeof *s->part_idle);
-  if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
-  for (int p = 0; p < s->nparts; p++) {
-    s->part_max[p] = VPQ_TS_MIN;
-    s->part_arrival[p] = s->base.rt->now_ms;
-  }
-}
-
-void vpq_op_source_restart(vpq_op *op, int partition, int64_t floor) {
-  source_op *s = (source_op *)op;
-  source_parts(s);
-  if (partition < 0 || partition >= s->nparts) return;
-  int64_t delay = s->rel->watermark_delay_ms;
-  s->part_max[partition] = floor == VPQ_TS_MIN ? VPQ_TS_MIN : floor > VPQ_TS_MAX - delay ? VPQ_TS_MAX : floor + delay;
-  if (s->last_arrival) s->part_arrival[partition] = op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
-}
-
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   source_op *s = (source_op *)op;
   const vpq_relation *rel = s->rel;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
-  source_parts(s);
+  if (src && src->partitions > 1 && !s->part_max) {
+    s->nparts = src->partitions;
+    s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
+    s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
+    s->part_idle = calloc((size_t)s->nparts, sizeof *s->part_idle);
+    if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
+    for (int p = 0; p < s->nparts; p++) {
+      s->part_max[p] = VPQ_TS_MIN;
+      s->part_arrival[p] = op->rt->now_ms;
+    }
+  }
   restart_idle_clock(s, src, op->rt->now_ms);
-  if (!s->last_arrival)
-    for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = op->rt->now_ms; /* the source's first rows */
   mark_idle(s, src, op->rt->now_ms);
   bool stamped = src && src->stamps_rows;
   int kept = 0;
@@ -627,7 +598,7 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   restart_idle_clock(s, src, now_ms);
   if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
-  if (s->nparts > 1 && src && !src->bounded && !source_unassigned(s)) {
+  if (s->nparts > 1 && src && !src->bounded) {
     /* Partitions that went idle no longer hold the others back. */
     mark_idle(s, src, now_ms);
     int64_t low = VPQ_TS_MAX;

@@ -124,11 +124,6 @@ vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_so
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch);
 /* The source's watermark now. */
 int64_t vpq_op_source_watermark(const vpq_op *op);
-/* Partition `partition` of a group-read source starts over from its committed offset (or left
- * this member): its watermark starts at `floor`, the one committed with that offset
- * (VPQ_TS_MIN: none), and it holds the source's watermark back as a partition that has not
- * sent a row yet does. Called between batches. */
-void vpq_op_source_restart(vpq_op *op, int partition, int64_t floor);
 
 /* Ends the source: the watermark goes to +infinity. */
 void vpq_op_source_finish(vpq_op *op);
@@ -143,25 +138,15 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms);
 vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                        const vpq_schema *input, bool project);
 
-/* Which partition an aggregation's groups belong to, so that a member can drop those of a
- * partition a rebalance took away (vpq_op_aggregate_forget_partition). */
-typedef enum vpq_op_partitions {
-  VPQ_OP_PARTITIONS_NONE,   /* none: a group may hold rows of several partitions */
-  VPQ_OP_PARTITIONS_COLUMN, /* its input is read from a repartition step, each row with the internal
-                               topic's partition it came from in one more BIGINT column after the
-                               input columns */
-  VPQ_OP_PARTITIONS_ORIGIN  /* its input is a group-read source, grouped by its KEY: each row's
-                               origin names the source partition it came from */
-} vpq_op_partitions;
-
 /* Aggregation: windows (tumbling, hopping, session) or a keyed table, ROLLUP, HAVING, the
- * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows; its groups
- * remember their partition as `partitions` says. */
+ * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows. `partitioned`:
+ * its input is read from a repartition step, each row with the internal topic's partition it
+ * came from in one more BIGINT column after the input columns. */
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
-                             const vpq_source_slot *slot, vpq_op_partitions partitions);
-/* An aggregation with partitions whose member no longer reads on `partition` from where it
- * was (of the internal topic, or of the source): drops the open groups of that partition
- * without writing them (a table's written rows are retracted). Called between batches. */
+                             const vpq_source_slot *slot, bool partitioned);
+/* A partitioned aggregation whose member no longer reads `partition` of the internal topic:
+ * drops the open groups of that partition without writing them (a table's written rows are
+ * retracted). Called between batches. */
 void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition);
 
 /* Stream–table join (port 0 the stream, port 1 the table's changelog). */

@@ -30,9 +30,8 @@
  * updating. A key leaves the set when its last group closes or empties.
  *
  * A repartitioned aggregation remembers which partition of the internal topic each group's
- * rows come from, and a windowed one over a group-read source by its KEY which partition of
- * the source; either drops a partition's groups unwritten when a rebalance takes it away
- * ("Partitions lost" below).
+ * rows come from, and drops a partition's groups unwritten when a rebalance takes it away
+ * ("Partitions of the internal topic lost" below).
  *
  * Checkpoints write the state slot for slot (see "Checkpoints" below), so a restored operator
  * continues exactly as the one that was saved.
@@ -72,7 +71,7 @@ typedef struct agg_group {
   vpq_datum *last;    /* the last output row written (target schema) */
   uint8_t *last_null;
   bool emitted;
-  int32_t partition;  /* the partition its rows are read from (vpq_op_partitions; -1: none) */
+  int32_t partition;  /* the internal topic's partition its rows are read from (-1: none) */
 } agg_group;
 
 _Static_assert(offsetof(agg_group, inline_state) == 48 && sizeof(agg_group) == 192,
@@ -107,7 +106,7 @@ typedef struct aggregate_op {
   vpq_program **arg_progs;
   vpq_program *having;
   vpq_program **out_progs; /* per target column; NULL = NULL column */
-  vpq_op_partitions partitions; /* where a row says the partition it was read from */
+  bool partitioned;        /* input rows carry their internal topic's partition after the input columns */
   vpq_schema layout;       /* keys, aggregates, WINDOW_START, WINDOW_END */
 
   agg_group *groups;
@@ -601,14 +600,13 @@ static void advance(aggregate_op *a, int64_t wm) {
   vpq_op_emit_watermark(&a->base, wm);
 }
 
-/* ===== Partitions lost =====
+/* ===== Partitions of the internal topic lost =====
  *
  * A repartitioned aggregation (vpq_repartition.h) reads the rows of its keys from the
- * partitions of an internal topic that its consumer group gives this member; a windowed
- * aggregation by a group-read source's KEY, from the partitions of the source. When a
- * rebalance gives a partition to another member, that member rebuilds the partition's open
- * groups from the topic, so this one drops them without writing them: a window it has not
- * closed would otherwise be written twice, once partial. A table's group that has written a row is
+ * partitions of an internal topic that its consumer group gives this member. When a rebalance
+ * gives a partition to another member, that member rebuilds the partition's open groups from
+ * the topic, so this one drops them without writing them: a window it has not closed would
+ * otherwise be written twice, once partial. A table's group that has written a row is
  * retracted (its -1 goes downstream, not to the sink), as the upserts of a lost partition are. */
 
 /* Drops group g of a lost partition (its table row retracted). */
@@ -699,16 +697,9 @@ static void run_add(aggregate_op *a, int g, int row) {
   a->run_rows[a->run_n++] = row;
 }
 
-/* The partition row `row` was read from (-1: groups belong to no partition). */
+/* The internal topic's partition row `row` was read from (-1: not repartitioned). */
 static int32_t row_partition(const aggregate_op *a, const vpq_batch *batch, int row) {
-  switch (a->partitions) {
-  case VPQ_OP_PARTITIONS_COLUMN:
-    return (int32_t)batch->cols[a->sel->input.ncols].data[row].i;
-  case VPQ_OP_PARTITIONS_ORIGIN:
-    return batch->origin[row].partition;
-  default:
-    return -1;
-  }
+  return a->partitioned ? (int32_t)batch->cols[a->sel->input.ncols].data[row].i : -1;
 }
 
 /* The key of rollup level `level`: the last `level` keys rolled up (NULL). */
@@ -934,7 +925,7 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
       if (a->run_n) run_step(a, batch);
       a->out_ts = batch->ts[row];
       a->out_origin = batch->origin[row];
-      bool change_ends = sel->input_is_changelog ? batch->diff[row] != 0 && !change_continues(batch, row, a->partitions == VPQ_OP_PARTITIONS_COLUMN)
+      bool change_ends = sel->input_is_changelog ? batch->diff[row] != 0 && !change_continues(batch, row, a->partitioned)
                                                  : batch->diff[row] > 0;
       if (change_ends) emit_dirty(a);
     }
@@ -1016,8 +1007,8 @@ static void aggregate_destroy(vpq_op *op) {
  * ones too, so that later groups take the same slots), the free list, every hash chain in its
  * order (a session row merges the sessions it touches in chain order, and floating-point sums
  * depend on that order) and the windows with their groups in creation order (the order of
- * EMIT FINAL output). Each group is its window, level, row count, creation number, (with
- * partitions) its partition, key, the
+ * EMIT FINAL output). Each group is its window, level, row count, creation number, (with a
+ * partitioned input) its partition, key, the
  * last row it wrote, and its aggregate states (vpq_agg_save).
  *
  * Loading checks the structure before anything relies on it: every live group sits in exactly
@@ -1053,7 +1044,7 @@ static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, group->end);
     vpq_ckpt_put_i64(out, group->nrows);
     vpq_ckpt_put_i64(out, group->seq);
-    if (a->partitions != VPQ_OP_PARTITIONS_NONE) vpq_ckpt_put_i64(out, group->partition);
+    if (a->partitioned) vpq_ckpt_put_i64(out, group->partition);
     vpq_ckpt_put_datums(out, group->key, group->key_null, a->nkeys);
     vpq_ckpt_put_u64(out, group->emitted);
     if (group->emitted) vpq_ckpt_put_datums(out, group->last, group->last_null, nout);
@@ -1112,7 +1103,7 @@ static void load_group(aggregate_op *a, agg_group *group, vpq_ckpt_in *in) {
   group->end = vpq_ckpt_get_i64(in);
   group->nrows = vpq_ckpt_get_i64(in);
   group->seq = vpq_ckpt_get_i64(in);
-  int64_t partition = a->partitions != VPQ_OP_PARTITIONS_NONE ? vpq_ckpt_get_i64(in) : -1;
+  int64_t partition = a->partitioned ? vpq_ckpt_get_i64(in) : -1;
   if (partition < -1 || partition > INT32_MAX) vpq_ckpt_fail(in, "a group partition out of range");
   group->partition = (int32_t)partition;
   if (!in_range(group->nrows) || !in_range(group->start) || !in_range(group->end))
@@ -1262,7 +1253,7 @@ static const vpq_op_vt window_aggregate_vt = {"WindowAggregate", aggregate_push,
                                               aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
 
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
-                             const vpq_source_slot *slot, vpq_op_partitions partitions) {
+                             const vpq_source_slot *slot, bool partitioned) {
   aggregate_op *a = calloc(1, sizeof *a);
   if (!a) abort();
   const vpq_plan_select *sel = &query->select;
@@ -1271,7 +1262,7 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   a->query = query;
   a->sel = sel;
   a->slot = slot;
-  a->partitions = partitions;
+  a->partitioned = partitioned;
   a->to_table = query->target->kind == VPQ_REL_TABLE;
   const vpq_plan_options *opts = &query->target->sink.options;
   for (int i = 0; i < opts->count; i++)

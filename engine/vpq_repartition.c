@@ -78,7 +78,8 @@ typedef struct planner {
   int fallback_source;       /* the first group-read source: its cluster carries steps of no one source */
 } planner;
 
-bool vpq_repartition_group_read(const vpq_relation *rel) {
+/* True for a Kafka source read as a consumer-group member (unbounded). */
+static bool group_read(const vpq_relation *rel) {
   if (!rel->is_source || !rel->source.connector || strcmp(rel->source.connector, "kafka") != 0) return false;
   for (int i = 0; i < rel->source.options.count; i++)
     if (strcmp(rel->source.options.items[i].key, "bounded") == 0 && rel->source.options.items[i].value.i) return false;
@@ -86,7 +87,7 @@ bool vpq_repartition_group_read(const vpq_relation *rel) {
 }
 
 static spread source_spread(const vpq_relation *rel) {
-  if (!vpq_repartition_group_read(rel)) return whole;
+  if (!group_read(rel)) return whole;
   spread s = {SPREAD_ANY, 0, {0}, rel->index, -1, true};
   if (rel->nkeys > 0 && rel->nkeys <= MAX_SPREAD_COLS) {
     s.kind = SPREAD_KEYED;
@@ -355,7 +356,7 @@ int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition
       most_steps += 1 + 2 * njoins + (q->kind == VPQ_PLAN_SCHEDULE ? 3 : 0);
       joins += njoins;
     }
-    if (p.fallback_source < 0 && vpq_repartition_group_read(plan->relations[r])) p.fallback_source = r;
+    if (p.fallback_source < 0 && group_read(plan->relations[r])) p.fallback_source = r;
   }
   p.steps = vpq_arena_alloc(arena, sizeof *p.steps * (size_t)(most_steps + 1));
   p.refused = vpq_arena_alloc(arena, sizeof *p.refused * (size_t)(joins + 1));

@@ -84,10 +84,6 @@ typedef struct vpq_repartition_refusal {
 int vpq_repartition_plan(const vpq_plan *plan, vpq_arena *arena, vpq_repartition **steps,
                          vpq_repartition_refusal **refused, int *nrefused);
 
-/* True for a Kafka source read as a consumer-group member (unbounded): its rows are spread
- * over the members by its KEY columns. */
-bool vpq_repartition_group_read(const vpq_relation *rel);
-
 /* The step of the aggregation of `query`, or NULL. */
 vpq_repartition *vpq_repartition_find(vpq_repartition *steps, int n, const vpq_plan_query *query);
 

@@ -10,10 +10,8 @@
  * one assigns itself every partition and ends at the end offsets seen when it opened; a partition
  * task (vpq_kafka_tasks.h) assigns itself its one partition. A checkpoint holds each partition's
  * next offset (save/restore), none for a group member's partition it no longer reads (its state
- * for it is dropped). A group member commits a watermark with its offsets, in the commit's
- * metadata (the hooks' or, without, the engine's), and learns the one committed with a
- * partition it starts over: it tells the hooks, or the engine (base.restarts and base.floors,
- * rows of the partition read before the restart left out). A
+ * for it is dropped). A consumer with hooks commits a watermark with its offsets, in the
+ * commit's metadata, and tells the hooks the one committed with a partition it starts over. A
  * consumer can give its messages to hooks instead of the JSON decoder, and a sink can take its
  * values from an encoder (vpq_kafka_int.h): the repartition exchanges are built so
  * (vpq_kafka_repartition.c).
@@ -568,12 +566,6 @@ typedef struct kafka_source {
   bool *continued;  /* scratch of on_rebalance: partitions read on from where they were */
   int64_t *floor;   /* per partition: the watermark committed with the offset it started from
                        (VPQ_TS_MIN: none), committed again while this member has none to give */
-  int64_t commit_wm; /* the watermark the engine gave with its last commit (VPQ_TS_MIN: none) */
-  uint32_t *restarts; /* per partition: see vpq_source.restarts */
-  int *cut;         /* per partition: rows [0, cut[p]) of the read in progress that came from p
-                       were read before p restarted (not given) */
-  bool cut_any;     /* some cut[p] is set */
-  int reading;      /* rows in the read in progress so far (where a restart cuts) */
   int wait_ms;      /* how long a read waits for its first message */
   vpq_kafka_reader_hooks hooks; /* hooks.message set: messages go to the hooks, not the decoder */
   rd_kafka_message_t **decoded; /* the messages whose rows the read in progress decoded (kafka_read) */
@@ -646,30 +638,27 @@ static int64_t get_watermark(const rd_kafka_topic_partition_t *part) {
 }
 
 /* Commits the safe offsets of the assigned partitions (synchronously when `sync`), each with
- * the hooks' watermark (without hooks, the one the engine gave with them) once the engine has
- * said what is safe (before that, the watermark the partition's offset came with). */
+ * the hooks' watermark once the engine has said what is safe (before that, the watermark the
+ * partition's offset came with). */
 static void commit_safe(kafka_source *s, bool sync) {
   rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(s->base.partitions);
-  int64_t wm = s->safe_ts == VPQ_TS_MIN   ? VPQ_TS_MIN
-               : s->hooks.commit_watermark ? s->hooks.commit_watermark(s->hooks.ctx)
-                                           : s->commit_wm;
+  int64_t wm = s->hooks.commit_watermark && s->safe_ts != VPQ_TS_MIN ? s->hooks.commit_watermark(s->hooks.ctx) : VPQ_TS_MIN;
   for (int p = 0; p < s->base.partitions; p++) {
     if (!s->owned[p] || (!s->parts[p].nsegs && s->next[p] < 0)) continue;
     int64_t offset = safe_offset(s, p, s->safe_ts);
     if (offset < 0) continue;
     rd_kafka_topic_partition_t *part = rd_kafka_topic_partition_list_add(list, s->topic, p);
     part->offset = offset;
-    put_watermark(part, wm > s->floor[p] ? wm : s->floor[p]);
+    if (s->hooks.commit_watermark) put_watermark(part, wm > s->floor[p] ? wm : s->floor[p]);
   }
   if (list->cnt) rd_kafka_commit(s->rk, list, sync ? 0 : 1);
   rd_kafka_topic_partition_list_destroy(list);
 }
 
-static void kafka_commit(vpq_source *src, int64_t safe_ts, int64_t wm) {
+static void kafka_commit(vpq_source *src, int64_t safe_ts) {
   kafka_source *s = (kafka_source *)src;
   if (!s->group) return;
   s->safe_ts = safe_ts;
-  s->commit_wm = wm;
   commit_safe(s, false);
 }
 
@@ -692,10 +681,8 @@ static void read_floors(kafka_source *s, const rd_kafka_topic_partition_list_t *
 /* Rebalances (consumer-group mode): on assignment, read the new partitions from their
  * committed offsets (or `start`), a partition this member had before the rebalance from where
  * it was (its rows are in this member's state already: reading them again would count them
- * twice); on revocation, commit what is safe, then let them go. A partition that starts over
- * learns the watermark committed with its offset; every partition not read on from where it was
- * (given to another member, started over, or restored from a checkpoint and not given back)
- * counts a restart, and the rows the read in progress had of it are cut. */
+ * twice); on revocation, commit what is safe, then let them go. With hooks that commit a
+ * watermark, a partition that starts over learns the one committed with its offset. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   kafka_source *s = opaque;
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -722,17 +709,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
         s->next[p] = -1;
       }
     }
-    for (int p = 0; p < s->base.partitions; p++) {
-      s->revoked[p] = false;
-      if (s->owned[p] && s->continued[p]) continue;
-      if (!s->owned[p]) s->resume[p] = -1; /* a restored state of it is dropped: never resumed */
-      s->restarts[p]++;
-      if (!s->hooks.message) { /* (an exchange's rows carry their upstream origins: its hooks tell) */
-        s->cut[p] = s->reading;
-        s->cut_any = true;
-      }
-    }
-    read_floors(s, parts);
+    for (int p = 0; p < s->base.partitions; p++) s->revoked[p] = false;
+    if (s->hooks.commit_watermark) read_floors(s, parts);
     rd_kafka_assign(rk, parts);
     /* Say which partitions this member reads (a member of a scaled-out run, or a test,
      * waits for the group to settle on these lines). */
@@ -774,28 +752,6 @@ static inline void prefetch_ahead(rd_kafka_message_t *const *msgs, ssize_t at, s
   }
 }
 
-/* Leaves out of the `n` rows read the ones a partition gave before it restarted during the read
- * (cut): its new owner, or its new start, reads them again. Returns how many rows are left. */
-static int drop_cut(kafka_source *s, vpq_batch *out, vpq_origin *origins, int n) {
-  int kept = 0;
-  for (int i = 0; i < n; i++) {
-    int p = origins[i].partition;
-    if (p >= 0 && p < s->base.partitions && i < s->cut[p]) continue;
-    if (kept != i) {
-      for (int c = 0; c < out->ncols; c++) {
-        out->cols[c].data[kept] = out->cols[c].data[i];
-        out->cols[c].null[kept] = out->cols[c].null[i];
-      }
-      out->ts[kept] = out->ts[i];
-      origins[kept] = origins[i];
-    }
-    kept++;
-  }
-  for (int p = 0; p < s->base.partitions; p++) s->cut[p] = 0;
-  s->cut_any = false;
-  return kept;
-}
-
 /* Reads up to a batch of rows: messages come a batch at a time from the consumer queue, and
  * the JSON decoder defers the interning of their strings to the end of the read, so a message
  * whose row it decoded is kept (in s->decoded) until then. */
@@ -817,7 +773,6 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     if (at == got) {
       size_t room = (size_t)((out->cap - n) / per);
       size_t want = room < VPQ_BATCH_ROWS ? room : VPQ_BATCH_ROWS;
-      s->reading = n; /* a rebalance served by this call cuts here */
       got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : s->wait_ms, msgs, want);
       at = 0;
       if (got <= 0) break;
@@ -859,8 +814,6 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
   while (at < got) rd_kafka_message_destroy(msgs[at++]); /* beyond the end: not needed */
   if (s->dec) vpq_decoder_flush(s->dec);
   while (s->ndecoded) rd_kafka_message_destroy(s->decoded[--s->ndecoded]);
-  if (s->cut_any) n = drop_cut(s, out, origins, n);
-  s->reading = 0;
   out->n = n;
   if (n == 0 && source_finished(s)) *done = true;
   return n > 0;
@@ -908,8 +861,6 @@ static void kafka_source_close(vpq_source *src) {
   free(s->revoked);
   free(s->continued);
   free(s->floor);
-  free(s->restarts);
-  free(s->cut);
   free(s->resume);
   if (s->hooks.free) s->hooks.free(s->hooks.ctx);
   free(s);
@@ -1070,7 +1021,6 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->task_partition = task_partition;
   s->ts_col = rel->ts_col;
   s->safe_ts = VPQ_TS_MIN;
-  s->commit_wm = VPQ_TS_MIN;
   s->base.vt = &kafka_source_vt;
   s->base.stamps_rows = rel->ts_col < 0;
   s->base.bounded = bounded && bounded->value.i;
@@ -1095,22 +1045,14 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->revoked = calloc((size_t)partitions, sizeof *s->revoked);
   s->continued = calloc((size_t)partitions, sizeof *s->continued);
   s->floor = malloc(sizeof *s->floor * (size_t)partitions);
-  s->restarts = calloc((size_t)partitions, sizeof *s->restarts);
-  s->cut = calloc((size_t)partitions, sizeof *s->cut);
   s->resume = malloc(sizeof *s->resume * (size_t)partitions);
-  if (!s->end || !s->next || !s->parts || !s->owned || !s->revoked || !s->continued || !s->floor || !s->restarts ||
-      !s->cut || !s->resume)
-    abort();
+  if (!s->end || !s->next || !s->parts || !s->owned || !s->revoked || !s->continued || !s->floor || !s->resume) abort();
   for (int p = 0; p < partitions; p++) {
     s->resume[p] = -1;
     s->floor[p] = VPQ_TS_MIN;
   }
   if (in_group) {
     s->base.owned = s->owned;
-    if (!hooks) {
-      s->base.restarts = s->restarts;
-      s->base.floors = s->floor;
-    }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, topic->text, RD_KAFKA_PARTITION_UA);
     e = rd_kafka_subscribe(rk, topics);
