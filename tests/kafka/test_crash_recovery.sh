@@ -5,7 +5,7 @@
 #
 # kcat produces ROWS telemetry messages (default 2,000,000; keyed, zstd) into a 16-partition
 # topic. A Kafka → Kafka query (5-minute windows per device, and a filtered stream) runs twice
-# over it: once uninterrupted, once with --state-dir and a 300 ms checkpoint interval, killed
+# over it: once uninterrupted, once with --state-dir and a 100 ms checkpoint interval, killed
 # with SIGKILL at random moments (five times, each after the run's first checkpoint) and
 # restarted until it finishes.
 # kafka-python, a client we did not write, reads both runs' output topics: they must hold the
@@ -64,7 +64,7 @@ kills=0 runs=0 code=1
 while [ $runs -lt 40 ]; do
   runs=$((runs + 1))
   before=$(newest)
-  "$vpq" run crash.vpq --brokers "$bootstrap" --state-dir state --checkpoint-interval 300ms \
+  "$vpq" run crash.vpq --brokers "$bootstrap" --state-dir state --checkpoint-interval 100ms \
     --set processing_guarantee="$guarantee" 2>>crash.err &
   pid=$!
   if [ $kills -lt 5 ]; then
@@ -73,7 +73,7 @@ while [ $runs -lt 40 ]; do
       kill -0 $pid 2>/dev/null || break
       sleep 0.05
     done
-    sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0, 0.4), 2))')"
+    sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0, 0.2), 2))')"
     if kill -9 $pid 2>/dev/null; then
       wait $pid 2>/dev/null
       kills=$((kills + 1))
