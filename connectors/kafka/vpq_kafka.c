@@ -935,13 +935,15 @@ static int64_t kafka_source_lag(const vpq_source *src) {
 
 /* vpq_source_vt.behind: a group member still waiting for its first assignment cannot tell;
  * else a partition read here is behind when it has messages past what was read (as far as
- * vpq_kafka_source_behind knows). */
+ * vpq_kafka_source_behind knows), more than one: the end of a transactional producer's last
+ * transaction is its commit marker, a record never delivered, so a partition read to its end
+ * can stay one short of it. */
 static bool kafka_source_behind(const vpq_source *src, int partition) {
   const kafka_source *s = (const kafka_source *)src;
   if (s->group && !s->assigned) return true;
-  if (partition >= 0) return (!s->base.owned || s->owned[partition]) && vpq_kafka_source_behind(src, partition);
+  if (partition >= 0) return (!s->base.owned || s->owned[partition]) && vpq_kafka_source_behind(src, partition, 1);
   for (int p = 0; p < s->base.partitions; p++)
-    if ((!s->base.owned || s->owned[p]) && vpq_kafka_source_behind(src, p)) return true;
+    if ((!s->base.owned || s->owned[p]) && vpq_kafka_source_behind(src, p, 1)) return true;
   return false;
 }
 
@@ -1109,7 +1111,7 @@ vpq_source *vpq_kafka_open_reader(const vpq_relation *rel, vpq_intern *intern, v
 
 void *vpq_kafka_reader_ctx(const vpq_source *src) { return ((const kafka_source *)src)->hooks.ctx; }
 
-bool vpq_kafka_source_behind(const vpq_source *src, int partition) {
+bool vpq_kafka_source_behind(const vpq_source *src, int partition, int64_t slack) {
   const kafka_source *s = (const kafka_source *)src;
   int64_t low = -1, high = -1;
   if (partition < 0 || partition >= s->base.partitions ||
@@ -1122,7 +1124,7 @@ bool vpq_kafka_source_behind(const vpq_source *src, int partition) {
     if (!rd_kafka_position(s->rk, list) && !list->elems[0].err) next = list->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(list);
   }
-  return next >= 0 && high > next;
+  return next >= 0 && high > next + slack;
 }
 
 

@@ -81,8 +81,8 @@ vpq_source *vpq_kafka_open_reader(const vpq_relation *rel, vpq_intern *intern, v
 /* The hooks' context of a reader. */
 void *vpq_kafka_reader_ctx(const vpq_source *src);
 
-/* True when partition `partition` of a source has messages it has not read yet (by the end
- * offset librdkafka last heard of). */
-bool vpq_kafka_source_behind(const vpq_source *src, int partition);
+/* True when partition `partition` of a source has more than `slack` messages it has not read
+ * yet (by the end offset librdkafka last heard of). */
+bool vpq_kafka_source_behind(const vpq_source *src, int partition, int64_t slack);
 
 #endif

@@ -347,7 +347,7 @@ static int64_t reader_watermark(exchange_reader *r, int64_t now) {
     if (owned && !owned[p]) continue;
     part_state *ps = part(r, p);
     if (!ps->nwriters) {
-      if (now - ps->since_ms < r->idle_ms || vpq_kafka_source_behind(r->src, p)) {
+      if (now - ps->since_ms < r->idle_ms || vpq_kafka_source_behind(r->src, p, 0)) {
         holding = true;
         if (ps->floor < low) low = ps->floor;
       }
@@ -360,7 +360,7 @@ static int64_t reader_watermark(exchange_reader *r, int64_t now) {
       if (w->wm == VPQ_TS_MAX) continue;
       int64_t waiting = w->since_ms > ps->first_row_ms ? w->since_ms : ps->first_row_ms;
       bool live = now - w->heard_ms < r->idle_ms + w->silence_ms && (w->wm != VPQ_TS_MIN || now - waiting < r->idle_ms);
-      if (live || vpq_kafka_source_behind(r->src, p)) {
+      if (live || vpq_kafka_source_behind(r->src, p, 0)) {
         holding = true;
         if (wm < low) low = wm;
       }
