@@ -277,8 +277,8 @@ static void plan_forecast(vpq_engine *e, vpq_plan_query *q) {
 static void plan_schedule(vpq_engine *e, const vpq_plan_query *q) {
   const vpq_plan_schedule *sc = &q->schedule;
   vpq_op *op = engine_track(e, vpq_op_schedule_new(&e->rt, q));
-  const vpq_relation *inputs[3] = {sc->forecast, sc->fleet, sc->price};
-  for (int port = 0; port < 3; port++) {
+  const vpq_relation *inputs[VPQ_SCHEDULE_INPUTS] = {sc->forecast, sc->fleet, sc->price};
+  for (int port = 0; port < VPQ_SCHEDULE_INPUTS; port++) {
     if (!inputs[port]) continue;
     vpq_op *in = e->rel_ops[inputs[port]->index];
     vpq_repartition *step = vpq_repartition_find_schedule(e->steps, e->nsteps, q, port);

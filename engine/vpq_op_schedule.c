@@ -588,7 +588,7 @@ static int64_t planning_wm(const schedule_op *s) {
 /* Rows of the forecast (0), fleet (1) or price (2) input. */
 static void schedule_push(vpq_op *op, int port, const vpq_batch *batch) {
   schedule_op *s = (schedule_op *)op;
-  if (port == 1) {
+  if (port == VPQ_SCHEDULE_FLEET) {
     fleet_push(s, batch);
     return;
   }
@@ -597,14 +597,14 @@ static void schedule_push(vpq_op *op, int port, const vpq_batch *batch) {
       s->input_wm[port] = batch->wm[row];
       advance(s, planning_wm(s));
     }
-    if (port == 0) forecast_rows(s, batch, row);
+    if (port == VPQ_SCHEDULE_FORECAST) forecast_rows(s, batch, row);
     else price_rows(s, batch, row);
   }
 }
 
 static void schedule_watermark(vpq_op *op, int port, int64_t wm) {
   schedule_op *s = (schedule_op *)op;
-  if (port == 1) return;
+  if (port == VPQ_SCHEDULE_FLEET) return;
   if (wm > s->input_wm[port]) s->input_wm[port] = wm;
   advance(s, planning_wm(s));
 }

@@ -229,6 +229,9 @@ enum { VPQ_FLEET_DEVICE, VPQ_FLEET_SOC, VPQ_FLEET_CAPACITY, VPQ_FLEET_MAX_KW, VP
        VPQ_FLEET_MIN_SOC, VPQ_FLEET_MAX_SOC, VPQ_FLEET_SEEN, VPQ_FLEET_NCOLS };
 
 /* SCHEDULE fleet FOR forecast objective [SUBJECT TO ...] HORIZON h STEP s [EMIT PLAN]. */
+/* SCHEDULE's inputs, numbered as its operator's ports (vpq_op_schedule.c). */
+enum { VPQ_SCHEDULE_FORECAST, VPQ_SCHEDULE_FLEET, VPQ_SCHEDULE_PRICE, VPQ_SCHEDULE_INPUTS };
+
 typedef struct vpq_plan_schedule {
   vpq_relation *fleet;
   vpq_relation *forecast;

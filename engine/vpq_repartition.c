@@ -297,14 +297,14 @@ static spread forecast_spread(const vpq_plan_query *q, const spread *spreads) {
 }
 
 /* The spread of a SCHEDULE's output, placing its steps: each input that is spread over the
- * members (port 0 the forecast, 1 the fleet, 2 the prices) moves, under one key, into one
+ * members (by port: VPQ_SCHEDULE_FORECAST, _FLEET, _PRICE) moves, under one key, into one
  * topic, so that one member has them all; the output is then KEYED by no columns, owned by
  * that topic's group. WHOLE when all its inputs are. */
 static spread schedule_spread(planner *p, const vpq_plan_query *q) {
   const vpq_plan_schedule *sc = &q->schedule;
-  const vpq_relation *inputs[3] = {sc->forecast, sc->fleet, sc->price};
-  int moved[3], nmoved = 0, ncols = 0, source = -1;
-  for (int port = 0; port < 3; port++) {
+  const vpq_relation *inputs[VPQ_SCHEDULE_INPUTS] = {sc->forecast, sc->fleet, sc->price};
+  int moved[VPQ_SCHEDULE_INPUTS], nmoved = 0, ncols = 0, source = -1;
+  for (int port = 0; port < VPQ_SCHEDULE_INPUTS; port++) {
     if (!inputs[port] || p->spreads[inputs[port]->index].kind == SPREAD_WHOLE) continue;
     moved[nmoved++] = port;
     ncols += inputs[port]->schema.ncols;
@@ -325,7 +325,7 @@ static spread schedule_spread(planner *p, const vpq_plan_query *q) {
     lead->sides[k] = step;
     step->side = k;
     step->port = moved[k];
-    step->lookup = moved[k] == 1;
+    step->lookup = moved[k] == VPQ_SCHEDULE_FLEET;
     step->dedup = from->direct && from->source >= 0 && in->kind == VPQ_REL_STREAM;
     step->keys = key_schema(p->arena, NULL, 0, NULL);
     step->side_rows = (vpq_schema){rows.cols + rows.ncols, in->schema.ncols};
@@ -499,7 +499,7 @@ static void writer_watermark(vpq_op *op, int port, int64_t wm) {
 
 /* "left side of the join with `meters`" or "SCHEDULE's fleet", and what marks its rows. */
 static void describe_side(const vpq_repartition *step, vpq_buf *out) {
-  static const char *const ports[] = {"forecast", "fleet", "prices"};
+  static const char *const ports[VPQ_SCHEDULE_INPUTS] = {"forecast", "fleet", "prices"};
   if (step->join >= 0)
     vpq_buf_printf(out, ", %s side of the join with %s", step->side ? "right" : "left",
                    step->query->select.joins[step->join].right->name);
