@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,17 @@ static const char usage_text[] =
     "                            --control reads fault commands on stdin: down ID, up ID,\n"
     "                            rtt ID MS, errors API COUNT ERROR (for fault tests)\n";
 
-static int usage(const char *problem) {
-  if (problem) fprintf(stderr, "vpq: %s\n", problem);
+/* Prints the problem (a printf format and its arguments; none when NULL) and the usage to
+ * stderr; returns the exit code of a usage error, 2. */
+__attribute__((format(printf, 1, 2))) static int usage(const char *problem, ...) {
+  if (problem) {
+    va_list args;
+    va_start(args, problem);
+    fputs("vpq: ", stderr);
+    vfprintf(stderr, problem, args);
+    fputc('\n', stderr);
+    va_end(args);
+  }
   fputs(usage_text, stderr);
   return 2;
 }
@@ -120,7 +130,10 @@ static vpq_engine *load(const char *path, int *rc) {
 }
 
 static int cmd_check(int argc, char **argv) {
-  if (argc != 1) return usage("check takes one FILE.vpq");
+  if (argc == 0) return usage("check needs a FILE.vpq");
+  for (int i = 0; i < argc; i++)
+    if (argv[i][0] == '-') return usage("unknown option `%s` for check: check takes one FILE.vpq", argv[i]);
+  if (argc != 1) return usage("check takes one FILE.vpq, not also `%s`", argv[1]);
   int rc = 0;
   vpq_engine *engine = load(argv[0], &rc);
   if (!engine) return rc;
@@ -142,9 +155,9 @@ static int cmd_explain(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--dot") == 0) dot = true;
     else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) i++;
-    else if (argv[i][0] == '-') return usage("unknown option for explain");
+    else if (argv[i][0] == '-') return usage("unknown option `%s` for explain: explain takes --dot and --set key=value", argv[i]);
     else if (!file) file = argv[i];
-    else return usage("explain takes one FILE.vpq");
+    else return usage("explain takes one FILE.vpq, not also `%s`", argv[i]);
   }
   if (!file) return usage("explain needs a FILE.vpq");
   int rc = 0;
@@ -227,9 +240,15 @@ static int cmd_run(int argc, char **argv) {
       partition_tasks = true;
     } else if (argv[i][0] == '-' || file) {
       free(sets);
-      return usage(argv[i][0] == '-' ? "run takes --brokers HOSTS, --http ADDR, --http-token TOKEN, --state-dir DIR, "
-                                       "--checkpoint-interval DURATION, --reset-state, --partition-tasks and --set key=value"
-                                     : "run takes one FILE.vpq");
+      if (argv[i][0] != '-') return usage("run takes one FILE.vpq, not also `%s`", argv[i]);
+      if (strcmp(argv[i], "--set") == 0) return usage("--set takes key=value");
+      static const char *const valued[] = {"--brokers", "--http", "--http-token", "--state-dir", "--checkpoint-interval"};
+      for (size_t o = 0; o < sizeof valued / sizeof *valued; o++)
+        if (strcmp(argv[i], valued[o]) == 0) return usage("%s needs a value", argv[i]);
+      return usage("unknown option `%s` for run: run takes --brokers HOSTS, --http ADDR, --http-token TOKEN, "
+                   "--state-dir DIR, --checkpoint-interval DURATION, --reset-state, --partition-tasks and "
+                   "--set key=value",
+                   argv[i]);
     } else {
       file = argv[i];
     }
@@ -384,7 +403,10 @@ static int cmd_backtest(int argc, char **argv) {
     } else if (strcmp(argv[i], "--steps") == 0) {
       steps = true;
     } else if (argv[i][0] == '-' || file) {
-      return usage(argv[i][0] == '-' ? "backtest takes --from T, --to T, --steps and --json" : "backtest takes one FILE.vpq");
+      if (argv[i][0] != '-') return usage("backtest takes one FILE.vpq, not also `%s`", argv[i]);
+      return usage("unknown option `%s` (or it lacks its value) for backtest: backtest takes --from T, --to T, "
+                   "--steps and --json",
+                   argv[i]);
     } else {
       file = argv[i];
     }
@@ -446,7 +468,9 @@ static int cmd_broker(int argc, char **argv) {
       }
     } else {
       free(topics);
-      return usage("broker takes --topic NAME[:PARTITIONS], --brokers N and --control");
+      return usage("unknown option `%s` (or it lacks its value) for broker: broker takes --topic NAME[:PARTITIONS], "
+                   "--brokers N and --control",
+                   argv[i]);
     }
   }
   signal(SIGINT, on_broker_signal);
@@ -479,12 +503,14 @@ static int cmd_simulate(int argc, char **argv) {
     else if (strcmp(argv[i], "--speed") == 0 && number && value > 0) speed = value;
     else if (strcmp(argv[i], "--hours") == 0 && number && value >= 0) hours = value;
     else if (strcmp(argv[i], "--history-days") == 0 && number && value >= 0 && value <= 56) history_days = value;
-    else return usage("simulate takes --devices N, --sites N, --speed X (> 0), --hours H, --history-days D (0..56), "
-                      "--seed S, --pv RATIO (0..10) and --brokers HOSTS");
+    else return usage("bad option `%s` for simulate (unknown, or its value is missing or out of range): simulate "
+                      "takes --devices N, --sites N, --speed X (> 0), --hours H, --history-days D (0..56), --seed S, "
+                      "--pv RATIO (0..10) and --brokers HOSTS",
+                      argv[i]);
   }
   char err[512];
   vpq_sim *sim = vpq_sim_new(&config, err, sizeof err);
-  if (!sim) return usage(err);
+  if (!sim) return usage("%s", err);
   vpq_broker *broker = NULL;
   if (!brokers) {
     const char *topics[] = {"vpp.telemetry:4", "vpp.meters:4", "vpp.dispatch:4"};
@@ -531,5 +557,5 @@ int main(int argc, char **argv) {
     fputs(usage_text, stdout);
     return 0;
   }
-  return usage("unknown command");
+  return usage("unknown command `%s`", cmd);
 }

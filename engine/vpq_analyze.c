@@ -976,6 +976,10 @@ static void patch_window_columns(vpq_bexpr *e, int start) {
   for (int i = 0; i < e->nargs; i++) patch_window_columns(e->args[i], start);
 }
 
+/* Whether `e` is a positive interval literal: one that window_interval takes as it is (it
+ * stands in 1 ms for a bad one, which must not raise errors of its own). */
+static bool positive_interval(const vpq_ast_expr *e) { return e && e->kind == VPQ_AST_INTERVAL && e->ival > 0; }
+
 static int64_t window_interval(analyzer *a, const vpq_ast_expr *e, const char *what, bool zero_ok) {
   if (!e) return 0;
   if (e->kind != VPQ_AST_INTERVAL) {
@@ -1149,6 +1153,14 @@ static bool number_value(const vpq_ast_expr *v, double *out) {
   return true;
 }
 
+/* number_value, also of a negated number literal (`-0.2`). */
+static bool signed_number_value(const vpq_ast_expr *v, double *out) {
+  bool negative = v->kind == VPQ_AST_UNARY && v->op == VPQ_OP_NEG;
+  if (!number_value(negative ? v->args[0] : v, out)) return false;
+  if (negative) *out = -*out;
+  return true;
+}
+
 /* Adds feature column `e` (a column of from) to f->features. */
 static void forecast_feature(analyzer *a, vpq_plan_forecast *f, const vpq_ast_expr *e) {
   int c = e->kind == VPQ_AST_COLUMN ? vpq_schema_find(&f->from->schema, e->name) : -1;
@@ -1169,6 +1181,7 @@ static void forecast_feature(analyzer *a, vpq_plan_forecast *f, const vpq_ast_ex
 
 static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_forecast *f) {
   int nkeys = (int)(sizeof model_options / sizeof *model_options);
+  unsigned given = 0; /* bit j: model_options[j] seen */
   for (int i = 0; i < ast->model_options.count; i++) {
     const vpq_ast_option *o = &ast->model_options.items[i];
     const vpq_ast_expr *v = o->value;
@@ -1187,6 +1200,11 @@ static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_
       error(a, o->span, "model `%s` has no option `%s`", f->model_name, o->key);
       continue;
     }
+    if (given & (1u << k)) {
+      error(a, o->span, "model option `%s` is given twice", o->key);
+      continue;
+    }
+    given |= 1u << k;
     double number = 0;
     switch (model_options[k].kind) {
     case OPT_INTERVAL:
@@ -1208,6 +1226,10 @@ static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_
       else f->model.seed = (uint64_t)v->ival;
       break;
     case OPT_NUMBER:
+      if (strcmp(o->key, "learning_rate") == 0 && (!number_value(v, &number) || !(number > 0))) {
+        error(a, v->span, "model option `%s` needs a positive number", o->key); /* 0 would never learn */
+        continue;
+      }
       if (!number_value(v, &number) || number < 0) {
         error(a, v->span, "model option `%s` needs a non-negative number", o->key);
         continue;
@@ -1276,9 +1298,9 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
   f->horizon_ms = window_interval(a, ast->horizon, "HORIZON", false);
   f->every_ms = window_interval(a, ast->every, "EVERY", false);
   if (ast->step) f->step_ms = window_interval(a, ast->step, "STEP", false);
-  if (f->step_ms && f->horizon_ms % f->step_ms)
+  if (f->step_ms && positive_interval(ast->horizon) && f->horizon_ms % f->step_ms)
     error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
-  if (f->step_ms && f->every_ms % f->step_ms)
+  if (f->step_ms && positive_interval(ast->every) && f->every_ms % f->step_ms)
     error(a, ast->every->span, "EVERY must be a whole number of STEPs (a forecast uses only whole steps before its issue)");
   if (f->step_ms && f->season_ms % f->step_ms)
     error(a, ast->model_span, "the season must be a whole number of STEPs");
@@ -1375,10 +1397,7 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
     }
   }
   if (ast->objective == VPQ_OBJECTIVE_KEEP_BELOW) {
-    const vpq_ast_expr *cap = ast->cap;
-    bool negative = cap->kind == VPQ_AST_UNARY && cap->op == VPQ_OP_NEG;
-    if (!number_value(negative ? cap->args[0] : cap, &s->cap_kw)) error(a, cap->span, "KEEP BELOW needs a number of kW");
-    if (negative) s->cap_kw = -s->cap_kw;
+    if (!signed_number_value(ast->cap, &s->cap_kw)) error(a, ast->cap->span, "KEEP BELOW needs a number of kW");
   }
   s->min_soc = 0;
   s->max_soc = 1;
@@ -1392,7 +1411,7 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
     }
     double limit = 0;
     bool ok = c->kind == VPQ_AST_BINARY && c->op >= VPQ_OP_LT && c->op <= VPQ_OP_GE && c->args[0]->kind == VPQ_AST_COLUMN &&
-              strcasecmp(c->args[0]->name, "soc") == 0 && number_value(c->args[1], &limit);
+              strcasecmp(c->args[0]->name, "soc") == 0 && signed_number_value(c->args[1], &limit);
     if (!ok) {
       error(a, c->span, "SUBJECT TO takes limits on soc, like `soc >= 0.10`");
       continue;
@@ -1407,7 +1426,8 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
   if (s->min_soc > s->max_soc) error(a, ast->constraints.items[0]->span, "the soc limits leave no room: %g > %g", s->min_soc, s->max_soc);
   s->horizon_ms = window_interval(a, ast->horizon, "HORIZON", false);
   s->step_ms = window_interval(a, ast->step, "STEP", false);
-  if (s->horizon_ms % s->step_ms) error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
+  if (positive_interval(ast->horizon) && s->horizon_ms % s->step_ms)
+    error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
   else if (s->horizon_ms / s->step_ms > 10000) error(a, ast->horizon->span, "a plan has at most 10000 steps");
   s->emit_plan = ast->emit_plan;
   vpq_schema out = {0};

@@ -43,7 +43,7 @@ enum {
 /* A forecast already issued, kept until its steps are known. */
 typedef struct fc_issue {
   int64_t issued_at;
-  double scale;   /* the history's volatility when issued: its errors are kept divided by it */
+  double scale;   /* the history's volatility when issued: its errors are kept divided by it (0: unknown, not kept) */
   double *values; /* steps values, then steps lo, then steps hi (NAN: no interval) */
 } fc_issue;
 
@@ -364,8 +364,10 @@ static void score_step(forecast_op *f, fc_key *k, const fc_issue *is, int s) {
   double actual = history_at(f, k, g), value = is->values[s];
   if (isnan(actual) || isnan(value)) return;
   double err = actual - value;
-  k->errors[(size_t)s * ERRORS_KEPT + (size_t)(k->nerrors[s] % ERRORS_KEPT)] = err / is->scale;
-  k->nerrors[s]++;
+  if (is->scale > 0) {
+    k->errors[(size_t)s * ERRORS_KEPT + (size_t)(k->nerrors[s] % ERRORS_KEPT)] = err / is->scale;
+    k->nerrors[s]++;
+  }
   if (is->issued_at < f->score_from || is->issued_at >= f->score_to) return;
   fc_sums *sum = &f->sums[s];
   sum->n++;
@@ -476,8 +478,11 @@ static double *lagged_features(const forecast_op *f, const double *x, int n, int
 }
 
 /* The volatility of k's history window (n slots from `first`): the mean absolute change over
- * one season (one step without a season) in the last VOLATILITY_SEASONS seasons; 1 when it
- * cannot be told. */
+ * one season (one step without a season) in the last VOLATILITY_SEASONS seasons; 1 when every
+ * such change is 0; 0 (unknown) when the history holds none (it is shorter than a season and a
+ * step). An issue of unknown volatility has no interval and keeps no errors: divided by a
+ * stand-in, its errors would be off by the series' scale and widen or narrow every later
+ * interval with them. */
 static double volatility(const forecast_op *f, const fc_key *k, int64_t first, int n) {
   int lag = f->season ? f->season : 1, from = n - VOLATILITY_SEASONS * lag, count = 0;
   double sum = 0.0;
@@ -487,7 +492,8 @@ static double volatility(const forecast_op *f, const fc_key *k, int64_t first, i
     sum += fabs(d);
     count++;
   }
-  return count > 0 && sum > 0 ? sum / count : 1.0;
+  if (count == 0) return 0.0;
+  return sum > 0 ? sum / count : 1.0;
 }
 
 /* Issues the forecast of key k at time t into `out` (emitting `out` whenever it fills). */
@@ -533,7 +539,7 @@ static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
   if (!issue.values) abort();
   for (int s = 0; s < f->steps; s++) {
     double value = pred[skip + s], lo = 0, hi = 0;
-    bool has = interval(f, k, s, f->scratch, &lo, &hi);
+    bool has = issue.scale > 0 && interval(f, k, s, f->scratch, &lo, &hi);
     lo *= issue.scale;
     hi *= issue.scale;
     issue.values[s] = value;
@@ -565,7 +571,13 @@ static void advance(forecast_op *f, int64_t wm) {
   while (f->next_issue != VPQ_TS_MIN && f->next_issue != VPQ_TS_MAX && f->next_issue <= wm) {
     int64_t t = f->next_issue;
     if (!f->step_ms && !step_infer(f)) {
-      f->next_issue = t + f->fc->every_ms;
+      /* No step yet: the issues up to wm are skipped all at once (at the end of a bounded
+       * input wm is VPQ_TS_MAX: one by one, that would take forever). */
+      int64_t every = f->fc->every_ms, below = wm / every - (wm % every < 0);
+      f->next_issue = below >= VPQ_TS_MAX / every - 1 ? VPQ_TS_MAX : (below + 1) * every;
+      if (f->next_issue == VPQ_TS_MAX && op_log(f))
+        fprintf(op_log(f), "vpq: FORECAST %s: no key has two rows to infer the step from (give STEP): no forecast issued\n",
+                f->query->target->name);
       continue;
     }
     if (f->fc->every_ms % f->step_ms) {
@@ -838,7 +850,7 @@ static void key_load(forecast_op *f, fc_key *k, vpq_ckpt_in *in, double *x) {
     int64_t issued_at = vpq_ckpt_get_i64(in);
     double scale = vpq_ckpt_get_f64(in);
     if (!issue_time(f, issued_at)) vpq_ckpt_fail(in, "a kept forecast issue off the EVERY grid");
-    if (!(scale > 0 && scale < INFINITY)) vpq_ckpt_fail(in, "a kept forecast issue's volatility out of range");
+    if (!(scale >= 0 && scale < INFINITY)) vpq_ckpt_fail(in, "a kept forecast issue's volatility out of range");
     if (in->end - in->p < (ptrdiff_t)(3 * sizeof(double)) * f->steps)
       vpq_ckpt_fail(in, "state ends inside a forecast issue");
     if (in->error) break;

@@ -749,16 +749,16 @@ static enum MHD_Result serve_metrics(vpq_http *h, struct MHD_Connection *conn) {
   vpq_buf_printf(&out, "vpq_checkpoints_total %lld\n", (long long)st.checkpoints);
   metric_header(&out, "vpq_checkpoint_failures_total", "counter", "Checkpoints that could not be written.");
   vpq_buf_printf(&out, "vpq_checkpoint_failures_total %lld\n", (long long)st.checkpoint_failures);
-  if (st.checkpoint_at_ms > 0) {
-    metric_header(&out, "vpq_checkpoint_age_seconds", "gauge", "Wall clock since the last checkpoint was written.");
+  /* Every family DESIGN names is listed, also before it has a sample (no checkpoint yet, no
+   * Kafka source or its lag not measured yet), so that scrapers and dashboards find it. */
+  metric_header(&out, "vpq_checkpoint_age_seconds", "gauge", "Wall clock since the last checkpoint was written.");
+  if (st.checkpoint_at_ms > 0)
     vpq_buf_printf(&out, "vpq_checkpoint_age_seconds %.3f\n", (double)(now_ms - st.checkpoint_at_ms) / 1000);
-    metric_header(&out, "vpq_checkpoint_state_bytes", "gauge", "Uncompressed state of the last checkpoint.");
+  metric_header(&out, "vpq_checkpoint_state_bytes", "gauge", "Uncompressed state of the last checkpoint.");
+  if (st.checkpoint_at_ms > 0)
     vpq_buf_printf(&out, "vpq_checkpoint_state_bytes %lld\n", (long long)st.checkpoint_bytes);
-  }
-  if (st.consumer_lag >= 0) {
-    metric_header(&out, "vpq_consumer_lag_records", "gauge", "Records the Kafka sources have not read yet.");
-    vpq_buf_printf(&out, "vpq_consumer_lag_records %lld\n", (long long)st.consumer_lag);
-  }
+  metric_header(&out, "vpq_consumer_lag_records", "gauge", "Records the Kafka sources have not read yet.");
+  if (st.consumer_lag >= 0) vpq_buf_printf(&out, "vpq_consumer_lag_records %lld\n", (long long)st.consumer_lag);
   long pages = 0, resident = 0;
   FILE *statm = fopen("/proc/self/statm", "r");
   if (statm && fscanf(statm, "%ld %ld", &pages, &resident) == 2) {

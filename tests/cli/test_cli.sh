@@ -32,6 +32,20 @@ CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE)
   WITH (connector = 'file', path = 'in.jsonl', format = 'json', timestamp = 'ts');
 CREATE STREAM doubled AS SELECT k, v * 2 AS v2 FROM s WHERE v > 0;
 VPQ
+# A usage error names the argument it could not take.
+usage_names() { # usage_names WHAT NEEDLE -- COMMAND...
+  local what=$1 needle=$2; shift 2
+  expect 2 "$what" "$@"
+  grep -qF -- "$needle" err.txt || { echo "FAIL: $what: the error does not name $needle:"; head -1 err.txt; fails=$((fails + 1)); }
+}
+usage_names "unknown command" "unknown command \`frobnicate\`" -- "$vpq" frobnicate x.vpq
+usage_names "unknown option for run" "unknown option \`--bogus\` for run" -- "$vpq" run ok.vpq --bogus
+usage_names "run option without its value" "--http needs a value" -- "$vpq" run ok.vpq --http
+usage_names "run with two files" "not also \`ok2.vpq\`" -- "$vpq" run ok.vpq ok2.vpq
+usage_names "unknown option for check" "unknown option \`--fast\` for check" -- "$vpq" check --fast ok.vpq
+usage_names "unknown option for explain" "unknown option \`--svg\` for explain" -- "$vpq" explain --svg ok.vpq
+usage_names "unknown option for broker" "\`--port\`" -- "$vpq" broker --port 9092
+usage_names "bad option for simulate" "bad option \`--devcies\` for simulate" -- "$vpq" simulate --devcies 3
 expect 0 "check a clean file" -- "$vpq" check ok.vpq
 [ ! -s out.txt ] && [ ! -s err.txt ] || { echo "FAIL: check of a clean file printed something"; fails=$((fails + 1)); }
 expect 0 "run with no sink prints the last statement" -- "$vpq" run ok.vpq

@@ -256,6 +256,9 @@ assert abs(lag - expected_lag) < 5, (lag, expected_lag)
 for family in {re.sub(r"\{.*", "", k) for k in samples}:
     assert "# TYPE %s " % family in "\n".join(lines), family
     assert "# HELP %s " % family in "\n".join(lines), family
+# Every family DESIGN names is listed, also before it has a sample (no checkpoint in this run).
+assert "# TYPE vpq_checkpoint_age_seconds gauge" in lines, "checkpoint age"
+assert not any(l.startswith("vpq_checkpoint_age_seconds") for l in lines), "a checkpoint age without a checkpoint"
 PY
 
 # The metrics parse as Prometheus text (a strict parser: Debian's promtool comes only with the
