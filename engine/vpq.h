@@ -133,6 +133,18 @@ vpq_stats vpq_engine_stats(const vpq_engine *engine);
  * it ends); callable from any thread, e.g. an HTTP server's. */
 vpq_stats vpq_engine_stats_published(vpq_engine *engine);
 
+/* One operator of the pipeline and its row counters as last published. */
+typedef struct vpq_operator_stats {
+  const char *relation; /* the stream or table it computes */
+  const char *name;     /* as `vpq explain` names it: "WindowAggregate", "Scan", ... */
+  int index;            /* its place among the relation's operators (0, 1, ...) */
+  int64_t rows_in, rows_out;
+} vpq_operator_stats;
+
+/* Fills out[0..max) with every operator's counters as last published (nothing before the
+ * first publication) and returns how many; callable from any thread. */
+int vpq_engine_operator_stats(vpq_engine *engine, vpq_operator_stats *out, int max);
+
 /* Writes the state of every operator (windows, tables, joins, forecasts, plans, watermarks)
  * and the string pool into a malloc'ed buffer: what a checkpoint holds besides the
  * connectors' positions. Returns 0, or -1 when nothing is loaded. */

@@ -63,7 +63,9 @@ struct vpq_engine {
   char *base_dir;
   vpq_plan *plan;
   vpq_op **ops; /* every operator, for explain and destruction */
+  int *op_relations; /* per operator: the relation it computes (vpq_engine_operator_stats) */
   int nops, ops_cap;
+  int planning;      /* the relation whose operators are being made (engine_track) */
   vpq_op **forecast_ops; /* FORECAST operators in file order, and their queries */
   const vpq_plan_query **forecast_queries;
   int nforecasts;
@@ -74,6 +76,8 @@ struct vpq_engine {
   int64_t last_lag_ms;    /* wall clock of the last consumer-lag update */
   pthread_mutex_t published_lock; /* vpq_engine_stats_published: the counters as of the last second */
   vpq_stats published;
+  int64_t *published_ops; /* per operator: rows in, rows out (vpq_engine_operator_stats) */
+  int published_nops;
   vpq_ckpt_out op_state;   /* scratch of save_core: one operator's state */
   vpq_ckpt_out run_state;  /* a run's checkpoints are built here (kept between checkpoints) */
   vpq_op **rel_ops;        /* per relation */
@@ -108,8 +112,10 @@ static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
   if (e->nops == e->ops_cap) {
     e->ops_cap = e->ops_cap ? e->ops_cap * 2 : 32;
     e->ops = realloc(e->ops, sizeof *e->ops * (size_t)e->ops_cap);
-    if (!e->ops) abort();
+    e->op_relations = realloc(e->op_relations, sizeof *e->op_relations * (size_t)e->ops_cap);
+    if (!e->ops || !e->op_relations) abort();
   }
+  e->op_relations[e->nops] = e->planning;
   e->ops[e->nops++] = op;
   return op;
 }
@@ -147,6 +153,8 @@ void vpq_engine_free(vpq_engine *e) {
   if (!e) return;
   destroy_ops(e);
   free(e->ops);
+  free(e->op_relations);
+  free(e->published_ops);
   for (int i = 0; i < e->nsteps; i++) {
     if (e->steps[i].reader) e->steps[i].reader->vt->close(e->steps[i].reader);
     if (e->steps[i].writer) e->steps[i].writer->vt->close(e->steps[i].writer);
@@ -357,6 +365,7 @@ static void plan_physical(vpq_engine *e) {
   name_steps(e);
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
+    e->planning = r;
     e->rel_ops[r] = engine_track(e, vpq_op_relation_new(&e->rt, rel));
     if (rel->is_source || (!rel->nqueries && !rel->is_sink)) {
       e->source_ops[r] = engine_track(e, vpq_op_source_new(&e->rt, rel, &e->slots[r]));
@@ -365,6 +374,7 @@ static void plan_physical(vpq_engine *e) {
   }
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
+    e->planning = r;
     for (int q = 0; q < rel->nqueries; q++) {
       vpq_plan_query *query = rel->queries[q];
       if (query->kind == VPQ_PLAN_SELECT) {
@@ -1219,10 +1229,20 @@ static void drain(vpq_engine *e, merge_input *in) {
   vpq_op_source_finish(e->source_ops[in->relation]);
 }
 
-/* Publishes the counters for other threads (vpq_engine_stats_published). */
+/* Publishes the counters for other threads (vpq_engine_stats_published,
+ * vpq_engine_operator_stats). */
 static void publish_stats(vpq_engine *e) {
   pthread_mutex_lock(&e->published_lock);
   e->published = e->rt.stats;
+  if (e->published_nops != e->nops) {
+    e->published_ops = realloc(e->published_ops, sizeof *e->published_ops * (size_t)(2 * e->nops + 1));
+    if (!e->published_ops) abort();
+    e->published_nops = e->nops;
+  }
+  for (int i = 0; i < e->nops; i++) {
+    e->published_ops[2 * i] = e->ops[i]->rows_in;
+    e->published_ops[2 * i + 1] = e->ops[i]->rows_out;
+  }
   pthread_mutex_unlock(&e->published_lock);
 }
 
@@ -1244,6 +1264,20 @@ static void update_lag(vpq_engine *e) {
   }
   e->rt.stats.consumer_lag = total;
   publish_stats(e);
+}
+
+int vpq_engine_operator_stats(vpq_engine *e, vpq_operator_stats *out, int max) {
+  pthread_mutex_lock(&e->published_lock);
+  int n = 0, *seen = calloc((size_t)(e->plan ? e->plan->nrelations : 0) + 1, sizeof *seen);
+  if (!seen) abort();
+  for (int i = 0; i < e->published_nops && i < e->nops && n < max; i++) {
+    int r = e->op_relations[i];
+    out[n++] = (vpq_operator_stats){e->plan->relations[r]->name, e->ops[i]->vt->kind, seen[r]++,
+                                    e->published_ops[2 * i], e->published_ops[2 * i + 1]};
+  }
+  free(seen);
+  pthread_mutex_unlock(&e->published_lock);
+  return n;
 }
 
 vpq_stats vpq_engine_stats_published(vpq_engine *e) {

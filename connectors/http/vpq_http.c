@@ -705,15 +705,45 @@ static void metric_header(vpq_buf *out, const char *name, const char *type, cons
   vpq_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Appends `metric{relation="NAME"} `, the name escaped as a label value. */
-static void sample(vpq_buf *out, const char *metric, const char *relation) {
-  vpq_buf_printf(out, "%s{relation=\"", metric);
-  for (const char *p = relation; *p; p++) {
+/* Appends `text` escaped as a label value. */
+static void label_value(vpq_buf *out, const char *text) {
+  for (const char *p = text; *p; p++) {
     if (*p == '\\' || *p == '"') vpq_buf_printf(out, "\\%c", *p);
     else if (*p == '\n') vpq_buf_puts(out, "\\n");
     else vpq_buf_append(out, p, 1);
   }
+}
+
+/* Appends `metric{relation="NAME"} `. */
+static void sample(vpq_buf *out, const char *metric, const char *relation) {
+  vpq_buf_printf(out, "%s{relation=\"", metric);
+  label_value(out, relation);
   vpq_buf_puts(out, "\"} ");
+}
+
+/* Appends every operator's rows in and out, as the engine last published them. */
+static void operator_samples(vpq_http *h, vpq_buf *out) {
+  int cap = 64, n;
+  vpq_operator_stats *ops = NULL;
+  for (;;) {
+    ops = realloc(ops, sizeof *ops * (size_t)cap);
+    if (!ops) abort();
+    n = vpq_engine_operator_stats(h->engine, ops, cap);
+    if (n < cap) break;
+    cap *= 2;
+  }
+  static const char *const families[2][2] = {{"vpq_operator_rows_in_total", "Rows each operator received."},
+                                             {"vpq_operator_rows_out_total", "Rows each operator emitted."}};
+  for (int f = 0; f < 2; f++) {
+    metric_header(out, families[f][0], "counter", families[f][1]);
+    for (int i = 0; i < n; i++) {
+      vpq_buf_printf(out, "%s{relation=\"", families[f][0]);
+      label_value(out, ops[i].relation);
+      vpq_buf_printf(out, "\",operator=\"%s\",index=\"%d\"} %lld\n", ops[i].name, ops[i].index,
+                     (long long)(f ? ops[i].rows_out : ops[i].rows_in));
+    }
+  }
+  free(ops);
 }
 
 /* GET /metrics: Prometheus text format 0.0.4. */
@@ -771,6 +801,7 @@ static enum MHD_Result serve_metrics(vpq_http *h, struct MHD_Connection *conn) {
     sample(&out, "vpq_rows_out_total", h->rels[i].name);
     vpq_buf_printf(&out, "%lld\n", (long long)h->rels[i].rows_out);
   }
+  operator_samples(h, &out);
   metric_header(&out, "vpq_table_rows", "gauge", "Rows a table holds now.");
   for (int i = 0; i < h->nrels; i++)
     if (h->rels[i].is_table) {

@@ -227,10 +227,12 @@ printf 'SELECT n FROM latest WHERE device_id = %070000d' 0 >big_query.txt
   fail "a long chunked query"
 query_is 'SELECT count(*) AS rows FROM latest' 200 '[{"rows":4}]'
 
-# The stream's client has left: the server notices within a second or so.
+# The stream's client has left: the server notices within a second or so (and the engine
+# publishes its operators' counters every second).
 for _ in $(seq 50); do
   get "$url/metrics" >metrics.txt
-  grep -qx 'vpq_http_stream_clients{relation="big"} 0' metrics.txt && break
+  grep -qx 'vpq_http_stream_clients{relation="big"} 0' metrics.txt &&
+    grep -qx 'vpq_operator_rows_out_total{relation="big",operator="Map",index="1"} 4' metrics.txt && break
   sleep 0.1
 done
 /usr/bin/python3 - "$now" <<'PY' || fail "/metrics"
@@ -245,7 +247,13 @@ expected = {"vpq_rows_in_total": 6, "vpq_malformed_total": 1, "vpq_late_rows_tot
             'vpq_rows_out_total{relation="readings"}': 6, 'vpq_rows_out_total{relation="latest"}': 6,
             'vpq_rows_out_total{relation="big"}': 4, 'vpq_table_rows{relation="latest"}': 4,
             'vpq_http_stream_clients{relation="big"}': 0, 'vpq_refused_total{reason="invalid timestamp"}': 1,
-            'vpq_refused_total{reason="late"}': 0, "vpq_checkpoints_total": 0, "vpq_consumer_lag_records": 0}
+            'vpq_refused_total{reason="late"}': 0, "vpq_checkpoints_total": 0, "vpq_consumer_lag_records": 0,
+            # Rows in and out per operator (as `vpq explain` names them; index: their place in
+            # the relation's pipeline): the source's scan, and the filter of `big`.
+            'vpq_operator_rows_in_total{relation="readings",operator="Scan",index="1"}': 6,
+            'vpq_operator_rows_out_total{relation="readings",operator="Scan",index="1"}': 6,
+            'vpq_operator_rows_in_total{relation="big",operator="Map",index="1"}': 6,
+            'vpq_operator_rows_out_total{relation="big",operator="Map",index="1"}': 4}
 assert samples["vpq_resident_memory_bytes"] > 1 << 20, samples["vpq_resident_memory_bytes"]
 for k, v in expected.items():
     assert samples.get(k) == v, (k, samples.get(k), v)
