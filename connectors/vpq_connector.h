@@ -52,9 +52,9 @@ typedef struct vpq_source_vt {
    * partitions it reads, from the end offsets it last heard of); -1 when it does not know. */
   int64_t (*lag)(const vpq_source *src);
   /* Optional (NULL: never): true while the source has records in `partition` (-1: in any
-   * partition it reads) that it knows of and has not read yet, or cannot tell yet (a consumer
-   * still joining its group, a partition whose position or end it has not heard of). Such a
-   * partition is not idle, however long it has sent nothing. */
+   * partition it reads) that it knows of and has not read yet, or while it cannot read yet (a
+   * consumer still joining its group). Such a partition is not idle, however long it has sent
+   * nothing; one whose position or end is not known yet is not behind. */
   bool (*behind)(const vpq_source *src, int partition);
 } vpq_source_vt;
 

@@ -145,3 +145,28 @@ if missing or extra:
 print("every one of the %d windows written once, exact" % len(expected))
 PY
 }
+
+# ----- Members of a group -----
+
+# stop_members PID... — stops the members with SIGINT and calls the test's fail unless every
+# one exits 0.
+stop_members() {
+  kill -INT "$@"
+  local pid code
+  for pid in "$@"; do
+    wait "$pid"
+    code=$?
+    [ $code = 0 ] || fail "member $pid exited $code after SIGINT"
+  done
+}
+
+# member_counts LOG... — each member's summary from its log, "IN OUT LATE MALFORMED" (rows in,
+# rows out, late rows, malformed records), one line per log; false when a log has none.
+member_counts() {
+  local log line
+  for log in "$@"; do
+    line=$(grep -Eo '^vpq: [0-9]+ rows in, [0-9]+ rows out, [0-9]+ late, [0-9]+ malformed' "$log" | tail -1)
+    [ -n "$line" ] || return 1
+    echo "$line" | sed -E 's/^vpq: ([0-9]+) rows in, ([0-9]+) rows out, ([0-9]+) late, ([0-9]+) malformed/\1 \2 \3 \4/'
+  done
+}
