@@ -216,28 +216,54 @@ static void on_fleet(void *ctx, const char *relation, const char *json, int diff
 
 /* ===== Running it ===== */
 
-static bool setting(const char *const *sets, int nsets, const char *key, double *value) {
+/* Reads the number of `--set KEY=VALUE` into *value: 1 when set, 0 when not, -1 (after saying
+ * so on log) when its value is not a number. */
+static int setting(const char *const *sets, int nsets, const char *key, double *value, FILE *log) {
   size_t n = strlen(key);
   for (int i = 0; i < nsets; i++)
     if (strncmp(sets[i], key, n) == 0 && sets[i][n] == '=') {
       char *end;
       *value = strtod(sets[i] + n + 1, &end);
-      return *end == '\0';
+      if (end != sets[i] + n + 1 && *end == '\0' && isfinite(*value)) return 1;
+      fprintf(log, "vpq: --set %s: `%s` is not a number\n", key, sets[i] + n + 1);
+      return -1;
     }
-  return false;
+  return 0;
 }
 
 vpq_demo *vpq_demo_start(vpq_engine *engine, const char *const *sets, int nsets, FILE *log, int *rc) {
   vpq_sim_config config = vpq_sim_defaults();
-  double speed = 360, hours = 0, history_days = 3, v;
-  if (setting(sets, nsets, "sim.devices", &v)) config.devices = (int)v;
-  if (setting(sets, nsets, "sim.sites", &v)) config.sites = (int)v;
-  if (setting(sets, nsets, "sim.seed", &v)) config.seed = (uint64_t)v;
-  if (setting(sets, nsets, "sim.pv", &v)) config.pv_ratio = v;
-  if (setting(sets, nsets, "sim.speed", &v)) speed = v;
-  if (setting(sets, nsets, "sim.hours", &v)) hours = v;
-  if (setting(sets, nsets, "sim.history_days", &v)) history_days = v;
+  double devices = config.devices, sites = config.sites, seed = (double)config.seed, pv = config.pv_ratio;
+  double speed = 360, hours = 0, history_days = 3;
+  const struct {
+    const char *key;
+    double *value;
+  } numbers[] = {{"sim.devices", &devices}, {"sim.sites", &sites},   {"sim.seed", &seed},
+                 {"sim.pv", &pv},           {"sim.speed", &speed},   {"sim.hours", &hours},
+                 {"sim.history_days", &history_days}};
   *rc = 2;
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+    if (setting(sets, nsets, numbers[i].key, numbers[i].value, log) < 0) return NULL;
+  for (int i = 0; i < nsets; i++) {
+    bool known = strncmp(sets[i], "sim.", 4) != 0;
+    for (size_t k = 0; k < sizeof numbers / sizeof numbers[0] && !known; k++) {
+      size_t n = strlen(numbers[k].key);
+      known = strncmp(sets[i], numbers[k].key, n) == 0 && sets[i][n] == '=';
+    }
+    if (!known) {
+      fprintf(log, "vpq: unknown setting `%.*s` (the simulator's are sim.devices, sim.sites, sim.seed, sim.pv, "
+              "sim.speed, sim.hours and sim.history_days)\n", (int)strcspn(sets[i], "="), sets[i]);
+      return NULL;
+    }
+  }
+  if (devices < 1 || devices > 1e6 || sites < 1 || sites > 1e4 || seed < 0 || seed > 1e18) {
+    fprintf(log, "vpq: the simulator needs sim.devices 1..1000000, sim.sites 1..10000 and sim.seed ≥ 0\n");
+    return NULL;
+  }
+  config.devices = (int)devices;
+  config.sites = (int)sites;
+  config.seed = (uint64_t)seed;
+  config.pv_ratio = pv;
   if (!(speed > 0) || hours < 0 || history_days < 0 || history_days > 56) {
     fprintf(log, "vpq: sim.speed must be positive, sim.hours and sim.history_days (at most 56) not negative\n");
     return NULL;

@@ -46,6 +46,14 @@ usage_names "unknown option for check" "unknown option \`--fast\` for check" -- 
 usage_names "unknown option for explain" "unknown option \`--svg\` for explain" -- "$vpq" explain --svg ok.vpq
 usage_names "unknown option for broker" "\`--port\`" -- "$vpq" broker --port 9092
 usage_names "bad option for simulate" "bad option \`--devcies\` for simulate" -- "$vpq" simulate --devcies 3
+# The demo (a Kafka file run without --brokers) refuses simulator settings it cannot take.
+cat >demo.vpq <<'VPQ'
+CREATE STREAM m (ts TIMESTAMP, v DOUBLE)
+  WITH (connector = 'kafka', topic = 'vpp.meters', format = 'json', timestamp = 'ts');
+VPQ
+usage_names "demo: sim setting not a number" "--set sim.devices: \`abc\` is not a number" -- "$vpq" run demo.vpq --set sim.devices=abc
+usage_names "demo: unknown sim setting" "unknown setting \`sim.devcies\`" -- "$vpq" run demo.vpq --set sim.devcies=3
+usage_names "demo: sim setting out of range" "sim.devices 1..1000000" -- "$vpq" run demo.vpq --set sim.devices=1e12
 expect 0 "check a clean file" -- "$vpq" check ok.vpq
 [ ! -s out.txt ] && [ ! -s err.txt ] || { echo "FAIL: check of a clean file printed something"; fails=$((fails + 1)); }
 expect 0 "run with no sink prints the last statement" -- "$vpq" run ok.vpq
