@@ -645,6 +645,16 @@ bool vpq_timestamp_parse(const char *text, size_t len, int64_t *ms) {
   return true;
 }
 
+typedef enum ts_result { TS_OK, TS_NOT_WHOLE_MS, TS_NOT_ISO } ts_result;
+
+/* A TIMESTAMP written as text (a JSON string, a CSV field): epoch milliseconds written as a
+ * number ("1700000000000"; whole, so 1e3 too and 1.5 not), or else an ISO-8601 time. */
+static ts_result timestamp_text(const char *text, size_t len, int64_t *ms) {
+  num n;
+  if (scan_number(text, text + len, true, &n) == text + len) return num_int(&n, ms) == INT_OK ? TS_OK : TS_NOT_WHOLE_MS;
+  return vpq_timestamp_parse(text, len, ms) ? TS_OK : TS_NOT_ISO;
+}
+
 /* ===== JSON decoding ===== */
 
 typedef struct jp {
@@ -868,11 +878,13 @@ static bool json_field(jp *j, int col, vpq_vec *vec, int row) {
     const char *text = s.s;
     size_t len = s.len;
     if (s.esc) text = json_unescape(dec, s.s, s.len, &len);
-    if (type == VPQ_TYPE_STRING) {
-      vec->data[row].i = intern_cached(dec, text, len);
-    } else if (!vpq_timestamp_parse(text, len, &vec->data[row].i)) {
+    ts_result r = TS_OK;
+    if (type == VPQ_TYPE_STRING) vec->data[row].i = intern_cached(dec, text, len);
+    else r = timestamp_text(text, len, &vec->data[row].i);
+    if (r != TS_OK) {
       value_excerpt(excerpt, sizeof excerpt, at, (size_t)(j->p - at));
-      return fail(j->err, j->err_size, "invalid timestamp: field `%s`: %s is not an ISO-8601 time", name, excerpt);
+      return fail(j->err, j->err_size, "invalid timestamp: field `%s`: %s is not %s", name, excerpt,
+                  r == TS_NOT_WHOLE_MS ? "whole epoch milliseconds" : "an ISO-8601 time");
     }
     vec->null[row] = 0;
     return true;
@@ -1110,7 +1122,8 @@ static inline const char *fast_field(vpq_decoder *dec, int col, const char *p, c
     break;
   case VPQ_TYPE_TIMESTAMP:
     if (*p == '"') {
-      if (!(stop = fast_string_end(p + 1, end)) || !vpq_timestamp_parse(p + 1, (size_t)(stop - p - 1), &vec->data[row].i))
+      if (!(stop = fast_string_end(p + 1, end)) ||
+          timestamp_text(p + 1, (size_t)(stop - p - 1), &vec->data[row].i) != TS_OK)
         return NULL;
       stop++;
       break;
@@ -1305,18 +1318,18 @@ static bool csv_value(vpq_decoder *dec, int col, const csv_field *f, vpq_vec *ve
     if (scan_number(text, end, true, &n) != end || num_int(&n, &i) != INT_OK) goto mismatch;
     vec->data[row].i = i;
     break;
-  case VPQ_TYPE_TIMESTAMP:
+  case VPQ_TYPE_TIMESTAMP: {
+    ts_result r = timestamp_text(text, len, &i);
     value_excerpt(excerpt, sizeof excerpt, text, len);
-    if (scan_number(text, end, true, &n) == end) {
-      if (num_int(&n, &i) != INT_OK)
-        return fail(err, err_size, "invalid timestamp: field `%s`: %s is not whole epoch milliseconds", column->name,
-                    excerpt);
-    } else if (!vpq_timestamp_parse(text, len, &i)) {
+    if (r == TS_NOT_WHOLE_MS)
+      return fail(err, err_size, "invalid timestamp: field `%s`: %s is not whole epoch milliseconds", column->name,
+                  excerpt);
+    if (r == TS_NOT_ISO)
       return fail(err, err_size, "invalid timestamp: field `%s`: \"%s\" is not an ISO-8601 time", column->name,
                   excerpt);
-    }
     vec->data[row].i = i;
     break;
+  }
   default:
     goto mismatch;
   }
@@ -1390,6 +1403,12 @@ bool vpq_decoder_csv_header(vpq_decoder *dec, const char *line, size_t len, char
   dec->csv_map = map;
   dec->csv_nfields = nfields;
   return true;
+}
+
+bool vpq_decoder_csv_has(const vpq_decoder *dec, int col) {
+  for (int i = 0; i < dec->csv_nfields; i++)
+    if (dec->csv_map[i] == col) return true;
+  return false;
 }
 
 bool vpq_decoder_row(vpq_decoder *dec, const char *text, size_t len, vpq_batch *out, int row, char *err,

@@ -40,6 +40,10 @@ void vpq_decoder_set_max_bytes(vpq_decoder *dec, size_t max_bytes);
 bool vpq_decoder_csv_header(vpq_decoder *dec, const char *line, size_t len, char *err,
                             size_t err_size);
 
+/* CSV only: whether the fields (the header read last, else the schema's order) include
+ * schema column `col`. */
+bool vpq_decoder_csv_has(const vpq_decoder *dec, int col);
+
 /* Decodes one record (a JSON object, or a CSV line; no trailing newline) into row `row` of
  * `out` (every column's data and null mask at that row). Returns false with the reason in
  * `err` when the record is malformed: invalid JSON or UTF-8, not an object, a value of the

@@ -3,14 +3,18 @@
  * Each aggregate keeps a small struct in the group's state block; the ones that must see
  * every value keep a heap array behind a pointer:
  *
- *   count, sum, avg   counters and a running sum (added in arrival order, as a reader would)
+ *   count, sum, avg   counters and a running sum (added in arrival order, as a reader would);
+ *                     a BIGINT sum is exact in 128 bits, so it never wraps: avg divides
+ *                     the exact sum, and sum is NULL when its total does not fit a BIGINT
  *   stddev            Welford's mean and squared deviations; retraction runs it backwards
  *   min, max          the best value; over a changelog a sorted value→count array instead,
  *                     so that retracting the minimum finds the next one
  *   first, last       the value and its event time
  *   count_distinct    an open-addressing set of values with counts (exact)
  *   percentile        all values: a sorted run, and the values added since the result was
- *                     last read, sorted and merged into it at the next read (exact)
+ *                     last read, sorted and merged into it at the next read (exact); a NaN
+ *                     has no rank and is skipped like NULL (added and retracted alike), so
+ *                     the run stays totally ordered and a retraction always finds its value
  *   integrate, twa    the samples sorted by event time and the running trapezoid integral:
  *                     appending in time order adds one trapezoid; an out-of-order sample
  *                     replaces the trapezoid between its neighbours by two
@@ -30,7 +34,8 @@
 
 typedef struct agg_sum {
   int64_t n;
-  vpq_datum sum;
+  vpq_datum sum; /* DOUBLE: the sum; BIGINT: the low 64 bits of the exact sum */
+  int64_t hi;    /* BIGINT: the high 64 bits of the exact sum (two's complement) */
 } agg_sum;
 
 typedef struct agg_welford {
@@ -84,6 +89,19 @@ static void *agg_realloc(void *p, size_t size) {
   void *q = realloc(p, size ? size : 1);
   if (!q) abort();
   return q;
+}
+
+/* The exact 128-bit sum of a BIGINT sum/avg state. */
+static __int128 sum_wide(const agg_sum *s) {
+  return (__int128)(((unsigned __int128)(uint64_t)s->hi << 64) | (uint64_t)s->sum.i);
+}
+
+/* Adds `x` to a BIGINT sum/avg state, in 128 bits (unsigned, so a corrupt state cannot
+ * overflow: it wraps at 2^128, far beyond any sum of 2^62 BIGINTs). */
+static void sum_add_wide(agg_sum *s, __int128 x) {
+  unsigned __int128 v = (unsigned __int128)sum_wide(s) + (unsigned __int128)x;
+  s->sum.i = (int64_t)(uint64_t)v;
+  s->hi = (int64_t)(uint64_t)(v >> 64);
 }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
@@ -347,7 +365,7 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
     agg_sum *s = state;
     s->n += diff;
     if (spec->arg_type == VPQ_TYPE_DOUBLE) s->sum.d += diff > 0 ? value.d : -value.d;
-    else s->sum.i = (int64_t)((uint64_t)s->sum.i + (diff > 0 ? (uint64_t)value.i : 0u - (uint64_t)value.i));
+    else sum_add_wide(s, diff > 0 ? (__int128)value.i : -(__int128)value.i);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -393,6 +411,7 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
   case VPQ_AGG_COUNT_DISTINCT: set_add(state, distinct_key(spec, value), diff); break;
   case VPQ_AGG_PERCENTILE: {
     agg_values *v = state;
+    if (spec->arg_type == VPQ_TYPE_DOUBLE && isnan(value.d)) break;
     if (diff > 0) {
       if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 8;
@@ -464,7 +483,7 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
     agg_sum *d = dst, *s = src;
     d->n += s->n;
     if (spec->arg_type == VPQ_TYPE_DOUBLE) d->sum.d += s->sum.d;
-    else d->sum.i = (int64_t)((uint64_t)d->sum.i + (uint64_t)s->sum.i);
+    else sum_add_wide(d, sum_wide(s));
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -536,12 +555,14 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   case VPQ_AGG_SUM: {
     const agg_sum *s = state;
     *out = s->sum;
-    return s->n > 0;
+    if (spec->arg_type == VPQ_TYPE_DOUBLE) return s->n > 0;
+    __int128 sum = sum_wide(s);
+    return s->n > 0 && sum >= INT64_MIN && sum <= INT64_MAX; /* out of BIGINT range: NULL */
   }
   case VPQ_AGG_AVG: {
     const agg_sum *s = state;
     if (s->n <= 0) return false;
-    out->d = (spec->arg_type == VPQ_TYPE_DOUBLE ? s->sum.d : (double)s->sum.i) / (double)s->n;
+    out->d = (spec->arg_type == VPQ_TYPE_DOUBLE ? s->sum.d : (double)sum_wide(s)) / (double)s->n;
     return true;
   }
   case VPQ_AGG_STDDEV: {
@@ -649,6 +670,7 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     const agg_sum *s = state;
     vpq_ckpt_put_i64(out, s->n);
     vpq_ckpt_put_i64(out, s->sum.i);
+    if (spec->arg_type != VPQ_TYPE_DOUBLE) vpq_ckpt_put_i64(out, s->hi);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -741,6 +763,7 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
     agg_sum *s = state;
     s->n = get_counter(in, -AGG_COUNTER_LIMIT);
     s->sum.i = vpq_ckpt_get_i64(in);
+    if (spec->arg_type != VPQ_TYPE_DOUBLE) s->hi = get_counter(in, -AGG_COUNTER_LIMIT);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -786,6 +809,7 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
       v->values[i] = get_value(spec, in);
       v->n = i + 1;
       if (sorted && i && cmp(&v->values[i - 1], &v->values[i]) > 0) vpq_ckpt_fail(in, "percentile values out of order");
+      if (spec->arg_type == VPQ_TYPE_DOUBLE && isnan(v->values[i].d)) vpq_ckpt_fail(in, "a NaN among percentile values");
     }
     v->nsorted = sorted ? v->n : 0;
     break;

@@ -45,6 +45,8 @@ typedef struct analyzer {
   vpq_arena *arena;
   vpq_diag *diag;
   vpq_plan *plan;
+  const vpq_ast_file *file;
+  int stmt; /* index in file of the statement being analysed */
   int rel_cap;
   int quiet; /* > 0: binding silently (to compare with GROUP BY keys) */
   bool failed_quietly;
@@ -88,9 +90,27 @@ int vpq_schema_find(const vpq_schema *schema, const char *name) {
   return -1;
 }
 
+/* The statement after the current one that declares `name`, or NULL. */
+static const vpq_ast_stmt *declared_later(const analyzer *a, const char *name) {
+  for (int i = a->stmt + 1; i < a->file->count; i++) {
+    const vpq_ast_stmt *stmt = a->file->stmts[i];
+    if (stmt->kind != VPQ_STMT_INSERT_INTO && stmt->name && strcasecmp(stmt->name, name) == 0) return stmt;
+  }
+  return NULL;
+}
+
+/* The relation named `name`, or NULL after an error at `span`: a relation declared further
+ * down the file is named with its line, else the closest known name is suggested. */
 static vpq_relation *find_relation(analyzer *a, const char *name, vpq_span span) {
   vpq_relation *rel = vpq_plan_find(a->plan, name);
   if (rel) return rel;
+  const vpq_ast_stmt *later = declared_later(a, name);
+  if (later) {
+    int line, col;
+    vpq_diag_position(a->diag, later->name_span.off, &line, &col);
+    error(a, span, "unknown stream or table `%s` (declared at line %d: declare it before its use)", name, line);
+    return NULL;
+  }
   const char **names = vpq_arena_alloc(a->arena, sizeof *names * (size_t)(a->plan->nrelations + 1));
   for (int r = 0; r < a->plan->nrelations; r++) names[r] = a->plan->relations[r]->name;
   const char *hint = vpq_diag_suggest(name, names, a->plan->nrelations);
@@ -1720,10 +1740,11 @@ vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file
   vpq_plan *plan = vpq_arena_alloc(arena, sizeof *plan);
   plan->file = file_name;
   plan->base_dir = base_dir;
-  analyzer a = {arena, diag, plan, 0, 0, false, NULL, NULL, false};
+  analyzer a = {.arena = arena, .diag = diag, .plan = plan, .file = file};
   int errors_before = diag->errors;
   for (int i = 0; i < file->count; i++) {
     const vpq_ast_stmt *stmt = file->stmts[i];
+    a.stmt = i;
     if (stmt->kind == VPQ_STMT_INSERT_INTO) insert_into(&a, stmt);
     else if (stmt->query) derive(&a, stmt);
     else declare_source(&a, stmt);

@@ -29,7 +29,7 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 1 };
+enum { VPQ_CKPT_VERSION = 2 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum */
 
 /* ===== Writing state ===== */
 

@@ -12,7 +12,9 @@
  * plans with what was known then, however the inputs' processing interleaves.
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
  * forecast row with the latest ts at or before the step's start (the plan stops where the
- * forecast ends). vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
+ * forecast ends). A step whose row has a NULL value is unknown, and no plan is safe over an
+ * unknown load: every battery of that issue stays idle (setpoint 0, soc kept) and a warning is
+ * logged, as when MINIMIZE COST has no prices yet. vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
  * battery in device_id order, the first step (or every step with EMIT PLAN):
  * issued_at, ts, device_id, setpoint_kw, soc, planned_peak_kw, with event time issued_at.
  *
@@ -450,11 +452,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   vpq_runtime *rt = s->base.rt;
   int64_t t = is->issued_at;
   qsort(is->points, (size_t)is->n, sizeof *is->points, cmp_point);
-  /* Forecast points with a value, and the forecast's own step (to know where it ends). */
-  int kept = 0;
-  for (int i = 0; i < is->n; i++)
-    if (!isnan(is->points[i].value)) is->points[kept++] = is->points[i];
-  is->n = kept;
+  /* The forecast's own step (to know where it ends); points with a NULL value count. */
   if (!is->n) return;
   int64_t fstep = sc->step_ms;
   for (int i = 1; i < is->n; i++)
@@ -470,9 +468,11 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   int *plan_pos = malloc(sizeof *plan_pos * (size_t)(s->nfleet + 1));
   vpq_sched_battery *bats = malloc(sizeof *bats * (size_t)(s->nfleet + 1));
   if (!load || !price || !order || !plan_pos || !bats) abort();
+  int unknown = -1; /* the first step whose load is NULL */
   for (int k = 0; k < steps; k++) {
     load[k] = value_at(is->points, is->n, t + k * sc->step_ms);
     price[k] = s->nprices ? value_at(s->prices, s->nprices, t + k * sc->step_ms) : 0;
+    if (isnan(load[k]) && unknown < 0) unknown = k;
   }
   int norder = 0, nbats = 0;
   const sc_version **rows = malloc(sizeof *rows * (size_t)(s->nfleet + 1));
@@ -505,9 +505,15 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (!plan.setpoint_kw || !plan.soc) abort();
   char err[256] = "";
   const int64_t planning_from = cpu_ns();
-  if (sc->objective == VPQ_SCHED_MIN_COST && !s->nprices) {
-    if (s->warnings++ < 10 && rt->log)
-      fprintf(rt->log, "vpq: SCHEDULE %s: no price forecast yet at issue %lld: batteries stay idle\n", s->query->target->name, (long long)t);
+  if (unknown >= 0 || (sc->objective == VPQ_SCHED_MIN_COST && !s->nprices)) {
+    if (s->warnings++ < 10 && rt->log) {
+      if (unknown >= 0)
+        fprintf(rt->log, "vpq: SCHEDULE %s: the forecast of issue %lld is NULL at step %d (%lld): batteries stay idle\n",
+                s->query->target->name, (long long)t, unknown, (long long)(t + unknown * sc->step_ms));
+      else
+        fprintf(rt->log, "vpq: SCHEDULE %s: no price forecast yet at issue %lld: batteries stay idle\n",
+                s->query->target->name, (long long)t);
+    }
     problem.nbatteries = 0;
     for (int i = 0; i < norder; i++) plan_pos[i] = -1;
   } else if (schedule_solve(s, &problem, &plan, err, sizeof err) != 0) {
@@ -522,6 +528,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   s->plan_ns += planning_ns;
   if (planning_ns > s->plan_max_ns) s->plan_max_ns = planning_ns;
   published_plan(&problem, &plan);
+  if (unknown >= 0) plan.peak_kw = NAN; /* written as NULL: the load of a step is unknown */
   if (sc->peak_floor > 0) s->month_peak = fmax(s->month_peak, plan_net(&problem, &plan, 0));
   int out_steps = sc->emit_plan ? steps : 1;
   vpq_batch *out = vpq_op_batch(rt, s->base.schema, VPQ_BATCH_ROWS);

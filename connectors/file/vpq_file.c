@@ -283,6 +283,23 @@ static int64_t option_bigint(const vpq_plan_options *options, const char *key) {
   return 0;
 }
 
+/* Whether a CSV header names every declared column: a column it lacks would be NULL in every
+ * row (every row dead-lettered, for the `timestamp` column), so the file is refused at open.
+ * The event-time column is named first when several are missing. */
+static bool csv_header_complete(const vpq_relation *rel, const vpq_decoder *dec, char *err, size_t err_size) {
+  if (rel->ts_col >= 0 && !vpq_decoder_csv_has(dec, rel->ts_col)) {
+    snprintf(err, err_size, "the header has no column `%s` (the `timestamp` column)",
+             rel->schema.cols[rel->ts_col].name);
+    return false;
+  }
+  for (int c = 0; c < rel->schema.ncols; c++) {
+    if (vpq_decoder_csv_has(dec, c)) continue;
+    snprintf(err, err_size, "the header has no column `%s` (a declared column)", rel->schema.cols[c].name);
+    return false;
+  }
+  return true;
+}
+
 vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
                                  void *bad_ctx, char *err, size_t err_size) {
   if (!rel->source.path) {
@@ -315,7 +332,8 @@ vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vp
   int64_t line;
   if (s->format == VPQ_FORMAT_CSV && next_record(s, &text, &len, &line)) {
     char why[256];
-    if (!vpq_decoder_csv_header(s->dec, text, len, why, sizeof why)) {
+    if (!vpq_decoder_csv_header(s->dec, text, len, why, sizeof why) ||
+        !csv_header_complete(rel, s->dec, why, sizeof why)) {
       snprintf(err, err_size, "bad CSV header in `%s`: %s", s->path, why);
       file_close(&s->base);
       return NULL;

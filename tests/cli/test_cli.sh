@@ -74,6 +74,12 @@ printf 'CREATE STREAM s (k STRING KEY, ts TIMESTAMP) WITH (connector = %s, path 
 expect 1 "run with a missing input file" -- "$vpq" run absent.vpq
 grep -q "absent.jsonl" err.txt || { echo "FAIL: missing input message: $(cat err.txt)"; fails=$((fails + 1)); }
 
+printf 'k,time,v\na,1000,2\n' >nots.csv
+printf 'CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE) WITH (connector = %s, path = %s, format = %s, timestamp = %s);\nCREATE STREAM t AS SELECT k, v FROM s;\n' "'file'" "'nots.csv'" "'csv'" "'ts'" >nots.vpq
+expect 1 "run with a CSV header lacking the timestamp column" -- "$vpq" run nots.vpq
+grep -q "bad CSV header in \`nots.csv\`: the header has no column \`ts\` (the \`timestamp\` column)" err.txt \
+  || { echo "FAIL: CSV header message: $(cat err.txt)"; fails=$((fails + 1)); }
+
 expect 0 "run --state-dir" -- "$vpq" run ok.vpq --state-dir state
 [ "$(cat out.txt)" = '{"k":"a","v2":3.0}' ] && grep -q "1 checkpoint(s) in state (0 failed)" err.txt \
   || { echo "FAIL: run --state-dir: $(cat out.txt) $(cat err.txt)"; fails=$((fails + 1)); }

@@ -124,6 +124,10 @@ static void json_integers_and_numbers_as_text(void **state) {
   assert_string_equal(str_at(f, S), "12.50");
   assert_true(json(f, "{\"t\":-1}"));
   assert_int_equal(int_at(f, T), -1);
+  assert_true(json(f, "{\"t\":\"1700000000000\"}")); /* epoch milliseconds in a string */
+  assert_int_equal(int_at(f, T), 1700000000000);
+  assert_true(json(f, " {\"t\":\"-1e3\"}"));
+  assert_int_equal(int_at(f, T), -1000);
 }
 
 static void json_escapes_and_surrogate_pairs(void **state) {
@@ -267,14 +271,14 @@ static size_t random_record(uint64_t *s, char *buf, size_t cap) {
       "\"dev-000001\"", "\"a\\\"b\"", "\"caf\xc3\xa9\"", "\"\\u00e9\"", "\"2024-01-01T00:00:00Z\"", "\"2024-13-01\"",
       "1700000000165", "-1.052", "0.9479", "1e3", "1E-3", "-0", "-0.0", "0.5e1", "01", "1.", "-", "1e", "1e400",
       "123456789012345678901234567890", "9007199254740993", "4.9e-324", "9223372036854775808", "true", "false",
-      "null", "tru", "{}", "[1,{\"a\":null}]", "\"\"", "\"\\q\"", "\"0.5\"", "12abc"};
+      "null", "tru", "{}", "[1,{\"a\":null}]", "\"\"", "\"\\q\"", "\"0.5\"", "12abc", "\"1700000000165\""};
   static const char *const blanks[] = {"", "", "", " ", "\t", "\r\n"};
   size_t n = (size_t)snprintf(buf, cap, "{%s", blanks[next_random(s) % 6]);
   int members = (int)(next_random(s) % 8);
   for (int i = 0; i < members; i++) {
     const char *key = i < NCOLS && next_random(s) % 3 ? all_cols[i].name : keys[next_random(s) % 12];
     n += (size_t)snprintf(buf + n, cap - n, "%s\"%s\"%s:%s%s%s", i ? "," : "", key, blanks[next_random(s) % 6],
-                          blanks[next_random(s) % 6], values[next_random(s) % 33], blanks[next_random(s) % 6]);
+                          blanks[next_random(s) % 6], values[next_random(s) % 34], blanks[next_random(s) % 6]);
   }
   n += (size_t)snprintf(buf + n, cap - n, "}");
   if (next_random(s) % 4 == 0) buf[next_random(s) % n] = "{}[]\",:0.e-\\ x\x80"[next_random(s) % 15];
@@ -374,6 +378,9 @@ static void json_error_texts(void **state) {
                     "type mismatch: field `d`: expected DOUBLE, got string \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...");
   expect_json_error(f, "{\"t\":\"2024-13-01\"}", "invalid timestamp: field `t`: \"2024-13-01\" is not an ISO-8601 time");
   expect_json_error(f, "{\"t\":1.5}", "invalid timestamp: field `t`: 1.5 is not whole epoch milliseconds");
+  expect_json_error(f, "{\"t\":\"1.5\"}", "invalid timestamp: field `t`: \"1.5\" is not whole epoch milliseconds");
+  expect_json_error(f, "{\"t\":\"17000x\"}", "invalid timestamp: field `t`: \"17000x\" is not an ISO-8601 time");
+  expect_json_error(f, "{\"t\":\"\"}", "invalid timestamp: field `t`: \"\" is not an ISO-8601 time");
   expect_json_error(f, "{\"t\":true}", "type mismatch: field `t`: expected TIMESTAMP, got boolean true");
 }
 
@@ -515,6 +522,8 @@ static void csv_types_and_errors(void **state) {
   assert_int_equal(int_at(f, B), 0);
   assert_int_equal(int_at(f, T), 5);
   assert_true(is_null(f, S));
+  assert_true(csv(f, "1,true,2,\"1700000000000\",s"));
+  assert_int_equal(int_at(f, T), 1700000000000);
   assert_false(csv(f, "1,true,2"));
   assert_string_equal(f->err, "wrong field count: expected 5 fields, got 3");
   assert_false(csv(f, "x,true,2,3,4,5"));

@@ -62,6 +62,7 @@ static int setup(void **state) {
   f->rel.is_source = true;
   f->rel.source.connector = "file";
   f->rel.source.format = "json";
+  f->rel.ts_col = TS;
   vpq_type types[NCOLS] = {VPQ_TYPE_STRING, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_DOUBLE};
   f->batch = vpq_batch_new(&f->arena, NCOLS, types, 2);
   *state = f;
@@ -232,6 +233,16 @@ static void open_errors(void **state) {
   write_file(f->rel.source.path, "a,b\n1,2\n");
   assert_null(vpq_connector_open_source(&f->rel, f->intern, on_bad, f, f->err, sizeof f->err));
   snprintf(want, sizeof want, "bad CSV header in `%s`: the header `a,b` names none of the columns",
+           f->rel.source.path);
+  assert_string_equal(f->err, want);
+  write_file(f->rel.source.path, "device_id,time,soc\nb1,1000,0.5\n");
+  assert_null(vpq_connector_open_source(&f->rel, f->intern, on_bad, f, f->err, sizeof f->err));
+  snprintf(want, sizeof want, "bad CSV header in `%s`: the header has no column `ts` (the `timestamp` column)",
+           f->rel.source.path);
+  assert_string_equal(f->err, want);
+  write_file(f->rel.source.path, "ts,device_id\n1000,b1\n");
+  assert_null(vpq_connector_open_source(&f->rel, f->intern, on_bad, f, f->err, sizeof f->err));
+  snprintf(want, sizeof want, "bad CSV header in `%s`: the header has no column `soc` (a declared column)",
            f->rel.source.path);
   assert_string_equal(f->err, want);
 
