@@ -340,7 +340,7 @@ int vpq_ckpt_decode(const void *data, size_t len, vpq_ckpt_file *out, char *err,
   if (version != VPQ_CKPT_VERSION) {
     snprintf(err, err_size, "checkpoint format version %llu, this vpq reads version %d", (unsigned long long)version,
              VPQ_CKPT_VERSION);
-    return -1;
+    return -2;
   }
   if (clen != len - CKPT_HEADER) {
     snprintf(err, err_size, "truncated: %zu bytes of %llu", len - CKPT_HEADER, (unsigned long long)clen);
@@ -407,6 +407,11 @@ int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log) {
       rc = -1;
     }
     if (rc == 0) return 1;
+    if (rc == -2) {
+      fprintf(log, "vpq: checkpoint %s was written by another version of vpq (%s): run with --reset-state to start "
+              "over without it\n", path, err);
+      return -1;
+    }
     fprintf(log, "vpq: checkpoint %s is invalid (%s); trying the previous one\n", path, err);
   }
   return 0;

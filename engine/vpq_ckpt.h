@@ -107,11 +107,13 @@ typedef struct vpq_ckpt_file {
 
 /* Reads the newest valid checkpoint of `dir` into `out`: a corrupt or truncated file is
  * reported on `log` and the one before it is tried. Returns 1 when one was read, 0 when there
- * is none. */
+ * is none, -1 (reported on `log`) at a checkpoint of another format version: its state is
+ * there but this vpq cannot read it, and starting over would write its output again. */
 int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log);
 
-/* Checks and decompresses checkpoint bytes `data` (a whole file). Returns 0, or -1 with
- * `err` filled. */
+/* Checks and decompresses checkpoint bytes `data` (a whole file). Returns 0, or with `err`
+ * filled -2 when they are a checkpoint of another format version, -1 when they are not a whole
+ * valid checkpoint. */
 int vpq_ckpt_decode(const void *data, size_t len, vpq_ckpt_file *out, char *err, size_t err_size);
 
 void vpq_ckpt_file_free(vpq_ckpt_file *file);

@@ -1146,7 +1146,9 @@ static int restore_engine(vpq_engine *e, FILE *log, vpq_ckpt_file *file, vpq_ckp
       return -1;
     }
   }
-  if (!vpq_ckpt_read_newest(e->state_dir, file, log)) {
+  int found = vpq_ckpt_read_newest(e->state_dir, file, log);
+  if (found < 0) return -1;
+  if (!found) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     e->run_id = vpq_ckpt_hash(&now, sizeof now, (uint64_t)getpid());
