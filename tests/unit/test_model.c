@@ -471,11 +471,12 @@ static void short_history_falls_back_to_the_last_value(void **state) {
   } cases[] = {
       {VPQ_MODEL_HOLT_WINTERS, DAY, 2 * DAY},
       {VPQ_MODEL_HOLT_WINTERS, 0, 2},
-      /* 23 hours + 6 days + 1 + 2 lags (season, week) + 2 origin inputs (its value, its season's
-       * mean) = 34 inputs, so 35 rows after the first season. */
-      {VPQ_MODEL_LINEAR, DAY, DAY + 35},
+      /* 23 hours + 6 days + 1 + 2 lags (season, week) + 5 origin inputs (its value, its season's
+       * mean, its value a season before, the value before it and that one's a season before) =
+       * 37 inputs, so 38 rows after the first season. */
+      {VPQ_MODEL_LINEAR, DAY, DAY + 38},
       /* The MLP learns the residuals of the linear model. */
-      {VPQ_MODEL_MLP, DAY, DAY + 35},
+      {VPQ_MODEL_MLP, DAY, DAY + 38},
   };
   enum { N = 100, H = 5 };
   double y[N], out[H];
