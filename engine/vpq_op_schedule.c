@@ -322,7 +322,7 @@ static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t t
   const int *map = s->query->column_map;
   setpoint = round_to(setpoint, 1e3);
   soc = round_to(soc, 1e9);
-  peak = round_to(peak, 1e3);
+  peak = round_to(peak, 1e9); /* the peak the written setpoints give: the forecast may carry sub-watt digits */
   int at = out->n++;
   vpq_datum vals[6] = {{.i = issued_at}, {.i = ts}, device, {.d = setpoint}, {.d = soc}, {.d = peak}};
   for (int c = 0; c < out->ncols; c++) out->cols[c].null[at] = 1;
