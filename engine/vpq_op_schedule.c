@@ -34,7 +34,7 @@
  * an under-forecast peak would find the fleet half empty: so the first step then charges every
  * battery that is not discharging further, as far as keeps that step's net load at or under
  * the plan's level (the larger of f·M and the plan's peak), and the steps after it are planned
- * again from there. On PJM load this kept 61% instead of 56% of perfect foresight's monthly
+ * again from there. On PJM load this kept 66% instead of 63% of perfect foresight's monthly
  * peak reduction with a third of the battery cycles (bench/eval_schedule.c).
  *
  * When the operator is freed it logs how many plans it made, their CPU time, and how many were
