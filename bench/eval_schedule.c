@@ -30,26 +30,26 @@
  * `floor90` and `floor100` (the floor at 0.9 and 1 × the month's peak).
  *
  * Results (average monthly reduction, the four zones' mean; perfect foresight 629 kW over
- * 24 h, 607 kW over 48 h; the rule 245 kW; vpq_model and vpq_sched as of 2026-11-30, both then
- * being reworked): min-peak 352 kW (56% of perfect), floor 381 kW (61%, better in every zone,
- * and 96–124 full cycles a year instead of 300–347), floor+hi 387 (62%: −9 to +23 kW per zone
- * against floor, within the noise of a metric that one hour a month sets: the same loop run
+ * 24 h, 607 kW over 48 h; the rule 245 kW), measured 2026-11-30 after the forecast gained the
+ * origin's lags (vpq_model_regression.c): min-peak 395 kW (63% of perfect), floor 413 kW (66%,
+ * better in every zone, and 100–120 full cycles a year instead of 304–347), 48h 375 (62% of its
+ * own perfect foresight), upper 71 (hi grows with the step, so tomorrow always looks worse than
+ * today and today is not shaved). Before that change: min-peak 352 (56%), floor 381 (61%),
+ * floor+hi 387 (62%: within the noise of a metric that one hour a month sets: the same loop run
  * through the modules alone, bench/schedule_gap.c, differs from it by up to 46 kW in a zone),
- * 48h 348 (57% of its own perfect foresight), floor90 362, floor100 300, upper 83 (hi grows
- * with the step, so tomorrow always looks worse than today and today is not shaved). The
- * target, 85%, is not reached.
+ * floor90 362, floor100 300. The target, 85%, is not reached.
  *
  * Where the gap comes from (bench/schedule_gap.c plans MIN_PEAK on series between the forecast
- * and the truth; its own vpq run keeps 58%):
- *  - the hour being dispatched: planning on the truth except that hour's forecast keeps 77%.
+ * and the truth; its own vpq run keeps 62%):
+ *  - the hour being dispatched: planning on the truth except that hour's forecast keeps 84%.
  *    Setpoints are fixed for the hour, so the net load is the plan's level plus the hour's
- *    forecast error (MAE 62–78 kW, 1.0–1.4% of the mean load), and the month's peak is the
- *    worst such hour on the plateau the plan flattens;
- *  - the rest of the horizon: scaling every step's error by 0.75 / 0.5 / 0.25 keeps 69 / 80 /
- *    91%, so 85% needs errors about 0.4× vpq's at every step, not only in the first hours. At
- *    the daily peak hour the forecast is low on average (by 0–34 kW at step 0, 120–175 kW at
- *    step 6): the plan spends its energy early and runs out (below 10% of its energy left at
- *    the hour of the month's net peak in 4–8 of the 11 months per zone, 3–7 with the floor);
+ *    forecast error (MAE 33–59 kW, 0.6–0.9% of the mean load; 62–78 kW before), and the
+ *    month's peak is the worst such hour on the plateau the plan flattens;
+ *  - the rest of the horizon: scaling every step's error by 0.75 / 0.5 / 0.25 keeps 73 / 83 /
+ *    93%, so 85% needs errors about 0.45× vpq's at every step, not only in the first hours. At
+ *    the daily peak hour the forecast is low on average (by 110–210 kW six to twelve steps
+ *    ahead): the plan spends its energy early and runs out (below 10% of its energy left at
+ *    the hour of the month's net peak in 3–6 of the 11 months per zone);
  *  - the horizon is not the limit: over 12 h vpq keeps the same, over 48 h perfect foresight
  *    itself reduces less (the least-throughput plan shaves today only to tomorrow's level).
  * Also measured, with an earlier study harness on an all-2-hour fleet (plain vpq 337 kW of 630):
