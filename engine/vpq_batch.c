@@ -17,6 +17,7 @@ vpq_batch *vpq_batch_new(vpq_arena *arena, int ncols, const vpq_type *types, int
   batch->wm = vpq_arena_alloc(arena, sizeof(int64_t) * (size_t)cap);
   batch->diff = vpq_arena_alloc(arena, (size_t)cap);
   batch->origin = vpq_arena_alloc(arena, sizeof(vpq_origin) * (size_t)cap);
+  batch->source = vpq_arena_alloc(arena, sizeof(int32_t) * (size_t)cap);
   return batch;
 }
 
@@ -34,6 +35,7 @@ vpq_batch vpq_batch_view(vpq_arena *arena, const vpq_batch *batch, int first, in
   view.wm = batch->wm + from;
   view.diff = batch->diff + from;
   view.origin = batch->origin + from;
+  view.source = batch->source + from;
   return view;
 }
 
@@ -47,4 +49,5 @@ void vpq_batch_append_row(vpq_batch *dst, const vpq_batch *src, int row) {
   dst->wm[at] = src->wm[row];
   dst->diff[at] = src->diff[row];
   dst->origin[at] = src->origin[row];
+  dst->source[at] = src->source[row];
 }

@@ -50,6 +50,9 @@ typedef struct vpq_batch {
   int64_t *wm;
   int8_t *diff;
   vpq_origin *origin; /* the source row each row derives from (for dead letters) */
+  int32_t *source;    /* the source relation that read that row: 1 + its index; 0: not known
+                         (rows read back from an internal topic or a checkpoint, and the
+                         results of aggregations) */
 } vpq_batch;
 
 /* Allocates a batch of `ncols` columns with room for `cap` rows in `arena`; types may be NULL

@@ -232,8 +232,7 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
       vpq_op_connect(writer, scan, 0);
       prev = scan;
     }
-    const vpq_source_slot *slot = sel->from->is_source ? &e->slots[sel->from->index] : NULL;
-    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, slot, step != NULL));
+    vpq_op *agg = engine_track(e, vpq_op_aggregate_new(rt, &e->arena, q, e->slots, step != NULL));
     if (step) step->aggregate = agg;
     vpq_op_connect(prev, agg, 0);
     prev = agg;
@@ -366,6 +365,7 @@ static void plan_physical(vpq_engine *e) {
   for (int r = 0; r < n; r++) {
     const vpq_relation *rel = plan->relations[r];
     e->planning = r;
+    e->slots[r].rel = rel;
     e->rel_ops[r] = engine_track(e, vpq_op_relation_new(&e->rt, rel));
     if (rel->is_source || (!rel->nqueries && !rel->is_sink)) {
       e->source_ops[r] = engine_track(e, vpq_op_source_new(&e->rt, rel, &e->slots[r]));
@@ -804,11 +804,26 @@ static void mark_read(vpq_relation *rel, const vpq_bexpr *x, int offset) {
   for (int i = 0; i < x->nargs; i++) mark_read(rel, x->args[i], offset);
 }
 
+/* Whether some source of the plan has a dead-letter output. */
+static bool plan_dead_letters(const vpq_plan *plan) {
+  for (int r = 0; r < plan->nrelations; r++)
+    if (plan->relations[r]->is_source && plan->relations[r]->source.dead_letter) return true;
+  return false;
+}
+
+/* Marks every column of `rel` read. */
+static void mark_all_read(vpq_relation *rel) {
+  for (int c = 0; c < rel->schema.ncols; c++) rel->schema.cols[c].unread = false;
+}
+
 /* Projection pushdown: a source column that no query reads need not be decoded. Sources with
  * a dead-letter output or subscribers keep every column (their rows are shown whole), and so
- * do sources read by FORECAST or SCHEDULE. */
+ * do sources read by FORECAST or SCHEDULE, and (when there are dead-letter outputs) relations
+ * joined in an aggregation: its late and refused rows are dead-lettered with their joined
+ * columns. */
 static void mark_unread_columns(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
+  bool dead_letters = plan_dead_letters(plan);
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_relation *rel = plan->relations[r];
     if (!rel->is_source || rel->source.dead_letter || e->subscribed[r]) continue;
@@ -818,14 +833,14 @@ static void mark_unread_columns(vpq_engine *e) {
     for (int q = 0; q < plan->relations[r]->nqueries; q++) {
       const vpq_plan_query *query = plan->relations[r]->queries[q];
       if (query->kind != VPQ_PLAN_SELECT) {
-        for (int s = 0; s < plan->nrelations; s++)
-          for (int c = 0; c < plan->relations[s]->schema.ncols; c++) plan->relations[s]->schema.cols[c].unread = false;
+        for (int s = 0; s < plan->nrelations; s++) mark_all_read(plan->relations[s]);
         return;
       }
       const vpq_plan_select *sel = &query->select;
       for (int side = -1; side < sel->njoins; side++) {
         vpq_relation *rel = side < 0 ? sel->from : sel->joins[side].right;
         int offset = side < 0 ? 0 : sel->joins[side].right_offset;
+        if (side >= 0 && sel->aggregate && dead_letters) mark_all_read(rel);
         mark_read(rel, sel->where, offset);
         for (int k = 0; k < sel->ngroup_keys; k++) mark_read(rel, sel->group_keys[k], offset);
         for (int i = 0; i < sel->naggs; i++) mark_read(rel, sel->aggs[i].arg, offset);

@@ -579,6 +579,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
       }
       batch->origin[kept] = batch->origin[i];
     }
+    batch->source[kept] = rel->index + 1;
     batch->ts[kept] = ts;
     batch->wm[kept] = s->wm;
     batch->diff[kept] = 1;
@@ -676,6 +677,7 @@ static void map_push(vpq_op *op, int port, const vpq_batch *batch) {
   memcpy(out->wm, in->wm, sizeof *in->wm * (size_t)in->n);
   memcpy(out->diff, in->diff, (size_t)in->n);
   memcpy(out->origin, in->origin, sizeof *in->origin * (size_t)in->n);
+  memcpy(out->source, in->source, sizeof *in->source * (size_t)in->n);
   vpq_op_emit(op, out);
 }
 

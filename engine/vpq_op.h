@@ -100,6 +100,7 @@ vpq_batch *vpq_op_batch(vpq_runtime *rt, const vpq_schema *schema, int cap);
 
 /* The connector objects of a source relation, filled in when the run opens them. */
 typedef struct vpq_source_slot {
+  const vpq_relation *rel; /* the source relation (its name is the origin of pushed rows) */
   vpq_source *src;
   vpq_dead_letter *dl;
 } vpq_source_slot;
@@ -139,11 +140,13 @@ vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *
                        const vpq_schema *input, bool project);
 
 /* Aggregation: windows (tumbling, hopping, session) or a keyed table, ROLLUP, HAVING, the
- * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows. `partitioned`:
- * its input is read from a repartition step, each row with the internal topic's partition it
- * came from in one more BIGINT column after the input columns. */
+ * SELECT list, EMIT FINAL / CHANGES, retractions of table inputs, late rows. `slots`: every
+ * relation's connector objects, by relation index (a late or refused row goes to the
+ * dead-letter output of the source it derives from). `partitioned`: its input is read from a
+ * repartition step, each row with the internal topic's partition it came from in one more
+ * BIGINT column after the input columns. */
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
-                             const vpq_source_slot *slot, bool partitioned);
+                             const vpq_source_slot *slots, bool partitioned);
 /* A partitioned aggregation whose member no longer reads `partition` of the internal topic:
  * drops the open groups of that partition without writing them (a table's written rows are
  * retracted). Called between batches. */

@@ -6,8 +6,9 @@
  *
  *   buckets[hash] ─► group ─► group ─► ...        (chained; key = window start, level, keys)
  *   windows[] sorted by (end, start) ─► groups in creation order   (tumbling, hopping)
- *   sessions: groups of one key chained under the key's hash; a row merges the sessions it
- *             touches (gaps strictly less than the session gap)
+ *   sessions: groups of one key chained under the key's hash; a row merges the open sessions
+ *             it touches (gaps strictly less than the session gap); a row touching none is
+ *             late when a session of it alone would be closed already
  *
  * Rows are processed in order. Before row i, the operator advances to the row's watermark
  * wm[i]: every window with end + grace <= wm closes and, under EMIT FINAL, is written
@@ -28,6 +29,9 @@
  * keys that have open groups are counted in a key set; once n keys are open, a row of a new
  * key is refused (counted, dead-lettered with reason "max_keys: ...") while the open keys keep
  * updating. A key leaves the set when its last group closes or empties.
+ *
+ * Late and refused rows go to the dead-letter output of the source each row comes from
+ * (vpq_batch.source), written as the input layout with its joined columns' names made unique.
  *
  * A repartitioned aggregation remembers which partition of the internal topic each group's
  * rows come from, and drops a partition's groups unwritten when a rebalance takes it away
@@ -95,7 +99,7 @@ typedef struct aggregate_op {
   vpq_op base;
   const vpq_plan_query *query;
   const vpq_plan_select *sel;
-  const vpq_source_slot *slot; /* the FROM source's connectors, for late rows; or NULL */
+  const vpq_source_slot *slots; /* every relation's connectors (by index), for dead letters */
   bool to_table;       /* the target is a table: write -1/+1 changelog pairs */
   bool changes;        /* EMIT CHANGES (or a table without a window) */
   int nlevels;
@@ -108,6 +112,7 @@ typedef struct aggregate_op {
   vpq_program **out_progs; /* per target column; NULL = NULL column */
   bool partitioned;        /* input rows carry their internal topic's partition after the input columns */
   vpq_schema layout;       /* keys, aggregates, WINDOW_START, WINDOW_END */
+  vpq_schema dead_schema;  /* the input layout as dead letters name it: unique column names */
 
   agg_group *groups;
   int ngroups, groups_cap;
@@ -641,14 +646,25 @@ void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition) {
 
 /* ===== Rows ===== */
 
-/* Writes row `row` to the FROM source's dead-letter output (when it has one) with `reason`. */
+/* The connectors of the source that read the row `row` derives from: the one its origin names,
+ * else (a row read back from an internal topic or a checkpoint) the FROM relation's when that
+ * is a source; NULL when neither is known. */
+static const vpq_source_slot *row_slot(const aggregate_op *a, const vpq_batch *batch, int row) {
+  int32_t source = batch->source[row];
+  if (source > 0) return &a->slots[source - 1];
+  return a->sel->from->is_source ? &a->slots[a->sel->from->index] : NULL;
+}
+
+/* Writes row `row`, as this operator sees it, to the dead-letter output of the source it
+ * derives from (when that has one) with `reason`. */
 static void dead_letter(aggregate_op *a, const vpq_batch *batch, int row, const char *reason) {
   vpq_runtime *rt = a->base.rt;
-  if (!a->slot || !a->slot->dl) return;
+  const vpq_source_slot *slot = row_slot(a, batch, row);
+  if (!slot || !slot->dl) return;
   char origin[256];
-  if (a->slot->src) a->slot->src->vt->format_origin(a->slot->src, batch->origin[row], origin, sizeof origin);
-  else snprintf(origin, sizeof origin, "%s", a->sel->from->name);
-  vpq_dead_letter_row(a->slot->dl, batch->origin[row].offset, reason, origin, &a->sel->input, batch, row, rt->intern);
+  if (slot->src) slot->src->vt->format_origin(slot->src, batch->origin[row], origin, sizeof origin);
+  else snprintf(origin, sizeof origin, "%s", slot->rel->name);
+  vpq_dead_letter_row(slot->dl, batch->origin[row].offset, reason, origin, &a->dead_schema, batch, row, rt->intern);
   rt->stats.dead_lettered++;
 }
 
@@ -735,35 +751,65 @@ static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64
   }
 }
 
-/* Session windows: the row joins (and merges) every session of its key it lies within gap
- * of, or starts a new one. Steps immediately. */
-static void add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *row_key,
+/* Whether `group` is an open session of (level, key, hash) that a row at `ts` lies within gap
+ * of: it joins that session. */
+static bool session_touched(const aggregate_op *a, const agg_group *group, uint64_t hash, int level,
+                            const vpq_datum *key, const uint8_t *key_null, int64_t ts) {
+  return group->hash == hash && group->level == level && group_key_equal(a, group, key, key_null) &&
+         ts > group->start - a->sel->window.gap_ms && ts < group->end;
+}
+
+/* A table's row of a session that a merge absorbs into another: retracted, with the event time
+ * `ts` and origin of the merged session's change, so that the -1 and the merged session's new
+ * row are one change downstream. */
+static void session_retract(aggregate_op *a, const agg_group *group, int64_t ts, vpq_origin origin) {
+  if (!a->to_table || !group->emitted) return;
+  a->out_origin = origin;
+  out_room(a, 1);
+  out_append(a, group->last, group->last_null, ts, -1);
+}
+
+/* Session windows, at every rollup level: the row joins (and merges) every open session of its
+ * key it lies within gap of, which may extend a session backwards or bridge two; when it
+ * touches none, it starts a new session, unless that session would already be closed (ts + gap
+ * + grace <= watermark): then the row is late at that level. Sessions already closed are gone,
+ * so a late row never reopens one. Steps immediately; returns false when the row was late at
+ * some level. */
+static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *row_key,
                            const uint8_t *row_key_null) {
-  int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms;
+  int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms, grace = a->sel->window.grace_ms;
   vpq_datum key[64];
   uint8_t key_null[64];
+  bool admitted = true;
   for (int level = 0; level < a->nlevels; level++) {
     level_key(a, level, row_key, row_key_null, key, key_null);
     uint64_t hash = group_hash(a, 0, level, key, key_null);
+    int head = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1;
     int target = -1;
-    for (int g = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1; g >= 0;) {
+    int64_t merged_end = ts + gap;
+    for (int g = head; g >= 0; g = a->groups[g].next) {
+      if (!session_touched(a, &a->groups[g], hash, level, key, key_null, ts)) continue;
+      if (target < 0) target = g;
+      if (a->groups[g].end > merged_end) merged_end = a->groups[g].end;
+    }
+    if (target < 0 && ts + gap + grace <= a->wm) {
+      admitted = false;
+      continue;
+    }
+    for (int g = head; g >= 0;) {
       agg_group *group = &a->groups[g];
       int next = group->next;
-      bool mine = group->hash == hash && group->level == level && group_key_equal(a, group, key, key_null);
-      if (mine && ts > group->start - gap && ts < group->end) {
-        if (target < 0) {
-          target = g;
-        } else {
-          agg_group *t = &a->groups[target];
-          for (int i = 0; i < a->sel->naggs; i++)
-            vpq_agg_merge(&a->sel->aggs[i].spec, t->state + a->offsets[i], group->state + a->offsets[i]);
-          for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
-          if (group->start < t->start) t->start = group->start;
-          if (group->end > t->end) t->end = group->end;
-          if (group->seq < t->seq) t->seq = group->seq;
-          t->nrows += group->nrows;
-          group_free(a, g);
-        }
+      if (g != target && session_touched(a, group, hash, level, key, key_null, ts)) {
+        agg_group *t = &a->groups[target];
+        session_retract(a, group, merged_end - 1, batch->origin[row]);
+        for (int i = 0; i < a->sel->naggs; i++)
+          vpq_agg_merge(&a->sel->aggs[i].spec, t->state + a->offsets[i], group->state + a->offsets[i]);
+        for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
+        if (group->start < t->start) t->start = group->start;
+        if (group->end > t->end) t->end = group->end;
+        if (group->seq < t->seq) t->seq = group->seq;
+        t->nrows += group->nrows;
+        group_free(a, g);
       }
       g = next;
     }
@@ -772,12 +818,13 @@ static void add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
     if (ts < t->start) t->start = ts;
     if (ts + gap > t->end) t->end = ts + gap;
     t->nrows += batch->diff[row];
-    int64_t close = t->end + a->sel->window.grace_ms;
+    int64_t close = t->end + grace;
     if (close < a->next_close) a->next_close = close;
     run_add(a, target, row);
     run_step(a, batch);
     mark_dirty(a, target);
   }
+  return admitted;
 }
 
 /* The start of the last window holding `ts` (tumbling, hopping): rows come in time order, so
@@ -804,11 +851,7 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
     add_to_group(a, batch, row, 0, 0, key, key_null);
     break;
   case VPQ_WINDOW_SESSION:
-    if (ts + win->gap_ms + win->grace_ms <= a->wm) {
-      late_row(a, batch, row);
-      return;
-    }
-    add_to_session(a, batch, row, key, key_null);
+    if (!add_to_session(a, batch, row, key, key_null)) late_row(a, batch, row);
     break;
   case VPQ_WINDOW_TUMBLING:
   case VPQ_WINDOW_HOPPING: {
@@ -1247,13 +1290,36 @@ static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
       if (a->groups[g].alive && a->groups[g].level == 0) kset_ref(a, a->groups[g].key, a->groups[g].key_null, +1);
 }
 
+/* Names the input layout's columns for dead letters, whose rows are JSON objects: a column of
+ * a joined relation whose name an earlier column has is qualified with its relation's alias (or
+ * name), as `d.k`. */
+static void dead_letter_schema(aggregate_op *a, vpq_arena *arena) {
+  const vpq_plan_select *sel = a->sel;
+  int ncols = sel->input.ncols;
+  a->dead_schema.ncols = ncols;
+  a->dead_schema.cols = vpq_arena_alloc(arena, sizeof *a->dead_schema.cols * (size_t)(ncols + 1));
+  for (int c = 0; c < ncols; c++) {
+    vpq_column *col = &a->dead_schema.cols[c];
+    *col = sel->input.cols[c];
+    bool taken = false;
+    for (int d = 0; d < c && !taken; d++) taken = strcmp(sel->input.cols[d].name, col->name) == 0;
+    if (!taken || !sel->njoins) continue;
+    int j = sel->njoins - 1;
+    while (j > 0 && sel->joins[j].right_offset > c) j--;
+    const char *qualifier = sel->joins[j].alias ? sel->joins[j].alias : sel->joins[j].right->name;
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s", qualifier, col->name);
+    col->name = vpq_arena_strdup(arena, name);
+  }
+}
+
 static const vpq_op_vt aggregate_vt = {"Aggregate", aggregate_push, aggregate_watermark,
                                        aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
 static const vpq_op_vt window_aggregate_vt = {"WindowAggregate", aggregate_push, aggregate_watermark,
                                               aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
 
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
-                             const vpq_source_slot *slot, bool partitioned) {
+                             const vpq_source_slot *slots, bool partitioned) {
   aggregate_op *a = calloc(1, sizeof *a);
   if (!a) abort();
   const vpq_plan_select *sel = &query->select;
@@ -1261,7 +1327,8 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
               &query->target->schema);
   a->query = query;
   a->sel = sel;
-  a->slot = slot;
+  a->slots = slots;
+  dead_letter_schema(a, arena);
   a->partitioned = partitioned;
   a->to_table = query->target->kind == VPQ_REL_TABLE;
   const vpq_plan_options *opts = &query->target->sink.options;

@@ -22,7 +22,7 @@
 #include "vpq_expr.h"
 #include "vpq_op.h"
 
-/* A kept row: its columns, key hash, event time and origin. */
+/* A kept row: its columns, key hash, event time, origin and source (vpq_batch.source). */
 typedef struct join_row {
   vpq_datum *data;
   uint8_t *null;
@@ -31,6 +31,7 @@ typedef struct join_row {
   uint64_t hash;
   int64_t ts;
   vpq_origin origin;
+  int32_t source;
   bool matched;
 } join_row;
 
@@ -84,6 +85,7 @@ static join_row join_row_make(const join_op *j, int side, const vpq_batch *batch
   r.hash = vpq_op_hash_datums(r.key, r.key_null, j->nkeys, 0);
   r.ts = batch->ts[row];
   r.origin = batch->origin[row];
+  r.source = batch->source[row];
   return r;
 }
 
@@ -118,10 +120,10 @@ static uint64_t row_key_hash(const join_op *j, const vpq_vec *keys, int row) {
 }
 
 /* Writes a joined row into `out`: left columns from (ldata,lnull), right from (rdata,rnull)
- * or NULLs when rdata is NULL. */
+ * or NULLs when rdata is NULL; origin and source are those of the row that made the pair. */
 static void pair_append(vpq_batch *out, int nleft, const vpq_datum *ldata, const uint8_t *lnull,
                         const vpq_datum *rdata, const uint8_t *rnull, int64_t ts, int64_t wm,
-                        int diff, vpq_origin origin) {
+                        int diff, vpq_origin origin, int32_t source) {
   int at = out->n++;
   for (int c = 0; c < out->ncols; c++) {
     bool left = c < nleft;
@@ -135,6 +137,7 @@ static void pair_append(vpq_batch *out, int nleft, const vpq_datum *ldata, const
   out->wm[at] = wm;
   out->diff[at] = (int8_t)diff;
   out->origin[at] = origin;
+  out->source[at] = source;
 }
 
 /* Applies the residual condition to candidate pairs and emits the survivors. */
@@ -216,7 +219,7 @@ static void table_probe(join_op *j, const vpq_batch *batch) {
     vpq_op_copy_row(batch, i, nleft, ldata, lnull);
     const join_row *match = r >= 0 ? &j->side[1].rows[r] : NULL;
     pair_append(pairs, nleft, ldata, lnull, match ? match->data : NULL, match ? match->null : NULL,
-                batch->ts[i], batch->wm[i], batch->diff[i], batch->origin[i]);
+                batch->ts[i], batch->wm[i], batch->diff[i], batch->origin[i], batch->source[i]);
   }
   if (!outer || !j->residual) {
     emit_pairs(j, pairs);
@@ -257,7 +260,7 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
       }
       const join_row *l = side == 0 ? &row : o, *rr = side == 0 ? o : &row;
       pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
-                  batch->origin[i]);
+                  batch->origin[i], batch->source[i]);
       o->matched = true;
       row.matched = true;
     }
@@ -288,7 +291,8 @@ static void window_evict(join_op *j, int64_t wm) {
             if (unmatched) vpq_op_emit(&j->base, unmatched);
             unmatched = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
           }
-          pair_append(unmatched, nleft, row->data, row->null, NULL, NULL, row->ts, j->base.passed_wm, 1, row->origin);
+          pair_append(unmatched, nleft, row->data, row->null, NULL, NULL, row->ts, j->base.passed_wm, 1, row->origin,
+                      row->source);
         }
         join_row_free(row);
       } else {
