@@ -141,6 +141,17 @@ static int cmd_check(int argc, char **argv) {
   return 0;
 }
 
+/* Whether a `--set key=value` has a value its key cannot take (`repartition`: on or off, as the
+ * engine also accepts true and false); prints the usage error. */
+static bool bad_set(const char *set) {
+  const char *value = strchr(set, '=') + 1;
+  if (strncmp(set, "repartition=", 12) != 0 || strcmp(value, "on") == 0 || strcmp(value, "off") == 0 ||
+      strcmp(value, "true") == 0 || strcmp(value, "false") == 0)
+    return false;
+  usage("--set repartition is 'on' or 'off', not '%s'", value);
+  return true;
+}
+
 /* Applies a `--set key=value` to an engine. */
 static void apply_set(vpq_engine *engine, const char *set) {
   const char *eq = strchr(set, '=');
@@ -154,7 +165,9 @@ static int cmd_explain(int argc, char **argv) {
   const char *file = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--dot") == 0) dot = true;
-    else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) i++;
+    else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
+      if (bad_set(argv[++i])) return 2;
+    }
     else if (argv[i][0] == '-') return usage("unknown option `%s` for explain: explain takes --dot and --set key=value", argv[i]);
     else if (!file) file = argv[i];
     else return usage("explain takes one FILE.vpq, not also `%s`", argv[i]);
@@ -227,6 +240,10 @@ static int cmd_run(int argc, char **argv) {
       http_token = argv[++i];
     } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
       sets[nsets++] = argv[++i];
+      if (bad_set(argv[i])) {
+        free(sets);
+        return 2;
+      }
     } else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
       state_dir = argv[++i];
     } else if (strcmp(argv[i], "--checkpoint-interval") == 0 && i + 1 < argc) {

@@ -745,6 +745,17 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
     conn->options.items[conn->options.count++] = po;
   }
   if (conn->connector && !conn->format) conn->format = "json";
+  for (int i = 0; i < conn->options.count; i++) { /* values the connectors would refuse when opened */
+    const vpq_plan_option *o = &conn->options.items[i];
+    if (!o->text) continue;
+    if (strcmp(o->key, "processing_guarantee") == 0 && strcmp(o->text, "exactly_once") &&
+        strcmp(o->text, "kafka_transactions") && strcmp(o->text, "at_least_once"))
+      error(a, o->span, "`processing_guarantee` is 'exactly_once', 'kafka_transactions' or 'at_least_once', not '%s'",
+            o->text);
+    if (strcmp(o->key, "start") == 0 && conn->connector && strcmp(conn->connector, "kafka") == 0 &&
+        strcmp(o->text, "earliest") && strcmp(o->text, "latest"))
+      error(a, o->span, "`start` is 'earliest' or 'latest', not '%s'", o->text);
+  }
   if (conn->dead_letter && conn->connector && strcmp(conn->connector, "kafka") == 0) {
     /* A Kafka source's dead letters go to a topic (the name as written), unless the value is a
      * file path: it has a '/' or ends in .json / .jsonl (a topic name can have neither). */
@@ -1160,7 +1171,7 @@ static const struct {
   unsigned models;
 } model_options[] = {
     {"season", OPT_INTERVAL, 0xf}, {"history", OPT_INTERVAL, 0xf}, {"features", OPT_NAME, 0xc},
-    {"ridge", OPT_NUMBER, 0x4},    {"hidden", OPT_BIGINT, 0x8},    {"epochs", OPT_BIGINT, 0x8},
+    {"ridge", OPT_NUMBER, 0xc},    {"hidden", OPT_BIGINT, 0x8},    {"epochs", OPT_BIGINT, 0x8},
     {"learning_rate", OPT_NUMBER, 0x8}, {"seed", OPT_BIGINT, 0x8},     {"retrain", OPT_INTERVAL, 0xf},
 };
 

@@ -39,11 +39,17 @@ static struct shared_sim {
   int refs;
 } shared[SHARED_MAX];
 
-/* The number option `key` (BIGINT or INTERVAL), or `fallback`. */
+/* The number option `key` (BIGINT or INTERVAL, or the text of a whole number from `vpq run --set
+ * key=N`, an interval then in milliseconds), or `fallback`. */
 static int64_t number_option(const vpq_plan_connector *conn, const char *key, int64_t fallback) {
-  for (int i = 0; i < conn->options.count; i++)
-    if (strcmp(conn->options.items[i].key, key) == 0 && conn->options.items[i].type != VPQ_TYPE_STRING)
-      return conn->options.items[i].value.i;
+  for (int i = 0; i < conn->options.count; i++) {
+    const vpq_plan_option *o = &conn->options.items[i];
+    if (strcmp(o->key, key) != 0) continue;
+    if (o->type != VPQ_TYPE_STRING) return o->value.i;
+    char *end;
+    long long n = o->text ? strtoll(o->text, &end, 10) : 0;
+    if (o->text && end != o->text && *end == '\0' && n >= 0) return n;
+  }
   return fallback;
 }
 

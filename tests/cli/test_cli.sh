@@ -95,5 +95,40 @@ printf "CREATE STREAM m (site STRING, ts TIMESTAMP) WITH (connector = 'sim', str
 expect 1 "check a sim source whose pv is not a number" -- "$vpq" check pv.vpq
 grep -q "^pv.vpq:1:94: error: option \`pv\` needs a non-negative number" err.txt || { echo "FAIL: pv diagnostic: $(cat err.txt)"; fails=$((fails + 1)); }
 
+# `--set repartition` takes on or off (docs/language.md): another value is a usage error, for
+# explain and for run, also when the file has no Kafka source that would notice it.
+usage_names "explain --set repartition=maybe" "--set repartition is 'on' or 'off', not 'maybe'" -- "$vpq" explain --set repartition=maybe ok.vpq
+usage_names "run --set repartition=maybe" "--set repartition is 'on' or 'off', not 'maybe'" -- "$vpq" run ok.vpq --set repartition=maybe
+expect 0 "explain --set repartition=off" -- "$vpq" explain --set repartition=off ok.vpq
+
+# The MLP takes `ridge` as docs/language.md lists it (the penalty of its linear base model): it
+# checks, and a different ridge gives different forecasts.
+/usr/bin/python3 -c '
+import math
+for i in range(24 * 12): print("%d,%.3f" % (1704067200000 + i * 3600000, 100 + 20 * math.sin(i * math.pi / 12) + (i * 7919 % 13)))
+' | sed '1i ts,v' >series.csv
+for r in 1.0 1000; do
+  cat >mlp_$r.vpq <<VPQ
+CREATE STREAM s (ts TIMESTAMP, v DOUBLE) WITH (connector = 'file', path = 'series.csv', format = 'csv', timestamp = 'ts');
+CREATE STREAM f AS FORECAST v FROM s USING mlp (season = 1 DAY, ridge = $r) HORIZON 2 HOURS EVERY 1 DAY STEP 1 HOUR;
+VPQ
+  expect 0 "check an mlp with ridge = $r" -- "$vpq" check mlp_$r.vpq
+  expect 0 "run an mlp with ridge = $r" -- "$vpq" run mlp_$r.vpq
+  cp out.txt mlp_$r.out
+done
+[ "$(wc -l <mlp_1.0.out)" -gt 10 ] && ! cmp -s mlp_1.0.out mlp_1000.out || { echo "FAIL: mlp ridge changes nothing"; fails=$((fails + 1)); }
+
+# `--set` gives every connector the properties its WITH does not name (README): a sim source's
+# number options too (`sites`), not only its `pv`; one the WITH names stays as it is.
+cat >simset.vpq <<'VPQ'
+CREATE STREAM m (site STRING KEY, ts TIMESTAMP, load_kw DOUBLE)
+  WITH (connector = 'sim', stream = 'meters', timestamp = 'ts', duration = 1 HOUR, history = 1 HOUR);
+CREATE TABLE o AS SELECT count_distinct(site) AS sites, count(*) AS n FROM m;
+VPQ
+expect 0 "run a sim source with --set sites=2" -- "$vpq" run simset.vpq --set sites=2 --set history=0
+[ "$(tail -1 out.txt)" = '{"sites":2,"n":242}' ] || { echo "FAIL: --set sites=2 on a sim source: $(tail -1 out.txt)"; fails=$((fails + 1)); }
+expect 1 "run a sim source with --set sites=0" -- "$vpq" run simset.vpq --set sites=0
+grep -q "1..10000 sites" err.txt || { echo "FAIL: --set sites=0 on a sim source: $(cat err.txt)"; fails=$((fails + 1)); }
+
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
