@@ -212,10 +212,11 @@ static void linear_add_gram(const vpq_model *m, const linear_row *r, double weig
   }
 }
 
-/* Adds row r's horizon products at every horizon to b (q × p × nk: [e][i][k − 1]), c
- * (q × q × nk) and h (q × nk), except those of its calendar columns (value 1), whose sums go
- * to its calendar group's cal (q × nk) instead. */
-static void linear_add_horizons(const vpq_model *m, const linear_row *r, const linear_origins *o, double *b, double *c,
+/* Adds row r's horizon products at every horizon to b (q × p × nk: [e][i][k − 1]) and h
+ * (q × nk), except those of its calendar columns (value 1), whose sums go to its calendar
+ * group's cal (q × nk) instead; the products of the horizon inputs with one another are
+ * linear_origin_products'. */
+static void linear_add_horizons(const vpq_model *m, const linear_row *r, const linear_origins *o, double *b,
                                 double *h, double *cal) {
   int p = m->ncommon, q = m->nhorizon, nk = m->horizons;
   for (int e = 0; e < q; e++) {
@@ -226,14 +227,32 @@ static void linear_add_horizons(const vpq_model *m, const linear_row *r, const l
       double vx = r->val[x], *bx = b + ((size_t)e * (size_t)p + (size_t)r->col[x]) * (size_t)nk;
       for (int k = 0; k < nk; k++) bx[k] += vx * ue[k];
     }
-    for (int f = 0; f <= e; f++) {
-      const double *uf = origin_inputs(o, r->t, f);
-      double *cef = c + ((size_t)e * (size_t)q + (size_t)f) * (size_t)nk;
-      for (int k = 0; k < nk; k++) cef[k] += ue[k] * uf[k];
-    }
     double *he = h + (size_t)e * (size_t)nk;
     for (int k = 0; k < nk; k++) he[k] += r->y * ue[k];
   }
+}
+
+/* Sets c (q × q × nk: [e][f][k − 1], f ≤ e) to the sums, over the rows t of [first, n) but
+ * the `nskipped` rows in `skipped`, of the products of the horizon inputs of origin t − k. The
+ * origins the rows read at horizon k are those of [first − k, n − k): one window of the same
+ * products shifted by k, so a running sum over the origins gives every horizon's sum in
+ * O(n + nk) per pair of inputs instead of O(n · nk). running is scratch of n + 1 values. */
+static void linear_origin_products(const vpq_model *m, const linear_origins *o, int first, const int *skipped,
+                                   int nskipped, double *running, double *c) {
+  const int q = m->nhorizon, nk = m->horizons, n = o->n;
+  for (int e = 0; e < q; e++)
+    for (int f = 0; f <= e; f++) {
+      /* origin j's product is at index n − 1 − j of each input's row of o->back */
+      const double *ue = o->back + (size_t)e * (size_t)n, *uf = o->back + (size_t)f * (size_t)n;
+      running[0] = 0.0;
+      for (int j = 0; j < n; j++) running[j + 1] = running[j] + ue[n - 1 - j] * uf[n - 1 - j];
+      double *cef = c + ((size_t)e * (size_t)q + (size_t)f) * (size_t)nk;
+      for (int k = 1; k <= nk; k++) {
+        double sum = running[n - k] - running[first - k];
+        for (int i = 0; i < nskipped; i++) sum -= ue[n - 1 - (skipped[i] - k)] * uf[n - 1 - (skipped[i] - k)];
+        cef[k - 1] = sum;
+      }
+    }
 }
 
 /* Adds `weight` times row r's products at horizon k alone to the Gram matrix a, g, and that
@@ -282,11 +301,16 @@ int vpq_model_linear_fit(vpq_model *m, const vpq_series *s, const double *z) {
   size_t sums = pp + (size_t)p + qk * (size_t)p + qk * (size_t)q + qk;
   size_t one = pp + (size_t)p + 2 * qp + 2 * (size_t)q * (size_t)q + 2 * (size_t)q;
   double *all = calloc(sums + one, sizeof(double)), *cal = calloc(CAL_GROUPS * qk, sizeof(double));
+  /* the rows that cannot be used, and scratch for linear_origin_products */
+  int nskipped = 0, *skipped = malloc(sizeof(int) * ((size_t)s->n + 1));
+  double *running = malloc(sizeof(double) * ((size_t)s->n + 1));
   linear_row r;
-  if (linear_row_init(m, &r) != 0 || !all || !cal) {
+  if (linear_row_init(m, &r) != 0 || !all || !cal || !skipped || !running) {
     linear_row_free(&r);
     free(all);
     free(cal);
+    free(skipped);
+    free(running);
     free(o.back);
     return -1;
   }
@@ -294,10 +318,16 @@ int vpq_model_linear_fit(vpq_model *m, const vpq_series *s, const double *z) {
   double *a = all + sums, *g = a + pp, *b = g + p, *c = b + qp, *h = c + (size_t)q * (size_t)q;
   double *v = h + q, *S = v + qp, *rhs = S + (size_t)q * (size_t)q;
   for (int t = vpq_model_first_row(m, s->n); t < s->n; t++) {
-    if (linear_row_at(m, s, z, t, 1, &r) != 0) continue;
+    if (linear_row_at(m, s, z, t, 1, &r) != 0) {
+      skipped[nskipped++] = t;
+      continue;
+    }
     linear_add_gram(m, &r, 1.0, all, ga);
-    linear_add_horizons(m, &r, &o, ba, ca, ha, cal + (size_t)r.group * qk);
+    linear_add_horizons(m, &r, &o, ba, ha, cal + (size_t)r.group * qk);
   }
+  linear_origin_products(m, &o, vpq_model_first_row(m, s->n), skipped, nskipped, running, ca);
+  free(skipped);
+  free(running);
   /* A calendar group's rows share their calendar columns: its sums go to each of them. */
   for (int gi = 0; gi < CAL_GROUPS; gi++) {
     int cols[3], ncols = calendar_columns(m, gi, cols);
