@@ -337,11 +337,6 @@ int vpq_ckpt_decode(const void *data, size_t len, vpq_ckpt_file *out, char *err,
     return -1;
   }
   uint64_t version = get_le(p + 8, 4), raw = get_le(p + 32, 8), clen = get_le(p + 40, 8);
-  if (version != VPQ_CKPT_VERSION) {
-    snprintf(err, err_size, "checkpoint format version %llu, this vpq reads version %d", (unsigned long long)version,
-             VPQ_CKPT_VERSION);
-    return -2;
-  }
   if (clen != len - CKPT_HEADER) {
     snprintf(err, err_size, "truncated: %zu bytes of %llu", len - CKPT_HEADER, (unsigned long long)clen);
     return -1;
@@ -349,6 +344,13 @@ int vpq_ckpt_decode(const void *data, size_t len, vpq_ckpt_file *out, char *err,
   if (vpq_ckpt_hash(p, 48, vpq_ckpt_hash(p + CKPT_HEADER, clen, 0)) != get_le(p + 48, 8)) {
     snprintf(err, err_size, "checksum mismatch");
     return -1;
+  }
+  /* After the checksum (every version so far has this header): a damaged version field is a
+   * damaged file, not another vpq's. */
+  if (version != VPQ_CKPT_VERSION) {
+    snprintf(err, err_size, "checkpoint format version %llu, this vpq reads version %d", (unsigned long long)version,
+             VPQ_CKPT_VERSION);
+    return -2;
   }
   unsigned long long frame = ZSTD_getFrameContentSize(p + CKPT_HEADER, clen);
   if (frame != raw || raw > ((uint64_t)1 << 40)) {
