@@ -818,9 +818,9 @@ static void mark_all_read(vpq_relation *rel) {
 
 /* Projection pushdown: a source column that no query reads need not be decoded. Sources with
  * a dead-letter output or subscribers keep every column (their rows are shown whole), and so
- * do sources read by FORECAST or SCHEDULE, and (when there are dead-letter outputs) relations
- * joined in an aggregation: its late and refused rows are dead-lettered with their joined
- * columns. */
+ * do sources read by FORECAST or SCHEDULE, and (when there are dead-letter outputs) every
+ * relation of an aggregation over a join, both sides: its late and refused rows are
+ * dead-lettered with all their columns, whichever side's source takes them. */
 static void mark_unread_columns(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
   bool dead_letters = plan_dead_letters(plan);
@@ -840,7 +840,7 @@ static void mark_unread_columns(vpq_engine *e) {
       for (int side = -1; side < sel->njoins; side++) {
         vpq_relation *rel = side < 0 ? sel->from : sel->joins[side].right;
         int offset = side < 0 ? 0 : sel->joins[side].right_offset;
-        if (side >= 0 && sel->aggregate && dead_letters) mark_all_read(rel);
+        if (sel->njoins > 0 && sel->aggregate && dead_letters) mark_all_read(rel);
         mark_read(rel, sel->where, offset);
         for (int k = 0; k < sel->ngroup_keys; k++) mark_read(rel, sel->group_keys[k], offset);
         for (int i = 0; i < sel->naggs; i++) mark_read(rel, sel->aggs[i].arg, offset);
