@@ -769,18 +769,37 @@ static void session_retract(aggregate_op *a, const agg_group *group, int64_t ts,
   out_append(a, group->last, group->last_null, ts, -1);
 }
 
+/* Whether a row at `ts` of key row_key is late for its sessions: at some rollup level it lies
+ * within gap of no open session of its key, and a session of it alone would already be closed
+ * (ts + gap + grace <= watermark). A row late at one level is late at all of them, so that the
+ * levels always add up. */
+static bool session_late(const aggregate_op *a, int64_t ts, const vpq_datum *row_key, const uint8_t *row_key_null) {
+  if (ts + a->sel->window.gap_ms + a->sel->window.grace_ms > a->wm) return false;
+  vpq_datum key[64];
+  uint8_t key_null[64];
+  for (int level = 0; level < a->nlevels; level++) {
+    level_key(a, level, row_key, row_key_null, key, key_null);
+    uint64_t hash = group_hash(a, 0, level, key, key_null);
+    bool touched = false;
+    for (int g = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1; g >= 0 && !touched;
+         g = a->groups[g].next)
+      touched = session_touched(a, &a->groups[g], hash, level, key, key_null, ts);
+    if (!touched) return true;
+  }
+  return false;
+}
+
 /* Session windows, at every rollup level: the row joins (and merges) every open session of its
  * key it lies within gap of, which may extend a session backwards or bridge two; when it
- * touches none, it starts a new session, unless that session would already be closed (ts + gap
- * + grace <= watermark): then the row is late at that level. Sessions already closed are gone,
- * so a late row never reopens one. Steps immediately; returns false when the row was late at
- * some level. */
+ * touches none, it starts a new session. A row that session_late calls late joins no level.
+ * Sessions already closed are gone, so no row reopens one. Steps immediately; returns false
+ * when the row was late. */
 static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *row_key,
                            const uint8_t *row_key_null) {
   int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms, grace = a->sel->window.grace_ms;
+  if (session_late(a, ts, row_key, row_key_null)) return false;
   vpq_datum key[64];
   uint8_t key_null[64];
-  bool admitted = true;
   for (int level = 0; level < a->nlevels; level++) {
     level_key(a, level, row_key, row_key_null, key, key_null);
     uint64_t hash = group_hash(a, 0, level, key, key_null);
@@ -791,10 +810,6 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
       if (!session_touched(a, &a->groups[g], hash, level, key, key_null, ts)) continue;
       if (target < 0) target = g;
       if (a->groups[g].end > merged_end) merged_end = a->groups[g].end;
-    }
-    if (target < 0 && ts + gap + grace <= a->wm) {
-      admitted = false;
-      continue;
     }
     for (int g = head; g >= 0;) {
       agg_group *group = &a->groups[g];
@@ -824,7 +839,7 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
     run_step(a, batch);
     mark_dirty(a, target);
   }
-  return admitted;
+  return true;
 }
 
 /* The start of the last window holding `ts` (tumbling, hopping): rows come in time order, so
