@@ -20,6 +20,7 @@
  */
 #include "vpq_sim_connector.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,18 +40,36 @@ static struct shared_sim {
   int refs;
 } shared[SHARED_MAX];
 
-/* The number option `key` (BIGINT or INTERVAL, or the text of a whole number from `vpq run --set
- * key=N`, an interval then in milliseconds), or `fallback`. */
-static int64_t number_option(const vpq_plan_connector *conn, const char *key, int64_t fallback) {
+/* Reads the number option `key` (BIGINT or INTERVAL, or the text of a whole number from `vpq
+ * run --set key=N`, an interval then in milliseconds) into *value, which keeps the caller's
+ * default without it; false + err when it is not a whole number in 0..max. */
+static bool number_option(const vpq_plan_connector *conn, const char *key, int64_t max, int64_t *value, char *err,
+                          size_t err_size) {
   for (int i = 0; i < conn->options.count; i++) {
     const vpq_plan_option *o = &conn->options.items[i];
     if (strcmp(o->key, key) != 0) continue;
-    if (o->type != VPQ_TYPE_STRING) return o->value.i;
-    char *end;
-    long long n = o->text ? strtoll(o->text, &end, 10) : 0;
-    if (o->text && end != o->text && *end == '\0' && n >= 0) return n;
+    long long n = -1;
+    if (o->type != VPQ_TYPE_STRING) {
+      n = o->value.i;
+    } else if (o->text) {
+      char *end;
+      errno = 0;
+      n = strtoll(o->text, &end, 10);
+      if (end == o->text || *end != '\0' || errno) n = -1;
+    }
+    if (n >= 0 && n <= max) {
+      *value = n;
+      return true;
+    }
+    if (o->type == VPQ_TYPE_STRING)
+      snprintf(err, err_size, "`%s` of a sim connector is a whole number from 0 to %lld, not '%s'", key, (long long)max,
+               o->text ? o->text : "");
+    else
+      snprintf(err, err_size, "`%s` of a sim connector is a whole number from 0 to %lld, not %lld", key, (long long)max,
+               (long long)o->value.i);
+    return false;
   }
-  return fallback;
+  return true;
 }
 
 /* The string option `key`, or NULL. */
@@ -83,10 +102,14 @@ static bool pv_option(const vpq_plan_connector *conn, double *ratio, char *err, 
 /* The shared fleet for the connector's devices, sites, seed and pv (created on first use). */
 static struct shared_sim *shared_open(const vpq_plan_connector *conn, char *err, size_t err_size) {
   vpq_sim_config config = vpq_sim_defaults();
-  config.devices = (int)number_option(conn, "devices", config.devices);
-  config.sites = (int)number_option(conn, "sites", config.sites);
-  config.seed = (uint64_t)number_option(conn, "seed", (int64_t)config.seed);
-  if (!pv_option(conn, &config.pv_ratio, err, err_size)) return NULL;
+  int64_t devices = config.devices, sites = config.sites, seed = (int64_t)config.seed;
+  if (!number_option(conn, "devices", 1000000, &devices, err, err_size) ||
+      !number_option(conn, "sites", 10000, &sites, err, err_size) ||
+      !number_option(conn, "seed", INT64_MAX, &seed, err, err_size) || !pv_option(conn, &config.pv_ratio, err, err_size))
+    return NULL;
+  config.devices = (int)devices;
+  config.sites = (int)sites;
+  config.seed = (uint64_t)seed;
   struct shared_sim *free_slot = NULL;
   for (int i = 0; i < SHARED_MAX; i++) {
     struct shared_sim *s = &shared[i];
@@ -203,8 +226,14 @@ vpq_source *vpq_sim_open_source(const vpq_relation *rel, vpq_intern *intern, vpq
     snprintf(err, err_size, "a sim source needs `stream = 'telemetry'` or `stream = 'meters'`");
     return NULL;
   }
-  int64_t start;
+  int64_t start, history = 3 * 86400000LL, duration = 86400000LL, speed = 0;
   if (!start_time(conn, &start, err, err_size)) return NULL;
+  /* at most 100 years of history or duration, a speed of at most 10^9 */
+  const int64_t century = 100 * 366 * 86400000LL;
+  if (!number_option(conn, "history", century, &history, err, err_size) ||
+      !number_option(conn, "duration", century, &duration, err, err_size) ||
+      !number_option(conn, "speed", 1000000000, &speed, err, err_size))
+    return NULL;
   struct shared_sim *shared = shared_open(conn, err, err_size);
   if (!shared) return NULL;
   sim_source *s = calloc(1, sizeof *s);
@@ -214,9 +243,9 @@ vpq_source *vpq_sim_open_source(const vpq_relation *rel, vpq_intern *intern, vpq
   s->shared = shared;
   s->telemetry = strcmp(stream, "telemetry") == 0;
   s->start = start;
-  s->next = s->telemetry ? start : start - number_option(conn, "history", 3 * 86400000LL) / INTERVAL_MS * INTERVAL_MS;
-  s->end = start + number_option(conn, "duration", 86400000LL);
-  s->speed = number_option(conn, "speed", 0);
+  s->next = s->telemetry ? start : start - history / INTERVAL_MS * INTERVAL_MS;
+  s->end = start + duration;
+  s->speed = speed;
   s->wall0 = wall_ms();
   s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
   s->bad = bad;

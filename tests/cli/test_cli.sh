@@ -129,6 +129,12 @@ expect 0 "run a sim source with --set sites=2" -- "$vpq" run simset.vpq --set si
 [ "$(tail -1 out.txt)" = '{"sites":2,"n":242}' ] || { echo "FAIL: --set sites=2 on a sim source: $(tail -1 out.txt)"; fails=$((fails + 1)); }
 expect 1 "run a sim source with --set sites=0" -- "$vpq" run simset.vpq --set sites=0
 grep -q "1..10000 sites" err.txt || { echo "FAIL: --set sites=0 on a sim source: $(cat err.txt)"; fails=$((fails + 1)); }
+expect 1 "run a sim source with --set sites=abc" -- "$vpq" run simset.vpq --set sites=abc
+grep -qF "\`sites\` of a sim connector is a whole number from 0 to 10000, not 'abc'" err.txt \
+  || { echo "FAIL: --set sites=abc on a sim source: $(cat err.txt)"; fails=$((fails + 1)); }
+expect 1 "run a sim source with --set speed=-1" -- "$vpq" run simset.vpq --set speed=-1
+grep -qF "\`speed\` of a sim connector is a whole number" err.txt \
+  || { echo "FAIL: --set speed=-1 on a sim source: $(cat err.txt)"; fails=$((fails + 1)); }
 
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
