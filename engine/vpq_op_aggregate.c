@@ -95,12 +95,21 @@ typedef struct agg_window {
   int ngroups, cap;
 } agg_window;
 
+/* A table's row of a session that a merge absorbed into `target`: retracted just before the
+ * target's own change is written, so that the two are one change downstream. */
+typedef struct agg_absorbed {
+  int target;
+  vpq_datum *row; /* the row last written for the absorbed session, and its NULLs after it */
+} agg_absorbed;
+
 typedef struct aggregate_op {
   vpq_op base;
   const vpq_plan_query *query;
   const vpq_plan_select *sel;
   const vpq_source_slot *slots; /* every relation's connectors (by index), for dead letters */
   bool to_table;       /* the target is a table: write -1/+1 changelog pairs */
+  agg_absorbed *absorbed; /* sessions absorbed since the last emit_dirty (tables only) */
+  int nabsorbed, absorbed_cap;
   bool changes;        /* EMIT CHANGES (or a table without a window) */
   int nlevels;
   int nkeys;
@@ -445,6 +454,43 @@ static void out_append(aggregate_op *a, const vpq_datum *data, const uint8_t *nu
   out->origin[at] = a->out_origin;
 }
 
+/* Session g is absorbed into session target: its row written to a table (if any) is queued to
+ * be retracted right before target's change (emit_groups), and so are the rows of the sessions
+ * it had absorbed itself. */
+static void session_absorb(aggregate_op *a, int g, int target) {
+  for (int i = 0; i < a->nabsorbed; i++)
+    if (a->absorbed[i].target == g) a->absorbed[i].target = target;
+  const agg_group *group = &a->groups[g];
+  if (!a->to_table || !group->emitted) return;
+  if (a->nabsorbed == a->absorbed_cap) {
+    a->absorbed_cap = a->absorbed_cap ? 2 * a->absorbed_cap : 4;
+    a->absorbed = realloc(a->absorbed, sizeof *a->absorbed * (size_t)a->absorbed_cap);
+    if (!a->absorbed) abort();
+  }
+  int ncols = a->base.schema->ncols;
+  vpq_datum *row = malloc(sizeof *row * (size_t)ncols + (size_t)ncols + 1);
+  if (!row) abort();
+  memcpy(row, group->last, sizeof *row * (size_t)ncols);
+  memcpy(row + ncols, group->last_null, (size_t)ncols);
+  a->absorbed[a->nabsorbed++] = (agg_absorbed){target, row};
+}
+
+/* Writes (and forgets) the retractions queued for group g, with event time ts. */
+static void write_absorbed(aggregate_op *a, int g, int64_t ts) {
+  int kept = 0, ncols = a->base.schema->ncols;
+  for (int i = 0; i < a->nabsorbed; i++) {
+    agg_absorbed *x = &a->absorbed[i];
+    if (x->target != g) {
+      a->absorbed[kept++] = *x;
+      continue;
+    }
+    out_room(a, 1);
+    out_append(a, x->row, (const uint8_t *)(x->row + ncols), ts, -1);
+    free(x->row);
+  }
+  a->nabsorbed = kept;
+}
+
 /* Writes the results of groups[0..n): evaluates HAVING and the SELECT list over the
  * aggregate layout and appends rows (changes mode: only rows that differ from the last). */
 static void emit_groups(aggregate_op *a, const int *groups, int n) {
@@ -496,6 +542,7 @@ static void emit_groups(aggregate_op *a, const int *groups, int n) {
       }
       bool live = passes && g->nrows > 0;
       int64_t ts = windowed ? g->end - 1 : a->out_ts;
+      if (a->nabsorbed) write_absorbed(a, groups[base + r], ts);
       vpq_op_copy_row(rows, r, ncols, data, null);
       if (!a->changes) {
         if (!live) continue;
@@ -759,16 +806,6 @@ static bool session_touched(const aggregate_op *a, const agg_group *group, uint6
          ts > group->start - a->sel->window.gap_ms && ts < group->end;
 }
 
-/* A table's row of a session that a merge absorbs into another: retracted, with the event time
- * `ts` and origin of the merged session's change, so that the -1 and the merged session's new
- * row are one change downstream. */
-static void session_retract(aggregate_op *a, const agg_group *group, int64_t ts, vpq_origin origin) {
-  if (!a->to_table || !group->emitted) return;
-  a->out_origin = origin;
-  out_room(a, 1);
-  out_append(a, group->last, group->last_null, ts, -1);
-}
-
 /* Whether a row at `ts` of key row_key is late for its sessions: at some rollup level it lies
  * within gap of no open session of its key, and a session of it alone would already be closed
  * (ts + gap + grace <= watermark). A row late at one level is late at all of them, so that the
@@ -816,7 +853,7 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
       int next = group->next;
       if (g != target && session_touched(a, group, hash, level, key, key_null, ts)) {
         agg_group *t = &a->groups[target];
-        session_retract(a, group, merged_end - 1, batch->origin[row]);
+        session_absorb(a, g, target);
         for (int i = 0; i < a->sel->naggs; i++)
           vpq_agg_merge(&a->sel->aggs[i].spec, t->state + a->offsets[i], group->state + a->offsets[i]);
         for (int i = 0; i < a->sel->naggs; i++) vpq_agg_init(&a->sel->aggs[i].spec, group->state + a->offsets[i]);
@@ -1053,6 +1090,8 @@ static void aggregate_destroy(vpq_op *op) {
     if (a->groups[g].alive) group_free(a, g);
   release_state(a);
   free(a->dirty);
+  for (int i = 0; i < a->nabsorbed; i++) free(a->absorbed[i].row);
+  free(a->absorbed);
   free(a->run_groups);
   free(a->run_states);
   free(a->run_rows);
