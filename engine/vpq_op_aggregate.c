@@ -842,12 +842,8 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
     uint64_t hash = group_hash(a, 0, level, key, key_null);
     int head = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1;
     int target = -1;
-    int64_t merged_end = ts + gap;
-    for (int g = head; g >= 0; g = a->groups[g].next) {
-      if (!session_touched(a, &a->groups[g], hash, level, key, key_null, ts)) continue;
-      if (target < 0) target = g;
-      if (a->groups[g].end > merged_end) merged_end = a->groups[g].end;
-    }
+    for (int g = head; g >= 0 && target < 0; g = a->groups[g].next)
+      if (session_touched(a, &a->groups[g], hash, level, key, key_null, ts)) target = g;
     for (int g = head; g >= 0;) {
       agg_group *group = &a->groups[g];
       int next = group->next;
