@@ -10,8 +10,9 @@
  * Settings (`--set sim.KEY=VALUE`): devices, sites, speed (simulated time per wall time),
  * hours (simulated hours to run, 0 = until Ctrl-C), history_days (meter history produced at
  * start so forecasts can fit), seed, pv (rooftop PV in kW per kW of a site's peak load; 0 =
- * none). The final report compares the plant's peak with and without the batteries over the
- * simulated period, as the simulator measured it.
+ * none). The final report compares the plant's peak with and without the batteries, as the
+ * simulator measured it, from the first dispatch on: before the first plan the batteries have
+ * had no setpoint, and a run that starts at the evening peak would otherwise measure that.
  */
 #include "vpq_demo.h"
 
@@ -54,6 +55,7 @@ struct vpq_demo {
   int bucket_n;
   double last_gross, last_net;
   double peak_gross, peak_net;
+  int64_t loop_from; /* the first dispatch's issue time: peaks count from its bucket on */
   int64_t sim_now;
 };
 
@@ -85,8 +87,10 @@ static void on_tick(void *ctx, int64_t t, double gross, double net) {
   if (bucket != d->bucket && d->bucket_n) {
     d->last_gross = d->bucket_gross / d->bucket_n;
     d->last_net = d->bucket_net / d->bucket_n;
-    if (d->last_gross > d->peak_gross) d->peak_gross = d->last_gross;
-    if (d->last_net > d->peak_net) d->peak_net = d->last_net;
+    if (d->bucket >= d->loop_from) {
+      if (d->last_gross > d->peak_gross) d->peak_gross = d->last_gross;
+      if (d->last_net > d->peak_net) d->peak_net = d->last_net;
+    }
     d->bucket_gross = d->bucket_net = 0;
     d->bucket_n = 0;
   }
@@ -198,6 +202,9 @@ static void on_dispatch(void *ctx, const char *relation, const char *json, int d
   if (issue != d->dispatch_issue) {
     d->dispatch_issue = issue;
     d->dispatch_kw = 0;
+    pthread_mutex_lock(&d->lock);
+    if (d->loop_from == INT64_MAX) d->loop_from = issue / BUCKET_MS * BUCKET_MS;
+    pthread_mutex_unlock(&d->lock);
   }
   double setpoint = field_number(json, "setpoint_kw");
   if (!isnan(setpoint)) d->dispatch_kw += setpoint;
@@ -314,6 +321,7 @@ vpq_demo *vpq_demo_start(vpq_engine *engine, const char *const *sets, int nsets,
                                  .tick_ctx = d};
   d->sim_now = d->run.start_ms;
   d->plant_ts = INT64_MIN;
+  d->loop_from = INT64_MAX;
   vpq_engine_subscribe(engine, "plant_load", on_plant, d);
   vpq_engine_subscribe(engine, "load_forecast", on_forecast, d);
   vpq_engine_subscribe(engine, "dispatch", on_dispatch, d);
@@ -334,8 +342,14 @@ void vpq_demo_stop(vpq_demo *d) {
 int vpq_demo_finish(vpq_demo *d, FILE *log) {
   print_summary(d, true);
   double shaved = d->peak_gross > 0 ? 100 * (d->peak_gross - d->peak_net) / d->peak_gross : 0;
-  fprintf(log, "vpq: demo: plant peak %.1f kW without batteries, %.1f kW with them (%+.1f%%), measured by the simulator\n",
-          d->peak_gross, d->peak_net, -shaved);
+  if (d->loop_from == INT64_MAX) {
+    fprintf(log, "vpq: demo: no dispatch arrived, so there is no peak to compare\n");
+  } else {
+    char from[64];
+    format_time(d->loop_from, from, sizeof from);
+    fprintf(log, "vpq: demo: plant peak %.1f kW without batteries, %.1f kW with them (%+.1f%%), measured by the "
+            "simulator from the first dispatch (%s) on\n", d->peak_gross, d->peak_net, -shaved, from);
+  }
   int rc = d->sim_rc == 0 ? 0 : 1;
   vpq_broker_stop(d->broker);
   vpq_sim_free(d->sim);

@@ -26,7 +26,7 @@ assert late == 0 and malformed == 0, stats
 assert rows_out >= 24 * 4 * 5, stats
 forecast = next(l for l in err if l.startswith("vpq: FORECAST load_forecast:"))
 assert int(re.search(r"(\d+) issues", forecast).group(1)) >= 2 * 96, forecast
-assert any(l.startswith("vpq: demo: plant peak") for l in err), err
+assert any(l.startswith("vpq: demo: plant peak") and "from the first dispatch" in l for l in err), err
 socs = [float(m.group(1)) for l in out if (m := re.search(r"soc ([\d.]+)%", l))]
 assert len(socs) >= 6, out
 live = [s for s in socs if s > 0]
