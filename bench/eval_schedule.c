@@ -47,7 +47,7 @@
  *    month's peak is the worst such hour on the plateau the plan flattens;
  *  - the rest of the horizon: scaling every step's error by 0.75 / 0.5 / 0.25 keeps 73 / 83 /
  *    93%, so 85% needs errors about 0.45× vpq's at every step, not only in the first hours. At
- *    the daily peak hour the forecast is low on average (by 110–210 kW six to twelve steps
+ *    the daily peak hour the forecast is low on average (by 105–205 kW six to twelve steps
  *    ahead): the plan spends its energy early and runs out (below 10% of its energy left at
  *    the hour of the month's net peak in 3–6 of the 11 months per zone);
  *  - the horizon is not the limit: over 12 h vpq keeps the same, over 48 h perfect foresight
