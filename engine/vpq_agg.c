@@ -35,7 +35,10 @@
 typedef struct agg_sum {
   int64_t n;
   vpq_datum sum; /* DOUBLE: the sum; BIGINT: the low 64 bits of the exact sum */
-  int64_t hi;    /* BIGINT: the high 64 bits of the exact sum (two's complement) */
+  union {
+    int64_t hi;  /* BIGINT: the high 64 bits of the exact sum (two's complement) */
+    double comp; /* DOUBLE over a changelog: what rounding took from sum (Neumaier) */
+  };
 } agg_sum;
 
 typedef struct agg_welford {
@@ -102,6 +105,16 @@ static void sum_add_wide(agg_sum *s, __int128 x) {
   unsigned __int128 v = (unsigned __int128)sum_wide(s) + (unsigned __int128)x;
   s->sum.i = (int64_t)(uint64_t)v;
   s->hi = (int64_t)(uint64_t)(v >> 64);
+}
+
+/* Adds x to a DOUBLE sum over a changelog with Neumaier's compensation: what each addition
+ * rounds off is kept in comp, so that retracting a value leaves the sum of the values still
+ * there (1e16 + 1 − 1e16 is 1, and 0.1 + 0.2 − 0.2 is 0.1), not the rounding errors of the
+ * values gone. */
+static void sum_add_compensated(agg_sum *s, double x) {
+  double t = s->sum.d + x;
+  s->comp += fabs(s->sum.d) >= fabs(x) ? (s->sum.d - t) + x : (x - t) + s->sum.d;
+  s->sum.d = t;
 }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
@@ -364,8 +377,9 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
   case VPQ_AGG_AVG: {
     agg_sum *s = state;
     s->n += diff;
-    if (spec->arg_type == VPQ_TYPE_DOUBLE) s->sum.d += diff > 0 ? value.d : -value.d;
-    else sum_add_wide(s, diff > 0 ? (__int128)value.i : -(__int128)value.i);
+    if (spec->arg_type != VPQ_TYPE_DOUBLE) sum_add_wide(s, diff > 0 ? (__int128)value.i : -(__int128)value.i);
+    else if (spec->retracting) sum_add_compensated(s, diff > 0 ? value.d : -value.d);
+    else s->sum.d += diff > 0 ? value.d : -value.d;
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -482,8 +496,14 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
   case VPQ_AGG_AVG: {
     agg_sum *d = dst, *s = src;
     d->n += s->n;
-    if (spec->arg_type == VPQ_TYPE_DOUBLE) d->sum.d += s->sum.d;
-    else sum_add_wide(d, sum_wide(s));
+    if (spec->arg_type != VPQ_TYPE_DOUBLE) {
+      sum_add_wide(d, sum_wide(s));
+    } else if (spec->retracting) {
+      sum_add_compensated(d, s->sum.d);
+      d->comp += s->comp;
+    } else {
+      d->sum.d += s->sum.d;
+    }
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -555,14 +575,20 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   case VPQ_AGG_SUM: {
     const agg_sum *s = state;
     *out = s->sum;
-    if (spec->arg_type == VPQ_TYPE_DOUBLE) return s->n > 0;
+    if (spec->arg_type == VPQ_TYPE_DOUBLE) {
+      if (spec->retracting) out->d = s->sum.d + s->comp;
+      return s->n > 0;
+    }
     __int128 sum = sum_wide(s);
     return s->n > 0 && sum >= INT64_MIN && sum <= INT64_MAX; /* out of BIGINT range: NULL */
   }
   case VPQ_AGG_AVG: {
     const agg_sum *s = state;
     if (s->n <= 0) return false;
-    out->d = (spec->arg_type == VPQ_TYPE_DOUBLE ? s->sum.d : (double)sum_wide(s)) / (double)s->n;
+    double sum = spec->arg_type != VPQ_TYPE_DOUBLE ? (double)sum_wide(s)
+                 : spec->retracting                ? s->sum.d + s->comp
+                                                   : s->sum.d;
+    out->d = sum / (double)s->n;
     return true;
   }
   case VPQ_AGG_STDDEV: {
@@ -671,6 +697,7 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     vpq_ckpt_put_i64(out, s->n);
     vpq_ckpt_put_i64(out, s->sum.i);
     if (spec->arg_type != VPQ_TYPE_DOUBLE) vpq_ckpt_put_i64(out, s->hi);
+    else if (spec->retracting) vpq_ckpt_put_f64(out, s->comp);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -764,6 +791,7 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
     s->n = get_counter(in, -AGG_COUNTER_LIMIT);
     s->sum.i = vpq_ckpt_get_i64(in);
     if (spec->arg_type != VPQ_TYPE_DOUBLE) s->hi = get_counter(in, -AGG_COUNTER_LIMIT);
+    else if (spec->retracting) s->comp = vpq_ckpt_get_f64(in);
     break;
   }
   case VPQ_AGG_STDDEV: {
