@@ -5,8 +5,8 @@
  *     limits; the horizon starting at midnight and at 18:00 (the evening peak right at the start);
  *   - 10,000 batteries of 4 kinds with socs drawn from 20 and from 5 values;
  *   - 10,000 batteries of all-different sizes (5–20 kWh) and C-rates (0.25–1), as a fleet of
- *     aged batteries is, with efficiencies of 4 values, and with all-different efficiencies
- *     (0.90–0.97);
+ *     aged batteries is, with efficiencies of 4, 6, 8 and 12 values, and with all-different
+ *     efficiencies (0.90–0.97);
  *   - fleets of n batteries of n kinds (every efficiency different).
  * Prints, per plan, the best and the median process CPU time of the runs (CPU time, so that other
  * work on the machine counts less), and the plan's peak, its measured gap to the optimum's
@@ -107,13 +107,13 @@ static void make_fleet(vpq_sched_battery *fleet, int socs) {
 }
 
 /* FLEET batteries of all-different sizes and C-rates, every soc different, soc limits as the
- * twin's; efficiencies of 4 values, or all different when `distinct`. */
-static void make_aged(vpq_sched_battery *fleet, bool distinct) {
-  static const double efficiencies[] = {0.9, 0.92, 0.95, 0.97};
+ * twin's; efficiencies of `values` values (at most 12), or all different when values is 0. */
+static void make_aged(vpq_sched_battery *fleet, int values) {
+  static const double efficiencies[] = {0.9, 0.92, 0.95, 0.97, 0.93, 0.94, 0.91, 0.96, 0.905, 0.915, 0.925, 0.935};
   uint64_t s = 7;
   for (int i = 0; i < FLEET; i++) {
     const double capacity = uniform(&s, 5, 20), rate = uniform(&s, 0.25, 1);
-    const double eff = distinct ? uniform(&s, 0.9, 0.97) : efficiencies[next(&s) % 4];
+    const double eff = values == 0 ? uniform(&s, 0.9, 0.97) : efficiencies[next(&s) % (uint64_t)values];
     const double min_soc = next(&s) % 10 == 0 ? 0.2 : 0.1, max_soc = next(&s) % 10 == 0 ? 0.9 : 0.95;
     fleet[i] = (vpq_sched_battery){uniform(&s, min_soc, max_soc), capacity, rate * capacity, eff, min_soc, max_soc};
   }
@@ -168,9 +168,15 @@ int main(int argc, char **argv) {
     time_objectives(name, fleet, load, price, runs);
   }
 
-  for (int distinct = 0; distinct < 2; distinct++) {
-    make_aged(fleet, distinct);
-    time_objectives(distinct ? "all sizes, C-rates, effs," : "all sizes, C-rates, 4 effs,", fleet, load, price, runs);
+  static const int values[] = {4, 6, 8, 12, 0};
+  for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+    make_aged(fleet, values[v]);
+    char name[64];
+    if (values[v] > 0)
+      snprintf(name, sizeof name, "all sizes, C-rates, %d effs,", values[v]);
+    else
+      snprintf(name, sizeof name, "all sizes, C-rates, effs,");
+    time_objectives(name, fleet, load, price, runs);
   }
 
   printf("n batteries of n kinds (every efficiency different), %d steps, MIN_PEAK\n", STEPS);

@@ -51,7 +51,8 @@
 
 #include "vpq_sched_int.h"
 
-/* Groups of members with equal soc, limits and steps: level (soc), weight (capacity), limits, and
+/* Groups of members with equal soc, limits and steps: level (soc), weight (capacity in the
+ * class's units: scaled by the member's efficiency over the class's, vpq_sched_int.h), limits, and
  * the soc one step at full power moves charging (up) and discharging (down). */
 typedef struct groups {
   int n;
@@ -310,7 +311,7 @@ vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_pr
   f->initial.n = 0;
   for (int m = cls->first; m < cls->first + cls->count; m++) {
     const vpq_sched_member *b = &members[m];
-    groups_push(&f->initial, b->soc, b->capacity, b->lo, b->hi, member_step(pr, b, 1), member_step(pr, b, -1));
+    groups_push(&f->initial, b->soc, b->capacity * b->eff / eff, b->lo, b->hi, member_step(pr, b, 1), member_step(pr, b, -1));
   }
   groups_copy(g, &f->initial);
   int run = -1, run_first = 0, runs = 0;
@@ -359,6 +360,25 @@ void vpq_sched_fill_members(const vpq_sched_fill *f, const vpq_sched_problem *pr
           f->dir[t] == 0 ? s : moved_level(s, b->lo, b->hi, f->dir[t], f->dir[t] > 0 ? up : down, f->rho[t]);
       charge[row + (size_t)t] = to > s ? (to - s) * b->capacity / (eff * dt) : 0;
       discharge[row + (size_t)t] = to < s ? (s - to) * b->capacity * eff / dt : 0;
+      s = to;
+    }
+  }
+}
+
+void vpq_sched_fill_class_plan(const vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_sched_member *members,
+                               const vpq_sched_class *cls, double *xk) {
+  const int T = pr->nsteps;
+  const double dt = pr->step_hours;
+  for (int t = 0; t < 2 * T; t++) xk[t] = 0;
+  for (int m = cls->first; m < cls->first + cls->count; m++) {
+    const vpq_sched_member *b = &members[m];
+    const double up = member_step(pr, b, 1), down = member_step(pr, b, -1), weight = b->capacity * b->eff / cls->eff;
+    double s = b->soc;
+    for (int t = 0; t < T; t++) {
+      if (f->dir[t] == 0) continue;
+      const double to = moved_level(s, b->lo, b->hi, f->dir[t], f->dir[t] > 0 ? up : down, f->rho[t]);
+      if (to > s) xk[2 * t + VPQ_SCHED_CHARGE] += (to - s) * weight / (cls->eff * dt);
+      if (to < s) xk[2 * t + VPQ_SCHED_DISCHARGE] += (s - to) * weight * cls->eff / dt;
       s = to;
     }
   }

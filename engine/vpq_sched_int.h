@@ -24,10 +24,11 @@ typedef struct vpq_sched_member {
   int index; /* in the problem's battery array */
 } vpq_sched_member;
 
-/* Batteries that the LP plans as one battery of efficiency eff (vpq_sched.c says which). Its
- * power limits are what keeps every member's stored energy within the member's own limits per
- * step: Σ max_kw·eff_i/eff charging, Σ max_kw·eff/eff_i discharging (both Σ max_kw when every
- * member's efficiency is eff: exact). */
+/* Batteries that the LP plans as one battery of efficiency eff (vpq_sched.c says which), member
+ * i's energy counted scaled by eff_i/eff (capacity, e0 and the bounds are sums of scaled
+ * energies). Its power limits are what keeps every member's stored energy within the member's
+ * own limits per step: Σ max_kw·(eff_i/eff)² charging, Σ max_kw discharging (both Σ max_kw when
+ * every member's efficiency is eff: exact). */
 typedef struct vpq_sched_class {
   double eff;
   double capacity, charge_kw, discharge_kw, e0, lo_kwh, hi_kwh; /* sums; e0 the stored energy now */
@@ -65,6 +66,10 @@ bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp);
 
 /* Holds class k's charge and discharge in steps [0, before) at their current values. */
 void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before);
+
+/* Fixes class k's charge and discharge in every step at xk's (layout of x at class k, values
+ * clamped to the columns' bounds). */
+void vpq_sched_lp_fix(vpq_sched_lp *lp, int k, const double *xk);
 
 /* The primary objective's optimum (peak or excess, kW) at the last lexicographic solve: cuts
  * added since hold it. */
@@ -104,6 +109,12 @@ vpq_sched_fill_result vpq_sched_fill_class(vpq_sched_fill *f, const vpq_sched_pr
  * charge[index·T ...] and discharge[index·T ...]. */
 void vpq_sched_fill_members(const vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_sched_member *members,
                             const vpq_sched_class *cls, double *charge, double *discharge);
+
+/* After vpq_sched_fill_class: the class's charge and discharge (kW, the LP's units) per step
+ * that the recorded fill moves, into xk (layout of x at class k). With no cut, a step the members
+ * could not follow moves less than the LP's plan: this is the plan they can. */
+void vpq_sched_fill_class_plan(const vpq_sched_fill *f, const vpq_sched_problem *pr, const vpq_sched_member *members,
+                               const vpq_sched_class *cls, double *xk);
 
 /* ---- vpq_sched_dp.c: MIN_COST ---- */
 

@@ -253,6 +253,17 @@ void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before) {
     }
 }
 
+void vpq_sched_lp_fix(vpq_sched_lp *lp, int k, const double *xk) {
+  const int T = lp->pr->nsteps;
+  for (int t = 0; t < T; t++)
+    for (int which = COL_C; which <= COL_D; which++) {
+      const int j = col(T, k, t, which);
+      const double v = fmin(fmax(xk[2 * t + (which == COL_C ? VPQ_SCHED_CHARGE : VPQ_SCHED_DISCHARGE)], 0),
+                            glp_get_col_ub(lp->glp, j));
+      glp_set_col_bnds(lp->glp, j, GLP_FX, v, v);
+    }
+}
+
 double vpq_sched_lp_throughput(const vpq_sched_lp *lp) { return glp_get_obj_val(lp->glp); }
 
 double vpq_sched_lp_primary(const vpq_sched_lp *lp) { return lp->optimum; }
