@@ -6,7 +6,9 @@
  *   count, sum, avg   counters and a running sum (added in arrival order, as a reader would);
  *                     a BIGINT sum is exact in 128 bits, so it never wraps: avg divides
  *                     the exact sum, and sum is NULL when its total does not fit a BIGINT
- *   stddev            Welford's mean and squared deviations; retraction runs it backwards
+ *   stddev            over a stream, Welford's mean and squared deviations; over a changelog,
+ *                     compensated sums of x − K and (x − K)² about a shift K, the first value
+ *                     of the group (see agg_shifted)
  *   min, max          the best value; over a changelog a sorted value→count array instead,
  *                     so that retracting the minimum finds the next one
  *   first, last       the value and its event time
@@ -28,6 +30,7 @@
  */
 #include "vpq_agg.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +60,28 @@ typedef struct agg_best {
   agg_value_count *sorted; /* changelog inputs only */
   int nsorted, cap;
 } agg_best;
+
+/* stddev over a changelog. Welford's update run backwards for a retraction divides by the
+ * shrinking count and subtracts rounded products, so every retraction leaves an error behind
+ * (a huge value added and retracted wipes out the digits of the rest). Instead the state keeps
+ * the sums of d = x − K and d² about a shift K, each with Neumaier's compensation (as DOUBLE
+ * sum over a table does), so that a retraction subtracts exactly the rounded terms its addition
+ * added, and the result is (Σd² − (Σd)²/n) / (n − 1). That is accurate while the rows lie near
+ * K; when they do not (K was an outlier since retracted, or the values drifted), the rounding
+ * of d and d² (ε·Σd²) or of the compensation (ε²·the largest partial sum) is no longer small
+ * against the squared deviations, and the read re-bases: K becomes the mean of the rows there
+ * now, and the sums are computed again from them, two-pass, exactly as a fresh computation
+ * would. The rows are kept for that as a sorted value→count array, as min/max over a changelog
+ * keep them; non-finite values are only counted (one present makes the result NaN). */
+typedef struct agg_shifted {
+  int64_t n;       /* finite values */
+  int64_t nonfinite;
+  double shift;
+  double s1, c1;   /* Σ d, and what rounding took from it */
+  double s2, c2;   /* Σ d², and what rounding took from it */
+  double peak;     /* the largest |Σ d²| since the last re-base */
+  agg_best values; /* the finite values: sorted, with counts */
+} agg_shifted;
 
 typedef struct agg_at {
   bool has;
@@ -107,15 +132,18 @@ static void sum_add_wide(agg_sum *s, __int128 x) {
   s->hi = (int64_t)(uint64_t)(v >> 64);
 }
 
+/* Neumaier's compensated step of a plain (sum, comp) pair: sum + comp gains x. */
+static void comp_add(double *sum, double *comp, double x) {
+  double t = *sum + x;
+  *comp += fabs(*sum) >= fabs(x) ? (*sum - t) + x : (x - t) + *sum;
+  *sum = t;
+}
+
 /* Adds x to a DOUBLE sum over a changelog with Neumaier's compensation: what each addition
  * rounds off is kept in comp, so that retracting a value leaves the sum of the values still
  * there (1e16 + 1 − 1e16 is 1, and 0.1 + 0.2 − 0.2 is 0.1), not the rounding errors of the
  * values gone. */
-static void sum_add_compensated(agg_sum *s, double x) {
-  double t = s->sum.d + x;
-  s->comp += fabs(s->sum.d) >= fabs(x) ? (s->sum.d - t) + x : (x - t) + s->sum.d;
-  s->sum.d = t;
-}
+static void sum_add_compensated(agg_sum *s, double x) { comp_add(&s->sum.d, &s->comp, x); }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
 
@@ -229,7 +257,7 @@ size_t vpq_agg_state_size(const vpq_agg_spec *spec) {
   case VPQ_AGG_COUNT: return sizeof(int64_t);
   case VPQ_AGG_SUM:
   case VPQ_AGG_AVG: return sizeof(agg_sum);
-  case VPQ_AGG_STDDEV: return sizeof(agg_welford);
+  case VPQ_AGG_STDDEV: return spec->retracting ? sizeof(agg_shifted) : sizeof(agg_welford);
   case VPQ_AGG_MIN:
   case VPQ_AGG_MAX: return sizeof(agg_best);
   case VPQ_AGG_FIRST:
@@ -276,6 +304,51 @@ static void sorted_add(const vpq_agg_spec *spec, agg_best *b, vpq_datum v, int64
   memmove(&b->sorted[at + 1], &b->sorted[at], sizeof *b->sorted * (size_t)(b->nsorted - at));
   b->sorted[at] = (agg_value_count){v, count};
   b->nsorted++;
+}
+
+/* Adds (diff > 0) or retracts one value of a stddev over a changelog (agg_shifted). */
+static void shifted_step(const vpq_agg_spec *spec, agg_shifted *v, vpq_datum value, int diff) {
+  double x = as_double(spec->arg_type, value);
+  if (!isfinite(x)) {
+    v->nonfinite += diff > 0 ? 1 : -1;
+    return;
+  }
+  sorted_add(spec, &v->values, value, diff > 0 ? 1 : -1);
+  if (diff > 0 && v->n == 0) v->shift = x;
+  double d = x - v->shift, sign = diff > 0 ? 1.0 : -1.0;
+  v->n += diff > 0 ? 1 : -1;
+  if (v->n <= 0) {
+    v->n = 0;
+    v->s1 = v->c1 = v->s2 = v->c2 = v->peak = 0;
+    return;
+  }
+  comp_add(&v->s1, &v->c1, sign * d);
+  comp_add(&v->s2, &v->c2, sign * (d * d));
+  if (fabs(v->s2) > v->peak) v->peak = fabs(v->s2);
+}
+
+/* Σ (x − mean)² of a stddev over a changelog from its sums; re-bases them on the values (see
+ * agg_shifted) when their rounding may show in the result's first 12 digits. */
+static double shifted_m2(const vpq_agg_spec *spec, agg_shifted *v) {
+  double n = (double)v->n, s1 = v->s1 + v->c1, s2 = v->s2 + v->c2;
+  double m2 = s2 - s1 * (s1 / n);
+  double noise = DBL_EPSILON * (fabs(s2) + DBL_EPSILON * v->peak);
+  if (m2 > 1e12 * noise) return m2;
+  double mean = 0, comp = 0;
+  for (int i = 0; i < v->values.nsorted; i++)
+    comp_add(&mean, &comp, as_double(spec->arg_type, v->values.sorted[i].value) * (double)v->values.sorted[i].count);
+  v->shift = (mean + comp) / n;
+  v->s1 = v->c1 = v->s2 = v->c2 = 0;
+  for (int i = 0; i < v->values.nsorted; i++) {
+    double d = as_double(spec->arg_type, v->values.sorted[i].value) - v->shift, c = (double)v->values.sorted[i].count;
+    comp_add(&v->s1, &v->c1, c * d);
+    comp_add(&v->s2, &v->c2, c * (d * d));
+  }
+  v->peak = fabs(v->s2);
+  s1 = v->s1 + v->c1;
+  s2 = v->s2 + v->c2;
+  m2 = s2 - s1 * (s1 / n);
+  return m2 > 0 ? m2 : 0;
 }
 
 /* ===== Distinct sets ===== */
@@ -383,22 +456,16 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
     break;
   }
   case VPQ_AGG_STDDEV: {
-    agg_welford *w = state;
-    double x = as_double(spec->arg_type, value);
-    if (diff > 0) {
-      w->n++;
-      double delta = x - w->mean;
-      w->mean += delta / (double)w->n;
-      w->m2 += delta * (x - w->mean);
-    } else if (w->n <= 1) {
-      *w = (agg_welford){0};
-    } else {
-      double mean_old = w->mean;
-      w->mean = (w->mean * (double)w->n - x) / (double)(w->n - 1);
-      w->n--;
-      w->m2 -= (x - mean_old) * (x - w->mean);
-      if (w->m2 < 0) w->m2 = 0;
+    if (spec->retracting) {
+      shifted_step(spec, state, value, diff);
+      break;
     }
+    double x = as_double(spec->arg_type, value);
+    agg_welford *w = state;
+    w->n++;
+    double delta = x - w->mean;
+    w->mean += delta / (double)w->n;
+    w->m2 += delta * (x - w->mean);
     break;
   }
   case VPQ_AGG_MIN:
@@ -507,6 +574,13 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
     break;
   }
   case VPQ_AGG_STDDEV: {
+    if (spec->retracting) {
+      agg_shifted *s = src;
+      for (int i = 0; i < s->values.nsorted; i++)
+        for (int64_t k = 0; k < s->values.sorted[i].count; k++) shifted_step(spec, dst, s->values.sorted[i].value, 1);
+      ((agg_shifted *)dst)->nonfinite += s->nonfinite;
+      break;
+    }
     agg_welford *d = dst, *s = src;
     if (!s->n) break;
     if (!d->n) {
@@ -592,6 +666,12 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
     return true;
   }
   case VPQ_AGG_STDDEV: {
+    if (spec->retracting) {
+      agg_shifted *v = (agg_shifted *)state; /* re-basing is invisible to callers */
+      if (v->n + v->nonfinite < 2) return false;
+      out->d = v->nonfinite > 0 ? NAN : sqrt(shifted_m2(spec, v) / (double)(v->n - 1));
+      return true;
+    }
     const agg_welford *w = state;
     if (w->n < 2) return false;
     out->d = sqrt(w->m2 / (double)(w->n - 1));
@@ -652,6 +732,9 @@ void vpq_agg_destroy(const vpq_agg_spec *spec, void *state) {
   switch (spec->kind) {
   case VPQ_AGG_MIN:
   case VPQ_AGG_MAX: free(((agg_best *)state)->sorted); break;
+  case VPQ_AGG_STDDEV:
+    if (spec->retracting) free(((agg_shifted *)state)->values.sorted);
+    break;
   case VPQ_AGG_COUNT_DISTINCT: free(((agg_set *)state)->slots); break;
   case VPQ_AGG_PERCENTILE: free(((agg_values *)state)->values); break;
   case VPQ_AGG_INTEGRATE:
@@ -701,6 +784,19 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     break;
   }
   case VPQ_AGG_STDDEV: {
+    if (spec->retracting) {
+      const agg_shifted *v = state;
+      vpq_ckpt_put_i64(out, v->n);
+      vpq_ckpt_put_i64(out, v->nonfinite);
+      const double fields[] = {v->shift, v->s1, v->c1, v->s2, v->c2, v->peak};
+      for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) vpq_ckpt_put_f64(out, fields[i]);
+      vpq_ckpt_put_u64(out, (uint64_t)v->values.nsorted);
+      for (int i = 0; i < v->values.nsorted; i++) {
+        vpq_ckpt_put_i64(out, v->values.sorted[i].value.i);
+        vpq_ckpt_put_i64(out, v->values.sorted[i].count);
+      }
+      break;
+    }
     const agg_welford *w = state;
     vpq_ckpt_put_i64(out, w->n);
     vpq_ckpt_put_f64(out, w->mean);
@@ -762,12 +858,10 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
   }
 }
 
-/* Min/max: the best value and, over a changelog, the sorted value→count array. */
-static void load_best(const vpq_agg_spec *spec, agg_best *b, vpq_ckpt_in *in) {
-  b->n = get_counter(in, 0);
-  b->best = get_value(spec, in);
+/* A sorted value→count array (min/max, stddev over a changelog) into b->sorted. */
+static void load_sorted_values(const vpq_agg_spec *spec, agg_best *b, vpq_ckpt_in *in) {
   int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
-  if (n && !spec->retracting) vpq_ckpt_fail(in, "sorted values in a min/max over a stream");
+  if (n && !spec->retracting) vpq_ckpt_fail(in, "sorted values in an aggregate over a stream");
   if (in->error || !n) return;
   b->sorted = agg_realloc(NULL, sizeof *b->sorted * (size_t)n);
   b->cap = (int)n;
@@ -775,10 +869,17 @@ static void load_best(const vpq_agg_spec *spec, agg_best *b, vpq_ckpt_in *in) {
     vpq_datum value = get_value(spec, in);
     int64_t count = get_counter(in, 1);
     if (b->nsorted && value_cmp(spec, b->sorted[b->nsorted - 1].value, value) >= 0)
-      vpq_ckpt_fail(in, "min/max values out of order");
+      vpq_ckpt_fail(in, "sorted values out of order");
     b->sorted[b->nsorted++] = (agg_value_count){value, count};
   }
-  if (b->n != b->nsorted) vpq_ckpt_fail(in, "a min/max count that is not its number of values");
+}
+
+/* Min/max: the best value and, over a changelog, the sorted value→count array. */
+static void load_best(const vpq_agg_spec *spec, agg_best *b, vpq_ckpt_in *in) {
+  b->n = get_counter(in, 0);
+  b->best = get_value(spec, in);
+  load_sorted_values(spec, b, in);
+  if (b->nsorted && b->n != b->nsorted) vpq_ckpt_fail(in, "a min/max count that is not its number of values");
 }
 
 void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
@@ -795,6 +896,21 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
     break;
   }
   case VPQ_AGG_STDDEV: {
+    if (spec->retracting) {
+      agg_shifted *v = state;
+      v->n = get_counter(in, 0);
+      v->nonfinite = get_counter(in, -AGG_COUNTER_LIMIT);
+      double *fields[] = {&v->shift, &v->s1, &v->c1, &v->s2, &v->c2, &v->peak};
+      for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) *fields[i] = vpq_ckpt_get_f64(in);
+      load_sorted_values(spec, &v->values, in);
+      int64_t count = 0;
+      for (int i = 0; i < v->values.nsorted && count <= AGG_COUNTER_LIMIT; i++) {
+        count += v->values.sorted[i].count;
+        if (!isfinite(as_double(spec->arg_type, v->values.sorted[i].value))) vpq_ckpt_fail(in, "a non-finite stddev value");
+      }
+      if (!in->error && count != v->n) vpq_ckpt_fail(in, "a stddev count that is not its number of values");
+      break;
+    }
     agg_welford *w = state;
     w->n = get_counter(in, 0);
     w->mean = vpq_ckpt_get_f64(in);

@@ -11,7 +11,8 @@
  * TIMESTAMP compared with a string literal parses it as ISO-8601. In an aggregating query the
  * SELECT list and HAVING are bound in "aggregate mode": a subexpression equal to a GROUP BY
  * key (compared after binding) becomes a reference to that key, an aggregate call becomes a
- * reference to its slot, WINDOW_START/END refer to the two columns after the slots.
+ * reference to its slot, WINDOW_START/END refer to the two columns after the slots, and
+ * GROUPING(key) of a ROLLUP to that key's rolled-up flag, in the columns after those.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -25,7 +26,9 @@
 
 /* ===== Context ===== */
 
-enum { WINDOW_START_COL = -1000, WINDOW_END_COL = -1001 };
+/* Placeholders for layout columns whose index is known once every aggregate is bound:
+ * WINDOW_START, WINDOW_END, and GROUPING(key k) as GROUPING_COL - k. */
+enum { WINDOW_START_COL = -1000, WINDOW_END_COL = -1001, GROUPING_COL = -2000 };
 
 typedef struct scope_entry {
   const char *name; /* alias, or the relation's name */
@@ -381,12 +384,44 @@ static const struct {
                  {"round", VPQ_FUNC_ROUND, 1, 2},        {"least", VPQ_FUNC_LEAST, 1, 64},
                  {"greatest", VPQ_FUNC_GREATEST, 1, 64}};
 
+static vpq_bexpr *match_group_key(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope);
+
+/* grouping(key) -> 1 in a row where the ROLLUP rolled `key` up, else 0 (a BIGINT): only in the
+ * SELECT list and HAVING of a GROUP BY ROLLUP, of one of its keys. */
+static vpq_bexpr *bind_grouping(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  if (a->where_clause) {
+    error(a, e->name_span, "GROUPING is not allowed in %s", a->where_clause);
+    return bnull(a, VPQ_TYPE_BIGINT, e->span);
+  }
+  if (mode == BIND_ROW && a->sel && a->sel->aggregate) {
+    error(a, e->name_span, "GROUPING cannot be inside an aggregate");
+    return bnull(a, VPQ_TYPE_BIGINT, e->span);
+  }
+  if (mode != BIND_AGGREGATE || !a->sel || !a->sel->rollup) {
+    error(a, e->name_span, "GROUPING needs GROUP BY ROLLUP");
+    return bnull(a, VPQ_TYPE_BIGINT, e->span);
+  }
+  if (e->nargs != 1 || e->args[0]->kind == VPQ_AST_STAR) {
+    error(a, e->span, "function `grouping` takes 1 argument");
+    return bnull(a, VPQ_TYPE_BIGINT, e->span);
+  }
+  vpq_bexpr *key = match_group_key(a, e->args[0], scope);
+  if (!key) {
+    vpq_span arg = e->args[0]->span;
+    error(a, arg, "`%.*s` is not a key of the ROLLUP; GROUPING takes one of its keys", (int)arg.len,
+          a->diag->text + arg.off);
+    return bnull(a, VPQ_TYPE_BIGINT, e->span);
+  }
+  return bcolumn(a, GROUPING_COL - key->column, VPQ_TYPE_BIGINT, e->span);
+}
+
 static vpq_bexpr *bind_function(analyzer *a, const vpq_ast_expr *e, const bind_scope *scope, bind_mode mode) {
+  if (strcmp(e->name, "grouping") == 0) return bind_grouping(a, e, scope, mode);
   int f = -1;
   for (size_t i = 0; i < sizeof functions / sizeof *functions; i++)
     if (strcmp(functions[i].name, e->name) == 0) f = (int)i;
   if (f < 0) {
-    const char *names[] = {"coalesce", "abs", "round", "least", "greatest", "count", "sum", "avg", "min", "max",
+    const char *names[] = {"coalesce", "abs", "round", "least", "greatest", "grouping", "count", "sum", "avg", "min", "max",
                            "stddev", "first", "last", "count_distinct", "percentile", "integrate",
                            "time_weighted_avg"};
     const char *hint = vpq_diag_suggest(e->name, names, (int)(sizeof names / sizeof *names));
@@ -1001,10 +1036,13 @@ static const char *output_name(analyzer *a, const vpq_ast_select_item *item, con
   return name;
 }
 
-static void patch_window_columns(vpq_bexpr *e, int start) {
+/* Gives the placeholder columns their index in the aggregate layout: the window columns from
+ * `start`, the GROUPING flags from `grouping`. */
+static void patch_layout_columns(vpq_bexpr *e, int start, int grouping) {
   if (e->kind == VPQ_BEXPR_COLUMN && e->column == WINDOW_START_COL) e->column = start;
   if (e->kind == VPQ_BEXPR_COLUMN && e->column == WINDOW_END_COL) e->column = start + 1;
-  for (int i = 0; i < e->nargs; i++) patch_window_columns(e->args[i], start);
+  if (e->kind == VPQ_BEXPR_COLUMN && e->column <= GROUPING_COL) e->column = grouping + GROUPING_COL - e->column;
+  for (int i = 0; i < e->nargs; i++) patch_layout_columns(e->args[i], start, grouping);
 }
 
 /* Whether `e` is a positive interval literal: one that window_interval takes as it is (it
@@ -1127,14 +1165,16 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
       error(a, s->having->span, "HAVING needs a BOOLEAN condition, got %s", vpq_type_name(sel->having->type));
   }
   a->sel = NULL;
-  int window_start = sel->ngroup_keys + sel->naggs;
-  for (int i = 0; i < sel->noutputs; i++) patch_window_columns(sel->outputs[i], window_start);
-  if (sel->having) patch_window_columns(sel->having, window_start);
-  /* Keys of the result: plain references to the group keys, or to the FROM stream's key. */
+  int window_start = sel->ngroup_keys + sel->naggs, grouping_start = window_start + (a->windowed ? 2 : 0);
+  for (int i = 0; i < sel->noutputs; i++) patch_layout_columns(sel->outputs[i], window_start, grouping_start);
+  if (sel->having) patch_layout_columns(sel->having, window_start, grouping_start);
+  /* Keys of the result: plain references to the group keys (and, with ROLLUP, to their
+   * GROUPING flags, which tell a rolled-up key from a NULL one), or to the FROM stream's key. */
   for (int i = 0; i < sel->noutputs; i++) {
     const vpq_bexpr *b = sel->outputs[i];
     if (b->kind != VPQ_BEXPR_COLUMN) continue;
-    if (sel->aggregate) out.cols[i].is_key = b->column >= 0 && b->column < sel->ngroup_keys;
+    bool grouping = sel->rollup && b->column >= grouping_start && b->column < grouping_start + sel->ngroup_keys;
+    if (sel->aggregate) out.cols[i].is_key = (b->column >= 0 && b->column < sel->ngroup_keys) || grouping;
     else out.cols[i].is_key = b->column < from->schema.ncols && from->schema.cols[b->column].is_key;
   }
   /* EMIT */

@@ -22,13 +22,17 @@
  * groups are written when the new output differs from the last one written for the group
  * (tables write the old row with diff -1 before the new one). Over a table, the rows of one
  * upstream change (one source row: retractions and additions of the keys it changed, e.g. of
- * every ROLLUP level) are applied first and written as one change; a retraction alone (a key
- * that left the upstream table) is a change too.
+ * every ROLLUP level) are applied first and written as one change, its groups ordered by
+ * window start, then ROLLUP level (finest first), then the order the change reached them; a
+ * retraction alone (a key that left the upstream table) is a change too.
  *
  * With `max_keys` set (WITH (max_keys = n) on the query's relation), the distinct GROUP BY
  * keys that have open groups are counted in a key set; once n keys are open, a row of a new
  * key is refused (counted, dead-lettered with reason "max_keys: ...") while the open keys keep
- * updating. A key leaves the set when its last group closes or empties.
+ * updating. A key leaves the set when its last group closes or, over a table, as soon as a
+ * retraction empties its group (before the rest of that change: a row moving between keys frees
+ * the old key's place for the new one). Over a table the refused rows are remembered, so that
+ * their retractions, which have nothing to retract, are ignored as well.
  *
  * Late and refused rows go to the dead-letter output of the source each row comes from
  * (vpq_batch.source), written as the input layout with its joined columns' names made unique.
@@ -75,19 +79,31 @@ typedef struct agg_group {
   vpq_datum *last;    /* the last output row written (target schema) */
   uint8_t *last_null;
   bool emitted;
+  bool key_held;      /* max_keys: the group counts for its key in the key set */
   int32_t partition;  /* the internal topic's partition its rows are read from (-1: none) */
 } agg_group;
 
 _Static_assert(offsetof(agg_group, inline_state) == 48 && sizeof(agg_group) == 192,
                "a group slot is three cache lines, the states starting in the first");
 
-/* A GROUP BY key with open groups (max_keys only). */
+/* A row of a multiset of rows (max_keys only): a GROUP BY key with open groups, or an input
+ * row that was refused. */
 typedef struct agg_key {
   uint64_t hash;
   int next;        /* hash chain, or the free list */
-  int64_t groups;  /* open level-0 groups with this key; 0: a free slot */
-  vpq_datum *key;  /* the key's values, then its null flags (one malloc) */
+  int64_t count;   /* open level-0 groups with this key, or refused copies of the row; 0: free */
+  vpq_datum *key;  /* the row's values, then its null flags (one malloc) */
 } agg_key;
+
+/* A hash multiset of rows of `ncols` values. */
+typedef struct agg_rowset {
+  agg_key *e;
+  int n, cap, free;
+  int *buckets;
+  int nbuckets;
+  int ncols;
+  int64_t live;    /* distinct rows held */
+} agg_rowset;
 
 typedef struct agg_window {
   int64_t start, end;
@@ -120,7 +136,7 @@ typedef struct aggregate_op {
   vpq_program *having;
   vpq_program **out_progs; /* per target column; NULL = NULL column */
   bool partitioned;        /* input rows carry their internal topic's partition after the input columns */
-  vpq_schema layout;       /* keys, aggregates, WINDOW_START, WINDOW_END */
+  vpq_schema layout;       /* keys, aggregates, WINDOW_START, WINDOW_END, GROUPING flags */
   vpq_schema dead_schema;  /* the input layout as dead letters name it: unique column names */
 
   agg_group *groups;
@@ -139,11 +155,9 @@ typedef struct aggregate_op {
   /* max_keys */
   int64_t max_keys;    /* 0: unbounded */
   int64_t rejected;    /* rows refused because the key set was full (the first is logged) */
-  agg_key *kset;
-  int kset_n, kset_cap, kset_free;
-  int *kset_buckets;
-  int kset_nbuckets;
-  int64_t open_keys;
+  agg_rowset keys;     /* the keys held: with open level-0 groups */
+  agg_rowset refused;  /* over a changelog: the rows refused and not yet retracted */
+  vpq_datum *refused_row; /* scratch: an input row's values, then its null flags */
 
   int64_t start_seen;  /* the last window start of the row before, when start_known */
   bool start_known;
@@ -194,89 +208,92 @@ static bool group_key_equal(const aggregate_op *a, const agg_group *g, const vpq
   return true;
 }
 
-/* ===== The key set (max_keys) ===== */
+/* ===== The key set and the refused rows (max_keys) ===== */
 
-static int kset_find(const aggregate_op *a, uint64_t hash, const vpq_datum *key, const uint8_t *key_null) {
-  if (!a->kset_nbuckets) return -1;
-  for (int k = a->kset_buckets[hash & (uint64_t)(a->kset_nbuckets - 1)]; k >= 0; k = a->kset[k].next) {
-    const agg_key *e = &a->kset[k];
-    const uint8_t *e_null = (const uint8_t *)(e->key + a->nkeys);
+static int rowset_find(const agg_rowset *set, uint64_t hash, const vpq_datum *row, const uint8_t *row_null) {
+  if (!set->nbuckets) return -1;
+  for (int k = set->buckets[hash & (uint64_t)(set->nbuckets - 1)]; k >= 0; k = set->e[k].next) {
+    const agg_key *e = &set->e[k];
+    const uint8_t *e_null = (const uint8_t *)(e->key + set->ncols);
     bool equal = e->hash == hash;
-    for (int c = 0; c < a->nkeys && equal; c++)
-      equal = e_null[c] == key_null[c] && (key_null[c] || e->key[c].i == key[c].i);
+    for (int c = 0; c < set->ncols && equal; c++)
+      equal = e_null[c] == row_null[c] && (row_null[c] || e->key[c].i == row[c].i);
     if (equal) return k;
   }
   return -1;
 }
 
-static void kset_rehash(aggregate_op *a) {
-  int nbuckets = a->kset_nbuckets ? a->kset_nbuckets * 2 : 256;
-  free(a->kset_buckets);
-  a->kset_buckets = malloc(sizeof *a->kset_buckets * (size_t)nbuckets);
-  if (!a->kset_buckets) abort();
-  for (int b = 0; b < nbuckets; b++) a->kset_buckets[b] = -1;
-  a->kset_nbuckets = nbuckets;
-  for (int k = 0; k < a->kset_n; k++) {
-    if (!a->kset[k].groups) continue;
-    int b = (int)(a->kset[k].hash & (uint64_t)(nbuckets - 1));
-    a->kset[k].next = a->kset_buckets[b];
-    a->kset_buckets[b] = k;
+/* True when the set holds `row`. */
+static bool rowset_has(const agg_rowset *set, const vpq_datum *row, const uint8_t *row_null) {
+  return rowset_find(set, vpq_op_hash_datums(row, row_null, set->ncols, 0), row, row_null) >= 0;
+}
+
+static void rowset_rehash(agg_rowset *set) {
+  int nbuckets = set->nbuckets ? set->nbuckets * 2 : 256;
+  free(set->buckets);
+  set->buckets = malloc(sizeof *set->buckets * (size_t)nbuckets);
+  if (!set->buckets) abort();
+  for (int b = 0; b < nbuckets; b++) set->buckets[b] = -1;
+  set->nbuckets = nbuckets;
+  for (int k = 0; k < set->n; k++) {
+    if (!set->e[k].count) continue;
+    int b = (int)(set->e[k].hash & (uint64_t)(nbuckets - 1));
+    set->e[k].next = set->buckets[b];
+    set->buckets[b] = k;
   }
 }
 
-/* A level-0 group of `key` opened (+1) or closed (-1): keeps each key's count of open groups. */
-static void kset_ref(aggregate_op *a, const vpq_datum *key, const uint8_t *key_null, int delta) {
-  uint64_t hash = vpq_op_hash_datums(key, key_null, a->nkeys, 0);
-  int k = kset_find(a, hash, key, key_null);
+/* Adds (delta > 0) or removes (delta < 0) copies of `row`; a row whose count reaches 0 leaves
+ * the set, and removing a row the set does not hold does nothing. */
+static void rowset_ref(agg_rowset *set, const vpq_datum *row, const uint8_t *row_null, int delta) {
+  uint64_t hash = vpq_op_hash_datums(row, row_null, set->ncols, 0);
+  int k = rowset_find(set, hash, row, row_null);
   if (k >= 0) {
-    agg_key *e = &a->kset[k];
-    if ((e->groups += delta) > 0) return;
-    int *link = &a->kset_buckets[hash & (uint64_t)(a->kset_nbuckets - 1)];
-    while (*link != k) link = &a->kset[*link].next;
+    agg_key *e = &set->e[k];
+    if ((e->count += delta) > 0) return;
+    int *link = &set->buckets[hash & (uint64_t)(set->nbuckets - 1)];
+    while (*link != k) link = &set->e[*link].next;
     *link = e->next;
     free(e->key);
     e->key = NULL;
-    e->groups = 0;
-    e->next = a->kset_free;
-    a->kset_free = k;
-    a->open_keys--;
+    e->count = 0;
+    e->next = set->free;
+    set->free = k;
+    set->live--;
     return;
   }
   if (delta < 0) return;
-  if ((a->open_keys + 1) * 2 > a->kset_nbuckets) kset_rehash(a);
-  if (a->kset_free >= 0) {
-    k = a->kset_free;
-    a->kset_free = a->kset[k].next;
+  if ((set->live + 1) * 2 > set->nbuckets) rowset_rehash(set);
+  if (set->free >= 0) {
+    k = set->free;
+    set->free = set->e[k].next;
   } else {
-    if (a->kset_n == a->kset_cap) {
-      a->kset_cap = a->kset_cap ? a->kset_cap * 2 : 256;
-      a->kset = realloc(a->kset, sizeof *a->kset * (size_t)a->kset_cap);
-      if (!a->kset) abort();
+    if (set->n == set->cap) {
+      set->cap = set->cap ? set->cap * 2 : 256;
+      set->e = realloc(set->e, sizeof *set->e * (size_t)set->cap);
+      if (!set->e) abort();
     }
-    k = a->kset_n++;
+    k = set->n++;
   }
-  agg_key *e = &a->kset[k];
+  agg_key *e = &set->e[k];
   e->hash = hash;
-  e->groups = 1;
-  e->key = malloc((sizeof *key + 1) * (size_t)a->nkeys + 1);
+  e->count = delta;
+  e->key = malloc((sizeof *row + 1) * (size_t)set->ncols + 1);
   if (!e->key) abort();
-  memcpy(e->key, key, sizeof *key * (size_t)a->nkeys);
-  memcpy((uint8_t *)(e->key + a->nkeys), key_null, (size_t)a->nkeys);
-  int b = (int)(hash & (uint64_t)(a->kset_nbuckets - 1));
-  e->next = a->kset_buckets[b];
-  a->kset_buckets[b] = k;
-  a->open_keys++;
+  memcpy(e->key, row, sizeof *row * (size_t)set->ncols);
+  memcpy((uint8_t *)(e->key + set->ncols), row_null, (size_t)set->ncols);
+  int b = (int)(hash & (uint64_t)(set->nbuckets - 1));
+  e->next = set->buckets[b];
+  set->buckets[b] = k;
+  set->live++;
 }
 
-static void kset_free_all(aggregate_op *a) {
-  for (int k = 0; k < a->kset_n; k++) free(a->kset[k].key);
-  free(a->kset);
-  free(a->kset_buckets);
-  a->kset = NULL;
-  a->kset_buckets = NULL;
-  a->kset_n = a->kset_cap = a->kset_nbuckets = 0;
-  a->kset_free = -1;
-  a->open_keys = 0;
+/* Empties the set (it keeps its width). */
+static void rowset_free_all(agg_rowset *set) {
+  for (int k = 0; k < set->n; k++) free(set->e[k].key);
+  free(set->e);
+  free(set->buckets);
+  *set = (agg_rowset){.free = -1, .ncols = set->ncols};
 }
 
 /* ===== Groups ===== */
@@ -349,7 +366,10 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
     group->key0 = key[0];
     group->key0_null = key_null[0];
   }
-  if (a->max_keys && level == 0) kset_ref(a, key, key_null, +1);
+  if (a->max_keys && level == 0) {
+    rowset_ref(&a->keys, key, key_null, +1);
+    group->key_held = true;
+  }
   int b = (int)(hash & (uint64_t)(a->nbuckets - 1));
   group->next = a->buckets[b];
   a->buckets[b] = g;
@@ -365,7 +385,7 @@ static void group_free(aggregate_op *a, int g) {
       break;
     }
   }
-  if (a->max_keys && group->level == 0) kset_ref(a, group->key, group->key_null, -1);
+  if (group->key_held) rowset_ref(&a->keys, group->key, group->key_null, -1);
   group_release(a, group);
   group->alive = false;
   a->base.rt->open_groups--;
@@ -516,6 +536,8 @@ static void emit_groups(aggregate_op *a, const int *groups, int n) {
         layout->cols[a->nkeys + sel->naggs].data[r].i = g->start;
         layout->cols[a->nkeys + sel->naggs + 1].data[r].i = g->end;
       }
+      for (int k = 0; k < a->nkeys && sel->rollup; k++)
+        layout->cols[a->nkeys + sel->naggs + (windowed ? 2 : 0) + k].data[r].i = k >= a->nkeys - g->level;
     }
     int *pass = NULL;
     int npass = m;
@@ -566,9 +588,42 @@ static void emit_groups(aggregate_op *a, const int *groups, int n) {
   }
 }
 
-/* Emits (changes mode) the groups a row changed, then frees those left empty. */
+/* The order in which one change writes the groups it changed: by window start (tumbling,
+ * hopping), then ROLLUP level, finest first, then the order the change reached them (over a
+ * table its retractions come before its additions). */
+typedef struct dirty_rank {
+  int64_t start;
+  int level, at, group;
+} dirty_rank;
+
+static int dirty_rank_cmp(const void *x, const void *y) {
+  const dirty_rank *p = x, *q = y;
+  if (p->start != q->start) return p->start < q->start ? -1 : 1;
+  if (p->level != q->level) return p->level - q->level;
+  return p->at - q->at;
+}
+
+/* Sorts the dirty groups into the order they are written (dirty_rank); a single input row's
+ * groups are in that order already. */
+static void sort_dirty(aggregate_op *a) {
+  bool by_start = a->sel->window.kind == VPQ_WINDOW_TUMBLING || a->sel->window.kind == VPQ_WINDOW_HOPPING;
+  dirty_rank *ranks = vpq_arena_alloc(&a->base.rt->scratch, sizeof *ranks * (size_t)a->ndirty);
+  bool sorted = true;
+  for (int i = 0; i < a->ndirty; i++) {
+    const agg_group *g = &a->groups[a->dirty[i]];
+    ranks[i] = (dirty_rank){by_start ? g->start : 0, g->level, i, a->dirty[i]};
+    sorted = sorted && (i == 0 || dirty_rank_cmp(&ranks[i - 1], &ranks[i]) < 0);
+  }
+  if (sorted) return;
+  qsort(ranks, (size_t)a->ndirty, sizeof *ranks, dirty_rank_cmp);
+  for (int i = 0; i < a->ndirty; i++) a->dirty[i] = ranks[i].group;
+}
+
+/* Emits (changes mode) the groups a change made dirty, in the order of dirty_rank, then frees
+ * those left empty. */
 static void emit_dirty(aggregate_op *a) {
   if (!a->ndirty) return;
+  if (a->nlevels > 1 || a->sel->input_is_changelog) sort_dirty(a);
   emit_groups(a, a->dirty, a->ndirty);
   for (int i = 0; i < a->ndirty; i++) {
     agg_group *g = &a->groups[a->dirty[i]];
@@ -721,12 +776,27 @@ static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
   dead_letter(a, batch, row, "late");
 }
 
-/* max_keys: true when a row of `key` may open groups (its key is open, or there is room). A
- * refused row is counted and dead-lettered; the first refusal is logged. */
+/* max_keys: true when a row of `key` may open groups (its key is held, or there is room). A
+ * refused row is counted and dead-lettered; the first refusal is logged. Over a changelog a
+ * refused row is remembered, so that its retraction, which has nothing to retract, is ignored
+ * too (it could otherwise take a row of the same key that was admitted later). */
 static bool key_admitted(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *key,
                          const uint8_t *key_null) {
-  if (a->open_keys < a->max_keys || batch->diff[row] < 0) return true;
-  if (kset_find(a, vpq_op_hash_datums(key, key_null, a->nkeys, 0), key, key_null) >= 0) return true;
+  bool changelog = a->sel->input_is_changelog;
+  int ncols = a->refused.ncols;
+  uint8_t *row_null = (uint8_t *)(a->refused_row + ncols);
+  if (changelog) {
+    for (int c = 0; c < ncols; c++) {
+      a->refused_row[c] = batch->cols[c].null[row] ? (vpq_datum){0} : batch->cols[c].data[row];
+      row_null[c] = batch->cols[c].null[row];
+    }
+    if (batch->diff[row] < 0 && rowset_has(&a->refused, a->refused_row, row_null)) {
+      rowset_ref(&a->refused, a->refused_row, row_null, -1);
+      return false;
+    }
+  }
+  if (batch->diff[row] < 0 || a->keys.live < a->max_keys || rowset_has(&a->keys, key, key_null)) return true;
+  if (changelog) rowset_ref(&a->refused, a->refused_row, row_null, +1);
   a->rejected++;
   a->base.rt->stats.refused[VPQ_REASON_MAX_KEYS]++;
   char reason[96];
@@ -775,6 +845,18 @@ static void level_key(const aggregate_op *a, int level, const vpq_datum *key, co
   }
 }
 
+/* max_keys, a table: a group emptied by retractions lets go of its key at once, before the
+ * rest of the change is applied (a row moving from one key to another, as over a table it
+ * retracts first, must find the slot the old key leaves); a group that gets rows again takes
+ * its key back (key_admitted has made room for it). */
+static void key_hold(aggregate_op *a, int g) {
+  agg_group *group = &a->groups[g];
+  bool hold = group->nrows > 0;
+  if (hold == group->key_held) return;
+  rowset_ref(&a->keys, group->key, group->key_null, hold ? +1 : -1);
+  group->key_held = hold;
+}
+
 /* Adds row `row` to the group (start, end, level, key): finds or creates it, queues it. */
 static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64_t start,
                          int64_t end, const vpq_datum *row_key, const uint8_t *row_key_null) {
@@ -793,6 +875,7 @@ static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64
       }
     }
     a->groups[g].nrows += batch->diff[row];
+    if (a->max_keys && level == 0 && a->sel->window.kind == VPQ_WINDOW_NONE) key_hold(a, g);
     run_add(a, g, row);
     mark_dirty(a, g);
   }
@@ -1072,7 +1155,8 @@ static void release_state(aggregate_op *a) {
   free(a->windows);
   free(a->groups);
   free(a->buckets);
-  kset_free_all(a);
+  rowset_free_all(&a->keys);
+  rowset_free_all(&a->refused);
   a->windows = NULL;
   a->groups = NULL;
   a->buckets = NULL;
@@ -1108,7 +1192,8 @@ static void aggregate_destroy(vpq_op *op) {
  * one chain, the one its recomputed hash selects; windowed, in exactly one window with the
  * same bounds; every free slot is on the free list once; string values are ids of the pool.
  * On any failure the partly loaded state is released at once, so destroy has nothing left to
- * walk. The max_keys key set is not written: it is rebuilt from the live groups. */
+ * walk. The max_keys key set is not written: it is rebuilt from the live groups; over a table
+ * the refused rows are written last. */
 
 enum { AGG_MAX_SLOTS = INT32_MAX / 4 };
 
@@ -1164,6 +1249,14 @@ static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, a->windows[w].start);
     vpq_ckpt_put_i64(out, a->windows[w].end);
     put_indices(out, a->windows[w].groups, a->windows[w].ngroups);
+  }
+  if (!a->max_keys || !a->sel->input_is_changelog) return;
+  vpq_ckpt_put_u64(out, (uint64_t)a->refused.live);
+  for (int k = 0; k < a->refused.n; k++) {
+    const agg_key *e = &a->refused.e[k];
+    if (!e->count) continue;
+    vpq_ckpt_put_i64(out, e->count);
+    vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + a->refused.ncols), a->refused.ncols);
   }
 }
 
@@ -1312,6 +1405,21 @@ static void load_windows(aggregate_op *a, vpq_ckpt_in *in, uint8_t *seen) {
   if (!in->error && members != alive) vpq_ckpt_fail(in, "a live group outside every window");
 }
 
+/* Reads the refused rows of a max_keys aggregation over a changelog (the last part of its
+ * state); on failure releases the whole state, as aggregate_load does. */
+static void load_refused(aggregate_op *a, vpq_ckpt_in *in) {
+  int ncols = a->refused.ncols;
+  uint8_t *row_null = (uint8_t *)(a->refused_row + ncols);
+  int64_t n = vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
+  for (int64_t i = 0; i < n && !in->error; i++) {
+    int64_t count = vpq_ckpt_get_i64(in);
+    if (count < 1 || count > INT32_MAX) vpq_ckpt_fail(in, "a refused row's count out of range");
+    get_row(in, a->base.rt->intern, a->sel->input.cols, a->refused_row, row_null, ncols);
+    if (!in->error) rowset_ref(&a->refused, a->refused_row, row_null, (int)count);
+  }
+  if (in->error) release_state(a);
+}
+
 static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
   aggregate_op *a = (aggregate_op *)op;
   int64_t *scalars[] = {&a->wm, &a->next_close, &a->next_seq, &a->out_ts, &a->out_origin.offset, &a->rejected};
@@ -1335,9 +1443,14 @@ static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
     release_state(a);
     return;
   }
-  if (a->max_keys)
-    for (int g = 0; g < n; g++)
-      if (a->groups[g].alive && a->groups[g].level == 0) kset_ref(a, a->groups[g].key, a->groups[g].key_null, +1);
+  if (!a->max_keys) return;
+  for (int g = 0; g < n; g++) {
+    agg_group *group = &a->groups[g];
+    if (!group->alive || group->level != 0) continue;
+    rowset_ref(&a->keys, group->key, group->key_null, +1);
+    group->key_held = true;
+  }
+  if (a->sel->input_is_changelog) load_refused(a, in);
 }
 
 /* Names the input layout's columns for dead letters, whose rows are JSON objects: a column of
@@ -1388,7 +1501,9 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   a->nkeys = sel->ngroup_keys;
   a->nlevels = sel->rollup ? sel->ngroup_keys + 1 : 1;
   a->free_list = -1;
-  a->kset_free = -1;
+  a->keys = (agg_rowset){.free = -1, .ncols = a->nkeys};
+  a->refused = (agg_rowset){.free = -1, .ncols = sel->input.ncols};
+  a->refused_row = vpq_arena_alloc(arena, (sizeof *a->refused_row + 1) * (size_t)(sel->input.ncols + 1));
   a->wm = VPQ_TS_MIN;
   a->next_close = VPQ_TS_MAX;
   a->offsets = vpq_arena_alloc(arena, sizeof *a->offsets * (size_t)(sel->naggs + 1));
@@ -1410,7 +1525,8 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
     a->arg_vecs[i].type = sel->aggs[i].arg->type;
   }
   bool windowed = sel->window.kind != VPQ_WINDOW_NONE;
-  a->layout.ncols = a->nkeys + sel->naggs + (windowed ? 2 : 0);
+  int grouping = a->nkeys + sel->naggs + (windowed ? 2 : 0);
+  a->layout.ncols = grouping + (sel->rollup ? a->nkeys : 0);
   a->layout.cols = vpq_arena_alloc(arena, sizeof *a->layout.cols * (size_t)(a->layout.ncols + 1));
   for (int k = 0; k < a->nkeys; k++) {
     char text[256];
@@ -1422,6 +1538,11 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   if (windowed) {
     a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){"WINDOW_START", VPQ_TYPE_TIMESTAMP, false, false};
     a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){"WINDOW_END", VPQ_TYPE_TIMESTAMP, false, false};
+  }
+  for (int k = 0; k < a->nkeys && sel->rollup; k++) {
+    char text[300];
+    snprintf(text, sizeof text, "grouping(%s)", a->layout.cols[k].name);
+    a->layout.cols[grouping + k] = (vpq_column){vpq_arena_strdup(arena, text), VPQ_TYPE_BIGINT, false, false};
   }
   if (sel->having) a->having = vpq_expr_compile(arena, sel->having, rt->intern);
   int ncols = query->target->schema.ncols;

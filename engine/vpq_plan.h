@@ -18,7 +18,8 @@
  *    JOIN order (WHERE, GROUP BY keys, aggregate arguments, and the SELECT list of a query
  *    without aggregation are bound against it);
  *  - "aggregate layout": the group keys (in GROUP BY order), then the aggregates' results
- *    (in vpq_plan_select.aggs order), then WINDOW_START and WINDOW_END when windowed (HAVING
+ *    (in vpq_plan_select.aggs order), then WINDOW_START and WINDOW_END when windowed, then
+ *    with ROLLUP one BIGINT per key, its GROUPING flag (1 where the row rolled it up; HAVING
  *    and the SELECT list of an aggregate query are bound against it).
  */
 #ifndef VPQ_PLAN_H
