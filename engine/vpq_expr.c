@@ -17,9 +17,12 @@
  */
 #include "vpq_expr.h"
 
-#include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "vpq_dtoa.h"
 
 typedef enum expr_opcode {
   OP_CONST,
@@ -76,17 +79,69 @@ static int cmp_result(vpq_ast_op op, int c) {
   }
 }
 
-/* round(x, digits), half away from zero for x as it is written: x·10^digits lands a few ulps
- * off a half (0.285 · 100 = 28.499999999999996), so a value within 8 ulps of a half counts as
- * the half (round(0.285, 2) = 0.29, round(1.005, 2) = 1.01). A zero result has no sign. */
+/* round(x, digits), half away from zero for x as it is written: on the decimal digits of x's
+ * shortest round-trip text (vpq_dtoa.h), so round(0.285, 2) = 0.29 (x·100 would be
+ * 28.499999999999996) and round(0.049999999999999996, 1) = 0.0, whatever the digits (round(0.05,
+ * -400) = 0.0, round(6e22, -23) = 1e+23). A zero result has no sign. */
 static double round_half_away(double x, int64_t digits) {
-  if (digits > 300 || digits < -300 || !isfinite(x)) return x;
-  double scale = pow(10.0, (double)(digits < 0 ? -digits : digits));
-  double y = digits >= 0 ? x * scale : x / scale;
-  if (fabs(y) >= 0x1p52) return x; /* already whole at that many digits */
-  double half = trunc(y) + copysign(0.5, y);
-  double r = fabs(y - half) <= 8 * DBL_EPSILON * fabs(y) ? half + copysign(0.5, y) : round(y);
-  return (digits >= 0 ? r / scale : r * scale) + 0.0;
+  if (!isfinite(x) || x == 0) return x + 0.0;
+  char text[VPQ_DTOA_SIZE], kept[VPQ_DTOA_SIZE + 32];
+  vpq_dtoa_double(text, x);
+  /* x = 0.D × 10^point, D its significant digits */
+  char sig[VPQ_DTOA_SIZE];
+  int nsig = 0, point = 0;
+  bool seen_point = false;
+  const char *c = text + (text[0] == '-');
+  for (; *c && *c != 'e'; c++) {
+    if (*c == '.') {
+      seen_point = true;
+    } else if (nsig == 0 && *c == '0') {
+      if (seen_point) point--;
+    } else {
+      sig[nsig++] = *c;
+      if (!seen_point) point++;
+    }
+  }
+  if (*c == 'e') point += atoi(c + 1);
+  while (nsig > 1 && sig[nsig - 1] == '0') nsig--;
+  /* keep the first `keep` digits of D */
+  const int64_t keep = digits > 400 ? 400 : digits < -400 ? -400 : (int64_t)point + digits;
+  if (keep >= nsig) return x;
+  if (keep < 0) return 0.0;
+  int n = (int)keep;
+  bool up = sig[n] >= '5';
+  for (int i = n - 1; up && i >= 0; i--) {
+    if (sig[i] == '9') {
+      sig[i] = '0';
+    } else {
+      sig[i]++;
+      up = false;
+    }
+  }
+  if (up) { /* 99.. became 100..: one more digit */
+    memmove(sig + 1, sig, (size_t)n);
+    sig[0] = '1';
+    n++;
+    point++;
+  }
+  if (n == 0) return 0.0;
+  snprintf(kept, sizeof kept, "%s0.%.*se%d", x < 0 ? "-" : "", n, sig, point);
+  return strtod(kept, NULL) + 0.0;
+}
+
+/* round(x, digits) of a BIGINT: digits ≥ 0 keep x; below, half away from zero at 10^-digits,
+ * wrapping as BIGINT arithmetic does when the result leaves the range (round(9.5e18, -19) is
+ * 10^19 − 2^64). */
+static int64_t round_bigint(int64_t x, int64_t digits) {
+  if (digits >= 0) return x;
+  if (digits < -19) return 0;
+  uint64_t scale = 1;
+  for (int64_t k = 0; k < -digits; k++) scale *= 10;
+  const uint64_t magnitude = x < 0 ? 0u - (uint64_t)x : (uint64_t)x;
+  uint64_t q = magnitude / scale;
+  if (magnitude % scale >= scale - magnitude % scale) q++;
+  const uint64_t r = q * scale;
+  return (int64_t)(x < 0 ? 0u - r : r);
 }
 
 static void exec_instr(const vpq_program *p, const expr_instr *in, const vpq_vec *r, vpq_vec *d, int n) {
@@ -241,16 +296,7 @@ static void exec_instr(const vpq_program *p, const expr_instr *in, const vpq_vec
     break;
   case OP_ROUND_I:
     for (int i = 0; i < n; i++) {
-      int64_t x = a->data[i].i, digits = b ? b->data[i].i : 0;
-      if (digits < 0 && digits > -19) {
-        int64_t scale = 1;
-        for (int64_t k = 0; k < -digits; k++) scale *= 10;
-        int64_t q = x / scale, rem = x % scale;
-        if (rem * 2 >= scale) q++;
-        else if (rem * 2 <= -scale) q--;
-        x = q * scale;
-      }
-      d->data[i].i = x;
+      d->data[i].i = round_bigint(a->data[i].i, b ? b->data[i].i : 0);
       d->null[i] = a->null[i] | (b ? b->null[i] : 0);
     }
     break;

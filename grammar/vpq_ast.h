@@ -258,6 +258,7 @@ typedef struct vpq_ast_file {
   vpq_ast_stmt **stmts;
   int count;
   int cap;
+  bool incomplete; /* a statement failed to parse (a syntax error) and is missing */
 } vpq_ast_file;
 
 /* ===== Parsing ===== */
@@ -265,7 +266,8 @@ typedef struct vpq_ast_file {
 /* Parses `diag->text` into a file of statements allocated in `arena`. Syntax errors are
  * recorded in `diag` (file:line:col with what was expected); the parser recovers at the next
  * `;` so that every statement's errors are reported in one run. Returns the file even when
- * there were errors (with the statements that parsed). */
+ * there were errors (with the statements that parsed; `incomplete` when one did not). A literal
+ * out of range is an error but not a syntax error: the statement parses, with 0 in its place. */
 vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag);
 
 /* ===== Constructors: the only calls grammar actions make ===== */

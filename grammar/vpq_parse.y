@@ -699,6 +699,7 @@ vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag) {
       end = tok.span.off + tok.span.len;
     }
     if (ctx.failed) {
+      ctx.file->incomplete = true;
       while (tok.type != 0 && tok.type != VPQ_TK_SEMI) tok = vpq_lex_next(&lex);
       vpq_parserFinalize(&parser);
       vpq_parserInit(&parser, &ctx);
