@@ -53,13 +53,16 @@ void vpq_diag_warning(vpq_diag *diag, vpq_span span, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Whether byte b continues a UTF-8 character: columns count characters, not bytes. */
+static bool continuation(char b) { return ((unsigned char)b & 0xC0) == 0x80; }
+
 void vpq_diag_position(const vpq_diag *diag, uint32_t off, int *line, int *col) {
   int l = 1, c = 1;
   for (uint32_t i = 0; i < off && i < diag->text_len; i++) {
     if (diag->text[i] == '\n') {
       l++;
       c = 1;
-    } else {
+    } else if (!continuation(diag->text[i])) {
       c++;
     }
   }
@@ -84,10 +87,12 @@ static void print_entry(const vpq_diag *diag, const vpq_diag_entry *e, FILE *out
   size_t end = e->span.off;
   while (end < diag->text_len && diag->text[end] != '\n') end++;
   fprintf(out, "%.*s\n", (int)(end - start), diag->text + start);
-  for (size_t i = start; i < e->span.off; i++) fputc(diag->text[i] == '\t' ? '\t' : ' ', out);
+  for (size_t i = start; i < e->span.off; i++)
+    if (!continuation(diag->text[i])) fputc(diag->text[i] == '\t' ? '\t' : ' ', out);
   fputc('^', out);
   size_t span_end = e->span.off + (e->span.len ? e->span.len : 1);
-  for (size_t i = e->span.off + 1; i < span_end && i < end; i++) fputc('~', out);
+  for (size_t i = e->span.off + 1; i < span_end && i < end; i++)
+    if (!continuation(diag->text[i])) fputc('~', out);
   fputc('\n', out);
 }
 

@@ -50,7 +50,7 @@ void vpq_diag_error(vpq_diag *diag, vpq_span span, const char *fmt, ...)
 void vpq_diag_warning(vpq_diag *diag, vpq_span span, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Computes the 1-based line and column of byte offset `off`. */
+/* Computes the 1-based line and column (in UTF-8 characters) of byte offset `off`. */
 void vpq_diag_position(const vpq_diag *diag, uint32_t off, int *line, int *col);
 
 /* Prints every entry, sorted by position, as `file:line:col: error: message`, the source
