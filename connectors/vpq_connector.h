@@ -65,6 +65,7 @@ struct vpq_source {
   int partitions;   /* partitions whose watermarks are tracked apart (0: one for the source) */
   const bool *owned; /* per partition: read by this instance now (NULL: all); a partition another
                         group member reads does not hold this one's watermark back */
+  uint64_t assignments; /* how many times a consumer group has given this member partitions */
 };
 
 typedef struct vpq_sink vpq_sink;

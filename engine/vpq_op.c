@@ -270,6 +270,7 @@ typedef struct source_op {
   bool *part_idle;      /* per partition: idle (mark_idle) for the batch or tick at hand */
   int nparts;
   bool restored;        /* restored from a checkpoint, not looked at since (restart_idle_clock) */
+  uint64_t assignments; /* the source's assignments last looked at (restart_idle_clock) */
   upsert_entry *entries;
   int nentries, entries_cap;
   int *buckets;
@@ -501,10 +502,14 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
  * the engine reads (on the wall clock), the time it was down is no idleness: counting it would
  * move the watermark on by the downtime before the backlog is read, and make its rows late, so
  * they start over at the first look after the restore. An embedder's clock (vpq_engine_tick)
- * goes on as it was. */
+ * goes on as it was. Likewise when a consumer group gives this member partitions (the source's
+ * `assignments` change): the time spent waiting for them, a rebalance that can outlast
+ * idle_timeout, is no idleness of the partitions it now reads, whose backlog it has not seen. */
 static void restart_idle_clock(source_op *s, const vpq_source *src, int64_t now_ms) {
-  if (!s->restored) return;
+  const bool reassigned = src && src->assignments != s->assignments;
+  if (!s->restored && !reassigned) return;
   s->restored = false;
+  if (src) s->assignments = src->assignments;
   if (!src || src->bounded) return;
   s->last_arrival = now_ms;
   for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = now_ms;

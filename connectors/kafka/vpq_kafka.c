@@ -687,6 +687,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
   kafka_source *s = opaque;
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     s->assigned = true;
+    s->base.assignments++;
     for (int p = 0; p < s->base.partitions; p++) s->continued[p] = false;
     for (int i = 0; i < parts->cnt; i++) {
       int p = parts->elems[i].partition;
@@ -868,11 +869,17 @@ static void kafka_source_close(vpq_source *src) {
 
 /* The position: per partition, the next offset to read (-1: none read yet, or a group
  * member's partition it neither owns nor is giving up in a rebalance: its state here was
- * dropped, so a restore must not resume it), or the offset of its first unread row. */
+ * dropped, so a restore must not resume it), or the offset of its first unread row. A group
+ * member still waiting for its first assignment holds the state it restored, which counts the
+ * rows up to the restored offsets: it saves those. */
 static void kafka_source_save(const vpq_source *src, vpq_ckpt_out *out, const vpq_origin *unread, int nunread) {
   const kafka_source *s = (const kafka_source *)src;
   vpq_ckpt_put_u64(out, (uint64_t)s->base.partitions);
   for (int p = 0; p < s->base.partitions; p++) {
+    if (s->group && !s->assigned) {
+      vpq_ckpt_put_i64(out, s->resume[p]);
+      continue;
+    }
     if (s->group && !s->owned[p] && !s->revoked[p]) {
       vpq_ckpt_put_i64(out, -1);
       continue;
