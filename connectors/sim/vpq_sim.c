@@ -29,6 +29,9 @@ extern const char vpq_sim_pv_csv[];
 
 enum { ZONES = 4 };
 
+/* How long a setpoint holds: one 15-minute step. */
+static const int64_t SETPOINT_STEP_MS = 15 * 60000;
+
 struct vpq_sim {
   vpq_sim_config config;
   double *load;         /* hours × ZONES, MW */
@@ -171,6 +174,7 @@ void vpq_sim_free(vpq_sim *sim) {
   free(sim->pv);
   free(sim->site_pv_kw);
   free(sim->site_names);
+  for (int i = 0; sim->batteries && i < sim->config.devices; i++) free(sim->batteries[i].setpoints);
   free(sim->batteries);
   free(sim);
 }
@@ -224,17 +228,41 @@ int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw
   char *end;
   long i = strtol(device_id + 4, &end, 10);
   if (*end || i < 0 || i >= sim->config.devices || strcmp(sim->batteries[i].device_id, device_id) != 0) return 0;
-  sim->batteries[i].setpoint_kw = isfinite(setpoint_kw) ? setpoint_kw : 0;
-  sim->batteries[i].setpoint_from = step_ms;
-  sim->batteries[i].setpoint_until = step_ms + 15 * 60000;
+  vpq_sim_battery *b = &sim->batteries[i];
+  int at = 0;
+  while (at < b->nsetpoints && b->setpoints[at].from < step_ms) at++;
+  if (at < b->nsetpoints && b->setpoints[at].from == step_ms) {
+    b->setpoints[at].kw = isfinite(setpoint_kw) ? setpoint_kw : 0;
+    return 1;
+  }
+  if (at == VPQ_SIM_SETPOINT_STEPS) return 1; /* beyond the steps kept */
+  if (b->nsetpoints == VPQ_SIM_SETPOINT_STEPS) b->nsetpoints--; /* the latest step gives way */
+  if (b->nsetpoints == b->setpoints_cap) {
+    b->setpoints_cap = b->setpoints_cap ? 2 * b->setpoints_cap : 8;
+    b->setpoints = realloc(b->setpoints, sizeof *b->setpoints * (size_t)b->setpoints_cap);
+    if (!b->setpoints) abort();
+  }
+  memmove(b->setpoints + at + 1, b->setpoints + at, sizeof *b->setpoints * (size_t)(b->nsetpoints - at));
+  b->setpoints[at] = (vpq_sim_setpoint){step_ms, isfinite(setpoint_kw) ? setpoint_kw : 0};
+  b->nsetpoints++;
   return 1;
+}
+
+/* The setpoint of battery b at simulated time t (0 when none holds); forgets the steps over. */
+static double setpoint_at(vpq_sim_battery *b, int64_t t) {
+  int over = 0;
+  while (over < b->nsetpoints && b->setpoints[over].from + SETPOINT_STEP_MS <= t) over++;
+  if (over) {
+    b->nsetpoints -= over;
+    memmove(b->setpoints, b->setpoints + over, sizeof *b->setpoints * (size_t)b->nsetpoints);
+  }
+  return b->nsetpoints && b->setpoints[0].from <= t ? b->setpoints[0].kw : 0;
 }
 
 void vpq_sim_step(vpq_sim *sim, int64_t from_ms, double hours) {
   for (int i = 0; i < sim->config.devices; i++) {
     vpq_sim_battery *b = &sim->batteries[i];
-    bool holds = from_ms >= b->setpoint_from && from_ms < b->setpoint_until;
-    double p = holds ? fmin(fmax(b->setpoint_kw, -b->max_kw), b->max_kw) : 0;
+    double p = fmin(fmax(setpoint_at(b, from_ms), -b->max_kw), b->max_kw);
     if (p > 0) {
       double most = b->energy_kwh * b->efficiency / hours; /* empties the battery */
       if (p > most) p = most;

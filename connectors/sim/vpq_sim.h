@@ -28,6 +28,16 @@ typedef struct vpq_sim_config {
   double pv_ratio;      /* rooftop PV per site, in kW per kW of the site's peak load, 0..10 (default 0: none) */
 } vpq_sim_config;
 
+/* A requested setpoint: + discharge, − charge, for the 15-minute step starting at `from`. */
+typedef struct vpq_sim_setpoint {
+  int64_t from;
+  double kw;
+} vpq_sim_setpoint;
+
+/* How many steps to come a battery keeps setpoints for: 4 days of 15-minute steps, as many as
+ * a SCHEDULE ... EMIT PLAN can write for them. */
+enum { VPQ_SIM_SETPOINT_STEPS = 384 };
+
 typedef struct vpq_sim_battery {
   char device_id[32];
   int site;
@@ -35,8 +45,8 @@ typedef struct vpq_sim_battery {
   double max_kw;
   double efficiency;   /* one-way */
   double energy_kwh;   /* stored now */
-  double setpoint_kw;  /* requested: + discharge, − charge */
-  int64_t setpoint_from, setpoint_until; /* the simulated time it holds for (its step) */
+  vpq_sim_setpoint *setpoints; /* the steps not yet over, by start, one setpoint each */
+  int nsetpoints, setpoints_cap;
   double power_kw;     /* delivered in the last step */
 } vpq_sim_battery;
 
@@ -65,7 +75,9 @@ double vpq_sim_site_pv(const vpq_sim *sim, int site, int64_t t);
 double vpq_sim_site_meter(const vpq_sim *sim, int site, int64_t t);
 
 /* Sets the setpoint of `device_id` (kW, + discharge) for the 15-minute step that starts at
- * `step_ms`; false when there is no such battery. */
+ * `step_ms`, replacing the one it had for that step (a plan issued later replaces an earlier
+ * one's steps; the setpoints of the other steps wait for theirs); false when there is no such
+ * battery. A battery keeps the VPQ_SIM_SETPOINT_STEPS earliest steps it was given. */
 int vpq_sim_set_setpoint(vpq_sim *sim, const char *device_id, double setpoint_kw, int64_t step_ms);
 
 /* Moves the batteries `hours` forward from simulated time `from_ms`: each delivers the

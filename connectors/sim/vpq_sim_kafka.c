@@ -3,7 +3,7 @@
  *
  *   wall clock ──► simulated time = start + (wall − wall0) · speed
  *   every interval of simulated time: batteries step, then meters + telemetry are produced
- *   dispatch topic ──► latest setpoint per device (rows are read from the beginning, so a
+ *   dispatch topic ──► a setpoint per device and step (rows are read from the beginning, so a
  *                      plan written before the simulator subscribed is not missed)
  */
 #include <librdkafka/rdkafka.h>

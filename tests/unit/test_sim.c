@@ -110,6 +110,27 @@ static void setpoints_hold_for_their_step_only(void **state) {
   vpq_sim_free(sim);
 }
 
+/* A plan of several steps (SCHEDULE ... EMIT PLAN): every step's setpoint waits for its step,
+ * whatever order they arrive in, and a later plan replaces the steps it plans again. */
+static void setpoints_of_later_steps_wait_for_theirs(void **state) {
+  (void)state;
+  vpq_sim *sim = make(1, 1);
+  vpq_sim_battery *b = vpq_sim_battery_at(sim, 0);
+  const double hours = 1.0 / 60, kw[] = {0.1, 0.2, -0.3, 0.4};
+  const int64_t step = 15 * 60000;
+  vpq_sim_set_setpoint(sim, "bat-0000", kw[2] * b->max_kw, 2 * step);
+  vpq_sim_set_setpoint(sim, "bat-0000", kw[0] * b->max_kw, 0);
+  vpq_sim_set_setpoint(sim, "bat-0000", 0.9 * b->max_kw, step);
+  vpq_sim_set_setpoint(sim, "bat-0000", kw[3] * b->max_kw, 3 * step);
+  vpq_sim_set_setpoint(sim, "bat-0000", kw[1] * b->max_kw, step); /* the later plan's */
+  for (int minute = 0; minute < 75; minute++) {
+    vpq_sim_step(sim, minute * 60000, hours);
+    const double want = minute < 60 ? kw[minute / 15] * b->max_kw : 0;
+    assert_double_equal(b->power_kw, want, 1e-12);
+  }
+  vpq_sim_free(sim);
+}
+
 static void site_loads_follow_the_series_and_are_reproducible(void **state) {
   (void)state;
   vpq_sim *a = make(4, 4), *b = make(4, 4);
@@ -210,6 +231,7 @@ int main(void) {
       cmocka_unit_test(energy_is_conserved_with_efficiency),
       cmocka_unit_test(batteries_stop_at_empty_and_full),
       cmocka_unit_test(setpoints_hold_for_their_step_only),
+      cmocka_unit_test(setpoints_of_later_steps_wait_for_theirs),
       cmocka_unit_test(site_loads_follow_the_series_and_are_reproducible),
       cmocka_unit_test(the_fleet_adds_up_to_its_power),
       cmocka_unit_test(meters_take_rooftop_pv_off_the_load),
