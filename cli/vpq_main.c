@@ -141,10 +141,17 @@ static int cmd_check(int argc, char **argv) {
   return 0;
 }
 
-/* Whether a `--set key=value` has a value its key cannot take (`repartition`: on or off, as the
- * engine also accepts true and false); prints the usage error. */
+/* Whether a `--set key=value` has a key the run does not know (vpq_engine_setting_known; the
+ * demo checks its own `sim.<name>`) or a value its key cannot take (`repartition`: on or off,
+ * as the engine also accepts true and false); prints the usage error. */
 static bool bad_set(const char *set) {
   const char *value = strchr(set, '=') + 1;
+  char key[256], err[512];
+  snprintf(key, sizeof key, "%.*s", (int)(value - 1 - set), set);
+  if (strncmp(key, "sim.", 4) != 0 && !vpq_engine_setting_known(key, err, sizeof err)) {
+    usage("%s", err);
+    return true;
+  }
   if (strncmp(set, "repartition=", 12) != 0 || strcmp(value, "on") == 0 || strcmp(value, "off") == 0 ||
       strcmp(value, "true") == 0 || strcmp(value, "false") == 0)
     return false;

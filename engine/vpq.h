@@ -76,6 +76,10 @@ int vpq_engine_load(vpq_engine *engine, const char *file_name, const char *text,
  * so set it before subscribing. */
 void vpq_engine_set(vpq_engine *engine, const char *key, const char *value);
 
+/* Whether vpq_engine_set takes `key`: a connector option, `kafka.<property>` or `repartition`.
+ * False with a message in err (naming the closest key) when not. */
+bool vpq_engine_setting_known(const char *key, char *err, size_t err_size);
+
 /* The repartition steps of the loaded file: the relation each feeds into relations[0..max)
  * and its internal topic (also its readers' consumer group) into topics[0..max); returns how
  * many there are (max 0 just counts them). */

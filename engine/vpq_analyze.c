@@ -690,6 +690,18 @@ static const struct {
     {"pv", OPT_NUMBER, false},
 };
 
+bool vpq_analyze_option_known(const char *key, const char **hint) {
+  const char *names[sizeof known_options / sizeof *known_options];
+  *hint = NULL;
+  if (strncmp(key, "kafka.", 6) == 0 && key[6]) return true;
+  for (size_t j = 0; j < sizeof known_options / sizeof *known_options; j++) {
+    if (strcmp(known_options[j].key, key) == 0) return true;
+    names[j] = known_options[j].key;
+  }
+  *hint = vpq_diag_suggest(key, names, (int)(sizeof names / sizeof *names));
+  return false;
+}
+
 static const char *resolve_path(analyzer *a, const char *path) {
   if (path[0] == '/' || !a->plan->base_dir || strcmp(a->plan->base_dir, ".") == 0) return path;
   size_t len = strlen(a->plan->base_dir) + strlen(path) + 2;

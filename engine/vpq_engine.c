@@ -662,6 +662,14 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   if (dl) vpq_dead_letter_flush(dl, to < b->n ? b->origin[to].offset : INT64_MAX);
 }
 
+bool vpq_engine_setting_known(const char *key, char *err, size_t err_size) {
+  const char *hint = NULL;
+  if (strcmp(key, "repartition") == 0 || vpq_analyze_option_known(key, &hint)) return true;
+  if (hint) snprintf(err, err_size, "unknown setting `%s`; did you mean `%s`?", key, hint);
+  else snprintf(err, err_size, "unknown setting `%s`: --set takes a connector option, kafka.<property> or repartition", key);
+  return false;
+}
+
 void vpq_engine_set(vpq_engine *e, const char *key, const char *value) {
   e->settings = realloc(e->settings, sizeof *e->settings * (size_t)(e->nsettings + 1));
   if (!e->settings) abort();

@@ -286,6 +286,10 @@ typedef struct vpq_plan {
 vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file,
                       const char *file_name, const char *base_dir);
 
+/* Whether `key` names an option of WITH (...) (a `kafka.<property>` included); when not, *hint
+ * is the closest option's name, or NULL. */
+bool vpq_analyze_option_known(const char *key, const char **hint);
+
 /* Finds a relation by name (case-insensitive), or NULL. */
 vpq_relation *vpq_plan_find(const vpq_plan *plan, const char *name);
 

@@ -100,6 +100,10 @@ grep -q "^pv.vpq:1:94: error: option \`pv\` needs a non-negative number" err.txt
 usage_names "explain --set repartition=maybe" "--set repartition is 'on' or 'off', not 'maybe'" -- "$vpq" explain --set repartition=maybe ok.vpq
 usage_names "run --set repartition=maybe" "--set repartition is 'on' or 'off', not 'maybe'" -- "$vpq" run ok.vpq --set repartition=maybe
 expect 0 "explain --set repartition=off" -- "$vpq" explain --set repartition=off ok.vpq
+# A key no connector and not the engine takes is a usage error (a typo would do nothing).
+usage_names "run --set with an unknown key" "unknown setting \`bogus\`" -- "$vpq" run ok.vpq --set bogus=1
+usage_names "run --set with a misspelt option" "did you mean \`idle_timeout\`" -- "$vpq" run ok.vpq --set idle_timout=5s
+usage_names "explain --set with no key" "unknown setting" -- "$vpq" explain --set =x ok.vpq
 
 # The MLP takes `ridge` as docs/language.md lists it (the penalty of its linear base model): it
 # checks, and a different ridge gives different forecasts.
