@@ -103,10 +103,13 @@ static const vpq_ast_stmt *declared_later(const analyzer *a, const char *name) {
 }
 
 /* The relation named `name`, or NULL after an error at `span`: a relation declared further
- * down the file is named with its line, else the closest known name is suggested. */
+ * down the file is named with its line, else the closest known name is suggested. In a file
+ * with a statement that did not parse (`incomplete`), that statement may be its declaration:
+ * NULL then, with no error of its own. */
 static vpq_relation *find_relation(analyzer *a, const char *name, vpq_span span) {
   vpq_relation *rel = vpq_plan_find(a->plan, name);
   if (rel) return rel;
+  if (a->file->incomplete) return NULL;
   const vpq_ast_stmt *later = declared_later(a, name);
   if (later) {
     int line, col;

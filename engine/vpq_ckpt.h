@@ -29,7 +29,8 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 2 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum */
+enum { VPQ_CKPT_VERSION = 3 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
+                                keeps shifted sums and its values, max_keys over a table its refused rows */
 
 /* ===== Writing state ===== */
 

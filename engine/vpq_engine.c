@@ -398,7 +398,7 @@ int vpq_engine_load(vpq_engine *e, const char *file_name, const char *text, FILE
   vpq_diag d;
   vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
   vpq_ast_file *ast = vpq_parse(&e->arena, &d);
-  if (ast && !ast->incomplete) e->plan = vpq_analyze(&e->arena, &d, ast, e->file_name, e->base_dir);
+  if (ast) e->plan = vpq_analyze(&e->arena, &d, ast, e->file_name, e->base_dir);
   vpq_diag_print(&d, diag);
   int errors = d.errors;
   vpq_diag_free(&d);
