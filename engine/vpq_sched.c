@@ -66,8 +66,8 @@
  * as many classes at their greatest efficiency (relaxed_bound), and vpq_sched_solve_gap reports
  * how far the plan's peak is above it. On the bench's fleet of all-different efficiencies
  * 0.90-0.97: 58 kW, 0.12 % of the peak; the bound over 40 classes shows the plan within 44 kW,
- * 0.09 %, of the optimum. Eight classes come within 7 kW but take a minute: their first
- * relaxation finds no split, and the halving runs to MAX_CLASSES.
+ * 0.09 %, of the optimum. Eight classes came within 7 kW but took a minute (measured before
+ * mixed classes were split at changes of efficiency): their first relaxation found no split.
  *
  * Every plan is replayed in C from each battery's charge and discharge: the setpoint of a step
  * is the single direction that changes the stored energy as they do, every energy is checked
@@ -354,10 +354,11 @@ static outcome relax_and_split(peak_loop *L, bool *failed) {
   return over <= THROUGHPUT_TOLERANCE ? CERTIFIED : PLAN;
 }
 
-/* The fallback when the relaxations reach MAX_CLASSES classes (or can split none), or a
- * relaxation over classes of mixed efficiencies finds no plan: the LP over the current classes,
- * split and cut as a relaxation is, but it never gives up. When the cuts leave no plan at the
- * peak bound, the LP re-optimises and the peak rises. A class whose plan does not split and
+/* The fallback when the relaxations reach MAX_CLASSES classes or can split none (in a fleet
+ * planned over classes of mixed efficiencies, once no mixed class is left to split) without a
+ * plan: the LP over the current classes, split and cut as a relaxation is, but it never gives
+ * up. When the cuts leave no plan at the peak bound, the LP re-optimises and the peak rises. A
+ * class whose plan does not split and
  * yields no cut is held to the plan its members can follow (the fill clamped, step by step) and
  * the LP re-optimises the others around it. After the last round (MAX_CUT_ROUNDS at most) each
  * class's plan is split over its members, a class that still cannot follow its plan moving what
