@@ -923,11 +923,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   vpq_http *h = cls;
   if (*con_cls) return receive_query(h, conn, *con_cls, upload_data, upload_data_size);
   bool query = strcmp(url, "/api/query") == 0;
+  /* HEAD is GET without the body (MHD leaves it out), as health probes use it */
+  const bool head = !query && strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   const char *allow = query ? MHD_HTTP_METHOD_POST : MHD_HTTP_METHOD_GET;
-  if (strcmp(method, allow) != 0) {
+  if (strcmp(method, allow) != 0 && !head) {
     char message[128];
     snprintf(message, sizeof message, "method %.32s not allowed: use %s", method, allow);
-    return reply_problem(conn, MHD_HTTP_METHOD_NOT_ALLOWED, allow, message, NULL);
+    return reply_problem(conn, MHD_HTTP_METHOD_NOT_ALLOWED, query ? allow : "GET, HEAD", message, NULL);
   }
   if (strcmp(url, "/healthz") == 0) return reply_static(conn, "text/plain; charset=utf-8", "ok\n", 3);
   if (h->token && !authorized(h, conn))
@@ -953,6 +955,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   if (rel->is_table != table)
     return reply_error(conn, MHD_HTTP_NOT_FOUND, "`%s` is a %s: GET /api/%ss/%s", rel->name,
                        rel->is_table ? "table" : "stream", rel->is_table ? "table" : "stream", rel->name);
+  if (!table && head) return reply_static(conn, "text/event-stream", "", 0); /* no events to leave out */
   return table ? serve_table(h, conn, rel) : serve_stream(h, conn, rel);
 }
 

@@ -318,8 +318,15 @@ asset_is uPlot.LICENSE.txt "$web/node_modules/uplot/LICENSE" text/plain
 [ "$(status "${auth[@]}" "$url/api/streams/latest")" = 404 ] && grep -q '`latest` is a table' body.json || fail "table as a stream"
 [ "$(status "${auth[@]}" "$url/api/streams/big?last=x")" = 400 ] || fail "bad ?last"
 curl -s -D headers.txt -o body.json -X POST -d x=1 "$url/healthz"
-grep -q '^HTTP/1.1 405' headers.txt && grep -qi '^allow: GET' headers.txt &&
+grep -q '^HTTP/1.1 405' headers.txt && grep -qi '^allow: GET, HEAD' headers.txt &&
   grep -qx '{"status":405,"message":"method POST not allowed: use GET"}' body.json || fail "POST"
+# HEAD answers as GET without the body (health probes), a stream's too.
+curl -s -I -o head.txt "$url/healthz" && grep -q '^HTTP/1.1 200' head.txt && grep -qi '^content-length: 3' head.txt ||
+  fail "HEAD /healthz"
+curl -s -I -o head.txt "${auth[@]}" "$url/api/tables/latest" && grep -q '^HTTP/1.1 200' head.txt &&
+  grep -qi '^content-type: application/json' head.txt || fail "HEAD a table"
+curl -s -I -o head.txt --max-time 5 "${auth[@]}" "$url/api/streams/readings" && grep -q '^HTTP/1.1 200' head.txt &&
+  grep -qi '^content-type: text/event-stream' head.txt || fail "HEAD a stream"
 [ "$(status "${auth[@]}" "$url/embed?y=power_kw")" = 400 ] && grep -q '"message":"stream must name a stream' body.json || fail "/embed without stream"
 [ "$(status "${auth[@]}" "$url/embed?stream=big")" = 400 ] && grep -q '"message":"y must name a column' body.json || fail "/embed without y"
 [ "$(status "${auth[@]}" "$url/embed?stream=big&y=power_kw&x=")" = 400 ] && grep -q '"message":"x must name a column' body.json || fail "/embed with x="
