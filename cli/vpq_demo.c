@@ -134,6 +134,11 @@ static void print_summary(demo *d, bool final) {
   char when[64];
   format_time(now, when, sizeof when);
   double shaved = peak_gross > 0 ? 100 * (peak_gross - peak_net) / peak_gross : 0;
+  if (!d->tty && !final && peak_gross <= 0) { /* the peaks are measured from the first dispatch on */
+    printf("%s  plant %.1f kW  waiting for the first forecast and dispatch\n", when, d->plant_kw);
+    fflush(stdout);
+    return;
+  }
   if (!d->tty || final) {
     printf("%s  plant %.1f kW  forecast %.1f kW  dispatch %+.1f kW  net %.1f kW  soc %.1f%%  peak %.1f -> %.1f kW (%+.1f%%)\n",
            when, d->plant_kw, d->forecast_next, d->dispatch_kw, net, 100 * d->fleet_soc, peak_gross, peak_net, -shaved);
