@@ -170,3 +170,79 @@ member_counts() {
     echo "$line" | sed -E 's/^vpq: ([0-9]+) rows in, ([0-9]+) rows out, ([0-9]+) late, ([0-9]+) malformed/\1 \2 \3 \4/'
   done
 }
+
+# ----- A windowed count over telemetry, written in two halves (the crash tests) -----
+
+# telemetry_halves ROWS DEVICES SEED — first.txt and second.txt in the current folder: ROWS
+# telemetry rows (`key|json`, times rising) over DEVICES devices, split in two halves.
+telemetry_halves() {
+  /usr/bin/python3 - "$@" <<'PY'
+import random, sys
+rows, devices, seed = (int(a) for a in sys.argv[1:4])
+random.seed(seed)
+ts = 1700000000000
+out = []
+for i in range(rows):
+    ts += random.randrange(0, 20)
+    d = random.randrange(devices)
+    out.append('d%d|{"device_id":"d%d","ts":%d,"kw":%.2f}\n' % (d, d, ts, random.uniform(-5, 5)))
+open("first.txt", "w").writelines(out[:rows // 2])
+open("second.txt", "w").writelines(out[rows // 2:])
+PY
+}
+
+# produce_telemetry FILE — produces FILE's `key|json` lines into vpp.telemetry with kcat.
+produce_telemetry() {
+  kcat -b "$bootstrap" -P -t vpp.telemetry -K '|' -z zstd -l "$1" || { echo "kcat could not produce"; exit 1; }
+}
+
+# minute_windows NAME IDLE [EXTRA] — prints a query counting and summing vpp.telemetry per device
+# in 1-minute windows (EMIT FINAL) into topic NAME.windows; IDLE is the source's idle_timeout,
+# EXTRA more of its options (e.g. ", bounded = true").
+minute_windows() {
+  cat <<VPQ
+CREATE STREAM telemetry (device_id STRING KEY, ts TIMESTAMP, kw DOUBLE)
+  WITH (connector = 'kafka', topic = 'vpp.telemetry', timestamp = 'ts', idle_timeout = $2${3:-});
+CREATE STREAM windows WITH (connector = 'kafka', topic = '$1.windows') AS
+  SELECT device_id, WINDOW_START AS minute, count(*) AS n, sum(kw) AS kw
+  FROM telemetry WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY device_id EMIT FINAL;
+VPQ
+}
+
+# topic_size TOPIC PARTITIONS — the number of messages in the topic (its end offsets' sum).
+topic_size() {
+  /usr/bin/python3 - "$bootstrap" "$1" "$2" <<'PY'
+import sys
+from kafka import KafkaConsumer, TopicPartition
+c = KafkaConsumer(bootstrap_servers=sys.argv[1], api_version=(2, 5))
+parts = [TopicPartition(sys.argv[2], p) for p in range(int(sys.argv[3]))]
+print(sum(c.end_offsets(parts).values()))
+PY
+}
+
+# same_windows REF GOT — reads both 4-partition topics with read_topic.py and compares their
+# messages (key, value) as multisets: no loss, no duplicate; false, naming the differences.
+same_windows() {
+  local topic
+  for topic in "$1" "$2"; do
+    /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/read_topic.py" "$bootstrap" "$topic" 4 "$topic.jsonl" || return 1
+  done
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import collections, json, sys
+
+def read(topic):
+    return [tuple(json.loads(line)[1:3]) for line in open(topic + ".jsonl")]
+
+ref, got = read(sys.argv[1]), read(sys.argv[2])
+want, have = collections.Counter(ref), collections.Counter(got)
+lost, extra = want - have, have - want
+if lost or extra or not ref:
+    print("%d rows uninterrupted, %d in the run under test: %d lost, %d duplicated or wrong"
+          % (len(ref), len(got), sum(lost.values()), sum(extra.values())))
+    print("  windows lost by minute:", dict(collections.Counter(json.loads(r[1])["minute"] for r in lost)))
+    for row in list(lost)[:3]: print("  lost:", row)
+    for row in list(extra)[:3]: print("  extra:", row, "x", extra[row])
+    sys.exit(1)
+print("%d window rows, identical to the uninterrupted run" % len(got))
+PY
+}
