@@ -191,8 +191,8 @@ open("second.txt", "w").writelines(out[rows // 2:])
 PY
 }
 
-# produce_telemetry FILE — produces FILE's `key|json` lines into vpp.telemetry with kcat.
-produce_telemetry() {
+# produce_halves_file FILE — produces FILE's `key|json` lines into vpp.telemetry with kcat.
+produce_halves_file() {
   kcat -b "$bootstrap" -P -t vpp.telemetry -K '|' -z zstd -l "$1" || { echo "kcat could not produce"; exit 1; }
 }
 

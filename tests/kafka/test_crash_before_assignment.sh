@@ -19,7 +19,7 @@ cd "$work" || exit 1
 trap 'kill $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
 
 telemetry_halves 120000 100 5
-produce_telemetry first.txt
+produce_halves_file first.txt
 minute_windows crash "5 SECONDS" >crash.vpq
 run() {
   "$vpq" run crash.vpq --brokers "$bootstrap" --state-dir state --checkpoint-interval 200ms \
@@ -50,7 +50,7 @@ grep -q "resumed from checkpoint" b.err || { echo "run b did not resume from a's
 [ "$last_b" != "$last_a" ] || { echo "run b took no checkpoint of its own:"; cat b.err; exit 1; }
 grep -q "gave this member partitions" b.err && echo "note: run b was given partitions before it was killed"
 
-produce_telemetry second.txt
+produce_halves_file second.txt
 minute_windows ref "5 SECONDS" ", bounded = true" >ref.vpq
 timeout 300 "$vpq" run ref.vpq --brokers "$bootstrap" 2>ref.err || { echo "the reference run failed:"; cat ref.err; exit 1; }
 want=$(grep -o "[0-9]* rows out" ref.err | grep -o "^[0-9]*")

@@ -16,7 +16,7 @@ cd "$work" || exit 1
 trap 'kill $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
 
 telemetry_halves 300000 300 11
-produce_telemetry first.txt
+produce_halves_file first.txt
 minute_windows tasks "2 SECONDS" >tasks.vpq
 
 member() {
@@ -40,7 +40,7 @@ done
 sleep 0.$((RANDOM % 9 + 1))
 kill -9 $a
 wait $a 2>/dev/null
-produce_telemetry second.txt
+produce_halves_file second.txt
 
 minute_windows ref "2 SECONDS" ", bounded = true" >ref.vpq
 timeout 300 "$vpq" run ref.vpq --brokers "$bootstrap" 2>ref.err || { echo "the reference run failed:"; cat ref.err; exit 1; }
