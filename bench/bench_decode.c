@@ -18,10 +18,10 @@
 #include "vpq_codec.h"
 
 static vpq_column cols[] = {
-    {"device_id", VPQ_TYPE_STRING, true, false},  {"site", VPQ_TYPE_STRING, false, false},
-    {"region", VPQ_TYPE_STRING, false, false},    {"ts", VPQ_TYPE_TIMESTAMP, false, false},
-    {"soc", VPQ_TYPE_DOUBLE, false, false},       {"power_kw", VPQ_TYPE_DOUBLE, false, false},
-    {"capacity_kwh", VPQ_TYPE_DOUBLE, false, false}, {"max_kw", VPQ_TYPE_DOUBLE, false, false},
+    {"device_id", VPQ_TYPE_STRING, true, false, false},  {"site", VPQ_TYPE_STRING, false, false, false},
+    {"region", VPQ_TYPE_STRING, false, false, false},    {"ts", VPQ_TYPE_TIMESTAMP, false, false, false},
+    {"soc", VPQ_TYPE_DOUBLE, false, false, false},       {"power_kw", VPQ_TYPE_DOUBLE, false, false, false},
+    {"capacity_kwh", VPQ_TYPE_DOUBLE, false, false, false}, {"max_kw", VPQ_TYPE_DOUBLE, false, false, false},
 };
 enum { NCOLS = sizeof cols / sizeof cols[0], DEVICES = 10000 };
 

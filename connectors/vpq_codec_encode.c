@@ -208,6 +208,22 @@ void vpq_json_encode_row_keyed(vpq_buf *out, const vpq_json_keys *keys, const vp
   vpq_buf_append(out, "}", 1);
 }
 
+void vpq_encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema, const vpq_batch *batch,
+                         int row, const vpq_intern *intern, bool csv) {
+  if (!csv) vpq_buf_append(out, "{", 1);
+  size_t from = 0;
+  for (int c = 0; c < schema->ncols; c++) {
+    if (csv && c) vpq_buf_append(out, ",", 1);
+    if (!csv) {
+      vpq_buf_append(out, keys->text.data + from, keys->ends[c] - from);
+      from = keys->ends[c];
+    }
+    if (schema->cols[c].is_key || schema->cols[c].is_window) encode_value(out, &batch->cols[c], schema->cols[c].type, row, intern, csv);
+    else if (!csv) vpq_buf_puts(out, "null");
+  }
+  if (!csv) vpq_buf_append(out, "}", 1);
+}
+
 void vpq_csv_encode_header(vpq_buf *out, const vpq_schema *schema) {
   for (int c = 0; c < schema->ncols; c++) {
     if (c) vpq_buf_append(out, ",", 1);

@@ -66,12 +66,16 @@ struct vpq_source {
   const bool *owned; /* per partition: read by this instance now (NULL: all); a partition another
                         group member reads does not hold this one's watermark back */
   uint64_t assignments; /* how many times a consumer group has given this member partitions */
+  bool withdrawing;     /* the last read() holds only the retractions and losses of partitions a
+                           rebalance took away (an exchange reader: vpq_runtime.withdrawing) */
 };
 
 typedef struct vpq_sink vpq_sink;
 typedef struct vpq_sink_vt {
-  /* Writes rows `rows[0..n)` of `batch`, whose columns follow `schema`. Returns false and
-   * fills `err` on an I/O error. */
+  /* Writes rows `rows[0..n)` of `batch`, whose columns follow `schema`. A row whose diff is
+   * negative deletes its key from a table: written as the key with no value (a Kafka tombstone;
+   * in a file, the key and window columns with every other column NULL). Returns false and fills `err` on
+   * an I/O error. */
   bool (*write)(vpq_sink *sink, const vpq_batch *batch, const int *rows, int n, char *err,
                 size_t err_size);
   /* Flushes buffered output. */

@@ -964,7 +964,9 @@ static void pump_exchanges(vpq_engine *e) {
     x->batch->n = 0;
     if (x->reader->vt->read(x->reader, x->batch, x->batch->origin, &done) && x->batch->n > 0) {
       e->rt.now_ms = now;
+      e->rt.withdrawing = x->reader->withdrawing;
       vpq_repartition_scan_push(x, x->batch);
+      e->rt.withdrawing = false;
       vpq_arena_reset(&e->rt.scratch);
     }
     vpq_repartition_scan_watermark(x, vpq_connector_exchange_watermark(x->reader, now));

@@ -122,6 +122,21 @@ static int64_t relation_min_wm(const relation_op *r) {
   return wm;
 }
 
+/* Whether row i of a table's changelog deletes its key: a retraction that the next row does
+ * not replace with the same key's new row (an update writes the two side by side). A windowed
+ * table's key includes its window columns. */
+static bool deletes_key(const vpq_schema *schema, const vpq_batch *batch, int i) {
+  if (batch->diff[i] >= 0) return false;
+  if (i + 1 >= batch->n || batch->diff[i + 1] <= 0) return true;
+  for (int c = 0; c < schema->ncols; c++) {
+    const vpq_vec *v = &batch->cols[c];
+    if (!schema->cols[c].is_key && !schema->cols[c].is_window) continue;
+    if (v->null[i] != v->null[i + 1]) return true;
+    if (!v->null[i] && memcmp(&v->data[i], &v->data[i + 1], sizeof v->data[i]) != 0) return true;
+  }
+  return false;
+}
+
 static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
   relation_op *r = (relation_op *)op;
   if (r->ninputs > 1) {
@@ -135,15 +150,16 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
     for (int i = 0; i < batch->n; i++) clamped->wm[i] = batch->wm[i] < others ? batch->wm[i] : others;
     batch = clamped;
   }
-  if (r->sink) {
+  if (r->sink && !op->rt->withdrawing) {
     if (r->rows_cap < batch->n) {
       r->rows_cap = batch->n;
       r->rows = realloc(r->rows, sizeof *r->rows * (size_t)r->rows_cap);
       if (!r->rows) abort();
     }
     int n = 0;
+    const bool table = r->rel->kind == VPQ_REL_TABLE;
     for (int i = 0; i < batch->n; i++)
-      if (batch->diff[i] > 0) r->rows[n++] = i;
+      if (batch->diff[i] > 0 || (table && deletes_key(&r->rel->schema, batch, i))) r->rows[n++] = i;
     char err[256];
     if (n && !r->sink->vt->write(r->sink, batch, r->rows, n, err, sizeof err)) {
       fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);

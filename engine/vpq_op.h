@@ -38,6 +38,8 @@ typedef struct vpq_runtime {
   bool failed;       /* a sink failed: the run ends with an error */
   int64_t now_ms;    /* the processing-time clock (wall clock, or a test's virtual clock) */
   int64_t open_groups; /* aggregation groups open now, all operators */
+  bool withdrawing;    /* the rows in flight withdraw what a rebalance took from this member: the
+                          new owner writes those keys, so sinks write none of them */
 } vpq_runtime;
 
 typedef struct vpq_op_vt {
@@ -105,7 +107,8 @@ typedef struct vpq_source_slot {
   vpq_dead_letter *dl;
 } vpq_source_slot;
 
-/* The rows of a relation: fan-out to readers, its sink (+1 rows only for tables), and
+/* The rows of a relation: fan-out to readers, its sink (for a table, its new rows and the
+ * retractions that delete a key: vpq_sink_vt's write), and
  * subscribers. With several inputs (a source and INSERT INTO queries) its watermark is the
  * minimum of theirs. */
 vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel);

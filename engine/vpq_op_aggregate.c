@@ -714,7 +714,8 @@ static void advance(aggregate_op *a, int64_t wm) {
  * gives a partition to another member, that member rebuilds the partition's open groups from
  * the topic, so this one drops them without writing them: a window it has not closed would
  * otherwise be written twice, once partial. A table's group that has written a row is
- * retracted (its -1 goes downstream, not to the sink), as the upserts of a lost partition are. */
+ * retracted downstream, as the upserts of a lost partition are, while vpq_runtime.withdrawing
+ * keeps the retraction and what follows from it out of the sinks (the new owner writes them). */
 
 /* Drops group g of a lost partition (its table row retracted). */
 static void forget_group(aggregate_op *a, int g) {
@@ -728,6 +729,9 @@ static void forget_group(aggregate_op *a, int g) {
 
 void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition) {
   aggregate_op *a = (aggregate_op *)op;
+  const bool withdrawing = op->rt->withdrawing;
+  out_flush(a);
+  op->rt->withdrawing = true;
   bool windowed = a->sel->window.kind == VPQ_WINDOW_TUMBLING || a->sel->window.kind == VPQ_WINDOW_HOPPING;
   if (windowed) {
     for (int w = 0; w < a->nwindows; w++) {
@@ -744,6 +748,7 @@ void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition) {
       if (a->groups[g].alive && a->groups[g].partition == partition) forget_group(a, g);
   }
   out_flush(a);
+  op->rt->withdrawing = withdrawing;
 }
 
 /* ===== Rows ===== */
@@ -1531,18 +1536,18 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   for (int k = 0; k < a->nkeys; k++) {
     char text[256];
     a->layout.cols[k] = (vpq_column){vpq_arena_strdup(arena, vpq_bexpr_format(sel->group_keys[k], &sel->input, text, sizeof text)),
-                                     sel->group_keys[k]->type, true, false};
+                                     sel->group_keys[k]->type, true, false, false};
   }
   for (int i = 0; i < sel->naggs; i++)
-    a->layout.cols[a->nkeys + i] = (vpq_column){vpq_agg_name(sel->aggs[i].spec.kind), sel->aggs[i].spec.result_type, false, false};
+    a->layout.cols[a->nkeys + i] = (vpq_column){vpq_agg_name(sel->aggs[i].spec.kind), sel->aggs[i].spec.result_type, false, false, false};
   if (windowed) {
-    a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){"WINDOW_START", VPQ_TYPE_TIMESTAMP, false, false};
-    a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){"WINDOW_END", VPQ_TYPE_TIMESTAMP, false, false};
+    a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){"WINDOW_START", VPQ_TYPE_TIMESTAMP, false, false, false};
+    a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){"WINDOW_END", VPQ_TYPE_TIMESTAMP, false, false, false};
   }
   for (int k = 0; k < a->nkeys && sel->rollup; k++) {
     char text[300];
     snprintf(text, sizeof text, "grouping(%s)", a->layout.cols[k].name);
-    a->layout.cols[grouping + k] = (vpq_column){vpq_arena_strdup(arena, text), VPQ_TYPE_BIGINT, false, false};
+    a->layout.cols[grouping + k] = (vpq_column){vpq_arena_strdup(arena, text), VPQ_TYPE_BIGINT, false, false, false};
   }
   if (sel->having) a->having = vpq_expr_compile(arena, sel->having, rt->intern);
   int ncols = query->target->schema.ncols;

@@ -78,6 +78,7 @@ typedef struct vpq_column {
   vpq_type type;
   bool is_key; /* KEY / PRIMARY KEY / GROUP BY key: the row's key */
   bool unread; /* a source column no query reads: set by the runtime, decoders may skip it */
+  bool is_window; /* a windowed aggregate's WINDOW_START or WINDOW_END: with the key, names a row */
 } vpq_column;
 
 typedef struct vpq_schema {

@@ -243,18 +243,18 @@ static void encode_key(kafka_sink *s, const vpq_batch *batch, int row) {
 }
 
 /* Produces one message (waiting while the local queue is full: backpressure); `id` is the
- * exactly-once identity header or NULL. */
+ * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). */
 static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, const char *value,
                     size_t value_len, int64_t ts, const char *id, char *err, size_t err_size) {
   for (;;) {
     rd_kafka_resp_err_t e =
         id ? rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
-                               RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts),
+                               RD_KAFKA_V_VALUE(value_len ? (void *)value : NULL, value_len), RD_KAFKA_V_TIMESTAMP(ts),
                                RD_KAFKA_V_HEADER("vpq.id", id, -1), RD_KAFKA_V_END)
            : rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
-                               RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+                               RD_KAFKA_V_VALUE(value_len ? (void *)value : NULL, value_len), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
     if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       snprintf(err, err_size, "cannot produce to `%s`: %s", rd_kafka_topic_name(s->topic), rd_kafka_err2str(e));
@@ -283,7 +283,7 @@ static void hold(kafka_sink *s, int32_t partition, int64_t ts) {
   held_message *m = &s->msgs[s->nmsgs++];
   *m = (held_message){partition, ts, s->held.len, s->key.len, s->held.len + s->key.len, s->value.len};
   vpq_buf_append(&s->held, s->key.data ? s->key.data : "", s->key.len);
-  vpq_buf_append(&s->held, s->value.data, s->value.len);
+  vpq_buf_append(&s->held, s->value.data ? s->value.data : "", s->value.len);
   s->base.held_bytes = s->held.len + (size_t)s->nmsgs * sizeof *s->msgs;
 }
 
@@ -294,7 +294,8 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
     encode_key(s, batch, row);
     s->value.len = 0;
     if (s->encode) s->encode(s->encode_ctx, batch, row, &s->value);
-    else vpq_json_encode_row_keyed(&s->value, &s->keys, s->schema, batch, row, s->intern);
+    else if (batch->diff[row] >= 0) vpq_json_encode_row_keyed(&s->value, &s->keys, s->schema, batch, row, s->intern);
+    /* else a deleted key: a tombstone, whose empty value produce() sends as null */
     int32_t partition = s->sink_id || s->encode ? key_partition(s) : RD_KAFKA_PARTITION_UA;
     if (s->sink_id) hold(s, partition, batch->ts[row]);
     else if (!produce(s, partition, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL, err,
@@ -770,6 +771,11 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     if (!s->decoded) abort();
   }
   if (s->hooks.owed) n = s->hooks.owed(s->hooks.ctx, out, 0, origins);
+  s->base.withdrawing = n > 0;
+  if (n > 0) { /* the owed rows go alone: what they cause is not written (vpq_runtime.withdrawing) */
+    out->n = n;
+    return true;
+  }
   while (n + per <= out->cap && !source_finished(s)) {
     if (at == got) {
       size_t room = (size_t)((out->cap - n) / per);

@@ -270,7 +270,7 @@ static bool sim_write(vpq_sink *sink, const vpq_batch *batch, const int *rows, i
   for (int i = 0; i < n; i++) {
     int row = rows[i];
     const vpq_vec *device = &batch->cols[s->device_col], *setpoint = &batch->cols[s->setpoint_col];
-    if (device->null[row] || setpoint->null[row]) continue;
+    if (device->null[row] || setpoint->null[row] || batch->diff[row] < 0) continue;
     size_t len;
     const char *text = vpq_intern_text(s->intern, device->data[row].i, &len);
     char id[64];

@@ -28,7 +28,8 @@ consumer = KafkaConsumer(bootstrap_servers=sys.argv[1], api_version=(2, 5), cons
 parts = [TopicPartition(sys.argv[2], p) for p in range(int(sys.argv[3]))]
 consumer.assign(parts)
 consumer.seek_to_beginning(*parts)
-for message in sorted((m.key.decode() if m.key else None, m.value.decode(), m.timestamp) for m in consumer):
+for message in sorted((m.key.decode() if m.key else None, m.value.decode() if m.value is not None else None, m.timestamp)
+                      for m in consumer):
     print(repr(message))
 PY
 }

@@ -29,7 +29,8 @@ def read(bootstrap, topic, partitions):
             for m in messages:
                 if m.offset < ends[tp]:
                     header = dict(m.headers).get("vpq.id")
-                    rows.append([m.partition, m.key.decode() if m.key is not None else None, m.value.decode(),
+                    rows.append([m.partition, m.key.decode() if m.key is not None else None,
+                                 m.value.decode() if m.value is not None else None,
                                  header.decode() if header is not None else None])
     behind = ["%d at %d of %d" % (p.partition, consumer.position(p), ends[p]) for p in parts
               if consumer.position(p) < ends[p]]

@@ -13,7 +13,8 @@ fleet.jsonl as tests/kafka/read_topic.py writes them ([partition, key, value, vp
   after its last commit is written again by the member that takes over); the repeats are
   counted and printed.
 - site_soc (per site) and fleet (ROLLUP (region, site)) are tables over `batteries`, the
-  last row per device: the last message per key is the table's state, which must be exact.
+  last row per device: the last message per key is the table's state, which must be exact (a
+  tombstone, a null value, deletes its key: a site whose batteries all moved away).
 Values are compared as numbers; the inputs are chosen so that every sum is exact in floating
 point whatever the order rows are added in (integers for kw, multiples of 1/64 for soc).
 """
@@ -52,11 +53,17 @@ def read(outdir, topic):
     return [json.loads(json.loads(line)[2]) for line in open("%s/%s.jsonl" % (outdir, topic))]
 
 
-def table_state(rows, key):
+def table_state(outdir, topic, key):
+    """The table a topic of changes compacts to: the last value per message key, a tombstone
+    (null value: the key left the table) deleting it; keyed by key(row)."""
     state = {}
-    for row in rows:
-        state[key(row)] = row
-    return state
+    for line in open("%s/%s.jsonl" % (outdir, topic)):
+        _, message_key, value, _ = json.loads(line)
+        if value is None:
+            state.pop(message_key, None)
+        else:
+            state[message_key] = json.loads(value)
+    return {key(row): row for row in state.values()}
 
 
 def main():
@@ -73,11 +80,11 @@ def main():
         failures.append("per_site: %d wrong window(s), e.g. %s" % (len(wrong), sorted(wrong)[:3]))
     if mode == "exact" and repeats:
         failures.append("per_site: %d window(s) written twice" % repeats)
-    sites = table_state(read(outdir, "site_soc"), lambda r: r["site"])
+    sites = table_state(outdir, "site_soc", lambda r: r["site"])
     got_sites = {k: (r["batteries"], r["soc"]) for k, r in sites.items()}
     if got_sites != want_sites:
         failures.append("site_soc: got %s, want %s" % (sorted(got_sites.items()), sorted(want_sites.items())))
-    fleet = table_state(read(outdir, "fleet"), lambda r: (r["region"], r["site"]))
+    fleet = table_state(outdir, "fleet", lambda r: (r["region"], r["site"]))
     got_fleet = {k: (r["batteries"], r["soc"]) for k, r in fleet.items()}
     if got_fleet != want_fleet:
         diff = {k: (got_fleet.get(k), want_fleet.get(k)) for k in set(got_fleet) | set(want_fleet)

@@ -17,8 +17,8 @@
 
 /* s STRING, n BIGINT, d DOUBLE, b BOOLEAN, t TIMESTAMP */
 static vpq_column all_cols[] = {
-    {"s", VPQ_TYPE_STRING, false, false}, {"n", VPQ_TYPE_BIGINT, false, false},    {"d", VPQ_TYPE_DOUBLE, false, false},
-    {"b", VPQ_TYPE_BOOLEAN, false, false}, {"t", VPQ_TYPE_TIMESTAMP, false, false},
+    {"s", VPQ_TYPE_STRING, false, false, false}, {"n", VPQ_TYPE_BIGINT, false, false, false},    {"d", VPQ_TYPE_DOUBLE, false, false, false},
+    {"b", VPQ_TYPE_BOOLEAN, false, false, false}, {"t", VPQ_TYPE_TIMESTAMP, false, false, false},
 };
 enum { S, N, D, B, T, NCOLS };
 static const vpq_schema all_schema = {all_cols, NCOLS};
@@ -175,7 +175,7 @@ static void json_strings_of_any_length_intern_once(void **state) {
 /* ===== JSON: the fast path and the general one ===== */
 
 /* v BIGINT and V DOUBLE: names equal but for case */
-static vpq_column case_cols[] = {{"v", VPQ_TYPE_BIGINT, false, false}, {"V", VPQ_TYPE_DOUBLE, false, false}};
+static vpq_column case_cols[] = {{"v", VPQ_TYPE_BIGINT, false, false, false}, {"V", VPQ_TYPE_DOUBLE, false, false, false}};
 static const vpq_schema case_schema = {case_cols, 2};
 
 static void json_exact_name_wins_over_any_case(void **state) {

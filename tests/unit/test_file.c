@@ -16,9 +16,9 @@
 #include "vpq_connector.h"
 
 static vpq_column tele_cols[] = {
-    {"device_id", VPQ_TYPE_STRING, true, false},
-    {"ts", VPQ_TYPE_TIMESTAMP, false, false},
-    {"soc", VPQ_TYPE_DOUBLE, false, false},
+    {"device_id", VPQ_TYPE_STRING, true, false, false},
+    {"ts", VPQ_TYPE_TIMESTAMP, false, false, false},
+    {"soc", VPQ_TYPE_DOUBLE, false, false, false},
 };
 enum { DEVICE, TS, SOC, NCOLS };
 
