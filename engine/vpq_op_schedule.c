@@ -12,9 +12,10 @@
  * plans with what was known then, however the inputs' processing interleaves.
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
  * forecast row with the latest ts at or before the step's start (the plan stops where the
- * forecast ends). A step whose row has a NULL value is unknown, and no plan is safe over an
- * unknown load: every battery of that issue stays idle (setpoint 0, soc kept) and a warning is
- * logged, as when MINIMIZE COST has no prices yet. vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
+ * forecast ends). A step whose row has a NULL value, or that no row is at or before, is
+ * unknown, and no plan is safe over an unknown load: every battery of that issue stays idle
+ * (setpoint 0, soc kept) and a warning is logged, as when MINIMIZE COST has no price at or
+ * before a step. vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
  * battery in device_id order, the first step (or every step with EMIT PLAN):
  * issued_at, ts, device_id, setpoint_kw, soc, planned_peak_kw, with event time issued_at.
  *
@@ -271,8 +272,8 @@ static void price_rows(schedule_op *s, const vpq_batch *batch, int row) {
   s->prices[lo] = (sc_point){t, value};
 }
 
-/* The value in sorted `points` at time t: the latest point at or before t (the first point
- * when all are later). */
+/* The value in sorted `points` at time t: the latest point at or before t; NaN (unknown) when
+ * there is none. */
 static double value_at(const sc_point *points, int n, int64_t t) {
   int lo = 0, hi = n;
   while (lo < hi) {
@@ -280,7 +281,7 @@ static double value_at(const sc_point *points, int n, int64_t t) {
     if (points[mid].ts <= t) lo = mid + 1;
     else hi = mid;
   }
-  return points[lo ? lo - 1 : 0].value;
+  return lo ? points[lo - 1].value : NAN;
 }
 
 /* ===== Planning ===== */
@@ -468,11 +469,12 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   int *plan_pos = malloc(sizeof *plan_pos * (size_t)(s->nfleet + 1));
   vpq_sched_battery *bats = malloc(sizeof *bats * (size_t)(s->nfleet + 1));
   if (!load || !price || !order || !plan_pos || !bats) abort();
-  int unknown = -1; /* the first step whose load is NULL */
+  int unknown = -1, unpriced = -1; /* the first step whose load (price) is NULL or not given */
   for (int k = 0; k < steps; k++) {
     load[k] = value_at(is->points, is->n, t + k * sc->step_ms);
-    price[k] = s->nprices ? value_at(s->prices, s->nprices, t + k * sc->step_ms) : 0;
+    price[k] = sc->objective == VPQ_SCHED_MIN_COST ? value_at(s->prices, s->nprices, t + k * sc->step_ms) : 0;
     if (isnan(load[k]) && unknown < 0) unknown = k;
+    if (isnan(price[k]) && unpriced < 0) unpriced = k;
   }
   int norder = 0, nbats = 0;
   const sc_version **rows = malloc(sizeof *rows * (size_t)(s->nfleet + 1));
@@ -505,14 +507,16 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (!plan.setpoint_kw || !plan.soc) abort();
   char err[256] = "";
   const int64_t planning_from = cpu_ns();
-  if (unknown >= 0 || (sc->objective == VPQ_SCHED_MIN_COST && !s->nprices)) {
+  if (unknown >= 0 || unpriced >= 0) {
     if (s->warnings++ < 10 && rt->log) {
       if (unknown >= 0)
-        fprintf(rt->log, "vpq: SCHEDULE %s: the forecast of issue %lld is NULL at step %d (%lld): batteries stay idle\n",
+        fprintf(rt->log,
+                "vpq: SCHEDULE %s: the forecast of issue %lld has no value at step %d (%lld): NULL, or no row at or "
+                "before it: batteries stay idle\n",
                 s->query->target->name, (long long)t, unknown, (long long)(t + unknown * sc->step_ms));
       else
-        fprintf(rt->log, "vpq: SCHEDULE %s: no price forecast yet at issue %lld: batteries stay idle\n",
-                s->query->target->name, (long long)t);
+        fprintf(rt->log, "vpq: SCHEDULE %s: no price at or before step %d (%lld) of issue %lld: batteries stay idle\n",
+                s->query->target->name, unpriced, (long long)(t + unpriced * sc->step_ms), (long long)t);
     }
     problem.nbatteries = 0;
     for (int i = 0; i < norder; i++) plan_pos[i] = -1;
