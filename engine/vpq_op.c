@@ -494,7 +494,18 @@ static void changelog_append(vpq_batch *out, const vpq_batch *batch, int row,
   out->diff[at] = (int8_t)diff;
 }
 
-/* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1). */
+/* Whether row i of `batch` has the values of the entry's row (then it changes nothing). */
+static bool upsert_unchanged(const vpq_batch *batch, int i, int ncols, const upsert_entry *entry) {
+  for (int c = 0; c < ncols; c++) {
+    const vpq_vec *v = &batch->cols[c];
+    if (v->null[i] != entry->null[c]) return false;
+    if (!v->null[i] && memcmp(&v->data[i], &entry->data[c], sizeof v->data[i]) != 0) return false;
+  }
+  return true;
+}
+
+/* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1); a
+ * row equal to its key's current row is no change and writes nothing. */
 static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   int ncols = s->rel->schema.ncols;
   vpq_batch *out = vpq_op_batch(s->base.rt, &s->rel->schema, batch->n * 2);
@@ -502,6 +513,7 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
     int e = upsert_find(s, batch, i, true);
     upsert_entry *entry = &s->entries[e];
     if (entry->data) {
+      if (upsert_unchanged(batch, i, ncols, entry)) continue;
       changelog_append(out, batch, i, entry, -1);
     } else {
       entry->data = malloc(sizeof *entry->data * (size_t)ncols);
