@@ -481,6 +481,11 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (!rows) abort();
   for (int b = 0; b < s->nfleet; b++)
     if (version_at(&s->fleet[b], t)) order[norder++] = b;
+  if (!norder && s->nfleet && s->warnings++ < 10 && rt->log)
+    fprintf(rt->log,
+            "vpq: SCHEDULE %s: none of the fleet's %d batteries has a row at or before issue %lld (the fleet is read "
+            "as it stood then: stamp its rows with the time they were reported, e.g. a `timestamp` column)\n",
+            s->query->target->name, s->nfleet, (long long)t);
   qsort_r(order, (size_t)norder, sizeof *order, cmp_device, s);
   for (int i = 0; i < norder; i++) {
     plan_pos[i] = -1;

@@ -140,5 +140,20 @@ expect 1 "run a sim source with --set speed=-1" -- "$vpq" run simset.vpq --set s
 grep -qF "\`speed\` of a sim connector is a whole number" err.txt \
   || { echo "FAIL: --set speed=-1 on a sim source: $(cat err.txt)"; fails=$((fails + 1)); }
 
+# A SCHEDULE whose fleet rows carry no event time at or before an issue (a fleet file without a
+# `timestamp`: its rows are stamped when read) plans no battery: a warning says why.
+printf 'device_id,soc,capacity_kwh,max_kw\nb1,0.5,10,5\n' >fleet.csv
+printf 'issued_at,ts,value\n86400000,86400000,10\n86400000,90000000,20\n' >forecast.csv
+cat >nofleet.vpq <<'VPQ'
+CREATE TABLE fleet (device_id STRING PRIMARY KEY, soc DOUBLE, capacity_kwh DOUBLE, max_kw DOUBLE)
+  WITH (connector = 'file', path = 'fleet.csv', format = 'csv');
+CREATE STREAM fc (issued_at TIMESTAMP, ts TIMESTAMP, value DOUBLE)
+  WITH (connector = 'file', path = 'forecast.csv', format = 'csv', timestamp = 'issued_at');
+CREATE STREAM plan AS SCHEDULE fleet FOR fc MINIMIZE PEAK HORIZON 2 HOURS STEP 1 HOUR;
+VPQ
+expect 0 "run a SCHEDULE whose fleet has no row before the issue" -- "$vpq" run nofleet.vpq
+grep -qF "none of the fleet's 1 batteries has a row at or before issue 86400000" err.txt \
+  || { echo "FAIL: no warning for a fleet with no row before the issue: $(cat err.txt)"; fails=$((fails + 1)); }
+
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
