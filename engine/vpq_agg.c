@@ -3,12 +3,15 @@
  * Each aggregate keeps a small struct in the group's state block; the ones that must see
  * every value keep a heap array behind a pointer:
  *
- *   count, sum, avg   counters and a running sum (added in arrival order, as a reader would);
- *                     a BIGINT sum is exact in 128 bits, so it never wraps: avg divides
+ *   count, sum, avg   counters and a running sum: a DOUBLE sum compensated (Neumaier), so that
+ *                     it is the correctly rounded total in all but pathological cases whatever
+ *                     the order rows come in (several partitions, a replay), and avg divides
+ *                     it; a BIGINT sum is exact in 128 bits, so it never wraps: avg divides
  *                     the exact sum, and sum is NULL when its total does not fit a BIGINT
- *   stddev            over a stream, Welford's mean and squared deviations; over a changelog,
- *                     compensated sums of x − K and (x − K)² about a shift K, the first value
- *                     of the group (see agg_shifted)
+ *   stddev            compensated sums of x − K and (x − K)² about a shift K, the group's first
+ *                     value (agg_spread): accurate for values far from 0 and close together,
+ *                     where a running mean (Welford) loses digits; over a changelog the values
+ *                     are kept too, to re-base K when it drifts from them (agg_shifted)
  *   min, max          the best value; over a changelog a sorted value→count array instead,
  *                     so that retracting the minimum finds the next one
  *   first, last       the value and its event time
@@ -40,14 +43,17 @@ typedef struct agg_sum {
   vpq_datum sum; /* DOUBLE: the sum; BIGINT: the low 64 bits of the exact sum */
   union {
     int64_t hi;  /* BIGINT: the high 64 bits of the exact sum (two's complement) */
-    double comp; /* DOUBLE over a changelog: what rounding took from sum (Neumaier) */
+    double comp; /* DOUBLE: what rounding took from sum (Neumaier) */
   };
 } agg_sum;
 
-typedef struct agg_welford {
+/* stddev over a stream: Σ d and Σ d² for d = x − shift, the first value, each compensated.
+ * As shift is one of the values, (mean − shift)² is at most Σ (x − mean)², so the cancellation
+ * in Σ d² − (Σ d)²/n costs at most a factor n + 1 of the rounding. */
+typedef struct agg_spread {
   int64_t n;
-  double mean, m2;
-} agg_welford;
+  double shift, s1, c1, s2, c2;
+} agg_spread;
 
 typedef struct agg_value_count {
   vpq_datum value;
@@ -132,17 +138,18 @@ static void sum_add_wide(agg_sum *s, __int128 x) {
   s->hi = (int64_t)(uint64_t)(v >> 64);
 }
 
-/* Neumaier's compensated step of a plain (sum, comp) pair: sum + comp gains x. */
+/* Neumaier's compensated step of a plain (sum, comp) pair: sum + comp gains x. Once the sum is
+ * not finite the compensation stops (it would turn an infinite sum into NaN). */
 static void comp_add(double *sum, double *comp, double x) {
   double t = *sum + x;
-  *comp += fabs(*sum) >= fabs(x) ? (*sum - t) + x : (x - t) + *sum;
+  if (isfinite(t)) *comp += fabs(*sum) >= fabs(x) ? (*sum - t) + x : (x - t) + *sum;
   *sum = t;
 }
 
-/* Adds x to a DOUBLE sum over a changelog with Neumaier's compensation: what each addition
- * rounds off is kept in comp, so that retracting a value leaves the sum of the values still
- * there (1e16 + 1 − 1e16 is 1, and 0.1 + 0.2 − 0.2 is 0.1), not the rounding errors of the
- * values gone. */
+/* Adds x to a DOUBLE sum with Neumaier's compensation: what each addition rounds off is kept in
+ * comp, so that the total is correctly rounded (1e9 + 0.1, + 0.2, + 0.3 is 3000000000.6, not
+ * 3000000000.6000004) and retracting a value leaves the sum of the values still there (1e16 + 1
+ * − 1e16 is 1, and 0.1 + 0.2 − 0.2 is 0.1), not the rounding errors of the values gone. */
 static void sum_add_compensated(agg_sum *s, double x) { comp_add(&s->sum.d, &s->comp, x); }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
@@ -257,7 +264,7 @@ size_t vpq_agg_state_size(const vpq_agg_spec *spec) {
   case VPQ_AGG_COUNT: return sizeof(int64_t);
   case VPQ_AGG_SUM:
   case VPQ_AGG_AVG: return sizeof(agg_sum);
-  case VPQ_AGG_STDDEV: return spec->retracting ? sizeof(agg_shifted) : sizeof(agg_welford);
+  case VPQ_AGG_STDDEV: return spec->retracting ? sizeof(agg_shifted) : sizeof(agg_spread);
   case VPQ_AGG_MIN:
   case VPQ_AGG_MAX: return sizeof(agg_best);
   case VPQ_AGG_FIRST:
@@ -451,8 +458,7 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
     agg_sum *s = state;
     s->n += diff;
     if (spec->arg_type != VPQ_TYPE_DOUBLE) sum_add_wide(s, diff > 0 ? (__int128)value.i : -(__int128)value.i);
-    else if (spec->retracting) sum_add_compensated(s, diff > 0 ? value.d : -value.d);
-    else s->sum.d += diff > 0 ? value.d : -value.d;
+    else sum_add_compensated(s, diff > 0 ? value.d : -value.d);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -461,11 +467,11 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
       break;
     }
     double x = as_double(spec->arg_type, value);
-    agg_welford *w = state;
-    w->n++;
-    double delta = x - w->mean;
-    w->mean += delta / (double)w->n;
-    w->m2 += delta * (x - w->mean);
+    agg_spread *w = state;
+    if (!w->n++) w->shift = x;
+    double d = x - w->shift;
+    comp_add(&w->s1, &w->c1, d);
+    comp_add(&w->s2, &w->c2, d * d);
     break;
   }
   case VPQ_AGG_MIN:
@@ -524,7 +530,7 @@ void vpq_agg_step_rows(const vpq_agg_spec *spec, uint8_t *const *states, size_t 
         if (arg->null[r]) continue;
         agg_sum *s = (agg_sum *)(states[i] + offset);
         s->n++;
-        s->sum.d += arg->data[r].d;
+        sum_add_compensated(s, arg->data[r].d);
       }
       return;
     case VPQ_AGG_MIN:
@@ -565,11 +571,9 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
     d->n += s->n;
     if (spec->arg_type != VPQ_TYPE_DOUBLE) {
       sum_add_wide(d, sum_wide(s));
-    } else if (spec->retracting) {
-      sum_add_compensated(d, s->sum.d);
-      d->comp += s->comp;
     } else {
-      d->sum.d += s->sum.d;
+      sum_add_compensated(d, s->sum.d);
+      sum_add_compensated(d, s->comp);
     }
     break;
   }
@@ -581,15 +585,19 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
       ((agg_shifted *)dst)->nonfinite += s->nonfinite;
       break;
     }
-    agg_welford *d = dst, *s = src;
+    agg_spread *d = dst, *s = src;
     if (!s->n) break;
     if (!d->n) {
       *d = *s;
       break;
     }
-    double n = (double)(d->n + s->n), delta = s->mean - d->mean;
-    d->m2 += s->m2 + delta * delta * (double)d->n * (double)s->n / n;
-    d->mean += delta * (double)s->n / n;
+    /* s's values about d's shift: x − K_d = (x − K_s) + δ */
+    double delta = s->shift - d->shift, s1 = s->s1 + s->c1, s2 = s->s2 + s->c2, n = (double)s->n;
+    comp_add(&d->s1, &d->c1, s1);
+    comp_add(&d->s1, &d->c1, n * delta);
+    comp_add(&d->s2, &d->c2, s2);
+    comp_add(&d->s2, &d->c2, 2 * delta * s1);
+    comp_add(&d->s2, &d->c2, n * delta * delta);
     d->n += s->n;
     break;
   }
@@ -650,7 +658,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
     const agg_sum *s = state;
     *out = s->sum;
     if (spec->arg_type == VPQ_TYPE_DOUBLE) {
-      if (spec->retracting) out->d = s->sum.d + s->comp;
+      out->d = s->sum.d + s->comp;
       return s->n > 0;
     }
     __int128 sum = sum_wide(s);
@@ -659,9 +667,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   case VPQ_AGG_AVG: {
     const agg_sum *s = state;
     if (s->n <= 0) return false;
-    double sum = spec->arg_type != VPQ_TYPE_DOUBLE ? (double)sum_wide(s)
-                 : spec->retracting                ? s->sum.d + s->comp
-                                                   : s->sum.d;
+    double sum = spec->arg_type != VPQ_TYPE_DOUBLE ? (double)sum_wide(s) : s->sum.d + s->comp;
     out->d = sum / (double)s->n;
     return true;
   }
@@ -672,9 +678,10 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
       out->d = v->nonfinite > 0 ? NAN : sqrt(shifted_m2(spec, v) / (double)(v->n - 1));
       return true;
     }
-    const agg_welford *w = state;
+    const agg_spread *w = state;
     if (w->n < 2) return false;
-    out->d = sqrt(w->m2 / (double)(w->n - 1));
+    double s1 = w->s1 + w->c1, m2 = (w->s2 + w->c2) - s1 * (s1 / (double)w->n);
+    out->d = sqrt((m2 > 0 ? m2 : 0) / (double)(w->n - 1));
     return true;
   }
   case VPQ_AGG_MIN:
@@ -780,7 +787,7 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     vpq_ckpt_put_i64(out, s->n);
     vpq_ckpt_put_i64(out, s->sum.i);
     if (spec->arg_type != VPQ_TYPE_DOUBLE) vpq_ckpt_put_i64(out, s->hi);
-    else if (spec->retracting) vpq_ckpt_put_f64(out, s->comp);
+    else vpq_ckpt_put_f64(out, s->comp);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -797,10 +804,10 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
       }
       break;
     }
-    const agg_welford *w = state;
+    const agg_spread *w = state;
     vpq_ckpt_put_i64(out, w->n);
-    vpq_ckpt_put_f64(out, w->mean);
-    vpq_ckpt_put_f64(out, w->m2);
+    const double fields[] = {w->shift, w->s1, w->c1, w->s2, w->c2};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) vpq_ckpt_put_f64(out, fields[i]);
     break;
   }
   case VPQ_AGG_MIN:
@@ -892,7 +899,7 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
     s->n = get_counter(in, -AGG_COUNTER_LIMIT);
     s->sum.i = vpq_ckpt_get_i64(in);
     if (spec->arg_type != VPQ_TYPE_DOUBLE) s->hi = get_counter(in, -AGG_COUNTER_LIMIT);
-    else if (spec->retracting) s->comp = vpq_ckpt_get_f64(in);
+    else s->comp = vpq_ckpt_get_f64(in);
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -911,10 +918,10 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
       if (!in->error && count != v->n) vpq_ckpt_fail(in, "a stddev count that is not its number of values");
       break;
     }
-    agg_welford *w = state;
+    agg_spread *w = state;
     w->n = get_counter(in, 0);
-    w->mean = vpq_ckpt_get_f64(in);
-    w->m2 = vpq_ckpt_get_f64(in);
+    double *fields[] = {&w->shift, &w->s1, &w->c1, &w->s2, &w->c2};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) *fields[i] = vpq_ckpt_get_f64(in);
     break;
   }
   case VPQ_AGG_MIN:

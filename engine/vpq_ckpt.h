@@ -29,8 +29,9 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 3 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
-                                keeps shifted sums and its values, max_keys over a table its refused rows */
+enum { VPQ_CKPT_VERSION = 4 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
+                                keeps shifted sums and its values, max_keys over a table its refused rows; 4: a
+                                DOUBLE sum/avg over a stream keeps its compensation, stddev over a stream shifted sums */
 
 /* ===== Writing state ===== */
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tumbling_vs_python.sh VPQ — a differential test at scale: 60,000 generated telemetry lines
 # (bench/gen_telemetry.py, 500 devices) through the benchmark's 1-minute tumbling query, compared
-# with the same aggregation computed independently in Python (sums in arrival order, so the
-# doubles must match to the bit), and the EMIT FINAL order (windows by end) checked.
+# with the same aggregation computed independently in Python (sums correctly rounded, math.fsum,
+# which vpq's compensated sums must match to the bit), and the EMIT FINAL order (windows by end)
+# checked.
 set -euo pipefail
 vpq=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,17 +15,14 @@ cp "$here/../../bench/tumbling.vpq" "$work/"
 cd "$work"
 "$vpq" run tumbling.vpq 2>/dev/null
 /usr/bin/python3 - <<'PY'
-import json, sys
+import json, math, sys
 groups = {}
 for line in open("data/telemetry.jsonl"):
     r = json.loads(line)
     groups.setdefault((r["device_id"], r["ts"] // 60000 * 60000), []).append(r)
 expected = {}
 for key, rows in groups.items():
-    soc = power = 0.0
-    for r in rows:
-        soc += r["soc"]
-        power += r["power_kw"]
+    soc, power = math.fsum(r["soc"] for r in rows), math.fsum(r["power_kw"] for r in rows)
     expected[key] = (len(rows), soc / len(rows), power, max(r["power_kw"] for r in rows))
 got, minutes = {}, []
 for line in open("data/per_minute.jsonl"):
