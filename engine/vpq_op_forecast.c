@@ -1,8 +1,8 @@
 /* vpq_op_forecast.c — the FORECAST operator (DESIGN §4).
  *
  * Rows of the input relation land on a regular grid per key: the value of the row whose `ts`
- * falls in [g, g + step) is the key's value at grid time g (a later row for the same slot
- * replaces it; NULL is a missing value). The step is STEP, or inferred as the smallest gap
+ * falls in [g, g + step) is the key's value at grid time g (of two rows in one slot, the one
+ * with the later ts; at equal ts, the later to arrive; NULL is a missing value). The step is STEP, or inferred as the smallest gap
  * between two timestamps of one key before the first forecast is due.
  *
  *   key ─► history  y[origin] ... y[origin + (n−1)·step]   (+ exogenous features per slot)
@@ -60,6 +60,7 @@ typedef struct fc_key {
   uint64_t hash;
   int64_t origin;  /* grid time of y[0] */
   double *y;       /* n values (NAN: missing), room for cap */
+  int64_t *y_ts;   /* n: the ts of the row each value came from (VPQ_TS_MIN: none) */
   double *x;       /* n × nfeatures */
   int n, cap;
   int64_t last_ts; /* grid time of the latest value */
@@ -172,6 +173,7 @@ static void key_free(fc_key *k) {
   free(k->nerrors);
   vpq_model_free(k->model);
   free(k->y);
+  free(k->y_ts);
   free(k->x);
   free(k->raw_ts);
   free(k->raw_y);
@@ -194,12 +196,14 @@ static int history_slot(forecast_op *f, fc_key *k, int64_t g) {
     if (k->n + by > k->cap) {
       k->cap = k->n + by + 64;
       k->y = realloc(k->y, sizeof *k->y * (size_t)k->cap);
+      k->y_ts = realloc(k->y_ts, sizeof *k->y_ts * (size_t)k->cap);
       k->x = realloc(k->x, sizeof *k->x * (size_t)k->cap * (size_t)(nf + 1));
-      if (!k->y || !k->x) abort();
+      if (!k->y || !k->y_ts || !k->x) abort();
     }
     memmove(k->y + by, k->y, sizeof *k->y * (size_t)k->n);
+    memmove(k->y_ts + by, k->y_ts, sizeof *k->y_ts * (size_t)k->n);
     memmove(k->x + (size_t)by * (size_t)nf, k->x, sizeof *k->x * (size_t)k->n * (size_t)nf);
-    for (int i = 0; i < by; i++) k->y[i] = NAN;
+    for (int i = 0; i < by; i++) k->y[i] = NAN, k->y_ts[i] = VPQ_TS_MIN;
     for (int i = 0; i < by * nf; i++) k->x[i] = NAN;
     k->n += by;
     k->origin = g;
@@ -212,6 +216,7 @@ static int history_slot(forecast_op *f, fc_key *k, int64_t g) {
       int64_t drop = need - f->history - 1;
       if (drop > k->n) drop = k->n;
       memmove(k->y, k->y + drop, sizeof *k->y * (size_t)(k->n - drop));
+      memmove(k->y_ts, k->y_ts + drop, sizeof *k->y_ts * (size_t)(k->n - drop));
       memmove(k->x, k->x + (size_t)drop * (size_t)nf, sizeof *k->x * (size_t)(k->n - drop) * (size_t)nf);
       k->n -= (int)drop;
       k->origin += drop * f->step_ms;
@@ -225,11 +230,13 @@ static int history_slot(forecast_op *f, fc_key *k, int64_t g) {
       k->cap = (int)(at + 1) * 2;
       if (k->cap < 64) k->cap = 64;
       k->y = realloc(k->y, sizeof *k->y * (size_t)k->cap);
+      k->y_ts = realloc(k->y_ts, sizeof *k->y_ts * (size_t)k->cap);
       k->x = realloc(k->x, sizeof *k->x * (size_t)k->cap * (size_t)(nf + 1));
-      if (!k->y || !k->x) abort();
+      if (!k->y || !k->y_ts || !k->x) abort();
     }
     for (int64_t i = k->n; i <= at; i++) {
       k->y[i] = NAN;
+      k->y_ts[i] = VPQ_TS_MIN;
       for (int j = 0; j < nf; j++) k->x[i * nf + j] = NAN;
     }
     k->n = (int)at + 1;
@@ -237,13 +244,15 @@ static int history_slot(forecast_op *f, fc_key *k, int64_t g) {
   return (int)at;
 }
 
-/* Puts a row's value and features into the grid slot of its time (a later row replaces). */
+/* Puts a row's value and features into the grid slot of its time, unless the slot holds a row
+ * with a later ts (at an equal ts the later to arrive replaces). */
 static void history_put(forecast_op *f, fc_key *k, int64_t ts, double y, const double *x) {
   int64_t g = floor_div(ts, f->step_ms) * f->step_ms;
   int at = history_slot(f, k, g);
-  if (at < 0) return;
+  if (at < 0 || k->y_ts[at] > ts) return;
   int nf = f->fc->nfeatures;
   k->y[at] = y;
+  k->y_ts[at] = ts;
   for (int j = 0; j < nf; j++) k->x[(size_t)at * (size_t)nf + (size_t)j] = x[j];
   if (g > k->last_ts) k->last_ts = g;
 }
@@ -768,6 +777,7 @@ static void key_save(const forecast_op *f, const fc_key *k, vpq_ckpt_out *out) {
   vpq_ckpt_put_u64(out, (uint64_t)k->n);
   for (int i = 0; i < k->n; i++) {
     vpq_ckpt_put_f64(out, k->y[i]);
+    vpq_ckpt_put_i64(out, k->y_ts[i]);
     for (int j = 0; j < nf; j++) vpq_ckpt_put_f64(out, k->x[(size_t)i * (size_t)nf + (size_t)j]);
   }
   vpq_model_save(k->model, out);
@@ -830,12 +840,18 @@ static void key_load(forecast_op *f, fc_key *k, vpq_ckpt_in *in, double *x) {
   int n = (int)vpq_ckpt_get_count(in, 4 * (int64_t)f->history + 2);
   if (n) {
     k->y = malloc(sizeof *k->y * (size_t)n);
+    k->y_ts = malloc(sizeof *k->y_ts * (size_t)n);
     k->x = malloc(sizeof *k->x * (size_t)n * (size_t)(nf + 1));
-    if (!k->y || !k->x) abort();
+    if (!k->y || !k->y_ts || !k->x) abort();
     k->cap = n;
   }
   for (int i = 0; i < n && !in->error; i++) {
     k->y[i] = vpq_ckpt_get_f64(in);
+    k->y_ts[i] = vpq_ckpt_get_i64(in);
+    int64_t off;
+    if (k->y_ts[i] != VPQ_TS_MIN &&
+        (__builtin_sub_overflow(k->y_ts[i], k->origin, &off) || off < 0 || off / f->step_ms != i))
+      vpq_ckpt_fail(in, "a forecast value's time outside its grid slot");
     for (int j = 0; j < nf; j++) k->x[(size_t)i * (size_t)nf + (size_t)j] = vpq_ckpt_get_f64(in);
   }
   k->n = in->error ? 0 : n;
