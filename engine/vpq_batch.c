@@ -16,6 +16,7 @@ vpq_batch *vpq_batch_new(vpq_arena *arena, int ncols, const vpq_type *types, int
   batch->ts = vpq_arena_alloc(arena, sizeof(int64_t) * (size_t)cap);
   batch->wm = vpq_arena_alloc(arena, sizeof(int64_t) * (size_t)cap);
   batch->diff = vpq_arena_alloc(arena, (size_t)cap);
+  memset(batch->diff, 1, (size_t)cap); /* rows are insertions unless their producer says otherwise */
   batch->origin = vpq_arena_alloc(arena, sizeof(vpq_origin) * (size_t)cap);
   batch->source = vpq_arena_alloc(arena, sizeof(int32_t) * (size_t)cap);
   return batch;

@@ -3,7 +3,8 @@
  *   batch ─┬─ n rows
  *          ├─ ts[n]    event time of each row (epoch ms)
  *          ├─ wm[n]    the input's watermark when the row is processed (see below)
- *          ├─ diff[n]  +1 an insert, -1 a retraction (a table's old row), for changelogs
+ *          ├─ diff[n]  +1 an insert (the default), -1 a retraction (a table's old row, or a
+ *          │           source table's key deleted by a Kafka tombstone), for changelogs
  *          └─ cols[k] ─┬─ data[n]  (vpq_datum: int64 / double / string id)
  *                      └─ null[n]  1 = NULL
  *

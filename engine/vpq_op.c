@@ -272,6 +272,7 @@ typedef struct upsert_entry {
   int next;
   vpq_datum *data;
   uint8_t *null;
+  bool deleted; /* a tombstone removed the key: data keeps it for the look-up, not as a row */
 } upsert_entry;
 
 typedef struct source_op {
@@ -350,8 +351,11 @@ static void source_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, s->part_arrival[p]);
   }
   int ncols = s->rel->schema.ncols;
-  vpq_ckpt_put_u64(out, (uint64_t)s->nentries);
-  for (int e = 0; e < s->nentries; e++) vpq_ckpt_put_datums(out, s->entries[e].data, s->entries[e].null, ncols);
+  uint64_t rows = 0;
+  for (int e = 0; e < s->nentries; e++) rows += !s->entries[e].deleted;
+  vpq_ckpt_put_u64(out, rows);
+  for (int e = 0; e < s->nentries; e++)
+    if (!s->entries[e].deleted) vpq_ckpt_put_datums(out, s->entries[e].data, s->entries[e].null, ncols);
 }
 
 static void source_load(vpq_op *op, vpq_ckpt_in *in) {
@@ -475,7 +479,7 @@ static int upsert_find(source_op *s, const vpq_batch *batch, int row, bool inser
   }
   int e = s->nentries++;
   int b = (int)(hash & (uint64_t)(s->nbuckets - 1));
-  s->entries[e] = (upsert_entry){hash, s->buckets[b], NULL, NULL};
+  s->entries[e] = (upsert_entry){hash, s->buckets[b], NULL, NULL, false};
   s->buckets[b] = e;
   return e;
 }
@@ -505,21 +509,31 @@ static bool upsert_unchanged(const vpq_batch *batch, int i, int ncols, const ups
 }
 
 /* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1); a
- * row equal to its key's current row is no change and writes nothing. */
+ * row equal to its key's current row is no change and writes nothing; a deletion (diff -1, a
+ * Kafka tombstone) retracts the key's row, if it has one. */
 static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   int ncols = s->rel->schema.ncols;
   vpq_batch *out = vpq_op_batch(s->base.rt, &s->rel->schema, batch->n * 2);
   for (int i = 0; i < batch->n; i++) {
+    if (batch->diff[i] < 0) {
+      int e = upsert_find(s, batch, i, false);
+      if (e >= 0 && !s->entries[e].deleted) {
+        changelog_append(out, batch, i, &s->entries[e], -1);
+        s->entries[e].deleted = true;
+      }
+      continue;
+    }
     int e = upsert_find(s, batch, i, true);
     upsert_entry *entry = &s->entries[e];
-    if (entry->data) {
+    if (entry->data && !entry->deleted) {
       if (upsert_unchanged(batch, i, ncols, entry)) continue;
       changelog_append(out, batch, i, entry, -1);
-    } else {
+    } else if (!entry->data) {
       entry->data = malloc(sizeof *entry->data * (size_t)ncols);
       entry->null = malloc((size_t)ncols);
       if (!entry->data || !entry->null) abort();
     }
+    entry->deleted = false;
     vpq_op_copy_row(batch, i, ncols, entry->data, entry->null);
     changelog_append(out, batch, i, NULL, +1);
   }
@@ -615,7 +629,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
     batch->source[kept] = rel->index + 1;
     batch->ts[kept] = ts;
     batch->wm[kept] = s->wm;
-    batch->diff[kept] = 1;
+    batch->diff[kept] = rel->kind == VPQ_REL_TABLE && batch->diff[i] < 0 ? -1 : 1;
     kept++;
   }
   batch->n = kept;

@@ -571,6 +571,10 @@ typedef struct kafka_source {
   vpq_kafka_reader_hooks hooks; /* hooks.message set: messages go to the hooks, not the decoder */
   rd_kafka_message_t **decoded; /* the messages whose rows the read in progress decoded (kafka_read) */
   int ndecoded, decoded_cap;
+  const vpq_schema *schema;
+  int tombstone_key; /* a table with one key column: that column, and a message with a key and a
+                        null value (a tombstone) deletes the key; -1: a null value is malformed */
+  vpq_buf tombstone; /* the JSON object a tombstone stands for (tombstone_row) */
 } kafka_source;
 
 static bool source_finished(const kafka_source *s) {
@@ -757,6 +761,29 @@ static inline void prefetch_ahead(rd_kafka_message_t *const *msgs, ssize_t at, s
 /* Reads up to a batch of rows: messages come a batch at a time from the consumer queue, and
  * the JSON decoder defers the interning of their strings to the end of the read, so a message
  * whose row it decoded is kept (in s->decoded) until then. */
+/* The row a tombstone stands for, as JSON for the decoder: the key column from the message key
+ * (a STRING key's text, another type's JSON text) and, with an event-time column, the message
+ * time; every other column NULL. */
+static void tombstone_row(kafka_source *s, const rd_kafka_message_t *msg) {
+  const vpq_column *key = &s->schema->cols[s->tombstone_key];
+  vpq_buf *b = &s->tombstone;
+  b->len = 0;
+  vpq_buf_append(b, "{", 1);
+  vpq_json_encode_string(b, key->name, strlen(key->name));
+  vpq_buf_append(b, ":", 1);
+  if (key->type == VPQ_TYPE_STRING) vpq_json_encode_string(b, msg->key, msg->key_len);
+  else vpq_buf_append(b, msg->key, msg->key_len);
+  if (s->ts_col >= 0 && s->ts_col != s->tombstone_key) {
+    rd_kafka_timestamp_type_t type;
+    const int64_t ts = rd_kafka_message_timestamp(msg, &type);
+    const char *name = s->schema->cols[s->ts_col].name;
+    vpq_buf_append(b, ",", 1);
+    vpq_json_encode_string(b, name, strlen(name));
+    vpq_buf_printf(b, ":%lld", (long long)(ts >= 0 ? ts : 0));
+  }
+  vpq_buf_append(b, "}", 1);
+}
+
 static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   kafka_source *s = (kafka_source *)src;
   char err[512];
@@ -798,15 +825,24 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
       continue;
     }
     const char *text = msg->payload ? msg->payload : "";
+    size_t len = msg->len;
+    const bool deletes = !msg->payload && msg->key && s->tombstone_key >= 0 && !s->hooks.message;
+    if (deletes) {
+      tombstone_row(s, msg);
+      text = s->tombstone.data;
+      len = s->tombstone.len;
+    }
     int64_t event_ts = VPQ_TS_MIN;
     bool keep = false;
     if (s->hooks.message) {
       int rows = s->hooks.message(s->hooks.ctx, msg, out, n, origins, &event_ts, err, sizeof err);
       if (rows < 0 && s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
       n += rows > 0 ? rows : 0;
-    } else if (!vpq_decoder_row(s->dec, text, msg->len, out, n, err, sizeof err)) {
-      if (s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
+    } else if (!vpq_decoder_row(s->dec, text, len, out, n, err, sizeof err)) {
+      if (s->bad) s->bad(s->bad_ctx, err, origin, text, len);
     } else {
+      out->diff[n] = deletes ? -1 : 1;
+      if (deletes) vpq_decoder_flush(s->dec); /* its strings point into s->tombstone, reused */
       rd_kafka_timestamp_type_t type;
       int64_t ts = rd_kafka_message_timestamp(msg, &type);
       out->ts[n] = ts >= 0 ? ts : 0;
@@ -858,6 +894,7 @@ static void kafka_source_close(vpq_source *src) {
   rd_kafka_destroy(s->rk);
   vpq_decoder_free(s->dec);
   free(s->decoded);
+  vpq_buf_free(&s->tombstone);
   free(s->topic);
   free(s->group_id);
   free(s->end);
@@ -1035,6 +1072,8 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->group = in_group;
   s->task_partition = task_partition;
   s->ts_col = rel->ts_col;
+  s->schema = &rel->schema;
+  s->tombstone_key = rel->kind == VPQ_REL_TABLE && rel->nkeys == 1 ? rel->key_cols[0] : -1;
   s->safe_ts = VPQ_TS_MIN;
   s->base.vt = &kafka_source_vt;
   s->base.stamps_rows = rel->ts_col < 0;
