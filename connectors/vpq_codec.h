@@ -106,11 +106,14 @@ void vpq_json_encode_string(vpq_buf *out, const char *text, size_t len);
 /* Appends a double as JSON (shortest round-trip text; ".0" when integral; null if not finite). */
 void vpq_json_encode_double(vpq_buf *out, double value);
 
-/* Appends the deletion of row `row`'s key from a table (no newline): the row as JSON (keyed:
- * `keys` as vpq_json_encode_row_keyed's) or as CSV, its key and window columns as they are
- * and every other column NULL. */
-void vpq_encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema, const vpq_batch *batch,
-                         int row, const vpq_intern *intern, bool csv);
+/* Appends the deletion of row `row`'s key from a table as a JSON object (no newline; `keys` as
+ * vpq_json_encode_row_keyed's): its key and window columns as they are, every other one null. */
+void vpq_json_encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema,
+                              const vpq_batch *batch, int row, const vpq_intern *intern);
+
+/* The same deletion as one CSV line (no newline), the other columns empty. */
+void vpq_csv_encode_deletion(vpq_buf *out, const vpq_schema *schema, const vpq_batch *batch, int row,
+                             const vpq_intern *intern);
 
 /* Appends the CSV header line (no newline) naming the schema's columns. */
 void vpq_csv_encode_header(vpq_buf *out, const vpq_schema *schema);

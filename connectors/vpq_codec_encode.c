@@ -208,8 +208,9 @@ void vpq_json_encode_row_keyed(vpq_buf *out, const vpq_json_keys *keys, const vp
   vpq_buf_append(out, "}", 1);
 }
 
-void vpq_encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema, const vpq_batch *batch,
-                         int row, const vpq_intern *intern, bool csv) {
+/* A deletion row (vpq_json_encode_deletion), as JSON or, when `csv`, as CSV (keys unused). */
+static void encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema, const vpq_batch *batch,
+                            int row, const vpq_intern *intern, bool csv) {
   if (!csv) vpq_buf_append(out, "{", 1);
   size_t from = 0;
   for (int c = 0; c < schema->ncols; c++) {
@@ -222,6 +223,16 @@ void vpq_encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_sche
     else if (!csv) vpq_buf_puts(out, "null");
   }
   if (!csv) vpq_buf_append(out, "}", 1);
+}
+
+void vpq_json_encode_deletion(vpq_buf *out, const vpq_json_keys *keys, const vpq_schema *schema,
+                              const vpq_batch *batch, int row, const vpq_intern *intern) {
+  encode_deletion(out, keys, schema, batch, row, intern, false);
+}
+
+void vpq_csv_encode_deletion(vpq_buf *out, const vpq_schema *schema, const vpq_batch *batch, int row,
+                             const vpq_intern *intern) {
+  encode_deletion(out, NULL, schema, batch, row, intern, true);
 }
 
 void vpq_csv_encode_header(vpq_buf *out, const vpq_schema *schema) {

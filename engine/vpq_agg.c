@@ -681,7 +681,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
     const agg_spread *w = state;
     if (w->n < 2) return false;
     double s1 = w->s1 + w->c1, m2 = (w->s2 + w->c2) - s1 * (s1 / (double)w->n);
-    out->d = sqrt((m2 > 0 ? m2 : 0) / (double)(w->n - 1));
+    out->d = sqrt((m2 < 0 ? 0 : m2) / (double)(w->n - 1)); /* NaN (a non-finite value) stays NaN */
     return true;
   }
   case VPQ_AGG_MIN:

@@ -885,7 +885,7 @@ static void declare_source(analyzer *a, const vpq_ast_stmt *stmt) {
     if (col->is_primary_key && !table) error(a, col->span, "PRIMARY KEY belongs to tables; a stream's key is `KEY`");
     if (col->is_key && table) error(a, col->span, "a table's key is `PRIMARY KEY`");
     has_primary |= col->is_primary_key;
-    rel->schema.cols[c] = (vpq_column){col->name, ast_type(col->type), col->is_key || col->is_primary_key, false, false};
+    rel->schema.cols[c] = (vpq_column){.name = col->name, .type = ast_type(col->type), .is_key = col->is_key || col->is_primary_key};
   }
   if (table && !has_primary) error(a, stmt->name_span, "a table declared with columns needs a PRIMARY KEY");
   set_keys(a, rel);
@@ -1158,7 +1158,7 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
               break;
             }
           sel->outputs[sel->noutputs++] = bcolumn(a, col, layout->cols[col].type, item->expr->span);
-          out.cols[out.ncols++] = (vpq_column){layout->cols[col].name, layout->cols[col].type, false, false, false};
+          out.cols[out.ncols++] = (vpq_column){.name = layout->cols[col].name, .type = layout->cols[col].type};
         }
       }
       continue;
@@ -1172,7 +1172,7 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
         break;
       }
     sel->outputs[sel->noutputs++] = b;
-    out.cols[out.ncols++] = (vpq_column){name, b->type == VPQ_TYPE_NULL ? VPQ_TYPE_STRING : b->type, false, false, false};
+    out.cols[out.ncols++] = (vpq_column){.name = name, .type = b->type == VPQ_TYPE_NULL ? VPQ_TYPE_STRING : b->type};
   }
   if (s->having) {
     sel->having = bind(a, s->having, &scope, BIND_AGGREGATE);
@@ -1191,7 +1191,8 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
     bool grouping = sel->rollup && b->column >= grouping_start && b->column < grouping_start + sel->ngroup_keys;
     if (sel->aggregate) out.cols[i].is_key = (b->column >= 0 && b->column < sel->ngroup_keys) || grouping;
     else out.cols[i].is_key = b->column < from->schema.ncols && from->schema.cols[b->column].is_key;
-    out.cols[i].is_window = sel->aggregate && a->windowed && (b->column == window_start || b->column == window_start + 1);
+    out.cols[i].is_window = sel->aggregate ? a->windowed && (b->column == window_start || b->column == window_start + 1)
+                                           : b->column < from->schema.ncols && from->schema.cols[b->column].is_window;
   }
   /* EMIT */
   sel->emit = s->emit == VPQ_EMIT_DEFAULT ? VPQ_EMIT_CHANGES : s->emit;
@@ -1377,7 +1378,7 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
       vpq_bexpr *key = bind(a, ast->by.items[k], &scope, BIND_ROW);
       f->by[f->nby++] = key;
       const char *name = key->kind == VPQ_BEXPR_COLUMN ? layout.cols[key->column].name : "key";
-      out.cols[out.ncols++] = (vpq_column){name, key->type, true, false, false};
+      out.cols[out.ncols++] = (vpq_column){.name = name, .type = key->type, .is_key = true};
     }
     a->where_clause = NULL;
     if (known) forecast_options(a, ast, f);
@@ -1394,7 +1395,7 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
   if (f->history_ms < 3 * f->season_ms) f->history_ms = 3 * f->season_ms;
   const char *names[] = {"issued_at", "ts", "step", "value", "lo", "hi"};
   vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_BIGINT, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
-  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], false, false, false};
+  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){.name = names[i], .type = types[i]};
   return out;
 }
 
@@ -1521,7 +1522,7 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
   out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * 6);
   const char *names[] = {"issued_at", "ts", "device_id", "setpoint_kw", "soc", "planned_peak_kw"};
   vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, device_type, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
-  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){names[i], types[i], i == 2, false, false};
+  for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){.name = names[i], .type = types[i], .is_key = i == 2};
   return out;
 }
 
@@ -1569,6 +1570,7 @@ static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
     for (int i = 0; i < q->select.noutputs; i++) {
       const vpq_bexpr *b = q->select.outputs[i];
       rel->schema.cols[i].is_key = b->kind == VPQ_BEXPR_COLUMN && q->select.from->schema.cols[b->column].is_key;
+      rel->schema.cols[i].is_window = b->kind == VPQ_BEXPR_COLUMN && q->select.from->schema.cols[b->column].is_window;
     }
   }
   set_keys(a, rel);

@@ -122,18 +122,32 @@ static int64_t relation_min_wm(const relation_op *r) {
   return wm;
 }
 
-/* Whether row i of a table's changelog deletes its key: a retraction that the next row does
- * not replace with the same key's new row (an update writes the two side by side). A windowed
- * table's key includes its window columns. */
+bool vpq_op_replaced(const vpq_batch *batch, int i, const vpq_vec *keys, int nkeys) {
+  if (i + 1 >= batch->n || batch->diff[i + 1] <= 0 || batch->ts[i + 1] != batch->ts[i]) return false;
+  for (int k = 0; k < nkeys; k++) {
+    const vpq_vec *v = &keys[k];
+    if (v->null[i] != v->null[i + 1]) return false;
+    if (!v->null[i] && memcmp(&v->data[i], &v->data[i + 1], sizeof v->data[i]) != 0) return false;
+  }
+  return true;
+}
+
+/* Whether row i of a table's changelog deletes its key: a retraction its key's new row does not
+ * replace (vpq_op_replaced). A windowed table's key includes its window columns. */
 static bool deletes_key(const vpq_schema *schema, const vpq_batch *batch, int i) {
   if (batch->diff[i] >= 0) return false;
-  if (i + 1 >= batch->n || batch->diff[i + 1] <= 0) return true;
-  for (int c = 0; c < schema->ncols; c++) {
-    const vpq_vec *v = &batch->cols[c];
-    if (!schema->cols[c].is_key && !schema->cols[c].is_window) continue;
-    if (v->null[i] != v->null[i + 1]) return true;
-    if (!v->null[i] && memcmp(&v->data[i], &v->data[i + 1], sizeof v->data[i]) != 0) return true;
-  }
+  vpq_vec keys[64];
+  int nkeys = 0;
+  for (int c = 0; c < schema->ncols && nkeys < 64; c++)
+    if (schema->cols[c].is_key || schema->cols[c].is_window) keys[nkeys++] = batch->cols[c];
+  return !vpq_op_replaced(batch, i, keys, nkeys);
+}
+
+/* Whether a schema holds window columns: a windowed table's rows are told apart by them, and
+ * one that selects none writes no deletions (its key does not say which window left). */
+static bool names_windows(const vpq_schema *schema) {
+  for (int c = 0; c < schema->ncols; c++)
+    if (schema->cols[c].is_window) return true;
   return false;
 }
 
@@ -157,9 +171,9 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
       if (!r->rows) abort();
     }
     int n = 0;
-    const bool table = r->rel->kind == VPQ_REL_TABLE;
+    const bool deletions = r->rel->kind == VPQ_REL_TABLE && (!r->rel->windowed || names_windows(&r->rel->schema));
     for (int i = 0; i < batch->n; i++)
-      if (batch->diff[i] > 0 || (table && deletes_key(&r->rel->schema, batch, i))) r->rows[n++] = i;
+      if (batch->diff[i] > 0 || (deletions && deletes_key(&r->rel->schema, batch, i))) r->rows[n++] = i;
     char err[256];
     if (n && !r->sink->vt->write(r->sink, batch, r->rows, n, err, sizeof err)) {
       fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);
@@ -509,8 +523,10 @@ static bool upsert_unchanged(const vpq_batch *batch, int i, int ncols, const ups
 }
 
 /* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1); a
- * row equal to its key's current row is no change and writes nothing; a deletion (diff -1, a
- * Kafka tombstone) retracts the key's row, if it has one. */
+ * row equal to its key's current row, its event-time column included, is no change and writes
+ * nothing (without that column the row's event time is its arrival, a change of its own: a
+ * battery that reports the same values again is not stale); a deletion (diff -1, a Kafka
+ * tombstone) retracts the key's row, if it has one. */
 static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   int ncols = s->rel->schema.ncols;
   vpq_batch *out = vpq_op_batch(s->base.rt, &s->rel->schema, batch->n * 2);
@@ -526,7 +542,7 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
     int e = upsert_find(s, batch, i, true);
     upsert_entry *entry = &s->entries[e];
     if (entry->data && !entry->deleted) {
-      if (upsert_unchanged(batch, i, ncols, entry)) continue;
+      if (s->rel->ts_col >= 0 && upsert_unchanged(batch, i, ncols, entry)) continue;
       changelog_append(out, batch, i, entry, -1);
     } else if (!entry->data) {
       entry->data = malloc(sizeof *entry->data * (size_t)ncols);

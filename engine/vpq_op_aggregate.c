@@ -1535,19 +1535,19 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   a->layout.cols = vpq_arena_alloc(arena, sizeof *a->layout.cols * (size_t)(a->layout.ncols + 1));
   for (int k = 0; k < a->nkeys; k++) {
     char text[256];
-    a->layout.cols[k] = (vpq_column){vpq_arena_strdup(arena, vpq_bexpr_format(sel->group_keys[k], &sel->input, text, sizeof text)),
-                                     sel->group_keys[k]->type, true, false, false};
+    const char *name = vpq_bexpr_format(sel->group_keys[k], &sel->input, text, sizeof text);
+    a->layout.cols[k] = (vpq_column){.name = vpq_arena_strdup(arena, name), .type = sel->group_keys[k]->type, .is_key = true};
   }
   for (int i = 0; i < sel->naggs; i++)
-    a->layout.cols[a->nkeys + i] = (vpq_column){vpq_agg_name(sel->aggs[i].spec.kind), sel->aggs[i].spec.result_type, false, false, false};
+    a->layout.cols[a->nkeys + i] = (vpq_column){.name = vpq_agg_name(sel->aggs[i].spec.kind), .type = sel->aggs[i].spec.result_type};
   if (windowed) {
-    a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){"WINDOW_START", VPQ_TYPE_TIMESTAMP, false, false, false};
-    a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){"WINDOW_END", VPQ_TYPE_TIMESTAMP, false, false, false};
+    a->layout.cols[a->nkeys + sel->naggs] = (vpq_column){.name = "WINDOW_START", .type = VPQ_TYPE_TIMESTAMP};
+    a->layout.cols[a->nkeys + sel->naggs + 1] = (vpq_column){.name = "WINDOW_END", .type = VPQ_TYPE_TIMESTAMP};
   }
   for (int k = 0; k < a->nkeys && sel->rollup; k++) {
     char text[300];
     snprintf(text, sizeof text, "grouping(%s)", a->layout.cols[k].name);
-    a->layout.cols[grouping + k] = (vpq_column){vpq_arena_strdup(arena, text), VPQ_TYPE_BIGINT, false, false, false};
+    a->layout.cols[grouping + k] = (vpq_column){.name = vpq_arena_strdup(arena, text), .type = VPQ_TYPE_BIGINT};
   }
   if (sel->having) a->having = vpq_expr_compile(arena, sel->having, rt->intern);
   int ncols = query->target->schema.ncols;

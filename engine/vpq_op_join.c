@@ -33,6 +33,7 @@ typedef struct join_row {
   vpq_origin origin;
   int32_t source;
   bool matched;
+  bool deleted; /* table side: the key left the table (a lookup misses it; a new row revives it) */
 } join_row;
 
 typedef struct join_side {
@@ -176,15 +177,21 @@ static void table_rehash(join_op *j) {
   }
 }
 
+/* Applies a batch of the table's changes to its copy: a new row replaces its key's; a
+ * retraction that its key's new row does not follow (vpq_op_replaced) deletes the key. */
 static void table_update(join_op *j, const vpq_batch *batch) {
   join_side *t = &j->side[1];
   vpq_vec *keys = eval_keys(j, 1, batch);
   for (int i = 0; i < batch->n; i++) {
     uint64_t hash = row_key_hash(j, keys, i);
     int r = table_find(j, keys, i, hash);
-    if (batch->diff[i] < 0) continue; /* the +1 that follows replaces the row */
+    if (batch->diff[i] < 0) {
+      if (r >= 0 && !vpq_op_replaced(batch, i, keys, j->nkeys)) t->rows[r].deleted = true;
+      continue;
+    }
     if (r >= 0) {
       vpq_op_copy_row(batch, i, t->ncols, t->rows[r].data, t->rows[r].null);
+      t->rows[r].deleted = false;
       continue;
     }
     if (t->n == t->cap) {
@@ -215,6 +222,7 @@ static void table_probe(join_op *j, const vpq_batch *batch) {
   bool outer = j->join->left_outer;
   for (int i = 0; i < batch->n; i++) {
     int r = table_find(j, keys, i, row_key_hash(j, keys, i));
+    if (r >= 0 && j->side[1].rows[r].deleted) r = -1;
     if (r < 0 && !outer) continue;
     vpq_op_copy_row(batch, i, nleft, ldata, lnull);
     const join_row *match = r >= 0 ? &j->side[1].rows[r] : NULL;
@@ -361,9 +369,12 @@ static void join_save(const vpq_op *op, vpq_ckpt_out *out) {
   for (int s = 0; s < 2; s++) {
     const join_side *side = &j->side[s];
     vpq_ckpt_put_i64(out, side->wm);
-    vpq_ckpt_put_u64(out, (uint64_t)side->n);
+    uint64_t rows = 0;
+    for (int r = 0; r < side->n; r++) rows += !side->rows[r].deleted;
+    vpq_ckpt_put_u64(out, rows);
     for (int r = 0; r < side->n; r++) {
       const join_row *row = &side->rows[r];
+      if (row->deleted) continue;
       vpq_ckpt_put_datums(out, row->data, row->null, side->ncols);
       vpq_ckpt_put_datums(out, row->key, row->key_null, j->nkeys);
       vpq_ckpt_put_i64(out, row->ts);

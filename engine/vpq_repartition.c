@@ -144,7 +144,7 @@ static vpq_schema key_schema(vpq_arena *arena, vpq_bexpr *const *exprs, int n, c
   for (int k = 0; k < n; k++) {
     char text[256];
     vpq_bexpr_format(exprs[k], layout, text, sizeof text);
-    keys.cols[k] = (vpq_column){vpq_arena_strdup(arena, text), exprs[k]->type, true, false, false};
+    keys.cols[k] = (vpq_column){.name = vpq_arena_strdup(arena, text), .type = exprs[k]->type, .is_key = true};
   }
   return keys;
 }

@@ -370,9 +370,10 @@ static bool sink_write(vpq_sink *sink, const vpq_batch *batch, const int *rows, 
                        size_t err_size) {
   file_sink *s = (file_sink *)sink;
   for (int i = 0; i < n; i++) {
-    if (batch->diff[rows[i]] < 0)
-      vpq_encode_deletion(&s->buf, &s->keys, s->schema, batch, rows[i], s->intern, s->format == VPQ_FORMAT_CSV);
-    else if (s->format == VPQ_FORMAT_CSV) vpq_csv_encode_row(&s->buf, s->schema, batch, rows[i], s->intern);
+    const bool csv = s->format == VPQ_FORMAT_CSV, deletion = batch->diff[rows[i]] < 0;
+    if (deletion && csv) vpq_csv_encode_deletion(&s->buf, s->schema, batch, rows[i], s->intern);
+    else if (deletion) vpq_json_encode_deletion(&s->buf, &s->keys, s->schema, batch, rows[i], s->intern);
+    else if (csv) vpq_csv_encode_row(&s->buf, s->schema, batch, rows[i], s->intern);
     else vpq_json_encode_row_keyed(&s->buf, &s->keys, s->schema, batch, rows[i], s->intern);
     vpq_buf_append(&s->buf, "\n", 1);
     if (s->buf.len >= SINK_BUFFER && !sink_drain(s, err, err_size)) return false;

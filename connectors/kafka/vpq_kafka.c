@@ -181,6 +181,7 @@ typedef struct kafka_sink {
   const vpq_intern *intern;
   vpq_json_keys keys;
   int nkeys; /* key columns of the schema */
+  bool windowed; /* the schema has window columns, which the message key does not hold */
   vpq_buf key, value;
   int64_t failed;           /* messages whose delivery failed */
   char first_error[256];
@@ -291,6 +292,9 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
   kafka_sink *s = (kafka_sink *)sink;
   for (int i = 0; i < n; i++) {
     int row = rows[i];
+    /* A deletion is a tombstone of its key, unless the key does not name the row: a window's,
+     * or none at all (a compacted topic would drop the other windows' rows, or refuse it). */
+    if (batch->diff[row] < 0 && (s->nkeys == 0 || s->windowed) && !s->encode) continue;
     encode_key(s, batch, row);
     s->value.len = 0;
     if (s->encode) s->encode(s->encode_ctx, batch, row, &s->value);
@@ -758,16 +762,24 @@ static inline void prefetch_ahead(rd_kafka_message_t *const *msgs, ssize_t at, s
   }
 }
 
-/* Reads up to a batch of rows: messages come a batch at a time from the consumer queue, and
- * the JSON decoder defers the interning of their strings to the end of the read, so a message
- * whose row it decoded is kept (in s->decoded) until then. */
+/* Whether a message key is one JSON number (BIGINT, TIMESTAMP, DOUBLE) or boolean, as a key
+ * column of that type is written: nothing else may be pasted into a tombstone's row. */
+static bool key_is_scalar(vpq_type type, const char *key, size_t len) {
+  if (type == VPQ_TYPE_BOOLEAN) return (len == 4 && !memcmp(key, "true", 4)) || (len == 5 && !memcmp(key, "false", 5));
+  const char *allowed = type == VPQ_TYPE_DOUBLE ? "0123456789+-.eE" : "0123456789-";
+  for (size_t i = 0; i < len; i++)
+    if (!key[i] || !strchr(allowed, key[i])) return false;
+  return len > 0;
+}
+
 /* The row a tombstone stands for, as JSON for the decoder: the key column from the message key
- * (a STRING key's text, another type's JSON text) and, with an event-time column, the message
- * time; every other column NULL. */
-static void tombstone_row(kafka_source *s, const rd_kafka_message_t *msg) {
+ * (a STRING key's text, another type's number or boolean) and, with an event-time column, the
+ * message time; every other column NULL. False when the key is not of the column's type. */
+static bool tombstone_row(kafka_source *s, const rd_kafka_message_t *msg) {
   const vpq_column *key = &s->schema->cols[s->tombstone_key];
   vpq_buf *b = &s->tombstone;
   b->len = 0;
+  if (key->type != VPQ_TYPE_STRING && !key_is_scalar(key->type, msg->key, msg->key_len)) return false;
   vpq_buf_append(b, "{", 1);
   vpq_json_encode_string(b, key->name, strlen(key->name));
   vpq_buf_append(b, ":", 1);
@@ -782,8 +794,12 @@ static void tombstone_row(kafka_source *s, const rd_kafka_message_t *msg) {
     vpq_buf_printf(b, ":%lld", (long long)(ts >= 0 ? ts : 0));
   }
   vpq_buf_append(b, "}", 1);
+  return true;
 }
 
+/* Reads up to a batch of rows: messages come a batch at a time from the consumer queue, and
+ * the JSON decoder defers the interning of their strings to the end of the read, so a message
+ * whose row it decoded is kept (in s->decoded) until then. */
 static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   kafka_source *s = (kafka_source *)src;
   char err[512];
@@ -827,14 +843,18 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     const char *text = msg->payload ? msg->payload : "";
     size_t len = msg->len;
     const bool deletes = !msg->payload && msg->key && s->tombstone_key >= 0 && !s->hooks.message;
-    if (deletes) {
-      tombstone_row(s, msg);
+    const bool bad_key = deletes && !tombstone_row(s, msg);
+    if (deletes && !bad_key) {
       text = s->tombstone.data;
       len = s->tombstone.len;
     }
     int64_t event_ts = VPQ_TS_MIN;
     bool keep = false;
-    if (s->hooks.message) {
+    if (bad_key) {
+      snprintf(err, sizeof err, "type mismatch: the key of a tombstone is not a %s",
+               vpq_type_name(s->schema->cols[s->tombstone_key].type));
+      if (s->bad) s->bad(s->bad_ctx, err, origin, msg->key, msg->key_len);
+    } else if (s->hooks.message) {
       int rows = s->hooks.message(s->hooks.ctx, msg, out, n, origins, &event_ts, err, sizeof err);
       if (rows < 0 && s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
       n += rows > 0 ? rows : 0;
@@ -1335,7 +1355,7 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
   s->schema = schema;
   s->intern = intern;
   vpq_json_keys_init(&s->keys, schema);
-  for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key;
+  for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key, s->windowed |= schema->cols[c].is_window;
   return &s->base;
 }
 
@@ -1390,7 +1410,7 @@ vpq_sink *vpq_kafka_open_encoded_sink(const vpq_plan_connector *conn, const char
   s->schema = schema;
   s->intern = intern;
   vpq_json_keys_init(&s->keys, schema);
-  for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key;
+  for (int c = 0; c < schema->ncols; c++) s->nkeys += schema->cols[c].is_key, s->windowed |= schema->cols[c].is_window;
   s->partitions = topic_partitions(s->rk, s->topic, err, err_size);
   if (s->partitions < 1) {
     kafka_close(&s->base);

@@ -10,7 +10,7 @@ set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
-start_broker "$vpq" "$work" --topic vpq.regions:1 --topic vpq.regions_eo:1
+start_broker "$vpq" "$work" --topic vpq.regions:1 --topic vpq.regions_eo:1 --topic vpq.ids:1
 cd "$work" || exit 1
 printf '%s\n' '{"device_id":"a","region":"e","ts":1000,"soc":0.5}' '{"device_id":"b","region":"w","ts":2000,"soc":0.25}' \
   '{"device_id":"a","region":"w","ts":3000,"soc":0.5}' '{"device_id":"c","region":"e","ts":4000,"soc":1}' >tel.jsonl
@@ -70,5 +70,22 @@ expected='{"region":"e","batteries":1,"soc":0.5}
 if [ "$(cat copy.jsonl)" != "$expected" ]; then
   echo "read back as a table, got:"; cat copy.jsonl; echo "expected:"; echo "$expected"; cat err.txt; exit 1
 fi
+# A BIGINT key: a tombstone deletes its key; one whose key is not a BIGINT (here one that would
+# smuggle a field into the row) is a type mismatch, dead-lettered, and deletes nothing.
+printf '%s\n' '1|{"id":1,"v":5}' '2|{"id":2,"v":6}' '1|' '2,"v":9|' | kcat -P -b "$bootstrap" -t vpq.ids -K'|' -Z
+cat >ids.vpq <<'VPQ'
+CREATE TABLE ids (id BIGINT PRIMARY KEY, v BIGINT)
+  WITH (connector = 'kafka', topic = 'vpq.ids', bounded = true, dead_letter = 'ids_dead.jsonl');
+CREATE TABLE ids_copy WITH (connector = 'file', path = 'ids.jsonl') AS SELECT id, v FROM ids;
+VPQ
+"$vpq" run ids.vpq --brokers "$bootstrap" 2>err.txt || { echo "vpq run ids.vpq failed:"; cat err.txt; exit 1; }
+expected='{"id":1,"v":5}
+{"id":2,"v":6}
+{"id":1,"v":null}'
+if [ "$(cat ids.jsonl)" != "$expected" ]; then
+  echo "BIGINT-keyed table with tombstones, got:"; cat ids.jsonl; echo "expected:"; echo "$expected"; exit 1
+fi
+grep -q '"reason":"type mismatch".*"raw":"2,\\"v\\":9"' ids_dead.jsonl \
+  || { echo "the tombstone with a bad key was not dead-lettered as a type mismatch:"; cat ids_dead.jsonl; exit 1; }
 echo "a table's changes reached Kafka keyed, with a tombstone for the key that left, in both modes, and read back"
 echo "as a table source the tombstone deleted the key"
