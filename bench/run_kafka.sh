@@ -7,6 +7,7 @@
 # Kafka → Kafka (bounded source, one worker), each with its CPU time (user + sys, all threads),
 # then vpq's rate as a share of kcat's and the load average (the machine's other work skews both).
 set -euo pipefail
+if [[ -n "${VPQ:-}" ]]; then VPQ=$(realpath "$VPQ"); fi # relative to where it was run from
 cd "$(dirname "$0")"
 rows=${1:-2000000}
 vpq=${VPQ:-../build/vpq}

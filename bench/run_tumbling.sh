@@ -5,6 +5,7 @@
 # CPU time (user + sys: what a shared machine does not inflate), and DuckDB's rows/s with
 # SET threads = 1 (npm @duckdb/node-api, installed here on first use); best of 3 runs each.
 set -euo pipefail
+if [[ -n "${VPQ:-}" ]]; then VPQ=$(realpath "$VPQ"); fi # relative to where it was run from
 cd "$(dirname "$0")"
 rows=${1:-2000000} devices=${2:-10000}
 vpq=${VPQ:-../build/vpq}

@@ -77,7 +77,8 @@ int vpq_engine_load(vpq_engine *engine, const char *file_name, const char *text,
 void vpq_engine_set(vpq_engine *engine, const char *key, const char *value);
 
 /* Whether vpq_engine_set takes `key`: a connector option, `kafka.<property>` or `repartition`.
- * False with a message in err (naming the closest key) when not. */
+ * False with a message in err (naming the closest key) when not, and for a statement's own
+ * options (timestamp, watermark_delay, dead_letter, ...), which only its WITH (...) sets. */
 bool vpq_engine_setting_known(const char *key, char *err, size_t err_size);
 
 /* The repartition steps of the loaded file: the relation each feeds into relations[0..max)

@@ -1031,6 +1031,13 @@ static const char *output_name(analyzer *a, const vpq_ast_select_item *item, con
   if (e->kind == VPQ_AST_COLUMN) {
     if (b->kind == VPQ_BEXPR_COLUMN && b->column >= 0 && b->column < layout->ncols && a->sel && !a->sel->aggregate)
       return layout->cols[b->column].name;
+    /* a group key that is an input column: named as that column was declared, as above */
+    const vpq_plan_select *sel = a->sel;
+    if (sel && sel->aggregate && b->kind == VPQ_BEXPR_COLUMN && b->column >= 0 && b->column < sel->ngroup_keys) {
+      const vpq_bexpr *key = sel->group_keys[b->column];
+      if (key->kind == VPQ_BEXPR_COLUMN && key->column >= 0 && key->column < sel->input.ncols)
+        return sel->input.cols[key->column].name;
+    }
     return e->name;
   }
   /* The expression's text as written, with runs of whitespace collapsed. */

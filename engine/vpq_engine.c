@@ -663,6 +663,15 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
 }
 
 bool vpq_engine_setting_known(const char *key, char *err, size_t err_size) {
+  /* Options the analysis reads from a statement's own WITH: a setting comes too late for them. */
+  static const char *const statement_only[] = {"connector", "format",      "path",          "topic",
+                                               "stream",    "timestamp",   "watermark_delay", "idle_timeout",
+                                               "dead_letter", "max_row_bytes", "max_keys",  "stale_after"};
+  for (size_t i = 0; i < sizeof statement_only / sizeof *statement_only; i++)
+    if (strcmp(key, statement_only[i]) == 0) {
+      snprintf(err, err_size, "`%s` belongs to a statement: set it in the statement's WITH (...), not with --set", key);
+      return false;
+    }
   const char *hint = NULL;
   if (strcmp(key, "repartition") == 0 || vpq_analyze_option_known(key, &hint)) return true;
   if (hint) snprintf(err, err_size, "unknown setting `%s`; did you mean `%s`?", key, hint);
@@ -824,17 +833,28 @@ static void mark_all_read(vpq_relation *rel) {
   for (int c = 0; c < rel->schema.ncols; c++) rel->schema.cols[c].unread = false;
 }
 
+/* The relation printed to standard output (a file with no sink prints its last statement's
+ * rows), or -1. */
+static int printed_relation(const vpq_engine *e) {
+  const vpq_plan *plan = e->plan;
+  for (int r = 0; r < plan->nrelations; r++)
+    if (plan->relations[r]->is_sink) return -1;
+  return plan->nrelations > 0 && !e->no_stdout ? plan->nrelations - 1 : -1;
+}
+
 /* Projection pushdown: a source column that no query reads need not be decoded. Sources with
  * a dead-letter output or subscribers keep every column (their rows are shown whole), and so
- * do sources read by FORECAST or SCHEDULE, and (when there are dead-letter outputs) every
- * relation of an aggregation over a join, both sides: its late and refused rows are
- * dead-lettered with all their columns, whichever side's source takes them. */
+ * does a source printed to standard output, sources read by FORECAST or SCHEDULE, and (when
+ * there are dead-letter outputs) every relation of an aggregation over a join, both sides: its
+ * late and refused rows are dead-lettered with all their columns, whichever side's source
+ * takes them. */
 static void mark_unread_columns(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
   bool dead_letters = plan_dead_letters(plan);
+  const int printed = printed_relation(e);
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_relation *rel = plan->relations[r];
-    if (!rel->is_source || rel->source.dead_letter || e->subscribed[r]) continue;
+    if (!rel->is_source || rel->source.dead_letter || e->subscribed[r] || r == printed) continue;
     for (int c = 0; c < rel->schema.ncols; c++) rel->schema.cols[c].unread = !rel->schema.cols[c].is_key && c != rel->ts_col;
   }
   for (int r = 0; r < plan->nrelations; r++) {
@@ -1015,12 +1035,9 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
     }
   }
   if (!open_exchanges(e, log)) return false;
-  bool any_sink = false;
-  for (int r = 0; r < plan->nrelations; r++) any_sink |= plan->relations[r]->is_sink;
-  if (!any_sink && plan->nrelations > 0 && !e->no_stdout) {
-    int last = plan->nrelations - 1;
-    vpq_op_relation_attach_sink(e->rel_ops[last], vpq_connector_open_stdout(&plan->relations[last]->schema, e->rt.intern));
-  }
+  const int printed = printed_relation(e);
+  if (printed >= 0)
+    vpq_op_relation_attach_sink(e->rel_ops[printed], vpq_connector_open_stdout(&plan->relations[printed]->schema, e->rt.intern));
   return true;
 }
 

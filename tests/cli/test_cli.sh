@@ -155,5 +155,19 @@ expect 0 "run a SCHEDULE whose fleet has no row before the issue" -- "$vpq" run 
 grep -qF "none of the fleet's 1 batteries has a row at or before issue 86400000" err.txt \
   || { echo "FAIL: no warning for a fleet with no row before the issue: $(cat err.txt)"; fails=$((fails + 1)); }
 
+# --set cannot change a statement's own options (the analysis has read them): refused.
+usage_names "run --set watermark_delay" "\`watermark_delay\` belongs to a statement" -- "$vpq" run ok.vpq --set watermark_delay=100
+
+# A file whose last statement is a source prints that source's rows whole (no query reads its
+# columns, but printing them does).
+printf '{"device_id":"d1","site":"s1","ts":1000,"soc":0.5,"power_kw":2}\n' >tel.jsonl
+cat >source_only.vpq <<'VPQ'
+CREATE STREAM telemetry (device_id STRING KEY, site STRING, ts TIMESTAMP, soc DOUBLE, power_kw DOUBLE)
+  WITH (connector = 'file', path = 'tel.jsonl', timestamp = 'ts');
+VPQ
+expect 0 "run a file whose last statement is a source" -- "$vpq" run source_only.vpq
+[ "$(cat out.txt)" = '{"device_id":"d1","site":"s1","ts":1000,"soc":0.5,"power_kw":2.0}' ] \
+  || { echo "FAIL: a printed source lost columns: $(cat out.txt)"; fails=$((fails + 1)); }
+
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
