@@ -304,6 +304,7 @@ typedef struct source_op {
   uint64_t assignments; /* the source's assignments last looked at (restart_idle_clock) */
   upsert_entry *entries;
   int nentries, entries_cap;
+  int ndeleted; /* entries whose key a tombstone deleted (upserts_compact drops them) */
   int *buckets;
   int nbuckets;
 } source_op;
@@ -522,6 +523,29 @@ static bool upsert_unchanged(const vpq_batch *batch, int i, int ncols, const ups
   return true;
 }
 
+/* Drops the entries of deleted keys once they are half of all: a table whose keys come and go
+ * keeps memory for the keys it has, not for every key it ever had. */
+static void upserts_compact(source_op *s) {
+  if (s->ndeleted < 64 || s->ndeleted * 2 < s->nentries) return;
+  int kept = 0;
+  for (int e = 0; e < s->nentries; e++) {
+    if (s->entries[e].deleted) {
+      free(s->entries[e].data);
+      free(s->entries[e].null);
+      continue;
+    }
+    s->entries[kept++] = s->entries[e];
+  }
+  s->nentries = kept;
+  s->ndeleted = 0;
+  for (int b = 0; b < s->nbuckets; b++) s->buckets[b] = -1;
+  for (int e = 0; e < s->nentries; e++) {
+    int b = (int)(s->entries[e].hash & (uint64_t)(s->nbuckets - 1));
+    s->entries[e].next = s->buckets[b];
+    s->buckets[b] = e;
+  }
+}
+
 /* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1); a
  * row equal to its key's current row, its event-time column included, is no change and writes
  * nothing (without that column the row's event time is its arrival, a change of its own: a
@@ -536,6 +560,7 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
       if (e >= 0 && !s->entries[e].deleted) {
         changelog_append(out, batch, i, &s->entries[e], -1);
         s->entries[e].deleted = true;
+        s->ndeleted++;
       }
       continue;
     }
@@ -549,10 +574,12 @@ static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
       entry->null = malloc((size_t)ncols);
       if (!entry->data || !entry->null) abort();
     }
+    s->ndeleted -= entry->deleted;
     entry->deleted = false;
     vpq_op_copy_row(batch, i, ncols, entry->data, entry->null);
     changelog_append(out, batch, i, NULL, +1);
   }
+  upserts_compact(s);
   return out;
 }
 
