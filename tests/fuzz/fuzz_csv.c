@@ -16,11 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The telemetry schema of fuzz_json.c, and a column no query reads (decoders skip it). */
 static vpq_column cols[] = {
-    {"device_id", VPQ_TYPE_STRING, true, false}, {"site", VPQ_TYPE_STRING, false, false},
-    {"region", VPQ_TYPE_STRING, false, false},   {"ts", VPQ_TYPE_TIMESTAMP, false, false},
-    {"soc", VPQ_TYPE_DOUBLE, false, false},      {"power_kw", VPQ_TYPE_DOUBLE, false, false},
-    {"online", VPQ_TYPE_BOOLEAN, false, false},  {"cycles", VPQ_TYPE_BIGINT, false, false},
-    {"firmware", VPQ_TYPE_STRING, false, true},
+    {"device_id", VPQ_TYPE_STRING, true, false, false}, {"site", VPQ_TYPE_STRING, false, false, false},
+    {"region", VPQ_TYPE_STRING, false, false, false},   {"ts", VPQ_TYPE_TIMESTAMP, false, false, false},
+    {"soc", VPQ_TYPE_DOUBLE, false, false, false},      {"power_kw", VPQ_TYPE_DOUBLE, false, false, false},
+    {"online", VPQ_TYPE_BOOLEAN, false, false, false},  {"cycles", VPQ_TYPE_BIGINT, false, false, false},
+    {"firmware", VPQ_TYPE_STRING, false, true, false},
 };
 enum { NCOLS = sizeof cols / sizeof cols[0] };
 static const vpq_schema schema = {cols, NCOLS};
