@@ -11,6 +11,10 @@
  * the pair is written once, when its second row arrives, with the later event time. A
  * buffered row is dropped once the joint watermark (the minimum of both sides) is more than
  * d past it; an unmatched left row of a LEFT JOIN is written then, with NULLs on the right.
+ * So a LEFT JOIN holds its output watermark d behind the joint one (output_watermark): an
+ * unmatched row comes out as late as d after the watermark passed it, and must not find the
+ * windows downstream closed; and a row whose watermark lets left rows go writes them first
+ * (their NULL rows) before its own pairs, whose watermark is past them.
  * Residual ON conditions are evaluated over candidate pairs in one vector pass.
  *
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
@@ -55,6 +59,7 @@ typedef struct join_op {
   int *buckets;      /* table join: key hash → row index chain (via `next`) */
   int *next;
   int nbuckets;
+  int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
 } join_op;
 
 static void join_row_free(join_row *row) {
@@ -246,40 +251,19 @@ static void table_probe(join_op *j, const vpq_batch *batch) {
 
 /* ===== Stream–stream within a bound ===== */
 
-static void window_probe(join_op *j, int side, const vpq_batch *batch) {
-  vpq_runtime *rt = j->base.rt;
-  join_side *mine = &j->side[side], *other = &j->side[1 - side];
-  vpq_vec *keys = eval_keys(j, side, batch);
-  int nleft = j->side[0].ncols;
-  int64_t within = j->join->within_ms;
-  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
-  for (int i = 0; i < batch->n; i++) {
-    uint64_t hash = row_key_hash(j, keys, i);
-    int64_t ts = batch->ts[i];
-    int64_t wm = batch->wm[i] < other->wm ? batch->wm[i] : other->wm;
-    join_row row = join_row_make(j, side, batch, i, keys);
-    for (int r = 0; r < other->n; r++) {
-      join_row *o = &other->rows[r];
-      int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
-      if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;
-      if (pairs->n == pairs->cap) {
-        emit_pairs(j, pairs);
-        pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
-      }
-      const join_row *l = side == 0 ? &row : o, *rr = side == 0 ? o : &row;
-      pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
-                  batch->origin[i], batch->source[i]);
-      o->matched = true;
-      row.matched = true;
-    }
-    if (mine->n == mine->cap) {
-      mine->cap = mine->cap ? mine->cap * 2 : 256;
-      mine->rows = realloc(mine->rows, sizeof *mine->rows * (size_t)mine->cap);
-      if (!mine->rows) abort();
-    }
-    mine->rows[mine->n++] = row;
-  }
-  emit_pairs(j, pairs);
+/* The watermark the join passes on for a joint input watermark `wm` (see the header). */
+static int64_t output_watermark(const join_op *j, int64_t wm) {
+  const int64_t d = j->join->within_ms;
+  if (!j->join->left_outer || wm == VPQ_TS_MIN || wm == VPQ_TS_MAX) return wm;
+  return wm < VPQ_TS_MIN + d ? VPQ_TS_MIN : wm - d;
+}
+
+/* The earliest event time of the kept left rows (VPQ_TS_MAX: none). */
+static int64_t oldest_left(const join_op *j) {
+  int64_t oldest = VPQ_TS_MAX;
+  for (int r = 0; r < j->side[0].n; r++)
+    if (j->side[0].rows[r].ts < oldest) oldest = j->side[0].rows[r].ts;
+  return oldest;
 }
 
 /* Drops rows the joint watermark has passed by more than the bound (LEFT JOIN: writes the
@@ -309,7 +293,52 @@ static void window_evict(join_op *j, int64_t wm) {
     }
     side->n = kept;
   }
+  j->oldest_left = oldest_left(j);
   if (unmatched) vpq_op_emit(&j->base, unmatched);
+}
+
+static void window_probe(join_op *j, int side, const vpq_batch *batch) {
+  vpq_runtime *rt = j->base.rt;
+  join_side *mine = &j->side[side], *other = &j->side[1 - side];
+  vpq_vec *keys = eval_keys(j, side, batch);
+  int nleft = j->side[0].ncols;
+  int64_t within = j->join->within_ms;
+  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+  for (int i = 0; i < batch->n; i++) {
+    uint64_t hash = row_key_hash(j, keys, i);
+    int64_t ts = batch->ts[i];
+    const int64_t joint = batch->wm[i] < other->wm ? batch->wm[i] : other->wm;
+    if (j->join->left_outer && j->oldest_left < output_watermark(j, joint)) {
+      /* left rows expire before this row: their NULL rows go first (see the header) */
+      emit_pairs(j, pairs);
+      pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+      window_evict(j, joint);
+    }
+    int64_t wm = output_watermark(j, joint);
+    join_row row = join_row_make(j, side, batch, i, keys);
+    for (int r = 0; r < other->n; r++) {
+      join_row *o = &other->rows[r];
+      int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
+      if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;
+      if (pairs->n == pairs->cap) {
+        emit_pairs(j, pairs);
+        pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+      }
+      const join_row *l = side == 0 ? &row : o, *rr = side == 0 ? o : &row;
+      pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
+                  batch->origin[i], batch->source[i]);
+      o->matched = true;
+      row.matched = true;
+    }
+    if (mine->n == mine->cap) {
+      mine->cap = mine->cap ? mine->cap * 2 : 256;
+      mine->rows = realloc(mine->rows, sizeof *mine->rows * (size_t)mine->cap);
+      if (!mine->rows) abort();
+    }
+    mine->rows[mine->n++] = row;
+    if (side == 0 && row.ts < j->oldest_left) j->oldest_left = row.ts;
+  }
+  emit_pairs(j, pairs);
 }
 
 /* ===== The operator ===== */
@@ -332,9 +361,9 @@ static void join_watermark(vpq_op *op, int port, int64_t wm) {
   }
   j->side[port].wm = wm;
   int64_t joint = j->side[0].wm < j->side[1].wm ? j->side[0].wm : j->side[1].wm;
-  if (joint <= op->passed_wm) return;
+  if (output_watermark(j, joint) <= op->passed_wm) return;
   window_evict(j, joint);
-  vpq_op_emit_watermark(op, joint);
+  vpq_op_emit_watermark(op, output_watermark(j, joint));
 }
 
 static void join_describe(const vpq_op *op, vpq_buf *out) {
@@ -434,6 +463,7 @@ static void join_load(vpq_op *op, vpq_ckpt_in *in) {
       load_row(j, s, &side->rows[side->n++], in);
     }
   }
+  j->oldest_left = oldest_left(j);
   if (in->error || j->window || !j->side[1].n) return;
   j->next = malloc(sizeof *j->next * (size_t)j->side[1].cap);
   if (!j->next) abort();
@@ -454,6 +484,7 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->sel = select;
   j->join = join;
   j->window = window;
+  j->oldest_left = VPQ_TS_MAX;
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
   j->side[0].ncols = join->right_offset;
   j->side[1].ncols = join->right->schema.ncols;
