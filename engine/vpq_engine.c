@@ -1386,6 +1386,20 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
   }
 }
 
+/* After a restore, subscribers (the HTTP pull queries) see the restored tables' rows: they
+ * keep no state of their own in checkpoints. */
+static void replay_tables(vpq_engine *e) {
+  bool any = false;
+  for (int r = 0; r < e->plan->nrelations; r++) any = any || e->subscribed[r];
+  if (!any) return;
+  e->rt.replaying = true;
+  for (int r = 0; r < e->plan->nrelations; r++)
+    if (e->source_ops[r]) vpq_op_source_replay(e->source_ops[r]);
+  for (int i = 0; i < e->nops; i++) vpq_op_aggregate_replay(e->ops[i]);
+  e->rt.replaying = false;
+  vpq_arena_reset(&e->rt.scratch);
+}
+
 int vpq_engine_run(vpq_engine *e, FILE *log) {
   if (!e->plan) return -1;
   e->rt.log = log;
@@ -1400,6 +1414,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   int restored = !report_refused_joins(e, log) ? -1 : e->state_dir ? restore_engine(e, log, &checkpoint, &rest) : 0;
   if (restored >= 0 && open_connectors(e, log, bad) && (restored == 0 || restore_connectors(e, log, &rest))) {
     vpq_ckpt_file_free(&checkpoint);
+    if (restored > 0) replay_tables(e);
     int nstreams = 0;
     for (int r = 0; r < plan->nrelations; r++) {
       const vpq_relation *rel = plan->relations[r];

@@ -151,8 +151,23 @@ static bool names_windows(const vpq_schema *schema) {
   return false;
 }
 
+/* Shows each row of the batch to the relation's subscribers, as JSON with its diff. */
+static void notify_subscribers(relation_op *r, const vpq_batch *batch) {
+  vpq_buf json = {0};
+  for (int i = 0; i < batch->n; i++) {
+    json.len = 0;
+    vpq_json_encode_row(&json, &r->rel->schema, batch, i, r->base.rt->intern);
+    for (int s = 0; s < r->nsubs; s++) r->subs[s].fn(r->subs[s].ctx, r->rel->name, json.data, batch->diff[i]);
+  }
+  vpq_buf_free(&json);
+}
+
 static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
   relation_op *r = (relation_op *)op;
+  if (op->rt->replaying) {
+    notify_subscribers(r, batch);
+    return;
+  }
   if (r->ninputs > 1) {
     /* A row cannot bring a watermark the other inputs have not reached. */
     int64_t others = VPQ_TS_MAX;
@@ -181,15 +196,7 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
     }
     op->rt->stats.rows_out += n;
   }
-  if (r->nsubs) {
-    vpq_buf json = {0};
-    for (int i = 0; i < batch->n; i++) {
-      json.len = 0;
-      vpq_json_encode_row(&json, &r->rel->schema, batch, i, op->rt->intern);
-      for (int s = 0; s < r->nsubs; s++) r->subs[s].fn(r->subs[s].ctx, r->rel->name, json.data, batch->diff[i]);
-    }
-    vpq_buf_free(&json);
-  }
+  if (r->nsubs) notify_subscribers(r, batch);
   vpq_op_emit(op, batch);
 }
 
@@ -627,6 +634,31 @@ static int64_t source_watermark(source_op *s, int partition, int64_t ts) {
     if ((!owned || owned[p]) && s->part_max[p] < low && !s->part_idle[p]) low = s->part_max[p];
   if (low == VPQ_TS_MAX) low = s->max_ts;
   return saturating_sub(low, s->rel->watermark_delay_ms);
+}
+
+void vpq_op_source_replay(vpq_op *op) {
+  source_op *s = (source_op *)op;
+  if (s->rel->kind != VPQ_REL_TABLE) return;
+  const int ncols = s->rel->schema.ncols;
+  vpq_batch *out = vpq_op_batch(op->rt, &s->rel->schema, VPQ_BATCH_ROWS);
+  for (int e = 0; e < s->nentries; e++) {
+    if (s->entries[e].deleted) continue;
+    if (out->n == out->cap) {
+      vpq_op_emit(op, out);
+      out = vpq_op_batch(op->rt, &s->rel->schema, VPQ_BATCH_ROWS);
+    }
+    const int at = out->n++;
+    for (int c = 0; c < ncols; c++) {
+      out->cols[c].data[at] = s->entries[e].data[c];
+      out->cols[c].null[at] = s->entries[e].null[c];
+    }
+    out->ts[at] = 0;
+    out->wm[at] = s->wm;
+    out->diff[at] = 1;
+    out->origin[at] = (vpq_origin){-1, 0};
+    out->source[at] = 0;
+  }
+  if (out->n) vpq_op_emit(op, out);
 }
 
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {

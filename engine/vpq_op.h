@@ -40,6 +40,8 @@ typedef struct vpq_runtime {
   int64_t open_groups; /* aggregation groups open now, all operators */
   bool withdrawing;    /* the rows in flight withdraw what a rebalance took from this member: the
                           new owner writes those keys, so sinks write none of them */
+  bool replaying;      /* the rows in flight are a restored table's rows, shown again to the
+                          relation's subscribers only (vpq_op_aggregate_replay) */
 } vpq_runtime;
 
 typedef struct vpq_op_vt {
@@ -131,6 +133,8 @@ void vpq_op_relation_flush(vpq_op *op);
 vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_source_slot *slot);
 /* Pushes one decoded batch from the connector. */
 void vpq_op_source_push(vpq_op *op, vpq_batch *batch);
+/* After a restore: a table source's current rows to its subscribers, as vpq_op_aggregate_replay. */
+void vpq_op_source_replay(vpq_op *op);
 /* The source's watermark now. */
 int64_t vpq_op_source_watermark(const vpq_op *op);
 
@@ -159,6 +163,10 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
  * drops the open groups of that partition without writing them (a table's written rows are
  * retracted). Called between batches. */
 void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition);
+/* After a restore: writes the rows of a table it makes (its groups' current rows) to the
+ * table's subscribers alone (vpq_runtime.replaying), which, unlike the operators and sinks,
+ * keep no state in checkpoints; nothing for a stream or an operator that is no aggregation. */
+void vpq_op_aggregate_replay(vpq_op *op);
 
 /* Stream–table join (port 0 the stream, port 1 the table's changelog). */
 vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,

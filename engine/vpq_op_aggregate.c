@@ -1563,3 +1563,17 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   }
   return &a->base;
 }
+
+void vpq_op_aggregate_replay(vpq_op *op) {
+  if (op->vt != &aggregate_vt && op->vt != &window_aggregate_vt) return;
+  aggregate_op *a = (aggregate_op *)op;
+  if (!a->to_table) return;
+  out_flush(a);
+  for (int g = 0; g < a->ngroups; g++) {
+    const agg_group *group = &a->groups[g];
+    if (!group->alive || !group->emitted) continue;
+    out_room(a, 1);
+    out_append(a, group->last, group->last_null, a->sel->window.kind == VPQ_WINDOW_NONE ? a->out_ts : group->end - 1, 1);
+  }
+  out_flush(a);
+}
