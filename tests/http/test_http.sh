@@ -431,11 +431,13 @@ vpq_pid=
 # empty until new rows came). A copy of the file, so that its consumer group starts afresh.
 cp q.vpq resumed.vpq
 start_vpq resumed.vpq "" --state-dir state --checkpoint-interval 1s
-for _ in $(seq 150); do
-  [ "$(curl -s "$url/api/tables/latest" | grep -c device_id)" -gt 100 ] && break
-  sleep 0.2
+# the table once it has read the whole topic: the same two seconds apart
+for _ in $(seq 60); do
+  curl -s "$url/api/tables/latest" >before.json
+  sleep 2
+  curl -s "$url/api/tables/latest" >again.json
+  [ "$(grep -c device_id before.json)" -gt 100 ] && cmp -s before.json again.json && break
 done
-curl -s "$url/api/tables/latest" >before.json
 sleep 2 # a checkpoint after the last row
 kill -TERM $vpq_pid
 wait $vpq_pid
