@@ -443,6 +443,10 @@ kill -TERM $vpq_pid
 wait $vpq_pid
 vpq_pid=
 start_vpq resumed.vpq "" --state-dir state
+for _ in $(seq 100); do
+  grep -q "resumed from checkpoint" err.txt && break
+  sleep 0.1
+done
 grep -q "resumed from checkpoint" err.txt || fail "the run did not resume from its state"
 for _ in $(seq 50); do
   curl -s "$url/api/tables/latest" >after.json
