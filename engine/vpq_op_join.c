@@ -13,8 +13,8 @@
  * d past it; an unmatched left row of a LEFT JOIN is written then, with NULLs on the right.
  * So a LEFT JOIN holds its output watermark d behind the joint one (output_watermark): an
  * unmatched row comes out as late as d after the watermark passed it, and must not find the
- * windows downstream closed; and a row whose watermark lets left rows go writes them first
- * (their NULL rows) before its own pairs, whose watermark is past them.
+ * windows downstream closed; and a pair's watermark is held at the oldest kept left row, which
+ * may still come out unmatched (its NULL row follows at the end of the batch).
  * Residual ON conditions are evaluated over candidate pairs in one vector pass.
  *
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
@@ -307,14 +307,8 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   for (int i = 0; i < batch->n; i++) {
     uint64_t hash = row_key_hash(j, keys, i);
     int64_t ts = batch->ts[i];
-    const int64_t joint = batch->wm[i] < other->wm ? batch->wm[i] : other->wm;
-    if (j->join->left_outer && j->oldest_left < output_watermark(j, joint)) {
-      /* left rows expire before this row: their NULL rows go first (see the header) */
-      emit_pairs(j, pairs);
-      pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
-      window_evict(j, joint);
-    }
-    int64_t wm = output_watermark(j, joint);
+    int64_t wm = output_watermark(j, batch->wm[i] < other->wm ? batch->wm[i] : other->wm);
+    if (j->join->left_outer && j->oldest_left < wm) wm = j->oldest_left; /* see the header */
     join_row row = join_row_make(j, side, batch, i, keys);
     for (int r = 0; r < other->n; r++) {
       join_row *o = &other->rows[r];
