@@ -537,7 +537,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   s->plan_ns += planning_ns;
   if (planning_ns > s->plan_max_ns) s->plan_max_ns = planning_ns;
   published_plan(&problem, &plan);
-  if (unknown >= 0) plan.peak_kw = NAN; /* written as NULL: the load of a step is unknown */
+  if (unknown >= 0 || unpriced >= 0) plan.peak_kw = NAN; /* written as NULL: no plan (a load or price unknown) */
   if (sc->peak_floor > 0) s->month_peak = fmax(s->month_peak, plan_net(&problem, &plan, 0));
   int out_steps = sc->emit_plan ? steps : 1;
   vpq_batch *out = vpq_op_batch(rt, s->base.schema, VPQ_BATCH_ROWS);
