@@ -132,23 +132,17 @@ bool vpq_op_replaced(const vpq_batch *batch, int i, const vpq_vec *keys, int nke
   return true;
 }
 
-/* Whether row i of a table's changelog deletes its key: a retraction its key's new row does not
- * replace (vpq_op_replaced). A windowed table's key includes its window columns. */
-static bool deletes_key(const vpq_schema *schema, const vpq_batch *batch, int i) {
-  if (batch->diff[i] >= 0) return false;
-  vpq_vec keys[64];
+/* The columns that name a table's row in `batch`: its key and window columns (at most 64);
+ * returns their number and sets *windows when window columns are among them. */
+static int row_key_columns(const vpq_schema *schema, const vpq_batch *batch, vpq_vec *keys, bool *windows) {
   int nkeys = 0;
-  for (int c = 0; c < schema->ncols && nkeys < 64; c++)
-    if (schema->cols[c].is_key || schema->cols[c].is_window) keys[nkeys++] = batch->cols[c];
-  return !vpq_op_replaced(batch, i, keys, nkeys);
-}
-
-/* Whether a schema holds window columns: a windowed table's rows are told apart by them, and
- * one that selects none writes no deletions (its key does not say which window left). */
-static bool names_windows(const vpq_schema *schema) {
-  for (int c = 0; c < schema->ncols; c++)
-    if (schema->cols[c].is_window) return true;
-  return false;
+  *windows = false;
+  for (int c = 0; c < schema->ncols && nkeys < 64; c++) {
+    if (!schema->cols[c].is_key && !schema->cols[c].is_window) continue;
+    keys[nkeys++] = batch->cols[c];
+    *windows = *windows || schema->cols[c].is_window;
+  }
+  return nkeys;
 }
 
 /* Shows each row of the batch to the relation's subscribers, as JSON with its diff. */
@@ -186,9 +180,16 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
       if (!r->rows) abort();
     }
     int n = 0;
-    const bool deletions = r->rel->kind == VPQ_REL_TABLE && (!r->rel->windowed || names_windows(&r->rel->schema));
+    /* A table's retraction that its key's new row does not replace (vpq_op_replaced) deletes
+     * the key; a windowed table that selects no window column writes no deletions (its key
+     * does not say which window left). */
+    vpq_vec keys[64];
+    bool windows;
+    const int nkeys = row_key_columns(&r->rel->schema, batch, keys, &windows);
+    const bool deletions = r->rel->kind == VPQ_REL_TABLE && (!r->rel->windowed || windows);
     for (int i = 0; i < batch->n; i++)
-      if (batch->diff[i] > 0 || (deletions && deletes_key(&r->rel->schema, batch, i))) r->rows[n++] = i;
+      if (batch->diff[i] > 0 || (deletions && batch->diff[i] < 0 && !vpq_op_replaced(batch, i, keys, nkeys)))
+        r->rows[n++] = i;
     char err[256];
     if (n && !r->sink->vt->write(r->sink, batch, r->rows, n, err, sizeof err)) {
       fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);
