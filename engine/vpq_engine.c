@@ -271,7 +271,7 @@ static void plan_forecast(vpq_engine *e, vpq_plan_query *q) {
   vpq_plan_forecast *fc = &q->forecast;
   intern_strings(e, fc->value);
   for (int i = 0; i < fc->nby; i++) intern_strings(e, fc->by[i]);
-  vpq_op *op = engine_track(e, vpq_op_forecast_new(&e->rt, &e->arena, q));
+  vpq_op *op = engine_track(e, vpq_op_forecast_new(&e->rt, &e->arena, q, e->slots));
   e->forecast_ops = realloc(e->forecast_ops, sizeof *e->forecast_ops * (size_t)(e->nforecasts + 1));
   e->forecast_queries = realloc(e->forecast_queries, sizeof *e->forecast_queries * (size_t)(e->nforecasts + 1));
   if (!e->forecast_ops || !e->forecast_queries) abort();
@@ -283,7 +283,7 @@ static void plan_forecast(vpq_engine *e, vpq_plan_query *q) {
 
 static void plan_schedule(vpq_engine *e, const vpq_plan_query *q) {
   const vpq_plan_schedule *sc = &q->schedule;
-  vpq_op *op = engine_track(e, vpq_op_schedule_new(&e->rt, q));
+  vpq_op *op = engine_track(e, vpq_op_schedule_new(&e->rt, q, e->slots));
   const vpq_relation *inputs[VPQ_SCHEDULE_INPUTS] = {sc->forecast, sc->fleet, sc->price};
   for (int port = 0; port < VPQ_SCHEDULE_INPUTS; port++) {
     if (!inputs[port]) continue;

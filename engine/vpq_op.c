@@ -439,6 +439,25 @@ vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_so
   return &s->base;
 }
 
+void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
+                        const vpq_schema *schema, const vpq_batch *batch, int row, const char *reason) {
+  int32_t source = batch->source[row];
+  const vpq_source_slot *slot = source > 0 ? &slots[source - 1] : from->is_source ? &slots[from->index] : NULL;
+  if (!slot || !slot->dl) return;
+  char origin[256];
+  if (slot->src) slot->src->vt->format_origin(slot->src, batch->origin[row], origin, sizeof origin);
+  else snprintf(origin, sizeof origin, "%s", slot->rel->name);
+  vpq_dead_letter_row(slot->dl, batch->origin[row].offset, reason, origin, schema, batch, row, rt->intern);
+  rt->stats.dead_lettered++;
+}
+
+void vpq_op_late_row(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
+                     const vpq_schema *schema, const vpq_batch *batch, int row) {
+  rt->stats.late++;
+  rt->stats.refused[VPQ_REASON_LATE]++;
+  vpq_op_dead_letter(rt, slots, from, schema, batch, row, "late");
+}
+
 static int64_t saturating_sub(int64_t a, int64_t b) {
   if (a == VPQ_TS_MIN) return VPQ_TS_MIN;
   return a < VPQ_TS_MIN + b ? VPQ_TS_MIN : a - b;

@@ -109,6 +109,16 @@ typedef struct vpq_source_slot {
   vpq_dead_letter *dl;
 } vpq_source_slot;
 
+/* Writes row `row` of `batch` (its columns named by `schema`) with `reason` to the dead-letter
+ * output of the source it derives from: the one its origin names, else `from` when that is a
+ * source (a row read back from an internal topic or a checkpoint); nothing when that source has
+ * none. */
+void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
+                        const vpq_schema *schema, const vpq_batch *batch, int row, const char *reason);
+/* Counts row `row` as late and dead-letters it (vpq_op_dead_letter) with reason "late". */
+void vpq_op_late_row(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
+                     const vpq_schema *schema, const vpq_batch *batch, int row);
+
 /* The rows of a relation: fan-out to readers, its sink (for a table, its new rows and the
  * retractions that delete a key: vpq_sink_vt's write), and
  * subscribers. With several inputs (a source and INSERT INTO queries) its watermark is the
@@ -175,15 +185,18 @@ vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_
 vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
                                int join_index, const vpq_schema *out);
 
-/* FORECAST: the input relation's rows on port 0. */
-vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query);
+/* FORECAST: the input relation's rows on port 0; its late rows go to the dead-letter output of
+ * the source they derive from (`slots`, per relation). */
+vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
+                            const vpq_source_slot *slots);
 /* Scores only the issues with issued_at in [from_ms, to_ms) (all by default). */
 void vpq_op_forecast_score_range(vpq_op *op, int64_t from_ms, int64_t to_ms);
 /* The accuracy of the forecasts scored so far, at horizon step `step` (-1: all steps);
  * -1 when there is no such step. */
 int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out);
-/* SCHEDULE: port 0 the forecast, port 1 the fleet table's changelog, port 2 the prices. */
-vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query);
+/* SCHEDULE: port 0 the forecast, port 1 the fleet table's changelog, port 2 the prices; late
+ * forecast rows go to the dead-letter output of the source they derive from (`slots`). */
+vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query, const vpq_source_slot *slots);
 
 /* Copies row `row` of `batch`'s first `ncols` columns into `data`/`null` (for state kept
  * beyond a call). */

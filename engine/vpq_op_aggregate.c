@@ -753,32 +753,12 @@ void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition) {
 
 /* ===== Rows ===== */
 
-/* The connectors of the source that read the row `row` derives from: the one its origin names,
- * else (a row read back from an internal topic or a checkpoint) the FROM relation's when that
- * is a source; NULL when neither is known. */
-static const vpq_source_slot *row_slot(const aggregate_op *a, const vpq_batch *batch, int row) {
-  int32_t source = batch->source[row];
-  if (source > 0) return &a->slots[source - 1];
-  return a->sel->from->is_source ? &a->slots[a->sel->from->index] : NULL;
-}
-
-/* Writes row `row`, as this operator sees it, to the dead-letter output of the source it
- * derives from (when that has one) with `reason`. */
 static void dead_letter(aggregate_op *a, const vpq_batch *batch, int row, const char *reason) {
-  vpq_runtime *rt = a->base.rt;
-  const vpq_source_slot *slot = row_slot(a, batch, row);
-  if (!slot || !slot->dl) return;
-  char origin[256];
-  if (slot->src) slot->src->vt->format_origin(slot->src, batch->origin[row], origin, sizeof origin);
-  else snprintf(origin, sizeof origin, "%s", slot->rel->name);
-  vpq_dead_letter_row(slot->dl, batch->origin[row].offset, reason, origin, &a->dead_schema, batch, row, rt->intern);
-  rt->stats.dead_lettered++;
+  vpq_op_dead_letter(a->base.rt, a->slots, a->sel->from, &a->dead_schema, batch, row, reason);
 }
 
 static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
-  a->base.rt->stats.late++;
-  a->base.rt->stats.refused[VPQ_REASON_LATE]++;
-  dead_letter(a, batch, row, "late");
+  vpq_op_late_row(a->base.rt, a->slots, a->sel->from, &a->dead_schema, batch, row);
 }
 
 /* max_keys: true when a row of `key` may open groups (its key is held, or there is room). A

@@ -3,7 +3,10 @@
  * Rows of the input relation land on a regular grid per key: the value of the row whose `ts`
  * falls in [g, g + step) is the key's value at grid time g (of two rows in one slot, the one
  * with the later ts; at equal ts, the later to arrive; NULL is a missing value). The step is STEP, or inferred as the smallest gap
- * between two timestamps of one key before the first forecast is due.
+ * between two timestamps of one key before the first forecast is due. A row older than an issue
+ * time the watermark has passed is late (that issue went out without it): it is counted and
+ * dead-lettered through its source's `dead_letter`, and not filed, so that what later issues
+ * see does not depend on when late rows arrive.
  *
  *   key ─► history  y[origin] ... y[origin + (n−1)·step]   (+ exogenous features per slot)
  *       ─► model    refitted on the values in [t − history, t) at each issue (or every
@@ -80,6 +83,7 @@ typedef struct forecast_op {
   vpq_op base;
   const vpq_plan_query *query;
   const vpq_plan_forecast *fc;
+  const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
   vpq_program *value;
   vpq_program **by;
   vpq_program **features;
@@ -648,6 +652,17 @@ int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out) {
 
 /* ===== Operator ===== */
 
+/* Whether a row at `ts` is late: before an issue time the watermark has passed (that issue went
+ * out without it). */
+static bool row_late(const forecast_op *f, int64_t ts) {
+  if (f->wm == VPQ_TS_MIN || f->next_issue == VPQ_TS_MIN || f->next_issue == VPQ_TS_MAX || f->wm == VPQ_TS_MAX)
+    return false;
+  int64_t every = f->fc->every_ms;
+  int64_t passed = floor_div(f->wm, every) * every;
+  if (passed > f->next_issue - every) passed = f->next_issue - every;
+  return ts < passed;
+}
+
 /* Rows of the input: advance to each row's watermark (issuing what it reaches), then file the row. */
 static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
@@ -684,6 +699,10 @@ static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
     for (int j = 0; j < nf; j++) x[j] = features[j].null[row] ? NAN : features[j].data[row].d;
     double y = value.null[row] ? NAN : value.data[row].d;
     int64_t t = ts->data[row].i;
+    if (row_late(f, t)) {
+      vpq_op_late_row(rt, f->slots, fc->from, &fc->from->schema, batch, row);
+      continue;
+    }
     fc_key *k = key_find(f, key, key_null);
     if (f->step_ms) {
       if (!k->model) key_model_new(f, k);
@@ -948,13 +967,15 @@ static void forecast_load(vpq_op *op, vpq_ckpt_in *in) {
 static const vpq_op_vt forecast_vt = {"Forecast",       forecast_push, forecast_watermark, forecast_describe,
                                       forecast_destroy, forecast_save, forecast_load};
 
-vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query) {
+vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
+                             const vpq_source_slot *slots) {
   forecast_op *f = calloc(1, sizeof *f);
   if (!f) abort();
   vpq_op_init(&f->base, &forecast_vt, rt, &query->target->schema);
   const vpq_plan_forecast *fc = &query->forecast;
   f->query = query;
   f->fc = fc;
+  f->slots = slots;
   f->value = vpq_expr_compile(arena, fc->value, rt->intern);
   f->by = vpq_arena_alloc(arena, sizeof *f->by * (size_t)(fc->nby + 1));
   for (int i = 0; i < fc->nby; i++) f->by[i] = vpq_expr_compile(arena, fc->by[i], rt->intern);

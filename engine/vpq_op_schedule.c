@@ -6,7 +6,7 @@
  *
  * An issue of the forecast is planned once the watermark of the forecast (and price) input
  * has passed its issued_at, so that all of its rows are in; an issue that arrives after that
- * is late (counted, not planned). The fleet is read as it stood at issued_at: every battery
+ * is late (counted, dead-lettered through its source's `dead_letter`, not planned). The fleet is read as it stood at issued_at: every battery
  * keeps the versions of its row (with their event times) until no pending issue can need
  * them, and a plan uses each battery's latest version at or before issued_at, so a replay
  * plans with what was known then, however the inputs' processing interleaves.
@@ -78,6 +78,7 @@ typedef struct schedule_op {
   vpq_op base;
   const vpq_plan_query *query;
   const vpq_plan_schedule *sc;
+  const vpq_source_slot *slots; /* per relation: where late forecast rows are dead-lettered */
   sc_battery *fleet;
   int nfleet, fleet_cap;
   int *index; /* device hash → fleet position, -1 empty */
@@ -241,8 +242,8 @@ static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
   if (sc->forecast_issued >= 0 && !batch->cols[sc->forecast_issued].null[row])
     issued_at = batch->cols[sc->forecast_issued].data[row].i;
   if (issued_at < s->wm) {
-    s->base.rt->stats.late++; /* its issue's time has passed: planned already, or too late to plan */
-    s->base.rt->stats.refused[VPQ_REASON_LATE]++;
+    /* Its issue's time has passed: planned already, or too late to plan. */
+    vpq_op_late_row(s->base.rt, s->slots, sc->forecast, &sc->forecast->schema, batch, row);
     return;
   }
   sc_issue *is = issue_find(s, issued_at);
@@ -348,10 +349,11 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
     double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh, hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
     for (int k = 0; k < p->nsteps; k++) {
       size_t at = (size_t)b * (size_t)p->nsteps + (size_t)k;
-      /* A charge rounds up to the next watt (more energy for the steps after), a discharge to
-       * the nearest one. */
+      /* A charge rounds up to the next watt (more energy for the steps after), unless it is
+       * within a milliwatt of a whole watt (the LP's noise: rounding that up would raise a net
+       * load the plan holds at its peak by a watt); a discharge rounds to the nearest watt. */
       double exact = plan->setpoint_kw[at];
-      double setpoint = exact < 0 ? floor(exact * 1e3 + 1e-6) / 1e3 + 0.0 : round_to(exact, 1e3);
+      double setpoint = exact < 0 ? floor(exact * 1e3 + 1e-3) / 1e3 + 0.0 : round_to(exact, 1e3);
       setpoint = fmin(fmax(setpoint, -bat->max_kw), bat->max_kw);
       for (;;) {
         double next = energy - (setpoint > 0 ? setpoint * p->step_hours / bat->efficiency
@@ -778,12 +780,13 @@ static void schedule_load(vpq_op *op, vpq_ckpt_in *in) {
 static const vpq_op_vt schedule_vt = {"Schedule",       schedule_push, schedule_watermark, schedule_describe,
                                       schedule_destroy, schedule_save, schedule_load};
 
-vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query) {
+vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query, const vpq_source_slot *slots) {
   schedule_op *s = calloc(1, sizeof *s);
   if (!s) abort();
   vpq_op_init(&s->base, &schedule_vt, rt, &query->target->schema);
   s->query = query;
   s->sc = &query->schedule;
+  s->slots = slots;
   s->wm = VPQ_TS_MIN;
   for (int i = 0; i < 3; i++) s->input_wm[i] = VPQ_TS_MIN;
   s->month = -1;
