@@ -50,7 +50,7 @@
  *   A fleet planned over classes of mixed efficiencies (below) halves only those, each at its
  * change of efficiency closest to its middle; once none is left, the fallback plans. Halving
  * the exact classes that result by C-rate cascaded (bench_sched's aged fleet of 10,000
- * batteries took 9 s with 8 efficiencies, 44 s with 12); with this rule it takes 0.4-2.2 s with
+ * batteries took 9 s with 8 efficiencies, 44 s with 12); with this rule it takes 0.4-1.7 s with
  * 6-12 efficiencies, and tests/unit/test_sched.c checks such fleets against glpsol. Within the
  * fallback a mixed class may find no cut: it is held to what its members can do.
  *
@@ -357,16 +357,20 @@ static outcome relax_and_split(peak_loop *L, bool *failed) {
 /* The fallback when the relaxations reach MAX_CLASSES classes or can split none (in a fleet
  * planned over classes of mixed efficiencies, once no mixed class is left to split) without a
  * plan: the LP over the current classes, split and cut as a relaxation is, but it never gives
- * up. When the cuts leave no plan at the peak bound, the LP re-optimises and the peak rises. A
- * class whose plan does not split and
+ * up. After its first (lexicographic) optimum, whose primary objective over exact classes
+ * raises L->bound, the LP has one stage, the primary objective weighted far above the
+ * throughput (vpq_sched_lp_weigh): cuts and held classes re-optimise by the dual simplex from
+ * the last basis, and the peak rises as far as they need. (Solving the two stages again after
+ * every round that raised the peak took longer and planned worse: bench_sched's aged fleets of
+ * 6, 8 and 12 efficiencies came within 17.8, 5.0 and 57 kW of their bounds in 0.43, 0.58 and
+ * 2.5 s; one stage, 0.03, 1.9 and 34 kW in 0.39, 0.50 and 1.7 s.) A class whose plan does not
+ * split and
  * yields no cut is held to the plan its members can follow (the fill clamped, step by step) and
  * the LP re-optimises the others around it. After the last round (MAX_CUT_ROUNDS at most) each
  * class's plan is split over its members, a class that still cannot follow its plan moving what
  * its members can (keep_plan's clamp): a fleet plan, always, after at most MAX_CUT_ROUNDS solves
  * of an LP of at most MAX_CLASSES classes. Its peak is not bounded by the LP's: the caller
- * measures its gap. Until a cut from a run's start or a held class fixes a class's steps, the
- * LP's optimum over exact classes is a bound on the primary objective and raises L->bound. False
- * when the LP solver finds no first optimum or memory runs out. */
+ * measures its gap. False when the LP solver finds no first optimum or memory runs out. */
 static bool fallback(peak_loop *L) {
   const vpq_sched_problem *pr = L->pr;
   const size_t block = (size_t)pr->nsteps * 2;
@@ -376,29 +380,28 @@ static bool fallback(peak_loop *L) {
     free(followed);
     return false;
   }
-  bool exact = true, valid = true, solved = true;
+  bool exact = true;
   for (int k = 0; k < L->nclasses; k++) exact = exact && L->classes[k].exact;
+  if (exact) L->bound = fmax(L->bound, vpq_sched_lp_primary(lp));
+  bool solved = vpq_sched_lp_weigh(lp);
   memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
   for (int round = 0; solved && round < MAX_CUT_ROUNDS; round++) {
-    if (exact && valid) L->bound = fmax(L->bound, vpq_sched_lp_primary(lp));
     vpq_sched_lp_plan(lp, L->x);
     int ncuts = 0, nheld = 0;
     for (int k = 0; k < L->nclasses; k++) {
       const vpq_sched_fill_result r = fill_class(L, k, &L->cuts[ncuts]);
       if (r == VPQ_SCHED_FILL_CUT) {
-        if (!L->cuts[ncuts].from_start) vpq_sched_lp_hold(lp, k, L->cuts[ncuts].first), valid = false;
+        if (!L->cuts[ncuts].from_start) vpq_sched_lp_hold(lp, k, L->cuts[ncuts].first);
         ncuts++;
       } else if (r == VPQ_SCHED_FILL_STUCK) {
         vpq_sched_fill_class(L->fill, pr, L->members, &L->classes[k], k, &L->x[(size_t)k * block], NULL);
         vpq_sched_fill_class_plan(L->fill, pr, L->members, &L->classes[k], followed);
         vpq_sched_lp_fix(lp, k, followed);
-        valid = false;
         nheld++;
       }
     }
     if (ncuts == 0 && nheld == 0) break;
-    const bool peak_held = ncuts > 0 && vpq_sched_lp_add_cuts(lp, L->cuts, ncuts);
-    if (nheld > 0 || !peak_held) solved = vpq_sched_lp_reoptimise(lp);
+    solved = ncuts > 0 ? vpq_sched_lp_add_cuts(lp, L->cuts, ncuts) : vpq_sched_lp_reoptimise(lp);
   }
   if (solved) vpq_sched_lp_plan(lp, L->x);
   keep_plan(L, true);

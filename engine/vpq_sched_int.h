@@ -57,12 +57,20 @@ typedef struct vpq_sched_lp vpq_sched_lp;
 vpq_sched_lp *vpq_sched_lp_solve(const vpq_sched_problem *pr, const vpq_sched_class *classes, int nclasses);
 
 /* Adds cuts and re-optimises the throughput stage from the current basis, the primary objective
- * still held at its optimum; false when no plan meets that any more (or out of memory). */
+ * still held at its optimum; false when no plan meets that any more (or out of memory). After
+ * vpq_sched_lp_weigh, it re-optimises the one stage: false when no optimum is found. */
 bool vpq_sched_lp_add_cuts(vpq_sched_lp *lp, const vpq_sched_cut *cuts, int ncuts);
 
 /* Solves the LP lexicographically again, cuts included: the primary objective's optimum may
- * rise. False when the solver finds no optimum. */
+ * rise (after vpq_sched_lp_weigh, the one stage, by the dual simplex). False when the solver
+ * finds no optimum. */
 bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp);
+
+/* Turns the lexicographic LP into one stage, the primary objective weighted far above the
+ * throughput, and solves it from the current basis: from then on cuts, held and fixed classes
+ * re-optimise by the dual simplex, the primary rising as far as they need (the fallback's LP).
+ * vpq_sched_lp_primary stays the last lexicographic optimum. False when no optimum is found. */
+bool vpq_sched_lp_weigh(vpq_sched_lp *lp);
 
 /* Holds class k's charge and discharge in steps [0, before) at their current values. */
 void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before);

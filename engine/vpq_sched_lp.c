@@ -34,6 +34,7 @@ struct vpq_sched_lp {
   int nclasses;
   double *eff;    /* per class, for the cuts' coefficients */
   double optimum; /* the primary objective's optimum at the last lexicographic solve */
+  bool weighted;  /* one stage: the primary objective weighted, plus the throughput (vpq_sched_lp_weigh) */
 };
 
 static int col(int nsteps, int k, int t, int which) { return 1 + 3 * (k * nsteps + t) + which; }
@@ -160,7 +161,7 @@ static void tie_break(vpq_sched_lp *lp, double z) {
 vpq_sched_lp *vpq_sched_lp_solve(const vpq_sched_problem *pr, const vpq_sched_class *classes, int nclasses) {
   vpq_sched_lp *lp = malloc(sizeof *lp);
   if (!lp) return NULL;
-  *lp = (vpq_sched_lp){NULL, pr, nclasses, malloc((size_t)nclasses * sizeof(double)), 0};
+  *lp = (vpq_sched_lp){NULL, pr, nclasses, malloc((size_t)nclasses * sizeof(double)), 0, false};
   if (!lp->eff) {
     vpq_sched_lp_free(lp);
     return NULL;
@@ -182,6 +183,11 @@ vpq_sched_lp *vpq_sched_lp_solve(const vpq_sched_problem *pr, const vpq_sched_cl
 
 bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp) {
   const int old = glp_term_out(GLP_OFF);
+  if (lp->weighted) {
+    const bool ok = solved(lp, GLP_DUALP);
+    glp_term_out(old);
+    return ok;
+  }
   primary(lp);
   bool ok = solved(lp, GLP_PRIMAL);
   if (ok) {
@@ -189,6 +195,24 @@ bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp) {
     tie_break(lp, lp->optimum);
     ok = solved(lp, GLP_PRIMAL);
   }
+  glp_term_out(old);
+  return ok;
+}
+
+bool vpq_sched_lp_weigh(vpq_sched_lp *lp) {
+  const vpq_sched_problem *pr = lp->pr;
+  const int T = pr->nsteps;
+  double least = 1;
+  for (int k = 0; k < lp->nclasses; k++) least = fmin(least, lp->eff[k]);
+  /* Lowering the peak by δ moves at most δ more in every step, charged beforehand at the least
+   * efficiency: at most T·Δt·(1 + 1/η²)·δ of throughput. A weight far above that makes the peak
+   * come first. */
+  const double weight = 1e3 * T * pr->step_hours * (1 + 1 / (least * least));
+  glp_set_col_bnds(lp->glp, peak_col(lp), pr->objective == VPQ_SCHED_KEEP_BELOW ? GLP_LO : GLP_FR, 0, 0);
+  glp_set_obj_coef(lp->glp, peak_col(lp), weight);
+  lp->weighted = true;
+  const int old = glp_term_out(GLP_OFF);
+  const bool ok = solved(lp, GLP_PRIMAL);
   glp_term_out(old);
   return ok;
 }

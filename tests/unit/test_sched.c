@@ -800,8 +800,10 @@ static void relaxation(const fleet *f, fleet *r) {
  * relaxations' bound within vpq_sched.c's MAX_CLASSES classes (unbounded, it needed 1,811 and
  * two minutes) and gets the fallback's plan: its gap is honest, the plan's peak less the gap
  * being the optimum of the fleet's relaxation (one battery per efficiency, solved here on its
- * own: 33,007.28 kW), and small: 1.6 kW, 0.005 % of the peak (asserted under 0.01 %; the
- * optimum, certified at 1,811 classes, is 33,007.29 kW). */
+ * own: 33,007.28 kW), and small: 5.6 kW, 0.017 % of the peak (asserted under 0.02 %; the
+ * optimum, certified at 1,811 classes, is 33,007.29 kW; the fallback that solved its two stages
+ * again whenever the peak rose came within 1.6 kW, 30 % slower, and further from the bound on
+ * bench_sched's fleets of 6-12 efficiencies). */
 static void test_aged_large(void **state) {
   (void)state;
   for (int k = 0; k < 6; k++) {
@@ -822,7 +824,7 @@ static void test_aged_large(void **state) {
       assert_true(aged_solve_ok(&r) <= 1e-5 * (1 + fabs(r.plan.peak_kw)));
       assert_true(f.plan.peak_kw >= r.plan.peak_kw - 1e-6 * fabs(r.plan.peak_kw));
       assert_true(fabs(f.plan.peak_kw - gap - r.plan.peak_kw) <= 1e-5 * fabs(r.plan.peak_kw));
-      assert_true(gap <= 1e-4 * fabs(f.plan.peak_kw));
+      assert_true(gap <= 2e-4 * fabs(f.plan.peak_kw));
       fleet_free(&r);
     } else if (effs > 0) {
       assert_true(gap <= 1e-5 * (1 + fabs(f.plan.peak_kw)));
