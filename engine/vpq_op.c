@@ -124,6 +124,8 @@ static int64_t relation_min_wm(const relation_op *r) {
 
 bool vpq_op_replaced(const vpq_batch *batch, int i, const vpq_vec *keys, int nkeys) {
   if (i + 1 >= batch->n || batch->diff[i + 1] <= 0 || batch->ts[i + 1] != batch->ts[i]) return false;
+  if (batch->origin[i + 1].partition != batch->origin[i].partition || batch->origin[i + 1].offset != batch->origin[i].offset)
+    return false; /* two input rows: the key left with the first and came back with the second */
   for (int k = 0; k < nkeys; k++) {
     const vpq_vec *v = &keys[k];
     if (v->null[i] != v->null[i + 1]) return false;
@@ -143,6 +145,16 @@ static int row_key_columns(const vpq_schema *schema, const vpq_batch *batch, vpq
     *windows = *windows || schema->cols[c].is_window;
   }
   return nkeys;
+}
+
+/* Whether rows i and j of `batch` hold the same values in every column. */
+static bool same_row(const vpq_batch *batch, int i, int j) {
+  for (int c = 0; c < batch->ncols; c++) {
+    const vpq_vec *v = &batch->cols[c];
+    if (v->null[i] != v->null[j] || (!v->null[i] && memcmp(&v->data[i], &v->data[j], sizeof v->data[i]) != 0))
+      return false;
+  }
+  return true;
 }
 
 /* Shows each row of the batch to the relation's subscribers, as JSON with its diff. */
@@ -187,9 +199,14 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
     bool windows;
     const int nkeys = row_key_columns(&r->rel->schema, batch, keys, &windows);
     const bool deletions = r->rel->kind == VPQ_REL_TABLE && (!r->rel->windowed || windows);
-    for (int i = 0; i < batch->n; i++)
-      if (batch->diff[i] > 0 || (deletions && batch->diff[i] < 0 && !vpq_op_replaced(batch, i, keys, nkeys)))
-        r->rows[n++] = i;
+    for (int i = 0; i < batch->n; i++) {
+      if (batch->diff[i] < 0 && !deletions) continue;
+      if (batch->diff[i] < 0 && vpq_op_replaced(batch, i, keys, nkeys)) {
+        if (same_row(batch, i, i + 1)) i++; /* the key's row did not change: nothing to write */
+        continue;
+      }
+      r->rows[n++] = i;
+    }
     char err[256];
     if (n && !r->sink->vt->write(r->sink, batch, r->rows, n, err, sizeof err)) {
       fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);

@@ -146,14 +146,19 @@ static void pair_append(vpq_batch *out, int nleft, const vpq_datum *ldata, const
   out->source[at] = source;
 }
 
-/* Applies the residual condition to candidate pairs and emits the survivors. */
-static void emit_pairs(join_op *j, vpq_batch *pairs) {
+/* Applies the residual condition to candidate pairs and emits the survivors; with `lefts` (the
+ * position of each pair's left row among the kept left rows), marks the left rows of the
+ * survivors matched. */
+static void emit_pairs(join_op *j, vpq_batch *pairs, const int *lefts) {
   if (j->residual && pairs->n) {
     vpq_runtime *rt = j->base.rt;
     int *sel = vpq_arena_alloc(&rt->scratch, sizeof *sel * (size_t)pairs->n);
     int n = vpq_program_select(j->residual, pairs, sel, &rt->scratch);
     vpq_batch *kept = vpq_op_batch(rt, j->base.schema, n ? n : 1);
-    for (int i = 0; i < n; i++) vpq_batch_append_row(kept, pairs, sel[i]);
+    for (int i = 0; i < n; i++) {
+      vpq_batch_append_row(kept, pairs, sel[i]);
+      if (lefts) j->side[0].rows[lefts[sel[i]]].matched = true;
+    }
     pairs = kept;
   }
   vpq_op_emit(&j->base, pairs);
@@ -235,7 +240,7 @@ static void table_probe(join_op *j, const vpq_batch *batch) {
                 batch->ts[i], batch->wm[i], batch->diff[i], batch->origin[i], batch->source[i]);
   }
   if (!outer || !j->residual) {
-    emit_pairs(j, pairs);
+    emit_pairs(j, pairs, NULL);
     return;
   }
   /* LEFT JOIN with a residual: a failing condition keeps the left row with NULLs. */
@@ -304,35 +309,44 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   int nleft = j->side[0].ncols;
   int64_t within = j->join->within_ms;
   vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+  /* With a residual condition, a LEFT JOIN's left row is matched only by a pair that meets it
+   * (emit_pairs marks it): the position of each candidate pair's left row. */
+  int *lefts = j->join->left_outer && j->residual
+                   ? vpq_arena_alloc(&rt->scratch, sizeof *lefts * (size_t)pairs->cap)
+                   : NULL;
   for (int i = 0; i < batch->n; i++) {
     uint64_t hash = row_key_hash(j, keys, i);
     int64_t ts = batch->ts[i];
     int64_t wm = output_watermark(j, batch->wm[i] < other->wm ? batch->wm[i] : other->wm);
     if (j->join->left_outer && j->oldest_left < wm) wm = j->oldest_left; /* see the header */
-    join_row row = join_row_make(j, side, batch, i, keys);
-    for (int r = 0; r < other->n; r++) {
-      join_row *o = &other->rows[r];
-      int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
-      if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;
-      if (pairs->n == pairs->cap) {
-        emit_pairs(j, pairs);
-        pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
-      }
-      const join_row *l = side == 0 ? &row : o, *rr = side == 0 ? o : &row;
-      pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
-                  batch->origin[i], batch->source[i]);
-      o->matched = true;
-      row.matched = true;
-    }
     if (mine->n == mine->cap) {
       mine->cap = mine->cap ? mine->cap * 2 : 256;
       mine->rows = realloc(mine->rows, sizeof *mine->rows * (size_t)mine->cap);
       if (!mine->rows) abort();
     }
-    mine->rows[mine->n++] = row;
-    if (side == 0 && row.ts < j->oldest_left) j->oldest_left = row.ts;
+    const int at = mine->n++;
+    mine->rows[at] = join_row_make(j, side, batch, i, keys);
+    if (side == 0 && mine->rows[at].ts < j->oldest_left) j->oldest_left = mine->rows[at].ts;
+    for (int r = 0; r < other->n; r++) {
+      join_row *o = &other->rows[r], *row = &mine->rows[at];
+      int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
+      if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;
+      if (pairs->n == pairs->cap) {
+        emit_pairs(j, pairs, lefts);
+        pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+      }
+      const join_row *l = side == 0 ? row : o, *rr = side == 0 ? o : row;
+      pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
+                  batch->origin[i], batch->source[i]);
+      if (lefts) {
+        lefts[pairs->n - 1] = side == 0 ? at : r;
+      } else {
+        o->matched = true;
+        row->matched = true;
+      }
+    }
   }
-  emit_pairs(j, pairs);
+  emit_pairs(j, pairs, lefts);
 }
 
 /* ===== The operator ===== */
