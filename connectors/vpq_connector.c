@@ -20,9 +20,11 @@
 #include "vpq_connector.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "file/vpq_file.h"
 #include "kafka/vpq_kafka.h"
@@ -135,6 +137,7 @@ typedef struct held_line {
 
 struct vpq_dead_letter {
   vpq_line_writer out;
+  FILE *file;     /* the output when it is a file (NULL: a Kafka topic) */
   int64_t failed; /* lines the output refused (reported once) */
   vpq_buf line;
   vpq_buf held;    /* the text of the held lines, back to back */
@@ -163,14 +166,38 @@ static vpq_dead_letter *dead_letter_new(vpq_line_writer out) {
   return dl;
 }
 
-vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size) {
+vpq_dead_letter *vpq_dead_letter_open(const char *target, bool resume, char *err, size_t err_size) {
   if (!vpq_file_make_parents(target, err, err_size)) return NULL;
-  FILE *stream = fopen(target, "w");
-  if (!stream) {
+  /* A run resuming from a checkpoint keeps what the file holds (restore cuts it back). */
+  int fd = resume ? open(target, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+  FILE *stream = resume ? (fd >= 0 ? fdopen(fd, "r+") : NULL) : fopen(target, "w");
+  if (!stream || (resume && fseeko(stream, 0, SEEK_END) != 0)) {
     snprintf(err, err_size, "cannot create `%s`: %s", target, strerror(errno));
+    if (stream) fclose(stream);
+    else if (fd >= 0) close(fd);
     return NULL;
   }
-  return dead_letter_new((vpq_line_writer){file_write, file_flush, file_close, stream});
+  vpq_dead_letter *dl = dead_letter_new((vpq_line_writer){file_write, file_flush, file_close, stream});
+  dl->file = stream;
+  return dl;
+}
+
+void vpq_dead_letter_save(const vpq_dead_letter *dl, vpq_ckpt_out *out) {
+  const off_t at = dl->file ? ftello(dl->file) : -1;
+  vpq_ckpt_put_u64(out, at < 0 ? UINT64_MAX : (uint64_t)at);
+}
+
+bool vpq_dead_letter_restore(vpq_dead_letter *dl, vpq_ckpt_in *in, char *err, size_t err_size) {
+  const uint64_t length = vpq_ckpt_get_u64(in);
+  if (!dl->file || length == UINT64_MAX) return true;
+  /* Cut back to the checkpoint's length (a file shorter than that, rotated say, is kept). */
+  if (fseeko(dl->file, 0, SEEK_END) != 0 ||
+      (ftello(dl->file) > (off_t)length && (ftruncate(fileno(dl->file), (off_t)length) != 0 ||
+                                             fseeko(dl->file, 0, SEEK_END) != 0))) {
+    snprintf(err, err_size, "dead letters: %s", strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, char *err, size_t err_size) {

@@ -195,8 +195,16 @@ typedef struct vpq_line_writer {
   void *ctx;
 } vpq_line_writer;
 
-/* Opens the dead-letter output at `target` (a file path). NULL + err on failure. */
-vpq_dead_letter *vpq_dead_letter_open(const char *target, char *err, size_t err_size);
+/* Opens the dead-letter output at `target` (a file path): emptied, or with `resume` (a run
+ * restoring a checkpoint) kept for vpq_dead_letter_restore. NULL + err on failure. */
+vpq_dead_letter *vpq_dead_letter_open(const char *target, bool resume, char *err, size_t err_size);
+/* Writes to a checkpoint where the output stands (a file's length; nothing to resume for a
+ * topic). The held lines must have been flushed. */
+void vpq_dead_letter_save(const vpq_dead_letter *dl, vpq_ckpt_out *out);
+/* Resumes from what vpq_dead_letter_save wrote: a file is cut back to its length at the
+ * checkpoint, so the dead letters of the rows read again are not written twice (a topic gets
+ * them again). False + err when the file cannot be cut. */
+bool vpq_dead_letter_restore(vpq_dead_letter *dl, vpq_ckpt_in *in, char *err, size_t err_size);
 /* Opens a dead-letter output that writes each line (without its newline) as a message to the
  * topic `source->dead_letter` of the source's Kafka cluster. NULL + err on failure. */
 vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, char *err, size_t err_size);

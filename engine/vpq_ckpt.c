@@ -398,7 +398,7 @@ int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log) {
     size_t len = 0;
     char *data = read_file(path, &len);
     if (!data) {
-      fprintf(log, "vpq: checkpoint %s: %s; trying the previous one\n", path, strerror(errno));
+      fprintf(log, "vpq: checkpoint %s: %s%s\n", path, strerror(errno), i + 1 < n ? "; trying the previous one" : "");
       continue;
     }
     int rc = vpq_ckpt_decode(data, len, out, err, sizeof err);
@@ -414,7 +414,13 @@ int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log) {
               "over without it\n", path, err);
       return -1;
     }
-    fprintf(log, "vpq: checkpoint %s is invalid (%s); trying the previous one\n", path, err);
+    fprintf(log, "vpq: checkpoint %s is invalid (%s)%s\n", path, err, i + 1 < n ? "; trying the previous one" : "");
+  }
+  if (n > 0) {
+    /* The output of the run they held is out there: starting over would write it again. */
+    fprintf(log, "vpq: no checkpoint in %s can be read: run with --reset-state to start over (the output is then "
+            "written again)\n", dir);
+    return -1;
   }
   return 0;
 }

@@ -29,9 +29,10 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 4 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
+enum { VPQ_CKPT_VERSION = 5 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
                                 keeps shifted sums and its values, max_keys over a table its refused rows; 4: a
-                                DOUBLE sum/avg over a stream keeps its compensation, stddev over a stream shifted sums */
+                                DOUBLE sum/avg over a stream keeps its compensation, stddev over a stream shifted sums;
+                                5: the length of each dead-letter file */
 
 /* ===== Writing state ===== */
 
@@ -109,8 +110,9 @@ typedef struct vpq_ckpt_file {
 
 /* Reads the newest valid checkpoint of `dir` into `out`: a corrupt or truncated file is
  * reported on `log` and the one before it is tried. Returns 1 when one was read, 0 when there
- * is none, -1 (reported on `log`) at a checkpoint of another format version: its state is
- * there but this vpq cannot read it, and starting over would write its output again. */
+ * is none, -1 (reported on `log`) at a checkpoint of another format version, or when every
+ * checkpoint there is damaged: the state of a run is there but cannot be read, and starting
+ * over would write its output again. */
 int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log);
 
 /* Checks and decompresses checkpoint bytes `data` (a whole file). Returns 0, or with `err`

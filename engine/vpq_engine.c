@@ -1022,7 +1022,8 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
     with->source.options.items[with->source.options.count++] = e->default_group;
     if (rel->source.dead_letter) {
       e->slots[r].dl = rel->source.dead_letter_topic ? vpq_dead_letter_open_kafka(&with->source, err, sizeof err)
-                             : vpq_dead_letter_open(rel->source.dead_letter, err, sizeof err);
+                             : vpq_dead_letter_open(rel->source.dead_letter, setting(e, "vpq.resume") != NULL, err,
+                                                    sizeof err);
       if (!e->slots[r].dl) {
         fprintf(log, "vpq: %s: dead letters: %s\n", rel->name, err);
         return false;
@@ -1093,6 +1094,8 @@ static bool take_checkpoint(vpq_engine *e) {
     int unread = in && !in->done ? in->batch->n - in->pos : 0;
     src->vt->save(src, state, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
+  for (int r = 0; r < plan->nrelations; r++)
+    if (e->slots[r].dl) vpq_dead_letter_save(e->slots[r].dl, state);
   for (int i = 0; i < e->nsteps; i++)
     if (e->steps[i].reader) e->steps[i].reader->vt->save(e->steps[i].reader, state, NULL, 0);
   bool ok = true;
@@ -1222,6 +1225,13 @@ static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_source *src = e->slots[r].src;
     if (src && !src->vt->restore(src, in, err, sizeof err)) {
+      fprintf(log, "vpq: %s: cannot resume: %s\n", plan->relations[r]->name, err);
+      return false;
+    }
+  }
+  for (int r = 0; r < plan->nrelations; r++) {
+    vpq_dead_letter *dl = e->slots[r].dl;
+    if (dl && !vpq_dead_letter_restore(dl, in, err, sizeof err)) {
       fprintf(log, "vpq: %s: cannot resume: %s\n", plan->relations[r]->name, err);
       return false;
     }

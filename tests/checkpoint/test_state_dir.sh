@@ -6,7 +6,11 @@
 #   3. a second process on the same state folder is refused (the lock);
 #   4. a changed query is refused, and runs from scratch with --reset-state;
 #   5. a full disk (a file-size limit) while checkpointing: the checkpoint fails with a clear
-#      line and a count, the run goes on, and the previous checkpoint stays usable.
+#      line and a count, the run goes on, and the previous checkpoint stays usable;
+#   6. every checkpoint damaged: the run stops with a clear line instead of starting over (which
+#      would write the output again).
+# Every resumed run's outputs, its dead letters (late rows) included, must equal the
+# uninterrupted run's byte for byte.
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
@@ -26,7 +30,8 @@ PY
 query() {
   cat <<VPQ
 CREATE STREAM telemetry (device_id STRING KEY, ts TIMESTAMP, kw DOUBLE)
-  WITH (connector = 'file', path = 'telemetry.jsonl', timestamp = 'ts', watermark_delay = 1 SECOND);
+  WITH (connector = 'file', path = 'telemetry.jsonl', timestamp = 'ts', watermark_delay = 1 SECOND,
+        dead_letter = 'out/dead.jsonl');
 CREATE STREAM busy WITH (connector = 'file', path = 'out/busy.jsonl') AS
   SELECT device_id, WINDOW_START AS start, count(*) AS n, sum(kw) AS kw
   FROM telemetry WINDOW TUMBLING (SIZE $1 MINUTES) GROUP BY device_id HAVING count(*) >= $2 EMIT FINAL;
@@ -37,7 +42,7 @@ VPQ
 query 30 9 >q.vpq
 "$vpq" run q.vpq 2>ref.err || { echo "the reference run failed"; cat ref.err; exit 1; }
 mv out ref
-[ -s ref/busy.jsonl ] && [ -s ref/spikes.jsonl ] || { echo "the reference output is empty"; exit 1; }
+[ -s ref/busy.jsonl ] && [ -s ref/spikes.jsonl ] && [ -s ref/dead.jsonl ] || { echo "the reference output is empty"; exit 1; }
 
 newest() { ls state/checkpoint-*.vpqc 2>/dev/null | tail -1; }
 count() { ls state/checkpoint-*.vpqc 2>/dev/null | wc -l; }
@@ -58,7 +63,7 @@ kill_after_checkpoints() {
 }
 
 same_output() {
-  for f in busy spikes; do
+  for f in busy spikes dead; do
     cmp -s "out/$f.jsonl" "ref/$f.jsonl" || { echo "$1: out/$f.jsonl differs from the uninterrupted run"; exit 1; }
   done
 }
@@ -134,4 +139,14 @@ grep -q "(the previous checkpoint stays valid)" full.err && grep -Eq "checkpoint
 "$vpq" run q.vpq --state-dir state 2>after.err || { echo "resuming after the full disk failed"; cat after.err; exit 1; }
 grep -q "resumed from checkpoint" after.err || { echo "did not resume after the full disk:"; cat after.err; exit 1; }
 same_output "after a full disk"
-echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived"
+
+# 6. Every checkpoint damaged: the state of a run is there but unreadable; starting over would
+#    write its output again, so the run stops and names --reset-state.
+rm -rf state out
+kill_after_checkpoints 3
+for f in state/checkpoint-*.vpqc; do truncate -s 50 "$f"; done
+"$vpq" run q.vpq --state-dir state 2>unreadable.err
+code=$?
+[ $code != 0 ] && grep -q "no checkpoint in state can be read: run with --reset-state to start over" unreadable.err \
+  || { echo "a state folder of damaged checkpoints was not refused (exit $code):"; cat unreadable.err; exit 1; }
+echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived, unreadable state is refused"

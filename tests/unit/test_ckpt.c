@@ -77,7 +77,9 @@ static void another_version_is_refused(void **state) {
   remove_folder(dir, path);
 }
 
-/* A version field damaged on disk (the checksum no longer holds): a damaged file, skipped. */
+/* A version field damaged on disk (the checksum no longer holds): a damaged file, skipped; with
+ * no other checkpoint in the folder the run's state cannot be read, and starting over would
+ * write its output again: refused, naming --reset-state. */
 static void damaged_version_is_invalid(void **state) {
   (void)state;
   char *dir = write_one(), path[512];
@@ -90,7 +92,12 @@ static void damaged_version_is_invalid(void **state) {
   assert_string_equal(err, "checksum mismatch");
   write_back(path, data, len);
   FILE *log = tmpfile();
-  assert_int_equal(vpq_ckpt_read_newest(dir, &file, log), 0);
+  assert_int_equal(vpq_ckpt_read_newest(dir, &file, log), -1);
+  rewind(log);
+  char text[1024] = {0};
+  assert_true(fread(text, 1, sizeof text - 1, log) > 0);
+  assert_non_null(strstr(text, "is invalid (checksum mismatch)\n"));
+  assert_non_null(strstr(text, "can be read: run with --reset-state to start over"));
   fclose(log);
   free(data);
   remove_folder(dir, path);

@@ -338,7 +338,7 @@ static void dead_letters_write_exact_text(void **state) {
   fx *f = *state;
   two_rows(f);
   char *path = path_in(f, "dl/dead.jsonl");
-  vpq_dead_letter *dl = vpq_dead_letter_open(path, f->err, sizeof f->err);
+  vpq_dead_letter *dl = vpq_dead_letter_open(path, false, f->err, sizeof f->err);
   assert_non_null(dl);
   vpq_dead_letter_raw(dl, 4, "invalid JSON: unexpected end of input", "t.jsonl:4", "{\"a\":", 5);
   vpq_dead_letter_raw(dl, 5, "type mismatch: field `soc`: expected DOUBLE, got string \"x\"", "t.jsonl:5",
@@ -355,7 +355,7 @@ static void dead_letters_write_exact_text(void **state) {
                       "{\"reason\":\"unreadable\",\"origin\":\"vpp.telemetry/3/1041\",\"raw\":\"\"}\n"
                       "{\"reason\":\"late\",\"origin\":\"t.jsonl:9\",\"row\":{\"device_id\":\"b,1\",\"ts\":1000,\"soc\":0.1}}\n");
   free(text);
-  assert_null(vpq_dead_letter_open("/proc/vpq-no/such/dir/x", f->err, sizeof f->err));
+  assert_null(vpq_dead_letter_open("/proc/vpq-no/such/dir/x", false, f->err, sizeof f->err));
 }
 
 /* A record longer than VPQ_DEAD_LETTER_RAW_MAX keeps only its first bytes (never cut inside a
@@ -368,7 +368,7 @@ static void dead_letters_cut_huge_records(void **state) {
   memset(raw, 'a', LEN);
   memcpy(raw + MAX - 1, "\xc3\xa9", 2); /* é across the cut */
   char *path = path_in(f, "huge.jsonl");
-  vpq_dead_letter *dl = vpq_dead_letter_open(path, f->err, sizeof f->err);
+  vpq_dead_letter *dl = vpq_dead_letter_open(path, false, f->err, sizeof f->err);
   assert_non_null(dl);
   vpq_dead_letter_raw(dl, 1, "record too large: 65636 bytes, the limit is 100", "t.jsonl:1", raw, LEN);
   memset(raw, 0x80, LEN);
