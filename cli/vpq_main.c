@@ -348,6 +348,8 @@ static int cmd_run(int argc, char **argv) {
     refused = true;
   }
   if (refused) fputc('\n', stderr);
+  if (stats.refused_out)
+    fprintf(stderr, "vpq: %lld row(s) refused by their sink (too large to write)\n", (long long)stats.refused_out);
   if (stats.peak_groups)
     fprintf(stderr, "vpq: at most %lld aggregation groups open at once, %lld bytes each\n",
             (long long)stats.peak_groups, (long long)stats.group_bytes);

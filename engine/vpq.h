@@ -42,6 +42,7 @@ const char *vpq_reason_name(vpq_reason reason);
 typedef struct vpq_stats {
   int64_t rows_in;        /* decoded source rows */
   int64_t rows_out;       /* rows written to sinks */
+  int64_t refused_out;    /* rows a sink could not take (a Kafka message over message.max.bytes): not written */
   int64_t malformed;      /* source records that could not be decoded */
   int64_t late;           /* rows that arrived after their window closed */
   int64_t dead_lettered;  /* records and rows written to dead-letter outputs */

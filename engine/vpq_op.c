@@ -208,11 +208,16 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
       r->rows[n++] = i;
     }
     char err[256];
+    const int64_t refused = r->sink->refused;
     if (n && !r->sink->vt->write(r->sink, batch, r->rows, n, err, sizeof err)) {
       fprintf(op->rt->log, "vpq: writing `%s`: %s\n", r->rel->name, err);
       op->rt->failed = true;
     }
-    op->rt->stats.rows_out += n;
+    if (r->sink->refused > refused) {
+      if (!refused) fprintf(op->rt->log, "vpq: writing `%s`: %s: not written (counted)\n", r->rel->name, r->sink->refused_reason);
+      op->rt->stats.refused_out += r->sink->refused - refused;
+    }
+    op->rt->stats.rows_out += n - (r->sink->refused - refused);
   }
   if (r->nsubs) notify_subscribers(r, batch);
   vpq_op_emit(op, batch);

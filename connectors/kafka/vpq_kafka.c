@@ -184,6 +184,7 @@ typedef struct kafka_sink {
   bool windowed; /* the schema has window columns, which the message key does not hold */
   vpq_buf key, value;
   int64_t failed;           /* messages whose delivery failed */
+  int64_t max_message;      /* the producer's message.max.bytes: a longer row is refused */
   char first_error[256];
   /* Exactly-once (a checkpointed run): rows are held until their checkpoint is durable, then
    * produced with a `vpq.id` header "<sink id>/<epoch>/<seq>". */
@@ -243,6 +244,18 @@ static void encode_key(kafka_sink *s, const vpq_batch *batch, int row) {
   if (nkeys > 1) vpq_buf_append(&s->key, "]", 1);
 }
 
+/* What a message takes besides its key and value, counted against message.max.bytes (the
+ * record's framing and the `vpq.id` header). */
+enum { MESSAGE_OVERHEAD = 256 };
+
+/* The producer's message.max.bytes. */
+static int64_t producer_max_message(rd_kafka_t *rk) {
+  char value[64];
+  size_t size = sizeof value;
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", value, &size) != RD_KAFKA_CONF_OK) return 1000000;
+  return strtoll(value, NULL, 10);
+}
+
 /* Produces one message (waiting while the local queue is full: backpressure); `id` is the
  * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). */
 static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, const char *value,
@@ -300,6 +313,15 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
     if (s->encode) s->encode(s->encode_ctx, batch, row, &s->value);
     else if (batch->diff[row] >= 0) vpq_json_encode_row_keyed(&s->value, &s->keys, s->schema, batch, row, s->intern);
     /* else a deleted key: a tombstone, whose empty value produce() sends as null */
+    if (!s->encode && (int64_t)(s->key.len + s->value.len) + MESSAGE_OVERHEAD > s->max_message) {
+      /* It could never be produced: held, it would fail every checkpoint and every restore. */
+      if (!s->base.refused++)
+        snprintf(s->base.refused_reason, sizeof s->base.refused_reason,
+                 "a row of %zu bytes is over the producer's message.max.bytes (%lld; set it with "
+                 "'kafka.message.max.bytes', and the topic's max.message.bytes)",
+                 s->key.len + s->value.len, (long long)s->max_message);
+      continue;
+    }
     int32_t partition = s->sink_id || s->encode ? key_partition(s) : RD_KAFKA_PARTITION_UA;
     if (s->sink_id) hold(s, partition, batch->ts[row]);
     else if (!produce(s, partition, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL, err,
@@ -1321,6 +1343,7 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
     free(s);
     return NULL;
   }
+  s->max_message = producer_max_message(s->rk);
   s->topic = rd_kafka_topic_new(s->rk, topic, NULL);
   s->base.vt = &kafka_sink_vt;
   s->properties = copy_properties(conn);
