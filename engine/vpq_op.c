@@ -649,13 +649,16 @@ static void restart_idle_clock(source_op *s, const vpq_source *src, int64_t now_
   for (int p = 0; p < s->nparts; p++) s->part_arrival[p] = now_ms;
 }
 
-/* Marks which partitions of an unbounded source are idle at processing time `now_ms`: they
- * have sent no row for idle_timeout (one that has sent nothing since the source started
- * included) and the source knows of no record there it has not read yet
- * (vpq_source_vt.behind, asked once per batch or tick, not per row). */
+/* Marks which partitions of a source are idle at processing time `now_ms`: for an unbounded
+ * source, those that have sent no row for idle_timeout (one that has sent nothing since the
+ * source started included) and where the source knows of no record it has not read yet
+ * (vpq_source_vt.behind, asked once per batch or tick, not per row); for a bounded one, those
+ * that have sent nothing and never will (read to their end: an empty partition), which would
+ * otherwise hold the watermark back until the end of the input, so that no row is ever late. */
 static void mark_idle(source_op *s, const vpq_source *src, int64_t now_ms) {
   for (int p = 0; p < s->nparts; p++)
-    s->part_idle[p] = src && !src->bounded && now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms &&
+    s->part_idle[p] = src && (src->bounded ? s->part_max[p] == VPQ_TS_MIN
+                                           : now_ms - s->part_arrival[p] >= s->rel->idle_timeout_ms) &&
                       (!src->vt->behind || !src->vt->behind(src, p));
 }
 

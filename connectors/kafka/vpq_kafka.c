@@ -1026,13 +1026,15 @@ static int64_t kafka_source_lag(const vpq_source *src) {
 }
 
 /* vpq_source_vt.behind: a group member still waiting for its first assignment cannot tell;
- * else a partition read here is behind when it has messages past what was read (as far as
+ * a bounded source's partition is behind until it is read to the end offset it ends at; else a
+ * partition read here is behind when it has messages past what was read (as far as
  * vpq_kafka_source_behind knows), more than one: the end of a transactional producer's last
  * transaction is its commit marker, a record never delivered, so a partition read to its end
  * can stay one short of it. */
 static bool kafka_source_behind(const vpq_source *src, int partition) {
   const kafka_source *s = (const kafka_source *)src;
   if (s->group && !s->assigned) return true;
+  if (s->base.bounded && partition >= 0 && partition < s->base.partitions) return s->next[partition] < s->end[partition];
   if (partition >= 0) return (!s->base.owned || s->owned[partition]) && vpq_kafka_source_behind(src, partition, 1);
   for (int p = 0; p < s->base.partitions; p++)
     if ((!s->base.owned || s->owned[p]) && vpq_kafka_source_behind(src, p, 1)) return true;
