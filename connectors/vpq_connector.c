@@ -128,9 +128,11 @@ int64_t vpq_connector_exchange_watermark(vpq_source *reader, int64_t now_ms) {
 
 /* ===== Dead letters ===== */
 
-/* A held line: its order key and where its text starts in `held`. */
+/* A held line: its order key, the partition of its record, and where its text starts in
+ * `held`. */
 typedef struct held_line {
   int64_t order;
+  int32_t partition;
   size_t start, len;
   size_t seq; /* arrival, for a stable sort */
 } held_line;
@@ -220,14 +222,14 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
   vpq_json_encode_string(&dl->line, origin, strlen(origin));
 }
 
-static void end_line(vpq_dead_letter *dl, int64_t order) {
+static void end_line(vpq_dead_letter *dl, vpq_origin origin) {
   vpq_buf_puts(&dl->line, "}");
   if (dl->nlines == dl->cap) {
     dl->cap = dl->cap ? dl->cap * 2 : 64;
     dl->lines = realloc(dl->lines, sizeof *dl->lines * dl->cap);
     if (!dl->lines) abort();
   }
-  dl->lines[dl->nlines] = (held_line){order, dl->held.len, dl->line.len, dl->nlines};
+  dl->lines[dl->nlines] = (held_line){origin.offset, origin.partition, dl->held.len, dl->line.len, dl->nlines};
   dl->nlines++;
   vpq_buf_append(&dl->held, dl->line.data, dl->line.len);
 }
@@ -238,39 +240,50 @@ static int held_cmp(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
-void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before) {
+/* Whether a held line is to be written now: its order key is below `before`, and its record
+ * is before the first of `unread` in its partition (nunread 0: every record counts as read). */
+static bool line_due(const held_line *line, int64_t before, const vpq_origin *unread, int nunread) {
+  if (line->order >= before) return false;
+  for (int i = 0; i < nunread; i++)
+    if (unread[i].partition == line->partition && unread[i].offset <= line->order) return false;
+  return true;
+}
+
+/* Writes the held lines that are due (line_due), in order; the others stay held. */
+static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unread, int nunread) {
   if (!dl || !dl->nlines) return;
   qsort(dl->lines, dl->nlines, sizeof *dl->lines, held_cmp);
-  size_t written = 0;
+  size_t written = 0, kept = 0;
   char err[256];
-  while (written < dl->nlines && dl->lines[written].order < before) {
-    if (!dl->out.write(dl->out.ctx, dl->held.data + dl->lines[written].start, dl->lines[written].len, err, sizeof err) &&
-        dl->failed++ == 0)
+  vpq_buf rest = {0};
+  for (size_t i = 0; i < dl->nlines; i++) {
+    held_line *line = &dl->lines[i];
+    if (!line_due(line, before, unread, nunread)) {
+      /* Kept: its text moves to the front of the buffer. */
+      size_t start = rest.len;
+      vpq_buf_append(&rest, dl->held.data + line->start, line->len);
+      line->start = start;
+      dl->lines[kept++] = *line;
+      continue;
+    }
+    if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err) && dl->failed++ == 0)
       fprintf(stderr, "vpq: dead-letter output: %s\n", err);
     written++;
   }
-  if (!written) return;
-  if (!dl->out.flush(dl->out.ctx, err, sizeof err) && dl->failed++ == 0) fprintf(stderr, "vpq: dead-letter output: %s\n", err);
-  if (written == dl->nlines) {
-    dl->nlines = 0;
-    dl->held.len = 0;
-    return;
-  }
-  /* Keep the rest: move their text to the front of the buffer. */
-  vpq_buf rest = {0};
-  for (size_t i = written; i < dl->nlines; i++) {
-    held_line *line = &dl->lines[i];
-    size_t start = rest.len;
-    vpq_buf_append(&rest, dl->held.data + line->start, line->len);
-    line->start = start;
-    dl->lines[i - written] = *line;
-  }
-  dl->nlines -= written;
+  dl->nlines = kept;
   vpq_buf_free(&dl->held);
   dl->held = rest;
+  if (written && !dl->out.flush(dl->out.ctx, err, sizeof err) && dl->failed++ == 0)
+    fprintf(stderr, "vpq: dead-letter output: %s\n", err);
 }
 
-void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin, const char *raw,
+void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before) { flush_due(dl, before, NULL, 0); }
+
+void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread) {
+  flush_due(dl, INT64_MAX, unread, nunread);
+}
+
+void vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin, const char *raw,
                          size_t raw_len) {
   begin_line(dl, reason, origin);
   size_t keep = raw_len;
@@ -282,15 +295,15 @@ void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason,
   vpq_buf_puts(&dl->line, ",\"raw\":");
   vpq_json_encode_string(&dl->line, raw, keep);
   if (keep < raw_len) vpq_buf_printf(&dl->line, ",\"raw_bytes\":%zu", raw_len);
-  end_line(dl, order);
+  end_line(dl, at);
 }
 
-void vpq_dead_letter_row(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
+void vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row, const vpq_intern *intern) {
   begin_line(dl, reason, origin);
   vpq_buf_puts(&dl->line, ",\"row\":");
   vpq_json_encode_row(&dl->line, schema, batch, row, intern);
-  end_line(dl, order);
+  end_line(dl, at);
 }
 
 void vpq_dead_letter_close(vpq_dead_letter *dl) {

@@ -185,8 +185,9 @@ int64_t vpq_connector_exchange_watermark(vpq_source *reader, int64_t now_ms);
 
 /* A dead-letter output: one JSON object per line with `reason`, `origin` and `raw` (the
  * record's text, for malformed records) or `row` (the decoded row, for late rows). Lines are
- * held until vpq_dead_letter_flush and then written ordered by their `order` key (the source
- * line or offset), so malformed records and late rows of a batch come out in input order. */
+ * held until vpq_dead_letter_flush and then written ordered by their record's offset (the
+ * source line or offset), so malformed records and late rows of a batch come out in input
+ * order. */
 typedef struct vpq_dead_letter vpq_dead_letter;
 
 /* Where a dead-letter output's lines go (a file, or a Kafka topic, one message per line). */
@@ -201,7 +202,7 @@ typedef struct vpq_line_writer {
  * restoring a checkpoint) kept for vpq_dead_letter_restore. NULL + err on failure. */
 vpq_dead_letter *vpq_dead_letter_open(const char *target, bool resume, char *err, size_t err_size);
 /* Writes to a checkpoint where the output stands (a file's length; nothing to resume for a
- * topic). The held lines must have been flushed. */
+ * topic), after vpq_dead_letter_flush_read. */
 void vpq_dead_letter_save(const vpq_dead_letter *dl, vpq_ckpt_out *out);
 /* Resumes from what vpq_dead_letter_save wrote: a file is cut back to its length at the
  * checkpoint, so the dead letters of the rows read again are not written twice (a topic gets
@@ -216,15 +217,19 @@ enum { VPQ_DEAD_LETTER_RAW_MAX = 64 << 10 };
 
 /* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes (the
  * first VPQ_DEAD_LETTER_RAW_MAX of them, cut before a UTF-8 continuation byte). */
-void vpq_dead_letter_raw(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
+void vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const char *raw, size_t raw_len);
 /* Holds a decoded row (a late row) with its reason and origin text. */
-void vpq_dead_letter_row(vpq_dead_letter *dl, int64_t order, const char *reason, const char *origin,
+void vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row,
                          const vpq_intern *intern);
-/* Writes the held lines whose order key is below `before` (INT64_MAX: all), ordered by key
- * (stable for equal keys); later ones stay held. */
+/* Writes the held lines whose record's offset is below `before` (INT64_MAX: all), ordered by
+ * offset (stable for equal offsets); later ones stay held. */
 void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before);
+/* At a checkpoint: writes the held lines of the records the source has read for good, all but
+ * those at or after the first of `unread` (the rows read but not processed yet, which a restore
+ * reads again) in their partition, which stay held. */
+void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread);
 /* Flushes and closes. */
 void vpq_dead_letter_close(vpq_dead_letter *dl);
 

@@ -606,7 +606,7 @@ static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, 
   char where[256];
   if (slot->src) slot->src->vt->format_origin(slot->src, origin, where, sizeof where);
   else snprintf(where, sizeof where, "%s", e->plan->relations[b->relation]->name);
-  vpq_dead_letter_raw(slot->dl, origin.offset, reason, where, raw, len);
+  vpq_dead_letter_raw(slot->dl, origin, reason, where, raw, len);
   e->rt.stats.dead_lettered++;
 }
 
@@ -1080,7 +1080,12 @@ static bool take_checkpoint(vpq_engine *e) {
   int64_t started = wall_clock_ms();
   uint64_t epoch = e->epoch + 1;
   char err[512];
-  for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+  /* Dead letters of the rows read but not processed yet stay held: a restore reads those again. */
+  for (int r = 0; r < plan->nrelations; r++) {
+    const merge_input *in = merging(e, r);
+    const int unread = in && !in->done ? in->batch->n - in->pos : 0;
+    vpq_dead_letter_flush_read(e->slots[r].dl, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
+  }
   /* Each exchange's output of this epoch ends with its writer's watermark. */
   for (int i = 0; i < e->nsteps; i++) vpq_repartition_announce(e->steps[i].write_op, started, true);
   vpq_ckpt_out *state = &e->run_state;

@@ -9,8 +9,10 @@
 #      line and a count, the run goes on, and the previous checkpoint stays usable;
 #   6. every checkpoint damaged: the run stops with a clear line instead of starting over (which
 #      would write the output again).
-# Every resumed run's outputs, its dead letters (late rows) included, must equal the
-# uninterrupted run's byte for byte.
+# Every resumed run's outputs, its dead letters (malformed records and late rows) included, must
+# equal the uninterrupted run's byte for byte. A second source is merged with the first, so that
+# a checkpoint can fall between the rows of a batch read (whose malformed records are
+# dead-lettered when read) and the ones processed.
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
@@ -21,11 +23,16 @@ cd "$work" || exit 1
 import random
 random.seed(3)
 ts = 1700000000000
-with open("telemetry.jsonl", "w") as f:
+with open("telemetry.jsonl", "w") as f, open("other.jsonl", "w") as g:
     for i in range(1500000):
         ts += random.randrange(0, 30)
         d = random.randrange(20000)
-        f.write('{"device_id":"d%d","ts":%d,"kw":%.3f}\n' % (d, ts - random.randrange(0, 2000), random.uniform(-5, 5)))
+        if i % 500 == 7:  # malformed: dead-lettered when read
+            f.write('{"device_id":"d%d","ts":%d,"kw":"bad"}\n' % (d, ts))
+        else:
+            f.write('{"device_id":"d%d","ts":%d,"kw":%.3f}\n' % (d, ts - random.randrange(0, 2000), random.uniform(-5, 5)))
+        if i % 8 == 0:
+            g.write('{"device_id":"d%d","ts":%d,"kw":%.3f}\n' % (d, ts, random.uniform(-5, 5)))
 PY
 query() {
   cat <<VPQ
@@ -37,6 +44,10 @@ CREATE STREAM busy WITH (connector = 'file', path = 'out/busy.jsonl') AS
   FROM telemetry WINDOW TUMBLING (SIZE $1 MINUTES) GROUP BY device_id HAVING count(*) >= $2 EMIT FINAL;
 CREATE STREAM spikes WITH (connector = 'file', path = 'out/spikes.jsonl') AS
   SELECT device_id, ts, kw FROM telemetry WHERE kw > 4.999;
+CREATE STREAM other (device_id STRING KEY, ts TIMESTAMP, kw DOUBLE)
+  WITH (connector = 'file', path = 'other.jsonl', timestamp = 'ts');
+CREATE STREAM other_spikes WITH (connector = 'file', path = 'out/other_spikes.jsonl') AS
+  SELECT device_id, ts, kw FROM other WHERE kw > 4.99;
 VPQ
 }
 query 30 9 >q.vpq
@@ -63,7 +74,7 @@ kill_after_checkpoints() {
 }
 
 same_output() {
-  for f in busy spikes dead; do
+  for f in busy spikes other_spikes dead; do
     cmp -s "out/$f.jsonl" "ref/$f.jsonl" || { echo "$1: out/$f.jsonl differs from the uninterrupted run"; exit 1; }
   done
 }

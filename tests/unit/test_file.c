@@ -340,11 +340,11 @@ static void dead_letters_write_exact_text(void **state) {
   char *path = path_in(f, "dl/dead.jsonl");
   vpq_dead_letter *dl = vpq_dead_letter_open(path, false, f->err, sizeof f->err);
   assert_non_null(dl);
-  vpq_dead_letter_raw(dl, 4, "invalid JSON: unexpected end of input", "t.jsonl:4", "{\"a\":", 5);
-  vpq_dead_letter_raw(dl, 5, "type mismatch: field `soc`: expected DOUBLE, got string \"x\"", "t.jsonl:5",
+  vpq_dead_letter_raw(dl, (vpq_origin){-1, 4}, "invalid JSON: unexpected end of input", "t.jsonl:4", "{\"a\":", 5);
+  vpq_dead_letter_raw(dl, (vpq_origin){-1, 5}, "type mismatch: field `soc`: expected DOUBLE, got string \"x\"", "t.jsonl:5",
                       "{\"soc\":\"x\"}\xff", 12);
-  vpq_dead_letter_raw(dl, 6, "unreadable", "vpp.telemetry/3/1041", "", 0);
-  vpq_dead_letter_row(dl, 9, "late", "t.jsonl:9", &f->rel.schema, f->batch, 0, f->intern);
+  vpq_dead_letter_raw(dl, (vpq_origin){-1, 6}, "unreadable", "vpp.telemetry/3/1041", "", 0);
+  vpq_dead_letter_row(dl, (vpq_origin){-1, 9}, "late", "t.jsonl:9", &f->rel.schema, f->batch, 0, f->intern);
   vpq_dead_letter_close(dl);
   char *text = read_file(path);
   assert_string_equal(text,
@@ -356,6 +356,33 @@ static void dead_letters_write_exact_text(void **state) {
                       "{\"reason\":\"late\",\"origin\":\"t.jsonl:9\",\"row\":{\"device_id\":\"b,1\",\"ts\":1000,\"soc\":0.1}}\n");
   free(text);
   assert_null(vpq_dead_letter_open("/proc/vpq-no/such/dir/x", false, f->err, sizeof f->err));
+}
+
+/* At a checkpoint, the dead letters of records read but not processed yet (at or after the
+ * first unread row of their partition) stay held, as a restore reads those again; the others
+ * are written in offset order. */
+static void dead_letters_hold_unread_at_checkpoint(void **state) {
+  fx *f = *state;
+  char *path = path_in(f, "ck.jsonl");
+  vpq_dead_letter *dl = vpq_dead_letter_open(path, false, f->err, sizeof f->err);
+  assert_non_null(dl);
+  vpq_dead_letter_raw(dl, (vpq_origin){0, 9}, "unreadable", "t/0/9", "c", 1);
+  vpq_dead_letter_raw(dl, (vpq_origin){1, 3}, "unreadable", "t/1/3", "b", 1);
+  vpq_dead_letter_raw(dl, (vpq_origin){0, 5}, "unreadable", "t/0/5", "a", 1);
+  vpq_dead_letter_raw(dl, (vpq_origin){2, 7}, "unreadable", "t/2/7", "d", 1);
+  const vpq_origin unread[] = {{1, 4}, {0, 8}, {1, 2}, {0, 11}};
+  vpq_dead_letter_flush_read(dl, unread, 4);
+  char *text = read_file(path);
+  assert_string_equal(text, "{\"reason\":\"unreadable\",\"origin\":\"t/0/5\",\"raw\":\"a\"}\n"
+                            "{\"reason\":\"unreadable\",\"origin\":\"t/2/7\",\"raw\":\"d\"}\n");
+  free(text);
+  vpq_dead_letter_close(dl);
+  text = read_file(path);
+  assert_string_equal(text, "{\"reason\":\"unreadable\",\"origin\":\"t/0/5\",\"raw\":\"a\"}\n"
+                            "{\"reason\":\"unreadable\",\"origin\":\"t/2/7\",\"raw\":\"d\"}\n"
+                            "{\"reason\":\"unreadable\",\"origin\":\"t/1/3\",\"raw\":\"b\"}\n"
+                            "{\"reason\":\"unreadable\",\"origin\":\"t/0/9\",\"raw\":\"c\"}\n");
+  free(text);
 }
 
 /* A record longer than VPQ_DEAD_LETTER_RAW_MAX keeps only its first bytes (never cut inside a
@@ -370,10 +397,10 @@ static void dead_letters_cut_huge_records(void **state) {
   char *path = path_in(f, "huge.jsonl");
   vpq_dead_letter *dl = vpq_dead_letter_open(path, false, f->err, sizeof f->err);
   assert_non_null(dl);
-  vpq_dead_letter_raw(dl, 1, "record too large: 65636 bytes, the limit is 100", "t.jsonl:1", raw, LEN);
+  vpq_dead_letter_raw(dl, (vpq_origin){-1, 1}, "record too large: 65636 bytes, the limit is 100", "t.jsonl:1", raw, LEN);
   memset(raw, 0x80, LEN);
-  vpq_dead_letter_raw(dl, 2, "invalid UTF-8: byte 0x80 at byte 0", "t.jsonl:2", raw, LEN);
-  vpq_dead_letter_raw(dl, 3, "invalid JSON: unexpected byte 0x80 at byte 0", "t.jsonl:3", raw, MAX);
+  vpq_dead_letter_raw(dl, (vpq_origin){-1, 2}, "invalid UTF-8: byte 0x80 at byte 0", "t.jsonl:2", raw, LEN);
+  vpq_dead_letter_raw(dl, (vpq_origin){-1, 3}, "invalid JSON: unexpected byte 0x80 at byte 0", "t.jsonl:3", raw, MAX);
   vpq_dead_letter_close(dl);
   FILE *file = fopen(path, "r");
   assert_non_null(file);
@@ -412,6 +439,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(stdout_sink_writes_json_lines, setup, teardown),
       cmocka_unit_test_setup_teardown(dead_letters_write_exact_text, setup, teardown),
       cmocka_unit_test_setup_teardown(dead_letters_cut_huge_records, setup, teardown),
+      cmocka_unit_test_setup_teardown(dead_letters_hold_unread_at_checkpoint, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
