@@ -202,7 +202,7 @@ static void plan_select(vpq_engine *e, const vpq_plan_query *q) {
     const vpq_schema *schema = join_schema(e, sel, j);
     vpq_op *jop = join->kind == VPQ_PLAN_JOIN_TABLE
                       ? vpq_op_table_join_new(rt, &e->arena, sel, j, schema)
-                      : vpq_op_window_join_new(rt, &e->arena, sel, j, schema);
+                      : vpq_op_window_join_new(rt, &e->arena, sel, j, schema, e->slots);
     engine_track(e, jop);
     vpq_op *sides[2] = {prev, e->rel_ops[join->right->index]};
     vpq_repartition *step = vpq_repartition_find_join(e->steps, e->nsteps, q, j);

@@ -464,12 +464,12 @@ vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_so
 void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
                         const vpq_schema *schema, const vpq_batch *batch, int row, const char *reason) {
   int32_t source = batch->source[row];
-  const vpq_source_slot *slot = source > 0 ? &slots[source - 1] : from->is_source ? &slots[from->index] : NULL;
+  const vpq_source_slot *slot = source > 0 ? &slots[source - 1] : from && from->is_source ? &slots[from->index] : NULL;
   if (!slot || !slot->dl) return;
   char origin[256];
   if (slot->src) slot->src->vt->format_origin(slot->src, batch->origin[row], origin, sizeof origin);
   else snprintf(origin, sizeof origin, "%s", slot->rel->name);
-  vpq_dead_letter_row(slot->dl, batch->origin[row].offset, reason, origin, schema, batch, row, rt->intern);
+  vpq_dead_letter_row(slot->dl, batch->origin[row], reason, origin, schema, batch, row, rt->intern);
   rt->stats.dead_lettered++;
 }
 
@@ -495,7 +495,7 @@ static void source_dead_letter(source_op *s, const char *reason, const vpq_batch
   } else {
     snprintf(origin, sizeof origin, "%s", s->rel->name);
   }
-  vpq_dead_letter_row(s->slot->dl, batch->origin[row].offset, reason, origin, &s->rel->schema, batch, row, s->base.rt->intern);
+  vpq_dead_letter_row(s->slot->dl, batch->origin[row], reason, origin, &s->rel->schema, batch, row, s->base.rt->intern);
   s->base.rt->stats.dead_lettered++;
 }
 

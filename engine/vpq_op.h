@@ -110,9 +110,9 @@ typedef struct vpq_source_slot {
 } vpq_source_slot;
 
 /* Writes row `row` of `batch` (its columns named by `schema`) with `reason` to the dead-letter
- * output of the source it derives from: the one its origin names, else `from` when that is a
- * source (a row read back from an internal topic or a checkpoint); nothing when that source has
- * none. */
+ * output of the source it derives from: the one its origin names, else `from` (may be NULL)
+ * when that is a source (a row read back from an internal topic or a checkpoint); nothing when
+ * that source has none. */
 void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
                         const vpq_schema *schema, const vpq_batch *batch, int row, const char *reason);
 /* Counts row `row` as late and dead-letters it (vpq_op_dead_letter) with reason "late". */
@@ -181,9 +181,10 @@ void vpq_op_aggregate_replay(vpq_op *op);
 /* Stream–table join (port 0 the stream, port 1 the table's changelog). */
 vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
                               int join_index, const vpq_schema *out);
-/* Stream–stream join within a time bound (port 0 left, port 1 right). */
+/* Stream–stream join within a time bound (port 0 left, port 1 right); its late rows go to the
+ * dead-letter output of the source they derive from (`slots`, per relation). */
 vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
-                               int join_index, const vpq_schema *out);
+                               int join_index, const vpq_schema *out, const vpq_source_slot *slots);
 
 /* FORECAST: the input relation's rows on port 0; its late rows go to the dead-letter output of
  * the source they derive from (`slots`, per relation). */

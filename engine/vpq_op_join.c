@@ -14,7 +14,10 @@
  * So a LEFT JOIN holds its output watermark d behind the joint one (output_watermark): an
  * unmatched row comes out as late as d after the watermark passed it, and must not find the
  * windows downstream closed; and a pair's watermark is held at the oldest kept left row, which
- * may still come out unmatched (its NULL row follows at the end of the batch).
+ * may still come out unmatched (its NULL row follows at the end of the batch). A row older
+ * than the joint watermark at which rows were last dropped is late: some of the rows it would
+ * pair with may be gone, so it is counted and dead-lettered (its source's `dead_letter`) and
+ * pairs with nothing, whatever happens to be still kept.
  * Residual ON conditions are evaluated over candidate pairs in one vector pass.
  *
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
@@ -46,6 +49,8 @@ typedef struct join_side {
   vpq_program **key_progs;
   int ncols;
   int64_t wm;
+  vpq_schema schema;           /* its rows' columns (dead letters) */
+  const vpq_relation *from;    /* the relation it reads, when that is a source (dead letters) */
 } join_side;
 
 typedef struct join_op {
@@ -60,6 +65,7 @@ typedef struct join_op {
   int *next;
   int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
+  const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
 } join_op;
 
 static void join_row_free(join_row *row) {
@@ -314,9 +320,15 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   int *lefts = j->join->left_outer && j->residual
                    ? vpq_arena_alloc(&rt->scratch, sizeof *lefts * (size_t)pairs->cap)
                    : NULL;
+  /* Rows were last dropped at the joint watermark (window_evict). */
+  const int64_t dropped = j->side[0].wm < j->side[1].wm ? j->side[0].wm : j->side[1].wm;
   for (int i = 0; i < batch->n; i++) {
-    uint64_t hash = row_key_hash(j, keys, i);
     int64_t ts = batch->ts[i];
+    if (ts < dropped) {
+      vpq_op_late_row(rt, j->slots, mine->from, &mine->schema, batch, i);
+      continue;
+    }
+    uint64_t hash = row_key_hash(j, keys, i);
     int64_t wm = output_watermark(j, batch->wm[i] < other->wm ? batch->wm[i] : other->wm);
     if (j->join->left_outer && j->oldest_left < wm) wm = j->oldest_left; /* see the header */
     if (mine->n == mine->cap) {
@@ -484,7 +496,7 @@ static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark
                                          join_save, join_load};
 
 static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select, int join_index,
-                        const vpq_schema *out, bool window) {
+                        const vpq_schema *out, bool window, const vpq_source_slot *slots) {
   join_op *j = calloc(1, sizeof *j);
   if (!j) abort();
   const vpq_plan_join *join = &select->joins[join_index];
@@ -492,6 +504,11 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->sel = select;
   j->join = join;
   j->window = window;
+  j->slots = slots;
+  j->side[0].schema = (vpq_schema){.cols = select->input.cols, .ncols = join->right_offset};
+  j->side[1].schema = join->right->schema;
+  j->side[0].from = join_index == 0 ? select->from : NULL;
+  j->side[1].from = join->right;
   j->oldest_left = VPQ_TS_MAX;
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
   j->side[0].ncols = join->right_offset;
@@ -508,10 +525,10 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
 
 vpq_op *vpq_op_table_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
                               int join_index, const vpq_schema *out) {
-  return join_new(rt, arena, select, join_index, out, false);
+  return join_new(rt, arena, select, join_index, out, false, NULL);
 }
 
 vpq_op *vpq_op_window_join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select,
-                               int join_index, const vpq_schema *out) {
-  return join_new(rt, arena, select, join_index, out, true);
+                               int join_index, const vpq_schema *out, const vpq_source_slot *slots) {
+  return join_new(rt, arena, select, join_index, out, true, slots);
 }
