@@ -494,8 +494,9 @@ enum { STATE_TAG = 0x5650515354415445 /* "VPQSTATE" */ };
 static void save_core(vpq_engine *e, vpq_ckpt_out *out) {
   const vpq_stats *st = &e->rt.stats;
   vpq_ckpt_put_u64(out, STATE_TAG);
-  int64_t counters[] = {st->rows_in, st->rows_out, st->malformed, st->late, st->dead_lettered, st->peak_groups,
-                        st->group_bytes, e->rt.open_groups, e->rt.now_ms};
+  int64_t counters[] = {st->rows_in,     st->rows_out,       st->malformed,   st->late,
+                        st->dead_lettered, st->peak_groups,   st->group_bytes, e->rt.open_groups,
+                        e->rt.now_ms,      st->refused_out};
   for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) vpq_ckpt_put_i64(out, counters[i]);
   for (int i = 0; i < VPQ_REASON_COUNT; i++) vpq_ckpt_put_i64(out, st->refused[i]);
   size_t nstrings = vpq_intern_count(e->rt.intern);
@@ -523,8 +524,9 @@ static void save_core(vpq_engine *e, vpq_ckpt_out *out) {
 static bool load_core(vpq_engine *e, vpq_ckpt_in *in, char *err, size_t err_size) {
   vpq_stats *st = &e->rt.stats;
   if (vpq_ckpt_get_u64(in) != STATE_TAG) vpq_ckpt_fail(in, "not engine state");
-  int64_t *counters[] = {&st->rows_in, &st->rows_out, &st->malformed, &st->late, &st->dead_lettered, &st->peak_groups,
-                         &st->group_bytes, &e->rt.open_groups, &e->rt.now_ms};
+  int64_t *counters[] = {&st->rows_in,     &st->rows_out,     &st->malformed,   &st->late,
+                         &st->dead_lettered, &st->peak_groups,  &st->group_bytes, &e->rt.open_groups,
+                         &e->rt.now_ms,      &st->refused_out};
   for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) *counters[i] = vpq_ckpt_get_i64(in);
   for (int i = 0; i < VPQ_REASON_COUNT; i++) st->refused[i] = vpq_ckpt_get_i64(in);
   int64_t nstrings = vpq_ckpt_get_count(in, INT32_MAX);

@@ -200,7 +200,7 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
     const int nkeys = row_key_columns(&r->rel->schema, batch, keys, &windows);
     const bool deletions = r->rel->kind == VPQ_REL_TABLE && (!r->rel->windowed || windows);
     for (int i = 0; i < batch->n; i++) {
-      if (batch->diff[i] < 0 && !deletions) continue;
+      if (batch->diff[i] == 0 || (batch->diff[i] < 0 && !deletions)) continue;
       if (batch->diff[i] < 0 && vpq_op_replaced(batch, i, keys, nkeys)) {
         if (same_row(batch, i, i + 1)) i++; /* the key's row did not change: nothing to write */
         continue;
@@ -597,9 +597,10 @@ static void upserts_compact(source_op *s) {
 
 /* Turns a batch of upserts into a changelog: a key's old row (-1) before its new one (+1); a
  * row equal to its key's current row, its event-time column included, is no change and writes
- * nothing (without that column the row's event time is its arrival, a change of its own: a
- * battery that reports the same values again is not stale); a deletion (diff -1, a Kafka
- * tombstone) retracts the key's row, if it has one. */
+ * nothing (without that column the row's event time is its arrival, a change of its own for
+ * the operators reading the table: a battery that reports the same values again is not stale
+ * to SCHEDULE; a sink, which writes only rows whose values change, skips it); a deletion
+ * (diff -1, a Kafka tombstone) retracts the key's row, if it has one. */
 static const vpq_batch *source_upserts(source_op *s, const vpq_batch *batch) {
   int ncols = s->rel->schema.ncols;
   vpq_batch *out = vpq_op_batch(s->base.rt, &s->rel->schema, batch->n * 2);

@@ -126,8 +126,8 @@ void vpq_op_late_row(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_re
 vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel);
 /* Whether retraction `i` of a changelog batch is the first half of an update: the next row is
  * an insertion at the same event time, from the same input row (origin), with the same values
- * in `keys` (nkeys vectors over the batch's rows, e.g. the key columns). An update writes its two rows so, side by side, within
- * one change; otherwise the retraction deletes its key. */
+ * in `keys` (nkeys vectors over the batch's rows, e.g. the key columns). An update writes its
+ * two rows so, side by side, within one change; otherwise the retraction deletes its key. */
 bool vpq_op_replaced(const vpq_batch *batch, int i, const vpq_vec *keys, int nkeys);
 /* Gives the relation a sink (owned by the operator from then on). */
 void vpq_op_relation_attach_sink(vpq_op *op, vpq_sink *sink);

@@ -753,10 +753,13 @@ void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition) {
 
 /* ===== Rows ===== */
 
+/* Writes row `row`, as this operator sees it, to the dead-letter output of the source it
+ * derives from (vpq_op_dead_letter) with `reason`. */
 static void dead_letter(aggregate_op *a, const vpq_batch *batch, int row, const char *reason) {
   vpq_op_dead_letter(a->base.rt, a->slots, a->sel->from, &a->dead_schema, batch, row, reason);
 }
 
+/* Counts row `row` as late and dead-letters it. */
 static void late_row(aggregate_op *a, const vpq_batch *batch, int row) {
   vpq_op_late_row(a->base.rt, a->slots, a->sel->from, &a->dead_schema, batch, row);
 }

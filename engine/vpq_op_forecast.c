@@ -4,9 +4,9 @@
  * falls in [g, g + step) is the key's value at grid time g (of two rows in one slot, the one
  * with the later ts; at equal ts, the later to arrive; NULL is a missing value). The step is STEP, or inferred as the smallest gap
  * between two timestamps of one key before the first forecast is due. A row older than an issue
- * time the watermark has passed is late (that issue went out without it): it is counted and
- * dead-lettered through its source's `dead_letter`, and not filed, so that what later issues
- * see does not depend on when late rows arrive.
+ * that went out is late (that issue went out without it): it is counted and dead-lettered
+ * through its source's `dead_letter`, and not filed, so that what later issues see does not
+ * depend on when late rows arrive.
  *
  *   key ─► history  y[origin] ... y[origin + (n−1)·step]   (+ exogenous features per slot)
  *       ─► model    refitted on the values in [t − history, t) at each issue (or every
@@ -99,6 +99,7 @@ typedef struct forecast_op {
   int64_t next_issue;
   int64_t last_ts; /* latest row time over all keys */
   int64_t issues_done;
+  int64_t last_issue; /* the time of the latest issue made (VPQ_TS_MIN: none) */
   int64_t forecast_ns; /* CPU time spent fitting and predicting */
   int64_t forecasts;   /* key forecasts made */
   int64_t fits;        /* model refits among them */
@@ -608,6 +609,7 @@ static void advance(forecast_op *f, int64_t wm) {
     f->issue_last_ns = cpu_ns() - started;
     if (f->issue_last_ns > f->issue_max_ns) f->issue_max_ns = f->issue_last_ns;
     f->issues_done++;
+    f->last_issue = t;
     f->next_issue = t + f->fc->every_ms;
   }
   if (out) vpq_op_emit(&f->base, out);
@@ -652,16 +654,8 @@ int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out) {
 
 /* ===== Operator ===== */
 
-/* Whether a row at `ts` is late: before an issue time the watermark has passed (that issue went
- * out without it). */
-static bool row_late(const forecast_op *f, int64_t ts) {
-  if (f->wm == VPQ_TS_MIN || f->next_issue == VPQ_TS_MIN || f->next_issue == VPQ_TS_MAX || f->wm == VPQ_TS_MAX)
-    return false;
-  int64_t every = f->fc->every_ms;
-  int64_t passed = floor_div(f->wm, every) * every;
-  if (passed > f->next_issue - every) passed = f->next_issue - every;
-  return ts < passed;
-}
+/* Whether a row at `ts` is late: before an issue that went out without it. */
+static bool row_late(const forecast_op *f, int64_t ts) { return ts < f->last_issue; }
 
 /* Rows of the input: advance to each row's watermark (issuing what it reaches), then file the row. */
 static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
@@ -817,7 +811,8 @@ static void key_save(const forecast_op *f, const fc_key *k, vpq_ckpt_out *out) {
 /* Writes the operator's state (see above). */
 static void forecast_save(const vpq_op *op, vpq_ckpt_out *out) {
   const forecast_op *f = (const forecast_op *)op;
-  int64_t clock[] = {f->wm, f->next_issue, f->last_ts, f->issues_done, f->forecast_ns, f->forecasts, f->fits};
+  int64_t clock[] = {f->wm,           f->next_issue, f->last_ts, f->issues_done,
+                     f->last_issue,   f->forecast_ns, f->forecasts, f->fits};
   for (size_t i = 0; i < sizeof clock / sizeof *clock; i++) vpq_ckpt_put_i64(out, clock[i]);
   vpq_ckpt_put_i64(out, f->step_ms);
   vpq_ckpt_put_u64(out, (uint64_t)f->steps);
@@ -933,7 +928,8 @@ static void step_load(forecast_op *f, vpq_ckpt_in *in) {
 static void forecast_load(vpq_op *op, vpq_ckpt_in *in) {
   forecast_op *f = (forecast_op *)op;
   const vpq_plan_forecast *fc = f->fc;
-  int64_t *clock[] = {&f->wm, &f->next_issue, &f->last_ts, &f->issues_done, &f->forecast_ns, &f->forecasts, &f->fits};
+  int64_t *clock[] = {&f->wm,         &f->next_issue, &f->last_ts,   &f->issues_done,
+                      &f->last_issue, &f->forecast_ns, &f->forecasts, &f->fits};
   for (size_t i = 0; i < sizeof clock / sizeof *clock; i++) *clock[i] = vpq_ckpt_get_i64(in);
   if (f->next_issue != VPQ_TS_MIN && f->next_issue != VPQ_TS_MAX && !issue_time(f, f->next_issue))
     vpq_ckpt_fail(in, "the next forecast issue is off the EVERY grid");
@@ -994,6 +990,7 @@ vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_qu
   }
   f->wm = VPQ_TS_MIN;
   f->next_issue = VPQ_TS_MIN;
+  f->last_issue = VPQ_TS_MIN;
   f->last_ts = VPQ_TS_MIN;
   f->score_from = VPQ_TS_MIN;
   f->score_to = VPQ_TS_MAX;

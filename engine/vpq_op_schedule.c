@@ -6,10 +6,11 @@
  *
  * An issue of the forecast is planned once the watermark of the forecast (and price) input
  * has passed its issued_at, so that all of its rows are in; an issue that arrives after that
- * is late (counted, dead-lettered through its source's `dead_letter`, not planned). The fleet is read as it stood at issued_at: every battery
- * keeps the versions of its row (with their event times) until no pending issue can need
- * them, and a plan uses each battery's latest version at or before issued_at, so a replay
- * plans with what was known then, however the inputs' processing interleaves.
+ * is late (counted, dead-lettered through its source's `dead_letter`, not planned). The fleet
+ * is read as it stood at issued_at: every battery keeps the versions of its row (with their
+ * event times) until no pending issue can need them, and a plan uses each battery's latest
+ * version at or before issued_at, so a replay plans with what was known then, however the
+ * inputs' processing interleaves.
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
  * forecast row with the latest ts at or before the step's start (the plan stops where the
  * forecast ends). A step whose row has a NULL value, or that no row is at or before, is

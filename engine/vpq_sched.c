@@ -383,6 +383,7 @@ static bool fallback(peak_loop *L) {
   bool exact = true;
   for (int k = 0; k < L->nclasses; k++) exact = exact && L->classes[k].exact;
   if (exact) L->bound = fmax(L->bound, vpq_sched_lp_primary(lp));
+  vpq_sched_lp_plan(lp, L->x); /* the plan kept should the one stage find no optimum */
   bool solved = vpq_sched_lp_weigh(lp);
   memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
   for (int round = 0; solved && round < MAX_CUT_ROUNDS; round++) {

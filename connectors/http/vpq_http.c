@@ -763,6 +763,8 @@ static enum MHD_Result serve_metrics(vpq_http *h, struct MHD_Connection *conn) {
   } totals[] = {
       {"vpq_rows_in_total", "Source rows decoded.", st.rows_in},
       {"vpq_sink_rows_total", "Rows written to sinks.", st.rows_out},
+      {"vpq_sink_refused_rows_total", "Rows a sink could not take (a Kafka message over message.max.bytes).",
+       st.refused_out},
       {"vpq_late_rows_total", "Rows that arrived after their window closed.", st.late},
       {"vpq_malformed_total", "Source records that could not be decoded.", st.malformed},
       {"vpq_dead_lettered_total", "Records and rows written to dead-letter outputs.", st.dead_lettered},
