@@ -55,6 +55,7 @@ typedef struct analyzer {
   bool failed_quietly;
   /* aggregate-mode state of the SELECT being bound */
   vpq_plan_select *sel;
+  const vpq_ast_select *select; /* the SELECT being bound (its aliases, for hints) */
   const char *where_clause; /* "WHERE", "GROUP BY", ... when aggregates are not allowed */
   bool windowed;
 } analyzer;
@@ -302,6 +303,15 @@ static vpq_bexpr *bind_column(analyzer *a, const vpq_ast_expr *e, const bind_sco
         error(a, e->span, "unknown table alias `%s`", e->qualifier);
         return bnull(a, VPQ_TYPE_NULL, e->span);
       }
+    }
+    for (int i = 0; !e->qualifier && a->select && i < a->select->nitems; i++) {
+      const vpq_ast_select_item *item = &a->select->items[i];
+      if (!item->alias || strcasecmp(item->alias, e->name) != 0) continue;
+      error(a, e->span,
+            "unknown column `%s`: `%s` is a name given in the SELECT list, which the query's expressions "
+            "(WHERE, GROUP BY, HAVING, the SELECT list) cannot refer to; write its expression instead",
+            e->name, item->alias);
+      return bnull(a, VPQ_TYPE_NULL, e->span);
     }
     const char **names = vpq_arena_alloc(a->arena, sizeof *names * (size_t)(scope->layout->ncols + 1));
     for (int c = 0; c < scope->layout->ncols; c++) names[c] = scope->layout->cols[c].name;
@@ -1088,8 +1098,12 @@ static int64_t window_interval(analyzer *a, const vpq_ast_expr *e, const char *w
 static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_query *q, const vpq_ast_stmt *stmt) {
   vpq_plan_select *sel = &q->select;
   vpq_schema out = {0};
+  a->select = s;
   vpq_relation *from = find_relation(a, s->from.name, s->from.span);
-  if (!from) return out;
+  if (!from) {
+    a->select = NULL;
+    return out;
+  }
   sel->from = from;
   sel->from_alias = s->from.alias;
   sel->input_is_changelog = from->kind == VPQ_REL_TABLE;
@@ -1223,6 +1237,7 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
     else if (!sel->aggregate && from->kind == VPQ_REL_TABLE)
       error(a, s->from.span, "`%s` is a table: a stream cannot select from it directly", from->name);
   }
+  a->select = NULL;
   return out;
 }
 
