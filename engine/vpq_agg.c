@@ -9,9 +9,10 @@
  *                     it; a BIGINT sum is exact in 128 bits, so it never wraps: avg divides
  *                     the exact sum, and sum is NULL when its total does not fit a BIGINT
  *   stddev            compensated sums of x − K and (x − K)² about a shift K, the group's first
- *                     value (agg_spread): accurate for values far from 0 and close together,
- *                     where a running mean (Welford) loses digits; over a changelog the values
- *                     are kept too, to re-base K when it drifts from them (agg_shifted)
+ *                     value (agg_spread), their terms exact (spread_add), the result computed
+ *                     in double-double and rounded once: correctly rounded, where a running
+ *                     mean (Welford) loses digits; over a changelog the values are kept too,
+ *                     to re-base K when it drifts from them (agg_shifted)
  *   min, max          the best value; over a changelog a sorted value→count array instead,
  *                     so that retracting the minimum finds the next one
  *   first, last       the value and its event time
@@ -153,6 +154,68 @@ static void comp_add(double *sum, double *comp, double x) {
 static void sum_add_compensated(agg_sum *s, double x) { comp_add(&s->sum.d, &s->comp, x); }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
+
+/* ===== stddev: sums and result in double-double =====
+ * Σ d and Σ d² (d = x − shift) are kept as Neumaier sums hi + comp, their terms exact to about
+ * 2^-106: the rounding of x − shift and of d·d is recovered (two_sum, fma) and added to the
+ * compensation. The result sqrt((Σd² − (Σd)²/n) / (n − 1)) is computed in double-double and
+ * rounded once, so it is the correctly rounded standard deviation (what Python's
+ * statistics.stdev gives, exact arithmetic rounded) but in near-ties beyond 2^-100. */
+
+/* A double-double: hi + lo with |lo| at most half an ulp of hi. */
+typedef struct dd {
+  double hi, lo;
+} dd;
+
+static dd dd_norm(double a, double b) {
+  double s = a + b;
+  return (dd){s, b - (s - a)};
+}
+
+static dd dd_two_sum(double a, double b) {
+  double s = a + b, bb = s - a;
+  return (dd){s, (a - (s - bb)) + (b - bb)};
+}
+
+static dd dd_add(dd a, dd b) {
+  dd s = dd_two_sum(a.hi, b.hi);
+  return dd_norm(s.hi, s.lo + a.lo + b.lo);
+}
+
+static dd dd_mul(dd a, dd b) {
+  double p = a.hi * b.hi;
+  return dd_norm(p, fma(a.hi, b.hi, -p) + (a.hi * b.lo + a.lo * b.hi));
+}
+
+static dd dd_div(dd a, double n) {
+  double q = a.hi / n, p = q * n;
+  return dd_norm(q, ((a.hi - p) - fma(q, n, -p) + a.lo) / n);
+}
+
+/* Adds `count` (±1, or a row's multiplicity) copies of x to Σd and Σd² about `shift`. */
+static void spread_add(double *s1, double *c1, double *s2, double *c2, double x, double shift, double count) {
+  dd d = dd_two_sum(x, -shift); /* x − shift, exactly */
+  double sq = d.hi * d.hi, sq_lo = fma(d.hi, d.hi, -sq) + 2 * d.hi * d.lo;
+  double t1 = count * d.hi, t2 = count * sq;
+  comp_add(s1, c1, t1);
+  *c1 += fma(count, d.hi, -t1) + count * d.lo;
+  comp_add(s2, c2, t2);
+  *c2 += fma(count, sq, -t2) + count * sq_lo;
+}
+
+/* The sample standard deviation of n values from their Σd (s1 + c1) and Σd² (s2 + c2). */
+static double spread_stddev(double s1, double c1, double s2, double c2, int64_t n) {
+  if (!isfinite(s1 + c1) || !isfinite(s2 + c2)) return NAN;
+  dd sum = dd_norm(s1, c1), squares = dd_norm(s2, c2);
+  dd mean_part = dd_div(dd_mul(sum, sum), (double)n);
+  dd m2 = dd_add(squares, (dd){-mean_part.hi, -mean_part.lo});
+  if (m2.hi <= 0) return 0;
+  dd var = dd_div(m2, (double)(n - 1));
+  double r = sqrt(var.hi);
+  /* One Newton step in double-double: r + (var − r²) / 2r, rounded once. */
+  double r2 = r * r;
+  return r + (((var.hi - r2) - fma(r, r, -r2)) + var.lo) / (2 * r);
+}
 
 static int datum_cmp_double(const void *a, const void *b) {
   double x = ((const vpq_datum *)a)->d, y = ((const vpq_datum *)b)->d;
@@ -322,40 +385,39 @@ static void shifted_step(const vpq_agg_spec *spec, agg_shifted *v, vpq_datum val
   }
   sorted_add(spec, &v->values, value, diff > 0 ? 1 : -1);
   if (diff > 0 && v->n == 0) v->shift = x;
-  double d = x - v->shift, sign = diff > 0 ? 1.0 : -1.0;
   v->n += diff > 0 ? 1 : -1;
   if (v->n <= 0) {
     v->n = 0;
     v->s1 = v->c1 = v->s2 = v->c2 = v->peak = 0;
     return;
   }
-  comp_add(&v->s1, &v->c1, sign * d);
-  comp_add(&v->s2, &v->c2, sign * (d * d));
+  spread_add(&v->s1, &v->c1, &v->s2, &v->c2, x, v->shift, diff > 0 ? 1.0 : -1.0);
   if (fabs(v->s2) > v->peak) v->peak = fabs(v->s2);
 }
 
-/* Σ (x − mean)² of a stddev over a changelog from its sums; re-bases them on the values (see
- * agg_shifted) when their rounding may show in the result's first 12 digits. */
-static double shifted_m2(const vpq_agg_spec *spec, agg_shifted *v) {
+/* The standard deviation of a stddev over a changelog from its sums; re-bases them on the
+ * values first (see agg_shifted) when the rounding they carry may show: the compensation's own
+ * rounding, about ε² times the largest Σ d² since the last re-base per update, against
+ * Σ (x − mean)² (re-based when that is below 2^64 ε² of the largest Σ d²: then each update's
+ * rounding stays below 2^-64 of the result's square). */
+static double shifted_stddev(const vpq_agg_spec *spec, agg_shifted *v) {
   double n = (double)v->n, s1 = v->s1 + v->c1, s2 = v->s2 + v->c2;
   double m2 = s2 - s1 * (s1 / n);
-  double noise = DBL_EPSILON * (fabs(s2) + DBL_EPSILON * v->peak);
-  if (m2 > 1e12 * noise) return m2;
-  double mean = 0, comp = 0;
-  for (int i = 0; i < v->values.nsorted; i++)
-    comp_add(&mean, &comp, as_double(spec->arg_type, v->values.sorted[i].value) * (double)v->values.sorted[i].count);
-  v->shift = (mean + comp) / n;
-  v->s1 = v->c1 = v->s2 = v->c2 = 0;
-  for (int i = 0; i < v->values.nsorted; i++) {
-    double d = as_double(spec->arg_type, v->values.sorted[i].value) - v->shift, c = (double)v->values.sorted[i].count;
-    comp_add(&v->s1, &v->c1, c * d);
-    comp_add(&v->s2, &v->c2, c * (d * d));
+  if (!(m2 > 0x1p64 * DBL_EPSILON * DBL_EPSILON * v->peak)) {
+    double mean = 0, comp = 0;
+    for (int i = 0; i < v->values.nsorted; i++) {
+      double x = as_double(spec->arg_type, v->values.sorted[i].value), c = (double)v->values.sorted[i].count;
+      comp_add(&mean, &comp, x * c);
+      comp += fma(x, c, -(x * c));
+    }
+    v->shift = (mean + comp) / n;
+    v->s1 = v->c1 = v->s2 = v->c2 = 0;
+    for (int i = 0; i < v->values.nsorted; i++)
+      spread_add(&v->s1, &v->c1, &v->s2, &v->c2, as_double(spec->arg_type, v->values.sorted[i].value), v->shift,
+                 (double)v->values.sorted[i].count);
+    v->peak = fabs(v->s2);
   }
-  v->peak = fabs(v->s2);
-  s1 = v->s1 + v->c1;
-  s2 = v->s2 + v->c2;
-  m2 = s2 - s1 * (s1 / n);
-  return m2 > 0 ? m2 : 0;
+  return spread_stddev(v->s1, v->c1, v->s2, v->c2, v->n);
 }
 
 /* ===== Distinct sets ===== */
@@ -469,9 +531,7 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
     double x = as_double(spec->arg_type, value);
     agg_spread *w = state;
     if (!w->n++) w->shift = x;
-    double d = x - w->shift;
-    comp_add(&w->s1, &w->c1, d);
-    comp_add(&w->s2, &w->c2, d * d);
+    spread_add(&w->s1, &w->c1, &w->s2, &w->c2, x, w->shift, 1);
     break;
   }
   case VPQ_AGG_MIN:
@@ -675,13 +735,12 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
     if (spec->retracting) {
       agg_shifted *v = (agg_shifted *)state; /* re-basing is invisible to callers */
       if (v->n + v->nonfinite < 2) return false;
-      out->d = v->nonfinite > 0 ? NAN : sqrt(shifted_m2(spec, v) / (double)(v->n - 1));
+      out->d = v->nonfinite > 0 ? NAN : shifted_stddev(spec, v);
       return true;
     }
     const agg_spread *w = state;
     if (w->n < 2) return false;
-    double s1 = w->s1 + w->c1, m2 = (w->s2 + w->c2) - s1 * (s1 / (double)w->n);
-    out->d = sqrt((m2 < 0 ? 0 : m2) / (double)(w->n - 1)); /* NaN (a non-finite value) stays NaN */
+    out->d = spread_stddev(w->s1, w->c1, w->s2, w->c2, w->n); /* NaN (a non-finite value) stays NaN */
     return true;
   }
   case VPQ_AGG_MIN:
