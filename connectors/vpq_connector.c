@@ -222,8 +222,16 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
   vpq_json_encode_string(&dl->line, origin, strlen(origin));
 }
 
-static void end_line(vpq_dead_letter *dl, vpq_origin origin) {
+/* Holds the line being built; false (nothing held) when the same line is held already for the
+ * same record: one row late for two queries that see it alike is one dead letter. */
+static bool end_line(vpq_dead_letter *dl, vpq_origin origin) {
   vpq_buf_puts(&dl->line, "}");
+  for (size_t i = 0; i < dl->nlines; i++) {
+    const held_line *held = &dl->lines[i];
+    if (held->order == origin.offset && held->partition == origin.partition && held->len == dl->line.len &&
+        memcmp(dl->held.data + held->start, dl->line.data, dl->line.len) == 0)
+      return false;
+  }
   if (dl->nlines == dl->cap) {
     dl->cap = dl->cap ? dl->cap * 2 : 64;
     dl->lines = realloc(dl->lines, sizeof *dl->lines * dl->cap);
@@ -232,6 +240,7 @@ static void end_line(vpq_dead_letter *dl, vpq_origin origin) {
   dl->lines[dl->nlines] = (held_line){origin.offset, origin.partition, dl->held.len, dl->line.len, dl->nlines};
   dl->nlines++;
   vpq_buf_append(&dl->held, dl->line.data, dl->line.len);
+  return true;
 }
 
 static int held_cmp(const void *a, const void *b) {
@@ -283,7 +292,7 @@ void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, i
   flush_due(dl, INT64_MAX, unread, nunread);
 }
 
-void vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin, const char *raw,
+bool vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin, const char *raw,
                          size_t raw_len) {
   begin_line(dl, reason, origin);
   size_t keep = raw_len;
@@ -295,15 +304,15 @@ void vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason,
   vpq_buf_puts(&dl->line, ",\"raw\":");
   vpq_json_encode_string(&dl->line, raw, keep);
   if (keep < raw_len) vpq_buf_printf(&dl->line, ",\"raw_bytes\":%zu", raw_len);
-  end_line(dl, at);
+  return end_line(dl, at);
 }
 
-void vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
+bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row, const vpq_intern *intern) {
   begin_line(dl, reason, origin);
   vpq_buf_puts(&dl->line, ",\"row\":");
   vpq_json_encode_row(&dl->line, schema, batch, row, intern);
-  end_line(dl, at);
+  return end_line(dl, at);
 }
 
 void vpq_dead_letter_close(vpq_dead_letter *dl) {

@@ -216,11 +216,13 @@ vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, ch
 enum { VPQ_DEAD_LETTER_RAW_MAX = 64 << 10 };
 
 /* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes (the
- * first VPQ_DEAD_LETTER_RAW_MAX of them, cut before a UTF-8 continuation byte). */
-void vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
+ * first VPQ_DEAD_LETTER_RAW_MAX of them, cut before a UTF-8 continuation byte). False when the
+ * same line is held already for the same record (nothing more is held). */
+bool vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const char *raw, size_t raw_len);
-/* Holds a decoded row (a late row) with its reason and origin text. */
-void vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
+/* Holds a decoded row (a late row) with its reason and origin text. False when the same line
+ * is held already for the same record (a row late for two queries that see it alike). */
+bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row,
                          const vpq_intern *intern);
 /* Writes the held lines whose record's offset is below `before` (INT64_MAX: all), ordered by

@@ -608,8 +608,7 @@ static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, 
   char where[256];
   if (slot->src) slot->src->vt->format_origin(slot->src, origin, where, sizeof where);
   else snprintf(where, sizeof where, "%s", e->plan->relations[b->relation]->name);
-  vpq_dead_letter_raw(slot->dl, origin, reason, where, raw, len);
-  e->rt.stats.dead_lettered++;
+  if (vpq_dead_letter_raw(slot->dl, origin, reason, where, raw, len)) e->rt.stats.dead_lettered++;
 }
 
 static int64_t wall_clock_ms(void) {

@@ -469,8 +469,8 @@ void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq
   char origin[256];
   if (slot->src) slot->src->vt->format_origin(slot->src, batch->origin[row], origin, sizeof origin);
   else snprintf(origin, sizeof origin, "%s", slot->rel->name);
-  vpq_dead_letter_row(slot->dl, batch->origin[row], reason, origin, schema, batch, row, rt->intern);
-  rt->stats.dead_lettered++;
+  if (vpq_dead_letter_row(slot->dl, batch->origin[row], reason, origin, schema, batch, row, rt->intern))
+    rt->stats.dead_lettered++;
 }
 
 void vpq_op_late_row(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
@@ -495,8 +495,9 @@ static void source_dead_letter(source_op *s, const char *reason, const vpq_batch
   } else {
     snprintf(origin, sizeof origin, "%s", s->rel->name);
   }
-  vpq_dead_letter_row(s->slot->dl, batch->origin[row], reason, origin, &s->rel->schema, batch, row, s->base.rt->intern);
-  s->base.rt->stats.dead_lettered++;
+  if (vpq_dead_letter_row(s->slot->dl, batch->origin[row], reason, origin, &s->rel->schema, batch, row,
+                          s->base.rt->intern))
+    s->base.rt->stats.dead_lettered++;
 }
 
 /* Finds (or with `insert`, creates) the upsert entry of the key of `row`; -1 when absent. */
