@@ -994,6 +994,34 @@ static void pump_exchanges(vpq_engine *e) {
   }
 }
 
+/* Says on the log which --set settings no connector of the file reads (a Kafka option where
+ * no source or sink uses Kafka, a simulator option without `connector = 'sim'`): they have no
+ * effect, and a user who meant them should know. */
+static void warn_unused_settings(const vpq_engine *e, FILE *log) {
+  static const char *const kafka_keys[] = {"group", "start", "bounded", "partitions", "processing_guarantee"};
+  static const char *const sim_keys[] = {"devices", "sites", "seed", "speed", "duration", "history", "pv"};
+  bool used[2] = {false, false}; /* kafka, sim */
+  for (int r = 0; r < e->plan->nrelations; r++) {
+    const vpq_relation *rel = e->plan->relations[r];
+    const char *connectors[2] = {rel->is_source ? rel->source.connector : NULL, rel->is_sink ? rel->sink.connector : NULL};
+    for (int c = 0; c < 2; c++) {
+      used[0] = used[0] || (connectors[c] && strcmp(connectors[c], "kafka") == 0);
+      used[1] = used[1] || (connectors[c] && strcmp(connectors[c], "sim") == 0);
+    }
+  }
+  for (int i = 0; i < e->nsettings; i++) {
+    const char *key = e->settings[i].key;
+    int needs = strncmp(key, "kafka.", 6) == 0 ? 0 : -1;
+    for (size_t k = 0; needs < 0 && k < sizeof kafka_keys / sizeof *kafka_keys; k++)
+      if (strcmp(key, kafka_keys[k]) == 0) needs = 0;
+    for (size_t k = 0; needs < 0 && k < sizeof sim_keys / sizeof *sim_keys; k++)
+      if (strcmp(key, sim_keys[k]) == 0) needs = 1;
+    if (needs >= 0 && !used[needs])
+      fprintf(log, "vpq: --set %s has no effect: no source or sink of %s uses connector '%s'\n", key, e->file_name,
+              needs == 0 ? "kafka" : "sim");
+  }
+}
+
 static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
   const vpq_plan *plan = e->plan;
   char err[512];
@@ -1427,6 +1455,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   mark_unread_columns(e);
   vpq_ckpt_file checkpoint = {0};
   vpq_ckpt_in rest = {0};
+  warn_unused_settings(e, log);
   int restored = !report_refused_joins(e, log) ? -1 : e->state_dir ? restore_engine(e, log, &checkpoint, &rest) : 0;
   if (restored >= 0 && open_connectors(e, log, bad) && (restored == 0 || restore_connectors(e, log, &rest))) {
     vpq_ckpt_file_free(&checkpoint);

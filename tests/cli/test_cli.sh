@@ -104,6 +104,11 @@ expect 0 "explain --set repartition=off" -- "$vpq" explain --set repartition=off
 usage_names "run --set with an unknown key" "unknown setting \`bogus\`" -- "$vpq" run ok.vpq --set bogus=1
 usage_names "run --set with a misspelt option" "did you mean \`idle_timeout\`" -- "$vpq" run ok.vpq --set idle_timout=5s
 usage_names "explain --set with no key" "unknown setting" -- "$vpq" explain --set =x ok.vpq
+# A connector option set for a file without that connector has no effect: the log says so.
+expect 0 "run --set kafka.* on a file without Kafka" -- "$vpq" run ok.vpq --set kafka.security.protocol=SSL --set devices=3
+grep -qF "vpq: --set kafka.security.protocol has no effect: no source or sink of ok.vpq uses connector 'kafka'" err.txt \
+  && grep -qF "vpq: --set devices has no effect: no source or sink of ok.vpq uses connector 'sim'" err.txt \
+  || { echo "FAIL: no line for settings without effect:"; cat err.txt; fails=$((fails + 1)); }
 
 # The MLP takes `ridge` as docs/language.md lists it (the penalty of its linear base model): it
 # checks, and a different ridge gives different forecasts.
