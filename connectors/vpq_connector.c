@@ -140,6 +140,7 @@ typedef struct held_line {
 struct vpq_dead_letter {
   vpq_line_writer out;
   FILE *file;     /* the output when it is a file (NULL: a Kafka topic) */
+  size_t fresh;   /* lines[fresh..] were held since the last flush (the rows of one push) */
   int64_t failed; /* lines the output refused (reported once) */
   vpq_buf line;
   vpq_buf held;    /* the text of the held lines, back to back */
@@ -222,11 +223,12 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
   vpq_json_encode_string(&dl->line, origin, strlen(origin));
 }
 
-/* Holds the line being built; false (nothing held) when the same line is held already for the
- * same record: one row late for two queries that see it alike is one dead letter. */
-static bool end_line(vpq_dead_letter *dl, vpq_origin origin) {
+/* Holds the line being built. With `dedupe`, false (nothing held) when the same line is held
+ * already for the same record since the last flush: one row late for two queries that see it
+ * alike is one dead letter (both see it within one push, before the flush that follows it). */
+static bool end_line(vpq_dead_letter *dl, vpq_origin origin, bool dedupe) {
   vpq_buf_puts(&dl->line, "}");
-  for (size_t i = 0; i < dl->nlines; i++) {
+  for (size_t i = dl->fresh; dedupe && i < dl->nlines; i++) {
     const held_line *held = &dl->lines[i];
     if (held->order == origin.offset && held->partition == origin.partition && held->len == dl->line.len &&
         memcmp(dl->held.data + held->start, dl->line.data, dl->line.len) == 0)
@@ -260,7 +262,11 @@ static bool line_due(const held_line *line, int64_t before, const vpq_origin *un
 
 /* Writes the held lines that are due (line_due), in order; the others stay held. */
 static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unread, int nunread) {
-  if (!dl || !dl->nlines) return;
+  if (!dl) return;
+  dl->fresh = dl->nlines;
+  size_t due = 0;
+  for (size_t i = 0; i < dl->nlines && !due; i++) due += line_due(&dl->lines[i], before, unread, nunread);
+  if (!due) return;
   qsort(dl->lines, dl->nlines, sizeof *dl->lines, held_cmp);
   size_t written = 0, kept = 0;
   char err[256];
@@ -279,7 +285,7 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
       fprintf(stderr, "vpq: dead-letter output: %s\n", err);
     written++;
   }
-  dl->nlines = kept;
+  dl->nlines = dl->fresh = kept;
   vpq_buf_free(&dl->held);
   dl->held = rest;
   if (written && !dl->out.flush(dl->out.ctx, err, sizeof err) && dl->failed++ == 0)
@@ -304,7 +310,7 @@ bool vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason,
   vpq_buf_puts(&dl->line, ",\"raw\":");
   vpq_json_encode_string(&dl->line, raw, keep);
   if (keep < raw_len) vpq_buf_printf(&dl->line, ",\"raw_bytes\":%zu", raw_len);
-  return end_line(dl, at);
+  return end_line(dl, at, false);
 }
 
 bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
@@ -312,7 +318,7 @@ bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason,
   begin_line(dl, reason, origin);
   vpq_buf_puts(&dl->line, ",\"row\":");
   vpq_json_encode_row(&dl->line, schema, batch, row, intern);
-  return end_line(dl, at);
+  return end_line(dl, at, true);
 }
 
 void vpq_dead_letter_close(vpq_dead_letter *dl) {

@@ -216,12 +216,12 @@ vpq_dead_letter *vpq_dead_letter_open_kafka(const vpq_plan_connector *source, ch
 enum { VPQ_DEAD_LETTER_RAW_MAX = 64 << 10 };
 
 /* Holds a malformed record: `reason` "<category>: <detail>", its origin text and raw bytes (the
- * first VPQ_DEAD_LETTER_RAW_MAX of them, cut before a UTF-8 continuation byte). False when the
- * same line is held already for the same record (nothing more is held). */
+ * first VPQ_DEAD_LETTER_RAW_MAX of them, cut before a UTF-8 continuation byte). Returns true. */
 bool vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const char *raw, size_t raw_len);
 /* Holds a decoded row (a late row) with its reason and origin text. False when the same line
- * is held already for the same record (a row late for two queries that see it alike). */
+ * is held already for the same record since the last flush (a row late for two queries that
+ * see it alike, within one push). */
 bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row,
                          const vpq_intern *intern);

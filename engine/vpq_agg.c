@@ -167,26 +167,31 @@ typedef struct dd {
   double hi, lo;
 } dd;
 
+/* a + b as a double-double, given |a| ≥ |b| (or a = 0). */
 static dd dd_norm(double a, double b) {
   double s = a + b;
   return (dd){s, b - (s - a)};
 }
 
+/* a + b exactly, as a double-double (Knuth's two-sum). */
 static dd dd_two_sum(double a, double b) {
   double s = a + b, bb = s - a;
   return (dd){s, (a - (s - bb)) + (b - bb)};
 }
 
+/* a + b, to about 2^-104. */
 static dd dd_add(dd a, dd b) {
   dd s = dd_two_sum(a.hi, b.hi);
   return dd_norm(s.hi, s.lo + a.lo + b.lo);
 }
 
+/* a · b, to about 2^-104 (the product of the high parts exact by fma). */
 static dd dd_mul(dd a, dd b) {
   double p = a.hi * b.hi;
   return dd_norm(p, fma(a.hi, b.hi, -p) + (a.hi * b.lo + a.lo * b.hi));
 }
 
+/* a / n, to about 2^-104 (the quotient's remainder exact by fma). */
 static dd dd_div(dd a, double n) {
   double q = a.hi / n, p = q * n;
   return dd_norm(q, ((a.hi - p) - fma(q, n, -p) + a.lo) / n);
@@ -207,7 +212,7 @@ static void spread_add(double *s1, double *c1, double *s2, double *c2, double x,
 static double spread_stddev(double s1, double c1, double s2, double c2, int64_t n) {
   if (!isfinite(s1 + c1) || !isfinite(s2 + c2)) return NAN;
   dd sum = dd_norm(s1, c1), squares = dd_norm(s2, c2);
-  dd mean_part = dd_div(dd_mul(sum, sum), (double)n);
+  dd mean_part = dd_mul(sum, dd_div(sum, (double)n)); /* (Σd)²/n: dividing first keeps it finite */
   dd m2 = dd_add(squares, (dd){-mean_part.hi, -mean_part.lo});
   if (m2.hi <= 0) return 0;
   dd var = dd_div(m2, (double)(n - 1));

@@ -15,9 +15,11 @@
  * unmatched row comes out as late as d after the watermark passed it, and must not find the
  * windows downstream closed; and a pair's watermark is held at the oldest kept left row, which
  * may still come out unmatched (its NULL row follows at the end of the batch). A row older
- * than the joint watermark at which rows were last dropped is late: some of the rows it would
- * pair with may be gone, so it is counted and dead-lettered (its source's `dead_letter`) and
- * pairs with nothing, whatever happens to be still kept.
+ * than its own input's watermark (as it stood at that row) is late, as for a window: rows are
+ * dropped at the joint watermark, never above that one, so an on-time row finds every row it
+ * pairs with, while a late one may not. It is counted, dead-lettered (its source's
+ * `dead_letter`) and pairs with nothing, whatever happens to be still kept, so that what it
+ * pairs with does not depend on how the inputs' batches interleave.
  * Residual ON conditions are evaluated over candidate pairs in one vector pass.
  *
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
@@ -320,11 +322,10 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   int *lefts = j->join->left_outer && j->residual
                    ? vpq_arena_alloc(&rt->scratch, sizeof *lefts * (size_t)pairs->cap)
                    : NULL;
-  /* Rows were last dropped at the joint watermark (window_evict). */
-  const int64_t dropped = j->side[0].wm < j->side[1].wm ? j->side[0].wm : j->side[1].wm;
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
-    if (ts < dropped) {
+    if (ts < batch->wm[i]) {
+      /* Behind its own input's watermark: late (see the header). */
       vpq_op_late_row(rt, j->slots, mine->from, &mine->schema, batch, i);
       continue;
     }
