@@ -306,8 +306,13 @@ static int cmd_run(int argc, char **argv) {
   if (brokers) vpq_engine_set(engine, "kafka.bootstrap.servers", brokers);
   /* The demo is one process with its own broker: one member, nothing to repartition. */
   if (demo) vpq_engine_set(engine, "repartition", "off");
-  for (int i = 0; i < nsets; i++)
-    if (!demo || strncmp(sets[i], "sim.", 4) != 0) apply_set(engine, sets[i]);
+  for (int i = 0; i < nsets; i++) {
+    if (strncmp(sets[i], "sim.", 4) != 0) apply_set(engine, sets[i]);
+    else if (!demo)
+      fprintf(stderr, "vpq: --set %.*s has no effect: sim.<name> settings are the demo's (a file that uses Kafka, run "
+              "without --brokers); a `connector = 'sim'` source takes devices, sites, seed, speed, duration, history "
+              "and pv\n", (int)strcspn(sets[i], "="), sets[i]);
+  }
   vpq_http *http = NULL;
   if (http_addr) {
     char err[512], *text = read_file(file);

@@ -1011,6 +1011,7 @@ static void warn_unused_settings(const vpq_engine *e, FILE *log) {
   }
   for (int i = 0; i < e->nsettings; i++) {
     const char *key = e->settings[i].key;
+    if (strcmp(key, "start") == 0 && (used[0] || used[1])) continue; /* both connectors take it */
     int needs = strncmp(key, "kafka.", 6) == 0 ? 0 : -1;
     for (size_t k = 0; needs < 0 && k < sizeof kafka_keys / sizeof *kafka_keys; k++)
       if (strcmp(key, kafka_keys[k]) == 0) needs = 0;

@@ -657,7 +657,7 @@ int vpq_op_forecast_score(const vpq_op *op, int step, vpq_forecast_score *out) {
 /* Whether a row at `ts` is late: before an issue that went out without it. */
 static bool row_late(const forecast_op *f, int64_t ts) { return ts < f->last_issue; }
 
-/* Rows of the input: advance to each row's watermark (issuing what it reaches), then file the row. */
+/* Rows of the input: file each row, then advance to its watermark (issuing what it reaches). */
 static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   forecast_op *f = (forecast_op *)op;
@@ -684,28 +684,28 @@ static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
   uint8_t *key_null = vpq_arena_alloc(&rt->scratch, (size_t)nby + 1);
   double *x = vpq_arena_alloc(&rt->scratch, sizeof *x * (size_t)(nf + 1));
   for (int row = 0; row < batch->n; row++) {
-    if (batch->wm[row] > f->wm) advance(f, batch->wm[row]);
-    if (batch->diff[row] < 0 || ts->null[row]) continue;
-    for (int i = 0; i < nby; i++) {
-      key[i] = keys[i].data[row];
-      key_null[i] = keys[i].null[row];
-    }
-    for (int j = 0; j < nf; j++) x[j] = features[j].null[row] ? NAN : features[j].data[row].d;
-    double y = value.null[row] ? NAN : value.data[row].d;
-    int64_t t = ts->data[row].i;
-    if (row_late(f, t)) {
+    const int64_t t = ts->null[row] ? VPQ_TS_MIN : ts->data[row].i;
+    if (batch->diff[row] > 0 && !ts->null[row] && row_late(f, t)) {
       vpq_op_late_row(rt, f->slots, fc->from, &fc->from->schema, batch, row);
-      continue;
+    } else if (batch->diff[row] > 0 && !ts->null[row]) {
+      for (int i = 0; i < nby; i++) {
+        key[i] = keys[i].data[row];
+        key_null[i] = keys[i].null[row];
+      }
+      for (int j = 0; j < nf; j++) x[j] = features[j].null[row] ? NAN : features[j].data[row].d;
+      double y = value.null[row] ? NAN : value.data[row].d;
+      fc_key *k = key_find(f, key, key_null);
+      if (f->step_ms) {
+        if (!k->model) key_model_new(f, k);
+        history_put(f, k, t, y, x);
+      } else {
+        raw_put(k, nf, t, y, x);
+      }
+      if (t > f->last_ts) f->last_ts = t;
+      if (f->next_issue == VPQ_TS_MIN) f->next_issue = (floor_div(t, fc->every_ms) + 1) * fc->every_ms;
     }
-    fc_key *k = key_find(f, key, key_null);
-    if (f->step_ms) {
-      if (!k->model) key_model_new(f, k);
-      history_put(f, k, t, y, x);
-    } else {
-      raw_put(k, nf, t, y, x);
-    }
-    if (t > f->last_ts) f->last_ts = t;
-    if (f->next_issue == VPQ_TS_MIN) f->next_issue = (floor_div(t, fc->every_ms) + 1) * fc->every_ms;
+    /* The row is filed first: an issue its watermark reaches is due now, and has the data up to it. */
+    if (batch->wm[row] > f->wm) advance(f, batch->wm[row]);
   }
 }
 

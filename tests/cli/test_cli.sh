@@ -109,6 +109,9 @@ expect 0 "run --set kafka.* on a file without Kafka" -- "$vpq" run ok.vpq --set 
 grep -qF "vpq: --set kafka.security.protocol has no effect: no source or sink of ok.vpq uses connector 'kafka'" err.txt \
   && grep -qF "vpq: --set devices has no effect: no source or sink of ok.vpq uses connector 'sim'" err.txt \
   || { echo "FAIL: no line for settings without effect:"; cat err.txt; fails=$((fails + 1)); }
+expect 0 "run --set sim.* outside the demo" -- "$vpq" run ok.vpq --set sim.hours=1
+grep -qF "vpq: --set sim.hours has no effect: sim.<name> settings are the demo's" err.txt \
+  || { echo "FAIL: no line for a sim.* setting outside the demo:"; cat err.txt; fails=$((fails + 1)); }
 
 # The MLP takes `ridge` as docs/language.md lists it (the penalty of its linear base model): it
 # checks, and a different ridge gives different forecasts.
