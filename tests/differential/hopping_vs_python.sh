@@ -17,10 +17,8 @@
 #   last arrived), min/max of strings byte-wise, count_distinct exact.
 # Both the full result file and the full dead-letter file must match.
 set -euo pipefail
-vpq=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/lib.sh"
+start_work "$1"
 cat > q.vpq <<'VPQ'
 CREATE STREAM m (k STRING KEY, ts TIMESTAMP, v BIGINT, x DOUBLE, s STRING)
   WITH (connector = 'file', path = 'in.jsonl', format = 'json', timestamp = 'ts',

@@ -13,10 +13,8 @@
 # own event time. The join results are compared as multisets of rows (the order of pairs is not
 # specified); the windows over them, which see the results' event times, in full and in order.
 set -euo pipefail
-vpq=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/lib.sh"
+start_work "$1"
 cat > q.vpq <<'VPQ'
 CREATE STREAM a (k STRING KEY, ts TIMESTAMP, x BIGINT)
   WITH (connector = 'file', path = 'a.jsonl', format = 'json', timestamp = 'ts',

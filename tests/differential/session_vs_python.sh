@@ -8,10 +8,8 @@
 # (merging them, perhaps moving a start back); a row touching none is late when a session of it
 # alone would be closed already. Both the results and the lines dead-lettered as late must match.
 set -euo pipefail
-vpq=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/lib.sh"
+start_work "$1"
 cat > q.vpq <<'VPQ'
 CREATE STREAM m (k STRING KEY, ts TIMESTAMP, v BIGINT)
   WITH (connector = 'file', path = 'in.jsonl', format = 'json', timestamp = 'ts',

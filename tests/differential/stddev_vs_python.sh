@@ -6,10 +6,8 @@
 # 300 keys move between 12 groups in 20,000 updates (readings, values near 5e5, and 1e15 rows
 # that come and go), where the final row of each group must be the stdev of the values there.
 set -euo pipefail
-vpq=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/lib.sh"
+start_work "$1"
 cat > windows.vpq <<'VPQ'
 CREATE STREAM t (g STRING, ts TIMESTAMP, x DOUBLE) WITH (connector = 'file', path = 'w.jsonl', timestamp = 'ts');
 CREATE STREAM o WITH (connector = 'file', path = 'w_out.jsonl') AS

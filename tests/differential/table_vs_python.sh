@@ -13,10 +13,8 @@
 # (math.fsum), min/max those of the rows still there. The full output files must match, so every
 # intermediate state is checked, and the last row per key of each file must be the final state.
 set -euo pipefail
-vpq=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/lib.sh"
+start_work "$1"
 cat > q.vpq <<'VPQ'
 CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE, g STRING)
   WITH (connector = 'file', path = 'in.jsonl', format = 'json', timestamp = 'ts');

@@ -5,14 +5,12 @@
 # which vpq's compensated sums must match to the bit), and the EMIT FINAL order (windows by end)
 # checked.
 set -euo pipefail
-vpq=$1
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/data"
-/usr/bin/python3 "$here/../../bench/gen_telemetry.py" 60000 500 "$work/data/telemetry.jsonl"
-cp "$here/../../bench/tumbling.vpq" "$work/"
-cd "$work"
+. "$here/lib.sh"
+start_work "$1"
+mkdir -p data
+/usr/bin/python3 "$here/../../bench/gen_telemetry.py" 60000 500 data/telemetry.jsonl
+cp "$here/../../bench/tumbling.vpq" .
 "$vpq" run tumbling.vpq 2>/dev/null
 /usr/bin/python3 - <<'PY'
 import json, math, sys
