@@ -461,16 +461,23 @@ vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_so
   return &s->base;
 }
 
-void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
-                        const vpq_schema *schema, const vpq_batch *batch, int row, const char *reason) {
-  int32_t source = batch->source[row];
-  const vpq_source_slot *slot = source > 0 ? &slots[source - 1] : from && from->is_source ? &slots[from->index] : NULL;
+/* Writes row `row` of `batch` (columns named by `schema`) with `reason` to `slot`'s dead-letter
+ * output, if it has one, naming the row's origin as the slot's source formats it. */
+static void dead_letter_to(vpq_runtime *rt, const vpq_source_slot *slot, const vpq_schema *schema,
+                           const vpq_batch *batch, int row, const char *reason) {
   if (!slot || !slot->dl) return;
   char origin[256];
   if (slot->src) slot->src->vt->format_origin(slot->src, batch->origin[row], origin, sizeof origin);
   else snprintf(origin, sizeof origin, "%s", slot->rel->name);
   if (vpq_dead_letter_row(slot->dl, batch->origin[row], reason, origin, schema, batch, row, rt->intern))
     rt->stats.dead_lettered++;
+}
+
+void vpq_op_dead_letter(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
+                        const vpq_schema *schema, const vpq_batch *batch, int row, const char *reason) {
+  int32_t source = batch->source[row];
+  dead_letter_to(rt, source > 0 ? &slots[source - 1] : from && from->is_source ? &slots[from->index] : NULL, schema,
+                 batch, row, reason);
 }
 
 void vpq_op_late_row(vpq_runtime *rt, const vpq_source_slot *slots, const vpq_relation *from,
@@ -488,16 +495,7 @@ static int64_t saturating_sub(int64_t a, int64_t b) {
 static void source_dead_letter(source_op *s, const char *reason, const vpq_batch *batch, int row) {
   s->base.rt->stats.malformed++;
   vpq_runtime_refused(s->base.rt, reason);
-  if (!s->slot->dl) return;
-  char origin[256];
-  if (s->slot->src) {
-    s->slot->src->vt->format_origin(s->slot->src, batch->origin[row], origin, sizeof origin);
-  } else {
-    snprintf(origin, sizeof origin, "%s", s->rel->name);
-  }
-  if (vpq_dead_letter_row(s->slot->dl, batch->origin[row], reason, origin, &s->rel->schema, batch, row,
-                          s->base.rt->intern))
-    s->base.rt->stats.dead_lettered++;
+  dead_letter_to(s->base.rt, s->slot, &s->rel->schema, batch, row, reason);
 }
 
 /* Finds (or with `insert`, creates) the upsert entry of the key of `row`; -1 when absent. */
