@@ -46,13 +46,15 @@
  * halving stops at MAX_CLASSES classes (or when no class can be halved): with no plan found by
  * then, fallback() plans over those classes. Its plan is always a fleet plan, found in a bounded
  * number of LP solves, but not certified: vpq_sched_solve_gap reports how far its peak is above
- * the greatest bound the relaxations proved (on that fleet: 1.1 s, 0.005 % of the peak).
+ * the greatest bound the relaxations proved (on that fleet: 1.1 s, 0.017 % of the peak).
  *   A fleet planned over classes of mixed efficiencies (below) halves only those, each at its
- * change of efficiency closest to its middle; once none is left, the fallback plans. Halving
- * the exact classes that result by C-rate cascaded (bench_sched's aged fleet of 10,000
- * batteries took 9 s with 8 efficiencies, 44 s with 12); with this rule it takes 0.4-1.7 s with
- * 6-12 efficiencies, and tests/unit/test_sched.c checks such fleets against glpsol. Within the
- * fallback a mixed class may find no cut: it is held to what its members can do.
+ * change of efficiency closest to its middle; once none is left, the fallback plans (a
+ * relaxation over those exact classes could not halve them further if it failed, and the
+ * fallback finds the same plan when it would not). Halving the exact classes that result by
+ * C-rate cascaded (bench_sched's aged fleet of 10,000 batteries took 9 s with 8 efficiencies,
+ * 44 s with 12); with this rule it takes 0.25-0.8 s with 6-12 efficiencies, and
+ * tests/unit/test_sched.c checks such fleets against glpsol. Within the fallback a mixed class
+ * may find no cut: it is held to what its members can do.
  *
  * Efficiencies do not sum: batteries of different efficiencies have no exact sum. A fleet with
  * more efficiencies than EFFICIENCY_CLASSES (and more than KIND_CLASSES kinds and SMALL_FLEET
@@ -93,6 +95,11 @@
  * about 25), relaxations before the best plan found is taken, and the most classes a relaxation
  * may have: past that, with no plan found, the fallback plans over the last relaxation's classes. */
 enum { MAX_CUT_ROUNDS = 64, MAX_RELAXATIONS = 3, MAX_CLASSES = 64 };
+
+/* Rounds of cuts in the fallback over a fleet of mixed efficiencies, whose cuts are single rows
+ * (vpq_sched_lp_weigh): cheap but weaker (test_sched.c's aged fleet of 4 efficiencies, planned
+ * so, needed 146 rounds over 64 classes; bench_sched's fleets of 6-12 efficiencies take 28-49). */
+enum { SINGLE_ROW_CUT_ROUNDS = 256 };
 
 /* How the first relaxation's classes are chosen (classify), and how many relaxed classes per
  * class bound a plan over classes of mixed efficiencies (relaxed_bound). */
@@ -276,7 +283,15 @@ typedef struct peak_loop {
   double *charge, *discharge; /* the best plan's, per battery (vpq_sched_fill_members) */
   double excess;              /* its throughput above its relaxation's bound, relative */
   double bound;               /* the greatest primary optimum of a relaxation of exact classes */
+  bool mixed;                 /* the first relaxation's classes mix efficiencies */
 } peak_loop;
+
+/* Whether every class's members share its efficiency (its LP battery is their exact sum). */
+static bool all_exact(const peak_loop *L) {
+  for (int k = 0; k < L->nclasses; k++)
+    if (!L->classes[k].exact) return false;
+  return true;
+}
 
 /* Fills class k's LP plan; a plan that was the same last round and split needs no fill. */
 static vpq_sched_fill_result fill_class(peak_loop *L, int k, vpq_sched_cut *cut) {
@@ -343,9 +358,7 @@ static outcome relax_and_split(peak_loop *L, bool *failed) {
   }
   const double over = (vpq_sched_lp_throughput(lp) - bound) / fmax(fabs(bound), 1);
   vpq_sched_lp_free(lp);
-  bool exact = true;
-  for (int k = 0; k < L->nclasses; k++) exact = exact && L->classes[k].exact;
-  if (exact) L->bound = fmax(L->bound, primary);
+  if (all_exact(L)) L->bound = fmax(L->bound, primary);
   if (!split_ok) return NO_PLAN;
   if (over < L->excess) {
     L->excess = over;
@@ -363,13 +376,15 @@ static outcome relax_and_split(peak_loop *L, bool *failed) {
  * the last basis, and the peak rises as far as they need. (Solving the two stages again after
  * every round that raised the peak took longer and planned worse: bench_sched's aged fleets of
  * 6, 8 and 12 efficiencies came within 17.8, 5.0 and 57 kW of their bounds in 0.43, 0.58 and
- * 2.5 s; one stage, 0.03, 1.9 and 34 kW in 0.39, 0.50 and 1.7 s.) A class whose plan does not
- * split and
- * yields no cut is held to the plan its members can follow (the fill clamped, step by step) and
- * the LP re-optimises the others around it. After the last round (MAX_CUT_ROUNDS at most) each
- * class's plan is split over its members, a class that still cannot follow its plan moving what
- * its members can (keep_plan's clamp): a fleet plan, always, after at most MAX_CUT_ROUNDS solves
- * of an LP of at most MAX_CLASSES classes. Its peak is not bounded by the LP's: the caller
+ * 2.5 s; one stage, 0.03, 1.9 and 34 kW in 0.39, 0.50 and 1.7 s; one stage with each cut a
+ * single row, as now for fleets of mixed efficiencies, 0.17, 5.4 and 20 kW in 0.25, 0.36 and
+ * 0.78 s, the rows of the full cuts having grown its LP round after round.) A class whose plan
+ * does not split and yields no cut is held to the plan its members can follow (the fill
+ * clamped, step by step) and the LP re-optimises the others around it. After the last round
+ * (MAX_CUT_ROUNDS, or SINGLE_ROW_CUT_ROUNDS, at most) each class's plan is split over its
+ * members, a class that still cannot follow its plan moving what its members can (keep_plan's
+ * clamp): a fleet plan, always, after a bounded number of solves of an LP of at most
+ * MAX_CLASSES classes. Its peak is not bounded by the LP's: the caller
  * measures its gap. False when the LP solver finds no first optimum or memory runs out. */
 static bool fallback(peak_loop *L) {
   const vpq_sched_problem *pr = L->pr;
@@ -380,13 +395,12 @@ static bool fallback(peak_loop *L) {
     free(followed);
     return false;
   }
-  bool exact = true;
-  for (int k = 0; k < L->nclasses; k++) exact = exact && L->classes[k].exact;
-  if (exact) L->bound = fmax(L->bound, vpq_sched_lp_primary(lp));
+  if (all_exact(L)) L->bound = fmax(L->bound, vpq_sched_lp_primary(lp));
   vpq_sched_lp_plan(lp, L->x); /* the plan kept should the one stage find no optimum */
-  bool solved = vpq_sched_lp_weigh(lp);
+  bool solved = vpq_sched_lp_weigh(lp, L->mixed);
   memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
-  for (int round = 0; solved && round < MAX_CUT_ROUNDS; round++) {
+  const int rounds = L->mixed ? SINGLE_ROW_CUT_ROUNDS : MAX_CUT_ROUNDS;
+  for (int round = 0; solved && round < rounds; round++) {
     vpq_sched_lp_plan(lp, L->x);
     int ncuts = 0, nheld = 0;
     for (int k = 0; k < L->nclasses; k++) {
@@ -415,9 +429,7 @@ static bool fallback(peak_loop *L) {
  * fleet, so its optimum is no bound): the optimum of the LP over each class cut into
  * RELAXED_PARTS runs of members (closer efficiencies), relaxed. */
 static bool relaxed_bound(peak_loop *L, double *bound) {
-  bool mixed = false;
-  for (int k = 0; k < L->nclasses; k++) mixed = mixed || !L->classes[k].exact;
-  if (!mixed) return true;
+  if (all_exact(L)) return true;
   const int parts = RELAXED_PARTS;
   vpq_sched_class *relaxed = malloc((size_t)L->nclasses * (size_t)parts * sizeof *relaxed);
   vpq_sched_lp *lp = NULL;
@@ -465,9 +477,12 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
   int rc = L.classes && L.x && L.last_x && L.filled && L.cuts && L.split && L.fill
                ? 1
                : fail(err, errsize, "schedule: out of memory");
-  bool mixed = false;
-  for (int k = 0; k < L.nclasses; k++) mixed = mixed || !L.classes[k].exact;
+  L.mixed = !all_exact(&L);
   for (int relaxation = 1; rc == 1; relaxation++) {
+    if (L.mixed && all_exact(&L)) { /* nothing left to split should this relaxation find no plan */
+      rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");
+      break;
+    }
     bool failed = false;
     memset(L.split, 0, N * sizeof *L.split);
     const outcome o = relax_and_split(&L, &failed);
@@ -481,7 +496,7 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
     }
     const int before = L.nclasses;
     for (int k = 0; k < before; k++)
-      if (L.split[k] && L.classes[k].count > 1 && (!mixed || !L.classes[k].exact))
+      if (L.split[k] && L.classes[k].count > 1 && (!L.mixed || !L.classes[k].exact))
         split_class(members, L.classes, k, &L.nclasses);
     if (L.nclasses == before || L.nclasses >= MAX_CLASSES) {
       rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");

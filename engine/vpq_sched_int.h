@@ -69,8 +69,10 @@ bool vpq_sched_lp_reoptimise(vpq_sched_lp *lp);
 /* Turns the lexicographic LP into one stage, the primary objective weighted far above the
  * throughput, and solves it from the current basis: from then on cuts, held and fixed classes
  * re-optimise by the dual simplex, the primary rising as far as they need (the fallback's LP).
- * vpq_sched_lp_primary stays the last lexicographic optimum. False when no optimum is found. */
-bool vpq_sched_lp_weigh(vpq_sched_lp *lp);
+ * vpq_sched_lp_primary stays the last lexicographic optimum. With `single_row_cuts`, each cut
+ * added after it is one row over the steps in which the current plan moves the most, not the rows
+ * that hold it for every choice of steps. False when no optimum is found. */
+bool vpq_sched_lp_weigh(vpq_sched_lp *lp, bool single_row_cuts);
 
 /* Holds class k's charge and discharge in steps [0, before) at their current values. */
 void vpq_sched_lp_hold(vpq_sched_lp *lp, int k, int before);
