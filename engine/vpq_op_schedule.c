@@ -344,6 +344,15 @@ static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t t
  * the stored energy past a limit, and recomputes each soc trajectory and the plan's peak from
  * the setpoints as written: the soc written is exactly what they lead to, within the limits. */
 static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
+  /* per step, how far the exact plan's net load is under its peak: what charges rounded up may take */
+  double *headroom = malloc(sizeof *headroom * (size_t)(p->nsteps + 1)), peak = -INFINITY;
+  if (!headroom) abort();
+  for (int k = 0; k < p->nsteps; k++) {
+    headroom[k] = p->load[k];
+    for (int b = 0; b < p->nbatteries; b++) headroom[k] -= plan->setpoint_kw[(size_t)b * (size_t)p->nsteps + (size_t)k];
+    peak = fmax(peak, headroom[k]);
+  }
+  for (int k = 0; k < p->nsteps; k++) headroom[k] = peak - headroom[k];
   for (int b = 0; b < p->nbatteries; b++) {
     const vpq_sched_battery *bat = &p->batteries[b];
     double energy = bat->soc * bat->capacity_kwh;
@@ -351,10 +360,14 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
     for (int k = 0; k < p->nsteps; k++) {
       size_t at = (size_t)b * (size_t)p->nsteps + (size_t)k;
       /* A charge rounds up to the next watt (more energy for the steps after), unless it is
-       * within a milliwatt of a whole watt (the LP's noise: rounding that up would raise a net
-       * load the plan holds at its peak by a watt); a discharge rounds to the nearest watt. */
+       * within a milliwatt of a whole watt (the LP's noise) or that would take the step's net
+       * load more than half a watt over the plan's peak (in a step the plan holds at its peak, a
+       * few milliwatts that the LP's tie-break put there would become a watt); those, and
+       * discharges, round to the nearest watt. */
       double exact = plan->setpoint_kw[at];
       double setpoint = exact < 0 ? floor(exact * 1e3 + 1e-3) / 1e3 + 0.0 : round_to(exact, 1e3);
+      if (setpoint < 0 && exact - setpoint > headroom[k] + 0.0005) setpoint = round_to(exact, 1e3);
+      if (setpoint < exact) headroom[k] -= exact - setpoint;
       setpoint = fmin(fmax(setpoint, -bat->max_kw), bat->max_kw);
       for (;;) {
         double next = energy - (setpoint > 0 ? setpoint * p->step_hours / bat->efficiency
@@ -369,6 +382,7 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
       plan->soc[at] = energy / bat->capacity_kwh;
     }
   }
+  free(headroom);
   plan->peak_kw = -INFINITY;
   for (int k = 0; k < p->nsteps; k++) {
     double net = p->load[k];
