@@ -14,7 +14,9 @@
  * wm[i]: every window with end + grace <= wm closes and, under EMIT FINAL, is written
  * (ordered by end, start, group creation). The emitted rows carry the watermark the
  * operator had passed on before, and their event time is WINDOW_END - 1, so a downstream
- * window of the same alignment receives them before it closes.
+ * window of the same alignment receives them before it closes. The watermark passed on is
+ * the input's less the grace period, so that the rows of windows still open within their grace
+ * are not late downstream either.
  *
  * The hot path (EMIT FINAL, tumbling/hopping) works in runs: while no window closes, rows
  * only look up their group; then each aggregate steps the whole run in one tight loop
@@ -678,6 +680,16 @@ static void close_sessions(aggregate_op *a, int64_t wm) {
   free(closing);
 }
 
+/* The watermark passed on at input watermark `wm`: held back by the grace period, as a window
+ * still open within its grace (end + grace > wm) writes its rows later at event time end − 1 ≥
+ * wm − grace, and a row at the watermark is not late downstream. The end of the input passes
+ * on as it is. */
+static int64_t output_watermark(const aggregate_op *a, int64_t wm) {
+  const int64_t grace = a->sel->window.kind == VPQ_WINDOW_NONE ? 0 : a->sel->window.grace_ms;
+  if (wm == VPQ_TS_MAX || grace == 0) return wm;
+  return wm < VPQ_TS_MIN + grace ? VPQ_TS_MIN : wm - grace;
+}
+
 /* Advances to watermark `wm`: closes (and under EMIT FINAL writes) what it closes, then
  * passes the watermark on. */
 static void advance(aggregate_op *a, int64_t wm) {
@@ -704,7 +716,7 @@ static void advance(aggregate_op *a, int64_t wm) {
     }
   }
   out_flush(a);
-  vpq_op_emit_watermark(&a->base, wm);
+  vpq_op_emit_watermark(&a->base, output_watermark(a, wm));
 }
 
 /* ===== Partitions of the internal topic lost =====
@@ -1103,7 +1115,7 @@ static void aggregate_watermark(vpq_op *op, int port, int64_t wm) {
   if (wm > a->wm) {
     advance(a, wm);
   } else {
-    vpq_op_emit_watermark(op, wm);
+    vpq_op_emit_watermark(op, output_watermark(a, wm));
   }
 }
 
