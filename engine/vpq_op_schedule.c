@@ -6,7 +6,8 @@
  *
  * An issue of the forecast is planned once the watermark of the forecast (and price) input
  * has passed its issued_at, so that all of its rows are in; an issue that arrives after that
- * is late (counted, dead-lettered through its source's `dead_letter`, not planned). The fleet
+ * is late (counted, dead-lettered through its source's `dead_letter`, not planned), and so is
+ * a price row whose event time the planning watermark has passed (not kept). The fleet
  * is read as it stood at issued_at: every battery keeps the versions of its row (with their
  * event times) until no pending issue can need them, and a plan uses each battery's latest
  * version at or before issued_at, so a replay plans with what was known then, however the
@@ -251,12 +252,18 @@ static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
   points_add(&is->points, &is->n, &is->cap, ts->data[row].i, column_number(&batch->cols[sc->forecast_value], row));
 }
 
-/* Keeps the latest price per time, sorted by time. */
+/* Keeps the latest price per time, sorted by time. A row whose event time the planning
+ * watermark has passed is late (issues after it were planned without it): counted,
+ * dead-lettered, not kept. */
 static void price_rows(schedule_op *s, const vpq_batch *batch, int row) {
   const vpq_plan_schedule *sc = s->sc;
   const vpq_vec *ts = &batch->cols[sc->price_ts];
   double value = column_number(&batch->cols[sc->price_value], row);
   if (batch->diff[row] < 0 || ts->null[row] || isnan(value)) return;
+  if (batch->ts[row] < s->wm) {
+    vpq_op_late_row(s->base.rt, s->slots, sc->price, &sc->price->schema, batch, row);
+    return;
+  }
   int64_t t = ts->data[row].i;
   /* A newer price for a time replaces the older one; rows mostly come in time order. */
   int lo = 0, hi = s->nprices;
