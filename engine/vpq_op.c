@@ -31,6 +31,53 @@ void vpq_runtime_refused(vpq_runtime *rt, const char *reason) {
   rt->stats.refused[r]++;
 }
 
+static uint64_t origin_hash(vpq_origin o) {
+  uint64_t h = ((uint64_t)(uint32_t)o.partition << 32) ^ (uint64_t)o.offset;
+  h *= 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 29);
+}
+
+int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o) {
+  vpq_dispatch *d = &rt->dispatch;
+  if (!d->origin || d->n == 0) return -1;
+  if (!d->index) {
+    int size = 16;
+    while (size < 2 * d->n) size *= 2;
+    d->index = vpq_arena_alloc(&rt->scratch, sizeof *d->index * (size_t)size);
+    d->index_size = size;
+    for (int i = 0; i < size; i++) d->index[i] = -1;
+    for (int r = 0; r < d->n; r++) {
+      size_t at = origin_hash(d->origin[r]) & (size_t)(size - 1);
+      while (d->index[at] >= 0) at = (at + 1) & (size_t)(size - 1);
+      d->index[at] = r;
+    }
+  }
+  for (size_t at = origin_hash(o) & (size_t)(d->index_size - 1); d->index[at] >= 0;
+       at = (at + 1) & (size_t)(d->index_size - 1)) {
+    const vpq_origin *r = &d->origin[d->index[at]];
+    if (r->partition == o.partition && r->offset == o.offset) return d->index[at];
+  }
+  return -1;
+}
+
+void vpq_runtime_dispatch_wait(vpq_runtime *rt, vpq_dispatch_waiter *waiter) {
+  vpq_dispatch_waiter **at = &rt->dispatch.waiting;
+  while (*at) at = &(*at)->next;
+  waiter->next = NULL;
+  *at = waiter;
+}
+
+/* Ends the dispatch of a source batch: flushes the operators that held rows of it, in the order
+ * they began to hold (one that begins while another flushes is flushed after it). */
+static void dispatch_end(vpq_runtime *rt) {
+  while (rt->dispatch.waiting) {
+    vpq_dispatch_waiter *w = rt->dispatch.waiting;
+    rt->dispatch.waiting = w->next;
+    w->flush(w);
+  }
+  rt->dispatch = (vpq_dispatch){0};
+}
+
 void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema) {
   op->vt = vt;
   op->rt = rt;
@@ -757,7 +804,9 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   op->rt->stats.rows_in += kept;
   op->rows_in += kept;
   const vpq_batch *out = rel->kind == VPQ_REL_TABLE ? source_upserts(s, batch) : batch;
+  op->rt->dispatch = (vpq_dispatch){.origin = out->origin, .n = out->n};
   vpq_op_emit(op, out);
+  dispatch_end(op->rt);
   vpq_op_emit_watermark(op, s->wm);
 }
 

@@ -30,8 +30,26 @@
 typedef struct vpq_op vpq_op;
 
 /* What every operator can reach: the string pool, the counters, scratch memory. */
+/* An operator that holds rows of the current dispatch (one source batch pushed through the
+ * pipeline) until it ends: `flush` runs once, when vpq_op_source_push has pushed the batch. */
+typedef struct vpq_dispatch_waiter {
+  void (*flush)(struct vpq_dispatch_waiter *waiter);
+  struct vpq_dispatch_waiter *next;
+} vpq_dispatch_waiter;
+
+/* The source batch being pushed through the pipeline: its rows' origins, in order, so that an
+ * operator can tell which of two rows derived from it came first (vpq_runtime_dispatch_position). */
+typedef struct vpq_dispatch {
+  const vpq_origin *origin; /* NULL outside vpq_op_source_push */
+  int n;
+  int *index;               /* lazily built: origin hash → row, open addressing (scratch arena) */
+  int index_size;
+  vpq_dispatch_waiter *waiting;
+} vpq_dispatch;
+
 typedef struct vpq_runtime {
   vpq_intern *intern;
+  vpq_dispatch dispatch;
   vpq_stats stats;
   vpq_arena scratch; /* batches in flight; reset between top-level source batches */
   FILE *log;
@@ -81,6 +99,14 @@ struct vpq_op {
 /* Counts a refused record or row under the reason its message starts with ("type mismatch:
  * field soc ..." counts as VPQ_REASON_TYPE_MISMATCH). */
 void vpq_runtime_refused(vpq_runtime *rt, const char *reason);
+
+/* The position in the source batch being pushed of the row with origin `o`: the row's index,
+ * or -1 when no source batch is being pushed or none of its rows has that origin. */
+int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o);
+
+/* Has `waiter` flushed once the source batch being pushed has gone through, after the waiters
+ * before it: call it once per push, within vpq_op_source_push (rt->dispatch.origin set). */
+void vpq_runtime_dispatch_wait(vpq_runtime *rt, vpq_dispatch_waiter *waiter);
 
 /* Initialises the common part of an operator. */
 void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema);

@@ -4,7 +4,14 @@
  * changelog (port 1); each stream row (port 0) looks its key up and comes out with the
  * table's columns appended (NULLs for an unmatched LEFT JOIN row; an inner join drops it).
  * The output keeps the stream row's event time and watermark; the table does not hold the
- * watermark back.
+ * watermark back. A table built from the stream's own source (the twin joined to the telemetry
+ * it is built from) changes while that source's batch goes through the pipeline, before or after
+ * the batch's rows reach port 0. So while a source batch goes through, both are held (and the
+ * watermark the stream passes): when it has gone through, the stream rows look the table up in
+ * order, each after the changes made by the rows of the source batch up to and including its
+ * own (by position in the source batch: vpq_runtime_dispatch_position) have been applied. A
+ * stream row sees the table as the rows before it and itself made it, however the input was
+ * batched and in whatever order the statements were written.
  *
  * Stream–stream WITHIN d: both sides are buffered. A row arriving on one side is paired with
  * every buffered row of the other side whose key matches and whose event time is within d;
@@ -25,6 +32,7 @@
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
  * the hash table is rebuilt at the size it had) and each side's watermark.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +52,15 @@ typedef struct join_row {
   bool matched;
   bool deleted; /* table side: the key left the table (a lookup misses it; a new row revives it) */
 } join_row;
+
+/* A table change held until the stream rows before it have looked the table up: its batch (in
+ * the runtime's scratch arena, alive until the source batch has gone through), its row, and the
+ * position in the source batch of the row that made it. */
+typedef struct held_change {
+  const vpq_batch *batch;
+  int row;
+  int position;
+} held_change;
 
 typedef struct join_side {
   join_row *rows;
@@ -68,6 +85,13 @@ typedef struct join_op {
   int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
+  held_change *held;   /* table join: changes of the current source batch not applied yet */
+  int nheld, held_cap;
+  const vpq_batch **held_rows; /* table join: stream batches of the current source batch */
+  int nheld_rows, held_rows_cap;
+  int64_t held_wm;     /* the stream's watermark, held with them (VPQ_TS_MIN: none) */
+  bool waiting;        /* holding for the current source batch */
+  vpq_dispatch_waiter waiter; /* flushes what is held when the source batch has gone through */
 } join_op;
 
 static void join_row_free(join_row *row) {
@@ -362,13 +386,116 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   emit_pairs(j, pairs, lefts);
 }
 
+/* ===== Stream–table: changes of the source batch going through ===== */
+
+/* Applies the held changes [0, upto) in order, each run of consecutive rows of one batch as one
+ * update (a retraction and the insertion that replaces it stay together), and drops them. */
+static void apply_held(join_op *j, int upto) {
+  vpq_runtime *rt = j->base.rt;
+  for (int h = 0; h < upto;) {
+    const vpq_batch *batch = j->held[h].batch;
+    int end = h + 1;
+    while (end < upto && j->held[end].batch == batch && j->held[end].row == j->held[end - 1].row + 1) end++;
+    vpq_batch view = vpq_batch_view(&rt->scratch, batch, 0, batch->ncols, j->held[h].row, j->held[end - 1].row + 1);
+    table_update(j, &view);
+    h = end;
+  }
+  memmove(j->held, j->held + upto, sizeof *j->held * (size_t)(j->nheld - upto));
+  j->nheld -= upto;
+}
+
+/* Stream rows of the source batch that has gone through: each run of rows before the next held
+ * change's position looks the table up as it stands, after the changes at or before the run's
+ * first row's position (all of them for a row whose position is not known). */
+static void probe_in_order(join_op *j, const vpq_batch *batch) {
+  vpq_runtime *rt = j->base.rt;
+  if (j->nheld == 0) {
+    table_probe(j, batch);
+    return;
+  }
+  for (int from = 0; from < batch->n;) {
+    int position = vpq_runtime_dispatch_position(rt, batch->origin[from]);
+    int upto = 0;
+    while (upto < j->nheld && (position < 0 || j->held[upto].position <= position)) upto++;
+    apply_held(j, upto);
+    int to = from + 1;
+    while (to < batch->n && j->nheld > 0) {
+      int next = vpq_runtime_dispatch_position(rt, batch->origin[to]);
+      if (next < 0 || j->held[0].position <= next) break;
+      to++;
+    }
+    if (j->nheld == 0) to = batch->n;
+    vpq_batch view = vpq_batch_view(&rt->scratch, batch, 0, batch->ncols, from, to);
+    table_probe(j, &view);
+    from = to;
+  }
+}
+
+/* When the source batch has gone through: the held stream rows in order, the remaining
+ * changes, then the held watermark. */
+static void flush_held(vpq_dispatch_waiter *waiter) {
+  join_op *j = (join_op *)((char *)waiter - offsetof(join_op, waiter));
+  for (int b = 0; b < j->nheld_rows; b++) probe_in_order(j, j->held_rows[b]);
+  j->nheld_rows = 0;
+  apply_held(j, j->nheld);
+  j->waiting = false;
+  int64_t wm = j->held_wm;
+  j->held_wm = VPQ_TS_MIN;
+  if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&j->base, wm);
+}
+
+/* Starts holding for the source batch going through; false outside one. */
+static bool hold(join_op *j) {
+  vpq_runtime *rt = j->base.rt;
+  if (!rt->dispatch.origin) return false;
+  if (!j->waiting) {
+    j->waiting = true;
+    vpq_runtime_dispatch_wait(rt, &j->waiter);
+  }
+  return true;
+}
+
+/* Table changes (port 1): held, at the position of the source row that made each (a change
+ * whose position is not known, at the one before it), while a source batch goes through. */
+static void table_changes(join_op *j, const vpq_batch *batch) {
+  if (!hold(j)) {
+    table_update(j, batch);
+    return;
+  }
+  vpq_runtime *rt = j->base.rt;
+  for (int i = 0; i < batch->n; i++) {
+    if (j->nheld == j->held_cap) {
+      j->held_cap = j->held_cap ? j->held_cap * 2 : 64;
+      j->held = realloc(j->held, sizeof *j->held * (size_t)j->held_cap);
+      if (!j->held) abort();
+    }
+    int position = vpq_runtime_dispatch_position(rt, batch->origin[i]);
+    if (j->nheld > 0 && position < j->held[j->nheld - 1].position) position = j->held[j->nheld - 1].position;
+    j->held[j->nheld++] = (held_change){batch, i, position};
+  }
+}
+
+/* Stream rows (port 0): held while a source batch goes through. */
+static void stream_rows(join_op *j, const vpq_batch *batch) {
+  if (!hold(j)) {
+    table_probe(j, batch);
+    return;
+  }
+  if (j->nheld_rows == j->held_rows_cap) {
+    j->held_rows_cap = j->held_rows_cap ? j->held_rows_cap * 2 : 8;
+    j->held_rows = realloc(j->held_rows, sizeof *j->held_rows * (size_t)j->held_rows_cap);
+    if (!j->held_rows) abort();
+  }
+  j->held_rows[j->nheld_rows++] = batch;
+}
+
 /* ===== The operator ===== */
 
 static void join_push(vpq_op *op, int port, const vpq_batch *batch) {
   join_op *j = (join_op *)op;
   if (!j->window) {
-    if (port == 1) table_update(j, batch);
-    else table_probe(j, batch);
+    if (port == 1) table_changes(j, batch);
+    else stream_rows(j, batch);
     return;
   }
   window_probe(j, port, batch);
@@ -377,7 +504,9 @@ static void join_push(vpq_op *op, int port, const vpq_batch *batch) {
 static void join_watermark(vpq_op *op, int port, int64_t wm) {
   join_op *j = (join_op *)op;
   if (!j->window) {
-    if (port == 0) vpq_op_emit_watermark(op, wm);
+    if (port != 0) return;
+    if (j->waiting) j->held_wm = wm > j->held_wm ? wm : j->held_wm;
+    else vpq_op_emit_watermark(op, wm);
     return;
   }
   j->side[port].wm = wm;
@@ -410,6 +539,8 @@ static void join_destroy(vpq_op *op) {
   }
   free(j->buckets);
   free(j->next);
+  free(j->held);
+  free(j->held_rows);
 }
 
 /* ===== Checkpoints ===== */
@@ -511,6 +642,8 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->side[0].from = join_index == 0 ? select->from : NULL;
   j->side[1].from = join->right;
   j->oldest_left = VPQ_TS_MAX;
+  j->waiter.flush = flush_held;
+  j->held_wm = VPQ_TS_MIN;
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
   j->side[0].ncols = join->right_offset;
   j->side[1].ncols = join->right->schema.ncols;
