@@ -142,6 +142,12 @@ uint64_t vpq_op_hash_datums(const vpq_datum *data, const uint8_t *null, int n, u
   return h;
 }
 
+void vpq_op_canonical_keys(vpq_vec *keys, vpq_type type, int n) {
+  if (type != VPQ_TYPE_DOUBLE) return;
+  for (int i = 0; i < n; i++)
+    if (!keys->null[i] && keys->data[i].d == 0) keys->data[i].d = 0.0;
+}
+
 /* ===== Relation: fan-out, sink, subscribers ===== */
 
 typedef struct relation_subscriber {

@@ -232,4 +232,8 @@ void vpq_op_copy_row(const vpq_batch *batch, int row, int ncols, vpq_datum *data
 /* Hashes `n` datums with their null flags. */
 uint64_t vpq_op_hash_datums(const vpq_datum *data, const uint8_t *null, int n, uint64_t seed);
 
+/* Makes the `n` key values of `keys`, of type `type`, compare as SQL compares them when keys are
+ * hashed and compared by their bits: a DOUBLE -0.0 becomes 0.0 (they are equal). */
+void vpq_op_canonical_keys(vpq_vec *keys, vpq_type type, int n);
+
 #endif

@@ -1074,6 +1074,7 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
     a->key_vecs[k].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
     a->key_vecs[k].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
     vpq_program_eval(a->key_progs[k], batch, &a->key_vecs[k], &rt->scratch);
+    vpq_op_canonical_keys(&a->key_vecs[k], sel->group_keys[k]->type, batch->n);
   }
   for (int i = 0; i < sel->naggs; i++) {
     if (!a->arg_progs[i]) continue;

@@ -143,6 +143,7 @@ static vpq_vec *eval_keys(join_op *j, int side, const vpq_batch *batch) {
     keys[k].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
     keys[k].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
     vpq_program_eval(j->side[side].key_progs[k], batch, &keys[k], &rt->scratch);
+    vpq_op_canonical_keys(&keys[k], (side == 0 ? j->join->left_keys : j->join->right_keys)[k]->type, batch->n);
   }
   return keys;
 }
