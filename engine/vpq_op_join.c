@@ -58,6 +58,7 @@ typedef struct join_row {
  * position in the source batch of the row that made it. */
 typedef struct held_change {
   const vpq_batch *batch;
+  const vpq_vec *keys; /* the batch's keys (eval_keys) */
   int row;
   int position;
 } held_change;
@@ -85,8 +86,8 @@ typedef struct join_op {
   int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
-  held_change *held;   /* table join: changes of the current source batch not applied yet */
-  int nheld, held_cap;
+  held_change *held;   /* table join: changes of the current source batch; [held_next, nheld) not applied yet */
+  int held_next, nheld, held_cap;
   const vpq_batch **held_rows; /* table join: stream batches of the current source batch */
   int nheld_rows, held_rows_cap;
   int64_t held_wm;     /* the stream's watermark, held with them (VPQ_TS_MIN: none) */
@@ -222,10 +223,9 @@ static void table_rehash(join_op *j) {
 
 /* Applies a batch of the table's changes to its copy: a new row replaces its key's; a
  * retraction that its key's new row does not follow (vpq_op_replaced) deletes the key. */
-static void table_update(join_op *j, const vpq_batch *batch) {
+static void table_update_rows(join_op *j, const vpq_batch *batch, const vpq_vec *keys, int from, int to) {
   join_side *t = &j->side[1];
-  vpq_vec *keys = eval_keys(j, 1, batch);
-  for (int i = 0; i < batch->n; i++) {
+  for (int i = from; i < to; i++) {
     uint64_t hash = row_key_hash(j, keys, i);
     int r = table_find(j, keys, i, hash);
     if (batch->diff[i] < 0) {
@@ -255,15 +255,21 @@ static void table_update(join_op *j, const vpq_batch *batch) {
   }
 }
 
-static void table_probe(join_op *j, const vpq_batch *batch) {
+/* Applies a batch of the table's changes to its copy. */
+static void table_update(join_op *j, const vpq_batch *batch) {
+  table_update_rows(j, batch, eval_keys(j, 1, batch), 0, batch->n);
+}
+
+/* Looks rows [from, to) of a stream batch (keyed by `keys`) up in the table, appending the
+ * pairs (or, for LEFT JOIN, the row with NULLs) to `pairs`. */
+static void table_lookup_rows(join_op *j, const vpq_batch *batch, const vpq_vec *keys, int from, int to,
+                              vpq_batch *pairs) {
   vpq_runtime *rt = j->base.rt;
-  vpq_vec *keys = eval_keys(j, 0, batch);
   int nleft = j->side[0].ncols;
-  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, batch->n);
   vpq_datum *ldata = vpq_arena_alloc(&rt->scratch, sizeof *ldata * (size_t)(nleft + 1));
   uint8_t *lnull = vpq_arena_alloc(&rt->scratch, (size_t)(nleft + 1));
   bool outer = j->join->left_outer;
-  for (int i = 0; i < batch->n; i++) {
+  for (int i = from; i < to; i++) {
     int r = table_find(j, keys, i, row_key_hash(j, keys, i));
     if (r >= 0 && j->side[1].rows[r].deleted) r = -1;
     if (r < 0 && !outer) continue;
@@ -272,6 +278,14 @@ static void table_probe(join_op *j, const vpq_batch *batch) {
     pair_append(pairs, nleft, ldata, lnull, match ? match->data : NULL, match ? match->null : NULL,
                 batch->ts[i], batch->wm[i], batch->diff[i], batch->origin[i], batch->source[i]);
   }
+}
+
+/* Writes the pairs of table lookups: the residual condition drops those that fail it, or, in a
+ * LEFT JOIN, keeps their stream rows with NULLs. */
+static void table_emit(join_op *j, vpq_batch *pairs) {
+  vpq_runtime *rt = j->base.rt;
+  int nleft = j->side[0].ncols;
+  bool outer = j->join->left_outer;
   if (!outer || !j->residual) {
     emit_pairs(j, pairs, NULL);
     return;
@@ -285,6 +299,13 @@ static void table_probe(join_op *j, const vpq_batch *batch) {
     for (int c = nleft; c < pairs->ncols; c++) pairs->cols[c].null[i] = 1;
   }
   vpq_op_emit(&j->base, pairs);
+}
+
+/* Looks a batch of stream rows up in the table as it stands. */
+static void table_probe(join_op *j, const vpq_batch *batch) {
+  vpq_batch *pairs = vpq_op_batch(j->base.rt, j->base.schema, batch->n);
+  table_lookup_rows(j, batch, eval_keys(j, 0, batch), 0, batch->n, pairs);
+  table_emit(j, pairs);
 }
 
 /* ===== Stream–stream within a bound ===== */
@@ -389,20 +410,17 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
 
 /* ===== Stream–table: changes of the source batch going through ===== */
 
-/* Applies the held changes [0, upto) in order, each run of consecutive rows of one batch as one
- * update (a retraction and the insertion that replaces it stay together), and drops them. */
+/* Applies the held changes [held_next, upto) in order, each run of consecutive rows of one batch
+ * as one update (a retraction and the insertion that replaces it stay together). */
 static void apply_held(join_op *j, int upto) {
-  vpq_runtime *rt = j->base.rt;
-  for (int h = 0; h < upto;) {
+  for (int h = j->held_next; h < upto;) {
     const vpq_batch *batch = j->held[h].batch;
     int end = h + 1;
     while (end < upto && j->held[end].batch == batch && j->held[end].row == j->held[end - 1].row + 1) end++;
-    vpq_batch view = vpq_batch_view(&rt->scratch, batch, 0, batch->ncols, j->held[h].row, j->held[end - 1].row + 1);
-    table_update(j, &view);
+    table_update_rows(j, batch, j->held[h].keys, j->held[h].row, j->held[end - 1].row + 1);
     h = end;
   }
-  memmove(j->held, j->held + upto, sizeof *j->held * (size_t)(j->nheld - upto));
-  j->nheld -= upto;
+  j->held_next = upto;
 }
 
 /* Stream rows of the source batch that has gone through: each run of rows before the next held
@@ -410,26 +428,25 @@ static void apply_held(join_op *j, int upto) {
  * first row's position (all of them for a row whose position is not known). */
 static void probe_in_order(join_op *j, const vpq_batch *batch) {
   vpq_runtime *rt = j->base.rt;
-  if (j->nheld == 0) {
+  if (j->held_next == j->nheld) {
     table_probe(j, batch);
     return;
   }
+  const vpq_vec *keys = eval_keys(j, 0, batch);
+  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, batch->n);
+  int *position = vpq_arena_alloc(&rt->scratch, sizeof *position * (size_t)(batch->n + 1));
+  for (int i = 0; i < batch->n; i++) position[i] = vpq_runtime_dispatch_position(rt, batch->origin[i]);
   for (int from = 0; from < batch->n;) {
-    int position = vpq_runtime_dispatch_position(rt, batch->origin[from]);
-    int upto = 0;
-    while (upto < j->nheld && (position < 0 || j->held[upto].position <= position)) upto++;
+    int upto = j->held_next;
+    while (upto < j->nheld && (position[from] < 0 || j->held[upto].position <= position[from])) upto++;
     apply_held(j, upto);
     int to = from + 1;
-    while (to < batch->n && j->nheld > 0) {
-      int next = vpq_runtime_dispatch_position(rt, batch->origin[to]);
-      if (next < 0 || j->held[0].position <= next) break;
-      to++;
-    }
-    if (j->nheld == 0) to = batch->n;
-    vpq_batch view = vpq_batch_view(&rt->scratch, batch, 0, batch->ncols, from, to);
-    table_probe(j, &view);
+    if (j->held_next == j->nheld) to = batch->n;
+    while (to < batch->n && position[to] >= 0 && j->held[j->held_next].position > position[to]) to++;
+    table_lookup_rows(j, batch, keys, from, to, pairs);
     from = to;
   }
+  table_emit(j, pairs);
 }
 
 /* When the source batch has gone through: the held stream rows in order, the remaining
@@ -439,6 +456,7 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
   for (int b = 0; b < j->nheld_rows; b++) probe_in_order(j, j->held_rows[b]);
   j->nheld_rows = 0;
   apply_held(j, j->nheld);
+  j->held_next = j->nheld = 0;
   j->waiting = false;
   int64_t wm = j->held_wm;
   j->held_wm = VPQ_TS_MIN;
@@ -464,6 +482,7 @@ static void table_changes(join_op *j, const vpq_batch *batch) {
     return;
   }
   vpq_runtime *rt = j->base.rt;
+  const vpq_vec *keys = eval_keys(j, 1, batch);
   for (int i = 0; i < batch->n; i++) {
     if (j->nheld == j->held_cap) {
       j->held_cap = j->held_cap ? j->held_cap * 2 : 64;
@@ -472,7 +491,7 @@ static void table_changes(join_op *j, const vpq_batch *batch) {
     }
     int position = vpq_runtime_dispatch_position(rt, batch->origin[i]);
     if (j->nheld > 0 && position < j->held[j->nheld - 1].position) position = j->held[j->nheld - 1].position;
-    j->held[j->nheld++] = (held_change){batch, i, position};
+    j->held[j->nheld++] = (held_change){batch, keys, i, position};
   }
 }
 
