@@ -584,7 +584,6 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-/* time -> YYYY-MM-DD [('T' | ' ') HH:MM [:SS [.fraction]] ['Z' | ('+'|'-') HH[:]MM]] */
 const char *vpq_json_field(const char *text, size_t len, const char *name) {
   size_t n = strlen(name);
   for (const char *p = text; p + n + 3 <= text + len; p++) {
@@ -596,6 +595,7 @@ const char *vpq_json_field(const char *text, size_t len, const char *name) {
   return NULL;
 }
 
+/* time -> YYYY-MM-DD [('T' | ' ') HH:MM [:SS [.fraction]] ['Z' | ('+'|'-') HH[[:]MM]]] */
 bool vpq_timestamp_parse(const char *text, size_t len, int64_t *ms) {
   const char *p = text, *end = text + len;
   if (len < 10 || p[4] != '-' || p[7] != '-') return false;
@@ -625,9 +625,12 @@ bool vpq_timestamp_parse(const char *text, size_t len, int64_t *ms) {
       p++;
     } else if (p < end && (*p == '+' || *p == '-')) {
       int sign = *p++ == '-' ? -1 : 1;
-      if (end - p < 4) return false;
+      if (end - p != 2 && end - p < 4) return false;
       int oh = read_digits(p, 2), om;
-      if (p[2] == ':') {
+      if (end - p == 2) {
+        om = 0;
+        p += 2;
+      } else if (p[2] == ':') {
         if (end - p < 5) return false;
         om = read_digits(p + 3, 2);
         p += 5;
