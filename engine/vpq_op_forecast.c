@@ -419,7 +419,8 @@ static void score_issues(forecast_op *f, fc_key *k, int64_t t, bool end) {
   k->nissues = kept;
 }
 
-/* The 80% interval offsets of step s: from its own errors, else from all steps' errors. */
+/* The 80% interval offsets of step s (lo <= 0 <= hi): from its own errors, else from all
+ * steps' errors. */
 static bool interval(const forecast_op *f, const fc_key *k, int s, double *scratch, double *lo, double *hi) {
   int n = 0;
   int own = k->nerrors[s] < ERRORS_KEPT ? k->nerrors[s] : ERRORS_KEPT;
@@ -434,8 +435,10 @@ static bool interval(const forecast_op *f, const fc_key *k, int s, double *scrat
     }
     if (n < ERRORS_NEEDED) return false;
   }
-  *lo = quantile(scratch, n, 0.10);
-  *hi = quantile(scratch, n, 0.90);
+  /* widened to hold the forecast itself: errors all of one sign (a model still warming up, a
+   * level shift) would put the interval on one side of it */
+  *lo = fmin(quantile(scratch, n, 0.10), 0);
+  *hi = fmax(quantile(scratch, n, 0.90), 0);
   return true;
 }
 
