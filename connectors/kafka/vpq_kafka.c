@@ -597,6 +597,9 @@ typedef struct kafka_source {
   vpq_kafka_reader_hooks hooks; /* hooks.message set: messages go to the hooks, not the decoder */
   rd_kafka_message_t **decoded; /* the messages whose rows the read in progress decoded (kafka_read) */
   int ndecoded, decoded_cap;
+  rd_kafka_message_t *held[VPQ_BATCH_ROWS]; /* taken from the queue by a read that served an
+                                               assignment, for the reads after the rows it owes */
+  ssize_t nheld, held_at;
   const vpq_schema *schema;
   int tombstone_key; /* a table with one key column: that column, and a message with a key and a
                         null value (a tombstone) deletes the key; -1: a null value is malformed */
@@ -819,9 +822,35 @@ static bool tombstone_row(kafka_source *s, const rd_kafka_message_t *msg) {
   return true;
 }
 
+/* Takes up to `want` messages into `msgs`: the held ones first, else from the consumer queue.
+ * With hooks that owe rows after an assignment, a batch from the queue whose call served one
+ * (the rebalance callback runs inside it) is held instead, whole, and none is taken: those
+ * messages can be of the new assignment (a partition read from its committed offset, with the
+ * watermark committed with it), which the hooks must not see before they have handed out what
+ * the assignment owes (vpq_kafka_reader_hooks.owed). */
+static ssize_t take_messages(kafka_source *s, rd_kafka_message_t **msgs, size_t want, int wait_ms) {
+  if (s->held_at < s->nheld) {
+    ssize_t got = s->nheld - s->held_at < (ssize_t)want ? s->nheld - s->held_at : (ssize_t)want;
+    memcpy(msgs, s->held + s->held_at, sizeof *msgs * (size_t)got);
+    s->held_at += got;
+    if (s->held_at == s->nheld) s->held_at = s->nheld = 0;
+    return got;
+  }
+  uint64_t assignments = s->base.assignments;
+  ssize_t got = rd_kafka_consume_batch_queue(s->queue, wait_ms, msgs, want);
+  if (got > 0 && s->hooks.owed && s->base.assignments != assignments) {
+    memcpy(s->held, msgs, sizeof *msgs * (size_t)got);
+    s->nheld = got;
+    s->held_at = 0;
+    return 0;
+  }
+  return got;
+}
+
 /* Reads up to a batch of rows: messages come a batch at a time from the consumer queue, and
  * the JSON decoder defers the interning of their strings to the end of the read, so a message
- * whose row it decoded is kept (in s->decoded) until then. */
+ * whose row it decoded is kept (in s->decoded) until then. A read that serves an assignment
+ * ends there (take_messages): the next one starts with what the hooks owe. */
 static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   kafka_source *s = (kafka_source *)src;
   char err[512];
@@ -845,7 +874,7 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
     if (at == got) {
       size_t room = (size_t)((out->cap - n) / per);
       size_t want = room < VPQ_BATCH_ROWS ? room : VPQ_BATCH_ROWS;
-      got = rd_kafka_consume_batch_queue(s->queue, n ? 0 : s->wait_ms, msgs, want);
+      got = take_messages(s, msgs, want, n ? 0 : s->wait_ms);
       at = 0;
       if (got <= 0) break;
     }
@@ -931,6 +960,7 @@ static void kafka_source_close(vpq_source *src) {
     commit_safe(s, true);
     leave_group(s);
   }
+  while (s->held_at < s->nheld) rd_kafka_message_destroy(s->held[s->held_at++]);
   if (s->queue) rd_kafka_queue_destroy(s->queue);
   rd_kafka_consumer_close(s->rk);
   rd_kafka_destroy(s->rk);
@@ -1214,6 +1244,8 @@ bool vpq_kafka_source_behind(const vpq_source *src, int partition, int64_t slack
       rd_kafka_get_watermark_offsets(s->rk, s->topic, partition, &low, &high) || high < 0)
     return false;
   int64_t next = s->next[partition];
+  for (ssize_t i = s->held_at; i < s->nheld && next < 0; i++)
+    if (s->held[i]->partition == partition) next = s->held[i]->offset; /* taken, not read yet */
   if (next < 0) { /* nothing read since the assignment: where the consumer will fetch from */
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, s->topic, partition);

@@ -54,8 +54,11 @@ typedef struct vpq_kafka_reader_hooks {
    * (VPQ_TS_MIN: none), for safe commits. */
   int (*message)(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, int n, vpq_origin *origins, int64_t *event_ts,
                  char *err, size_t err_size);
-  /* Rows owed before any message (retractions of partitions no longer read here): appended at
-   * out[n..] up to out->cap; returns how many. */
+  /* Rows owed before any message (retractions of partitions no longer read here, partitions
+   * told lost): appended at out[n..] up to out->cap; returns how many. A read hands them out
+   * first, alone, and gives no message while any are left; the messages the consumer took in
+   * the call that served an assignment are held for the reads after those rows (so `message`
+   * never sees a message of the new assignment before what the assignment owes). */
   int (*owed)(void *ctx, vpq_batch *out, int n, vpq_origin *origins);
   /* After each assignment: `owned[p]` the partitions read here now, `continued[p]` those
    * whose reading goes on from where this member was (kept through the rebalance, or resumed

@@ -69,11 +69,14 @@
  * Losses told (an aggregation's exchange: tell_partitions). Each row carries the partition it
  * was read from in a last column, so the aggregate knows the partition of each of its groups.
  * A partition that stops being read on from where it was (given to another member, or read
- * again from its committed offset) is told by a row with diff 0 naming it: in the first batch
- * read after the rebalance, after the owed retractions, or, when a message of that partition
- * comes first, just before that message's rows. Until every lost partition is told, the
+ * again from its committed offset) is told by a row with diff 0 naming it, in the first batch
+ * read after the rebalance, after the owed retractions. Until every lost partition is told, the
  * reader's watermark stays where it was: a watermark computed without the lost partition must
- * not close its windows before the aggregate has dropped them.
+ * not close its windows before the aggregate has dropped them. So no message comes before the
+ * tellings (the consumer holds the messages taken by the read that served the assignment until
+ * the owed rows are out, vpq_kafka_int.h): a row of a partition read again from its committed
+ * offset would get that stale watermark, below the one committed with the offset (a member
+ * that joins has none yet), and a window its last owner wrote would be written again, partial.
  *
  * Watermarks committed (on_commit_watermark). The offsets are committed with the reader's
  * watermark in their metadata (in a checkpointed run, the one of the last checkpoint: later
@@ -584,8 +587,7 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   if (!ps->first_row_ms && !lookup) ps->first_row_ms = now;
   int64_t slot = r->nsides > 0 ? r->nsides * (int64_t)origin.partition + side : origin.partition;
   if (r->dedup[side] && kind == KIND_ROW && seen_before(ps, slot, origin.offset)) return 0;
-  /* A partition lost and not told yet: told first, in the row before this message's. */
-  int told = ps->untold, at = n + told;
+  int at = n;
   int first = 0, last = r->rows.ncols;
   if (r->nsides > 0) {
     /* A side's columns; the other sides' are NULL, and the last column is the side. */
@@ -638,7 +640,6 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
       rows = 2;
     }
   }
-  if (told) tell(r, msg->partition, out, n, origins);
   int64_t wm = reader_watermark(r, now);
   for (int i = at; i < at + rows; i++) {
     out->ts[i] = ts;
@@ -649,7 +650,7 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
     }
   }
   *event_ts = ts;
-  return told + rows;
+  return rows;
 }
 
 /* Hands out the retractions owed, then tells the partitions lost. */
@@ -869,7 +870,7 @@ vpq_source *vpq_kafka_open_exchange_reader(const vpq_plan_connector *conn, const
                       .source = {"kafka", "json", NULL, NULL, false, {items, count}}, .ts_col = -1,
                       .idle_timeout_ms = spec->idle_timeout_ms};
   vpq_kafka_reader_hooks hooks = {.ctx = r,
-                                  .rows_per_message = (r->keys ? 2 : 1) + r->tell_partitions,
+                                  .rows_per_message = r->keys ? 2 : 1,
                                   .message = on_message,
                                   .owed = on_owed,
                                   .ownership = on_ownership,
