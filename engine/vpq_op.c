@@ -31,6 +31,7 @@ void vpq_runtime_refused(vpq_runtime *rt, const char *reason) {
   rt->stats.refused[r]++;
 }
 
+/* Hash of a source row's origin (vpq_runtime_dispatch_position's index). */
 static uint64_t origin_hash(vpq_origin o) {
   uint64_t h = ((uint64_t)(uint32_t)o.partition << 32) ^ (uint64_t)o.offset;
   h *= 0x9e3779b97f4a7c15ull;
@@ -62,13 +63,13 @@ int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o) {
 
 void vpq_runtime_dispatch_wait(vpq_runtime *rt, vpq_dispatch_waiter *waiter) {
   vpq_dispatch_waiter **at = &rt->dispatch.waiting;
-  while (*at) at = &(*at)->next;
-  waiter->next = NULL;
+  while (*at && (*at)->order <= waiter->order) at = &(*at)->next;
+  waiter->next = *at;
   *at = waiter;
 }
 
-/* Ends the dispatch of a source batch: flushes the operators that held rows of it, in the order
- * they began to hold (one that begins while another flushes is flushed after it). */
+/* Ends the dispatch of a source batch: flushes the operators that held rows of it, upstream
+ * first (one that a flush makes wait again is flushed after it). */
 static void dispatch_end(vpq_runtime *rt) {
   while (rt->dispatch.waiting) {
     vpq_dispatch_waiter *w = rt->dispatch.waiting;

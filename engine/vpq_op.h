@@ -29,12 +29,14 @@
 
 typedef struct vpq_op vpq_op;
 
-/* What every operator can reach: the string pool, the counters, scratch memory. */
 /* An operator that holds rows of the current dispatch (one source batch pushed through the
- * pipeline) until it ends: `flush` runs once, when vpq_op_source_push has pushed the batch. */
+ * pipeline) until it ends: `flush` runs when vpq_op_source_push has pushed the batch, waiters
+ * in the order of `order` (the operator's place in the pipeline: upstream first, so that what
+ * one flushes reaches the ones after it before they flush). */
 typedef struct vpq_dispatch_waiter {
   void (*flush)(struct vpq_dispatch_waiter *waiter);
   struct vpq_dispatch_waiter *next;
+  int order;
 } vpq_dispatch_waiter;
 
 /* The source batch being pushed through the pipeline: its rows' origins, in order, so that an
@@ -44,12 +46,14 @@ typedef struct vpq_dispatch {
   int n;
   int *index;               /* lazily built: origin hash → row, open addressing (scratch arena) */
   int index_size;
-  vpq_dispatch_waiter *waiting;
+  vpq_dispatch_waiter *waiting; /* to flush, by order */
 } vpq_dispatch;
 
+/* What every operator can reach: the string pool, the counters, scratch memory. */
 typedef struct vpq_runtime {
   vpq_intern *intern;
-  vpq_dispatch dispatch;
+  vpq_dispatch dispatch; /* the source batch being pushed through */
+  int waiters;           /* dispatch waiters made so far: the next one's order */
   vpq_stats stats;
   vpq_arena scratch; /* batches in flight; reset between top-level source batches */
   FILE *log;
@@ -104,8 +108,9 @@ void vpq_runtime_refused(vpq_runtime *rt, const char *reason);
  * or -1 when no source batch is being pushed or none of its rows has that origin. */
 int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o);
 
-/* Has `waiter` flushed once the source batch being pushed has gone through, after the waiters
- * before it: call it once per push, within vpq_op_source_push (rt->dispatch.origin set). */
+/* Has `waiter` flushed once the source batch being pushed has gone through (after the waiters
+ * of lower order): within vpq_op_source_push (rt->dispatch.origin set), while it is not waiting
+ * already; it may wait again once flushed (rows reach it from a waiter flushed before it). */
 void vpq_runtime_dispatch_wait(vpq_runtime *rt, vpq_dispatch_waiter *waiter);
 
 /* Initialises the common part of an operator. */

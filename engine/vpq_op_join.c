@@ -7,11 +7,13 @@
  * watermark back. A table built from the stream's own source (the twin joined to the telemetry
  * it is built from) changes while that source's batch goes through the pipeline, before or after
  * the batch's rows reach port 0. So while a source batch goes through, both are held (and the
- * watermark the stream passes): when it has gone through, the stream rows look the table up in
- * order, each after the changes made by the rows of the source batch up to and including its
- * own (by position in the source batch: vpq_runtime_dispatch_position) have been applied. A
- * stream row sees the table as the rows before it and itself made it, however the input was
- * batched and in whatever order the statements were written.
+ * watermark the stream passes): when it has gone through (joins flush upstream first), the
+ * stream rows of all the batches held look the table up in the order of their source rows, each
+ * after the changes made by the source rows up to and including its own (by position in the
+ * source batch: vpq_runtime_dispatch_position) have been applied. A stream row sees the table as
+ * the rows before it and itself made it, however the input was batched and in whatever order the
+ * statements were written. Rows whose source row is not known (a window's results) come after
+ * every change.
  *
  * Stream–stream WITHIN d: both sides are buffered. A row arriving on one side is paired with
  * every buffered row of the other side whose key matches and whose event time is within d;
@@ -32,6 +34,7 @@
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
  * the hash table is rebuilt at the size it had) and each side's watermark.
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +64,7 @@ typedef struct held_change {
   const vpq_vec *keys; /* the batch's keys (eval_keys) */
   int row;
   int position;
+  int arrival; /* its place among the held changes as they came */
 } held_change;
 
 typedef struct join_side {
@@ -423,37 +427,75 @@ static void apply_held(join_op *j, int upto) {
   j->held_next = upto;
 }
 
-/* Stream rows of the source batch that has gone through: each run of rows before the next held
- * change's position looks the table up as it stands, after the changes at or before the run's
- * first row's position (all of them for a row whose position is not known). */
-static void probe_in_order(join_op *j, const vpq_batch *batch) {
-  vpq_runtime *rt = j->base.rt;
-  if (j->held_next == j->nheld) {
-    table_probe(j, batch);
-    return;
-  }
-  const vpq_vec *keys = eval_keys(j, 0, batch);
-  vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, batch->n);
-  int *position = vpq_arena_alloc(&rt->scratch, sizeof *position * (size_t)(batch->n + 1));
-  for (int i = 0; i < batch->n; i++) position[i] = vpq_runtime_dispatch_position(rt, batch->origin[i]);
-  for (int from = 0; from < batch->n;) {
-    int upto = j->held_next;
-    while (upto < j->nheld && (position[from] < 0 || j->held[upto].position <= position[from])) upto++;
-    apply_held(j, upto);
-    int to = from + 1;
-    if (j->held_next == j->nheld) to = batch->n;
-    while (to < batch->n && position[to] >= 0 && j->held[j->held_next].position > position[to]) to++;
-    table_lookup_rows(j, batch, keys, from, to, pairs);
-    from = to;
-  }
-  table_emit(j, pairs);
+/* A held stream row: its batch (index into held_rows), row, and position in the source batch
+ * (INT_MAX when not known: after every change). */
+typedef struct held_row {
+  int batch, row, position;
+} held_row;
+
+/* By position, then as they came. */
+static int compare_held_rows(const void *pa, const void *pb) {
+  const held_row *a = pa, *b = pb;
+  if (a->position != b->position) return a->position < b->position ? -1 : 1;
+  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
+  return (a->row > b->row) - (a->row < b->row);
 }
 
-/* When the source batch has gone through: the held stream rows in order, the remaining
- * changes, then the held watermark. */
+/* By position, then as they came. */
+static int compare_held_changes(const void *pa, const void *pb) {
+  const held_change *a = pa, *b = pb;
+  if (a->position != b->position) return a->position < b->position ? -1 : 1;
+  return (a->arrival > b->arrival) - (a->arrival < b->arrival);
+}
+
+/* Whether the n items of `size` bytes at `items` are in cmp's order already (as they mostly
+ * come: no sort needed). */
+static bool in_order(const void *items, int n, size_t size, int (*cmp)(const void *, const void *)) {
+  for (int i = 1; i < n; i++)
+    if (cmp((const char *)items + (size_t)(i - 1) * size, (const char *)items + (size_t)i * size) > 0) return false;
+  return true;
+}
+
+/* When the source batch has gone through: the held stream rows, in the order of their source
+ * rows (whichever batch brought them), each after the changes made by the source rows up to
+ * and including its own; then the remaining changes, then the held watermark. */
 static void flush_held(vpq_dispatch_waiter *waiter) {
   join_op *j = (join_op *)((char *)waiter - offsetof(join_op, waiter));
-  for (int b = 0; b < j->nheld_rows; b++) probe_in_order(j, j->held_rows[b]);
+  vpq_runtime *rt = j->base.rt;
+  if (!in_order(j->held, j->nheld, sizeof *j->held, compare_held_changes))
+    qsort(j->held, (size_t)j->nheld, sizeof *j->held, compare_held_changes);
+  int total = 0;
+  for (int b = 0; b < j->nheld_rows; b++) total += j->held_rows[b]->n;
+  if (total > 0) {
+    held_row *rows = vpq_arena_alloc(&rt->scratch, sizeof *rows * (size_t)total);
+    const vpq_vec **keys = vpq_arena_alloc(&rt->scratch, sizeof *keys * (size_t)j->nheld_rows);
+    int n = 0;
+    for (int b = 0; b < j->nheld_rows; b++) {
+      const vpq_batch *batch = j->held_rows[b];
+      keys[b] = eval_keys(j, 0, batch);
+      for (int r = 0; r < batch->n; r++) {
+        int position = j->nheld ? vpq_runtime_dispatch_position(rt, batch->origin[r]) : -1;
+        rows[n++] = (held_row){b, r, position < 0 ? INT_MAX : position};
+      }
+    }
+    if (j->nheld && !in_order(rows, n, sizeof *rows, compare_held_rows))
+      qsort(rows, (size_t)n, sizeof *rows, compare_held_rows);
+    vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, total);
+    for (int from = 0; from < n;) {
+      int upto = j->held_next;
+      while (upto < j->nheld && j->held[upto].position <= rows[from].position) upto++;
+      apply_held(j, upto);
+      /* a run: rows of one batch, one after the other, with no change between them */
+      int to = from + 1;
+      while (to < n && rows[to].batch == rows[from].batch && rows[to].row == rows[to - 1].row + 1 &&
+             (j->held_next == j->nheld || j->held[j->held_next].position > rows[to].position))
+        to++;
+      const vpq_batch *batch = j->held_rows[rows[from].batch];
+      table_lookup_rows(j, batch, keys[rows[from].batch], rows[from].row, rows[to - 1].row + 1, pairs);
+      from = to;
+    }
+    table_emit(j, pairs);
+  }
   j->nheld_rows = 0;
   apply_held(j, j->nheld);
   j->held_next = j->nheld = 0;
@@ -475,7 +517,8 @@ static bool hold(join_op *j) {
 }
 
 /* Table changes (port 1): held, at the position of the source row that made each (a change
- * whose position is not known, at the one before it), while a source batch goes through. */
+ * whose position is not known, at the one that came before it), while a source batch goes
+ * through. */
 static void table_changes(join_op *j, const vpq_batch *batch) {
   if (!hold(j)) {
     table_update(j, batch);
@@ -490,8 +533,9 @@ static void table_changes(join_op *j, const vpq_batch *batch) {
       if (!j->held) abort();
     }
     int position = vpq_runtime_dispatch_position(rt, batch->origin[i]);
-    if (j->nheld > 0 && position < j->held[j->nheld - 1].position) position = j->held[j->nheld - 1].position;
-    j->held[j->nheld++] = (held_change){batch, keys, i, position};
+    if (position < 0 && j->nheld > 0) position = j->held[j->nheld - 1].position;
+    j->held[j->nheld] = (held_change){batch, keys, i, position, j->nheld};
+    j->nheld++;
   }
 }
 
@@ -663,6 +707,7 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->side[1].from = join->right;
   j->oldest_left = VPQ_TS_MAX;
   j->waiter.flush = flush_held;
+  j->waiter.order = rt->waiters++;
   j->held_wm = VPQ_TS_MIN;
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
   j->side[0].ncols = join->right_offset;

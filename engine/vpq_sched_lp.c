@@ -219,7 +219,8 @@ bool vpq_sched_lp_weigh(vpq_sched_lp *lp, bool single_row_cuts) {
   return ok;
 }
 
-/* A step of a cut's run and the energy the current plan moves in it, for subset_cut's order. */
+/* A step of a cut's run and the energy the current plan moves in it, for append_subset_cut's
+ * order. */
 typedef struct step_energy {
   double energy;
   int step;
