@@ -38,9 +38,9 @@ static uint64_t origin_hash(vpq_origin o) {
   return h ^ (h >> 29);
 }
 
-int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o) {
+int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o, int32_t source) {
   vpq_dispatch *d = &rt->dispatch;
-  if (!d->origin || d->n == 0) return -1;
+  if (!d->origin || d->n == 0 || (source != 0 && source != d->source)) return -1;
   if (!d->index) {
     int size = 16;
     while (size < 2 * d->n) size *= 2;
@@ -811,7 +811,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   op->rt->stats.rows_in += kept;
   op->rows_in += kept;
   const vpq_batch *out = rel->kind == VPQ_REL_TABLE ? source_upserts(s, batch) : batch;
-  op->rt->dispatch = (vpq_dispatch){.origin = out->origin, .n = out->n};
+  op->rt->dispatch = (vpq_dispatch){.origin = out->origin, .n = out->n, .source = rel->index + 1};
   vpq_op_emit(op, out);
   dispatch_end(op->rt);
   vpq_op_emit_watermark(op, s->wm);

@@ -44,6 +44,7 @@ typedef struct vpq_dispatch_waiter {
 typedef struct vpq_dispatch {
   const vpq_origin *origin; /* NULL outside vpq_op_source_push */
   int n;
+  int32_t source;           /* the source relation that read the batch (vpq_batch.source) */
   int *index;               /* lazily built: origin hash → row, open addressing (scratch arena) */
   int index_size;
   vpq_dispatch_waiter *waiting; /* to flush, by order */
@@ -104,9 +105,11 @@ struct vpq_op {
  * field soc ..." counts as VPQ_REASON_TYPE_MISMATCH). */
 void vpq_runtime_refused(vpq_runtime *rt, const char *reason);
 
-/* The position in the source batch being pushed of the row with origin `o`: the row's index,
- * or -1 when no source batch is being pushed or none of its rows has that origin. */
-int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o);
+/* The position in the source batch being pushed of the row with origin `o` read by source
+ * `source` (vpq_batch.source; 0: not known, as for an aggregation's results, whose origin is
+ * the source row that made them): the row's index, or -1 when no source batch is being pushed,
+ * another source read the row, or none of the batch's rows has that origin. */
+int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o, int32_t source);
 
 /* Has `waiter` flushed once the source batch being pushed has gone through (after the waiters
  * of lower order): within vpq_op_source_push (rt->dispatch.origin set), while it is not waiting

@@ -1090,6 +1090,7 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
     if (batch->wm[row] > a->wm) {
       if (batch->wm[row] >= a->next_close && a->run_n) run_step(a, batch);
       if (batch->wm[row] >= a->next_close) {
+        a->out_origin = batch->origin[row]; /* the windows it closes come from this row's watermark */
         advance(a, batch->wm[row]);
       } else {
         a->wm = batch->wm[row];
@@ -1114,6 +1115,7 @@ static void aggregate_watermark(vpq_op *op, int port, int64_t wm) {
   (void)port;
   aggregate_op *a = (aggregate_op *)op;
   if (wm > a->wm) {
+    a->out_origin = (vpq_origin){-1, 0}; /* closed by a watermark alone: no source row */
     advance(a, wm);
   } else {
     vpq_op_emit_watermark(op, output_watermark(a, wm));

@@ -12,8 +12,8 @@
  * after the changes made by the source rows up to and including its own (by position in the
  * source batch: vpq_runtime_dispatch_position) have been applied. A stream row sees the table as
  * the rows before it and itself made it, however the input was batched and in whatever order the
- * statements were written. Rows whose source row is not known (a window's results) come after
- * every change.
+ * statements were written. A row or change whose source row is not known comes after the
+ * others (a window's results are positioned at the row whose watermark closed the window).
  *
  * Stream–stream WITHIN d: both sides are buffered. A row arriving on one side is paired with
  * every buffered row of the other side whose key matches and whose event time is within d;
@@ -474,7 +474,7 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
       const vpq_batch *batch = j->held_rows[b];
       keys[b] = eval_keys(j, 0, batch);
       for (int r = 0; r < batch->n; r++) {
-        int position = j->nheld ? vpq_runtime_dispatch_position(rt, batch->origin[r]) : -1;
+        int position = j->nheld ? vpq_runtime_dispatch_position(rt, batch->origin[r], batch->source[r]) : -1;
         rows[n++] = (held_row){b, r, position < 0 ? INT_MAX : position};
       }
     }
@@ -517,8 +517,7 @@ static bool hold(join_op *j) {
 }
 
 /* Table changes (port 1): held, at the position of the source row that made each (a change
- * whose position is not known, at the one that came before it), while a source batch goes
- * through. */
+ * whose position is not known, after every stream row), while a source batch goes through. */
 static void table_changes(join_op *j, const vpq_batch *batch) {
   if (!hold(j)) {
     table_update(j, batch);
@@ -532,8 +531,8 @@ static void table_changes(join_op *j, const vpq_batch *batch) {
       j->held = realloc(j->held, sizeof *j->held * (size_t)j->held_cap);
       if (!j->held) abort();
     }
-    int position = vpq_runtime_dispatch_position(rt, batch->origin[i]);
-    if (position < 0 && j->nheld > 0) position = j->held[j->nheld - 1].position;
+    int position = vpq_runtime_dispatch_position(rt, batch->origin[i], batch->source[i]);
+    if (position < 0) position = INT_MAX;
     j->held[j->nheld] = (held_change){batch, keys, i, position, j->nheld};
     j->nheld++;
   }
