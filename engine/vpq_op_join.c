@@ -480,14 +480,21 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
     }
     if (j->nheld && !in_order(rows, n, sizeof *rows, compare_held_rows))
       qsort(rows, (size_t)n, sizeof *rows, compare_held_rows);
-    vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, total);
+    int cap = total < VPQ_BATCH_ROWS ? total : VPQ_BATCH_ROWS;
+    vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, cap);
     for (int from = 0; from < n;) {
       int upto = j->held_next;
       while (upto < j->nheld && j->held[upto].position <= rows[from].position) upto++;
       apply_held(j, upto);
-      /* a run: rows of one batch, one after the other, with no change between them */
+      if (pairs->n == cap) {
+        table_emit(j, pairs);
+        pairs = vpq_op_batch(rt, j->base.schema, cap);
+      }
+      /* a run: rows of one batch, one after the other, with no change between them, as many as
+       * the output batch has room for */
       int to = from + 1;
-      while (to < n && rows[to].batch == rows[from].batch && rows[to].row == rows[to - 1].row + 1 &&
+      while (to < n && to - from < cap - pairs->n && rows[to].batch == rows[from].batch &&
+             rows[to].row == rows[to - 1].row + 1 &&
              (j->held_next == j->nheld || j->held[j->held_next].position > rows[to].position))
         to++;
       const vpq_batch *batch = j->held_rows[rows[from].batch];
