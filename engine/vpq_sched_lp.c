@@ -219,6 +219,19 @@ bool vpq_sched_lp_weigh(vpq_sched_lp *lp, bool single_row_cuts) {
   return ok;
 }
 
+/* A cut's terms: its direction's column (x: charge c or discharge d) and the stored energy per
+ * kW of it (a), the other direction's column (y) and its factor (b). */
+typedef struct cut_terms {
+  double a, b;
+  int x, y;
+} cut_terms;
+
+static cut_terms terms_of(const vpq_sched_lp *lp, const vpq_sched_cut *cut) {
+  const double dt = lp->pr->step_hours, eff = lp->eff[cut->cls];
+  const bool charge = cut->dir == VPQ_SCHED_CHARGE;
+  return charge ? (cut_terms){eff * dt, dt / eff, COL_C, COL_D} : (cut_terms){dt / eff, eff * dt, COL_D, COL_C};
+}
+
 /* A step of a cut's run and the energy the current plan moves in it, for append_subset_cut's
  * order. */
 typedef struct step_energy {
@@ -243,10 +256,9 @@ static int compare_step_energy(const void *pa, const void *pb) {
  * with this, 5.6 and 0 kW with them). */
 static bool append_subset_cut(vpq_sched_lp *lp, const vpq_sched_cut *cut) {
   const int T = lp->pr->nsteps, m = cut->last - cut->first + 1;
-  const double dt = lp->pr->step_hours, eff = lp->eff[cut->cls];
-  const bool charge = cut->dir == VPQ_SCHED_CHARGE;
-  const double a = charge ? eff * dt : dt / eff, b = charge ? dt / eff : eff * dt;
-  const int x = charge ? COL_C : COL_D, y = charge ? COL_D : COL_C;
+  const cut_terms t = terms_of(lp, cut);
+  const double a = t.a, b = t.b;
+  const int x = t.x, y = t.y;
   int *ind = malloc((size_t)(m + cut->size + 1) * sizeof *ind);
   double *val = malloc((size_t)(m + cut->size + 1) * sizeof *val);
   step_energy *steps = malloc((size_t)m * sizeof *steps);
@@ -275,10 +287,9 @@ static bool append_subset_cut(vpq_sched_lp *lp, const vpq_sched_cut *cut) {
  * size·θ + Σ z_u, so the rows say what the cut says for every choice of `size` steps at once. */
 static bool append_cut(vpq_sched_lp *lp, const vpq_sched_cut *cut) {
   const int T = lp->pr->nsteps, m = cut->last - cut->first + 1;
-  const double dt = lp->pr->step_hours, eff = lp->eff[cut->cls];
-  const bool charge = cut->dir == VPQ_SCHED_CHARGE;
-  const double a = charge ? eff * dt : dt / eff, b = charge ? dt / eff : eff * dt;
-  const int x = charge ? COL_C : COL_D, y = charge ? COL_D : COL_C;
+  const cut_terms t = terms_of(lp, cut);
+  const double a = t.a, b = t.b;
+  const int x = t.x, y = t.y;
   int *ind = malloc((size_t)(2 * m + 2) * sizeof *ind);
   double *val = malloc((size_t)(2 * m + 2) * sizeof *val);
   if (!ind || !val) {
