@@ -810,6 +810,9 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   s->last_arrival = op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
   op->rt->stats.rows_in += kept;
   op->rows_in += kept;
+  if (rel->kind == VPQ_REL_TABLE) /* a key -0.0 upserts the key 0.0 */
+    for (int k = 0; k < rel->nkeys; k++)
+      vpq_op_canonical_keys(&batch->cols[rel->key_cols[k]], rel->schema.cols[rel->key_cols[k]].type, batch->n);
   const vpq_batch *out = rel->kind == VPQ_REL_TABLE ? source_upserts(s, batch) : batch;
   op->rt->dispatch = (vpq_dispatch){.origin = out->origin, .n = out->n, .source = rel->index + 1};
   vpq_op_emit(op, out);
