@@ -675,6 +675,7 @@ static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
     keys[i].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
     keys[i].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
     vpq_program_eval(f->by[i], batch, &keys[i], &rt->scratch);
+    vpq_op_canonical_keys(&keys[i], fc->by[i]->type, batch->n);
   }
   vpq_vec *features = vpq_arena_alloc(&rt->scratch, sizeof *features * (size_t)(nf + 1));
   for (int j = 0; j < nf; j++) {
