@@ -375,8 +375,9 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
     if (ts < batch->wm[i]) {
-      /* Behind its own input's watermark: late (see the header). */
-      vpq_op_late_row(rt, j->slots, mine->from, &mine->schema, batch, i);
+      /* Behind its own input's watermark: late (see the header). A self-join sees the row on
+       * both sides; it is one query's late row, counted once (by the left side). */
+      if (side == 0 || mine->from != other->from) vpq_op_late_row(rt, j->slots, mine->from, &mine->schema, batch, i);
       continue;
     }
     uint64_t hash = row_key_hash(j, keys, i);

@@ -3,7 +3,9 @@
 # `vpq run query.vpq` there (stdout to stdout.jsonl), requires exit 0 (or the code in
 # CASE_DIR/expected_exit), then compares every file under CASE_DIR/expected/ with the file of
 # the same path produced by the run, byte for byte — except that in dead-letter files (names
-# containing "dead") the free-text "detail" field is dropped before comparing.
+# containing "dead") the free-text "detail" field is dropped before comparing. An
+# expected/summary.txt is compared with the run's summary lines on stderr (`vpq: N rows in, ...`
+# and `vpq: refused by reason: ...`), so a case can check its counts of late and malformed rows.
 set -uo pipefail
 vpq=$1
 case_dir=$(cd "$2" && pwd) || exit 1
@@ -32,6 +34,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="surrogateescape"):
     if isinstance(obj, dict): obj.pop("detail", None)
     print(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))' "$1"
 }
+grep -E '^vpq: ([0-9]+ rows in|refused by reason)' stderr.txt >summary.txt
 status=0
 compared=0
 while IFS= read -r -d '' expected; do
