@@ -861,6 +861,10 @@ static bool mismatch(jp *j, int col, const char *what, const char *text, size_t 
   char excerpt[ERR_VALUE_MAX + 8];
   value_excerpt(excerpt, sizeof excerpt, text, len);
   const vpq_column *c = &j->dec->schema->cols[col];
+  if (c->type == VPQ_TYPE_TIMESTAMP)
+    return fail(j->err, j->err_size,
+                "invalid timestamp: field `%s`: expected epoch milliseconds or an ISO-8601 time, got %s%s%s", c->name,
+                what, len ? " " : "", excerpt);
   return fail(j->err, j->err_size, "type mismatch: field `%s`: expected %s, got %s%s%s", c->name,
               vpq_type_name(c->type), what, len ? " " : "", excerpt);
 }

@@ -30,6 +30,9 @@
  * WINDOW_START, WINDOW_END, and GROUPING(key k) as GROUPING_COL - k. */
 enum { WINDOW_START_COL = -1000, WINDOW_END_COL = -1001, GROUPING_COL = -2000 };
 
+/* The most hopping windows a row may belong to (SIZE / ADVANCE BY): each is a group it updates. */
+enum { HOPPING_WINDOWS_MAX = 100000 };
+
 typedef struct scope_entry {
   const char *name; /* alias, or the relation's name */
   const vpq_relation *rel;
@@ -1125,6 +1128,9 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
     sel->window.size_ms = window_interval(a, w->size, "SIZE", false);
     sel->window.advance_ms = w->kind == VPQ_WINDOW_HOPPING ? window_interval(a, w->advance, "ADVANCE BY", false) : sel->window.size_ms;
     if (sel->window.advance_ms > sel->window.size_ms) error(a, w->advance->span, "ADVANCE BY must not exceed SIZE");
+    else if (sel->window.advance_ms > 0 && sel->window.size_ms / sel->window.advance_ms > HOPPING_WINDOWS_MAX)
+      error(a, w->advance->span, "a row would be in %lld windows; SIZE / ADVANCE BY is at most %d",
+            (long long)(sel->window.size_ms / sel->window.advance_ms), HOPPING_WINDOWS_MAX);
   } else if (w->kind == VPQ_WINDOW_SESSION) {
     sel->window.gap_ms = window_interval(a, w->gap, "a session gap", false);
   }

@@ -791,6 +791,10 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
     } else {
       ts = stamped ? batch->ts[i] : now;
     }
+    if (ts < VPQ_EVENT_TIME_FIRST || ts > VPQ_EVENT_TIME_LAST) {
+      source_dead_letter(s, "invalid timestamp: the event time is outside the years 0000-9999", batch, i);
+      continue;
+    }
     int64_t wm = source_watermark(s, batch->origin[i].partition, ts);
     if (wm > s->wm) s->wm = wm;
     if (kept != i) {

@@ -30,6 +30,12 @@ typedef union vpq_datum {
 #define VPQ_TS_MIN INT64_MIN
 #define VPQ_TS_MAX INT64_MAX
 
+/* The event times a source row may carry: 0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, the
+ * years ISO-8601 input can write. Bounded so that a window's end, a grace period or a bound
+ * added to an event time never overflows (interval literals are bounded too: VPQ_AST_INTERVAL_MAX_MS). */
+#define VPQ_EVENT_TIME_FIRST INT64_C(-62167219200000)
+#define VPQ_EVENT_TIME_LAST INT64_C(253402300799999)
+
 /* Returns the SQL name of a type: "BIGINT", "STRING", ... */
 const char *vpq_type_name(vpq_type type);
 

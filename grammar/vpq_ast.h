@@ -21,6 +21,10 @@
 
 /* ===== Expressions ===== */
 
+/* The longest interval literal, 10,000 years of 366 days: an event time (at most year 9999,
+ * VPQ_EVENT_TIME_LAST) plus a few intervals never overflows. */
+#define VPQ_AST_INTERVAL_MAX_MS INT64_C(316224000000000)
+
 /* ORDER AST_EXPR: keep vpq_ast_expr_kind_name() in vpq_ast.c in step. */
 typedef enum vpq_ast_expr_kind {
   VPQ_AST_INT,      /* ival */

@@ -192,10 +192,12 @@ static vpq_ast_expr *interval(parse_ctx *ctx, vpq_token number, vpq_token unit) 
   vpq_ast_expr *expr = vpq_ast_expr_new(ctx->arena, VPQ_AST_INTERVAL, span);
   const char *text = ctx->diag->text + span.off;
   int rc = decimal_ms(ctx->diag->text + number.span.off, number.span.len, unit_ms(unit.type), &expr->ival);
+  if (rc == 0 && expr->ival > VPQ_AST_INTERVAL_MAX_MS) rc = -2;
   if (rc == -1) {
     vpq_diag_error(ctx->diag, span, "interval `%.*s` is not a whole number of milliseconds", (int)span.len, text);
   } else if (rc == -2) {
-    vpq_diag_error(ctx->diag, span, "interval `%.*s` is out of range", (int)span.len, text);
+    vpq_diag_error(ctx->diag, span, "interval `%.*s` is out of range (at most 10,000 years)", (int)span.len, text);
+    expr->ival = VPQ_AST_INTERVAL_MAX_MS; /* so that no check of its size follows up the error */
   }
   return expr;
 }
