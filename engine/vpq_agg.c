@@ -272,7 +272,7 @@ static void values_sort(const vpq_agg_spec *spec, agg_values *v) {
 /* Orders two values of the spec's argument type: <0, 0, >0. */
 static int value_cmp(const vpq_agg_spec *spec, vpq_datum a, vpq_datum b) {
   switch (spec->arg_type) {
-  case VPQ_TYPE_DOUBLE: return (a.d > b.d) - (a.d < b.d);
+  case VPQ_TYPE_DOUBLE: return vpq_double_compare(a.d, b.d);
   case VPQ_TYPE_STRING: return spec->intern ? vpq_intern_compare(spec->intern, a.i, b.i) : (a.i > b.i) - (a.i < b.i);
   default: return (a.i > b.i) - (a.i < b.i);
   }
@@ -606,7 +606,7 @@ void vpq_agg_step_rows(const vpq_agg_spec *spec, uint8_t *const *states, size_t 
         if (arg->null[r]) continue;
         agg_best *b = (agg_best *)(states[i] + offset);
         double x = arg->data[r].d;
-        if (!b->n || (min ? x < b->best.d : x > b->best.d)) b->best.d = x;
+        if (!b->n || (min ? vpq_double_compare(x, b->best.d) < 0 : vpq_double_compare(x, b->best.d) > 0)) b->best.d = x;
         b->n++;
       }
       return;

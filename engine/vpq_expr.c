@@ -327,7 +327,7 @@ static void exec_instr(const vpq_program *p, const expr_instr *in, const vpq_vec
         if (d->null[i]) {
           c = least ? -1 : 1;
         } else if (in->op == OP_LEAST_D || in->op == OP_GREATEST_D) {
-          c = (v->data[i].d > d->data[i].d) - (v->data[i].d < d->data[i].d);
+          c = vpq_double_compare(v->data[i].d, d->data[i].d);
         } else if (in->op == OP_LEAST_S || in->op == OP_GREATEST_S) {
           c = vpq_intern_compare(p->intern, v->data[i].i, d->data[i].i);
         } else {

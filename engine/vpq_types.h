@@ -36,6 +36,14 @@ typedef union vpq_datum {
 #define VPQ_EVENT_TIME_FIRST INT64_C(-62167219200000)
 #define VPQ_EVENT_TIME_LAST INT64_C(253402300799999)
 
+/* Orders two doubles as PostgreSQL and Spark do: NaN above every number and equal to itself
+ * (a total order, so min, max, least and greatest do not depend on the order of their inputs);
+ * -0.0 equals 0.0. Returns -1, 0 or 1. */
+static inline int vpq_double_compare(double a, double b) {
+  if (a != a || b != b) return (a != a) - (b != b);
+  return (a > b) - (a < b);
+}
+
 /* Returns the SQL name of a type: "BIGINT", "STRING", ... */
 const char *vpq_type_name(vpq_type type);
 

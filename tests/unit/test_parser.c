@@ -514,12 +514,14 @@ static void literals(void **state) {
 static void bad_literals(void **state) {
   (void)state;
   parsed p;
-  parse(&p, "CREATE STREAM x AS SELECT 1.0005 SECONDS, 99999999999999999999, 1e999, 200000000000 DAYS FROM s");
-  assert_int_equal(p.diag.count, 4);
+  parse(&p, "CREATE STREAM x AS SELECT 1.0005 SECONDS, 99999999999999999999, 1e999, 200000000000 DAYS, "
+            "3660000 DAYS, 3660001 DAYS FROM s");
+  assert_int_equal(p.diag.count, 5);
   assert_string_equal(p.diag.entries[0].message, "interval `1.0005 SECONDS` is not a whole number of milliseconds");
   assert_string_equal(p.diag.entries[1].message, "integer `99999999999999999999` is out of range");
   assert_string_equal(p.diag.entries[2].message, "number `1e999` is out of range");
-  assert_string_equal(p.diag.entries[3].message, "interval `200000000000 DAYS` is out of range");
+  assert_string_equal(p.diag.entries[3].message, "interval `200000000000 DAYS` is out of range (at most 10,000 years)");
+  assert_string_equal(p.diag.entries[4].message, "interval `3660001 DAYS` is out of range (at most 10,000 years)");
   assert_string_equal(span_text(&p, p.diag.entries[0].span), "1.0005 SECONDS");
   done(&p);
 }
