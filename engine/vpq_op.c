@@ -222,14 +222,25 @@ static void notify_subscribers(relation_op *r, const vpq_batch *batch) {
   vpq_buf_free(&json);
 }
 
+/* Makes room for the watermarks of input ports [0, n): a port not heard from yet is at VPQ_TS_MIN. */
+static void relation_inputs(relation_op *r, int n) {
+  if (n <= r->ninputs) return;
+  r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)n);
+  if (!r->input_wm) abort();
+  for (int i = r->ninputs; i < n; i++) r->input_wm[i] = VPQ_TS_MIN;
+  r->ninputs = n;
+}
+
 static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
   relation_op *r = (relation_op *)op;
   if (op->rt->replaying) {
     notify_subscribers(r, batch);
     return;
   }
-  if (r->ninputs > 1) {
-    /* A row cannot bring a watermark the other inputs have not reached. */
+  if (op->ninputs > 1) {
+    /* A row cannot bring a watermark the other inputs have not reached (one that has not
+     * spoken yet has reached none). */
+    relation_inputs(r, op->ninputs);
     int64_t others = VPQ_TS_MAX;
     for (int i = 0; i < r->ninputs; i++)
       if (i != port && r->input_wm[i] < others) others = r->input_wm[i];
@@ -279,14 +290,8 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
 
 static void relation_watermark(vpq_op *op, int port, int64_t wm) {
   relation_op *r = (relation_op *)op;
-  if (port >= r->ninputs) {
-    r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)(port + 1));
-    if (!r->input_wm) abort();
-    for (int i = r->ninputs; i <= port; i++) r->input_wm[i] = VPQ_TS_MIN;
-    r->ninputs = port + 1;
-  }
+  relation_inputs(r, op->ninputs > port + 1 ? op->ninputs : port + 1);
   if (wm > r->input_wm[port]) r->input_wm[port] = wm;
-  if (r->ninputs < op->ninputs) return; /* an input has not spoken yet */
   vpq_op_emit_watermark(op, relation_min_wm(r));
 }
 
