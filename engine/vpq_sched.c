@@ -50,11 +50,19 @@
  *   A fleet planned over classes of mixed efficiencies (below) halves only those, each at its
  * change of efficiency closest to its middle; once none is left, the fallback plans (a
  * relaxation over those exact classes could not halve them further if it failed, and the
- * fallback finds the same plan when it would not). Halving the exact classes that result by
- * C-rate cascaded (bench_sched's aged fleet of 10,000 batteries took 9 s with 8 efficiencies,
- * 44 s with 12); with this rule it takes 0.25-0.8 s with 6-12 efficiencies, and
- * tests/unit/test_sched.c checks such fleets against glpsol. Within the fallback a mixed class
- * may find no cut: it is held to what its members can do.
+ * fallback finds the same plan when it would not). When a relaxation over mixed classes finds
+ * no plan and the fleet has at most MAX_CLASSES efficiencies, the halving goes on at once until
+ * every class has one efficiency (split_to_exact), and the fallback plans over those: the
+ * relaxations over the mixed classes in between could find a plan, but on bench_sched's aged
+ * fleet of 12 efficiencies the one over 10 classes found none after 17 rounds of cuts, 0.37 s,
+ * and the plan is the same without it. Halving the exact classes that result by C-rate cascaded
+ * (bench_sched's aged fleet of 10,000 batteries took 9 s with 8 efficiencies, 44 s with 12);
+ * with this rule it took 0.25-0.8 s with 6-12 efficiencies, and with split_to_exact and the
+ * fill's sort and memo (vpq_sched_fill.c) it takes 0.15-0.26 s (`build-bench/bench_sched 3
+ * "effs, MIN_PEAK"`, Release: 147, 198 and 262 ms for 6, 8 and 12 efficiencies, the same plans
+ * bit for bit; with 12, about 60 % of the time is GLPK's); tests/unit/test_sched.c checks such
+ * fleets against glpsol. Within the fallback a mixed class may find no cut: it is held to what
+ * its members can do.
  *
  * Efficiencies do not sum: batteries of different efficiencies have no exact sum. A fleet with
  * more efficiencies than EFFICIENCY_CLASSES (and more than KIND_CLASSES kinds and SMALL_FLEET
@@ -264,6 +272,13 @@ static void split_class(const vpq_sched_member *members, vpq_sched_class *classe
   classes[(*n)++] = make_class(members, first + half, count - half, false);
 }
 
+/* The number of different efficiencies of the members (sorted by efficiency first). */
+static int count_efficiencies(const vpq_sched_member *members, int n) {
+  int count = n > 0;
+  for (int m = 1; m < n; m++) count += members[m - 1].eff != members[m].eff;
+  return count;
+}
+
 /* What one relaxation achieved: no plan at the peak bound, or a plan that meets it (optimal in
  * its primary objective) whose throughput is or is not within THROUGHPUT_TOLERANCE of the
  * relaxation's bound. */
@@ -317,6 +332,20 @@ static void keep_plan(peak_loop *L, bool clamp) {
   }
 }
 
+/* Halves every class of mixed efficiencies (split_class) again and again until each class has one
+ * efficiency, without relaxing in between (the header above says why): for a fleet of at most
+ * MAX_CLASSES efficiencies whose relaxation over mixed classes found no plan. */
+static void split_to_exact(peak_loop *L) {
+  for (bool halved = true; halved;) {
+    halved = false;
+    for (int k = 0, before = L->nclasses; k < before; k++)
+      if (!L->classes[k].exact) {
+        split_class(L->members, L->classes, k, &L->nclasses);
+        halved = true;
+      }
+  }
+}
+
 /* One relaxation: the LP over the current classes, then rounds of splitting and cutting. A plan
  * whose throughput exceeds its bound by less than L->excess (relative) becomes the best plan.
  * Classes that got in the way are marked in L->split; *failed is set when the LP solver fails. */
@@ -328,6 +357,7 @@ static outcome relax_and_split(peak_loop *L, bool *failed) {
     return NO_PLAN;
   }
   memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
+  vpq_sched_fill_forget(L->fill, L->nclasses);
   /* the bounds: the relaxation's, and still valid while every cut holds for every fleet plan
    * (from_start); a rise of the primary optimum is accepted on the same condition */
   double bound = vpq_sched_lp_throughput(lp), primary = vpq_sched_lp_primary(lp);
@@ -378,9 +408,10 @@ static outcome relax_and_split(peak_loop *L, bool *failed) {
  * 6, 8 and 12 efficiencies came within 17.8, 5.0 and 57 kW of their bounds in 0.43, 0.58 and
  * 2.5 s; one stage, 0.03, 1.9 and 34 kW in 0.39, 0.50 and 1.7 s; one stage with each cut a
  * single row, as now for fleets of mixed efficiencies, 0.17, 5.4 and 20 kW in 0.25, 0.36 and
- * 0.78 s, the rows of the full cuts having grown its LP round after round.) A class whose plan
- * does not split and yields no cut is held to the plan its members can follow (the fill
- * clamped, step by step) and the LP re-optimises the others around it. After the last round
+ * 0.78 s, the rows of the full cuts having grown its LP round after round; the same plans now
+ * take 0.15, 0.20 and 0.26 s, header above.) A class whose plan does not split and yields no
+ * cut is held to the plan its members can follow (the fill clamped, step by step) and the LP
+ * re-optimises the others around it. After the last round
  * (MAX_CUT_ROUNDS, or SINGLE_ROW_CUT_ROUNDS, at most) each class's plan is split over its
  * members, a class that still cannot follow its plan moving what its members can (keep_plan's
  * clamp): a fleet plan, always, after a bounded number of solves of an LP of at most
@@ -399,6 +430,7 @@ static bool fallback(peak_loop *L) {
   vpq_sched_lp_plan(lp, L->x); /* the plan kept should the one stage find no optimum */
   bool solved = vpq_sched_lp_weigh(lp, L->mixed);
   memset(L->filled, 0, (size_t)L->nclasses * sizeof *L->filled);
+  vpq_sched_fill_forget(L->fill, L->nclasses);
   const int rounds = L->mixed ? SINGLE_ROW_CUT_ROUNDS : MAX_CUT_ROUNDS;
   for (int round = 0; solved && round < rounds; round++) {
     vpq_sched_lp_plan(lp, L->x);
@@ -498,6 +530,7 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
     for (int k = 0; k < before; k++)
       if (L.split[k] && L.classes[k].count > 1 && (!L.mixed || !L.classes[k].exact))
         split_class(members, L.classes, k, &L.nclasses);
+    if (L.mixed && o == NO_PLAN && count_efficiencies(members, n) <= MAX_CLASSES) split_to_exact(&L);
     if (L.nclasses == before || L.nclasses >= MAX_CLASSES) {
       rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");
       break;
