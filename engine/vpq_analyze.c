@@ -140,10 +140,8 @@ static vpq_bexpr *bnew(analyzer *a, vpq_bexpr_kind kind, vpq_type type, vpq_span
 }
 
 static void badd(analyzer *a, vpq_bexpr *e, vpq_bexpr *arg) {
-  vpq_bexpr **args = vpq_arena_alloc(a->arena, sizeof *args * (size_t)(e->nargs + 1));
-  if (e->nargs) memcpy(args, e->args, sizeof *args * (size_t)e->nargs);
-  args[e->nargs++] = arg;
-  e->args = args;
+  e->args = vpq_arena_grow(a->arena, e->args, sizeof *e->args, &e->args_cap, e->nargs + 1);
+  e->args[e->nargs++] = arg;
 }
 
 static vpq_bexpr *bcolumn(analyzer *a, int column, vpq_type type, vpq_span span) {
@@ -239,6 +237,7 @@ static vpq_bexpr *shift_columns(analyzer *a, const vpq_bexpr *e, int shift) {
   if (copy->kind == VPQ_BEXPR_COLUMN) copy->column += shift;
   if (e->nargs) {
     copy->args = vpq_arena_alloc(a->arena, sizeof *copy->args * (size_t)e->nargs);
+    copy->args_cap = e->nargs;
     for (int i = 0; i < e->nargs; i++) copy->args[i] = shift_columns(a, e->args[i], shift);
   }
   return copy;
@@ -522,20 +521,37 @@ static vpq_bexpr *bind_comparison(analyzer *a, vpq_ast_op op, vpq_bexpr *l, vpq_
   return out;
 }
 
+/* `l op r` for AND and OR, spanning `span`. */
+static vpq_bexpr *bind_logic(analyzer *a, vpq_ast_op op, vpq_bexpr *l, vpq_bexpr *r, vpq_span span) {
+  vpq_bexpr *out = bnew(a, VPQ_BEXPR_BINARY, VPQ_TYPE_BOOLEAN, span);
+  out->op = op;
+  for (int i = 0; i < 2; i++) {
+    vpq_bexpr *side = i ? r : l;
+    if (side->type != VPQ_TYPE_BOOLEAN && side->type != VPQ_TYPE_NULL)
+      error(a, side->span, "`%s` needs BOOLEAN operands, got %s", vpq_ast_op_text(op), vpq_type_name(side->type));
+    badd(a, out, cast_to(a, side, VPQ_TYPE_BOOLEAN));
+  }
+  return out;
+}
+
+/* The operands [lo, hi) of a chain of AND (or OR) joined as a balanced tree, so that a chain of
+ * thousands of conditions is only a few levels deep for the passes after binding. AND and OR are
+ * associative in three-valued logic, so the grouping does not change a result; the last split is
+ * at the last operand, so a chain of two or three groups from the left as written. */
+static vpq_bexpr *logic_tree(analyzer *a, vpq_ast_op op, vpq_bexpr **operands, int lo, int hi, vpq_span span) {
+  if (hi - lo == 1) return operands[lo];
+  const int mid = hi - (hi - lo) / 2;
+  vpq_bexpr *l = logic_tree(a, op, operands, lo, mid, vpq_span_join(operands[lo]->span, operands[mid - 1]->span));
+  vpq_bexpr *r = logic_tree(a, op, operands, mid, hi, vpq_span_join(operands[mid]->span, operands[hi - 1]->span));
+  return bind_logic(a, op, l, r, span);
+}
+
 static vpq_bexpr *bind_binary(analyzer *a, const vpq_ast_expr *e, vpq_bexpr *l, vpq_bexpr *r) {
   vpq_ast_op op = e->op;
   if (op >= VPQ_OP_EQ && op <= VPQ_OP_GE) return bind_comparison(a, op, l, r, e->span);
+  if (op == VPQ_OP_AND || op == VPQ_OP_OR) return bind_logic(a, op, l, r, e->span);
   vpq_bexpr *out = bnew(a, VPQ_BEXPR_BINARY, VPQ_TYPE_BOOLEAN, e->span);
   out->op = op;
-  if (op == VPQ_OP_AND || op == VPQ_OP_OR) {
-    for (int i = 0; i < 2; i++) {
-      vpq_bexpr *side = i ? r : l;
-      if (side->type != VPQ_TYPE_BOOLEAN && side->type != VPQ_TYPE_NULL)
-        error(a, side->span, "`%s` needs BOOLEAN operands, got %s", vpq_ast_op_text(op), vpq_type_name(side->type));
-      badd(a, out, cast_to(a, side, VPQ_TYPE_BOOLEAN));
-    }
-    return out;
-  }
   vpq_type lt = l->type, rt = r->type;
   if (lt == VPQ_TYPE_TIMESTAMP || rt == VPQ_TYPE_TIMESTAMP) {
     bool lts = lt == VPQ_TYPE_TIMESTAMP, rts = rt == VPQ_TYPE_TIMESTAMP;
@@ -666,6 +682,11 @@ static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *sco
     return out;
   }
   case VPQ_AST_BINARY: {
+    if (e->nargs > 2) {
+      vpq_bexpr **operands = vpq_arena_alloc(a->arena, sizeof *operands * (size_t)e->nargs);
+      for (int i = 0; i < e->nargs; i++) operands[i] = bind(a, e->args[i], scope, mode);
+      return logic_tree(a, e->op, operands, 0, e->nargs, e->span);
+    }
     vpq_bexpr *l = bind(a, e->args[0], scope, mode);
     vpq_bexpr *r = bind(a, e->args[1], scope, mode);
     return bind_binary(a, e, l, r);

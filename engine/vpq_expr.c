@@ -59,6 +59,8 @@ struct vpq_program {
   int result;
   vpq_type type;
   const vpq_intern *intern;
+  vpq_vec *fold_regs; /* fold's registers, one per register of the program so far */
+  int fold_cap;
 };
 
 /* ===== Execution ===== */
@@ -377,22 +379,26 @@ static int emit_const(vpq_arena *arena, vpq_program *p, vpq_type type, vpq_datum
   return emit(arena, p, (expr_instr){.op = OP_CONST, .type = type, .value = value, .is_null = is_null});
 }
 
-/* Folds the last instruction into a constant when all its operands are constants. */
+/* Folds the last instruction into a constant when all its operands are constants. Register r
+ * is instruction r's result (emit), and only the operands' registers are filled, so a fold costs
+ * the instruction's operands, not the program's length. */
 static int fold(vpq_arena *arena, vpq_program *p, int reg) {
   expr_instr *in = &p->code[p->ncode - 1];
   if (in->op == OP_CONST || in->op == OP_COLUMN) return reg;
+  for (int k = 0; k < in->nsrc; k++)
+    if (p->code[in->src[k]].op != OP_CONST) return reg;
+  p->fold_regs = vpq_arena_grow(arena, p->fold_regs, sizeof *p->fold_regs, &p->fold_cap, p->nregs);
+  vpq_vec *regs = p->fold_regs;
+  vpq_datum *data = vpq_arena_alloc(arena, sizeof *data * (size_t)(in->nsrc + 1));
+  uint8_t *null = vpq_arena_alloc(arena, (size_t)in->nsrc + 1);
   for (int k = 0; k < in->nsrc; k++) {
-    const expr_instr *src = NULL;
-    for (int c = 0; c < p->ncode; c++)
-      if (p->code[c].dst == in->src[k]) src = &p->code[c];
-    if (!src || src->op != OP_CONST) return reg;
+    const int c = in->src[k];
+    regs[c].data = &data[k];
+    regs[c].null = &null[k];
+    exec_instr(p, &p->code[c], regs, &regs[c], 1);
   }
-  vpq_vec *regs = vpq_arena_alloc(arena, sizeof *regs * (size_t)p->nregs);
-  for (int c = 0; c < p->ncode; c++) {
-    regs[p->code[c].dst].data = vpq_arena_alloc(arena, sizeof(vpq_datum));
-    regs[p->code[c].dst].null = vpq_arena_alloc(arena, 1);
-    if (p->code[c].op == OP_CONST) exec_instr(p, &p->code[c], regs, &regs[p->code[c].dst], 1);
-  }
+  regs[reg].data = &data[in->nsrc];
+  regs[reg].null = &null[in->nsrc];
   exec_instr(p, in, regs, &regs[reg], 1);
   in->op = OP_CONST;
   in->value = regs[reg].data[0];

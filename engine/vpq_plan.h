@@ -69,6 +69,7 @@ struct vpq_bexpr {
   bool negated;
   vpq_bexpr **args;
   int nargs;
+  int args_cap; /* room in args (badd grows it by doubling) */
 };
 
 /* ===== Schemas ===== */

@@ -32,6 +32,12 @@ vpq_ast_expr *vpq_ast_expr_new(vpq_arena *arena, vpq_ast_expr_kind kind, vpq_spa
 void vpq_ast_expr_add_arg(vpq_arena *arena, vpq_ast_expr *expr, vpq_ast_expr *arg) {
   expr->args = vpq_arena_grow(arena, expr->args, sizeof *expr->args, &expr->args_cap, expr->nargs + 1);
   expr->args[expr->nargs++] = arg;
+  if (arg->depth + 1 > expr->depth) expr->depth = arg->depth + 1;
+}
+
+void vpq_ast_expr_set_case_part(vpq_ast_expr *expr, vpq_ast_expr **slot, vpq_ast_expr *part) {
+  *slot = part;
+  if (part && part->depth + 1 > expr->depth) expr->depth = part->depth + 1;
 }
 
 /* `op operand`; the span runs from the operator to the end of the operand. */
@@ -42,8 +48,14 @@ vpq_ast_expr *vpq_ast_unary(vpq_arena *arena, vpq_ast_op op, vpq_ast_expr *opera
   return expr;
 }
 
-/* `left op right`; the span covers both operands. */
+/* `left op right`; the span covers both operands. A chain of AND (or of OR) is one node with
+ * an operand each, so that a long generated list of conditions stays one level deep. */
 vpq_ast_expr *vpq_ast_binary(vpq_arena *arena, vpq_ast_op op, vpq_ast_expr *left, vpq_ast_expr *right) {
+  if ((op == VPQ_OP_AND || op == VPQ_OP_OR) && left->kind == VPQ_AST_BINARY && left->op == op) {
+    vpq_ast_expr_add_arg(arena, left, right);
+    left->span = vpq_span_join(left->span, right->span);
+    return left;
+  }
   vpq_ast_expr *expr = vpq_ast_expr_new(arena, VPQ_AST_BINARY, vpq_span_join(left->span, right->span));
   expr->op = op;
   vpq_ast_expr_add_arg(arena, expr, left);
@@ -262,8 +274,10 @@ static void format_expr(writer *w, const vpq_ast_expr *e) {
   case VPQ_AST_BINARY: {
     int p = precedence(e);
     format_operand(w, e->args[0], p);
-    put(w, " %s ", vpq_ast_op_text(e->op));
-    format_operand(w, e->args[1], p + 1);
+    for (int i = 1; i < e->nargs; i++) {
+      put(w, " %s ", vpq_ast_op_text(e->op));
+      format_operand(w, e->args[i], p + 1);
+    }
     break;
   }
   case VPQ_AST_CALL:

@@ -25,6 +25,10 @@
  * VPQ_EVENT_TIME_LAST) plus a few intervals never overflows. */
 #define VPQ_AST_INTERVAL_MAX_MS INT64_C(316224000000000)
 
+/* The deepest expression the parser accepts (vpq_ast_expr.depth). Every pass over an expression
+ * recurses into it, so this bounds their stack; a flat chain of AND or OR is one level. */
+enum { VPQ_AST_MAX_DEPTH = 1000 };
+
 /* ORDER AST_EXPR: keep vpq_ast_expr_kind_name() in vpq_ast.c in step. */
 typedef enum vpq_ast_expr_kind {
   VPQ_AST_INT,      /* ival */
@@ -36,7 +40,7 @@ typedef enum vpq_ast_expr_kind {
   VPQ_AST_COLUMN,   /* name, optional qualifier (`d.owner`) */
   VPQ_AST_STAR,     /* `*` in count(*) or a SELECT list; optional qualifier (`t.*`) */
   VPQ_AST_UNARY,    /* op, args[0] */
-  VPQ_AST_BINARY,   /* op, args[0], args[1] */
+  VPQ_AST_BINARY,   /* op, args[0], args[1]; AND and OR: args[0..nargs), a chain of one of them */
   VPQ_AST_CALL,     /* name (lower-cased), args[] — functions and aggregates alike */
   VPQ_AST_CASE,     /* case_operand (may be NULL), args = WHEN,THEN pairs, case_else (may be NULL) */
   VPQ_AST_IS_NULL,  /* args[0]; negated = IS NOT NULL */
@@ -80,6 +84,7 @@ struct vpq_ast_expr {
   int args_cap;
   vpq_ast_expr *case_operand;
   vpq_ast_expr *case_else;
+  int depth;              /* levels of expressions below this one: 0 for a leaf */
 };
 
 /* ===== Declarations and options ===== */
@@ -278,9 +283,12 @@ vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag);
 
 vpq_ast_expr *vpq_ast_expr_new(vpq_arena *arena, vpq_ast_expr_kind kind, vpq_span span);
 vpq_ast_expr *vpq_ast_unary(vpq_arena *arena, vpq_ast_op op, vpq_ast_expr *operand, vpq_span op_span);
+/* `left op right`; for AND and OR, `right` joins a chain of the same operator on the left. */
 vpq_ast_expr *vpq_ast_binary(vpq_arena *arena, vpq_ast_op op, vpq_ast_expr *left, vpq_ast_expr *right);
-/* Appends `arg` to `expr->args` (CALL, CASE, LIST). */
+/* Appends `arg` to `expr->args` (CALL, CASE, LIST), deepening `expr` to hold it. */
 void vpq_ast_expr_add_arg(vpq_arena *arena, vpq_ast_expr *expr, vpq_ast_expr *arg);
+/* Sets a CASE's operand or ELSE (`*slot`), deepening `expr` to hold it. */
+void vpq_ast_expr_set_case_part(vpq_ast_expr *expr, vpq_ast_expr **slot, vpq_ast_expr *part);
 /* Returns the span covering both spans. */
 vpq_span vpq_span_join(vpq_span a, vpq_span b);
 

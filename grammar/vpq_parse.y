@@ -248,13 +248,25 @@ static vpq_ast_expr *case_when(parse_ctx *ctx, vpq_ast_expr *expr, vpq_ast_expr 
 
 static vpq_ast_expr *case_new(parse_ctx *ctx, vpq_token keyword, vpq_ast_expr *operand) {
   vpq_ast_expr *expr = vpq_ast_expr_new(ctx->arena, VPQ_AST_CASE, keyword.span);
-  expr->case_operand = operand;
+  vpq_ast_expr_set_case_part(expr, &expr->case_operand, operand);
   return expr;
 }
 
 static vpq_ast_expr *case_end(vpq_ast_expr *expr, vpq_ast_expr *otherwise, vpq_token end) {
-  expr->case_else = otherwise;
+  vpq_ast_expr_set_case_part(expr, &expr->case_else, otherwise);
   return with_span(expr, expr->span, end.span);
+}
+
+/* `left op right` (vpq_ast_binary), refused past VPQ_AST_MAX_DEPTH levels like a stack overflow:
+ * an operator chain the parser's stack does not bound (a + b + c ..., left to right). */
+static vpq_ast_expr *binary(parse_ctx *ctx, vpq_ast_op op, vpq_ast_expr *left, vpq_ast_expr *right) {
+  vpq_ast_expr *expr = vpq_ast_binary(ctx->arena, op, left, right);
+  if (expr->depth > VPQ_AST_MAX_DEPTH && !ctx->failed) {
+    ctx->failed = true;
+    vpq_diag_error(ctx->diag, right->span, "expression nested too deeply: more than %d operators deep",
+                   VPQ_AST_MAX_DEPTH);
+  }
+  return expr;
 }
 
 static vpq_ast_expr *is_null(parse_ctx *ctx, vpq_ast_expr *operand, bool negated, vpq_token last) {
@@ -657,19 +669,19 @@ cases(A) ::= cases(A) WHEN expr(W) THEN expr(T). { A = case_when(ctx, A, W, T); 
 
 expr(A) ::= MINUS(O) expr(X). [UMINUS] { A = vpq_ast_unary(ctx->arena, VPQ_OP_NEG, X, O.span); }
 expr(A) ::= NOT(O) expr(X). { A = vpq_ast_unary(ctx->arena, VPQ_OP_NOT, X, O.span); }
-expr(A) ::= expr(X) OR expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_OR, X, Y); }
-expr(A) ::= expr(X) AND expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_AND, X, Y); }
-expr(A) ::= expr(X) EQ expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_EQ, X, Y); }
-expr(A) ::= expr(X) NE expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_NE, X, Y); }
-expr(A) ::= expr(X) LT expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_LT, X, Y); }
-expr(A) ::= expr(X) LE expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_LE, X, Y); }
-expr(A) ::= expr(X) GT expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_GT, X, Y); }
-expr(A) ::= expr(X) GE expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_GE, X, Y); }
-expr(A) ::= expr(X) PLUS expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_ADD, X, Y); }
-expr(A) ::= expr(X) MINUS expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_SUB, X, Y); }
-expr(A) ::= expr(X) STAR expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_MUL, X, Y); }
-expr(A) ::= expr(X) SLASH expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_DIV, X, Y); }
-expr(A) ::= expr(X) PERCENT expr(Y). { A = vpq_ast_binary(ctx->arena, VPQ_OP_MOD, X, Y); }
+expr(A) ::= expr(X) OR expr(Y). { A = binary(ctx, VPQ_OP_OR, X, Y); }
+expr(A) ::= expr(X) AND expr(Y). { A = binary(ctx, VPQ_OP_AND, X, Y); }
+expr(A) ::= expr(X) EQ expr(Y). { A = binary(ctx, VPQ_OP_EQ, X, Y); }
+expr(A) ::= expr(X) NE expr(Y). { A = binary(ctx, VPQ_OP_NE, X, Y); }
+expr(A) ::= expr(X) LT expr(Y). { A = binary(ctx, VPQ_OP_LT, X, Y); }
+expr(A) ::= expr(X) LE expr(Y). { A = binary(ctx, VPQ_OP_LE, X, Y); }
+expr(A) ::= expr(X) GT expr(Y). { A = binary(ctx, VPQ_OP_GT, X, Y); }
+expr(A) ::= expr(X) GE expr(Y). { A = binary(ctx, VPQ_OP_GE, X, Y); }
+expr(A) ::= expr(X) PLUS expr(Y). { A = binary(ctx, VPQ_OP_ADD, X, Y); }
+expr(A) ::= expr(X) MINUS expr(Y). { A = binary(ctx, VPQ_OP_SUB, X, Y); }
+expr(A) ::= expr(X) STAR expr(Y). { A = binary(ctx, VPQ_OP_MUL, X, Y); }
+expr(A) ::= expr(X) SLASH expr(Y). { A = binary(ctx, VPQ_OP_DIV, X, Y); }
+expr(A) ::= expr(X) PERCENT expr(Y). { A = binary(ctx, VPQ_OP_MOD, X, Y); }
 expr(A) ::= expr(X) IS NULL(E). { A = is_null(ctx, X, false, E); }
 expr(A) ::= expr(X) IS NOT NULL(E). { A = is_null(ctx, X, true, E); }
 
