@@ -330,9 +330,9 @@ vpq_source *vpq_file_open_source(const vpq_relation *rel, vpq_intern *intern, vp
   const char *text;
   size_t len;
   int64_t line;
-  if (s->format == VPQ_FORMAT_CSV && next_record(s, &text, &len, &line)) {
-    char why[256];
-    if (!vpq_decoder_csv_header(s->dec, text, len, why, sizeof why) ||
+  if (s->format == VPQ_FORMAT_CSV) {
+    char why[256] = "the file has no header line (it is empty)";
+    if (!next_record(s, &text, &len, &line) || !vpq_decoder_csv_header(s->dec, text, len, why, sizeof why) ||
         !csv_header_complete(rel, s->dec, why, sizeof why)) {
       snprintf(err, err_size, "bad CSV header in `%s`: %s", s->path, why);
       file_close(&s->base);

@@ -79,6 +79,11 @@ printf 'CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE) WITH (connector =
 expect 1 "run with a CSV header lacking the timestamp column" -- "$vpq" run nots.vpq
 grep -q "bad CSV header in \`nots.csv\`: the header has no column \`ts\` (the \`timestamp\` column)" err.txt \
   || { echo "FAIL: CSV header message: $(cat err.txt)"; fails=$((fails + 1)); }
+: >empty.csv
+sed 's/nots.csv/empty.csv/' nots.vpq >empty.vpq
+expect 1 "run with an empty CSV file (no header line)" -- "$vpq" run empty.vpq
+grep -q "bad CSV header in \`empty.csv\`: the file has no header line (it is empty)" err.txt \
+  || { echo "FAIL: empty CSV message: $(cat err.txt)"; fails=$((fails + 1)); }
 
 expect 0 "run --state-dir" -- "$vpq" run ok.vpq --state-dir state
 [ "$(cat out.txt)" = '{"k":"a","v2":3.0}' ] && grep -q "1 checkpoint(s) in state (0 failed)" err.txt \
