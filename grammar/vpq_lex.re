@@ -84,6 +84,14 @@ vpq_token vpq_lex_next(vpq_lexer *lex) {
 
       digits { type = VPQ_TK_INTEGER; goto done; }
       digits "." [0-9]* exp? | "." digits exp? | digits exp { type = VPQ_TK_FLOAT; goto done; }
+      (digits | digits "." [0-9]* exp? | "." digits exp? | digits exp) [a-zA-Z_] [a-zA-Z0-9_]* {
+        /* a number running into a name (0x10, 1e, 1_000, 5SECONDS) would read as a number and an alias */
+        vpq_diag_error(lex->diag, (vpq_span){(uint32_t)(start - text), (uint32_t)(YYCURSOR - start)},
+                       "`%.*s` is not a number: write decimal numbers (16, 1.5, 2e3), with a space before a name",
+                       (int)(YYCURSOR - start), start);
+        type = VPQ_TK_ILLEGAL;
+        goto done;
+      }
 
       "(" { type = VPQ_TK_LP; goto done; }
       ")" { type = VPQ_TK_RP; goto done; }

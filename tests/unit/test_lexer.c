@@ -75,10 +75,10 @@ static void numbers_and_operators(void **state) {
   (void)state;
   vpq_diag diag;
   vpq_token t[32];
-  const char *text = "42 3.5 .5 1e3 1.5E-2 7. -5 1e <= >= <> != = == < > + * / % ( )";
+  const char *text = "42 3.5 .5 1e3 1.5E-2 7. -5 <= >= <> != = == < > + * / % ( )";
   int n = scan(&diag, text, t, 32);
   const int want[] = {VPQ_TK_INTEGER, VPQ_TK_FLOAT, VPQ_TK_FLOAT, VPQ_TK_FLOAT, VPQ_TK_FLOAT, VPQ_TK_FLOAT,
-                      VPQ_TK_MINUS,   VPQ_TK_INTEGER, VPQ_TK_INTEGER, VPQ_TK_ID, VPQ_TK_LE, VPQ_TK_GE,
+                      VPQ_TK_MINUS,   VPQ_TK_INTEGER, VPQ_TK_LE, VPQ_TK_GE,
                       VPQ_TK_NE,      VPQ_TK_NE,    VPQ_TK_EQ,    VPQ_TK_EQ,    VPQ_TK_LT,    VPQ_TK_GT,
                       VPQ_TK_PLUS,    VPQ_TK_STAR,  VPQ_TK_SLASH, VPQ_TK_PERCENT, VPQ_TK_LP,  VPQ_TK_RP, 0};
   assert_int_equal(n, (int)(sizeof want / sizeof *want));
@@ -86,6 +86,21 @@ static void numbers_and_operators(void **state) {
   assert_token(&t[4], VPQ_TK_FLOAT, 14, 6); /* 1.5E-2 */
   assert_token(&t[7], VPQ_TK_INTEGER, 25, 1); /* the 5 of -5: the sign is an operator */
   assert_int_equal(diag.count, 0);
+  vpq_diag_free(&diag);
+}
+
+/* A number that runs into a name is an error, not a number and an alias. */
+static void numbers_running_into_names(void **state) {
+  (void)state;
+  vpq_diag diag;
+  vpq_token t[8];
+  int n = scan(&diag, "0x10 1e 1_000 5SECONDS 2.5e3kw 7", t, 8);
+  assert_int_equal(n, 7);
+  for (int i = 0; i < 5; i++) assert_int_equal(t[i].type, VPQ_TK_ILLEGAL);
+  assert_token(&t[5], VPQ_TK_INTEGER, 31, 1);
+  assert_int_equal(diag.count, 5);
+  assert_string_equal(diag.entries[0].message,
+                      "`0x10` is not a number: write decimal numbers (16, 1.5, 2e3), with a space before a name");
   vpq_diag_free(&diag);
 }
 
@@ -180,6 +195,7 @@ int main(void) {
       cmocka_unit_test(tokens_carry_offsets),
       cmocka_unit_test(keywords_ignore_case),
       cmocka_unit_test(numbers_and_operators),
+      cmocka_unit_test(numbers_running_into_names),
       cmocka_unit_test(comments_and_quoted_names),
       cmocka_unit_test(end_of_input_repeats),
       cmocka_unit_test(unterminated_string),
