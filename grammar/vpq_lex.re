@@ -17,12 +17,16 @@ void vpq_lex_init(vpq_lexer *lex, vpq_diag *diag) {
 }
 
 /* Records "unexpected character" for the bytes [start, end): one ASCII character, one UTF-8
- * sequence, or one other byte. */
+ * sequence (with its code point, so that a no-break space does not look like a space), or one
+ * other byte. */
 static void bad_character(vpq_diag *diag, const unsigned char *text, const unsigned char *start,
                           const unsigned char *end) {
   vpq_span span = {(uint32_t)(start - text), (uint32_t)(end - start)};
   if (end - start > 1) {
-    vpq_diag_error(diag, span, "unexpected character '%.*s'", (int)span.len, (const char *)start);
+    uint32_t code = start[0] & (0x7f >> (end - start));
+    for (const unsigned char *p = start + 1; p < end; p++) code = code << 6 | (*p & 0x3f);
+    vpq_diag_error(diag, span, "unexpected character '%.*s' (U+%04X)", (int)span.len, (const char *)start,
+                   (unsigned)code);
   } else if (*start >= 0x20 && *start < 0x7f) {
     vpq_diag_error(diag, span, "unexpected character '%c'", *start);
   } else {

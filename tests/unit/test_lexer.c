@@ -171,7 +171,7 @@ static void unexpected_characters(void **state) {
   assert_token(&t[4], VPQ_TK_ILLEGAL, 9, 1);
   assert_int_equal(diag.count, 3);
   assert_string_equal(diag.entries[0].message, "unexpected character '#'");
-  assert_string_equal(diag.entries[1].message, "unexpected character '\xc3\xa9'");
+  assert_string_equal(diag.entries[1].message, "unexpected character '\xc3\xa9' (U+00E9)");
   assert_string_equal(diag.entries[2].message, "unexpected character '\\x01'");
   vpq_diag_free(&diag);
 }
