@@ -1216,7 +1216,11 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
     const char *name = output_name(a, item, layout, b);
     for (int o = 0; o < out.ncols; o++)
       if (strcasecmp(out.cols[o].name, name) == 0) {
-        error(a, item->alias ? item->alias_span : item->expr->span, "duplicate column name `%s`; add AS", name);
+        if (item->alias)
+          error(a, item->alias_span, "duplicate column name `%s`: `%s` is taken (names ignore case)", name,
+                out.cols[o].name);
+        else
+          error(a, item->expr->span, "duplicate column name `%s`; add AS", name);
         break;
       }
     sel->outputs[sel->noutputs++] = b;
