@@ -51,16 +51,18 @@
  * change of efficiency closest to its middle; once none is left, the fallback plans (a
  * relaxation over those exact classes could not halve them further if it failed, and the
  * fallback finds the same plan when it would not). When a relaxation over mixed classes finds
- * no plan and the fleet has at most MAX_CLASSES efficiencies, the halving goes on at once until
- * every class has one efficiency (split_to_exact), and the fallback plans over those: the
- * relaxations over the mixed classes in between could find a plan, but on bench_sched's aged
- * fleet of 12 efficiencies the one over 10 classes found none after 17 rounds of cuts, 0.37 s,
- * and the plan is the same without it. Halving the exact classes that result by C-rate cascaded
+ * no plan and the fleet has at most MAX_CLASSES efficiencies and at least SPLIT_TO_EXACT_FLEET
+ * batteries, the halving goes on at once until every class has one efficiency (split_to_exact),
+ * and the fallback plans over those: the relaxations over the mixed classes in between could
+ * find a plan, but on bench_sched's aged fleet of 12 efficiencies the one over 10 classes found
+ * none after 17 rounds of cuts, 0.37 s, and the plan is the same without it (on small fleets
+ * they are cheap and sometimes do better, so they still run there). Halving the exact classes that result by C-rate cascaded
  * (bench_sched's aged fleet of 10,000 batteries took 9 s with 8 efficiencies, 44 s with 12);
  * with this rule it took 0.25-0.8 s with 6-12 efficiencies, and with split_to_exact and the
  * fill's sort and memo (vpq_sched_fill.c) it takes 0.15-0.26 s (`build-bench/bench_sched 3
  * "effs, MIN_PEAK"`, Release: 147, 198 and 262 ms for 6, 8 and 12 efficiencies, the same plans
- * bit for bit; with 12, about 60 % of the time is GLPK's); tests/unit/test_sched.c checks such
+ * bit for bit on those fleets; the sort and memo change no plan at all; with 12, about 60 % of
+ * the time is GLPK's); tests/unit/test_sched.c checks such
  * fleets against glpsol. Within the fallback a mixed class may find no cut: it is held to what
  * its members can do.
  *
@@ -108,6 +110,12 @@ enum { MAX_CUT_ROUNDS = 64, MAX_RELAXATIONS = 3, MAX_CLASSES = 64 };
  * (vpq_sched_lp_weigh): cheap but weaker (test_sched.c's aged fleet of 4 efficiencies, planned
  * so, needed 146 rounds over 64 classes; bench_sched's fleets of 6-12 efficiencies take 28-49). */
 enum { SINGLE_ROW_CUT_ROUNDS = 256 };
+
+/* The fewest batteries for which a relaxation over mixed classes that finds no plan is followed at
+ * once by classes of one efficiency (split_to_exact): on smaller fleets the relaxations in between
+ * are cheap and sometimes find a better plan (of 500 random fleets of 41-640 batteries, a review's
+ * differential test, 59 MIN_PEAK plans changed without them, 28 for the worse, by up to 0.32 %). */
+enum { SPLIT_TO_EXACT_FLEET = 2000 };
 
 /* How the first relaxation's classes are chosen (classify), and how many relaxed classes per
  * class bound a plan over classes of mixed efficiencies (relaxed_bound). */
@@ -530,7 +538,8 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
     for (int k = 0; k < before; k++)
       if (L.split[k] && L.classes[k].count > 1 && (!L.mixed || !L.classes[k].exact))
         split_class(members, L.classes, k, &L.nclasses);
-    if (L.mixed && o == NO_PLAN && count_efficiencies(members, n) <= MAX_CLASSES) split_to_exact(&L);
+    if (L.mixed && o == NO_PLAN && n >= SPLIT_TO_EXACT_FLEET && count_efficiencies(members, n) <= MAX_CLASSES)
+      split_to_exact(&L);
     if (L.nclasses == before || L.nclasses >= MAX_CLASSES) {
       rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");
       break;
