@@ -30,6 +30,10 @@
  * WINDOW_START, WINDOW_END, and GROUPING(key k) as GROUPING_COL - k. */
 enum { WINDOW_START_COL = -1000, WINDOW_END_COL = -1001, GROUPING_COL = -2000 };
 
+/* The longest chain of AND (or OR) bound as written, left to right (left_deep); a longer one is
+ * bound as a balanced tree (logic_tree), since every pass over an expression recurses into it. */
+enum { LEFT_DEEP_CHAIN = 64 };
+
 /* The most hopping windows a row may belong to (SIZE / ADVANCE BY): each is a group it updates. */
 enum { HOPPING_WINDOWS_MAX = 100000 };
 
@@ -534,6 +538,22 @@ static vpq_bexpr *bind_logic(analyzer *a, vpq_ast_op op, vpq_bexpr *l, vpq_bexpr
   return out;
 }
 
+/* A chain of AND (or OR) of at most LEFT_DEEP_CHAIN operands as the parser built every chain
+ * before chains became one node: ((a op b) op c) ..., each level spanning its operands. Bound so,
+ * a GROUP BY key `a OR b` is found inside `a OR b OR c` (match_group_key), and the plan (which
+ * checkpoints are checked against) is what it was. */
+static const vpq_ast_expr *left_deep(analyzer *a, const vpq_ast_expr *e) {
+  vpq_ast_expr *chain = e->args[0];
+  for (int i = 1; i < e->nargs; i++) {
+    vpq_ast_expr *level = vpq_ast_expr_new(a->arena, VPQ_AST_BINARY, vpq_span_join(chain->span, e->args[i]->span));
+    level->op = e->op;
+    vpq_ast_expr_add_arg(a->arena, level, chain);
+    vpq_ast_expr_add_arg(a->arena, level, e->args[i]);
+    chain = level;
+  }
+  return chain;
+}
+
 /* The operands [lo, hi) of a chain of AND (or OR) joined as a balanced tree, so that a chain of
  * thousands of conditions is only a few levels deep for the passes after binding. AND and OR are
  * associative in three-valued logic, so the grouping does not change a result; the last split is
@@ -682,11 +702,12 @@ static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *sco
     return out;
   }
   case VPQ_AST_BINARY: {
-    if (e->nargs > 2) {
+    if (e->nargs > LEFT_DEEP_CHAIN) {
       vpq_bexpr **operands = vpq_arena_alloc(a->arena, sizeof *operands * (size_t)e->nargs);
       for (int i = 0; i < e->nargs; i++) operands[i] = bind(a, e->args[i], scope, mode);
       return logic_tree(a, e->op, operands, 0, e->nargs, e->span);
     }
+    if (e->nargs > 2) return bind(a, left_deep(a, e), scope, mode);
     vpq_bexpr *l = bind(a, e->args[0], scope, mode);
     vpq_bexpr *r = bind(a, e->args[1], scope, mode);
     return bind_binary(a, e, l, r);

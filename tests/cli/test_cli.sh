@@ -64,6 +64,11 @@ expect 0 "explain" -- "$vpq" explain ok.vpq
 grep -q "Map" out.txt && grep -q "stream doubled" out.txt || { echo "FAIL: explain:"; cat out.txt; fails=$((fails + 1)); }
 expect 0 "explain --dot" -- "$vpq" explain --dot ok.vpq
 head -1 out.txt | grep -q "^digraph vpq" && grep -q -- "->" out.txt || { echo "FAIL: explain --dot"; cat out.txt; fails=$((fails + 1)); }
+# A short chain of AND keeps the plan it always had (left to right): a checkpoint is checked
+# against the plan, so a new grouping would refuse the state of an unchanged query.
+printf 'CREATE STREAM s (k STRING, ts TIMESTAMP, v BIGINT) WITH (connector = %s, path = %s, format = %s, timestamp = %s);\nCREATE STREAM o AS SELECT k, v FROM s WHERE v > 1 AND v > 2 AND v > 3 AND v > 4;\n' "'file'" "'in.jsonl'" "'json'" "'ts'" >chain.vpq
+expect 0 "explain a chain of AND" -- "$vpq" explain chain.vpq
+grep -qF "where ((((v > 1) AND (v > 2)) AND (v > 3)) AND (v > 4))" out.txt || { echo "FAIL: chain plan:"; cat out.txt; fails=$((fails + 1)); }
 
 printf 'CREATE STREAM s (k STRING) WITH (connector = %s);\nCREATE STREAM t AS SELECT nope FROM s;\n' "'file'" >bad.vpq
 expect 1 "check a broken file" -- "$vpq" check bad.vpq
