@@ -257,23 +257,27 @@ static vpq_ast_expr *case_end(vpq_ast_expr *expr, vpq_ast_expr *otherwise, vpq_t
   return with_span(expr, expr->span, end.span);
 }
 
-/* `left op right` (vpq_ast_binary), refused past VPQ_AST_MAX_DEPTH levels like a stack overflow:
- * an operator chain the parser's stack does not bound (a + b + c ..., left to right). */
-static vpq_ast_expr *binary(parse_ctx *ctx, vpq_ast_op op, vpq_ast_expr *left, vpq_ast_expr *right) {
-  vpq_ast_expr *expr = vpq_ast_binary(ctx->arena, op, left, right);
+/* Refuses `expr` past VPQ_AST_MAX_DEPTH levels like a stack overflow, at `where`: the operators
+ * written after their left operand (a + b + c ..., x IS NULL IS NULL ...) nest without growing
+ * the parser's stack, which bounds every other nesting. */
+static vpq_ast_expr *bounded(parse_ctx *ctx, vpq_ast_expr *expr, vpq_span where) {
   if (expr->depth > VPQ_AST_MAX_DEPTH && !ctx->failed) {
     ctx->failed = true;
-    vpq_diag_error(ctx->diag, right->span, "expression nested too deeply: more than %d operators deep",
-                   VPQ_AST_MAX_DEPTH);
+    vpq_diag_error(ctx->diag, where, "expression nested too deeply: more than %d operators deep", VPQ_AST_MAX_DEPTH);
   }
   return expr;
+}
+
+/* `left op right` (vpq_ast_binary), at most VPQ_AST_MAX_DEPTH deep. */
+static vpq_ast_expr *binary(parse_ctx *ctx, vpq_ast_op op, vpq_ast_expr *left, vpq_ast_expr *right) {
+  return bounded(ctx, vpq_ast_binary(ctx->arena, op, left, right), right->span);
 }
 
 static vpq_ast_expr *is_null(parse_ctx *ctx, vpq_ast_expr *operand, bool negated, vpq_token last) {
   vpq_ast_expr *expr = vpq_ast_expr_new(ctx->arena, VPQ_AST_IS_NULL, vpq_span_join(operand->span, last.span));
   expr->negated = negated;
   vpq_ast_expr_add_arg(ctx->arena, expr, operand);
-  return expr;
+  return bounded(ctx, expr, last.span);
 }
 
 static vpq_ast_expr *list_new(parse_ctx *ctx, vpq_ast_expr *first) {
