@@ -89,6 +89,7 @@ typedef struct join_op {
   int *next;
   int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
+  bool self_join;      /* the right side's relation feeds the left side too (FROM s a JOIN s b) */
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
   held_change *held;   /* table join: changes of the current source batch; [held_next, nheld) not applied yet */
   int held_next, nheld, held_cap;
@@ -375,9 +376,9 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
     if (ts < batch->wm[i]) {
-      /* Behind its own input's watermark: late (see the header). A self-join sees the row on
-       * both sides; it is one query's late row, counted once (by the left side). */
-      if (side == 0 || mine->from != other->from) vpq_op_late_row(rt, j->slots, mine->from, &mine->schema, batch, i);
+      /* Behind its own input's watermark: late (see the header). A stream joined with itself
+       * sees the row on both sides: one query's late row, counted once (by the left side). */
+      if (side == 0 || !j->self_join) vpq_op_late_row(rt, j->slots, mine->from, &mine->schema, batch, i);
       continue;
     }
     uint64_t hash = row_key_hash(j, keys, i);
@@ -712,6 +713,8 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->side[1].schema = join->right->schema;
   j->side[0].from = join_index == 0 ? select->from : NULL;
   j->side[1].from = join->right;
+  j->self_join = select->from == join->right;
+  for (int k = 0; k < join_index; k++) j->self_join = j->self_join || select->joins[k].right == join->right;
   j->oldest_left = VPQ_TS_MAX;
   j->waiter.flush = flush_held;
   j->waiter.order = rt->waiters++;
