@@ -978,19 +978,20 @@ static void scope_add(analyzer *a, bind_scope *scope, vpq_schema *layout, const 
 }
 
 /* Splits `e` into its AND-ed conjuncts. */
-static void conjuncts(analyzer *a, vpq_bexpr *e, vpq_bexpr ***out, int *n) {
+static void conjuncts(analyzer *a, vpq_bexpr *e, vpq_bexpr ***out, int *n, int *cap) {
   if (e->kind == VPQ_BEXPR_BINARY && e->op == VPQ_OP_AND) {
-    conjuncts(a, e->args[0], out, n);
-    conjuncts(a, e->args[1], out, n);
+    conjuncts(a, e->args[0], out, n, cap);
+    conjuncts(a, e->args[1], out, n, cap);
     return;
   }
-  vpq_bexpr **grown = vpq_arena_alloc(a->arena, sizeof *grown * (size_t)(*n + 1));
-  if (*n) memcpy(grown, *out, sizeof *grown * (size_t)*n);
-  grown[(*n)++] = e;
-  *out = grown;
+  *out = vpq_arena_grow(a->arena, *out, sizeof **out, cap, *n + 1);
+  (*out)[(*n)++] = e;
 }
 
+/* parts[0] AND parts[1] AND ...: left to right as written, or for more than LEFT_DEEP_CHAIN parts
+ * a balanced tree (logic_tree), as a chain of AND in the query is bound. */
 static vpq_bexpr *and_all(analyzer *a, vpq_bexpr **parts, int n) {
+  if (n > LEFT_DEEP_CHAIN) return logic_tree(a, VPQ_OP_AND, parts, 0, n, vpq_span_join(parts[0]->span, parts[n - 1]->span));
   vpq_bexpr *all = NULL;
   for (int i = 0; i < n; i++) {
     if (!all) {
@@ -1031,8 +1032,8 @@ static void bind_join(analyzer *a, const vpq_ast_join *j, bind_scope *scope, vpq
   if (on->type != VPQ_TYPE_BOOLEAN && on->type != VPQ_TYPE_NULL)
     error(a, j->on->span, "ON needs a BOOLEAN condition, got %s", vpq_type_name(on->type));
   vpq_bexpr **parts = NULL, **rest = NULL;
-  int nparts = 0, nrest = 0, rest_cap = 0;
-  conjuncts(a, on, &parts, &nparts);
+  int nparts = 0, parts_cap = 0, nrest = 0, rest_cap = 0;
+  conjuncts(a, on, &parts, &nparts, &parts_cap);
   int lo = out->right_offset, hi = layout->ncols;
   out->left_keys = vpq_arena_alloc(a->arena, sizeof *out->left_keys * (size_t)(nparts + right->nkeys + 1));
   out->right_keys = vpq_arena_alloc(a->arena, sizeof *out->right_keys * (size_t)(nparts + right->nkeys + 1));
