@@ -1170,10 +1170,14 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
   if (w->kind == VPQ_WINDOW_TUMBLING || w->kind == VPQ_WINDOW_HOPPING) {
     sel->window.size_ms = window_interval(a, w->size, "SIZE", false);
     sel->window.advance_ms = w->kind == VPQ_WINDOW_HOPPING ? window_interval(a, w->advance, "ADVANCE BY", false) : sel->window.size_ms;
-    if (sel->window.advance_ms > sel->window.size_ms) error(a, w->advance->span, "ADVANCE BY must not exceed SIZE");
-    else if (sel->window.advance_ms > 0 && sel->window.size_ms / sel->window.advance_ms > HOPPING_WINDOWS_MAX)
-      error(a, w->advance->span, "a row would be in %lld windows; SIZE / ADVANCE BY is at most %d",
-            (long long)(sel->window.size_ms / sel->window.advance_ms), HOPPING_WINDOWS_MAX);
+    /* windows per row: ceil(SIZE / ADVANCE BY) */
+    const int64_t per_row = (sel->window.size_ms + sel->window.advance_ms - 1) / sel->window.advance_ms;
+    if (sel->window.size_ms > VPQ_AST_INTERVAL_MAX_MS || sel->window.advance_ms > VPQ_AST_INTERVAL_MAX_MS)
+      ; /* out of range: the parser said so */
+    else if (sel->window.advance_ms > sel->window.size_ms) error(a, w->advance->span, "ADVANCE BY must not exceed SIZE");
+    else if (per_row > HOPPING_WINDOWS_MAX)
+      error(a, w->advance->span, "a row would be in %lld windows; SIZE / ADVANCE BY is at most %d", (long long)per_row,
+            HOPPING_WINDOWS_MAX);
   } else if (w->kind == VPQ_WINDOW_SESSION) {
     sel->window.gap_ms = window_interval(a, w->gap, "a session gap", false);
   }

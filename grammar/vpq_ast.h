@@ -22,7 +22,8 @@
 /* ===== Expressions ===== */
 
 /* The longest interval literal, 10,000 years of 366 days: an event time (at most year 9999,
- * VPQ_EVENT_TIME_LAST) plus a few intervals never overflows. */
+ * VPQ_EVENT_TIME_LAST) plus a few intervals never overflows. A literal out of range is reported
+ * and holds VPQ_AST_INTERVAL_MAX_MS + 1. */
 #define VPQ_AST_INTERVAL_MAX_MS INT64_C(316224000000000)
 
 /* The deepest expression the parser accepts (vpq_ast_expr.depth). Every pass over an expression

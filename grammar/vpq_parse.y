@@ -197,7 +197,7 @@ static vpq_ast_expr *interval(parse_ctx *ctx, vpq_token number, vpq_token unit) 
     vpq_diag_error(ctx->diag, span, "interval `%.*s` is not a whole number of milliseconds", (int)span.len, text);
   } else if (rc == -2) {
     vpq_diag_error(ctx->diag, span, "interval `%.*s` is out of range (at most 10,000 years)", (int)span.len, text);
-    expr->ival = VPQ_AST_INTERVAL_MAX_MS; /* so that no check of its size follows up the error */
+    expr->ival = VPQ_AST_INTERVAL_MAX_MS + 1; /* past any interval: checks of its size say nothing more */
   }
   return expr;
 }
