@@ -155,6 +155,38 @@ static void idle_sources_let_windows_close(void **state) {
 
 /* SCHEDULE plans an issue once its forecast is complete and, when freed, logs its plans, their
  * CPU time and how many were not certified optimal (a plan of one battery always is). */
+/* A generated filter of 30,000 conditions (one per device) runs: a chain of OR is one node of the
+ * syntax tree, bound as a balanced tree (it overflowed the stack when every OR nested the last),
+ * and so is a join's ON of 30,000 ANDs. */
+static void long_chains_of_or_and_and_run(void **state) {
+  (void)state;
+  enum { TERMS = 30000 };
+  size_t cap = (size_t)TERMS * 48 + 1024, len = 0; /* about 36 bytes a term */
+  char *text = malloc(cap);
+  assert_non_null(text);
+  len += (size_t)snprintf(text + len, cap - len,
+                          "CREATE STREAM s (k STRING KEY, ts TIMESTAMP, v DOUBLE) WITH (timestamp = 'ts');\n"
+                          "CREATE STREAM some AS SELECT k, v FROM s WHERE ");
+  for (int i = 0; i < TERMS; i++) len += (size_t)snprintf(text + len, cap - len, "%sk = 'd%d'", i ? " OR " : "", 2 * i);
+  len += (size_t)snprintf(text + len, cap - len,
+                          ";\nCREATE STREAM pairs AS SELECT a.k, a.v AS av, b.v AS bv FROM s a JOIN s b WITHIN 1 SECOND"
+                          " ON a.k = b.k");
+  for (int i = 0; i < TERMS; i++) len += (size_t)snprintf(text + len, cap - len, " AND a.v > %d", -i);
+  snprintf(text + len, cap - len, ";\n");
+  vpq_engine *e = load(text);
+  free(text);
+  collected some = {0}, pairs = {0};
+  assert_int_equal(vpq_engine_subscribe(e, "some", collect, &some), 0);
+  assert_int_equal(vpq_engine_subscribe(e, "pairs", collect, &pairs), 0);
+  push(e, "s", "{\"k\":\"d59998\",\"ts\":1000,\"v\":1}"); /* the last condition */
+  push(e, "s", "{\"k\":\"d3\",\"ts\":2000,\"v\":2}");     /* odd: none */
+  push(e, "s", "{\"k\":\"d0\",\"ts\":3000,\"v\":-1}");    /* the first; a.v > -1 fails */
+  vpq_engine_finish(e);
+  assert_string_equal(some.text, "+some {\"k\":\"d59998\",\"v\":1.0}\n+some {\"k\":\"d0\",\"v\":-1.0}\n");
+  assert_string_equal(pairs.text, "+pairs {\"k\":\"d59998\",\"av\":1.0,\"bv\":1.0}\n+pairs {\"k\":\"d3\",\"av\":2.0,\"bv\":2.0}\n");
+  vpq_engine_free(e);
+}
+
 static void schedule_logs_its_plans(void **state) {
   (void)state;
   vpq_engine *e = load("CREATE STREAM tel (device_id STRING KEY, ts TIMESTAMP, soc DOUBLE, capacity_kwh DOUBLE,\n"
@@ -198,6 +230,7 @@ int main(void) {
       cmocka_unit_test(table_over_table_retracts_old_rows),
       cmocka_unit_test(push_rejects_malformed_rows_and_goes_on),
       cmocka_unit_test(idle_sources_let_windows_close),
+      cmocka_unit_test(long_chains_of_or_and_and_run),
       cmocka_unit_test(schedule_logs_its_plans),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
