@@ -782,6 +782,12 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   }
   restart_idle_clock(s, src, op->rt->now_ms);
   mark_idle(s, src, op->rt->now_ms);
+  /* A partition with rows in this batch is not idle, though the connector has taken them all (a
+   * bounded read then counts it as read to its end): its rows further down the batch must still
+   * hold the watermark back for the rows of other partitions before them. */
+  for (int i = 0; i < batch->n; i++)
+    if (batch->origin[i].partition >= 0 && batch->origin[i].partition < s->nparts)
+      s->part_idle[batch->origin[i].partition] = false;
   bool stamped = src && src->stamps_rows;
   int kept = 0;
   int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
