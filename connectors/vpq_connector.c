@@ -135,7 +135,13 @@ typedef struct held_line {
   int32_t partition;
   size_t start, len;
   size_t seq; /* arrival, for a stable sort */
+  bool row;   /* a row's line (deduplicated), not a raw record's */
 } held_line;
+
+/* How many of the last row lines written a new one is compared with (end_line): a row late for a
+ * query that reads it back from a repartition topic comes after its line for another query was
+ * written, a few batches later. */
+enum { WRITTEN_KEPT = 4096 };
 
 struct vpq_dead_letter {
   vpq_line_writer out;
@@ -146,7 +152,16 @@ struct vpq_dead_letter {
   vpq_buf held;    /* the text of the held lines, back to back */
   held_line *lines;
   size_t nlines, cap;
+  uint64_t written[WRITTEN_KEPT]; /* the last row lines written: line_hash, 0 for none */
+  size_t written_next;
 };
+
+/* A row line's hash with its record's place (never 0). */
+static uint64_t line_hash(const char *text, size_t len, int32_t partition, int64_t order) {
+  uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)order ^ ((uint64_t)(uint32_t)partition << 40);
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 0x100000001b3ull;
+  return h ? h : 1;
+}
 
 static bool file_write(void *ctx, const char *line, size_t len, char *err, size_t err_size) {
   if (fwrite(line, 1, len, ctx) == len && fputc('\n', ctx) != EOF) return true;
@@ -224,8 +239,9 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
 }
 
 /* Holds the line being built. With `dedupe`, false (nothing held) when the same line is held
- * already for the same record since the last flush: one row late for two queries that see it
- * alike is one dead letter (both see it within one push, before the flush that follows it). */
+ * already for the same record since the last flush, or was among the last WRITTEN_KEPT written:
+ * one row late for two queries that see it alike is one dead letter (both see it within one
+ * push, before the flush that follows it, unless one reads it back from a repartition topic). */
 static bool end_line(vpq_dead_letter *dl, vpq_origin origin, bool dedupe) {
   vpq_buf_puts(&dl->line, "}");
   for (size_t i = dl->fresh; dedupe && i < dl->nlines; i++) {
@@ -234,12 +250,17 @@ static bool end_line(vpq_dead_letter *dl, vpq_origin origin, bool dedupe) {
         memcmp(dl->held.data + held->start, dl->line.data, dl->line.len) == 0)
       return false;
   }
+  if (dedupe) {
+    const uint64_t h = line_hash(dl->line.data, dl->line.len, origin.partition, origin.offset);
+    for (size_t i = 0; i < WRITTEN_KEPT; i++)
+      if (dl->written[i] == h) return false;
+  }
   if (dl->nlines == dl->cap) {
     dl->cap = dl->cap ? dl->cap * 2 : 64;
     dl->lines = realloc(dl->lines, sizeof *dl->lines * dl->cap);
     if (!dl->lines) abort();
   }
-  dl->lines[dl->nlines] = (held_line){origin.offset, origin.partition, dl->held.len, dl->line.len, dl->nlines};
+  dl->lines[dl->nlines] = (held_line){origin.offset, origin.partition, dl->held.len, dl->line.len, dl->nlines, dedupe};
   dl->nlines++;
   vpq_buf_append(&dl->held, dl->line.data, dl->line.len);
   return true;
@@ -283,6 +304,10 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
     }
     if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err) && dl->failed++ == 0)
       fprintf(stderr, "vpq: dead-letter output: %s\n", err);
+    if (line->row) {
+      dl->written[dl->written_next] = line_hash(dl->held.data + line->start, line->len, line->partition, line->order);
+      dl->written_next = (dl->written_next + 1) % WRITTEN_KEPT;
+    }
     written++;
   }
   dl->nlines = dl->fresh = kept;
