@@ -56,14 +56,14 @@
  * and the fallback plans over those: the relaxations over the mixed classes in between could
  * find a plan, but on bench_sched's aged fleet of 12 efficiencies the one over 10 classes found
  * none after 17 rounds of cuts, 0.37 s, and the plan is the same without it (on small fleets
- * they are cheap and sometimes do better, so they still run there). Halving the exact classes that result by C-rate cascaded
- * (bench_sched's aged fleet of 10,000 batteries took 9 s with 8 efficiencies, 44 s with 12);
- * with this rule it took 0.25-0.8 s with 6-12 efficiencies, and with split_to_exact and the
- * fill's sort and memo (vpq_sched_fill.c) it takes 0.15-0.26 s (`build-bench/bench_sched 3
- * "effs, MIN_PEAK"`, Release: 147, 198 and 262 ms for 6, 8 and 12 efficiencies, the same plans
- * bit for bit on those fleets; the sort and memo change no plan at all; with 12, about 60 % of
- * the time is GLPK's); tests/unit/test_sched.c checks such
- * fleets against glpsol. Within the fallback a mixed class may find no cut: it is held to what
+ * they are cheap and sometimes do better, so they still run there). Halving the exact classes
+ * that result by C-rate cascaded (bench_sched's aged fleet of 10,000 batteries took 9 s with 8
+ * efficiencies, 44 s with 12); with this rule it took 0.25-0.8 s with 6-12 efficiencies, and
+ * with split_to_exact and the fill's sort and memo (vpq_sched_fill.c) it takes 0.15-0.25 s
+ * (`build-bench/bench_sched 3 "effs, MIN_PEAK"`, Release: 147, 200 and 247 ms for 6, 8 and 12
+ * efficiencies, the same plans bit for bit on those fleets; the sort and memo change no plan at
+ * all; with 12, about 60 % of the time is GLPK's); tests/unit/test_sched.c checks such fleets
+ * against glpsol. Within the fallback a mixed class may find no cut: it is held to what
  * its members can do.
  *
  * Efficiencies do not sum: batteries of different efficiencies have no exact sum. A fleet with
