@@ -138,9 +138,10 @@ typedef struct held_line {
   bool row;   /* a row's line (deduplicated), not a raw record's */
 } held_line;
 
-/* How many of the last row lines written a new one is compared with (end_line): a row late for a
- * query that reads it back from a repartition topic comes after its line for another query was
- * written, a few batches later. */
+/* Slots of the table of row lines written (end_line): a row late for a query that reads it back
+ * from a repartition topic comes after its line for another query was written, a few batches
+ * later. Direct-mapped, so a check costs one slot even in a flood of late rows; a line whose
+ * slot a later one took is no longer recognised. A power of two. */
 enum { WRITTEN_KEPT = 4096 };
 
 struct vpq_dead_letter {
@@ -152,8 +153,7 @@ struct vpq_dead_letter {
   vpq_buf held;    /* the text of the held lines, back to back */
   held_line *lines;
   size_t nlines, cap;
-  uint64_t written[WRITTEN_KEPT]; /* the last row lines written: line_hash, 0 for none */
-  size_t written_next;
+  uint64_t written[WRITTEN_KEPT]; /* row lines written: line_hash in slot hash % WRITTEN_KEPT, 0 for none */
 };
 
 /* A row line's hash with its record's place (never 0). */
@@ -239,7 +239,7 @@ static void begin_line(vpq_dead_letter *dl, const char *reason, const char *orig
 }
 
 /* Holds the line being built. With `dedupe`, false (nothing held) when the same line is held
- * already for the same record since the last flush, or was among the last WRITTEN_KEPT written:
+ * already for the same record since the last flush, or was written (dl->written):
  * one row late for two queries that see it alike is one dead letter (both see it within one
  * push, before the flush that follows it, unless one reads it back from a repartition topic). */
 static bool end_line(vpq_dead_letter *dl, vpq_origin origin, bool dedupe) {
@@ -252,8 +252,7 @@ static bool end_line(vpq_dead_letter *dl, vpq_origin origin, bool dedupe) {
   }
   if (dedupe) {
     const uint64_t h = line_hash(dl->line.data, dl->line.len, origin.partition, origin.offset);
-    for (size_t i = 0; i < WRITTEN_KEPT; i++)
-      if (dl->written[i] == h) return false;
+    if (dl->written[h % WRITTEN_KEPT] == h) return false;
   }
   if (dl->nlines == dl->cap) {
     dl->cap = dl->cap ? dl->cap * 2 : 64;
@@ -305,8 +304,8 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
     if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err) && dl->failed++ == 0)
       fprintf(stderr, "vpq: dead-letter output: %s\n", err);
     if (line->row) {
-      dl->written[dl->written_next] = line_hash(dl->held.data + line->start, line->len, line->partition, line->order);
-      dl->written_next = (dl->written_next + 1) % WRITTEN_KEPT;
+      const uint64_t h = line_hash(dl->held.data + line->start, line->len, line->partition, line->order);
+      dl->written[h % WRITTEN_KEPT] = h;
     }
     written++;
   }
