@@ -84,6 +84,7 @@ void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_sch
   op->rt = rt;
   op->schema = schema;
   op->passed_wm = VPQ_TS_MIN;
+  op->idle = -1;
 }
 
 void vpq_op_connect(vpq_op *from, vpq_op *to, int port) {
@@ -94,7 +95,9 @@ void vpq_op_connect(vpq_op *from, vpq_op *to, int port) {
   }
   from->outs[from->nouts++] = (vpq_op_out){to, port};
   to->inputs = realloc(to->inputs, sizeof *to->inputs * (size_t)(to->ninputs + 1));
-  if (!to->inputs) abort();
+  to->input_ports = realloc(to->input_ports, sizeof *to->input_ports * (size_t)(to->ninputs + 1));
+  if (!to->inputs || !to->input_ports) abort();
+  to->input_ports[to->ninputs] = port;
   to->inputs[to->ninputs++] = from;
 }
 
@@ -114,9 +117,55 @@ void vpq_op_emit_watermark(vpq_op *op, int64_t wm) {
   for (int i = 0; i < op->nouts; i++) op->outs[i].op->vt->watermark(op->outs[i].op, op->outs[i].port, wm);
 }
 
+/* Whether `op` is idle: a source or scan says so itself; another operator is when each of its
+ * inputs is. */
+static bool op_idle(const vpq_op *op) {
+  if (op->idle >= 0) return op->idle;
+  if (!op->ninputs) return false;
+  for (int i = 0; i < op->ninputs; i++)
+    if (!op_idle(op->inputs[i])) return false;
+  return true;
+}
+
+bool vpq_op_input_idle(const vpq_op *op, int port) {
+  bool fed = false;
+  for (int i = 0; i < op->ninputs; i++) {
+    if (op->input_ports[i] != port) continue;
+    if (!op_idle(op->inputs[i])) return false;
+    fed = true;
+  }
+  return fed;
+}
+
+int64_t vpq_op_inputs_watermark(const vpq_op *op, const int64_t *wm, int n, int skip) {
+  int64_t active = VPQ_TS_MAX, idle = VPQ_TS_MAX;
+  bool any_active = false;
+  for (int port = 0; port < n; port++) {
+    if (port == skip) continue;
+    if (!vpq_op_input_idle(op, port)) {
+      any_active = true;
+      if (wm[port] < active) active = wm[port];
+    } else if (wm[port] != VPQ_TS_MIN && wm[port] < idle) {
+      idle = wm[port];
+    }
+  }
+  if (any_active || skip >= 0) return active;
+  return idle == VPQ_TS_MAX ? VPQ_TS_MIN : idle;
+}
+
+/* Tells every operator downstream of `op` that an input of theirs may have gone idle. */
+static void emit_input_idle(vpq_op *op) {
+  for (int i = 0; i < op->nouts; i++) {
+    vpq_op *to = op->outs[i].op;
+    if (to->vt->input_idle) to->vt->input_idle(to);
+    emit_input_idle(to);
+  }
+}
+
 void vpq_op_release(vpq_op *op) {
   free(op->outs);
   free(op->inputs);
+  free(op->input_ports);
 }
 
 vpq_batch *vpq_op_batch(vpq_runtime *rt, const vpq_schema *schema, int cap) {
@@ -168,12 +217,9 @@ typedef struct relation_op {
   int ninputs;
 } relation_op;
 
-/* The watermark every input has reached: the minimum over the input ports. */
+/* The watermark every input has reached: the minimum over the input ports (idle ones left out). */
 static int64_t relation_min_wm(const relation_op *r) {
-  int64_t wm = VPQ_TS_MAX;
-  for (int i = 0; i < r->ninputs; i++)
-    if (r->input_wm[i] < wm) wm = r->input_wm[i];
-  return wm;
+  return vpq_op_inputs_watermark(&r->base, r->input_wm, r->ninputs, -1);
 }
 
 bool vpq_op_replaced(const vpq_batch *batch, int i, const vpq_vec *keys, int nkeys) {
@@ -239,11 +285,9 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
   }
   if (op->ninputs > 1) {
     /* A row cannot bring a watermark the other inputs have not reached (one that has not
-     * spoken yet has reached none). */
+     * spoken yet has reached none), unless they are idle. */
     relation_inputs(r, op->ninputs);
-    int64_t others = VPQ_TS_MAX;
-    for (int i = 0; i < r->ninputs; i++)
-      if (i != port && r->input_wm[i] < others) others = r->input_wm[i];
+    const int64_t others = vpq_op_inputs_watermark(op, r->input_wm, r->ninputs, port);
     vpq_batch *clamped = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped);
     *clamped = *batch;
     clamped->wm = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped->wm * (size_t)(batch->n + 1));
@@ -295,6 +339,11 @@ static void relation_watermark(vpq_op *op, int port, int64_t wm) {
   vpq_op_emit_watermark(op, relation_min_wm(r));
 }
 
+static void relation_input_idle(vpq_op *op) {
+  relation_op *r = (relation_op *)op;
+  if (r->ninputs > 1) vpq_op_emit_watermark(op, relation_min_wm(r));
+}
+
 static void relation_describe(const vpq_op *op, vpq_buf *out) {
   const relation_op *r = (const relation_op *)op;
   const vpq_relation *rel = r->rel;
@@ -333,8 +382,8 @@ static void relation_load(vpq_op *op, vpq_ckpt_in *in) {
   for (int i = 0; i < n; i++) r->input_wm[i] = vpq_ckpt_get_i64(in);
 }
 
-static const vpq_op_vt relation_vt = {"Relation", relation_push, relation_watermark,
-                                      relation_describe, relation_destroy, relation_save, relation_load};
+static const vpq_op_vt relation_vt = {"Relation",       relation_push, relation_watermark, relation_describe,
+                                      relation_destroy, relation_save,  relation_load,      relation_input_idle};
 
 vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel) {
   relation_op *r = calloc(1, sizeof *r);
@@ -507,12 +556,13 @@ static void source_load(vpq_op *op, vpq_ckpt_in *in) {
 }
 
 static const vpq_op_vt source_vt = {"Scan", source_push_unused, source_watermark_unused,
-                                    source_describe, source_destroy, source_save, source_load};
+                                    source_describe, source_destroy, source_save, source_load, NULL};
 
 vpq_op *vpq_op_source_new(vpq_runtime *rt, const vpq_relation *rel, const vpq_source_slot *slot) {
   source_op *s = calloc(1, sizeof *s);
   if (!s) abort();
   vpq_op_init(&s->base, &source_vt, rt, &rel->schema);
+  s->base.idle = 0;
   s->rel = rel;
   s->slot = slot;
   s->max_ts = VPQ_TS_MIN;
@@ -782,6 +832,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   }
   restart_idle_clock(s, src, op->rt->now_ms);
   mark_idle(s, src, op->rt->now_ms);
+  if (batch->n) op->idle = 0;
   /* A partition with rows in this batch is not idle, though the connector has taken them all (a
    * bounded read then counts it as read to its end): its rows further down the batch must still
    * hold the watermark back for the rows of other partitions before them. */
@@ -839,8 +890,9 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   source_op *s = (source_op *)op;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
   restart_idle_clock(s, src, now_ms);
-  if (s->max_ts == VPQ_TS_MIN || s->wm == VPQ_TS_MAX) return;
-  if (s->nparts > 1 && src && !src->bounded) {
+  if (s->wm == VPQ_TS_MAX || (src && src->bounded)) return;
+  if (s->max_ts == VPQ_TS_MIN && !s->last_arrival) s->last_arrival = now_ms; /* no row yet: idle from now on */
+  if (s->max_ts != VPQ_TS_MIN && s->nparts > 1 && src) {
     /* Partitions that went idle no longer hold the others back. */
     mark_idle(s, src, now_ms);
     int64_t low = VPQ_TS_MAX;
@@ -854,10 +906,14 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   }
   int64_t idle = now_ms - s->last_arrival;
   if (idle < s->rel->idle_timeout_ms || (src && src->vt->behind && src->vt->behind(src, -1))) return;
+  const bool went_idle = op->idle != 1;
+  op->idle = 1;
   int64_t wm = saturating_sub(s->max_ts, s->rel->watermark_delay_ms) + idle;
-  if (wm <= s->wm) return;
-  s->wm = wm;
-  vpq_op_emit_watermark(op, wm);
+  if (s->max_ts != VPQ_TS_MIN && wm > s->wm) {
+    s->wm = wm;
+    vpq_op_emit_watermark(op, wm);
+  }
+  if (went_idle) emit_input_idle(op);
 }
 
 int64_t vpq_op_source_watermark(const vpq_op *op) { return ((const source_op *)op)->wm; }
@@ -947,8 +1003,8 @@ static void map_destroy(vpq_op *op) {
   free(m->sel);
 }
 
-static const vpq_op_vt map_vt = {"Map", map_push, map_watermark, map_describe, map_destroy, NULL, NULL};
-static const vpq_op_vt filter_vt = {"Filter", map_push, map_watermark, map_describe, map_destroy, NULL, NULL};
+static const vpq_op_vt map_vt = {"Map", map_push, map_watermark, map_describe, map_destroy, NULL, NULL, NULL};
+static const vpq_op_vt filter_vt = {"Filter", map_push, map_watermark, map_describe, map_destroy, NULL, NULL, NULL};
 
 vpq_op *vpq_op_map_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                        const vpq_schema *input, bool project) {

@@ -80,6 +80,10 @@ typedef struct vpq_op_vt {
   /* Restores what `save` wrote into the freshly built operator (same plan); malformed
    * input fails `in` (vpq_ckpt_fail) and must neither crash nor leak. */
   void (*load)(vpq_op *op, vpq_ckpt_in *in);
+  /* An operator of several inputs (NULL for the others): a source upstream of one of them went
+   * idle, so that input no longer holds the watermark back (vpq_op_inputs_watermark); takes the
+   * watermark over its inputs again and passes it on when it rose. */
+  void (*input_idle)(vpq_op *op);
 } vpq_op_vt;
 
 typedef struct vpq_op_out {
@@ -94,8 +98,12 @@ struct vpq_op {
   vpq_op_out *outs;
   int nouts;
   int outs_cap;
-  vpq_op **inputs; /* for explain */
+  vpq_op **inputs; /* for explain and idleness (vpq_op_input_idle) */
+  int *input_ports; /* the input port each of `inputs` feeds */
   int ninputs;
+  signed char idle; /* 1 idle, 0 not (a source: vpq_op_source_idle; an operator that keeps its
+                       own watermark over what it reads, such as a repartition scan: never);
+                       -1 as its inputs (idle when each one is) */
   int64_t rows_in;
   int64_t rows_out;
   int64_t passed_wm; /* the last watermark passed downstream */
@@ -127,6 +135,18 @@ void vpq_op_emit(vpq_op *op, const vpq_batch *batch);
 
 /* Passes a watermark to every consumer (ignored unless it is higher than the last one). */
 void vpq_op_emit_watermark(vpq_op *op, int64_t wm);
+
+/* Whether input `port` of `op` is idle: every source upstream of it has had no row for its
+ * idle_timeout (vpq_op_source_idle), so it does not hold back the watermark of an operator of
+ * several inputs (DESIGN §3, as Flink leaves idle inputs out). */
+bool vpq_op_input_idle(const vpq_op *op, int port);
+
+/* The watermark of `op` over its input ports [0, n), whose watermarks are `wm`, leaving out
+ * port `skip` (-1: none): the lowest of the inputs that are not idle. When every one is idle,
+ * the lowest of those that have a watermark (an idle source's advances with the clock; one
+ * that has had no row has none), or VPQ_TS_MIN; with `skip` given, VPQ_TS_MAX (the port that
+ * sent a row is not idle). */
+int64_t vpq_op_inputs_watermark(const vpq_op *op, const int64_t *wm, int n, int skip);
 
 /* Frees the common part (the operator's own state is freed by its destroy). */
 void vpq_op_release(vpq_op *op);

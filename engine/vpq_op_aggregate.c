@@ -1480,9 +1480,9 @@ static void dead_letter_schema(aggregate_op *a, vpq_arena *arena) {
 }
 
 static const vpq_op_vt aggregate_vt = {"Aggregate", aggregate_push, aggregate_watermark,
-                                       aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
+                                       aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load, NULL};
 static const vpq_op_vt window_aggregate_vt = {"WindowAggregate", aggregate_push, aggregate_watermark,
-                                              aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load};
+                                              aggregate_describe, aggregate_destroy, aggregate_save, aggregate_load, NULL};
 
 vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                              const vpq_source_slot *slots, bool partitioned) {

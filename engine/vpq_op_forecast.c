@@ -965,7 +965,7 @@ static void forecast_load(vpq_op *op, vpq_ckpt_in *in) {
 }
 
 static const vpq_op_vt forecast_vt = {"Forecast",       forecast_push, forecast_watermark, forecast_describe,
-                                      forecast_destroy, forecast_save, forecast_load};
+                                      forecast_destroy, forecast_save, forecast_load, NULL};
 
 vpq_op *vpq_op_forecast_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_query *query,
                              const vpq_source_slot *slots) {

@@ -382,7 +382,8 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
       continue;
     }
     uint64_t hash = row_key_hash(j, keys, i);
-    int64_t wm = output_watermark(j, batch->wm[i] < other->wm ? batch->wm[i] : other->wm);
+    const int64_t others = vpq_op_input_idle(&j->base, 1 - side) ? VPQ_TS_MAX : other->wm;
+    int64_t wm = output_watermark(j, batch->wm[i] < others ? batch->wm[i] : others);
     if (j->join->left_outer && j->oldest_left < wm) wm = j->oldest_left; /* see the header */
     if (mine->n == mine->cap) {
       mine->cap = mine->cap ? mine->cap * 2 : 256;
@@ -573,6 +574,16 @@ static void join_push(vpq_op *op, int port, const vpq_batch *batch) {
   window_probe(j, port, batch);
 }
 
+/* Evicts what the joint watermark of the two sides (an idle one left out) has passed, and passes
+ * it on. */
+static void window_advance(join_op *j) {
+  const int64_t sides[2] = {j->side[0].wm, j->side[1].wm};
+  const int64_t joint = vpq_op_inputs_watermark(&j->base, sides, 2, -1);
+  if (output_watermark(j, joint) <= j->base.passed_wm) return;
+  window_evict(j, joint);
+  vpq_op_emit_watermark(&j->base, output_watermark(j, joint));
+}
+
 static void join_watermark(vpq_op *op, int port, int64_t wm) {
   join_op *j = (join_op *)op;
   if (!j->window) {
@@ -582,10 +593,13 @@ static void join_watermark(vpq_op *op, int port, int64_t wm) {
     return;
   }
   j->side[port].wm = wm;
-  int64_t joint = j->side[0].wm < j->side[1].wm ? j->side[0].wm : j->side[1].wm;
-  if (output_watermark(j, joint) <= op->passed_wm) return;
-  window_evict(j, joint);
-  vpq_op_emit_watermark(op, output_watermark(j, joint));
+  window_advance(j);
+}
+
+/* A window join's input went idle: it no longer holds the joint watermark back. */
+static void join_input_idle(vpq_op *op) {
+  join_op *j = (join_op *)op;
+  if (j->window) window_advance(j);
 }
 
 static void join_describe(const vpq_op *op, vpq_buf *out) {
@@ -695,9 +709,9 @@ static void join_load(vpq_op *op, vpq_ckpt_in *in) {
 }
 
 static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy,
-                                        join_save, join_load};
+                                        join_save, join_load, NULL};
 static const vpq_op_vt window_join_vt = {"WindowJoin", join_push, join_watermark, join_describe, join_destroy,
-                                         join_save, join_load};
+                                         join_save,    join_load, join_input_idle};
 
 static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select *select, int join_index,
                         const vpq_schema *out, bool window, const vpq_source_slot *slots) {

@@ -618,11 +618,22 @@ static void advance(schedule_op *s, int64_t wm) {
 
 /* ===== Operator ===== */
 
-/* The watermark that holds for planning: the minimum over the forecast and price inputs. */
+/* The watermark that holds for planning: the minimum over the forecast and price inputs, an idle
+ * one left out (when both are, the one that has a watermark: vpq_op_inputs_watermark). */
 static int64_t planning_wm(const schedule_op *s) {
-  int64_t wm = s->input_wm[0];
-  if (s->sc->price && s->input_wm[2] < wm) wm = s->input_wm[2];
-  return wm;
+  const int64_t forecast = s->input_wm[VPQ_SCHEDULE_FORECAST], price = s->input_wm[VPQ_SCHEDULE_PRICE];
+  if (!s->sc->price) return forecast;
+  const bool forecast_idle = vpq_op_input_idle(&s->base, VPQ_SCHEDULE_FORECAST);
+  const bool price_idle = vpq_op_input_idle(&s->base, VPQ_SCHEDULE_PRICE);
+  if (forecast_idle != price_idle) return forecast_idle ? price : forecast;
+  if (forecast_idle && (forecast == VPQ_TS_MIN || price == VPQ_TS_MIN)) return forecast == VPQ_TS_MIN ? price : forecast;
+  return forecast < price ? forecast : price;
+}
+
+/* An input went idle: plans what the watermark over the others has passed. */
+static void schedule_input_idle(vpq_op *op) {
+  schedule_op *s = (schedule_op *)op;
+  advance(s, planning_wm(s));
 }
 
 /* Rows of the forecast (0), fleet (1) or price (2) input. */
@@ -800,7 +811,7 @@ static void schedule_load(vpq_op *op, vpq_ckpt_in *in) {
 }
 
 static const vpq_op_vt schedule_vt = {"Schedule",       schedule_push, schedule_watermark, schedule_describe,
-                                      schedule_destroy, schedule_save, schedule_load};
+                                      schedule_destroy, schedule_save, schedule_load,      schedule_input_idle};
 
 vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query, const vpq_source_slot *slots) {
   schedule_op *s = calloc(1, sizeof *s);

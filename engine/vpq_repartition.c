@@ -532,7 +532,7 @@ static void writer_describe(const vpq_op *op, vpq_buf *out) {
 
 static void writer_destroy(vpq_op *op) { free(((writer_op *)op)->rows); }
 
-static const vpq_op_vt writer_vt = {"Repartition", writer_push, writer_watermark, writer_describe, writer_destroy, NULL, NULL};
+static const vpq_op_vt writer_vt = {"Repartition", writer_push, writer_watermark, writer_describe, writer_destroy, NULL, NULL, NULL};
 
 vpq_op *vpq_repartition_writer_new(vpq_runtime *rt, vpq_arena *arena, vpq_repartition *step) {
   writer_op *w = calloc(1, sizeof *w);
@@ -599,12 +599,13 @@ static void scan_describe(const vpq_op *op, vpq_buf *out) {
 
 static void scan_destroy(vpq_op *op) { (void)op; }
 
-static const vpq_op_vt scan_vt = {"RepartitionScan", scan_push, scan_watermark, scan_describe, scan_destroy, NULL, NULL};
+static const vpq_op_vt scan_vt = {"RepartitionScan", scan_push, scan_watermark, scan_describe, scan_destroy, NULL, NULL, NULL};
 
 vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step) {
   scan_op *s = calloc(1, sizeof *s);
   if (!s) abort();
   vpq_op_init(&s->base, &scan_vt, rt, &step->side_rows);
+  s->base.idle = 0; /* its watermark is the writers' (they announce theirs as they go idle) */
   s->step = step;
   step->scan_op = &s->base;
   return &s->base;

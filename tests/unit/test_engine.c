@@ -153,6 +153,60 @@ static void idle_sources_let_windows_close(void **state) {
   vpq_engine_free(e);
 }
 
+/* DESIGN §3: an idle input stops holding back an operator of several inputs. A stream fed by
+ * two INSERT INTO: `b` has no row at all, and holds the union back only until it has been idle
+ * for its idle_timeout; then `a` alone moves it (on the old code, b held it back for good). */
+static void idle_input_leaves_a_union(void **state) {
+  (void)state;
+  vpq_engine *e = load("CREATE STREAM a (ts TIMESTAMP, v DOUBLE) WITH (timestamp = 'ts', idle_timeout = 10 SECONDS);\n"
+                       "CREATE STREAM b (ts TIMESTAMP, v DOUBLE) WITH (timestamp = 'ts', idle_timeout = 10 SECONDS);\n"
+                       "CREATE STREAM u (ts TIMESTAMP, v DOUBLE);\n"
+                       "INSERT INTO u SELECT ts, v FROM a;\n"
+                       "INSERT INTO u SELECT ts, v FROM b;\n"
+                       "CREATE STREAM w AS SELECT WINDOW_START AS ws, count(*) AS n FROM u\n"
+                       "  WINDOW TUMBLING (SIZE 1 MINUTE) EMIT FINAL;\n");
+  collected out = {0};
+  vpq_engine_subscribe(e, "w", collect, &out);
+  int64_t clock = 1700000000000;
+  vpq_engine_tick(e, clock);
+  push(e, "a", "{\"ts\":30000,\"v\":1}");
+  vpq_engine_tick(e, clock + 5000);
+  push(e, "a", "{\"ts\":70000,\"v\":1}");
+  vpq_engine_tick(e, clock + 9999); /* b not idle yet: [0, 60 s) stays open */
+  assert_string_equal(out.text, "");
+  vpq_engine_tick(e, clock + 10000); /* b idle: the union's watermark is a's, 70 s */
+  assert_string_equal(out.text, "+w {\"ws\":0,\"n\":1}\n");
+  push(e, "b", "{\"ts\":65000,\"v\":1}"); /* b is back: it holds the union again */
+  push(e, "a", "{\"ts\":130000,\"v\":1}");
+  assert_string_equal(out.text, "+w {\"ws\":0,\"n\":1}\n");
+  push(e, "b", "{\"ts\":125000,\"v\":1}"); /* both past 2 min: [60 s, 120 s) closes */
+  assert_string_equal(out.text, "+w {\"ws\":0,\"n\":1}\n+w {\"ws\":60000,\"n\":2}\n");
+  push(e, "b", "{\"ts\":5000,\"v\":1}"); /* behind the union's watermark: late */
+  assert_int_equal(vpq_engine_stats(e).late, 1);
+  vpq_engine_free(e);
+}
+
+/* A LEFT JOIN WITHIN whose right side has no row writes its left rows unmatched once the right
+ * side is idle; while both are idle, the joint watermark moves with the clock. */
+static void idle_side_of_a_join_lets_left_rows_out(void **state) {
+  (void)state;
+  vpq_engine *e = load("CREATE STREAM a (k STRING, ts TIMESTAMP) WITH (timestamp = 'ts', idle_timeout = 10 SECONDS);\n"
+                       "CREATE STREAM b (k STRING, ts TIMESTAMP, x BIGINT) WITH (timestamp = 'ts', idle_timeout = 20 SECONDS);\n"
+                       "CREATE STREAM j AS SELECT a.k, a.ts, x FROM a LEFT JOIN b WITHIN 5 SECONDS ON a.k = b.k;\n");
+  collected out = {0};
+  vpq_engine_subscribe(e, "j", collect, &out);
+  int64_t clock = 1700000000000;
+  vpq_engine_tick(e, clock);
+  push(e, "a", "{\"k\":\"p\",\"ts\":1000}");
+  vpq_engine_tick(e, clock + 1000);
+  push(e, "a", "{\"k\":\"q\",\"ts\":9000}");
+  vpq_engine_tick(e, clock + 19999); /* a idle (its watermark 9 s + 18.999 s), b not yet */
+  assert_string_equal(out.text, "");
+  vpq_engine_tick(e, clock + 20000); /* both idle: a's watermark alone, 29 s, passes both rows */
+  assert_string_equal(out.text, "+j {\"k\":\"p\",\"ts\":1000,\"x\":null}\n+j {\"k\":\"q\",\"ts\":9000,\"x\":null}\n");
+  vpq_engine_free(e);
+}
+
 /* SCHEDULE plans an issue once its forecast is complete and, when freed, logs its plans, their
  * CPU time and how many were not certified optimal (a plan of one battery always is). */
 /* A generated filter of 30,000 conditions (one per device) runs: a chain of OR is one node of the
@@ -230,6 +284,8 @@ int main(void) {
       cmocka_unit_test(table_over_table_retracts_old_rows),
       cmocka_unit_test(push_rejects_malformed_rows_and_goes_on),
       cmocka_unit_test(idle_sources_let_windows_close),
+      cmocka_unit_test(idle_input_leaves_a_union),
+      cmocka_unit_test(idle_side_of_a_join_lets_left_rows_out),
       cmocka_unit_test(long_chains_of_or_and_and_run),
       cmocka_unit_test(schedule_logs_its_plans),
   };
