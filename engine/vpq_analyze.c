@@ -15,6 +15,7 @@
  * GROUPING(key) of a ROLLUP to that key's rolled-up flag, in the columns after those.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1845,14 +1846,55 @@ static vpq_span option_span(const vpq_plan_connector *conn, const vpq_relation *
   return rel->span;
 }
 
+/* The file `path` names, spelled one way: the longest part of it that exists with its symbolic
+ * links, `.` and `..` resolved (realpath), then the rest with `.` and `..` applied as written.
+ * Two spellings of one file, whether it exists yet or not, give one text. */
+static void canonical_path(const char *path, char *out, size_t size) {
+  char full[PATH_MAX], head[PATH_MAX], resolved[PATH_MAX];
+  snprintf(full, sizeof full, "%s%s", path[0] == '/' ? "" : "./", path);
+  const size_t end = strlen(full);
+  size_t cut = end; /* full[0, cut) is the part that exists */
+  for (;;) {
+    snprintf(head, sizeof head, "%.*s", (int)(cut ? cut : 1), full); /* cut 0: the root */
+    if (realpath(head, resolved)) break;
+    while (cut > 0 && full[cut - 1] != '/') cut--;
+    if (cut == 0) {
+      snprintf(out, size, "%s", path);
+      return;
+    }
+    cut--;
+  }
+  snprintf(out, size, "%s", resolved);
+  for (size_t at = cut; at < end;) {
+    while (at < end && full[at] == '/') at++;
+    size_t len = 0;
+    while (at + len < end && full[at + len] != '/') len++;
+    const char *name = full + at;
+    at += len;
+    if (!len || (len == 1 && name[0] == '.')) continue;
+    char *last = strrchr(out, '/');
+    if (len == 2 && name[0] == '.' && name[1] == '.') {
+      if (last) last[last == out] = '\0';
+      continue;
+    }
+    const size_t have = strlen(out);
+    snprintf(out + have, size - have, "%s%.*s", have && out[have - 1] == '/' ? "" : "/", (int)len, name);
+  }
+}
+
 /* Whether two resolved paths name one regular file (or one that does not exist yet): the same
- * text, or the same inode. Devices (`/dev/null`, `/dev/stdout`) may be shared. */
+ * canonical text (canonical_path), or the same inode. Devices (`/dev/null`, `/dev/stdout`) may
+ * be shared. */
 static bool same_file(const char *x, const char *y) {
   struct stat sx, sy;
   bool has_x = stat(x, &sx) == 0, has_y = stat(y, &sy) == 0;
   if ((has_x && !S_ISREG(sx.st_mode)) || (has_y && !S_ISREG(sy.st_mode))) return false;
   if (strcmp(x, y) == 0) return true;
-  return has_x && has_y && sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+  if (has_x && has_y) return sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+  char cx[PATH_MAX], cy[PATH_MAX];
+  canonical_path(x, cx, sizeof cx);
+  canonical_path(y, cy, sizeof cy);
+  return strcmp(cx, cy) == 0;
 }
 
 /* Refuses a file written by a sink or dead-letter output that a source reads or another
@@ -1881,6 +1923,48 @@ static void check_files(analyzer *a) {
   }
 }
 
+/* ===== What the connectors need ===== */
+
+/* The text of option `key` of `conn`, or NULL. */
+static const char *option_text(const vpq_plan_connector *conn, const char *key) {
+  const vpq_plan_option *o = find_option(conn, key);
+  return o ? o->text : NULL;
+}
+
+/* Refuses what a connector would refuse when the run opens it (vpq_kafka.c, vpq_sim_connector.c),
+ * so that `vpq check` finds it, at its place in the file. A relation written by INSERT INTO has
+ * its connector as a sink, so this looks at every relation once the file is read. */
+static void check_connectors(analyzer *a) {
+  for (int r = 0; r < a->plan->nrelations; r++) {
+    const vpq_relation *rel = a->plan->relations[r];
+    const bool source = rel->is_source;
+    const vpq_plan_connector *conn = source ? &rel->source : rel->is_sink ? &rel->sink : NULL;
+    if (!conn || !conn->connector) continue;
+    if (strcmp(conn->connector, "kafka") == 0) {
+      if (!option_text(conn, "topic"))
+        error(a, option_span(conn, rel, "connector"), "connector `kafka` needs `topic = '...'`");
+      if (strcmp(conn->format, "json") != 0)
+        error(a, option_span(conn, rel, "format"), "connector `kafka` reads and writes format 'json' only");
+    } else if (strcmp(conn->connector, "sim") == 0) {
+      const char *stream = option_text(conn, "stream");
+      const char *start = option_text(conn, "start");
+      int64_t ms;
+      if (source && (!stream || (strcmp(stream, "telemetry") != 0 && strcmp(stream, "meters") != 0)))
+        error(a, option_span(conn, rel, "stream"), "a sim source needs `stream = 'telemetry'` or `stream = 'meters'`");
+      if (source && start && !vpq_timestamp_parse(start, strlen(start), &ms))
+        error(a, option_span(conn, rel, "start"), "`start` of a sim connector is an ISO-8601 time, not '%s'", start);
+      if (source) continue;
+      if (!stream || strcmp(stream, "dispatch") != 0)
+        error(a, option_span(conn, rel, "stream"), "a sim sink needs `stream = 'dispatch'`");
+      const int device = vpq_schema_find(&rel->schema, "device_id");
+      const int setpoint = vpq_schema_find(&rel->schema, "setpoint_kw");
+      if (device < 0 || rel->schema.cols[device].type != VPQ_TYPE_STRING || setpoint < 0 ||
+          rel->schema.cols[setpoint].type != VPQ_TYPE_DOUBLE)
+        error(a, rel->span, "a sim dispatch sink needs columns device_id STRING and setpoint_kw DOUBLE");
+    }
+  }
+}
+
 /* ===== The file ===== */
 
 vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file, const char *file_name,
@@ -1898,5 +1982,6 @@ vpq_plan *vpq_analyze(vpq_arena *arena, vpq_diag *diag, const vpq_ast_file *file
     else declare_source(&a, stmt);
   }
   check_files(&a);
+  check_connectors(&a);
   return diag->errors > errors_before ? NULL : plan;
 }
