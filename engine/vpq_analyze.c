@@ -282,7 +282,10 @@ static vpq_bexpr *bind_column(analyzer *a, const vpq_ast_expr *e, const bind_sco
     if (mode == BIND_AGGREGATE && a->windowed)
       return bcolumn(a, start ? WINDOW_START_COL : WINDOW_END_COL, VPQ_TYPE_TIMESTAMP, e->span);
     if (vpq_schema_find(scope->layout, e->name) < 0) {
-      error(a, e->span, "%s needs a WINDOW clause", start ? "WINDOW_START" : "WINDOW_END");
+      if (a->windowed)
+        error(a, e->span, "%s is a window's, known in the SELECT list and HAVING, not where rows are read (WHERE, "
+              "GROUP BY, ON, an aggregate's argument)", start ? "WINDOW_START" : "WINDOW_END");
+      else error(a, e->span, "%s needs a WINDOW clause", start ? "WINDOW_START" : "WINDOW_END");
       return bnull(a, VPQ_TYPE_TIMESTAMP, e->span);
     }
   }
@@ -1931,6 +1934,20 @@ static const char *option_text(const vpq_plan_connector *conn, const char *key) 
   return o ? o->text : NULL;
 }
 
+/* The one connector that takes option `key` (`start`: kafka and sim), or NULL when every one
+ * does (event time, dead letters, limits) or it is not an option of connectors. */
+static const char *option_connector(const char *key) {
+  static const char *const kafka[] = {"topic", "group", "start", "bounded", "partitions", "processing_guarantee"};
+  static const char *const sim[] = {"stream", "devices", "sites", "seed", "speed", "duration", "history", "pv"};
+  if (strncmp(key, "kafka.", 6) == 0) return "kafka";
+  if (strcmp(key, "path") == 0) return "file";
+  for (size_t i = 0; i < sizeof kafka / sizeof *kafka; i++)
+    if (strcmp(key, kafka[i]) == 0) return "kafka";
+  for (size_t i = 0; i < sizeof sim / sizeof *sim; i++)
+    if (strcmp(key, sim[i]) == 0) return "sim";
+  return NULL;
+}
+
 /* Refuses what a connector would refuse when the run opens it (vpq_kafka.c, vpq_sim_connector.c),
  * so that `vpq check` finds it, at its place in the file. A relation written by INSERT INTO has
  * its connector as a sink, so this looks at every relation once the file is read. */
@@ -1940,6 +1957,13 @@ static void check_connectors(analyzer *a) {
     const bool source = rel->is_source;
     const vpq_plan_connector *conn = source ? &rel->source : rel->is_sink ? &rel->sink : NULL;
     if (!conn || !conn->connector) continue;
+    for (int i = 0; i < conn->options.count; i++) {
+      const vpq_plan_option *o = &conn->options.items[i];
+      const char *owner = option_connector(o->key);
+      if (owner && strcmp(owner, conn->connector) != 0 &&
+          !(strcmp(o->key, "start") == 0 && strcmp(conn->connector, "sim") == 0))
+        error(a, o->span, "option `%s` is one of connector `%s`, not of `%s`", o->key, owner, conn->connector);
+    }
     if (strcmp(conn->connector, "kafka") == 0) {
       if (!option_text(conn, "topic"))
         error(a, option_span(conn, rel, "connector"), "connector `kafka` needs `topic = '...'`");
