@@ -11,6 +11,9 @@
 
 #include "vpq_parse.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 void vpq_lex_init(vpq_lexer *lex, vpq_diag *diag) {
   lex->diag = diag;
   lex->pos = 0;
@@ -86,7 +89,14 @@ vpq_token vpq_lex_next(vpq_lexer *lex) {
         goto done;
       }
 
-      digits { type = VPQ_TK_INTEGER; goto done; }
+      digits {
+        /* 9223372036854775808, the magnitude of the smallest BIGINT: a number only after a minus */
+        const unsigned char *first = start;
+        while (first + 1 < YYCURSOR && *first == '0') first++;
+        const bool int_min = YYCURSOR - first == 19 && memcmp(first, "9223372036854775808", 19) == 0;
+        type = int_min ? VPQ_TK_INT_MIN_MAGNITUDE : VPQ_TK_INTEGER;
+        goto done;
+      }
       digits "." [0-9]* exp? | "." digits exp? | digits exp { type = VPQ_TK_FLOAT; goto done; }
       (digits | digits "." [0-9]* exp? | "." digits exp? | digits exp) [a-zA-Z_] [a-zA-Z0-9_]* {
         /* a number running into a name (0x10, 1e, 1_000, 5SECONDS) would read as a number and an alias */

@@ -91,7 +91,9 @@ static void syntax_error(parse_ctx *ctx, vpq_token tok) {
   int len = (int)tok.span.len;
   const char *newline = memchr(text, '\n', tok.span.len);
   if (newline) len = (int)(newline - text);
-  vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`", len, text);
+  if (tok.type == VPQ_TK_INT_MIN_MAGNITUDE)
+    vpq_diag_error(ctx->diag, tok.span, "integer `%.*s` is out of range", len, text);
+  else vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`", len, text);
 }
 
 static vpq_ast_expr *with_span(vpq_ast_expr *expr, vpq_span first, vpq_span last) {
@@ -116,6 +118,14 @@ static vpq_ast_expr *int_literal(parse_ctx *ctx, vpq_token tok) {
     }
   }
   return literal(ctx, VPQ_AST_INT, tok, value);
+}
+
+/* `-9223372036854775808`, the smallest BIGINT: a minus sign and INT_MIN_MAGNITUDE (the lexer's
+ * token for the one magnitude of a BIGINT that is a number only after a minus). */
+static vpq_ast_expr *int_min(parse_ctx *ctx, vpq_token minus, vpq_token magnitude) {
+  vpq_ast_expr *expr = literal(ctx, VPQ_AST_INT, magnitude, INT64_MIN);
+  expr->span = vpq_span_join(minus.span, magnitude.span);
+  return expr;
 }
 
 /* FLOAT: digits with a fraction and/or an exponent. */
@@ -540,6 +550,7 @@ option(A) ::= GROUP(K) EQ optval(V). { A = option(ctx, K, V); }
 option(A) ::= STRING(K) EQ optval(V). { A = option(ctx, K, V); }
 optval(A) ::= literal(A).
 optval(A) ::= MINUS(M) literal(X). { A = vpq_ast_unary(ctx->arena, VPQ_OP_NEG, X, M.span); }
+optval(A) ::= MINUS(M) INT_MIN_MAGNITUDE(T). { A = int_min(ctx, M, T); }
 optval(A) ::= name(N). { A = column(ctx, NULL, N); }
 optval(A) ::= LP(L) optlist(X) RP(R). { A = with_span(X, L.span, R.span); }
 optlist(A) ::= optval(X). { A = list_new(ctx, X); }
@@ -672,6 +683,7 @@ cases(A) ::= CASE(K) expr(O) WHEN expr(W) THEN expr(T). { A = case_when(ctx, cas
 cases(A) ::= cases(A) WHEN expr(W) THEN expr(T). { A = case_when(ctx, A, W, T); }
 
 expr(A) ::= MINUS(O) expr(X). [UMINUS] { A = vpq_ast_unary(ctx->arena, VPQ_OP_NEG, X, O.span); }
+expr(A) ::= MINUS(O) INT_MIN_MAGNITUDE(T). [UMINUS] { A = int_min(ctx, O, T); }
 expr(A) ::= NOT(O) expr(X). { A = vpq_ast_unary(ctx->arena, VPQ_OP_NOT, X, O.span); }
 expr(A) ::= expr(X) OR expr(Y). { A = binary(ctx, VPQ_OP_OR, X, Y); }
 expr(A) ::= expr(X) AND expr(Y). { A = binary(ctx, VPQ_OP_AND, X, Y); }
