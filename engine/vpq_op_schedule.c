@@ -2,16 +2,18 @@
  *
  *   port 0  forecast rows (issued_at, ts, value) ─► grouped by issue
  *   port 1  the fleet table's changelog           ─► the twin: one battery per device_id
- *   port 2  price forecast rows (MINIMIZE COST)   ─► the latest price per time
+ *   port 2  price forecast rows (MINIMIZE COST)   ─► every price per time, by event time
  *
  * An issue of the forecast is planned once the watermark of the forecast (and price) input
  * has passed its issued_at, so that all of its rows are in; an issue that arrives after that
  * is late (counted, dead-lettered through its source's `dead_letter`, not planned), and so is
- * a price row whose event time the planning watermark has passed (not kept). The fleet
- * is read as it stood at issued_at: every battery keeps the versions of its row (with their
- * event times) until no pending issue can need them, and a plan uses each battery's latest
- * version at or before issued_at, so a replay plans with what was known then, however the
- * inputs' processing interleaves.
+ * a price row whose event time the planning watermark has passed (not kept). The fleet and
+ * the prices are read as they stood at issued_at: every battery keeps the versions of its row
+ * (with their event times), and every price time the rows given for it, until no pending issue
+ * can need them; a plan uses each battery's latest version at or before issued_at, and for each
+ * step the newest price row with event time at or before issued_at (of the latest price time
+ * at or before the step), so a replay plans with what was known then, however the inputs'
+ * processing interleaves.
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
  * forecast row with the latest ts at or before the step's start (the plan stops where the
  * forecast ends). A step whose row has a NULL value, or that no row is at or before, is
@@ -51,6 +53,13 @@
 #include "vpq_expr.h"
 #include "vpq_op.h"
 
+/* A price row: the price from time `ts` on, as given at event time `event_time`. */
+typedef struct sc_price {
+  int64_t ts;
+  int64_t event_time;
+  double value;
+} sc_price;
+
 /* One version of a battery's row: its values from event time `ts` on. */
 typedef struct sc_version {
   int64_t ts;
@@ -87,7 +96,7 @@ typedef struct schedule_op {
   int index_cap;
   sc_issue *issues; /* not yet planned, in arrival order */
   int nissues, issues_cap;
-  sc_point *prices; /* the latest price per ts, sorted by ts */
+  sc_price *prices; /* sorted by ts, then event time, then arrival (price_rows) */
   int nprices, prices_cap;
   int64_t input_wm[3];
   int64_t wm;
@@ -252,9 +261,9 @@ static void forecast_rows(schedule_op *s, const vpq_batch *batch, int row) {
   points_add(&is->points, &is->n, &is->cap, ts->data[row].i, column_number(&batch->cols[sc->forecast_value], row));
 }
 
-/* Keeps the latest price per time, sorted by time. A row whose event time the planning
- * watermark has passed is late (issues after it were planned without it): counted,
- * dead-lettered, not kept. */
+/* Keeps a price row among the others, sorted by time, then event time, then arrival. A row
+ * whose event time the planning watermark has passed is late (issues after it were planned
+ * without it): counted, dead-lettered, not kept. */
 static void price_rows(schedule_op *s, const vpq_batch *batch, int row) {
   const vpq_plan_schedule *sc = s->sc;
   const vpq_vec *ts = &batch->cols[sc->price_ts];
@@ -264,21 +273,52 @@ static void price_rows(schedule_op *s, const vpq_batch *batch, int row) {
     vpq_op_late_row(s->base.rt, s->slots, sc->price, &sc->price->schema, batch, row);
     return;
   }
-  int64_t t = ts->data[row].i;
-  /* A newer price for a time replaces the older one; rows mostly come in time order. */
+  const sc_price price = {ts->data[row].i, batch->ts[row], value};
+  int lo = 0, hi = s->nprices; /* after every row of an earlier or equal (time, event time) */
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    const sc_price *p = &s->prices[mid];
+    if (p->ts < price.ts || (p->ts == price.ts && p->event_time <= price.event_time)) lo = mid + 1;
+    else hi = mid;
+  }
+  if (s->nprices == s->prices_cap) {
+    s->prices_cap = s->prices_cap ? 2 * s->prices_cap : 64;
+    s->prices = realloc(s->prices, sizeof *s->prices * (size_t)s->prices_cap);
+    if (!s->prices) abort();
+  }
+  memmove(s->prices + lo + 1, s->prices + lo, sizeof *s->prices * (size_t)(s->nprices - lo));
+  s->prices[lo] = price;
+  s->nprices++;
+}
+
+/* The row a plan for issue `issued_at` takes the price at time t from: of the rows given at or
+ * before issued_at, one of the latest time at or before t, the newest (the last to arrive of
+ * equal event times); -1 when there is none. */
+static int price_row_at(const schedule_op *s, int64_t issued_at, int64_t t) {
   int lo = 0, hi = s->nprices;
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    if (s->prices[mid].ts < t) lo = mid + 1;
+    if (s->prices[mid].ts <= t) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < s->nprices && s->prices[lo].ts == t) {
-    s->prices[lo].value = value;
-    return;
+  for (int i = lo - 1; i >= 0; i--)
+    if (s->prices[i].event_time <= issued_at) return i;
+  return -1;
+}
+
+/* Forgets the price rows no issue after `issued_at` can need: given by then, at a time before
+ * the latest such time at or before issued_at, or replaced by a newer row given by then. */
+static void prices_prune(schedule_op *s, int64_t issued_at) {
+  const int current = price_row_at(s, issued_at, issued_at);
+  int kept = 0;
+  for (int i = 0; i < s->nprices; i++) {
+    const sc_price *p = &s->prices[i];
+    const bool given = p->event_time <= issued_at;
+    const bool replaced = i + 1 < s->nprices && s->prices[i + 1].ts == p->ts && s->prices[i + 1].event_time <= issued_at;
+    if (given && (p->ts <= issued_at ? i != current : replaced)) continue;
+    s->prices[kept++] = *p;
   }
-  points_add(&s->prices, &s->nprices, &s->prices_cap, t, value);
-  memmove(s->prices + lo + 1, s->prices + lo, sizeof *s->prices * (size_t)(s->nprices - 1 - lo));
-  s->prices[lo] = (sc_point){t, value};
+  s->nprices = kept;
 }
 
 /* The value in sorted `points` at time t: the latest point at or before t; NaN (unknown) when
@@ -496,7 +536,8 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   int unknown = -1, unpriced = -1; /* the first step whose load (price) is NULL or not given */
   for (int k = 0; k < steps; k++) {
     load[k] = value_at(is->points, is->n, t + k * sc->step_ms);
-    price[k] = sc->objective == VPQ_SCHED_MIN_COST ? value_at(s->prices, s->nprices, t + k * sc->step_ms) : 0;
+    const int priced = sc->objective == VPQ_SCHED_MIN_COST ? price_row_at(s, t, t + k * sc->step_ms) : -1;
+    price[k] = sc->objective != VPQ_SCHED_MIN_COST ? 0 : priced >= 0 ? s->prices[priced].value : NAN;
     if (isnan(load[k]) && unknown < 0) unknown = k;
     if (isnan(price[k]) && unpriced < 0) unpriced = k;
   }
@@ -607,6 +648,7 @@ static void advance(schedule_op *s, int64_t wm) {
     while (done < s->nissues && (s->issues[done].issued_at < wm || wm == VPQ_TS_MAX)) {
       plan_issue(s, &s->issues[done]);
       versions_prune(s, s->issues[done].issued_at);
+      prices_prune(s, s->issues[done].issued_at);
       free(s->issues[done].points);
       done++;
     }
@@ -693,7 +735,7 @@ static void schedule_destroy(vpq_op *op) {
  *
  * State: the watermarks (each input's and the planning one), the warnings printed, every
  * battery (in order of first sight) with the versions of its row still needed, the issues not
- * yet planned with their points, the prices (sorted by time), and with a peak_floor the month
+ * yet planned with their points, the price rows (in their order), and with a peak_floor the month
  * and its peak so far. Loading checks counts against the bytes left, device ids against the
  * string pool, and the prices' order. */
 
@@ -729,7 +771,12 @@ static void schedule_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, s->issues[i].issued_at);
     points_save(s->issues[i].points, s->issues[i].n, out);
   }
-  points_save(s->prices, s->nprices, out);
+  vpq_ckpt_put_u64(out, (uint64_t)s->nprices);
+  for (int i = 0; i < s->nprices; i++) {
+    vpq_ckpt_put_i64(out, s->prices[i].ts);
+    vpq_ckpt_put_i64(out, s->prices[i].event_time);
+    vpq_ckpt_put_f64(out, s->prices[i].value);
+  }
   if (s->sc->peak_floor > 0) {
     vpq_ckpt_put_i64(out, s->month);
     vpq_ckpt_put_f64(out, s->month_peak);
@@ -797,9 +844,20 @@ static void schedule_load(vpq_op *op, vpq_ckpt_in *in) {
     is->issued_at = vpq_ckpt_get_i64(in);
     points_load(in, &is->points, &is->n, &is->cap);
   }
-  points_load(in, &s->prices, &s->nprices, &s->prices_cap);
-  for (int i = 1; i < s->nprices; i++)
-    if (s->prices[i].ts <= s->prices[i - 1].ts) vpq_ckpt_fail(in, "prices out of order");
+  const int nprices = (int)vpq_ckpt_get_count(in, INT32_MAX / 2);
+  if (nprices) {
+    s->prices = malloc(sizeof *s->prices * (size_t)nprices);
+    if (!s->prices) abort();
+    s->prices_cap = nprices;
+  }
+  for (int i = 0; i < nprices && !in->error; i++) {
+    sc_price *p = &s->prices[s->nprices++];
+    p->ts = vpq_ckpt_get_i64(in);
+    p->event_time = vpq_ckpt_get_i64(in);
+    p->value = vpq_ckpt_get_f64(in);
+    if (i && (p->ts < p[-1].ts || (p->ts == p[-1].ts && p->event_time < p[-1].event_time)))
+      vpq_ckpt_fail(in, "prices out of order");
+  }
   if (s->nprices && !sc->price) vpq_ckpt_fail(in, "prices for a schedule without them");
   if (sc->peak_floor > 0) {
     int64_t month = vpq_ckpt_get_i64(in);
