@@ -513,6 +513,13 @@ static double volatility(const forecast_op *f, const fc_key *k, int64_t first, i
   return sum > 0 ? sum / count : 1.0;
 }
 
+/* A batch for the rows of one issue (every key's steps, at most VPQ_BATCH_ROWS): scratch memory
+ * lasts as long as the input batch, which can bring an issue per row. */
+static vpq_batch *issue_batch(const forecast_op *f) {
+  const int64_t rows = (int64_t)f->nkeys * f->steps;
+  return vpq_op_batch(f->base.rt, f->base.schema, rows < VPQ_BATCH_ROWS ? (int)(rows ? rows : 1) : VPQ_BATCH_ROWS);
+}
+
 /* Issues the forecast of key k at time t into `out` (emitting `out` whenever it fills). */
 static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
   const vpq_plan_forecast *fc = f->fc;
@@ -564,7 +571,7 @@ static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
     issue.values[2 * f->steps + s] = has ? value + hi : NAN;
     if ((*out)->n == (*out)->cap) {
       vpq_op_emit(&f->base, *out);
-      *out = vpq_op_batch(f->base.rt, f->base.schema, VPQ_BATCH_ROWS);
+      *out = issue_batch(f);
     }
     out_row(f, *out, k, t, s, value, has, lo, hi);
   }
@@ -606,7 +613,7 @@ static void advance(forecast_op *f, int64_t wm) {
       break;
     }
     if (t > f->last_ts + f->step_ms) break; /* nothing new to forecast from */
-    if (!out) out = vpq_op_batch(f->base.rt, f->base.schema, VPQ_BATCH_ROWS);
+    if (!out) out = issue_batch(f);
     int64_t started = cpu_ns();
     for (int i = 0; i < f->nkeys; i++) issue_key(f, f->keys[i], t, &out);
     f->issue_last_ns = cpu_ns() - started;

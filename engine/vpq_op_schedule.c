@@ -605,7 +605,11 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (unknown >= 0 || unpriced >= 0) plan.peak_kw = NAN; /* written as NULL: no plan (a load or price unknown) */
   if (sc->peak_floor > 0) s->month_peak = fmax(s->month_peak, plan_net(&problem, &plan, 0));
   int out_steps = sc->emit_plan ? steps : 1;
-  vpq_batch *out = vpq_op_batch(rt, s->base.schema, VPQ_BATCH_ROWS);
+  /* Sized to the plan's rows: scratch memory lasts as long as the input batch, which can bring
+   * many plans. */
+  const int64_t out_rows = (int64_t)out_steps * norder;
+  const int out_cap = out_rows < VPQ_BATCH_ROWS ? (int)(out_rows ? out_rows : 1) : VPQ_BATCH_ROWS;
+  vpq_batch *out = vpq_op_batch(rt, s->base.schema, out_cap);
   for (int k = 0; k < out_steps; k++) {
     for (int i = 0; i < norder; i++) {
       const sc_battery *b = &s->fleet[order[i]];
