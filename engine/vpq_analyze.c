@@ -1597,9 +1597,9 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
   if (s->min_soc > s->max_soc) error(a, ast->constraints.items[0]->span, "the soc limits leave no room: %g > %g", s->min_soc, s->max_soc);
   s->horizon_ms = window_interval(a, ast->horizon, "HORIZON", false);
   s->step_ms = window_interval(a, ast->step, "STEP", false);
-  if (positive_interval(ast->horizon) && s->horizon_ms % s->step_ms)
-    error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
-  else if (s->horizon_ms / s->step_ms > 10000) error(a, ast->horizon->span, "a plan has at most 10000 steps");
+  const bool sized = positive_interval(ast->horizon) && positive_interval(ast->step); /* else refused above */
+  if (sized && s->horizon_ms % s->step_ms) error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");
+  else if (sized && s->horizon_ms / s->step_ms > 10000) error(a, ast->horizon->span, "a plan has at most 10000 steps");
   s->emit_plan = ast->emit_plan;
   vpq_schema out = {0};
   out.cols = vpq_arena_alloc(a->arena, sizeof *out.cols * 6);
