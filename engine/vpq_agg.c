@@ -11,7 +11,8 @@
  *   stddev            compensated sums of x − K and (x − K)² about a shift K, the group's first
  *                     value (agg_spread), their terms exact (spread_add), the result computed
  *                     in double-double and rounded once: correctly rounded, where a running
- *                     mean (Welford) loses digits; over a changelog the values are kept too,
+ *                     mean (Welford) loses digits (BIGINTs taken less a value of the group in
+ *                     integers first: centred); over a changelog the values are kept too,
  *                     to re-base K when it drifts from them (agg_shifted)
  *   min, max          the best value; over a changelog a sorted value→count array instead,
  *                     so that retracting the minimum finds the next one
@@ -53,6 +54,7 @@ typedef struct agg_sum {
  * in Σ d² − (Σ d)²/n costs at most a factor n + 1 of the rounding. */
 typedef struct agg_spread {
   int64_t n;
+  int64_t origin; /* BIGINT: the group's first value, which every value is taken relative to (centred) */
   double shift, s1, c1, s2, c2;
 } agg_spread;
 
@@ -83,6 +85,7 @@ typedef struct agg_best {
 typedef struct agg_shifted {
   int64_t n;       /* finite values */
   int64_t nonfinite;
+  int64_t origin;  /* BIGINT: a value of the group, which every value is taken relative to (centred) */
   double shift;
   double s1, c1;   /* Σ d, and what rounding took from it */
   double s2, c2;   /* Σ d², and what rounding took from it */
@@ -154,6 +157,13 @@ static void comp_add(double *sum, double *comp, double x) {
 static void sum_add_compensated(agg_sum *s, double x) { comp_add(&s->sum.d, &s->comp, x); }
 
 static double as_double(vpq_type type, vpq_datum v) { return type == VPQ_TYPE_DOUBLE ? v.d : (double)v.i; }
+
+/* A stddev's value as the double it sums: a DOUBLE as it is, a BIGINT less `origin` (a value of
+ * its group) in exact integer arithmetic, so that BIGINTs beyond 2^53 close together keep their
+ * differences (9223372036854775807 and 9223372036854775806 are one double). */
+static double centred(const vpq_agg_spec *spec, vpq_datum v, int64_t origin) {
+  return spec->arg_type == VPQ_TYPE_DOUBLE ? v.d : (double)((__int128)v.i - origin);
+}
 
 /* ===== stddev: sums and result in double-double =====
  * Σ d and Σ d² (d = x − shift) are kept as Neumaier sums hi + comp, their terms exact to about
@@ -383,7 +393,8 @@ static void sorted_add(const vpq_agg_spec *spec, agg_best *b, vpq_datum v, int64
 
 /* Adds (diff > 0) or retracts one value of a stddev over a changelog (agg_shifted). */
 static void shifted_step(const vpq_agg_spec *spec, agg_shifted *v, vpq_datum value, int diff) {
-  double x = as_double(spec->arg_type, value);
+  if (diff > 0 && v->n == 0 && v->values.nsorted == 0 && spec->arg_type != VPQ_TYPE_DOUBLE) v->origin = value.i;
+  double x = centred(spec, value, v->origin);
   if (!isfinite(x)) {
     v->nonfinite += diff > 0 ? 1 : -1;
     return;
@@ -411,14 +422,14 @@ static double shifted_stddev(const vpq_agg_spec *spec, agg_shifted *v) {
   if (!(m2 > 0x1p64 * DBL_EPSILON * DBL_EPSILON * v->peak)) {
     double mean = 0, comp = 0;
     for (int i = 0; i < v->values.nsorted; i++) {
-      double x = as_double(spec->arg_type, v->values.sorted[i].value), c = (double)v->values.sorted[i].count;
+      double x = centred(spec, v->values.sorted[i].value, v->origin), c = (double)v->values.sorted[i].count;
       comp_add(&mean, &comp, x * c);
       comp += fma(x, c, -(x * c));
     }
     v->shift = (mean + comp) / n;
     v->s1 = v->c1 = v->s2 = v->c2 = 0;
     for (int i = 0; i < v->values.nsorted; i++)
-      spread_add(&v->s1, &v->c1, &v->s2, &v->c2, as_double(spec->arg_type, v->values.sorted[i].value), v->shift,
+      spread_add(&v->s1, &v->c1, &v->s2, &v->c2, centred(spec, v->values.sorted[i].value, v->origin), v->shift,
                  (double)v->values.sorted[i].count);
     v->peak = fabs(v->s2);
   }
@@ -533,8 +544,9 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
       shifted_step(spec, state, value, diff);
       break;
     }
-    double x = as_double(spec->arg_type, value);
     agg_spread *w = state;
+    if (!w->n && spec->arg_type != VPQ_TYPE_DOUBLE) w->origin = value.i;
+    double x = centred(spec, value, w->origin);
     if (!w->n++) w->shift = x;
     spread_add(&w->s1, &w->c1, &w->s2, &w->c2, x, w->shift, 1);
     break;
@@ -656,8 +668,9 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
       *d = *s;
       break;
     }
-    /* s's values about d's shift: x − K_d = (x − K_s) + δ */
-    double delta = s->shift - d->shift, s1 = s->s1 + s->c1, s2 = s->s2 + s->c2, n = (double)s->n;
+    /* s's values about d's shift: x − K_d = (x − K_s) + δ (with BIGINTs, each relative to its origin) */
+    double delta = (double)((__int128)s->origin - d->origin) + s->shift - d->shift;
+    double s1 = s->s1 + s->c1, s2 = s->s2 + s->c2, n = (double)s->n;
     comp_add(&d->s1, &d->c1, s1);
     comp_add(&d->s1, &d->c1, n * delta);
     comp_add(&d->s2, &d->c2, s2);
@@ -859,6 +872,7 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
       const agg_shifted *v = state;
       vpq_ckpt_put_i64(out, v->n);
       vpq_ckpt_put_i64(out, v->nonfinite);
+      vpq_ckpt_put_i64(out, v->origin);
       const double fields[] = {v->shift, v->s1, v->c1, v->s2, v->c2, v->peak};
       for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) vpq_ckpt_put_f64(out, fields[i]);
       vpq_ckpt_put_u64(out, (uint64_t)v->values.nsorted);
@@ -870,6 +884,7 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     }
     const agg_spread *w = state;
     vpq_ckpt_put_i64(out, w->n);
+    vpq_ckpt_put_i64(out, w->origin);
     const double fields[] = {w->shift, w->s1, w->c1, w->s2, w->c2};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) vpq_ckpt_put_f64(out, fields[i]);
     break;
@@ -971,19 +986,21 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
       agg_shifted *v = state;
       v->n = get_counter(in, 0);
       v->nonfinite = get_counter(in, -AGG_COUNTER_LIMIT);
+      v->origin = vpq_ckpt_get_i64(in);
       double *fields[] = {&v->shift, &v->s1, &v->c1, &v->s2, &v->c2, &v->peak};
       for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) *fields[i] = vpq_ckpt_get_f64(in);
       load_sorted_values(spec, &v->values, in);
       int64_t count = 0;
       for (int i = 0; i < v->values.nsorted && count <= AGG_COUNTER_LIMIT; i++) {
         count += v->values.sorted[i].count;
-        if (!isfinite(as_double(spec->arg_type, v->values.sorted[i].value))) vpq_ckpt_fail(in, "a non-finite stddev value");
+        if (!isfinite(centred(spec, v->values.sorted[i].value, v->origin))) vpq_ckpt_fail(in, "a non-finite stddev value");
       }
       if (!in->error && count != v->n) vpq_ckpt_fail(in, "a stddev count that is not its number of values");
       break;
     }
     agg_spread *w = state;
     w->n = get_counter(in, 0);
+    w->origin = vpq_ckpt_get_i64(in);
     double *fields[] = {&w->shift, &w->s1, &w->c1, &w->s2, &w->c2};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) *fields[i] = vpq_ckpt_get_f64(in);
     break;

@@ -33,7 +33,7 @@ enum { VPQ_CKPT_VERSION = 7 }; /* 2: a BIGINT sum/avg keeps the high word of its
                                 keeps shifted sums and its values, max_keys over a table its refused rows; 4: a
                                 DOUBLE sum/avg over a stream keeps its compensation, stddev over a stream shifted sums;
                                 5: the length of each dead-letter file; 6: the rows sinks refused, FORECAST's
-                                last issue; 7: SCHEDULE's price rows with their event times */
+                                last issue; 7: SCHEDULE's price rows with their event times, stddev's BIGINT origin */
 
 /* ===== Writing state ===== */
 
