@@ -89,6 +89,7 @@ typedef struct join_op {
   int *next;
   int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
+  int64_t oldest_kept; /* within a bound: the earliest event time of a kept row, either side */
   bool self_join;      /* the right side's relation feeds the left side too (FROM s a JOIN s b) */
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
   held_change *held;   /* table join: changes of the current source batch; [held_next, nheld) not applied yet */
@@ -322,43 +323,60 @@ static int64_t output_watermark(const join_op *j, int64_t wm) {
   return wm < VPQ_TS_MIN + d ? VPQ_TS_MIN : wm - d;
 }
 
-/* The earliest event time of the kept left rows (VPQ_TS_MAX: none). */
-static int64_t oldest_left(const join_op *j) {
+/* The earliest event time of the kept rows of sides [first, last] (VPQ_TS_MAX: none). */
+static int64_t oldest_kept(const join_op *j, int first, int last) {
   int64_t oldest = VPQ_TS_MAX;
-  for (int r = 0; r < j->side[0].n; r++)
-    if (j->side[0].rows[r].ts < oldest) oldest = j->side[0].rows[r].ts;
+  for (int s = first; s <= last; s++)
+    for (int r = 0; r < j->side[s].n; r++)
+      if (j->side[s].rows[r].ts < oldest) oldest = j->side[s].rows[r].ts;
   return oldest;
 }
 
+/* Orders unmatched left rows (indices into the kept left rows) by event time, then as kept. */
+static int compare_unmatched(const void *pa, const void *pb, void *ctx) {
+  const join_row *rows = ctx;
+  const int a = *(const int *)pa, b = *(const int *)pb;
+  if (rows[a].ts != rows[b].ts) return rows[a].ts < rows[b].ts ? -1 : 1;
+  return (a > b) - (a < b);
+}
+
 /* Drops rows the joint watermark has passed by more than the bound (LEFT JOIN: writes the
- * unmatched left ones with NULLs). */
+ * unmatched left ones with NULLs, by event time: the order does not depend on how many rows
+ * one watermark passes, so neither on how the inputs were batched). */
 static void window_evict(join_op *j, int64_t wm) {
   vpq_runtime *rt = j->base.rt;
-  int nleft = j->side[0].ncols;
-  vpq_batch *unmatched = NULL;
+  const int nleft = j->side[0].ncols;
+  join_side *left = &j->side[0];
+  if (j->join->left_outer) {
+    int *unmatched = vpq_arena_alloc(&rt->scratch, sizeof *unmatched * (size_t)(left->n + 1)), n = 0;
+    for (int r = 0; r < left->n; r++)
+      if ((wm == VPQ_TS_MAX || left->rows[r].ts < wm - j->join->within_ms) && !left->rows[r].matched) unmatched[n++] = r;
+    if (n > 1) qsort_r(unmatched, (size_t)n, sizeof *unmatched, compare_unmatched, left->rows);
+    for (int from = 0; from < n; from += VPQ_BATCH_ROWS) {
+      vpq_batch *out = vpq_op_batch(rt, j->base.schema, n - from < VPQ_BATCH_ROWS ? n - from : VPQ_BATCH_ROWS);
+      for (int u = from; u < n && u < from + VPQ_BATCH_ROWS; u++) {
+        const join_row *row = &left->rows[unmatched[u]];
+        pair_append(out, nleft, row->data, row->null, NULL, NULL, row->ts, j->base.passed_wm, 1, row->origin, row->source);
+      }
+      vpq_op_emit(&j->base, out);
+    }
+  }
   for (int s = 0; s < 2; s++) {
     join_side *side = &j->side[s];
     int kept = 0;
     for (int r = 0; r < side->n; r++) {
-      join_row *row = &side->rows[r];
-      if (wm == VPQ_TS_MAX || row->ts < wm - j->join->within_ms) {
-        if (s == 0 && j->join->left_outer && !row->matched) {
-          if (!unmatched || unmatched->n == unmatched->cap) {
-            if (unmatched) vpq_op_emit(&j->base, unmatched);
-            unmatched = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
-          }
-          pair_append(unmatched, nleft, row->data, row->null, NULL, NULL, row->ts, j->base.passed_wm, 1, row->origin,
-                      row->source);
-        }
-        join_row_free(row);
-      } else {
-        side->rows[kept++] = *row;
-      }
+      if (wm == VPQ_TS_MAX || side->rows[r].ts < wm - j->join->within_ms) join_row_free(&side->rows[r]);
+      else side->rows[kept++] = side->rows[r];
     }
     side->n = kept;
   }
-  j->oldest_left = oldest_left(j);
-  if (unmatched) vpq_op_emit(&j->base, unmatched);
+  j->oldest_left = oldest_kept(j, 0, 0);
+  j->oldest_kept = oldest_kept(j, 0, 1);
+}
+
+/* Whether the joint watermark `wm` has passed a kept row by more than the bound. */
+static bool window_passes(const join_op *j, int64_t wm) {
+  return wm == VPQ_TS_MAX || (wm > VPQ_TS_MIN + j->join->within_ms && j->oldest_kept < wm - j->join->within_ms);
 }
 
 static void window_probe(join_op *j, int side, const vpq_batch *batch) {
@@ -375,6 +393,18 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
                    : NULL;
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
+    if (batch->wm[i] > mine->wm) {
+      /* The watermark the row brings comes first (DESIGN §3): what it passes goes before the row
+       * pairs, the unmatched left rows written before its pairs. */
+      mine->wm = batch->wm[i];
+      const int64_t sides[2] = {j->side[0].wm, j->side[1].wm};
+      const int64_t joint = vpq_op_inputs_watermark(&j->base, sides, 2, -1);
+      if (window_passes(j, joint)) {
+        emit_pairs(j, pairs, lefts);
+        pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
+        window_evict(j, joint);
+      }
+    }
     if (ts < batch->wm[i]) {
       /* Behind its own input's watermark: late (see the header). A stream joined with itself
        * sees the row on both sides: one query's late row, counted once (by the left side). */
@@ -393,6 +423,7 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
     const int at = mine->n++;
     mine->rows[at] = join_row_make(j, side, batch, i, keys);
     if (side == 0 && mine->rows[at].ts < j->oldest_left) j->oldest_left = mine->rows[at].ts;
+    if (mine->rows[at].ts < j->oldest_kept) j->oldest_kept = mine->rows[at].ts;
     for (int r = 0; r < other->n; r++) {
       join_row *o = &other->rows[r], *row = &mine->rows[at];
       int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
@@ -701,7 +732,8 @@ static void join_load(vpq_op *op, vpq_ckpt_in *in) {
       load_row(j, s, &side->rows[side->n++], in);
     }
   }
-  j->oldest_left = oldest_left(j);
+  j->oldest_left = oldest_kept(j, 0, 0);
+  j->oldest_kept = oldest_kept(j, 0, 1);
   if (in->error || j->window || !j->side[1].n) return;
   j->next = malloc(sizeof *j->next * (size_t)j->side[1].cap);
   if (!j->next) abort();
@@ -729,7 +761,7 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->side[1].from = join->right;
   j->self_join = select->from == join->right;
   for (int k = 0; k < join_index; k++) j->self_join = j->self_join || select->joins[k].right == join->right;
-  j->oldest_left = VPQ_TS_MAX;
+  j->oldest_left = j->oldest_kept = VPQ_TS_MAX;
   j->waiter.flush = flush_held;
   j->waiter.order = rt->waiters++;
   j->held_wm = VPQ_TS_MIN;
