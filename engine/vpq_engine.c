@@ -55,8 +55,11 @@ typedef struct merge_input_list {
   int n;
 } merge_input_list;
 
+typedef struct bad_ctx bad_ctx;
+
 struct vpq_engine {
   vpq_arena arena; /* AST, plan, programs */
+  bad_ctx *bad;    /* during vpq_engine_run: per relation, its source's malformed records (bad_count) */
   vpq_runtime rt;
   char *text;
   char *file_name;
@@ -593,22 +596,61 @@ int vpq_engine_load_state(vpq_engine *e, const char *data, size_t len, char *err
 
 /* ===== Running ===== */
 
-typedef struct bad_ctx {
+/* A malformed record a source decoded (a batch is decoded ahead of the rows pushed), counted
+ * when it is due as its dead letter is written (bad_count), so that a checkpoint between the
+ * two does not count what a restore reads again. */
+typedef struct bad_record {
+  vpq_origin origin;
+  vpq_reason reason;
+  bool dead_lettered;
+} bad_record;
+
+/* A source's context for its malformed records: the engine, the relation, those not counted yet. */
+struct bad_ctx {
   vpq_engine *engine;
   int relation;
-} bad_ctx;
+  bad_record *pending;
+  int npending, cap;
+};
 
 static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, const char *raw, size_t len) {
   bad_ctx *b = ctx;
   vpq_engine *e = b->engine;
-  e->rt.stats.malformed++;
-  vpq_runtime_refused(&e->rt, reason);
   vpq_source_slot *slot = &e->slots[b->relation];
-  if (!slot->dl) return;
-  char where[256];
-  if (slot->src) slot->src->vt->format_origin(slot->src, origin, where, sizeof where);
-  else snprintf(where, sizeof where, "%s", e->plan->relations[b->relation]->name);
-  if (vpq_dead_letter_raw(slot->dl, origin, reason, where, raw, len)) e->rt.stats.dead_lettered++;
+  bool dead_lettered = false;
+  if (slot->dl) {
+    char where[256];
+    if (slot->src) slot->src->vt->format_origin(slot->src, origin, where, sizeof where);
+    else snprintf(where, sizeof where, "%s", e->plan->relations[b->relation]->name);
+    dead_lettered = vpq_dead_letter_raw(slot->dl, origin, reason, where, raw, len);
+  }
+  if (b->npending == b->cap) {
+    b->cap = b->cap ? 2 * b->cap : 16;
+    b->pending = realloc(b->pending, sizeof *b->pending * (size_t)b->cap);
+    if (!b->pending) abort();
+  }
+  b->pending[b->npending++] = (bad_record){origin, vpq_runtime_reason(reason), dead_lettered};
+}
+
+/* Counts the malformed records of `b` that are due, by the rule of dead letters: before offset
+ * `before`, and before the first of `unread` (the rows read but not pushed yet) in its
+ * partition; the others stay pending. */
+static void bad_count(vpq_engine *e, bad_ctx *b, int64_t before, const vpq_origin *unread, int nunread) {
+  int kept = 0;
+  for (int i = 0; i < b->npending; i++) {
+    const bad_record *rec = &b->pending[i];
+    bool due = rec->origin.offset < before;
+    for (int u = 0; u < nunread && due; u++)
+      due = !(unread[u].partition == rec->origin.partition && unread[u].offset <= rec->origin.offset);
+    if (!due) {
+      b->pending[kept++] = *rec;
+      continue;
+    }
+    e->rt.stats.malformed++;
+    e->rt.stats.refused[rec->reason]++;
+    e->rt.stats.dead_lettered += rec->dead_lettered;
+  }
+  b->npending = kept;
 }
 
 static int64_t wall_clock_ms(void) {
@@ -659,8 +701,10 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   vpq_op_source_push(e->source_ops[in->relation], &view);
   vpq_arena_reset(&e->rt.scratch);
   /* Dead letters up to the next unread row are complete: write them in input order. */
+  const int64_t before = to < b->n ? b->origin[to].offset : INT64_MAX;
   vpq_dead_letter *dl = e->slots[in->relation].dl;
-  if (dl) vpq_dead_letter_flush(dl, to < b->n ? b->origin[to].offset : INT64_MAX);
+  if (dl) vpq_dead_letter_flush(dl, before);
+  bad_count(e, &e->bad[in->relation], before, NULL, 0);
 }
 
 bool vpq_engine_setting_known(const char *key, char *err, size_t err_size) {
@@ -1045,7 +1089,7 @@ static bool open_connectors(vpq_engine *e, FILE *log, bad_ctx *bad) {
       vpq_op_relation_attach_sink(e->rel_ops[r], sink);
     }
     if (!rel->is_source) continue;
-    bad[r] = (bad_ctx){e, r};
+    bad[r] = (bad_ctx){e, r, NULL, 0, 0};
     vpq_relation *with = vpq_arena_alloc(&e->arena, sizeof *with);
     *with = *rel;
     with->source = with_settings(e, &rel->source);
@@ -1115,6 +1159,7 @@ static bool take_checkpoint(vpq_engine *e) {
     const merge_input *in = merging(e, r);
     const int unread = in && !in->done ? in->batch->n - in->pos : 0;
     vpq_dead_letter_flush_read(e->slots[r].dl, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
+    bad_count(e, &e->bad[r], INT64_MAX, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
   /* Each exchange's output of this epoch ends with its writer's watermark. */
   for (int i = 0; i < e->nsteps; i++) vpq_repartition_announce(e->steps[i].write_op, started, true);
@@ -1452,6 +1497,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   bad_ctx *bad = calloc((size_t)plan->nrelations + 1, sizeof *bad);
   merge_input *streams = calloc((size_t)plan->nrelations + 1, sizeof *streams);
   if (!bad || !streams) abort();
+  e->bad = bad;
   int rc = -1;
   mark_unread_columns(e);
   vpq_ckpt_file checkpoint = {0};
@@ -1485,8 +1531,12 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
        * reads the open windows' rows again. */
       if (e->state_dir && !e->rt.failed) take_checkpoint(e);
       else commit_sources(e, NULL);
-      for (int r = 0; r < plan->nrelations; r++) vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+      for (int r = 0; r < plan->nrelations; r++) {
+        vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+        bad_count(e, &bad[r], INT64_MAX, NULL, 0);
+      }
     } else {
+      for (int r = 0; r < plan->nrelations; r++) bad_count(e, &bad[r], INT64_MAX, NULL, 0);
       vpq_engine_finish(e);
       if (e->state_dir && take_checkpoint(e))
         for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
@@ -1497,7 +1547,9 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   }
   vpq_ckpt_file_free(&checkpoint);
   free(streams);
+  for (int r = 0; r < plan->nrelations; r++) free(bad[r].pending);
   free(bad);
+  e->bad = NULL;
   return rc;
 }
 

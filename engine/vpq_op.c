@@ -23,13 +23,15 @@ const char *vpq_reason_name(vpq_reason reason) {
   return reason >= 0 && reason < VPQ_REASON_COUNT ? vpq_reason_names[reason] : vpq_reason_names[VPQ_REASON_OTHER];
 }
 
-void vpq_runtime_refused(vpq_runtime *rt, const char *reason) {
+vpq_reason vpq_runtime_reason(const char *reason) {
   size_t len = strcspn(reason, ":");
-  int r = VPQ_REASON_OTHER;
+  vpq_reason r = VPQ_REASON_OTHER;
   for (int i = 0; i < VPQ_REASON_OTHER; i++)
-    if (strlen(vpq_reason_names[i]) == len && strncmp(reason, vpq_reason_names[i], len) == 0) r = i;
-  rt->stats.refused[r]++;
+    if (strlen(vpq_reason_names[i]) == len && strncmp(reason, vpq_reason_names[i], len) == 0) r = (vpq_reason)i;
+  return r;
 }
+
+void vpq_runtime_refused(vpq_runtime *rt, const char *reason) { rt->stats.refused[vpq_runtime_reason(reason)]++; }
 
 /* Hash of a source row's origin (vpq_runtime_dispatch_position's index). */
 static uint64_t origin_hash(vpq_origin o) {

@@ -112,6 +112,8 @@ struct vpq_op {
 /* Counts a refused record or row under the reason its message starts with ("type mismatch:
  * field soc ..." counts as VPQ_REASON_TYPE_MISMATCH). */
 void vpq_runtime_refused(vpq_runtime *rt, const char *reason);
+/* The reason a message starts with (vpq_runtime_refused's count). */
+vpq_reason vpq_runtime_reason(const char *reason);
 
 /* The position in the source batch being pushed of the row with origin `o` read by source
  * `source` (vpq_batch.source; 0: not known, as for an aggregation's results, whose origin is
