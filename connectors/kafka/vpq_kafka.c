@@ -257,17 +257,20 @@ static int64_t producer_max_message(rd_kafka_t *rk) {
 }
 
 /* Produces one message (waiting while the local queue is full: backpressure); `id` is the
- * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). */
+ * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). The
+ * rows of a sink with key columns always have a key: an empty one (a single key that is NULL or
+ * '') is the empty key, not null (which a compacted topic refuses, and which has no partition). */
 static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, const char *value,
                     size_t value_len, int64_t ts, const char *id, char *err, size_t err_size) {
+  if (!key_len) key = s->nkeys > 0 && !s->encode ? "" : NULL;
   for (;;) {
     rd_kafka_resp_err_t e =
         id ? rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
                                RD_KAFKA_V_VALUE(value_len ? (void *)value : NULL, value_len), RD_KAFKA_V_TIMESTAMP(ts),
                                RD_KAFKA_V_HEADER("vpq.id", id, -1), RD_KAFKA_V_END)
            : rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
                                RD_KAFKA_V_VALUE(value_len ? (void *)value : NULL, value_len), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
     if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -279,10 +282,10 @@ static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t ke
 }
 
 /* The partition of the encoded key: the producer's partitioner (murmur2, as Java clients) for
- * a key; round robin for rows without one, except in an encoded sink, whose empty key is a
- * key like any other. */
+ * a key; round robin for rows without one (a sink without key columns). In an encoded sink, and
+ * one with key columns, the empty key is a key like any other (produce). */
 static int32_t key_partition(kafka_sink *s) {
-  if (s->key.len || s->encode)
+  if (s->key.len || s->encode || s->nkeys > 0)
     return rd_kafka_msg_partitioner_murmur2(s->topic, s->key.len ? s->key.data : "", s->key.len, s->partitions, NULL, NULL);
   return (int32_t)(s->next_unkeyed++ % (uint64_t)s->partitions);
 }
@@ -322,7 +325,7 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
                  s->key.len + s->value.len, (long long)s->max_message);
       continue;
     }
-    int32_t partition = s->sink_id || s->encode ? key_partition(s) : RD_KAFKA_PARTITION_UA;
+    int32_t partition = s->sink_id || s->encode ? key_partition(s) : RD_KAFKA_PARTITION_UA; /* murmur2_random */
     if (s->sink_id) hold(s, partition, batch->ts[row]);
     else if (!produce(s, partition, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL, err,
                       err_size))
