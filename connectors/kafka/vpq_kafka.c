@@ -1026,6 +1026,17 @@ static bool kafka_source_restore(vpq_source *src, vpq_ckpt_in *in, char *err, si
     snprintf(err, err_size, "`%s`: %s", s->topic, in->error);
     return false;
   }
+  /* An offset past a partition's end: not the topic the checkpoint read (a new cluster, or the
+   * topic made again). Read from its start, the rows would be taken for ones already read. */
+  for (int p = 0; p < n; p++) {
+    int64_t low, high;
+    if (s->resume[p] <= 0 || query_offsets(s->rk, s->topic, p, &low, &high) || s->resume[p] <= high) continue;
+    snprintf(err, err_size,
+             "partition %d of `%s` ends at offset %lld, but the checkpoint read it up to %lld: it is not the topic "
+             "the checkpoint was taken on (a new cluster, or the topic made again); run with --reset-state to start "
+             "over", p, s->topic, (long long)high, (long long)s->resume[p]);
+    return false;
+  }
   if (s->group) return true;
   rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(s->base.partitions);
   for (int p = 0; p < s->base.partitions; p++) {
