@@ -1052,6 +1052,14 @@ static void bind_join(analyzer *a, const vpq_ast_join *j, bind_scope *scope, vpq
       r = t;
     }
     bool usable = equi && columns_within(l, 0, lo) && reads_columns(l) && columns_within(r, lo, hi) && reads_columns(r);
+    if (usable && out->kind == VPQ_PLAN_JOIN_TABLE && r->kind == VPQ_BEXPR_CAST && r->args[0]->kind == VPQ_BEXPR_COLUMN &&
+        r->args[0]->type == VPQ_TYPE_BIGINT && l->type == VPQ_TYPE_DOUBLE) {
+      /* A DOUBLE against a BIGINT key (widened to DOUBLE to compare): the key as it is, looked up
+       * by the DOUBLE when it is a whole number (else it matches nothing). */
+      r = r->args[0];
+      l = cast_to(a, l, VPQ_TYPE_BIGINT);
+      l->exact = true;
+    }
     if (usable && out->kind == VPQ_PLAN_JOIN_TABLE) {
       int key = -1;
       if (r->kind == VPQ_BEXPR_COLUMN)

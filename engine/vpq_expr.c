@@ -32,7 +32,7 @@ typedef enum expr_opcode {
   OP_ADD_D, OP_SUB_D, OP_MUL_D, OP_DIV_D, OP_MOD_D,
   OP_CMP_I, OP_CMP_D, OP_CMP_S,
   OP_AND, OP_OR,
-  OP_I2D, OP_D2I, OP_COPY,
+  OP_I2D, OP_D2I, OP_D2I_EXACT, OP_COPY,
   OP_ABS_I, OP_ABS_D, OP_ROUND_D, OP_ROUND_I,
   OP_COALESCE, OP_LEAST_I, OP_LEAST_D, OP_LEAST_S, OP_GREATEST_I, OP_GREATEST_D, OP_GREATEST_S,
   OP_CASE,
@@ -273,6 +273,14 @@ static void exec_instr(const vpq_program *p, const expr_instr *in, const vpq_vec
       d->null[i] = a->null[i] | !ok;
     }
     break;
+  case OP_D2I_EXACT:
+    for (int i = 0; i < n; i++) {
+      double x = a->data[i].d;
+      bool ok = x >= -9.2233720368547758e18 && x < 9.2233720368547758e18 && x == trunc(x);
+      d->data[i].i = ok ? (int64_t)x : 0;
+      d->null[i] = a->null[i] | !ok;
+    }
+    break;
   case OP_COPY:
     memcpy(d->data, a->data, sizeof *d->data * (size_t)n);
     memcpy(d->null, a->null, (size_t)n);
@@ -470,7 +478,7 @@ static int compile_node(vpq_arena *arena, vpq_program *p, const vpq_bexpr *e) {
     in.nsrc = 1;
     vpq_type from = e->args[0]->type;
     if (e->type == VPQ_TYPE_DOUBLE && from != VPQ_TYPE_DOUBLE) in.op = OP_I2D;
-    else if (e->type != VPQ_TYPE_DOUBLE && from == VPQ_TYPE_DOUBLE) in.op = OP_D2I;
+    else if (e->type != VPQ_TYPE_DOUBLE && from == VPQ_TYPE_DOUBLE) in.op = e->exact ? OP_D2I_EXACT : OP_D2I;
     else in.op = OP_COPY;
     break;
   }

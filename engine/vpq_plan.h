@@ -67,6 +67,8 @@ struct vpq_bexpr {
   const char *text;      /* CONST STRING: the string */
   bool is_null;
   bool negated;
+  bool exact; /* CAST from DOUBLE to BIGINT: NULL unless a whole number (a DOUBLE matched with a
+                 table's BIGINT key) */
   vpq_bexpr **args;
   int nargs;
   int args_cap; /* room in args (badd grows it by doubling) */
