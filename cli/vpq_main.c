@@ -237,7 +237,7 @@ static int cmd_run(int argc, char **argv) {
   int nsets = 0;
   const char *brokers = NULL, *http_addr = NULL, *http_token = getenv("VPQ_HTTP_TOKEN"), *state_dir = NULL;
   int64_t interval_ms = 10000;
-  bool reset_state = false, partition_tasks = false;
+  bool reset_state = false, partition_tasks = false, interval_given = false;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
       brokers = argv[++i];
@@ -258,6 +258,7 @@ static int cmd_run(int argc, char **argv) {
         free(sets);
         return usage("--checkpoint-interval takes a duration: 10s, 500ms, 2m");
       }
+      interval_given = true;
     } else if (strcmp(argv[i], "--reset-state") == 0) {
       reset_state = true;
     } else if (strcmp(argv[i], "--partition-tasks") == 0) {
@@ -280,6 +281,10 @@ static int cmd_run(int argc, char **argv) {
   if (!file) {
     free(sets);
     return usage("run needs a FILE.vpq");
+  }
+  if (!state_dir && (reset_state || interval_given)) {
+    free(sets);
+    return usage("%s goes with --state-dir DIR: without it a run keeps no state", reset_state ? "--reset-state" : "--checkpoint-interval");
   }
   int rc = 0;
   vpq_engine *engine = load(file, &rc);
