@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config re2c lemon clang libjemalloc-dev libcmocka-dev librdkafka-dev libzstd-dev libglpk-dev
-          libmicrohttpd-dev glpk-utils python3 kcat python3-kafka python3-zstandard curl chromium)
+          libmicrohttpd-dev glpk-utils python3 kcat python3-kafka python3-confluent-kafka python3-zstandard curl chromium)
 missing=()
 # Node.js and npm: Debian's, unless a node and an npm are there already (e.g. NodeSource's nodejs,
 # which has npm inside and conflicts with Debian's npm package).
