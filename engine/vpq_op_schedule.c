@@ -576,6 +576,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   plan.soc = calloc((size_t)nbats * (size_t)steps + 1, sizeof *plan.soc);
   if (!plan.setpoint_kw || !plan.soc) abort();
   char err[256] = "";
+  bool cap_missed = false; /* KEEP BELOW: the plan's peak is over the cap (warned once it is written) */
   const int64_t planning_from = cpu_ns();
   if (unknown >= 0 || unpriced >= 0) {
     if (s->warnings++ < 10 && rt->log) {
@@ -592,9 +593,8 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
     for (int i = 0; i < norder; i++) plan_pos[i] = -1;
   } else if (schedule_solve(s, &problem, &plan, err, sizeof err) != 0) {
     if (rt->log) fprintf(rt->log, "vpq: SCHEDULE %s: planning failed at issue %lld: %s\n", s->query->target->name, (long long)t, err);
-  } else if (sc->objective == VPQ_SCHED_KEEP_BELOW && !plan.cap_met && s->warnings++ < 10 && rt->log) {
-    fprintf(rt->log, "vpq: SCHEDULE %s: the cap of %g kW cannot be met at issue %lld: planned peak %g kW\n",
-            s->query->target->name, sc->cap_kw, (long long)t, plan.peak_kw);
+  } else if (sc->objective == VPQ_SCHED_KEEP_BELOW && !plan.cap_met) {
+    cap_missed = true;
   } else if (sc->peak_floor > 0 && fill_first_step(&problem, &plan, fmax(floor_kw, plan.peak_kw))) {
     replan_after_first_step(&problem, &plan);
   }
@@ -602,6 +602,9 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   s->plan_ns += planning_ns;
   if (planning_ns > s->plan_max_ns) s->plan_max_ns = planning_ns;
   published_plan(&problem, &plan);
+  if (cap_missed && s->warnings++ < 10 && rt->log) /* the peak as written (published_plan) */
+    fprintf(rt->log, "vpq: SCHEDULE %s: the cap of %g kW cannot be met at issue %lld: planned peak %g kW\n",
+            s->query->target->name, sc->cap_kw, (long long)t, plan.peak_kw);
   if (unknown >= 0 || unpriced >= 0) plan.peak_kw = NAN; /* written as NULL: no plan (a load or price unknown) */
   if (sc->peak_floor > 0) s->month_peak = fmax(s->month_peak, plan_net(&problem, &plan, 0));
   int out_steps = sc->emit_plan ? steps : 1;
