@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../connectors/vpq_codec.h"
 #include "vpq_plan.h"
@@ -1858,20 +1859,37 @@ static vpq_span option_span(const vpq_plan_connector *conn, const vpq_relation *
 }
 
 /* The file `path` names, spelled one way: the longest part of it that exists with its symbolic
- * links, `.` and `..` resolved (realpath), then the rest with `.` and `..` applied as written.
- * Two spellings of one file, whether it exists yet or not, give one text. */
-static void canonical_path(const char *path, char *out, size_t size) {
+ * links, `.` and `..` resolved (realpath), a link whose target does not exist yet followed to
+ * it, then the rest with `.` and `..` applied as written. Two spellings of one file, whether it
+ * exists yet or not, give one text. False when the path is too long to be a file's. */
+static bool canonical_path(const char *path, char *out, size_t size) {
   char full[PATH_MAX], head[PATH_MAX], resolved[PATH_MAX];
-  snprintf(full, sizeof full, "%s%s", path[0] == '/' ? "" : "./", path);
-  const size_t end = strlen(full);
-  size_t cut = end; /* full[0, cut) is the part that exists */
-  for (;;) {
+  if ((size_t)snprintf(full, sizeof full, "%s%s", path[0] == '/' ? "" : "./", path) >= sizeof full) return false;
+  size_t end = strlen(full), cut = end; /* full[0, cut) is the part that exists */
+  for (int links = 0;;) {
     snprintf(head, sizeof head, "%.*s", (int)(cut ? cut : 1), full); /* cut 0: the root */
     if (realpath(head, resolved)) break;
+    struct stat st;
+    char target[PATH_MAX];
+    ssize_t len;
+    if (links < 40 && lstat(head, &st) == 0 && S_ISLNK(st.st_mode) &&
+        (len = readlink(head, target, sizeof target - 1)) > 0) {
+      /* a link to what does not exist yet: its target, then the rest */
+      target[len] = '\0';
+      char *slash = strrchr(head, '/');
+      char next[PATH_MAX];
+      int n = target[0] == '/' ? snprintf(next, sizeof next, "%s%s", target, full + cut)
+                               : snprintf(next, sizeof next, "%.*s/%s%s", (int)(slash - head), head, target, full + cut);
+      if (n < 0 || (size_t)n >= sizeof next) return false;
+      memcpy(full, next, (size_t)n + 1);
+      end = cut = (size_t)n;
+      links++;
+      continue;
+    }
     while (cut > 0 && full[cut - 1] != '/') cut--;
     if (cut == 0) {
       snprintf(out, size, "%s", path);
-      return;
+      return true;
     }
     cut--;
   }
@@ -1889,8 +1907,11 @@ static void canonical_path(const char *path, char *out, size_t size) {
       continue;
     }
     const size_t have = strlen(out);
-    snprintf(out + have, size - have, "%s%.*s", have && out[have - 1] == '/' ? "" : "/", (int)len, name);
+    if ((size_t)snprintf(out + have, size - have, "%s%.*s", have && out[have - 1] == '/' ? "" : "/", (int)len, name) >=
+        size - have)
+      return false;
   }
+  return true;
 }
 
 /* Whether two resolved paths name one regular file (or one that does not exist yet): the same
@@ -1903,9 +1924,7 @@ static bool same_file(const char *x, const char *y) {
   if (strcmp(x, y) == 0) return true;
   if (has_x && has_y) return sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
   char cx[PATH_MAX], cy[PATH_MAX];
-  canonical_path(x, cx, sizeof cx);
-  canonical_path(y, cy, sizeof cy);
-  return strcmp(cx, cy) == 0;
+  return canonical_path(x, cx, sizeof cx) && canonical_path(y, cy, sizeof cy) && strcmp(cx, cy) == 0;
 }
 
 /* Refuses a file written by a sink or dead-letter output that a source reads or another
@@ -1965,6 +1984,8 @@ static void check_connectors(analyzer *a) {
     const bool source = rel->is_source;
     const vpq_plan_connector *conn = source ? &rel->source : rel->is_sink ? &rel->sink : NULL;
     if (!conn || !conn->connector) continue;
+    if (strcmp(conn->connector, "file") && strcmp(conn->connector, "kafka") && strcmp(conn->connector, "sim"))
+      continue; /* refused already */
     for (int i = 0; i < conn->options.count; i++) {
       const vpq_plan_option *o = &conn->options.items[i];
       const char *owner = option_connector(o->key);

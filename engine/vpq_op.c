@@ -87,6 +87,7 @@ void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_sch
   op->schema = schema;
   op->passed_wm = VPQ_TS_MIN;
   op->idle = -1;
+  op->watermark_ports = UINT32_MAX;
 }
 
 void vpq_op_connect(vpq_op *from, vpq_op *to, int port) {
@@ -119,14 +120,17 @@ void vpq_op_emit_watermark(vpq_op *op, int64_t wm) {
   for (int i = 0; i < op->nouts; i++) op->outs[i].op->vt->watermark(op->outs[i].op, op->outs[i].port, wm);
 }
 
-/* Whether `op` is idle: a source or scan says so itself; another operator is when each of its
- * inputs is. */
+/* Whether `op` is idle: a source or scan says so itself; another operator is when each input
+ * that carries its watermark is. */
 static bool op_idle(const vpq_op *op) {
   if (op->idle >= 0) return op->idle;
-  if (!op->ninputs) return false;
-  for (int i = 0; i < op->ninputs; i++)
+  bool fed = false;
+  for (int i = 0; i < op->ninputs; i++) {
+    if (op->input_ports[i] >= 32 || !(op->watermark_ports >> op->input_ports[i] & 1)) continue;
     if (!op_idle(op->inputs[i])) return false;
-  return true;
+    fed = true;
+  }
+  return fed;
 }
 
 bool vpq_op_input_idle(const vpq_op *op, int port) {
@@ -141,9 +145,10 @@ bool vpq_op_input_idle(const vpq_op *op, int port) {
 
 int64_t vpq_op_inputs_watermark(const vpq_op *op, const int64_t *wm, int n, int skip) {
   int64_t active = VPQ_TS_MAX, idle = VPQ_TS_MAX;
-  bool any_active = false;
+  bool any_active = false, any_open = false;
   for (int port = 0; port < n; port++) {
-    if (port == skip) continue;
+    if (port == skip || wm[port] == VPQ_TS_MAX) continue; /* ended: it holds nothing back */
+    any_open = true;
     if (!vpq_op_input_idle(op, port)) {
       any_active = true;
       if (wm[port] < active) active = wm[port];
@@ -151,17 +156,26 @@ int64_t vpq_op_inputs_watermark(const vpq_op *op, const int64_t *wm, int n, int 
       idle = wm[port];
     }
   }
-  if (any_active || skip >= 0) return active;
+  if (any_active || skip >= 0 || !any_open) return active;
   return idle == VPQ_TS_MAX ? VPQ_TS_MIN : idle;
 }
 
-/* Tells every operator downstream of `op` that an input of theirs may have gone idle. */
-static void emit_input_idle(vpq_op *op) {
+/* Tells every operator downstream of `op` that an input of theirs may have gone idle, once each
+ * (`visit` marks the ones told). */
+static void tell_input_idle(vpq_op *op, unsigned visit) {
   for (int i = 0; i < op->nouts; i++) {
     vpq_op *to = op->outs[i].op;
+    if (to->idle_seen == visit) continue;
+    to->idle_seen = visit;
     if (to->vt->input_idle) to->vt->input_idle(to);
-    emit_input_idle(to);
+    tell_input_idle(to, visit);
   }
+}
+
+/* Tells the operators downstream of `op` (a source that went idle) to take their watermarks again. */
+static void emit_input_idle(vpq_op *op) {
+  if (!++op->rt->idle_visits) ++op->rt->idle_visits; /* 0 is no visit's */
+  tell_input_idle(op, op->rt->idle_visits);
 }
 
 void vpq_op_release(vpq_op *op) {
@@ -341,6 +355,7 @@ static void relation_watermark(vpq_op *op, int port, int64_t wm) {
   vpq_op_emit_watermark(op, relation_min_wm(r));
 }
 
+/* An input went idle: the watermark over the others, passed on when it rose. */
 static void relation_input_idle(vpq_op *op) {
   relation_op *r = (relation_op *)op;
   if (r->ninputs > 1) vpq_op_emit_watermark(op, relation_min_wm(r));
@@ -907,7 +922,10 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
     }
   }
   int64_t idle = now_ms - s->last_arrival;
-  if (idle < s->rel->idle_timeout_ms || (src && src->vt->behind && src->vt->behind(src, -1))) return;
+  if (idle < s->rel->idle_timeout_ms || (src && src->vt->behind && src->vt->behind(src, -1))) {
+    op->idle = 0; /* a backlog it knows of: not idle, though its rows have not come yet */
+    return;
+  }
   const bool went_idle = op->idle != 1;
   op->idle = 1;
   int64_t wm = saturating_sub(s->max_ts, s->rel->watermark_delay_ms) + idle;

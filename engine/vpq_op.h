@@ -65,6 +65,7 @@ typedef struct vpq_runtime {
                           new owner writes those keys, so sinks write none of them */
   bool replaying;      /* the rows in flight are a restored table's rows, shown again to the
                           relation's subscribers only (vpq_op_aggregate_replay) */
+  unsigned idle_visits; /* visits of operators told that an input went idle (vpq_op.idle_seen) */
 } vpq_runtime;
 
 typedef struct vpq_op_vt {
@@ -101,6 +102,10 @@ struct vpq_op {
   vpq_op **inputs; /* for explain and idleness (vpq_op_input_idle) */
   int *input_ports; /* the input port each of `inputs` feeds */
   int ninputs;
+  uint32_t watermark_ports; /* the input ports whose watermarks it takes (bit per port; all by
+                               default): a lookup join's stream side, SCHEDULE's forecast and
+                               prices, not the tables beside them */
+  unsigned idle_seen; /* emit_input_idle's visit mark */
   signed char idle; /* 1 idle, 0 not (a source: vpq_op_source_idle; an operator that keeps its
                        own watermark over what it reads, such as a repartition scan: never);
                        -1 as its inputs (idle when each one is) */
@@ -138,16 +143,17 @@ void vpq_op_emit(vpq_op *op, const vpq_batch *batch);
 /* Passes a watermark to every consumer (ignored unless it is higher than the last one). */
 void vpq_op_emit_watermark(vpq_op *op, int64_t wm);
 
-/* Whether input `port` of `op` is idle: every source upstream of it has had no row for its
- * idle_timeout (vpq_op_source_idle), so it does not hold back the watermark of an operator of
- * several inputs (DESIGN §3, as Flink leaves idle inputs out). */
+/* Whether input `port` of `op` is idle: every source upstream of it, through the ports that
+ * carry watermarks (vpq_op.watermark_ports), has had no row for its idle_timeout
+ * (vpq_op_source_idle), so it does not hold back the watermark of an operator of several inputs
+ * (DESIGN §3, as Flink leaves idle inputs out). */
 bool vpq_op_input_idle(const vpq_op *op, int port);
 
 /* The watermark of `op` over its input ports [0, n), whose watermarks are `wm`, leaving out
- * port `skip` (-1: none): the lowest of the inputs that are not idle. When every one is idle,
- * the lowest of those that have a watermark (an idle source's advances with the clock; one
- * that has had no row has none), or VPQ_TS_MIN; with `skip` given, VPQ_TS_MAX (the port that
- * sent a row is not idle). */
+ * port `skip` (-1: none) and the inputs that have ended (VPQ_TS_MAX): the lowest of the inputs
+ * that are not idle. When every one left is idle, the lowest of those that have a watermark (an
+ * idle source's advances with the clock; one that has had no row has none), or VPQ_TS_MIN; with
+ * `skip` given, or when every input has ended, VPQ_TS_MAX. */
 int64_t vpq_op_inputs_watermark(const vpq_op *op, const int64_t *wm, int n, int skip);
 
 /* Frees the common part (the operator's own state is freed by its destroy). */

@@ -391,6 +391,7 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   int *lefts = j->join->left_outer && j->residual
                    ? vpq_arena_alloc(&rt->scratch, sizeof *lefts * (size_t)pairs->cap)
                    : NULL;
+  const bool other_idle = vpq_op_input_idle(&j->base, 1 - side); /* idleness changes between batches only */
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
     if (batch->wm[i] > mine->wm) {
@@ -412,7 +413,7 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
       continue;
     }
     uint64_t hash = row_key_hash(j, keys, i);
-    const int64_t others = vpq_op_input_idle(&j->base, 1 - side) ? VPQ_TS_MAX : other->wm;
+    const int64_t others = other_idle ? VPQ_TS_MAX : other->wm;
     int64_t wm = output_watermark(j, batch->wm[i] < others ? batch->wm[i] : others);
     if (j->join->left_outer && j->oldest_left < wm) wm = j->oldest_left; /* see the header */
     if (mine->n == mine->cap) {
@@ -751,6 +752,7 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   if (!j) abort();
   const vpq_plan_join *join = &select->joins[join_index];
   vpq_op_init(&j->base, window ? &window_join_vt : &table_join_vt, rt, out);
+  if (!window) j->base.watermark_ports = 1u; /* the stream side's: the table holds none back */
   j->sel = select;
   j->join = join;
   j->window = window;

@@ -668,15 +668,13 @@ static void advance(schedule_op *s, int64_t wm) {
 /* ===== Operator ===== */
 
 /* The watermark that holds for planning: the minimum over the forecast and price inputs, an idle
- * one left out (when both are, the one that has a watermark: vpq_op_inputs_watermark). */
+ * one left out (vpq_op_inputs_watermark; the fleet, a table, holds none back). */
 static int64_t planning_wm(const schedule_op *s) {
-  const int64_t forecast = s->input_wm[VPQ_SCHEDULE_FORECAST], price = s->input_wm[VPQ_SCHEDULE_PRICE];
-  if (!s->sc->price) return forecast;
-  const bool forecast_idle = vpq_op_input_idle(&s->base, VPQ_SCHEDULE_FORECAST);
-  const bool price_idle = vpq_op_input_idle(&s->base, VPQ_SCHEDULE_PRICE);
-  if (forecast_idle != price_idle) return forecast_idle ? price : forecast;
-  if (forecast_idle && (forecast == VPQ_TS_MIN || price == VPQ_TS_MIN)) return forecast == VPQ_TS_MIN ? price : forecast;
-  return forecast < price ? forecast : price;
+  if (!s->sc->price) return s->input_wm[VPQ_SCHEDULE_FORECAST];
+  int64_t wm[VPQ_SCHEDULE_INPUTS];
+  memcpy(wm, s->input_wm, sizeof wm);
+  wm[VPQ_SCHEDULE_FLEET] = VPQ_TS_MAX;
+  return vpq_op_inputs_watermark(&s->base, wm, VPQ_SCHEDULE_INPUTS, -1);
 }
 
 /* An input went idle: plans what the watermark over the others has passed. */
@@ -882,6 +880,7 @@ vpq_op *vpq_op_schedule_new(vpq_runtime *rt, const vpq_plan_query *query, const 
   schedule_op *s = calloc(1, sizeof *s);
   if (!s) abort();
   vpq_op_init(&s->base, &schedule_vt, rt, &query->target->schema);
+  s->base.watermark_ports = 1u << VPQ_SCHEDULE_FORECAST | 1u << VPQ_SCHEDULE_PRICE;
   s->query = query;
   s->sc = &query->schedule;
   s->slots = slots;

@@ -189,10 +189,24 @@ expect 0 "run a file whose last statement is a source" -- "$vpq" run source_only
 [ "$(cat out.txt)" = '{"device_id":"d1","site":"s1","ts":1000,"soc":0.5,"power_kw":2.0}' ] \
   || { echo "FAIL: a printed source lost columns: $(cat out.txt)"; fails=$((fails + 1)); }
 
+# Two sinks writing one file through a symbolic link whose target does not exist yet (nor the
+# folder it is in) are one file: refused before a first run lets them overwrite each other.
+mkdir -p linked && ln -sfn ../later/deep linked/out
+printf '{"k":"a","ts":1}\n' >linked/a.jsonl
+cat >linked/q.vpq <<'VPQ'
+CREATE STREAM a (k STRING, ts TIMESTAMP) WITH (connector = 'file', path = 'a.jsonl', timestamp = 'ts');
+CREATE STREAM z1 WITH (connector = 'file', path = 'out/x.jsonl') AS SELECT k FROM a;
+CREATE STREAM z2 WITH (connector = 'file', path = '../later/./deep/x.jsonl') AS SELECT k FROM a;
+VPQ
+expect 1 "check two sinks of one file through a dangling link" -- "$vpq" check linked/q.vpq
+grep -qF "\`z2\` writes \`linked/../later/./deep/x.jsonl\`, which \`z1\` writes too" err.txt \
+  || { echo "FAIL: one file through a dangling link: $(cat err.txt)"; fails=$((fails + 1)); }
+
 # Memory of a backfill: 120 days of hourly load read from a file, one FORECAST issue per row and
 # a plan of two batteries per issue. An input batch brings thousands of issues, and what the
 # operators allocate per issue lasts until the batch is done: each issue and plan took a batch
-# of 2,048 rows (about 190 KB): 807 MiB resident at the peak. Sized to their rows: 30 MiB.
+# of 2,048 rows (about 190 KB): 807 MiB resident at the peak. Sized to their rows: 30 MiB (the
+# limit, 150 MiB, holds in a plain build; AddressSanitizer's shadow memory takes far more).
 /usr/bin/python3 -c "
 import math
 with open('hourly.jsonl', 'w') as f:
@@ -212,7 +226,7 @@ VPQ
 expect 0 "run a backfill of 2,880 forecast issues and plans" -- "$vpq" run backfill.vpq
 peak=$(sed -n 's/^vpq: peak memory \([0-9.]*\) MiB resident$/\1/p' err.txt)
 [ "$(wc -l <fc.jsonl)" -eq 69120 ] && [ "$(wc -l <plan.jsonl)" -eq 138240 ] && [ -n "$peak" ] \
-  && /usr/bin/python3 -c "import sys; sys.exit(0 if float('$peak') < 150 else 1)" \
+  && { grep -q __asan_init "$vpq" || /usr/bin/python3 -c "import sys; sys.exit(0 if float('$peak') < 150 else 1)"; } \
   || { echo "FAIL: the backfill wrote $(wc -l <fc.jsonl) forecast rows, $(wc -l <plan.jsonl) plan rows, peak memory '$peak' MiB (limit 150)"; fails=$((fails + 1)); }
 
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
