@@ -271,22 +271,43 @@ static int held_cmp(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
-/* Whether a held line is to be written now: its order key is below `before`, and its record
- * is before the first of `unread` in its partition (nunread 0: every record counts as read). */
-static bool line_due(const held_line *line, int64_t before, const vpq_origin *unread, int nunread) {
-  if (line->order >= before) return false;
-  for (int i = 0; i < nunread; i++)
-    if (unread[i].partition == line->partition && unread[i].offset <= line->order) return false;
+int vpq_origins_first_unread(const vpq_origin *unread, int n, vpq_origin *first) {
+  int nfirst = 0;
+  for (int i = 0; i < n; i++) {
+    int f = 0;
+    while (f < nfirst && first[f].partition != unread[i].partition) f++;
+    if (f == nfirst) first[nfirst++] = unread[i];
+    else if (unread[i].offset < first[f].offset) first[f].offset = unread[i].offset;
+  }
+  return nfirst;
+}
+
+bool vpq_origin_read(vpq_origin at, const vpq_origin *first, int nfirst) {
+  for (int i = 0; i < nfirst; i++)
+    if (first[i].partition == at.partition && first[i].offset <= at.offset) return false;
   return true;
 }
 
+/* Whether a held line is to be written now: its order key is below `before`, and its record
+ * is before the first unread one of its partition (`first`: vpq_origins_first_unread). */
+static bool line_due(const held_line *line, int64_t before, const vpq_origin *first, int nfirst) {
+  return line->order < before && vpq_origin_read((vpq_origin){line->partition, line->order}, first, nfirst);
+}
+
 /* Writes the held lines that are due (line_due), in order; the others stay held. */
-static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unread, int nunread) {
+static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unread_rows, int nunread_rows) {
   if (!dl) return;
   dl->fresh = dl->nlines;
+  if (!dl->nlines) return;
+  vpq_origin *unread = nunread_rows ? malloc(sizeof *unread * (size_t)nunread_rows) : NULL;
+  if (nunread_rows && !unread) abort();
+  const int nunread = vpq_origins_first_unread(unread_rows, nunread_rows, unread);
   size_t due = 0;
   for (size_t i = 0; i < dl->nlines && !due; i++) due += line_due(&dl->lines[i], before, unread, nunread);
-  if (!due) return;
+  if (!due) {
+    free(unread);
+    return;
+  }
   qsort(dl->lines, dl->nlines, sizeof *dl->lines, held_cmp);
   size_t written = 0, kept = 0;
   char err[256];
@@ -312,6 +333,7 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
   dl->nlines = dl->fresh = kept;
   vpq_buf_free(&dl->held);
   dl->held = rest;
+  free(unread);
   if (written && !dl->out.flush(dl->out.ctx, err, sizeof err) && dl->failed++ == 0)
     fprintf(stderr, "vpq: dead-letter output: %s\n", err);
 }

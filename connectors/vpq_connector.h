@@ -235,4 +235,11 @@ void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, i
 /* Flushes and closes. */
 void vpq_dead_letter_close(vpq_dead_letter *dl);
 
+/* The first of the `n` origins `unread` in each partition, into `first` (room for n); their
+ * number. A record at or after its partition's first unread origin is read again by a restore. */
+int vpq_origins_first_unread(const vpq_origin *unread, int n, vpq_origin *first);
+/* Whether the record at `at` comes before the first unread origin of its partition (`first`,
+ * from vpq_origins_first_unread): read for good. */
+bool vpq_origin_read(vpq_origin at, const vpq_origin *first, int nfirst);
+
 #endif

@@ -613,6 +613,8 @@ struct bad_ctx {
   int npending, cap;
 };
 
+/* A source's malformed record (vpq_bad_record_fn): dead-lettered (held until due) and pending
+ * for bad_count. */
 static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, const char *raw, size_t len) {
   bad_ctx *b = ctx;
   vpq_engine *e = b->engine;
@@ -632,17 +634,17 @@ static void engine_bad_record(void *ctx, const char *reason, vpq_origin origin, 
   b->pending[b->npending++] = (bad_record){origin, vpq_runtime_reason(reason), dead_lettered};
 }
 
-/* Counts the malformed records of `b` that are due, by the rule of dead letters: before offset
- * `before`, and before the first of `unread` (the rows read but not pushed yet) in its
- * partition; the others stay pending. */
-static void bad_count(vpq_engine *e, bad_ctx *b, int64_t before, const vpq_origin *unread, int nunread) {
+/* Counts the malformed records of `b` that are due, by the rule of dead letters: before the first
+ * of `unread` (the rows read but not pushed yet) in its partition; the others stay pending. */
+static void bad_count(vpq_engine *e, bad_ctx *b, const vpq_origin *unread, int nunread) {
+  if (!b->npending) return;
+  vpq_origin *first = nunread ? malloc(sizeof *first * (size_t)nunread) : NULL;
+  if (nunread && !first) abort();
+  const int nfirst = vpq_origins_first_unread(unread, nunread, first);
   int kept = 0;
   for (int i = 0; i < b->npending; i++) {
     const bad_record *rec = &b->pending[i];
-    bool due = rec->origin.offset < before;
-    for (int u = 0; u < nunread && due; u++)
-      due = !(unread[u].partition == rec->origin.partition && unread[u].offset <= rec->origin.offset);
-    if (!due) {
+    if (!vpq_origin_read(rec->origin, first, nfirst)) {
       b->pending[kept++] = *rec;
       continue;
     }
@@ -651,6 +653,7 @@ static void bad_count(vpq_engine *e, bad_ctx *b, int64_t before, const vpq_origi
     e->rt.stats.dead_lettered += rec->dead_lettered;
   }
   b->npending = kept;
+  free(first);
 }
 
 static int64_t wall_clock_ms(void) {
@@ -687,6 +690,9 @@ static bool refill(vpq_engine *e, merge_input *in) {
       if (!src->bounded) e->rt.now_ms = wall_clock_ms(); /* the rows arrive now */
       return true;
     }
+    /* No row: the malformed records read are read for good (no unread row is before them). */
+    vpq_dead_letter_flush(e->slots[in->relation].dl, INT64_MAX);
+    bad_count(e, &e->bad[in->relation], NULL, 0);
     if (done) in->done = true;
     else if (!src->bounded) vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
     if (!src->bounded) return false;
@@ -701,10 +707,9 @@ static void push_slice(vpq_engine *e, merge_input *in, int from, int to) {
   vpq_op_source_push(e->source_ops[in->relation], &view);
   vpq_arena_reset(&e->rt.scratch);
   /* Dead letters up to the next unread row are complete: write them in input order. */
-  const int64_t before = to < b->n ? b->origin[to].offset : INT64_MAX;
   vpq_dead_letter *dl = e->slots[in->relation].dl;
-  if (dl) vpq_dead_letter_flush(dl, before);
-  bad_count(e, &e->bad[in->relation], before, NULL, 0);
+  if (dl) vpq_dead_letter_flush_read(dl, b->origin + to, b->n - to);
+  bad_count(e, &e->bad[in->relation], b->origin + to, b->n - to);
 }
 
 bool vpq_engine_setting_known(const char *key, char *err, size_t err_size) {
@@ -1159,7 +1164,7 @@ static bool take_checkpoint(vpq_engine *e) {
     const merge_input *in = merging(e, r);
     const int unread = in && !in->done ? in->batch->n - in->pos : 0;
     vpq_dead_letter_flush_read(e->slots[r].dl, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
-    bad_count(e, &e->bad[r], INT64_MAX, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
+    bad_count(e, &e->bad[r], unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
   /* Each exchange's output of this epoch ends with its writer's watermark. */
   for (int i = 0; i < e->nsteps; i++) vpq_repartition_announce(e->steps[i].write_op, started, true);
@@ -1533,10 +1538,10 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
       else commit_sources(e, NULL);
       for (int r = 0; r < plan->nrelations; r++) {
         vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
-        bad_count(e, &bad[r], INT64_MAX, NULL, 0);
+        bad_count(e, &bad[r], NULL, 0);
       }
     } else {
-      for (int r = 0; r < plan->nrelations; r++) bad_count(e, &bad[r], INT64_MAX, NULL, 0);
+      for (int r = 0; r < plan->nrelations; r++) bad_count(e, &bad[r], NULL, 0);
       vpq_engine_finish(e);
       if (e->state_dir && take_checkpoint(e))
         for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);

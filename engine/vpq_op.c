@@ -126,7 +126,7 @@ static bool op_idle(const vpq_op *op) {
   if (op->idle >= 0) return op->idle;
   bool fed = false;
   for (int i = 0; i < op->ninputs; i++) {
-    if (op->input_ports[i] >= 32 || !(op->watermark_ports >> op->input_ports[i] & 1)) continue;
+    if (op->input_ports[i] < 32 && !(op->watermark_ports >> op->input_ports[i] & 1)) continue; /* ports past 31 carry one */
     if (!op_idle(op->inputs[i])) return false;
     fed = true;
   }

@@ -170,6 +170,7 @@ typedef struct held_message {
   int32_t partition;
   int64_t ts;
   size_t key_at, key_len, value_at, value_len;
+  bool key_null; /* a single key that is NULL: a null message key */
 } held_message;
 
 typedef struct kafka_sink {
@@ -190,6 +191,7 @@ typedef struct kafka_sink {
    * produced with a `vpq.id` header "<sink id>/<epoch>/<seq>". */
   char *sink_id;            /* NULL: rows are produced at once (at-least-once) */
   int32_t partitions;       /* of the topic: held messages get their partition when written */
+  bool key_null;            /* the encoded key is a single key that is NULL (encode_key) */
   held_message *msgs;
   int64_t nmsgs, msgs_cap;
   vpq_buf held;             /* keys and values of the held messages */
@@ -219,6 +221,7 @@ static bool report_failures(kafka_sink *s, char *err, size_t err_size) {
 /* The message key of row `row`: the key columns' text, a JSON array when there are several. */
 static void encode_key(kafka_sink *s, const vpq_batch *batch, int row) {
   s->key.len = 0;
+  s->key_null = false;
   int nkeys = s->nkeys;
   if (nkeys > 1) vpq_buf_append(&s->key, "[", 1);
   int written = 0;
@@ -228,6 +231,7 @@ static void encode_key(kafka_sink *s, const vpq_batch *batch, int row) {
     const vpq_vec *v = &batch->cols[c];
     if (v->null[row]) {
       if (nkeys > 1) vpq_buf_append(&s->key, "null", 4);
+      else s->key_null = true;
     } else if (s->schema->cols[c].type == VPQ_TYPE_STRING) {
       size_t len;
       const char *text = vpq_intern_text(s->intern, v->data[row].i, &len);
@@ -257,12 +261,12 @@ static int64_t producer_max_message(rd_kafka_t *rk) {
 }
 
 /* Produces one message (waiting while the local queue is full: backpressure); `id` is the
- * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). The
- * rows of a sink with key columns always have a key: an empty one (a single key that is NULL or
- * '') is the empty key, not null (which a compacted topic refuses, and which has no partition). */
-static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, const char *value,
+ * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). In a
+ * sink with key columns an empty key is the empty key (a single key ''), and `key_null` (a
+ * single key that is NULL) the null key; in others no key is the null key. */
+static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, bool key_null, const char *value,
                     size_t value_len, int64_t ts, const char *id, char *err, size_t err_size) {
-  if (!key_len) key = s->nkeys > 0 && !s->encode ? "" : NULL;
+  if (!key_len) key = s->nkeys > 0 && !s->encode && !key_null ? "" : NULL;
   for (;;) {
     rd_kafka_resp_err_t e =
         id ? rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
@@ -281,9 +285,19 @@ static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t ke
   }
 }
 
+/* The number of partitions of a sink's topic (created with the cluster's default when
+ * missing), or 0 with `err` filled. */
+static int32_t topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *topic, char *err, size_t err_size) {
+  rd_kafka_resp_err_t e;
+  int32_t n = query_partitions(rk, rd_kafka_topic_name(topic), true, &e);
+  if (n < 1) snprintf(err, err_size, "topic `%s`: %s", rd_kafka_topic_name(topic), rd_kafka_err2str(e));
+  return n;
+}
+
 /* The partition of the encoded key: the producer's partitioner (murmur2, as Java clients) for
  * a key; round robin for rows without one (a sink without key columns). In an encoded sink, and
- * one with key columns, the empty key is a key like any other (produce). */
+ * one with key columns, the empty key is a key like any other, and a NULL key goes with it (its
+ * rows keep their order). */
 static int32_t key_partition(kafka_sink *s) {
   if (s->key.len || s->encode || s->nkeys > 0)
     return rd_kafka_msg_partitioner_murmur2(s->topic, s->key.len ? s->key.data : "", s->key.len, s->partitions, NULL, NULL);
@@ -298,7 +312,7 @@ static void hold(kafka_sink *s, int32_t partition, int64_t ts) {
     if (!s->msgs) abort();
   }
   held_message *m = &s->msgs[s->nmsgs++];
-  *m = (held_message){partition, ts, s->held.len, s->key.len, s->held.len + s->key.len, s->value.len};
+  *m = (held_message){partition, ts, s->held.len, s->key.len, s->held.len + s->key.len, s->value.len, s->key_null};
   vpq_buf_append(&s->held, s->key.data ? s->key.data : "", s->key.len);
   vpq_buf_append(&s->held, s->value.data ? s->value.data : "", s->value.len);
   s->base.held_bytes = s->held.len + (size_t)s->nmsgs * sizeof *s->msgs;
@@ -325,10 +339,13 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
                  s->key.len + s->value.len, (long long)s->max_message);
       continue;
     }
-    int32_t partition = s->sink_id || s->encode ? key_partition(s) : RD_KAFKA_PARTITION_UA; /* murmur2_random */
+    if (s->key_null && !s->partitions) s->partitions = topic_partitions(s->rk, s->topic, err, err_size);
+    /* else murmur2_random, which scatters null keys */
+    int32_t partition = s->sink_id || s->encode || (s->key_null && s->partitions > 0) ? key_partition(s)
+                                                                                     : RD_KAFKA_PARTITION_UA;
     if (s->sink_id) hold(s, partition, batch->ts[row]);
-    else if (!produce(s, partition, s->key.data, s->key.len, s->value.data, s->value.len, batch->ts[row], NULL, err,
-                      err_size))
+    else if (!produce(s, partition, s->key.data, s->key.len, s->key_null, s->value.data, s->value.len, batch->ts[row],
+                      NULL, err, err_size))
       return false;
   }
   rd_kafka_poll(s->rk, 0);
@@ -394,8 +411,8 @@ static bool produce_held(kafka_sink *s, const int64_t *skip_to, char *err, size_
     }
     if (skip_to) s->base.resumed_written++;
     snprintf(id, sizeof id, "%s/%llu/%lld", s->sink_id, (unsigned long long)s->epoch, (long long)i);
-    if (!produce(s, m->partition, s->held.data + m->key_at, m->key_len, s->held.data + m->value_at, m->value_len, m->ts,
-                 id, err, err_size))
+    if (!produce(s, m->partition, s->held.data + m->key_at, m->key_len, m->key_null, s->held.data + m->value_at,
+                 m->value_len, m->ts, id, err, err_size))
       return false;
   }
   s->nmsgs = 0;
@@ -1368,15 +1385,6 @@ bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topi
 
 /* ===== Opening the sink ===== */
 
-/* The number of partitions of a sink's topic (created with the cluster's default when
- * missing), or 0 with `err` filled. */
-static int32_t topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *topic, char *err, size_t err_size) {
-  rd_kafka_resp_err_t e;
-  int32_t n = query_partitions(rk, rd_kafka_topic_name(topic), true, &e);
-  if (n < 1) snprintf(err, err_size, "topic `%s`: %s", rd_kafka_topic_name(topic), rd_kafka_err2str(e));
-  return n;
-}
-
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size) {
   if (!check_connector(conn, err, err_size)) return NULL;
@@ -1508,7 +1516,7 @@ bool vpq_kafka_sink_put(vpq_sink *sink, int32_t partition, const void *value, si
     hold(s, partition, ts);
     return true;
   }
-  if (!produce(s, partition, NULL, 0, s->value.data, s->value.len, ts, NULL, err, err_size)) return false;
+  if (!produce(s, partition, NULL, 0, false, s->value.data, s->value.len, ts, NULL, err, err_size)) return false;
   rd_kafka_poll(s->rk, 0);
   return report_failures(s, err, err_size);
 }
