@@ -89,7 +89,6 @@ typedef struct join_op {
   int *next;
   int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
-  int64_t oldest_kept; /* within a bound: the earliest event time of a kept row, either side */
   bool self_join;      /* the right side's relation feeds the left side too (FROM s a JOIN s b) */
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
   held_change *held;   /* table join: changes of the current source batch; [held_next, nheld) not applied yet */
@@ -323,12 +322,11 @@ static int64_t output_watermark(const join_op *j, int64_t wm) {
   return wm < VPQ_TS_MIN + d ? VPQ_TS_MIN : wm - d;
 }
 
-/* The earliest event time of the kept rows of sides [first, last] (VPQ_TS_MAX: none). */
-static int64_t oldest_kept(const join_op *j, int first, int last) {
+/* The earliest event time of the kept left rows (VPQ_TS_MAX: none). */
+static int64_t oldest_left(const join_op *j) {
   int64_t oldest = VPQ_TS_MAX;
-  for (int s = first; s <= last; s++)
-    for (int r = 0; r < j->side[s].n; r++)
-      if (j->side[s].rows[r].ts < oldest) oldest = j->side[s].rows[r].ts;
+  for (int r = 0; r < j->side[0].n; r++)
+    if (j->side[0].rows[r].ts < oldest) oldest = j->side[0].rows[r].ts;
   return oldest;
 }
 
@@ -340,10 +338,10 @@ static int compare_unmatched(const void *pa, const void *pb, void *ctx) {
   return (a > b) - (a < b);
 }
 
-/* Drops rows the joint watermark has passed by more than the bound (LEFT JOIN: writes the
- * unmatched left ones with NULLs, by event time: the order does not depend on how many rows
- * one watermark passes, so neither on how the inputs were batched). */
-static void window_evict(join_op *j, int64_t wm) {
+/* Drops rows of sides [0, last] that the joint watermark has passed by more than the bound
+ * (LEFT JOIN: writes the unmatched left ones with NULLs, by event time: the order does not
+ * depend on how many rows one watermark passes, so neither on how the inputs were batched). */
+static void window_evict(join_op *j, int64_t wm, int last) {
   vpq_runtime *rt = j->base.rt;
   const int nleft = j->side[0].ncols;
   join_side *left = &j->side[0];
@@ -361,7 +359,7 @@ static void window_evict(join_op *j, int64_t wm) {
       vpq_op_emit(&j->base, out);
     }
   }
-  for (int s = 0; s < 2; s++) {
+  for (int s = 0; s <= last; s++) {
     join_side *side = &j->side[s];
     int kept = 0;
     for (int r = 0; r < side->n; r++) {
@@ -370,13 +368,12 @@ static void window_evict(join_op *j, int64_t wm) {
     }
     side->n = kept;
   }
-  j->oldest_left = oldest_kept(j, 0, 0);
-  j->oldest_kept = oldest_kept(j, 0, 1);
+  j->oldest_left = oldest_left(j);
 }
 
-/* Whether the joint watermark `wm` has passed a kept row by more than the bound. */
-static bool window_passes(const join_op *j, int64_t wm) {
-  return wm == VPQ_TS_MAX || (wm > VPQ_TS_MIN + j->join->within_ms && j->oldest_kept < wm - j->join->within_ms);
+/* Whether the joint watermark `wm` has passed a kept left row by more than the bound. */
+static bool window_passes_left(const join_op *j, int64_t wm) {
+  return wm == VPQ_TS_MAX || (wm > VPQ_TS_MIN + j->join->within_ms && j->oldest_left < wm - j->join->within_ms);
 }
 
 static void window_probe(join_op *j, int side, const vpq_batch *batch) {
@@ -394,16 +391,16 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   const bool other_idle = vpq_op_input_idle(&j->base, 1 - side); /* idleness changes between batches only */
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
-    if (batch->wm[i] > mine->wm) {
-      /* The watermark the row brings comes first (DESIGN §3): what it passes goes before the row
-       * pairs, the unmatched left rows written before its pairs. */
+    if (j->join->left_outer && batch->wm[i] > mine->wm) {
+      /* The watermark the row brings comes first (DESIGN §3): the unmatched left rows it passes
+       * are written before the row pairs (the rest waits for the input's watermark). */
       mine->wm = batch->wm[i];
       const int64_t sides[2] = {j->side[0].wm, j->side[1].wm};
       const int64_t joint = vpq_op_inputs_watermark(&j->base, sides, 2, -1);
-      if (window_passes(j, joint)) {
+      if (window_passes_left(j, joint)) {
         emit_pairs(j, pairs, lefts);
         pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
-        window_evict(j, joint);
+        window_evict(j, joint, 0);
       }
     }
     if (ts < batch->wm[i]) {
@@ -424,7 +421,6 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
     const int at = mine->n++;
     mine->rows[at] = join_row_make(j, side, batch, i, keys);
     if (side == 0 && mine->rows[at].ts < j->oldest_left) j->oldest_left = mine->rows[at].ts;
-    if (mine->rows[at].ts < j->oldest_kept) j->oldest_kept = mine->rows[at].ts;
     for (int r = 0; r < other->n; r++) {
       join_row *o = &other->rows[r], *row = &mine->rows[at];
       int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
@@ -612,7 +608,7 @@ static void window_advance(join_op *j) {
   const int64_t sides[2] = {j->side[0].wm, j->side[1].wm};
   const int64_t joint = vpq_op_inputs_watermark(&j->base, sides, 2, -1);
   if (output_watermark(j, joint) <= j->base.passed_wm) return;
-  window_evict(j, joint);
+  window_evict(j, joint, 1);
   vpq_op_emit_watermark(&j->base, output_watermark(j, joint));
 }
 
@@ -733,8 +729,7 @@ static void join_load(vpq_op *op, vpq_ckpt_in *in) {
       load_row(j, s, &side->rows[side->n++], in);
     }
   }
-  j->oldest_left = oldest_kept(j, 0, 0);
-  j->oldest_kept = oldest_kept(j, 0, 1);
+  j->oldest_left = oldest_left(j);
   if (in->error || j->window || !j->side[1].n) return;
   j->next = malloc(sizeof *j->next * (size_t)j->side[1].cap);
   if (!j->next) abort();
@@ -763,7 +758,7 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->side[1].from = join->right;
   j->self_join = select->from == join->right;
   for (int k = 0; k < join_index; k++) j->self_join = j->self_join || select->joins[k].right == join->right;
-  j->oldest_left = j->oldest_kept = VPQ_TS_MAX;
+  j->oldest_left = VPQ_TS_MAX;
   j->waiter.flush = flush_held;
   j->waiter.order = rt->waiters++;
   j->held_wm = VPQ_TS_MIN;
