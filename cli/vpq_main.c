@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vpq.h"
 #include "http/vpq_http.h"
@@ -105,8 +106,18 @@ static char *read_file(const char *path) {
 
 static vpq_engine *running;
 
+/* SIGINT, SIGTERM: the run stops after its batch (and gives up waiting for a cluster); a second
+ * one stops the process at once. */
 static void on_signal(int sig) {
   (void)sig;
+  static volatile sig_atomic_t signals;
+  if (signals++) {
+    static const char msg[] = "vpq: a second signal: stopped at once\n";
+    ssize_t written = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)written;
+    _exit(130);
+  }
+  vpq_interrupt();
   if (running) vpq_engine_stop(running);
 }
 

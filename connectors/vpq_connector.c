@@ -271,6 +271,8 @@ static int held_cmp(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
+volatile sig_atomic_t vpq_connector_interrupted;
+
 int vpq_origins_first_unread(const vpq_origin *unread, int n, vpq_origin *first) {
   int nfirst = 0;
   for (int i = 0; i < n; i++) {

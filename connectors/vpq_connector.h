@@ -12,6 +12,7 @@
 #ifndef VPQ_CONNECTOR_H
 #define VPQ_CONNECTOR_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -234,6 +235,10 @@ void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before);
 void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread);
 /* Flushes and closes. */
 void vpq_dead_letter_close(vpq_dead_letter *dl);
+
+/* Set (by vpq_interrupt, from a signal handler) to give up requests repeated while a cluster
+ * does not answer. */
+extern volatile sig_atomic_t vpq_connector_interrupted;
 
 /* The first of the `n` origins `unread` in each partition, into `first` (room for n); their
  * number. A record at or after its partition's first unread origin is read again by a restore. */

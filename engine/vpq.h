@@ -113,6 +113,10 @@ int vpq_engine_run(vpq_engine *engine, FILE *log);
 /* Asks a running engine to stop after the current batch (callable from a signal handler). */
 void vpq_engine_stop(vpq_engine *engine);
 
+/* Gives up, in every engine of the process, the requests being repeated while a cluster does
+ * not answer (opening a Kafka source or sink): for a signal handler, beside vpq_engine_stop. */
+void vpq_interrupt(void);
+
 /* Decodes one JSON object into the source stream or table `relation` and processes it at
  * once (with the source's event time and watermark). Returns 0, or -1 with a reason in `err`
  * (unknown relation, malformed record). Usable without vpq_engine_run, e.g. by embedders. */

@@ -1560,6 +1560,8 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
 
 void vpq_engine_stop(vpq_engine *e) { e->stop = 1; }
 
+void vpq_interrupt(void) { vpq_connector_interrupted = 1; }
+
 void vpq_engine_tick(vpq_engine *e, int64_t now_ms) {
   if (!e->plan) return;
   e->rt.now_ms = now_ms;

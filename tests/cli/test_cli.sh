@@ -202,6 +202,24 @@ expect 1 "check two sinks of one file through a dangling link" -- "$vpq" check l
 grep -qF "\`z2\` writes \`linked/../later/./deep/x.jsonl\`, which \`z1\` writes too" err.txt \
   || { echo "FAIL: one file through a dangling link: $(cat err.txt)"; fails=$((fails + 1)); }
 
+# Ctrl-C stops a run that waits for a cluster that does not answer: it gives up repeating its
+# requests (which, each blocking for seconds, went on for minutes past "up to 60 s", deaf to
+# signals). Port 1 on this machine: nothing listens.
+cat >unreachable.vpq <<'VPQ'
+CREATE STREAM t (ts TIMESTAMP, v DOUBLE) WITH (connector = 'kafka', topic = 'vpp.telemetry', timestamp = 'ts');
+CREATE STREAM o WITH (connector = 'file', path = 'unreachable.jsonl') AS SELECT v FROM t;
+VPQ
+"$vpq" run unreachable.vpq --brokers 127.0.0.1:1 >/dev/null 2>unreachable.err &
+pid=$!
+sleep 2
+kill -INT $pid
+for _ in $(seq 60); do kill -0 $pid 2>/dev/null || break; sleep 0.5; done
+if kill -0 $pid 2>/dev/null; then
+  kill -9 $pid
+  echo "FAIL: Ctrl-C did not stop a run waiting for an unreachable cluster within 30 s"; fails=$((fails + 1))
+fi
+wait $pid 2>/dev/null
+
 # Memory of a backfill: 120 days of hourly load read from a file, one FORECAST issue per row and
 # a plan of two batteries per issue. An input batch brings thousands of issues, and what the
 # operators allocate per issue lasts until the batch is done: each issue and plan took a batch
