@@ -21,9 +21,29 @@ static int64_t wall_ms(void) {
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static rd_kafka_t *make_client(rd_kafka_type_t type, const char *brokers, FILE *log) {
+/* The producer's deliveries that failed, and the last reason. */
+typedef struct sim_deliveries {
+  int64_t failed;
+  rd_kafka_resp_err_t last;
+} sim_deliveries;
+
+/* librdkafka's delivery report: counts a message the cluster did not take. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  sim_deliveries *d = opaque;
+  if (!m->err) return;
+  d->failed++;
+  d->last = m->err;
+}
+
+/* A producer (with `deliveries` counting its failures) or consumer of the cluster `brokers`. */
+static rd_kafka_t *make_client(rd_kafka_type_t type, const char *brokers, sim_deliveries *deliveries, FILE *log) {
   char err[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (deliveries) {
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, deliveries);
+  }
   const char *settings[][2] = {
       {"bootstrap.servers", brokers},
       {"log_level", "3"},
@@ -154,8 +174,9 @@ static bool produce_tick(vpq_sim *sim, rd_kafka_t *producer, const vpq_sim_run_o
 }
 
 int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_t *stop, FILE *log) {
-  rd_kafka_t *producer = make_client(RD_KAFKA_PRODUCER, o->brokers, log);
-  rd_kafka_t *consumer = producer ? make_client(RD_KAFKA_CONSUMER, o->brokers, log) : NULL;
+  sim_deliveries deliveries = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+  rd_kafka_t *producer = make_client(RD_KAFKA_PRODUCER, o->brokers, &deliveries, log);
+  rd_kafka_t *consumer = producer ? make_client(RD_KAFKA_CONSUMER, o->brokers, NULL, log) : NULL;
   if (!consumer) {
     if (producer) rd_kafka_destroy(producer);
     return 1;
@@ -201,6 +222,14 @@ int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_
   rc = 0;
 done:
   rd_kafka_flush(producer, 10000);
+  /* Delivered or not: a message the cluster did not take is never dropped silently. */
+  const int undelivered = rd_kafka_outq_len(producer);
+  if (deliveries.failed || undelivered > 0) {
+    fprintf(log, "vpq simulate: %lld message(s) not delivered to %s (%s)\n",
+            (long long)(deliveries.failed + (undelivered > 0 ? undelivered : 0)), o->brokers,
+            deliveries.failed ? rd_kafka_err2str(deliveries.last) : "still queued when the simulator stopped");
+    rc = 1;
+  }
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
   rd_kafka_destroy(producer);

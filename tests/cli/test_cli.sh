@@ -220,6 +220,12 @@ if kill -0 $pid 2>/dev/null; then
 fi
 wait $pid 2>/dev/null
 
+# The simulator says so, and fails, when the cluster takes none of its messages (it exited 0,
+# having sent nothing).
+expect 1 "simulate to an unreachable cluster" -- "$vpq" simulate --brokers 127.0.0.1:1 --hours 1 --speed 36000
+grep -q "message(s) not delivered to 127.0.0.1:1" err.txt \
+  || { echo "FAIL: no line about undelivered messages: $(grep -v '^%' err.txt | tail -2)"; fails=$((fails + 1)); }
+
 # Memory of a backfill: 120 days of hourly load read from a file, one FORECAST issue per row and
 # a plan of two batteries per issue. An input batch brings thousands of issues, and what the
 # operators allocate per issue lasts until the batch is done: each issue and plan took a batch
