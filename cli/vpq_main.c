@@ -186,6 +186,7 @@ static int cmd_explain(int argc, char **argv) {
     else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
       if (bad_set(argv[++i])) return 2;
     }
+    else if (strcmp(argv[i], "--set") == 0) return usage("--set takes key=value");
     else if (argv[i][0] == '-') return usage("unknown option `%s` for explain: explain takes --dot and --set key=value", argv[i]);
     else if (!file) file = argv[i];
     else return usage("explain takes one FILE.vpq, not also `%s`", argv[i]);
@@ -292,6 +293,10 @@ static int cmd_run(int argc, char **argv) {
   if (!file) {
     free(sets);
     return usage("run needs a FILE.vpq");
+  }
+  if (http_token && getenv("VPQ_HTTP_TOKEN") != http_token && !http_addr) {
+    free(sets);
+    return usage("--http-token goes with --http ADDR: without it nothing is served");
   }
   if (!state_dir && (reset_state || interval_given)) {
     free(sets);

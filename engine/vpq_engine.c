@@ -1067,7 +1067,9 @@ static void warn_unused_settings(const vpq_engine *e, FILE *log) {
     for (size_t k = 0; needs < 0 && k < sizeof sim_keys / sizeof *sim_keys; k++)
       if (strcmp(key, sim_keys[k]) == 0) needs = 1;
     if (needs >= 0 && !used[needs])
-      fprintf(log, "vpq: --set %s has no effect: no source or sink of %s uses connector '%s'\n", key, e->file_name,
+      fprintf(log, "vpq: %s%s has no effect: no source or sink of %s uses connector '%s'\n",
+              strcmp(key, "kafka.bootstrap.servers") == 0 ? "--brokers (" : "--set ",
+              strcmp(key, "kafka.bootstrap.servers") == 0 ? "kafka.bootstrap.servers)" : key, e->file_name,
               needs == 0 ? "kafka" : "sim");
   }
 }
