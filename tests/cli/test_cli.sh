@@ -42,6 +42,8 @@ usage_names "unknown command" "unknown command \`frobnicate\`" -- "$vpq" frobnic
 usage_names "unknown option for run" "unknown option \`--bogus\` for run" -- "$vpq" run ok.vpq --bogus
 usage_names "run option without its value" "--http needs a value" -- "$vpq" run ok.vpq --http
 usage_names "run with two files" "not also \`ok2.vpq\`" -- "$vpq" run ok.vpq ok2.vpq
+usage_names "explain --set without a value" "--set takes key=value" -- "$vpq" explain --set foo ok.vpq
+usage_names "run --http-token without --http" "--http-token goes with --http ADDR" -- "$vpq" run ok.vpq --http-token abc
 usage_names "run --reset-state without --state-dir" "--reset-state goes with --state-dir DIR" -- "$vpq" run ok.vpq --reset-state
 usage_names "run --checkpoint-interval without --state-dir" "--checkpoint-interval goes with --state-dir DIR" -- "$vpq" run ok.vpq --checkpoint-interval 1s
 usage_names "unknown option for check" "unknown option \`--fast\` for check" -- "$vpq" check --fast ok.vpq
