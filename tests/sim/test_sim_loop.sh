@@ -27,7 +27,7 @@ for r in power:
     if r["ts"] > first_plan + 15 * 60000:
         assert 0.1 - 1e-3 <= r["min_soc"] and r["max_soc"] <= 0.95 + 1e-3, r
 gross = {r["ts"]: load[r["ts"]] for r in power if r["ts"] in load}
-net = {r["ts"]: load[r["ts"]] - r["power_kw"] / 15 for r in power if r["ts"] in load}
+net = {r["ts"]: load[r["ts"]] - r["power_kw"] for r in power if r["ts"] in load}  # the fleet's average power
 assert max(net.values()) < max(gross.values()) - 1, (max(net.values()), max(gross.values()))
 print("ok: %d issues x 24 batteries, soc within limits, peak %.1f kW -> %.1f kW" % (len(issues), max(gross.values()), max(net.values())))
 PY
