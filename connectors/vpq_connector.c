@@ -290,14 +290,14 @@ bool vpq_origin_read(vpq_origin at, const vpq_origin *first, int nfirst) {
   return true;
 }
 
-/* Whether a held line is to be written now: its order key is below `before`, and its record
- * is before the first unread one of its partition (`first`: vpq_origins_first_unread). */
-static bool line_due(const held_line *line, int64_t before, const vpq_origin *first, int nfirst) {
-  return line->order < before && vpq_origin_read((vpq_origin){line->partition, line->order}, first, nfirst);
+/* Whether a held line is to be written now: its record is before the first unread one of its
+ * partition (`first`: vpq_origins_first_unread). */
+static bool line_due(const held_line *line, const vpq_origin *first, int nfirst) {
+  return vpq_origin_read((vpq_origin){line->partition, line->order}, first, nfirst);
 }
 
 /* Writes the held lines that are due (line_due), in order; the others stay held. */
-static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unread_rows, int nunread_rows) {
+static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nunread_rows) {
   if (!dl) return;
   dl->fresh = dl->nlines;
   if (!dl->nlines) return;
@@ -305,7 +305,7 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
   if (nunread_rows && !unread) abort();
   const int nunread = vpq_origins_first_unread(unread_rows, nunread_rows, unread);
   size_t due = 0;
-  for (size_t i = 0; i < dl->nlines && !due; i++) due += line_due(&dl->lines[i], before, unread, nunread);
+  for (size_t i = 0; i < dl->nlines && !due; i++) due += line_due(&dl->lines[i], unread, nunread);
   if (!due) {
     free(unread);
     return;
@@ -316,7 +316,7 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
   vpq_buf rest = {0};
   for (size_t i = 0; i < dl->nlines; i++) {
     held_line *line = &dl->lines[i];
-    if (!line_due(line, before, unread, nunread)) {
+    if (!line_due(line, unread, nunread)) {
       /* Kept: its text moves to the front of the buffer. */
       size_t start = rest.len;
       vpq_buf_append(&rest, dl->held.data + line->start, line->len);
@@ -340,10 +340,10 @@ static void flush_due(vpq_dead_letter *dl, int64_t before, const vpq_origin *unr
     fprintf(stderr, "vpq: dead-letter output: %s\n", err);
 }
 
-void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before) { flush_due(dl, before, NULL, 0); }
+void vpq_dead_letter_flush(vpq_dead_letter *dl) { flush_due(dl, NULL, 0); }
 
 void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread) {
-  flush_due(dl, INT64_MAX, unread, nunread);
+  flush_due(dl, unread, nunread);
 }
 
 bool vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin, const char *raw,
@@ -371,7 +371,7 @@ bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason,
 
 void vpq_dead_letter_close(vpq_dead_letter *dl) {
   if (!dl) return;
-  vpq_dead_letter_flush(dl, INT64_MAX);
+  vpq_dead_letter_flush(dl);
   dl->out.close(dl->out.ctx);
   vpq_buf_free(&dl->line);
   vpq_buf_free(&dl->held);

@@ -226,9 +226,8 @@ bool vpq_dead_letter_raw(vpq_dead_letter *dl, vpq_origin at, const char *reason,
 bool vpq_dead_letter_row(vpq_dead_letter *dl, vpq_origin at, const char *reason, const char *origin,
                          const vpq_schema *schema, const vpq_batch *batch, int row,
                          const vpq_intern *intern);
-/* Writes the held lines whose record's offset is below `before` (INT64_MAX: all), ordered by
- * offset (stable for equal offsets); later ones stay held. */
-void vpq_dead_letter_flush(vpq_dead_letter *dl, int64_t before);
+/* Writes every held line, ordered by offset (stable for equal offsets). */
+void vpq_dead_letter_flush(vpq_dead_letter *dl);
 /* At a checkpoint: writes the held lines of the records the source has read for good, all but
  * those at or after the first of `unread` (the rows read but not processed yet, which a restore
  * reads again) in their partition, which stay held. */

@@ -691,7 +691,7 @@ static bool refill(vpq_engine *e, merge_input *in) {
       return true;
     }
     /* No row: the malformed records read are read for good (no unread row is before them). */
-    vpq_dead_letter_flush(e->slots[in->relation].dl, INT64_MAX);
+    vpq_dead_letter_flush(e->slots[in->relation].dl);
     bad_count(e, &e->bad[in->relation], NULL, 0);
     if (done) in->done = true;
     else if (!src->bounded) vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
@@ -1067,9 +1067,8 @@ static void warn_unused_settings(const vpq_engine *e, FILE *log) {
     for (size_t k = 0; needs < 0 && k < sizeof sim_keys / sizeof *sim_keys; k++)
       if (strcmp(key, sim_keys[k]) == 0) needs = 1;
     if (needs >= 0 && !used[needs])
-      fprintf(log, "vpq: %s%s has no effect: no source or sink of %s uses connector '%s'\n",
-              strcmp(key, "kafka.bootstrap.servers") == 0 ? "--brokers (" : "--set ",
-              strcmp(key, "kafka.bootstrap.servers") == 0 ? "kafka.bootstrap.servers)" : key, e->file_name,
+      fprintf(log, "vpq: --set %s%s has no effect: no source or sink of %s uses connector '%s'\n", key,
+              strcmp(key, "kafka.bootstrap.servers") == 0 ? " (or --brokers)" : "", e->file_name,
               needs == 0 ? "kafka" : "sim");
   }
 }
@@ -1505,6 +1504,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   merge_input *streams = calloc((size_t)plan->nrelations + 1, sizeof *streams);
   if (!bad || !streams) abort();
   e->bad = bad;
+  vpq_connector_interrupted = 0; /* a run starts uninterrupted (vpq_interrupt) */
   int rc = -1;
   mark_unread_columns(e);
   vpq_ckpt_file checkpoint = {0};
@@ -1539,7 +1539,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
       if (e->state_dir && !e->rt.failed) take_checkpoint(e);
       else commit_sources(e, NULL);
       for (int r = 0; r < plan->nrelations; r++) {
-        vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+        vpq_dead_letter_flush(e->slots[r].dl);
         bad_count(e, &bad[r], NULL, 0);
       }
     } else {
@@ -1579,7 +1579,7 @@ void vpq_engine_finish(vpq_engine *e) {
     if (e->source_ops[r]) vpq_op_source_finish(e->source_ops[r]);
   for (int r = 0; r < e->plan->nrelations; r++) {
     vpq_op_relation_flush(e->rel_ops[r]);
-    vpq_dead_letter_flush(e->slots[r].dl, INT64_MAX);
+    vpq_dead_letter_flush(e->slots[r].dl);
   }
   vpq_arena_free(&e->rt.scratch);
 }

@@ -203,7 +203,8 @@ typedef struct kafka_sink {
   /* Exactly-once (a checkpointed run): rows are held until their checkpoint is durable, then
    * produced with a `vpq.id` header "<sink id>/<epoch>/<seq>". */
   char *sink_id;            /* NULL: rows are produced at once (at-least-once) */
-  int32_t partitions;       /* of the topic: held messages get their partition when written */
+  int32_t partitions;       /* of the topic: held messages get their partition when written (a plain
+                               sink asks at its first NULL key; -1: could not be known) */
   bool key_null;            /* the encoded key is a single key that is NULL (encode_key) */
   held_message *msgs;
   int64_t nmsgs, msgs_cap;
@@ -352,8 +353,15 @@ static bool kafka_write(vpq_sink *sink, const vpq_batch *batch, const int *rows,
                  s->key.len + s->value.len, (long long)s->max_message);
       continue;
     }
-    if (s->key_null && !s->partitions) s->partitions = topic_partitions(s->rk, s->topic, err, err_size);
-    /* else murmur2_random, which scatters null keys */
+    if (s->key_null && !s->partitions) {
+      /* asked once: the partition of the empty key (else murmur2_random, which scatters null keys) */
+      char why[256];
+      s->partitions = topic_partitions(s->rk, s->topic, why, sizeof why);
+      if (s->partitions < 1) {
+        fprintf(stderr, "vpq: kafka: %s: rows with a NULL key go to any partition\n", why);
+        s->partitions = -1;
+      }
+    }
     int32_t partition = s->sink_id || s->encode || (s->key_null && s->partitions > 0) ? key_partition(s)
                                                                                      : RD_KAFKA_PARTITION_UA;
     if (s->sink_id) hold(s, partition, batch->ts[row]);

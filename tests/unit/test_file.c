@@ -369,7 +369,7 @@ static void dead_letters_write_a_row_once(void **state) {
   assert_non_null(dl);
   assert_true(vpq_dead_letter_row(dl, (vpq_origin){1, 9}, "late", "t/1/9", &f->rel.schema, f->batch, 0, f->intern));
   assert_false(vpq_dead_letter_row(dl, (vpq_origin){1, 9}, "late", "t/1/9", &f->rel.schema, f->batch, 0, f->intern));
-  vpq_dead_letter_flush(dl, INT64_MAX);
+  vpq_dead_letter_flush(dl);
   assert_false(vpq_dead_letter_row(dl, (vpq_origin){1, 9}, "late", "t/1/9", &f->rel.schema, f->batch, 0, f->intern));
   assert_true(vpq_dead_letter_row(dl, (vpq_origin){1, 10}, "late", "t/1/10", &f->rel.schema, f->batch, 0, f->intern));
   assert_true(vpq_dead_letter_row(dl, (vpq_origin){1, 9}, "late", "t/1/9", &f->rel.schema, f->batch, 1, f->intern));
