@@ -391,12 +391,12 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   const bool other_idle = vpq_op_input_idle(&j->base, 1 - side); /* idleness changes between batches only */
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
+    const int64_t others = other_idle ? VPQ_TS_MAX : other->wm; /* an ended side's is VPQ_TS_MAX too */
     if (j->join->left_outer && batch->wm[i] > mine->wm) {
       /* The watermark the row brings comes first (DESIGN §3): the unmatched left rows it passes
        * are written before the row pairs (the rest waits for the input's watermark). */
       mine->wm = batch->wm[i];
-      const int64_t sides[2] = {j->side[0].wm, j->side[1].wm};
-      const int64_t joint = vpq_op_inputs_watermark(&j->base, sides, 2, -1);
+      const int64_t joint = mine->wm < others ? mine->wm : others;
       if (window_passes_left(j, joint)) {
         emit_pairs(j, pairs, lefts);
         pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
@@ -410,7 +410,6 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
       continue;
     }
     uint64_t hash = row_key_hash(j, keys, i);
-    const int64_t others = other_idle ? VPQ_TS_MAX : other->wm;
     int64_t wm = output_watermark(j, batch->wm[i] < others ? batch->wm[i] : others);
     if (j->join->left_outer && j->oldest_left < wm) wm = j->oldest_left; /* see the header */
     if (mine->n == mine->cap) {
