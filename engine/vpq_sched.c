@@ -50,19 +50,20 @@
  *   A fleet planned over classes of mixed efficiencies (below) halves only those, each at its
  * change of efficiency closest to its middle; once none is left, the fallback plans (a
  * relaxation over those exact classes could not halve them further if it failed, and the
- * fallback finds the same plan when it would not). When a relaxation over mixed classes finds
- * no plan and the fleet has at most MAX_CLASSES efficiencies and at least SPLIT_TO_EXACT_FLEET
- * batteries, the halving goes on at once until every class has one efficiency (split_to_exact),
- * and the fallback plans over those: the relaxations over the mixed classes in between could
- * find a plan, but on bench_sched's aged fleet of 12 efficiencies the one over 10 classes found
- * none after 17 rounds of cuts, 0.37 s, and the plan is the same without it (on small fleets
- * they are cheap and sometimes do better, so they still run there). Halving the exact classes
- * that result by C-rate cascaded (bench_sched's aged fleet of 10,000 batteries took 9 s with 8
- * efficiencies, 44 s with 12); with this rule it took 0.25-0.8 s with 6-12 efficiencies, and
- * with split_to_exact and the fill's sort and memo (vpq_sched_fill.c) it takes 0.15-0.25 s
- * (`build-bench/bench_sched 3 "effs, MIN_PEAK"`, Release: 147, 200 and 247 ms for 6, 8 and 12
- * efficiencies, the same plans bit for bit on those fleets; the sort and memo change no plan at
- * all; with 12, about 60 % of the time is GLPK's); tests/unit/test_sched.c checks such fleets
+ * fallback finds the same plan when it would not). A fleet of at least SPLIT_TO_EXACT_FLEET
+ * batteries and at most MAX_CLASSES efficiencies skips the classes of mixed efficiencies: it
+ * starts from a class per efficiency (split_to_exact) and the fallback plans over those at once.
+ * On such fleets the relaxations over mixed classes rarely found a plan (bench_sched's aged fleet
+ * of 12 efficiencies: the one over 10 classes found none after 17 rounds of cuts, 0.37 s) and
+ * then cost a third of the time for the same plan: bench_sched's aged fleets of 6, 8 and 12
+ * efficiencies took 147, 200 and 247 ms with them, the same plans bit for bit without them. Of 32
+ * plans (MIN_PEAK and KEEP_BELOW) of 16 random fleets of 2,000-8,000 batteries of 6-26
+ * efficiencies, 25 stayed the same; 3 peaks fell (by up to 0.024 kW) and 1 rose (0.15 kW, from a
+ * plan with no measured bound); 2 throughputs rose 0.3 % and 1 fell 0.15 %; the time of all 32
+ * fell from 5.2 to 3.6 s. (On small fleets the
+ * relaxations over mixed classes are cheap and sometimes do better, so they run there.) Halving
+ * the exact classes by C-rate cascaded (bench_sched's aged fleet of 10,000 batteries took 9 s
+ * with 8 efficiencies, 44 s with 12). tests/unit/test_sched.c checks such fleets
  * against glpsol. Within the fallback a mixed class may find no cut: it is held to what
  * its members can do.
  *
@@ -111,10 +112,11 @@ enum { MAX_CUT_ROUNDS = 64, MAX_RELAXATIONS = 3, MAX_CLASSES = 64 };
  * so, needed 146 rounds over 64 classes; bench_sched's fleets of 6-12 efficiencies take 28-49). */
 enum { SINGLE_ROW_CUT_ROUNDS = 256 };
 
-/* The fewest batteries for which a relaxation over mixed classes that finds no plan is followed at
- * once by classes of one efficiency (split_to_exact): on smaller fleets the relaxations in between
- * are cheap and sometimes find a better plan (of 500 random fleets of 41-640 batteries, a review's
- * differential test, 59 MIN_PEAK plans changed without them, 28 for the worse, by up to 0.32 %). */
+/* The fewest batteries for which a fleet of at most MAX_CLASSES efficiencies is planned over a
+ * class per efficiency from the start (split_to_exact): on smaller fleets the relaxations over
+ * mixed classes are cheap and sometimes find a better plan (of 500 random fleets of 41-640
+ * batteries, a review's differential test, 59 MIN_PEAK plans changed without them, 28 for the
+ * worse, by up to 0.32 %). */
 enum { SPLIT_TO_EXACT_FLEET = 2000 };
 
 /* How the first relaxation's classes are chosen (classify), and how many relaxed classes per
@@ -341,8 +343,7 @@ static void keep_plan(peak_loop *L, bool clamp) {
 }
 
 /* Halves every class of mixed efficiencies (split_class) again and again until each class has one
- * efficiency, without relaxing in between (the header above says why): for a fleet of at most
- * MAX_CLASSES efficiencies whose relaxation over mixed classes found no plan. */
+ * efficiency (the header above says when and why). */
 static void split_to_exact(peak_loop *L) {
   for (bool halved = true; halved;) {
     halved = false;
@@ -466,10 +467,11 @@ static bool fallback(peak_loop *L) {
 }
 
 /* A bound on the primary objective when some class mixes efficiencies (its LP restricts the
- * fleet, so its optimum is no bound): the optimum of the LP over each class cut into
- * RELAXED_PARTS runs of members (closer efficiencies), relaxed. */
+ * fleet, so its optimum is no bound), or when the classes are exact but no LP over them gave
+ * one (the plan came from a relaxation over mixed classes): the optimum of the LP over each
+ * class cut into RELAXED_PARTS runs of members (closer efficiencies), relaxed. */
 static bool relaxed_bound(peak_loop *L, double *bound) {
-  if (all_exact(L)) return true;
+  if (all_exact(L) && isfinite(L->bound)) return true;
   const int parts = RELAXED_PARTS;
   vpq_sched_class *relaxed = malloc((size_t)L->nclasses * (size_t)parts * sizeof *relaxed);
   vpq_sched_lp *lp = NULL;
@@ -518,6 +520,7 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
                ? 1
                : fail(err, errsize, "schedule: out of memory");
   L.mixed = !all_exact(&L);
+  if (L.mixed && n >= SPLIT_TO_EXACT_FLEET && count_efficiencies(members, n) <= MAX_CLASSES) split_to_exact(&L);
   for (int relaxation = 1; rc == 1; relaxation++) {
     if (L.mixed && all_exact(&L)) { /* nothing left to split should this relaxation find no plan */
       rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");
@@ -538,8 +541,6 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
     for (int k = 0; k < before; k++)
       if (L.split[k] && L.classes[k].count > 1 && (!L.mixed || !L.classes[k].exact))
         split_class(members, L.classes, k, &L.nclasses);
-    if (L.mixed && o == NO_PLAN && n >= SPLIT_TO_EXACT_FLEET && count_efficiencies(members, n) <= MAX_CLASSES)
-      split_to_exact(&L);
     if (L.nclasses == before || L.nclasses >= MAX_CLASSES) {
       rc = isfinite(L.excess) || fallback(&L) ? 0 : fail(err, errsize, "schedule: the LP solver found no optimum");
       break;

@@ -728,9 +728,9 @@ static void test_aged_glpsol_optimality(void **state) {
 /* Aged fleets number first.. first + 5 of `nbatteries` (24–48 steps; MIN_PEAK and KEEP_BELOW)
  * with `effs` efficiencies (0: all different; else effs + k for fleet k), more than vpq_sched.c
  * plans exactly, against glpsol: the plan is no better than the optimum, and the measured gap is
- * honest (the optimum is no lower than the plan's peak less the gap) and under 0.1 % of the
- * peak, so the plan is within 0.1 % of the optimum. */
-static void mixed_fleets_within_glpsol(int first, int nbatteries, int effs) {
+ * honest (the optimum is no lower than the plan's peak less the gap) and under `within` of the
+ * peak, so the plan is within that share of the optimum. */
+static void mixed_fleets_within_glpsol(int first, int nbatteries, int effs, double within) {
   if (access("/usr/bin/glpsol", X_OK) != 0) skip();
   char dir[] = "/tmp/vpq_sched_XXXXXX", path[512];
   model_dir(dir);
@@ -744,7 +744,7 @@ static void mixed_fleets_within_glpsol(int first, int nbatteries, int effs) {
     if (!glpsol(dir, &optimum, &cost)) fail_msg("fleet %d: glpsol failed", k);
     const double planned = f.pr.objective == VPQ_SCHED_KEEP_BELOW ? fmax(f.plan.peak_kw, f.pr.cap_kw) : f.plan.peak_kw;
     const double tol = 1e-6 * (1 + fabs(optimum));
-    if (planned < optimum - tol || planned - gap > optimum + tol || gap > 1e-3 * fabs(optimum))
+    if (planned < optimum - tol || planned - gap > optimum + tol || gap > within * fabs(optimum))
       fail_msg("fleet %d: plan %.12g gap %.6g glpsol %.12g", k, planned, gap, optimum);
     fleet_free(&f);
   }
@@ -755,7 +755,7 @@ static void mixed_fleets_within_glpsol(int first, int nbatteries, int effs) {
  * (measured: within 0.0025 % of the optimum). */
 static void test_aged_gap_honest(void **state) {
   (void)state;
-  mixed_fleets_within_glpsol(100, 50, 0);
+  mixed_fleets_within_glpsol(100, 50, 0, 1e-3);
 }
 
 /* Fleets of 120 batteries with 6–12 efficiencies: classes of a few efficiencies each, which
@@ -763,7 +763,17 @@ static void test_aged_gap_honest(void **state) {
  * fallback (measured: within 0.068 % of the optimum, gaps up to 0.071 %). */
 static void test_discrete_efficiencies_glpsol(void **state) {
   (void)state;
-  mixed_fleets_within_glpsol(200, 120, 6);
+  mixed_fleets_within_glpsol(200, 120, 6, 1e-3);
+}
+
+/* Fleets of 400 batteries with 6–11 efficiencies. Fleet 5 (KEEP_BELOW) is planned from a
+ * relaxation over classes of mixed efficiencies that found a plan, then halved them into exact
+ * classes and so solved no LP over those: its gap is measured all the same (it was infinite).
+ * Fleet 2 (MIN_PEAK, 8 efficiencies, planned by the fallback) is 0.73 % above the optimum, its
+ * gap honest at 31 kW: more than the 0.1 % of the fleets above; asserted under 1 %. */
+static void test_mixed_relaxation_gap(void **state) {
+  (void)state;
+  mixed_fleets_within_glpsol(600, 400, 6, 1e-2);
 }
 
 /* The relaxation of a fleet whose batteries have at most 4 efficiencies: one battery per
@@ -846,7 +856,7 @@ int main(void) {
       cmocka_unit_test(test_kinds_glpsol_optimality), cmocka_unit_test(test_kinds_large),
       cmocka_unit_test(test_kinds_copies),
       cmocka_unit_test(test_aged_glpsol_optimality), cmocka_unit_test(test_aged_gap_honest),
-      cmocka_unit_test(test_discrete_efficiencies_glpsol),
+      cmocka_unit_test(test_discrete_efficiencies_glpsol), cmocka_unit_test(test_mixed_relaxation_gap),
       cmocka_unit_test(test_aged_large),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
