@@ -1428,14 +1428,15 @@ vpq_stats vpq_engine_stats_published(vpq_engine *e) {
 }
 
 /* Merges the stream sources by event time: each step pushes the rows of the input with the
- * earliest head up to the next input's head. An unbounded source with nothing to read does
- * not hold the others up (its watermark does, until it is idle). */
+ * earliest head up to the next input's head (of equal event times, the source declared first
+ * goes first). An unbounded source with nothing to read does not hold the others up (its
+ * watermark does, until it is idle). */
 static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
   for (int i = 0; i < n; i++) inputs[i].batch->n = 0;
   for (;;) {
     update_lag(e);
     pump_exchanges(e);
-    int open = 0, best = -1;
+    int open = 0, best = -1, second = n;
     int64_t best_ts = VPQ_TS_MAX, second_ts = VPQ_TS_MAX;
     for (int i = 0; i < n && !e->stop; i++) {
       merge_input *in = &inputs[i];
@@ -1448,11 +1449,11 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
       open++;
       int64_t ts = head_ts(e, in);
       if (best < 0 || ts < best_ts) {
-        if (best >= 0) second_ts = best_ts;
+        if (best >= 0) second_ts = best_ts, second = best;
         best = i;
         best_ts = ts;
       } else if (ts < second_ts) {
-        second_ts = ts;
+        second_ts = ts, second = i;
       }
     }
     if (!open || e->stop) return;
@@ -1467,7 +1468,7 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
       in->pos = end;
       int64_t ts = head_ts(e, in);
       in->pos = saved;
-      if (ts > second_ts) break;
+      if (ts > second_ts || (ts == second_ts && second < best)) break;
       end++;
     }
     int from = in->pos;
