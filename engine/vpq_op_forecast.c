@@ -495,11 +495,11 @@ static double *lagged_features(const forecast_op *f, const double *x, int n, int
 }
 
 /* The volatility of k's history window (n slots from `first`): the mean absolute change over
- * one season (one step without a season) in the last VOLATILITY_SEASONS seasons; 1 when every
- * such change is 0; 0 (unknown) when the history holds none (it is shorter than a season and a
- * step). An issue of unknown volatility has no interval and keeps no errors: divided by a
- * stand-in, its errors would be off by the series' scale and widen or narrow every later
- * interval with them. */
+ * one season (one step without a season) in the last VOLATILITY_SEASONS seasons; 0 (unknown)
+ * when the history holds no such change (it is shorter than a season and a step) or every one
+ * is 0 (a constant history). An issue of unknown volatility has no interval and keeps no
+ * errors: divided by a stand-in, its errors would be off by the series' scale and widen or
+ * narrow every later interval with them. */
 static double volatility(const forecast_op *f, const fc_key *k, int64_t first, int n) {
   int lag = f->season ? f->season : 1, from = n - VOLATILITY_SEASONS * lag, count = 0;
   double sum = 0.0;
@@ -509,8 +509,7 @@ static double volatility(const forecast_op *f, const fc_key *k, int64_t first, i
     sum += fabs(d);
     count++;
   }
-  if (count == 0) return 0.0;
-  return sum > 0 ? sum / count : 1.0;
+  return count > 0 ? sum / count : 0.0;
 }
 
 /* A batch for the rows of one issue (every key's steps, at most VPQ_BATCH_ROWS): scratch memory
