@@ -1476,7 +1476,10 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
     if (known) forecast_options(a, ast, f);
   }
   f->horizon_ms = window_interval(a, ast->horizon, "HORIZON", false);
-  f->every_ms = window_interval(a, ast->every, "EVERY", false);
+  if (ast->every)
+    f->every_ms = window_interval(a, ast->every, "EVERY", false);
+  else
+    error(a, ast->horizon->span, "FORECAST needs `EVERY interval` after HORIZON: how often it issues (e.g. EVERY 1 HOUR)");
   if (ast->step) f->step_ms = window_interval(a, ast->step, "STEP", false);
   if (f->step_ms && positive_interval(ast->horizon) && f->horizon_ms % f->step_ms)
     error(a, ast->horizon->span, "HORIZON must be a whole number of STEPs");

@@ -420,7 +420,7 @@ static void forecast_model(parse_ctx *ctx, vpq_ast_query *query, vpq_token model
 static void forecast_times(vpq_ast_query *query, vpq_ast_expr *horizon, vpq_ast_expr *every) {
   query->u.forecast.horizon = horizon;
   query->u.forecast.every = every;
-  extend(query, every->span);
+  extend(query, every ? every->span : horizon->span);
 }
 
 static vpq_ast_query *schedule_new(parse_ctx *ctx, vpq_token keyword, vpq_ast_relation fleet,
@@ -625,6 +625,7 @@ fc_by(A) ::= fc_from(A) BY exprs(L). { A->u.forecast.by = L; }
 fc_model(A) ::= fc_by(A) USING name(M). { forecast_model(ctx, A, M, NULL); }
 fc_model(A) ::= fc_by(A) USING name(M) LP options(O) RP. { forecast_model(ctx, A, M, &O); }
 fc_every(A) ::= fc_model(A) HORIZON expr(H) EVERY expr(E). { forecast_times(A, H, E); }
+fc_every(A) ::= fc_model(A) HORIZON expr(H). { forecast_times(A, H, NULL); } /* the analyzer asks for EVERY */
 forecast(A) ::= fc_every(A).
 forecast(A) ::= fc_every(A) STEP expr(S). { A->u.forecast.step = S; extend(A, S->span); }
 
