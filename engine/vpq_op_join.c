@@ -30,6 +30,15 @@
  * `dead_letter`) and pairs with nothing, whatever happens to be still kept, so that what it
  * pairs with does not depend on how the inputs' batches interleave.
  * Residual ON conditions are evaluated over candidate pairs in one vector pass.
+ *   Both sides can bring rows of one source batch (a stream joined with itself, or two streams
+ * derived from one source): the batch reaches one side whole, then the other, so a row of the
+ * second side pairs with rows of the first that come after it in the source. An inner join
+ * therefore holds its pairs (and the watermark) while a source batch goes through, as the
+ * stream–table join holds its rows, and writes them in the order of the source row that made
+ * each pair, the later of its two (whose origin the pair carries): a pair comes out after the
+ * row that completed it, however the input was batched, and a table built from the pairs
+ * changes as that row made it. (A LEFT JOIN writes as it probes: its unmatched rows are
+ * ordered by the watermark, see above.)
  *
  * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
  * the hash table is rebuilt at the size it had) and each side's watermark.
@@ -52,6 +61,8 @@ typedef struct join_row {
   int64_t ts;
   vpq_origin origin;
   int32_t source;
+  int position;   /* in the source batch going through when it came (vpq_runtime_dispatch_position) */
+  uint64_t epoch; /* the join's epoch then: the position holds while the epoch is the same */
   bool matched;
   bool deleted; /* table side: the key left the table (a lookup misses it; a new row revives it) */
 } join_row;
@@ -93,10 +104,11 @@ typedef struct join_op {
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
   held_change *held;   /* table join: changes of the current source batch; [held_next, nheld) not applied yet */
   int held_next, nheld, held_cap;
-  const vpq_batch **held_rows; /* table join: stream batches of the current source batch */
+  const vpq_batch **held_rows; /* stream batches (table join) or pairs (window join) held */
   int nheld_rows, held_rows_cap;
   int64_t held_wm;     /* the stream's watermark, held with them (VPQ_TS_MIN: none) */
   bool waiting;        /* holding for the current source batch */
+  uint64_t epoch;      /* window join: counts the source batches it has held for */
   vpq_dispatch_waiter waiter; /* flushes what is held when the source batch has gone through */
 } join_op;
 
@@ -200,7 +212,16 @@ static void emit_pairs(join_op *j, vpq_batch *pairs, const int *lefts) {
     }
     pairs = kept;
   }
-  vpq_op_emit(&j->base, pairs);
+  if (!j->window || !j->waiting || !pairs->n) { /* a window join holds its pairs (the header) */
+    vpq_op_emit(&j->base, pairs);
+    return;
+  }
+  if (j->nheld_rows == j->held_rows_cap) {
+    j->held_rows_cap = j->held_rows_cap ? j->held_rows_cap * 2 : 8;
+    j->held_rows = realloc(j->held_rows, sizeof *j->held_rows * (size_t)j->held_rows_cap);
+    if (!j->held_rows) abort();
+  }
+  j->held_rows[j->nheld_rows++] = pairs;
 }
 
 /* ===== Stream–table ===== */
@@ -376,6 +397,8 @@ static bool window_passes_left(const join_op *j, int64_t wm) {
   return wm == VPQ_TS_MAX || (wm > VPQ_TS_MIN + j->join->within_ms && j->oldest_left < wm - j->join->within_ms);
 }
 
+static bool hold(join_op *j);
+
 static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   vpq_runtime *rt = j->base.rt;
   join_side *mine = &j->side[side], *other = &j->side[1 - side];
@@ -389,6 +412,7 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
                    ? vpq_arena_alloc(&rt->scratch, sizeof *lefts * (size_t)pairs->cap)
                    : NULL;
   const bool other_idle = vpq_op_input_idle(&j->base, 1 - side); /* idleness changes between batches only */
+  const bool holding = !j->join->left_outer && hold(j);
   for (int i = 0; i < batch->n; i++) {
     int64_t ts = batch->ts[i];
     const int64_t others = other_idle ? VPQ_TS_MAX : other->wm; /* an ended side's is VPQ_TS_MAX too */
@@ -419,6 +443,10 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
     }
     const int at = mine->n++;
     mine->rows[at] = join_row_make(j, side, batch, i, keys);
+    if (holding) {
+      mine->rows[at].position = vpq_runtime_dispatch_position(rt, batch->origin[i], batch->source[i]);
+      mine->rows[at].epoch = j->epoch;
+    }
     if (side == 0 && mine->rows[at].ts < j->oldest_left) j->oldest_left = mine->rows[at].ts;
     for (int r = 0; r < other->n; r++) {
       join_row *o = &other->rows[r], *row = &mine->rows[at];
@@ -429,8 +457,10 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
         pairs = vpq_op_batch(rt, j->base.schema, VPQ_BATCH_ROWS);
       }
       const join_row *l = side == 0 ? row : o, *rr = side == 0 ? o : row;
+      /* made by the later of its rows in the source batch going through */
+      const join_row *maker = holding && o->epoch == j->epoch && o->position > row->position ? o : row;
       pair_append(pairs, nleft, l->data, l->null, rr->data, rr->null, o->ts > ts ? o->ts : ts, wm, 1,
-                  batch->origin[i], batch->source[i]);
+                  maker->origin, maker->source);
       if (lefts) {
         lefts[pairs->n - 1] = side == 0 ? at : r;
       } else {
@@ -542,6 +572,55 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
   if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&j->base, wm);
 }
 
+/* A held pair: its batch (index into held_rows), row, and the position in the source batch of
+ * the row that made it (INT_MAX when not known: after the others). */
+typedef struct held_pair {
+  int batch, row, position;
+} held_pair;
+
+/* By position, then as they came. */
+static int compare_held_pairs(const void *pa, const void *pb) {
+  const held_pair *a = pa, *b = pb;
+  if (a->position != b->position) return a->position < b->position ? -1 : 1;
+  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
+  return (a->row > b->row) - (a->row < b->row);
+}
+
+/* When the source batch has gone through (window join): the held pairs in the order of the
+ * source rows that made them, then the held watermark. */
+static void flush_pairs(vpq_dispatch_waiter *waiter) {
+  join_op *j = (join_op *)((char *)waiter - offsetof(join_op, waiter));
+  vpq_runtime *rt = j->base.rt;
+  int total = 0;
+  for (int b = 0; b < j->nheld_rows; b++) total += j->held_rows[b]->n;
+  held_pair *pairs = vpq_arena_alloc(&rt->scratch, sizeof *pairs * (size_t)(total ? total : 1));
+  int n = 0;
+  for (int b = 0; b < j->nheld_rows; b++) {
+    const vpq_batch *batch = j->held_rows[b];
+    for (int r = 0; r < batch->n; r++) {
+      const int position = vpq_runtime_dispatch_position(rt, batch->origin[r], batch->source[r]);
+      pairs[n++] = (held_pair){b, r, position < 0 ? INT_MAX : position};
+    }
+  }
+  if (in_order(pairs, n, sizeof *pairs, compare_held_pairs)) {
+    for (int b = 0; b < j->nheld_rows; b++) vpq_op_emit(&j->base, j->held_rows[b]);
+  } else {
+    qsort(pairs, (size_t)n, sizeof *pairs, compare_held_pairs);
+    for (int from = 0; from < n; from += VPQ_BATCH_ROWS) {
+      const int count = n - from < VPQ_BATCH_ROWS ? n - from : VPQ_BATCH_ROWS;
+      vpq_batch *out = vpq_op_batch(rt, j->base.schema, count);
+      for (int i = from; i < from + count; i++) vpq_batch_append_row(out, j->held_rows[pairs[i].batch], pairs[i].row);
+      vpq_op_emit(&j->base, out);
+    }
+  }
+  j->nheld_rows = 0;
+  j->waiting = false;
+  j->epoch++;
+  int64_t wm = j->held_wm;
+  j->held_wm = VPQ_TS_MIN;
+  if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&j->base, wm);
+}
+
 /* Starts holding for the source batch going through; false outside one. */
 static bool hold(join_op *j) {
   vpq_runtime *rt = j->base.rt;
@@ -608,7 +687,9 @@ static void window_advance(join_op *j) {
   const int64_t joint = vpq_op_inputs_watermark(&j->base, sides, 2, -1);
   if (output_watermark(j, joint) <= j->base.passed_wm) return;
   window_evict(j, joint, 1);
-  vpq_op_emit_watermark(&j->base, output_watermark(j, joint));
+  const int64_t wm = output_watermark(j, joint);
+  if (j->waiting) j->held_wm = wm > j->held_wm ? wm : j->held_wm;
+  else vpq_op_emit_watermark(&j->base, wm);
 }
 
 static void join_watermark(vpq_op *op, int port, int64_t wm) {
@@ -758,7 +839,8 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->self_join = select->from == join->right;
   for (int k = 0; k < join_index; k++) j->self_join = j->self_join || select->joins[k].right == join->right;
   j->oldest_left = VPQ_TS_MAX;
-  j->waiter.flush = flush_held;
+  j->waiter.flush = window ? flush_pairs : flush_held;
+  j->epoch = 1; /* rows made while not holding have epoch 0 */
   j->waiter.order = rt->waiters++;
   j->held_wm = VPQ_TS_MIN;
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
