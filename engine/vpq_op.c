@@ -4,6 +4,7 @@
  */
 #include "vpq_op.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -231,6 +232,11 @@ typedef struct relation_op {
   int rows_cap;
   int64_t *input_wm; /* per input port, when fed by several */
   int ninputs;
+  const vpq_batch **held; /* fed by several: their batches of the source batch going through */
+  int nheld, held_cap;
+  int64_t held_wm;        /* the watermark, held with them (VPQ_TS_MIN: none) */
+  bool waiting;           /* holding for the current source batch */
+  vpq_dispatch_waiter waiter;
 } relation_op;
 
 /* The watermark every input has reached: the minimum over the input ports (idle ones left out). */
@@ -293,23 +299,9 @@ static void relation_inputs(relation_op *r, int n) {
   r->ninputs = n;
 }
 
-static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
-  relation_op *r = (relation_op *)op;
-  if (op->rt->replaying) {
-    notify_subscribers(r, batch);
-    return;
-  }
-  if (op->ninputs > 1) {
-    /* A row cannot bring a watermark the other inputs have not reached (one that has not
-     * spoken yet has reached none), unless they are idle. */
-    relation_inputs(r, op->ninputs);
-    const int64_t others = vpq_op_inputs_watermark(op, r->input_wm, r->ninputs, port);
-    vpq_batch *clamped = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped);
-    *clamped = *batch;
-    clamped->wm = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped->wm * (size_t)(batch->n + 1));
-    for (int i = 0; i < batch->n; i++) clamped->wm[i] = batch->wm[i] < others ? batch->wm[i] : others;
-    batch = clamped;
-  }
+/* Writes a batch of the relation's rows to its sink and subscribers and passes it on. */
+static void relation_deliver(relation_op *r, const vpq_batch *batch) {
+  vpq_op *op = &r->base;
   if (r->sink && !op->rt->withdrawing) {
     if (r->rows_cap < batch->n) {
       r->rows_cap = batch->n;
@@ -348,17 +340,115 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
   vpq_op_emit(op, batch);
 }
 
+/* A held row: its batch (index into held), row, and the position of its source row in the
+ * source batch (INT_MAX when not known: after the others). */
+typedef struct relation_held_row {
+  int batch, row, position;
+} relation_held_row;
+
+/* By position, then as they came. */
+static int compare_relation_held(const void *pa, const void *pb) {
+  const relation_held_row *a = pa, *b = pb;
+  if (a->position != b->position) return a->position < b->position ? -1 : 1;
+  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
+  return (a->row > b->row) - (a->row < b->row);
+}
+
+/* When the source batch has gone through: the rows of the inputs, held, in the order of their
+ * source rows (the queries of several INSERT INTO over one source each bring the batch's rows
+ * they pass, one query after the other), then the held watermark. */
+static void relation_flush(vpq_dispatch_waiter *waiter) {
+  relation_op *r = (relation_op *)((char *)waiter - offsetof(relation_op, waiter));
+  vpq_runtime *rt = r->base.rt;
+  int total = 0;
+  for (int b = 0; b < r->nheld; b++) total += r->held[b]->n;
+  relation_held_row *rows = vpq_arena_alloc(&rt->scratch, sizeof *rows * (size_t)(total ? total : 1));
+  int n = 0;
+  bool sorted = true;
+  for (int b = 0; b < r->nheld; b++) {
+    const vpq_batch *batch = r->held[b];
+    for (int i = 0; i < batch->n; i++) {
+      const int position = vpq_runtime_dispatch_position(rt, batch->origin[i], batch->source[i]);
+      rows[n] = (relation_held_row){b, i, position < 0 ? INT_MAX : position};
+      sorted = sorted && (n == 0 || compare_relation_held(&rows[n - 1], &rows[n]) <= 0);
+      n++;
+    }
+  }
+  const int nheld = r->nheld;
+  r->nheld = 0;
+  r->waiting = false;
+  if (sorted) {
+    for (int b = 0; b < nheld; b++) relation_deliver(r, r->held[b]);
+  } else {
+    qsort(rows, (size_t)n, sizeof *rows, compare_relation_held);
+    for (int from = 0; from < n; from += VPQ_BATCH_ROWS) {
+      const int count = n - from < VPQ_BATCH_ROWS ? n - from : VPQ_BATCH_ROWS;
+      vpq_batch *out = vpq_op_batch(rt, r->base.schema, count);
+      for (int i = from; i < from + count; i++) vpq_batch_append_row(out, r->held[rows[i].batch], rows[i].row);
+      relation_deliver(r, out);
+    }
+  }
+  const int64_t wm = r->held_wm;
+  r->held_wm = VPQ_TS_MIN;
+  if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&r->base, wm);
+}
+
+/* Holds `batch` of an input while a source batch goes through; false outside one. */
+static bool relation_hold(relation_op *r, const vpq_batch *batch) {
+  vpq_runtime *rt = r->base.rt;
+  if (!rt->dispatch.origin) return false;
+  if (!r->waiting) {
+    r->waiting = true;
+    vpq_runtime_dispatch_wait(rt, &r->waiter);
+  }
+  if (r->nheld == r->held_cap) {
+    r->held_cap = r->held_cap ? r->held_cap * 2 : 8;
+    r->held = realloc(r->held, sizeof *r->held * (size_t)r->held_cap);
+    if (!r->held) abort();
+  }
+  r->held[r->nheld++] = batch;
+  return true;
+}
+
+static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
+  relation_op *r = (relation_op *)op;
+  if (op->rt->replaying) {
+    notify_subscribers(r, batch);
+    return;
+  }
+  if (op->ninputs > 1) {
+    /* A row cannot bring a watermark the other inputs have not reached (one that has not
+     * spoken yet has reached none), unless they are idle. */
+    relation_inputs(r, op->ninputs);
+    const int64_t others = vpq_op_inputs_watermark(op, r->input_wm, r->ninputs, port);
+    vpq_batch *clamped = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped);
+    *clamped = *batch;
+    clamped->wm = vpq_arena_alloc(&op->rt->scratch, sizeof *clamped->wm * (size_t)(batch->n + 1));
+    for (int i = 0; i < batch->n; i++) clamped->wm[i] = batch->wm[i] < others ? batch->wm[i] : others;
+    if (relation_hold(r, clamped)) return;
+    batch = clamped;
+  }
+  relation_deliver(r, batch);
+}
+
+/* Passes the watermark over the inputs on (held with the rows while they are held). */
+static void relation_pass_watermark(relation_op *r) {
+  const int64_t wm = relation_min_wm(r);
+  if (r->waiting) r->held_wm = wm > r->held_wm ? wm : r->held_wm;
+  else vpq_op_emit_watermark(&r->base, wm);
+}
+
 static void relation_watermark(vpq_op *op, int port, int64_t wm) {
   relation_op *r = (relation_op *)op;
   relation_inputs(r, op->ninputs > port + 1 ? op->ninputs : port + 1);
   if (wm > r->input_wm[port]) r->input_wm[port] = wm;
-  vpq_op_emit_watermark(op, relation_min_wm(r));
+  relation_pass_watermark(r);
 }
 
 /* An input went idle: the watermark over the others, passed on when it rose. */
 static void relation_input_idle(vpq_op *op) {
   relation_op *r = (relation_op *)op;
-  if (r->ninputs > 1) vpq_op_emit_watermark(op, relation_min_wm(r));
+  if (r->ninputs > 1) relation_pass_watermark(r);
 }
 
 static void relation_describe(const vpq_op *op, vpq_buf *out) {
@@ -380,6 +470,7 @@ static void relation_destroy(vpq_op *op) {
   free(r->subs);
   free(r->rows);
   free(r->input_wm);
+  free(r->held);
 }
 
 /* State: the watermark of each input port. */
@@ -407,6 +498,9 @@ vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel) {
   if (!r) abort();
   vpq_op_init(&r->base, &relation_vt, rt, &rel->schema);
   r->rel = rel;
+  r->held_wm = VPQ_TS_MIN;
+  r->waiter.flush = relation_flush;
+  r->waiter.order = rt->waiters++;
   return &r->base;
 }
 
