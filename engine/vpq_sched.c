@@ -669,18 +669,9 @@ int vpq_sched_solve_gap(const vpq_sched_problem *pr, vpq_sched_plan *plan, doubl
   /* the members' charge and discharge go into the rows of setpoint and soc, then replay in place */
   double *charge = plan->setpoint_kw, *discharge = plan->soc, bound = -INFINITY;
   const bool peak = pr->objective != VPQ_SCHED_MIN_COST;
-  /* The peak objectives plan the load less its least value (and the cap less the same), the same
-   * plans: the solvers' tolerances are relative to the values they see, so they then scale with
-   * the load's swing, not its size (on a load of 30 GW, 1e-7 relative is 3 kW). */
-  double least = INFINITY;
-  for (size_t t = 0; t < T; t++) least = fmin(least, pr->load[t]);
-  for (size_t t = 0; t < T && net; t++) net[t] = pr->load[t] - least;
-  vpq_sched_problem shifted = *pr;
-  shifted.load = net, shifted.cap_kw = pr->cap_kw - least;
   if (rc == 0 && n > 0)
-    rc = peak ? plan_peak(&shifted, members, n, charge, discharge, &bound, err, errsize)
+    rc = peak ? plan_peak(pr, members, n, charge, discharge, &bound, err, errsize)
               : plan_cost(pr, members, n, charge, discharge, err, errsize);
-  if (pr->objective == VPQ_SCHED_MIN_PEAK) bound += least; /* KEEP_BELOW's is an excess over the cap */
   for (int m = 0; rc == 0 && m < n; m++) {
     const size_t row = (size_t)members[m].index * T;
     if (!replay(pr, &members[m], &charge[row], &discharge[row]))
