@@ -6,8 +6,10 @@
  *   vpq backtest FILE.vpq         run, then print the accuracy of each FORECAST statement
  *   vpq broker                    an embedded Kafka cluster
  *   vpq simulate                  the battery-fleet simulator
+ *   vpq COMMAND --help            that command's usage
  */
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,52 +17,77 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vpq.h"
 #include "http/vpq_http.h"
 #include "kafka/vpq_broker.h"
+#include "kafka/vpq_kafka.h"
 #include "kafka/vpq_kafka_tasks.h"
 #include "sim/vpq_sim.h"
 #include "vpq_codec.h"
 #include "vpq_demo.h"
 
-static const char usage_text[] =
-    "usage: vpq <command> [options] FILE.vpq\n"
-    "\n"
-    "commands:\n"
-    "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"
-    "  explain [--dot] [--set key=value]... FILE.vpq\n"
-    "                            print the operator pipeline (--dot: Graphviz); --set as for\n"
-    "                            run (e.g. repartition=off)\n"
-    "  run FILE.vpq [--brokers HOSTS] [--http ADDR [--http-token TOKEN]] [--set key=value]...\n"
-    "                            run the file's statements until their bounded inputs end;\n"
-    "                            --http serves a dashboard and its streams, tables and\n"
-    "                            metrics on ADDR ([HOST]:PORT, no host: 127.0.0.1);\n"
-    "                            --http-token (or $VPQ_HTTP_TOKEN) requires it as a bearer token\n"
-    "      [--state-dir DIR [--checkpoint-interval 10s] [--reset-state]]\n"
-    "                            checkpoint into DIR and resume from its newest checkpoint:\n"
-    "                            exactly-once output after a crash (--reset-state drops it)\n"
-    "      [--partition-tasks]   with --state-dir and --brokers: one pipeline per partition of\n"
-    "                            the Kafka sources, its state in DIR/task-N, so that partitions\n"
-    "                            move between group members together with their state\n"
-    "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
-    "                            run the file over its bounded inputs and print the accuracy\n"
-    "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
-    "                            coverage) for forecasts issued in [T, T) (ISO-8601 or epoch ms)\n"
-    "  simulate [--devices N] [--sites N] [--speed X] [--hours H] [--history-days D]\n"
-    "           [--seed S] [--pv RATIO] [--brokers HOSTS]\n"
-    "                            a battery fleet and site meters on Kafka (vpp.telemetry,\n"
-    "                            vpp.meters) that obeys vpp.dispatch; --pv gives each site\n"
-    "                            rooftop PV of RATIO × its peak load (meters read load − PV);\n"
-    "                            without --brokers it starts an embedded cluster and prints\n"
-    "                            its bootstrap list\n"
-    "  broker [--topic NAME[:PARTITIONS]]... [--brokers N] [--control]\n"
-    "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
-    "                            cluster); prints its bootstrap list first, runs until Ctrl-C;\n"
-    "                            --control reads fault commands on stdin: down ID, up ID,\n"
-    "                            rtt ID MS, errors API COUNT ERROR (for fault tests)\n";
+/* The commands and their usage, as `vpq --help` lists them (`vpq COMMAND --help`: one). */
+static const struct {
+  const char *name;
+  const char *usage;
+} commands[] = {
+    {"check", "  check FILE.vpq            check a query file; errors as file:line:col with a caret\n"},
+    {"explain", "  explain [--dot] [--set key=value]... FILE.vpq\n"
+                "                            print the operator pipeline (--dot: Graphviz); --set as for\n"
+                "                            run (e.g. repartition=off)\n"},
+    {"run", "  run FILE.vpq [--brokers HOSTS] [--http ADDR [--http-token TOKEN]] [--set key=value]...\n"
+            "                            run the file's statements until their bounded inputs end;\n"
+            "                            --http serves a dashboard and its streams, tables and\n"
+            "                            metrics on ADDR ([HOST]:PORT, no host: 127.0.0.1);\n"
+            "                            --http-token (or $VPQ_HTTP_TOKEN) requires it as a bearer token;\n"
+            "                            without --brokers, a file that uses Kafka and names no cluster\n"
+            "                            ('kafka.bootstrap.servers' in a WITH or --set) runs the demo:\n"
+            "                            an embedded broker and the simulator (--set sim.<name>=...)\n"
+            "      [--state-dir DIR [--checkpoint-interval 10s] [--reset-state]]\n"
+            "                            checkpoint into DIR and resume from its newest checkpoint:\n"
+            "                            exactly-once output after a crash (--reset-state drops it)\n"
+            "      [--partition-tasks]   with --state-dir and --brokers: one pipeline per partition of\n"
+            "                            the Kafka sources, its state in DIR/task-N, so that partitions\n"
+            "                            move between group members together with their state\n"},
+    {"backtest", "  backtest FILE.vpq [--from T] [--to T] [--steps] [--json]\n"
+                 "                            run the file over its bounded inputs and print the accuracy\n"
+                 "                            of every FORECAST statement (MAE, RMSE, sMAPE, MASE, interval\n"
+                 "                            coverage) for forecasts issued in [T, T) (ISO-8601 or epoch ms)\n"},
+    {"simulate", "  simulate [--devices N] [--sites N] [--speed X] [--hours H] [--history-days D]\n"
+                 "           [--seed S] [--pv RATIO] [--brokers HOSTS]\n"
+                 "                            a battery fleet and site meters on Kafka (vpp.telemetry,\n"
+                 "                            vpp.meters) that obeys vpp.dispatch; --pv gives each site\n"
+                 "                            rooftop PV of RATIO × its peak load (meters read load − PV);\n"
+                 "                            without --brokers it starts an embedded cluster and prints\n"
+                 "                            its bootstrap list\n"},
+    {"broker", "  broker [--topic NAME[:PARTITIONS]]... [--brokers N] [--control]\n"
+               "                            an embedded Kafka cluster on localhost (librdkafka's mock\n"
+               "                            cluster); prints its bootstrap list first, runs until Ctrl-C;\n"
+               "                            --control reads fault commands on stdin: down ID, up ID,\n"
+               "                            rtt ID MS, errors API COUNT ERROR (for fault tests)\n"},
+};
+
+/* Prints the usage of every command to `out`. */
+static void print_usage(FILE *out) {
+  fputs("usage: vpq <command> [options] FILE.vpq\n\ncommands:\n", out);
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fputs(commands[i].usage, out);
+}
+
+/* `vpq COMMAND --help`: the command's usage on stdout, its first line after "usage: vpq " and the
+ * others moved as far, so that they stay aligned. Returns 0. */
+static int command_help(int command) {
+  const char *text = commands[command].usage + 2;
+  fputs("usage: vpq ", stdout);
+  for (const char *nl; (nl = strchr(text, '\n')) != NULL; text = nl + 1) {
+    fwrite(text, 1, (size_t)(nl + 1 - text), stdout);
+    if (nl[1]) fputs("         ", stdout);
+  }
+  return 0;
+}
 
 /* Prints the problem (a printf format and its arguments; none when NULL) and the usage to
  * stderr; returns the exit code of a usage error, 2. */
@@ -73,14 +100,21 @@ __attribute__((format(printf, 1, 2))) static int usage(const char *problem, ...)
     fputc('\n', stderr);
     va_end(args);
   }
-  fputs(usage_text, stderr);
+  print_usage(stderr);
   return 2;
 }
 
-/* Reads a whole file into a NUL-terminated malloc'd string, or NULL with errno set. */
+/* Reads a whole file into a NUL-terminated malloc'd string, or NULL with errno set (EISDIR for a
+ * folder). */
 static char *read_file(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    errno = EISDIR;
+    return NULL;
+  }
   size_t cap = 4096, len = 0;
   char *text = malloc(cap);
   if (!text) abort();
@@ -121,22 +155,62 @@ static void on_signal(int sig) {
   if (running) vpq_engine_stop(running);
 }
 
-/* Loads FILE into a new engine; returns NULL after printing why (exit code in *rc). */
-static vpq_engine *load(const char *path, int *rc) {
+/* Whether a Kafka connector of `plan` names its cluster ('kafka.bootstrap.servers' in its WITH). */
+static bool names_cluster(const vpq_plan *plan) {
+  for (int r = 0; r < plan->nrelations; r++) {
+    const vpq_relation *rel = plan->relations[r];
+    const vpq_plan_connector *conn = rel->is_source ? &rel->source : rel->is_sink ? &rel->sink : NULL;
+    if (!conn || !conn->connector || strcmp(conn->connector, "kafka") != 0) continue;
+    for (int i = 0; i < conn->options.count; i++)
+      if (strcmp(conn->options.items[i].key, "kafka.bootstrap.servers") == 0) return true;
+  }
+  return false;
+}
+
+/* Checks the text of file `path` as `vpq check` does: the engine's analysis, then what the Kafka
+ * connector would refuse when the run opens it (vpq_kafka_check); prints every error to stderr
+ * in file order. Returns the number of errors; *cluster says whether the file names a Kafka
+ * cluster (names_cluster). */
+static int check_text(const char *path, const char *text, bool *cluster) {
+  char *copy = strdup(path);
+  if (!copy) abort();
+  vpq_arena arena;
+  vpq_arena_init(&arena);
+  vpq_diag diag;
+  vpq_diag_init(&diag, path, text, strlen(text));
+  vpq_ast_file *ast = vpq_parse(&arena, &diag);
+  vpq_plan *plan = ast ? vpq_analyze(&arena, &diag, ast, path, dirname(copy)) : NULL;
+  if (plan) vpq_kafka_check(plan, &diag);
+  *cluster = plan && names_cluster(plan);
+  vpq_diag_print(&diag, stderr);
+  int errors = diag.errors + (plan ? 0 : !diag.errors);
+  vpq_diag_free(&diag);
+  vpq_arena_free(&arena);
+  free(copy);
+  return errors;
+}
+
+/* Loads FILE into a new engine; returns NULL after printing why (exit code in *rc). *cluster
+ * (when not NULL) says whether the file names a Kafka cluster in a WITH. */
+static vpq_engine *load(const char *path, int *rc, bool *cluster) {
   char *text = read_file(path);
   if (!text) {
     fprintf(stderr, "vpq: cannot read `%s`: %s\n", path, strerror(errno));
     *rc = 2;
     return NULL;
   }
-  vpq_engine *engine = vpq_engine_new();
-  int loaded = vpq_engine_load(engine, path, text, stderr);
-  free(text);
-  if (loaded != 0) {
-    vpq_engine_free(engine);
-    *rc = 1;
-    return NULL;
+  bool named = false;
+  vpq_engine *engine = NULL;
+  if (check_text(path, text, &named) == 0) {
+    engine = vpq_engine_new();
+    if (vpq_engine_load(engine, path, text, stderr) != 0) {
+      vpq_engine_free(engine);
+      engine = NULL;
+    }
   }
+  free(text);
+  if (!engine) *rc = 1;
+  if (cluster) *cluster = named;
   return engine;
 }
 
@@ -146,7 +220,7 @@ static int cmd_check(int argc, char **argv) {
     if (argv[i][0] == '-') return usage("unknown option `%s` for check: check takes one FILE.vpq", argv[i]);
   if (argc != 1) return usage("check takes one FILE.vpq, not also `%s`", argv[1]);
   int rc = 0;
-  vpq_engine *engine = load(argv[0], &rc);
+  vpq_engine *engine = load(argv[0], &rc, NULL);
   if (!engine) return rc;
   vpq_engine_free(engine);
   return 0;
@@ -193,7 +267,7 @@ static int cmd_explain(int argc, char **argv) {
   }
   if (!file) return usage("explain needs a FILE.vpq");
   int rc = 0;
-  vpq_engine *engine = load(file, &rc);
+  vpq_engine *engine = load(file, &rc, NULL);
   if (!engine) return rc;
   for (int i = 0; i + 1 < argc; i++)
     if (strcmp(argv[i], "--set") == 0 && strchr(argv[i + 1], '=')) apply_set(engine, argv[++i]);
@@ -303,13 +377,17 @@ static int cmd_run(int argc, char **argv) {
     return usage("%s goes with --state-dir DIR: without it a run keeps no state", reset_state ? "--reset-state" : "--checkpoint-interval");
   }
   int rc = 0;
-  vpq_engine *engine = load(file, &rc);
+  bool cluster = brokers != NULL;
+  vpq_engine *engine = load(file, &rc, brokers ? NULL : &cluster);
   if (!engine) {
     free(sets);
     return rc;
   }
+  for (int i = 0; i < nsets; i++) cluster |= strncmp(sets[i], "kafka.bootstrap.servers=", 24) == 0;
+  /* The demo: a file that uses Kafka and names no cluster (no --brokers, no
+   * 'kafka.bootstrap.servers' in a WITH or --set). */
   const char *topics[1];
-  bool demo = !brokers && vpq_engine_kafka_topics(engine, topics, 1) > 0;
+  bool demo = !cluster && vpq_engine_kafka_topics(engine, topics, 1) > 0;
   if (state_dir && demo) {
     fprintf(stderr, "vpq: --state-dir needs --brokers: the demo's embedded broker starts empty on every run, so there "
             "is nothing to resume\n");
@@ -465,7 +543,7 @@ static int cmd_backtest(int argc, char **argv) {
   }
   if (!file) return usage("backtest needs a FILE.vpq");
   int rc = 0;
-  vpq_engine *engine = load(file, &rc);
+  vpq_engine *engine = load(file, &rc, NULL);
   if (!engine) return rc;
   if (vpq_engine_forecast_count(engine) == 0) {
     fprintf(stderr, "vpq: %s has no FORECAST statement to backtest\n", file);
@@ -599,6 +677,9 @@ static int cmd_simulate(int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc < 2) return usage(NULL);
   const char *cmd = argv[1];
+  for (size_t c = 0; c < sizeof commands / sizeof *commands; c++)
+    for (int i = 2; i < argc && strcmp(cmd, commands[c].name) == 0; i++)
+      if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return command_help((int)c);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 2, argv + 2);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
@@ -606,7 +687,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "backtest") == 0) return cmd_backtest(argc - 2, argv + 2);
   if (strcmp(cmd, "simulate") == 0) return cmd_simulate(argc - 2, argv + 2);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-    fputs(usage_text, stdout);
+    print_usage(stdout);
     return 0;
   }
   return usage("unknown command `%s`", cmd);

@@ -25,6 +25,11 @@
  * rows are held until their checkpoint is durable, then produced with a `vpq.id` header, and a
  * restore reads each partition's tail to write only what is missing ('kafka_transactions' does the
  * same, each checkpoint's rows in one Kafka transaction; 'at_least_once' produces at once).
+ *
+ * A source's or sink's `partitions` option creates its topic, when missing, through the Admin
+ * API before the first read or write (apply_partitions). Dead letters written to a topic are
+ * keyed by their origin's topic/partition (line_key). vpq_kafka_check finds, for `vpq check`,
+ * the options librdkafka would refuse.
  */
 #include "vpq_kafka.h"
 
@@ -157,6 +162,100 @@ static int32_t query_partitions(rd_kafka_t *rk, const char *topic, bool create_w
   }
   rd_kafka_topic_destroy(rkt);
   return n;
+}
+
+/* ===== Creating topics (`partitions`) ===== */
+
+/* Asks the cluster to create `topic` with `partitions` partitions and its default replication
+ * through the Admin API (CreateTopics), waiting at most 15 s. Returns NO_ERROR when it was
+ * created, else the error (TOPIC_ALREADY_EXISTS included) with the reason in `reason`. A cluster
+ * whose metadata names no controller among its brokers is not asked: librdkafka's mock cluster
+ * (`vpq broker`, 2.0.2) names none and has no Admin API, and the request would wait for a
+ * controller until it timed out. */
+static rd_kafka_resp_err_t request_topic(rd_kafka_t *rk, const char *topic, int32_t partitions, char *reason,
+                                         size_t reason_size) {
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, 10000);
+  if (e) {
+    snprintf(reason, reason_size, "the cluster's metadata: %s", rd_kafka_err2str(e));
+    return e;
+  }
+  int32_t controller = rd_kafka_controllerid(rk, 0);
+  bool listed = false;
+  for (int i = 0; i < md->broker_cnt; i++) listed |= md->brokers[i].id == controller;
+  rd_kafka_metadata_destroy(md);
+  if (!listed) {
+    snprintf(reason, reason_size, "the cluster names no controller among its brokers: it has no Admin API (as "
+             "librdkafka's mock cluster, `vpq broker`)");
+    return RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE;
+  }
+  rd_kafka_NewTopic_t *request = rd_kafka_NewTopic_new(topic, partitions, -1, reason, reason_size);
+  if (!request) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+  rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  char ignored[256];
+  rd_kafka_AdminOptions_set_request_timeout(options, 10000, ignored, sizeof ignored);
+  rd_kafka_AdminOptions_set_operation_timeout(options, 10000, ignored, sizeof ignored);
+  rd_kafka_CreateTopics(rk, &request, 1, options, queue);
+  rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 15000);
+  e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  snprintf(reason, reason_size, "no answer within 15 s");
+  if (event) {
+    e = rd_kafka_event_error(event);
+    if (e) snprintf(reason, reason_size, "%s", rd_kafka_event_error_string(event));
+    const rd_kafka_CreateTopics_result_t *result = e ? NULL : rd_kafka_event_CreateTopics_result(event);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **topics = result ? rd_kafka_CreateTopics_result_topics(result, &n) : NULL;
+    if (n == 1) {
+      e = rd_kafka_topic_result_error(topics[0]);
+      const char *why = rd_kafka_topic_result_error_string(topics[0]);
+      snprintf(reason, reason_size, "%s", why && *why ? why : rd_kafka_err2str(e));
+    }
+    rd_kafka_event_destroy(event);
+  }
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy(request);
+  rd_kafka_queue_destroy(queue);
+  return e;
+}
+
+/* Applies the connector's `partitions` option before its first produce or subscribe: a topic
+ * that does not exist yet is created with that many partitions (request_topic); one that
+ * exists with another count is left as it is, with a line saying so; when the cluster does not
+ * create it, a line names the topic and the reason, and the topic is left to the cluster's
+ * auto-creation (with its default count). True when the topic was created here (its metadata
+ * can lag behind: wait for it). */
+static bool apply_partitions(rd_kafka_t *rk, const vpq_plan_connector *conn, const char *topic) {
+  const vpq_plan_option *wanted = option(conn, "partitions");
+  if (!wanted || wanted->value.i < 1) return false;
+  const int32_t partitions = (int32_t)wanted->value.i;
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 10000); /* every topic: asking for one creates it */
+  if (e) {
+    fprintf(stderr, "vpq: kafka: topic `%s`: `partitions` not applied: the cluster's metadata: %s\n", topic,
+            rd_kafka_err2str(e));
+    return false;
+  }
+  int32_t existing = -1;
+  for (int i = 0; i < md->topic_cnt; i++)
+    if (strcmp(md->topics[i].topic, topic) == 0 && !md->topics[i].err) existing = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  if (existing >= 0) {
+    if (existing != partitions)
+      fprintf(stderr, "vpq: kafka: topic `%s` exists with %d partition(s), not the %d of `partitions`: left as it is\n",
+              topic, existing, partitions);
+    return false;
+  }
+  char reason[512];
+  e = request_topic(rk, topic, partitions, reason, sizeof reason);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    fprintf(stderr, "vpq: kafka: created topic `%s` with %d partition(s)\n", topic, partitions);
+    return true;
+  }
+  if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) return false; /* another writer made it meanwhile */
+  fprintf(stderr, "vpq: kafka: cannot create topic `%s` with %d partition(s) (`partitions`): %s; it is left to the "
+          "cluster's auto-creation, with its default partition count\n", topic, partitions, reason);
+  return false;
 }
 
 /* ===== Sink ===== */
@@ -1142,6 +1241,10 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
     snprintf(err, err_size, "`start` is 'earliest' or 'latest', not '%s'", start->text);
     ok = false;
   }
+  if (ok && group && group->text && !*group->text) {
+    snprintf(err, err_size, "`group` names a consumer group: it cannot be empty");
+    ok = false;
+  }
   if (!ok) {
     if (hooks && hooks->free) hooks->free(hooks->ctx);
     return NULL;
@@ -1209,9 +1312,9 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->group_id = strdup(group_id);
   s->bad = bad;
   s->bad_ctx = bad_ctx;
-  /* The topic's partitions, from the cluster's metadata. */
+  /* The topic's partitions, from the cluster's metadata (once it has it, for a topic created here). */
   rd_kafka_resp_err_t e;
-  int partitions = query_partitions(rk, topic->text, false, &e);
+  int partitions = query_partitions(rk, topic->text, apply_partitions(rk, conn, topic->text), &e);
   if (partitions < 1) {
     snprintf(err, err_size, "topic `%s`: %s", topic->text, rd_kafka_err2str(e));
     kafka_source_close(&s->base);
@@ -1324,9 +1427,29 @@ static void on_line_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void
   if (p->failed++ == 0) snprintf(p->first_error, sizeof p->first_error, "%s", rd_kafka_err2str(msg->err));
 }
 
+/* The message key of a dead letter: its origin without the offset, the source's topic and
+ * partition ("vpp.telemetry/3"), so that the dead letters of one source partition go to one
+ * partition of the dead-letter topic, in their order; NULL (no key) for a line without an origin.
+ * The first `"origin":"` of the line is the field: within a JSON string before it (the reason,
+ * the detail) a quote is escaped. A topic name has no character JSON escapes. */
+static const char *line_key(const char *line, size_t len, size_t *key_len) {
+  static const char field[] = "\"origin\":\"";
+  const char *at = memmem(line, len, field, sizeof field - 1);
+  if (!at) return NULL;
+  const char *from = at + sizeof field - 1;
+  const char *end = memchr(from, '"', len - (size_t)(from - line));
+  if (!end) return NULL;
+  const char *slash = end;
+  while (slash > from && slash[-1] != '/') slash--;
+  *key_len = (size_t)(slash > from ? slash - 1 - from : end - from);
+  return from;
+}
+
 static bool line_write(void *ctx, const char *line, size_t len, char *err, size_t err_size) {
   line_producer *p = ctx;
-  while (rd_kafka_produce(p->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)line, len, NULL, 0, NULL) != 0) {
+  size_t key_len = 0;
+  const char *key = line_key(line, len, &key_len);
+  while (rd_kafka_produce(p->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)line, len, key, key_len, NULL) != 0) {
     if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       snprintf(err, err_size, "producing to `%s`: %s", rd_kafka_topic_name(p->topic), rd_kafka_err2str(rd_kafka_last_error()));
       return false;
@@ -1421,6 +1544,7 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
     return NULL;
   }
   s->max_message = producer_max_message(s->rk);
+  apply_partitions(s->rk, conn, topic);
   s->topic = rd_kafka_topic_new(s->rk, topic, NULL);
   s->base.vt = &kafka_sink_vt;
   s->properties = copy_properties(conn);
@@ -1461,33 +1585,6 @@ vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *
 
 /* ===== Encoded sinks (vpq_kafka_int.h) ===== */
 
-/* Asks the cluster to create `topic` with `partitions` partitions (and its default
- * replication) through the Admin API, waiting up to 10 s. A topic that exists already is fine;
- * a cluster without the Admin API or any other refusal leaves it to the metadata request that
- * follows, which auto-creates it with the cluster's default. The embedded broker names a
- * controller that is not one of its brokers (it has no Admin API): it is not asked. */
-static void create_topic(rd_kafka_t *rk, const char *topic, int32_t partitions) {
-  const struct rd_kafka_metadata *md = NULL;
-  if (rd_kafka_metadata(rk, 0, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  int32_t controller = rd_kafka_controllerid(rk, 0);
-  bool listed = false;
-  for (int i = 0; i < md->broker_cnt; i++) listed |= md->brokers[i].id == controller;
-  rd_kafka_metadata_destroy(md);
-  if (!listed) return;
-  char reason[256];
-  rd_kafka_NewTopic_t *request = rd_kafka_NewTopic_new(topic, partitions, -1, reason, sizeof reason);
-  if (!request) return;
-  rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
-  rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_request_timeout(options, 10000, reason, sizeof reason);
-  rd_kafka_CreateTopics(rk, &request, 1, options, queue);
-  rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 15000);
-  if (event) rd_kafka_event_destroy(event);
-  rd_kafka_AdminOptions_destroy(options);
-  rd_kafka_NewTopic_destroy(request);
-  rd_kafka_queue_destroy(queue);
-}
-
 vpq_sink *vpq_kafka_open_encoded_sink(const vpq_plan_connector *conn, const char *topic, int32_t create_partitions,
                                       const char *sink_id, const vpq_schema *schema, const vpq_intern *intern,
                                       vpq_kafka_encode_fn encode, void *ctx, void (*free_ctx)(void *), char *err,
@@ -1503,7 +1600,8 @@ vpq_sink *vpq_kafka_open_encoded_sink(const vpq_plan_connector *conn, const char
     free(s);
     return NULL;
   }
-  if (create_partitions > 0) create_topic(s->rk, topic, create_partitions);
+  char reason[512];
+  if (create_partitions > 0) request_topic(s->rk, topic, create_partitions, reason, sizeof reason);
   s->topic = rd_kafka_topic_new(s->rk, topic, NULL);
   s->base.vt = sink_id ? &kafka_exactly_once_vt : &kafka_sink_vt;
   s->properties = copy_properties(conn);
@@ -1540,4 +1638,25 @@ bool vpq_kafka_sink_put(vpq_sink *sink, int32_t partition, const void *value, si
   if (!produce(s, partition, NULL, 0, false, s->value.data, s->value.len, ts, NULL, err, err_size)) return false;
   rd_kafka_poll(s->rk, 0);
   return report_failures(s, err, err_size);
+}
+
+/* ===== Checking a file (vpq check) ===== */
+
+void vpq_kafka_check(const vpq_plan *plan, vpq_diag *diag) {
+  for (int r = 0; r < plan->nrelations; r++) {
+    const vpq_relation *rel = plan->relations[r];
+    const vpq_plan_connector *conn = rel->is_source ? &rel->source : rel->is_sink ? &rel->sink : NULL;
+    if (!conn || !conn->connector || strcmp(conn->connector, "kafka") != 0) continue;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (int i = 0; i < conn->options.count; i++) {
+      const vpq_plan_option *o = &conn->options.items[i];
+      char reason[512];
+      if (strncmp(o->key, "kafka.", 6) == 0 &&
+          rd_kafka_conf_set(conf, o->key + 6, o->text ? o->text : "", reason, sizeof reason) != RD_KAFKA_CONF_OK)
+        vpq_diag_error(diag, o->span, "kafka property `%s`: %s", o->key + 6, reason);
+      else if (strcmp(o->key, "group") == 0 && o->text && !*o->text)
+        vpq_diag_error(diag, o->span, "`group` names a consumer group: it cannot be empty");
+    }
+    rd_kafka_conf_destroy(conf);
+  }
 }

@@ -11,10 +11,11 @@
 vpq_sink *vpq_kafka_open_sink(const vpq_plan_connector *conn, const vpq_schema *schema,
                               const vpq_intern *intern, char *err, size_t err_size);
 
-/* Fills `out` with a producer that writes each line as one message (no key) to `topic` on the
- * cluster of `conn` (its `kafka.<property>` options apply): a Kafka source's dead-letter
- * topic. Deliveries are confirmed at flush; a failed delivery is an error. False + err on
- * failure. */
+/* Fills `out` with a producer that writes each line as one message to `topic` on the cluster
+ * of `conn` (its `kafka.<property>` options apply): a Kafka source's dead-letter topic. A line's
+ * key is its `origin` without the offset (the source topic/partition), so that the dead
+ * letters of one source partition keep their order. Deliveries are confirmed at flush; a
+ * failed delivery is an error. False + err on failure. */
 bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topic, vpq_line_writer *out, char *err,
                                 size_t err_size);
 
@@ -25,5 +26,11 @@ bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topi
  * opened. NULL + err on failure. */
 vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
                                   void *bad_ctx, char *err, size_t err_size);
+
+/* Records in `diag`, at the option, what a Kafka connector of `plan` would refuse when the run
+ * opens it but the analysis does not know: a `kafka.<property>` librdkafka does not take (an
+ * unknown property, a bad value; checked on a configuration, without connecting) and an empty
+ * `group`. For `vpq check`. */
+void vpq_kafka_check(const vpq_plan *plan, vpq_diag *diag);
 
 #endif

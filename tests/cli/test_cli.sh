@@ -3,6 +3,7 @@
 # where output goes, explain's tree and Graphviz forms, stdout when a file has no sink.
 set -uo pipefail
 vpq=$1
+kafka_lib=$(cd "$(dirname "$0")/../kafka" && pwd)/lib.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -254,6 +255,59 @@ peak=$(sed -n 's/^vpq: peak memory \([0-9.]*\) MiB resident$/\1/p' err.txt)
 [ "$(wc -l <fc.jsonl)" -eq 69120 ] && [ "$(wc -l <plan.jsonl)" -eq 138240 ] && [ -n "$peak" ] \
   && { grep -q __asan_init "$vpq" || /usr/bin/python3 -c "import sys; sys.exit(0 if float('$peak') < 150 else 1)"; } \
   || { echo "FAIL: the backfill wrote $(wc -l <fc.jsonl) forecast rows, $(wc -l <plan.jsonl) plan rows, peak memory '$peak' MiB (limit 150)"; fails=$((fails + 1)); }
+
+# `vpq COMMAND --help` (or -h, anywhere among its arguments) prints that command's usage on
+# stdout and exits 0; before, each of them was a usage error (exit 2).
+for c in check explain run backtest simulate broker; do
+  for h in --help -h; do
+    expect 0 "$c $h" -- "$vpq" "$c" "$h"
+    head -1 out.txt | grep -q "^usage: vpq $c " && [ ! -s err.txt ] \
+      || { echo "FAIL: $c $h: $(head -1 out.txt) $(cat err.txt)"; fails=$((fails + 1)); }
+  done
+done
+expect 0 "run FILE --help" -- "$vpq" run ok.vpq --help
+head -1 out.txt | grep -q "^usage: vpq run FILE.vpq" || { echo "FAIL: run FILE --help: $(head -1 out.txt)"; fails=$((fails + 1)); }
+
+# A folder named as the file is said to be one (it was "Input/output error").
+mkdir -p folder.vpq
+usage_names "check a folder" "vpq: cannot read \`folder.vpq\`: Is a directory" -- "$vpq" check folder.vpq
+
+# What the Kafka connector would refuse when the run opens it, check finds at its place: a
+# property librdkafka does not take, and an empty consumer group (check said nothing before).
+cat >kafka_props.vpq <<'VPQ'
+CREATE STREAM s (k STRING KEY, ts TIMESTAMP)
+  WITH (connector = 'kafka', topic = 't', timestamp = 'ts', 'kafka.bogus.prop' = 'x', group = '');
+CREATE STREAM o WITH (connector = 'kafka', topic = 'o', 'kafka.acks' = 'banana') AS SELECT k FROM s;
+VPQ
+expect 1 "check Kafka properties librdkafka refuses and an empty group" -- "$vpq" check kafka_props.vpq
+grep -qF 'kafka_props.vpq:2:61: error: kafka property `bogus.prop`: No such configuration property: "bogus.prop"' err.txt \
+  && grep -qF 'kafka_props.vpq:2:87: error: `group` names a consumer group: it cannot be empty' err.txt \
+  && grep -qF 'kafka_props.vpq:3:57: error: kafka property `acks`: Invalid value for configuration property "request.required.acks"' err.txt \
+  || { echo "FAIL: Kafka option diagnostics:"; cat err.txt; fails=$((fails + 1)); }
+expect 1 "run refuses them as check does" -- "$vpq" run kafka_props.vpq --brokers 127.0.0.1:1
+grep -qF 'kafka_props.vpq:2:61: error: kafka property `bogus.prop`' err.txt \
+  || { echo "FAIL: run of refused Kafka options:"; cat err.txt; fails=$((fails + 1)); }
+
+# A file that names its Kafka cluster (in WITH, or with --set kafka.bootstrap.servers) runs
+# against it without --brokers: not the demo, and stdout holds only the rows (before, the demo
+# started its broker and simulator and printed its summary among them).
+. "$kafka_lib"
+start_broker "$vpq" "$work" --topic named:1
+printf '%s\n' '{"k":"a","ts":1000}' '{"k":"b","ts":2000}' | kcat -b "$bootstrap" -P -t named \
+  || { echo "FAIL: kcat could not produce"; fails=$((fails + 1)); }
+cat >named.vpq <<VPQ
+CREATE STREAM s (k STRING, ts TIMESTAMP)
+  WITH (connector = 'kafka', topic = 'named', timestamp = 'ts', bounded = true, 'kafka.bootstrap.servers' = '$bootstrap');
+CREATE STREAM o AS SELECT k, ts FROM s;
+VPQ
+rows=$(printf '%s\n' '{"k":"a","ts":1000}' '{"k":"b","ts":2000}')
+expect 0 "run a file naming its cluster, without --brokers" -- timeout 60 "$vpq" run named.vpq
+[ "$(cat out.txt)" = "$rows" ] && ! grep -q "demo" err.txt \
+  || { echo "FAIL: a file naming its cluster:"; cat out.txt err.txt; fails=$((fails + 1)); }
+sed "s/, 'kafka.bootstrap.servers' = '[^']*'//" named.vpq >unnamed.vpq
+expect 0 "run with --set kafka.bootstrap.servers, without --brokers" -- timeout 60 "$vpq" run unnamed.vpq --set kafka.bootstrap.servers="$bootstrap"
+[ "$(cat out.txt)" = "$rows" ] && ! grep -q "demo" err.txt \
+  || { echo "FAIL: --set kafka.bootstrap.servers:"; cat out.txt err.txt; fails=$((fails + 1)); }
 
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
