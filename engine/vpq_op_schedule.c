@@ -420,6 +420,10 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
       const double gap = energy - planned;
       double aim = gap > 0 ? gap * bat->efficiency / p->step_hours : gap / (p->step_hours * bat->efficiency);
       if (exact == 0 || (aim > 0) != (exact > 0)) aim = 0;
+      /* a step makes up at most a watt for earlier roundings, a charge only within the step's
+       * headroom under the peak: the rest is made up in the steps after */
+      if (exact != 0) aim = fmin(fmax(aim, exact - 0.001), exact + 0.001);
+      if (exact < 0 && aim < exact && exact - aim > headroom[k]) aim = exact - fmax(headroom[k], 0);
       /* A charge rounds up to the next watt (more energy for the steps after), unless it is
        * within a milliwatt of a whole watt (the LP's noise) or that would take the step's net
        * load more than half a watt over the plan's peak (in a step the plan holds at its peak, a
@@ -428,7 +432,8 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
       double setpoint = aim < 0 ? floor(aim * 1e3 + 1e-3) / 1e3 + 0.0 : round_to(aim, 1e3);
       if (setpoint < 0 && exact - setpoint > headroom[k] + 0.0005) setpoint = round_to(aim, 1e3);
       if (setpoint < exact) headroom[k] -= exact - setpoint;
-      setpoint = fmin(fmax(setpoint, -bat->max_kw), bat->max_kw);
+      const double limit = floor(bat->max_kw * 1e3 + 1e-6) / 1e3; /* in whole watts, as written */
+      setpoint = fmin(fmax(setpoint, -limit), limit);
       for (;;) {
         double next = energy - energy_moved(setpoint, p->step_hours, bat->efficiency);
         if ((next >= lo - 1e-12 && next <= hi + 1e-12) || setpoint == 0) {
