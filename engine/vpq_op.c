@@ -64,8 +64,21 @@ int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o, int32_t source)
   return -1;
 }
 
-void vpq_runtime_dispatch_wait(vpq_runtime *rt, vpq_dispatch_waiter *waiter) {
-  vpq_dispatch_waiter **at = &rt->dispatch.waiting;
+int vpq_op_depth(vpq_op *op) {
+  if (op->depth < 0) {
+    int depth = 0;
+    for (int i = 0; i < op->ninputs; i++) {
+      const int above = vpq_op_depth(op->inputs[i]) + 1;
+      depth = above > depth ? above : depth;
+    }
+    op->depth = depth;
+  }
+  return op->depth;
+}
+
+void vpq_op_dispatch_wait(vpq_op *op, vpq_dispatch_waiter *waiter) {
+  waiter->order = vpq_op_depth(op);
+  vpq_dispatch_waiter **at = &op->rt->dispatch.waiting;
   while (*at && (*at)->order <= waiter->order) at = &(*at)->next;
   waiter->next = *at;
   *at = waiter;
@@ -89,6 +102,7 @@ void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_sch
   op->passed_wm = VPQ_TS_MIN;
   op->idle = -1;
   op->watermark_ports = UINT32_MAX;
+  op->depth = -1;
 }
 
 void vpq_op_connect(vpq_op *from, vpq_op *to, int port) {
@@ -399,7 +413,7 @@ static bool relation_hold(relation_op *r, const vpq_batch *batch) {
   if (!rt->dispatch.origin) return false;
   if (!r->waiting) {
     r->waiting = true;
-    vpq_runtime_dispatch_wait(rt, &r->waiter);
+    vpq_op_dispatch_wait(&r->base, &r->waiter);
   }
   if (r->nheld == r->held_cap) {
     r->held_cap = r->held_cap ? r->held_cap * 2 : 8;
@@ -500,7 +514,6 @@ vpq_op *vpq_op_relation_new(vpq_runtime *rt, const vpq_relation *rel) {
   r->rel = rel;
   r->held_wm = VPQ_TS_MIN;
   r->waiter.flush = relation_flush;
-  r->waiter.order = rt->waiters++;
   return &r->base;
 }
 

@@ -31,8 +31,8 @@ typedef struct vpq_op vpq_op;
 
 /* An operator that holds rows of the current dispatch (one source batch pushed through the
  * pipeline) until it ends: `flush` runs when vpq_op_source_push has pushed the batch, waiters
- * in the order of `order` (the operator's place in the pipeline: upstream first, so that what
- * one flushes reaches the ones after it before they flush). */
+ * in the order of `order`, their operator's depth in the pipeline (vpq_op_depth: upstream
+ * first, so that what one flushes reaches the ones after it before they flush). */
 typedef struct vpq_dispatch_waiter {
   void (*flush)(struct vpq_dispatch_waiter *waiter);
   struct vpq_dispatch_waiter *next;
@@ -54,7 +54,6 @@ typedef struct vpq_dispatch {
 typedef struct vpq_runtime {
   vpq_intern *intern;
   vpq_dispatch dispatch; /* the source batch being pushed through */
-  int waiters;           /* dispatch waiters made so far: the next one's order */
   vpq_stats stats;
   vpq_arena scratch; /* batches in flight; reset between top-level source batches */
   FILE *log;
@@ -112,6 +111,7 @@ struct vpq_op {
   int64_t rows_in;
   int64_t rows_out;
   int64_t passed_wm; /* the last watermark passed downstream */
+  int depth;         /* vpq_op_depth, -1 until asked */
 };
 
 /* Counts a refused record or row under the reason its message starts with ("type mismatch:
@@ -126,10 +126,15 @@ vpq_reason vpq_runtime_reason(const char *reason);
  * another source read the row, or none of the batch's rows has that origin. */
 int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o, int32_t source);
 
-/* Has `waiter` flushed once the source batch being pushed has gone through (after the waiters
- * of lower order): within vpq_op_source_push (rt->dispatch.origin set), while it is not waiting
- * already; it may wait again once flushed (rows reach it from a waiter flushed before it). */
-void vpq_runtime_dispatch_wait(vpq_runtime *rt, vpq_dispatch_waiter *waiter);
+/* Has `waiter`, which holds rows for `op`, flushed once the source batch being pushed has gone
+ * through (after the waiters of operators upstream of it: vpq_op_depth): within
+ * vpq_op_source_push (rt->dispatch.origin set), while it is not waiting already; it may wait
+ * again once flushed (rows reach it from a waiter flushed before it). */
+void vpq_op_dispatch_wait(vpq_op *op, vpq_dispatch_waiter *waiter);
+
+/* The length of the longest path from a source to `op` through the operators' inputs (a
+ * source: 0), computed once the pipeline is connected and then kept. */
+int vpq_op_depth(vpq_op *op);
 
 /* Initialises the common part of an operator. */
 void vpq_op_init(vpq_op *op, const vpq_op_vt *vt, vpq_runtime *rt, const vpq_schema *schema);

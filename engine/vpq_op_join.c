@@ -627,7 +627,7 @@ static bool hold(join_op *j) {
   if (!rt->dispatch.origin) return false;
   if (!j->waiting) {
     j->waiting = true;
-    vpq_runtime_dispatch_wait(rt, &j->waiter);
+    vpq_op_dispatch_wait(&j->base, &j->waiter);
   }
   return true;
 }
@@ -841,7 +841,6 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->oldest_left = VPQ_TS_MAX;
   j->waiter.flush = window ? flush_pairs : flush_held;
   j->epoch = 1; /* rows made while not holding have epoch 0 */
-  j->waiter.order = rt->waiters++;
   j->held_wm = VPQ_TS_MIN;
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
   j->side[0].ncols = join->right_offset;
