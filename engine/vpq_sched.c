@@ -56,7 +56,8 @@
  * On such fleets the relaxations over mixed classes rarely found a plan (bench_sched's aged fleet
  * of 12 efficiencies: the one over 10 classes found none after 17 rounds of cuts, 0.37 s) and
  * then cost a third of the time for the same plan: bench_sched's aged fleets of 6, 8 and 12
- * efficiencies took 147, 200 and 247 ms with them, the same plans bit for bit without them. Of 32
+ * efficiencies took 147, 200 and 247 ms with them, and 113, 135 and 223 ms without them (on a
+busier machine), the same plans bit for bit. Of 32
  * plans (MIN_PEAK and KEEP_BELOW) of 16 random fleets of 2,000-8,000 batteries of 6-26
  * efficiencies, 25 stayed the same; 3 peaks fell (by up to 0.024 kW) and 1 rose (0.15 kW, from a
  * plan with no measured bound); 2 throughputs rose 0.3 % and 1 fell 0.15 %; the time of all 32
