@@ -76,6 +76,52 @@ int vpq_op_depth(vpq_op *op) {
   return op->depth;
 }
 
+void vpq_held_batches_push(vpq_held_batches *held, const vpq_batch *batch) {
+  if (held->n == held->cap) {
+    held->cap = held->cap ? held->cap * 2 : 8;
+    held->items = realloc(held->items, sizeof *held->items * (size_t)held->cap);
+    if (!held->items) abort();
+  }
+  held->items[held->n++] = batch;
+}
+
+int vpq_held_row_compare(const void *pa, const void *pb) {
+  const vpq_held_row *a = pa, *b = pb;
+  if (a->position != b->position) return a->position < b->position ? -1 : 1;
+  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
+  return (a->row > b->row) - (a->row < b->row);
+}
+
+void vpq_op_deliver_in_source_order(vpq_op *op, const vpq_held_batches *held,
+                                    void (*deliver)(vpq_op *op, const vpq_batch *batch)) {
+  vpq_runtime *rt = op->rt;
+  int total = 0;
+  for (int b = 0; b < held->n; b++) total += held->items[b]->n;
+  vpq_held_row *rows = vpq_arena_alloc(&rt->scratch, sizeof *rows * (size_t)(total ? total : 1));
+  int n = 0;
+  bool sorted = true;
+  for (int b = 0; b < held->n; b++) {
+    const vpq_batch *batch = held->items[b];
+    for (int i = 0; i < batch->n; i++) {
+      const int position = vpq_runtime_dispatch_position(rt, batch->origin[i], batch->source[i]);
+      rows[n] = (vpq_held_row){b, i, position < 0 ? INT_MAX : position};
+      sorted = sorted && (n == 0 || vpq_held_row_compare(&rows[n - 1], &rows[n]) <= 0);
+      n++;
+    }
+  }
+  if (sorted) {
+    for (int b = 0; b < held->n; b++) deliver(op, held->items[b]);
+    return;
+  }
+  qsort(rows, (size_t)n, sizeof *rows, vpq_held_row_compare);
+  for (int from = 0; from < n; from += VPQ_BATCH_ROWS) {
+    const int count = n - from < VPQ_BATCH_ROWS ? n - from : VPQ_BATCH_ROWS;
+    vpq_batch *out = vpq_op_batch(rt, op->schema, count);
+    for (int i = from; i < from + count; i++) vpq_batch_append_row(out, held->items[rows[i].batch], rows[i].row);
+    deliver(op, out);
+  }
+}
+
 void vpq_op_dispatch_wait(vpq_op *op, vpq_dispatch_waiter *waiter) {
   waiter->order = vpq_op_depth(op);
   vpq_dispatch_waiter **at = &op->rt->dispatch.waiting;
@@ -246,8 +292,7 @@ typedef struct relation_op {
   int rows_cap;
   int64_t *input_wm; /* per input port, when fed by several */
   int ninputs;
-  const vpq_batch **held; /* fed by several: their batches of the source batch going through */
-  int nheld, held_cap;
+  vpq_held_batches held;  /* fed by several: their batches of the source batch going through */
   int64_t held_wm;        /* the watermark, held with them (VPQ_TS_MIN: none) */
   bool waiting;           /* holding for the current source batch */
   vpq_dispatch_waiter waiter;
@@ -314,8 +359,8 @@ static void relation_inputs(relation_op *r, int n) {
 }
 
 /* Writes a batch of the relation's rows to its sink and subscribers and passes it on. */
-static void relation_deliver(relation_op *r, const vpq_batch *batch) {
-  vpq_op *op = &r->base;
+static void relation_deliver(vpq_op *op, const vpq_batch *batch) {
+  relation_op *r = (relation_op *)op;
   if (r->sink && !op->rt->withdrawing) {
     if (r->rows_cap < batch->n) {
       r->rows_cap = batch->n;
@@ -354,54 +399,14 @@ static void relation_deliver(relation_op *r, const vpq_batch *batch) {
   vpq_op_emit(op, batch);
 }
 
-/* A held row: its batch (index into held), row, and the position of its source row in the
- * source batch (INT_MAX when not known: after the others). */
-typedef struct relation_held_row {
-  int batch, row, position;
-} relation_held_row;
-
-/* By position, then as they came. */
-static int compare_relation_held(const void *pa, const void *pb) {
-  const relation_held_row *a = pa, *b = pb;
-  if (a->position != b->position) return a->position < b->position ? -1 : 1;
-  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
-  return (a->row > b->row) - (a->row < b->row);
-}
-
 /* When the source batch has gone through: the rows of the inputs, held, in the order of their
  * source rows (the queries of several INSERT INTO over one source each bring the batch's rows
  * they pass, one query after the other), then the held watermark. */
 static void relation_flush(vpq_dispatch_waiter *waiter) {
   relation_op *r = (relation_op *)((char *)waiter - offsetof(relation_op, waiter));
-  vpq_runtime *rt = r->base.rt;
-  int total = 0;
-  for (int b = 0; b < r->nheld; b++) total += r->held[b]->n;
-  relation_held_row *rows = vpq_arena_alloc(&rt->scratch, sizeof *rows * (size_t)(total ? total : 1));
-  int n = 0;
-  bool sorted = true;
-  for (int b = 0; b < r->nheld; b++) {
-    const vpq_batch *batch = r->held[b];
-    for (int i = 0; i < batch->n; i++) {
-      const int position = vpq_runtime_dispatch_position(rt, batch->origin[i], batch->source[i]);
-      rows[n] = (relation_held_row){b, i, position < 0 ? INT_MAX : position};
-      sorted = sorted && (n == 0 || compare_relation_held(&rows[n - 1], &rows[n]) <= 0);
-      n++;
-    }
-  }
-  const int nheld = r->nheld;
-  r->nheld = 0;
+  vpq_op_deliver_in_source_order(&r->base, &r->held, relation_deliver);
+  r->held.n = 0;
   r->waiting = false;
-  if (sorted) {
-    for (int b = 0; b < nheld; b++) relation_deliver(r, r->held[b]);
-  } else {
-    qsort(rows, (size_t)n, sizeof *rows, compare_relation_held);
-    for (int from = 0; from < n; from += VPQ_BATCH_ROWS) {
-      const int count = n - from < VPQ_BATCH_ROWS ? n - from : VPQ_BATCH_ROWS;
-      vpq_batch *out = vpq_op_batch(rt, r->base.schema, count);
-      for (int i = from; i < from + count; i++) vpq_batch_append_row(out, r->held[rows[i].batch], rows[i].row);
-      relation_deliver(r, out);
-    }
-  }
   const int64_t wm = r->held_wm;
   r->held_wm = VPQ_TS_MIN;
   if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&r->base, wm);
@@ -415,12 +420,7 @@ static bool relation_hold(relation_op *r, const vpq_batch *batch) {
     r->waiting = true;
     vpq_op_dispatch_wait(&r->base, &r->waiter);
   }
-  if (r->nheld == r->held_cap) {
-    r->held_cap = r->held_cap ? r->held_cap * 2 : 8;
-    r->held = realloc(r->held, sizeof *r->held * (size_t)r->held_cap);
-    if (!r->held) abort();
-  }
-  r->held[r->nheld++] = batch;
+  vpq_held_batches_push(&r->held, batch);
   return true;
 }
 
@@ -442,7 +442,7 @@ static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
     if (relation_hold(r, clamped)) return;
     batch = clamped;
   }
-  relation_deliver(r, batch);
+  relation_deliver(op, batch);
 }
 
 /* Passes the watermark over the inputs on (held with the rows while they are held). */
@@ -484,7 +484,7 @@ static void relation_destroy(vpq_op *op) {
   free(r->subs);
   free(r->rows);
   free(r->input_wm);
-  free(r->held);
+  free(r->held.items);
 }
 
 /* State: the watermark of each input port. */

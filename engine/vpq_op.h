@@ -132,6 +132,31 @@ int vpq_runtime_dispatch_position(vpq_runtime *rt, vpq_origin o, int32_t source)
  * again once flushed (rows reach it from a waiter flushed before it). */
 void vpq_op_dispatch_wait(vpq_op *op, vpq_dispatch_waiter *waiter);
 
+/* Batches an operator holds while a source batch goes through (in scratch memory, which lasts
+ * until it has). */
+typedef struct vpq_held_batches {
+  const vpq_batch **items;
+  int n, cap;
+} vpq_held_batches;
+
+/* Appends `batch` to `held`. */
+void vpq_held_batches_push(vpq_held_batches *held, const vpq_batch *batch);
+
+/* A held row: its batch (index into a vpq_held_batches), row, and the position of its source row
+ * in the source batch (INT_MAX when not known: after the others). */
+typedef struct vpq_held_row {
+  int batch, row, position;
+} vpq_held_row;
+
+/* Orders held rows by position, then as they came (batch, row). */
+int vpq_held_row_compare(const void *a, const void *b);
+
+/* Passes the rows of `held` to `deliver` in the order of their source rows, whichever batch
+ * holds them: the batches themselves when they are in that order already, else new batches of
+ * at most VPQ_BATCH_ROWS rows of `op`'s schema. */
+void vpq_op_deliver_in_source_order(vpq_op *op, const vpq_held_batches *held,
+                                    void (*deliver)(vpq_op *op, const vpq_batch *batch));
+
 /* The length of the longest path from a source to `op` through the operators' inputs (a
  * source: 0), computed once the pipeline is connected and then kept. */
 int vpq_op_depth(vpq_op *op);

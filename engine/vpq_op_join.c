@@ -104,8 +104,7 @@ typedef struct join_op {
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
   held_change *held;   /* table join: changes of the current source batch; [held_next, nheld) not applied yet */
   int held_next, nheld, held_cap;
-  const vpq_batch **held_rows; /* stream batches (table join) or pairs (window join) held */
-  int nheld_rows, held_rows_cap;
+  vpq_held_batches held_rows; /* stream batches (table join) or pairs (window join) held */
   int64_t held_wm;     /* the stream's watermark, held with them (VPQ_TS_MIN: none) */
   bool waiting;        /* holding for the current source batch */
   uint64_t epoch;      /* window join: counts the source batches it has held for */
@@ -216,12 +215,7 @@ static void emit_pairs(join_op *j, vpq_batch *pairs, const int *lefts) {
     vpq_op_emit(&j->base, pairs);
     return;
   }
-  if (j->nheld_rows == j->held_rows_cap) {
-    j->held_rows_cap = j->held_rows_cap ? j->held_rows_cap * 2 : 8;
-    j->held_rows = realloc(j->held_rows, sizeof *j->held_rows * (size_t)j->held_rows_cap);
-    if (!j->held_rows) abort();
-  }
-  j->held_rows[j->nheld_rows++] = pairs;
+  vpq_held_batches_push(&j->held_rows, pairs);
 }
 
 /* ===== Stream–table ===== */
@@ -487,20 +481,6 @@ static void apply_held(join_op *j, int upto) {
   j->held_next = upto;
 }
 
-/* A held stream row: its batch (index into held_rows), row, and position in the source batch
- * (INT_MAX when not known: after every change). */
-typedef struct held_row {
-  int batch, row, position;
-} held_row;
-
-/* By position, then as they came. */
-static int compare_held_rows(const void *pa, const void *pb) {
-  const held_row *a = pa, *b = pb;
-  if (a->position != b->position) return a->position < b->position ? -1 : 1;
-  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
-  return (a->row > b->row) - (a->row < b->row);
-}
-
 /* By position, then as they came. */
 static int compare_held_changes(const void *pa, const void *pb) {
   const held_change *a = pa, *b = pb;
@@ -525,21 +505,21 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
   if (!in_order(j->held, j->nheld, sizeof *j->held, compare_held_changes))
     qsort(j->held, (size_t)j->nheld, sizeof *j->held, compare_held_changes);
   int total = 0;
-  for (int b = 0; b < j->nheld_rows; b++) total += j->held_rows[b]->n;
+  for (int b = 0; b < j->held_rows.n; b++) total += j->held_rows.items[b]->n;
   if (total > 0) {
-    held_row *rows = vpq_arena_alloc(&rt->scratch, sizeof *rows * (size_t)total);
-    const vpq_vec **keys = vpq_arena_alloc(&rt->scratch, sizeof *keys * (size_t)j->nheld_rows);
+    vpq_held_row *rows = vpq_arena_alloc(&rt->scratch, sizeof *rows * (size_t)total);
+    const vpq_vec **keys = vpq_arena_alloc(&rt->scratch, sizeof *keys * (size_t)j->held_rows.n);
     int n = 0;
-    for (int b = 0; b < j->nheld_rows; b++) {
-      const vpq_batch *batch = j->held_rows[b];
+    for (int b = 0; b < j->held_rows.n; b++) {
+      const vpq_batch *batch = j->held_rows.items[b];
       keys[b] = eval_keys(j, 0, batch);
       for (int r = 0; r < batch->n; r++) {
         int position = j->nheld ? vpq_runtime_dispatch_position(rt, batch->origin[r], batch->source[r]) : -1;
-        rows[n++] = (held_row){b, r, position < 0 ? INT_MAX : position};
+        rows[n++] = (vpq_held_row){b, r, position < 0 ? INT_MAX : position};
       }
     }
-    if (j->nheld && !in_order(rows, n, sizeof *rows, compare_held_rows))
-      qsort(rows, (size_t)n, sizeof *rows, compare_held_rows);
+    if (j->nheld && !in_order(rows, n, sizeof *rows, vpq_held_row_compare))
+      qsort(rows, (size_t)n, sizeof *rows, vpq_held_row_compare);
     int cap = total < VPQ_BATCH_ROWS ? total : VPQ_BATCH_ROWS;
     vpq_batch *pairs = vpq_op_batch(rt, j->base.schema, cap);
     for (int from = 0; from < n;) {
@@ -557,13 +537,13 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
              rows[to].row == rows[to - 1].row + 1 &&
              (j->held_next == j->nheld || j->held[j->held_next].position > rows[to].position))
         to++;
-      const vpq_batch *batch = j->held_rows[rows[from].batch];
+      const vpq_batch *batch = j->held_rows.items[rows[from].batch];
       table_lookup_rows(j, batch, keys[rows[from].batch], rows[from].row, rows[to - 1].row + 1, pairs);
       from = to;
     }
     table_emit(j, pairs);
   }
-  j->nheld_rows = 0;
+  j->held_rows.n = 0;
   apply_held(j, j->nheld);
   j->held_next = j->nheld = 0;
   j->waiting = false;
@@ -572,48 +552,12 @@ static void flush_held(vpq_dispatch_waiter *waiter) {
   if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&j->base, wm);
 }
 
-/* A held pair: its batch (index into held_rows), row, and the position in the source batch of
- * the row that made it (INT_MAX when not known: after the others). */
-typedef struct held_pair {
-  int batch, row, position;
-} held_pair;
-
-/* By position, then as they came. */
-static int compare_held_pairs(const void *pa, const void *pb) {
-  const held_pair *a = pa, *b = pb;
-  if (a->position != b->position) return a->position < b->position ? -1 : 1;
-  if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
-  return (a->row > b->row) - (a->row < b->row);
-}
-
 /* When the source batch has gone through (window join): the held pairs in the order of the
  * source rows that made them, then the held watermark. */
 static void flush_pairs(vpq_dispatch_waiter *waiter) {
   join_op *j = (join_op *)((char *)waiter - offsetof(join_op, waiter));
-  vpq_runtime *rt = j->base.rt;
-  int total = 0;
-  for (int b = 0; b < j->nheld_rows; b++) total += j->held_rows[b]->n;
-  held_pair *pairs = vpq_arena_alloc(&rt->scratch, sizeof *pairs * (size_t)(total ? total : 1));
-  int n = 0;
-  for (int b = 0; b < j->nheld_rows; b++) {
-    const vpq_batch *batch = j->held_rows[b];
-    for (int r = 0; r < batch->n; r++) {
-      const int position = vpq_runtime_dispatch_position(rt, batch->origin[r], batch->source[r]);
-      pairs[n++] = (held_pair){b, r, position < 0 ? INT_MAX : position};
-    }
-  }
-  if (in_order(pairs, n, sizeof *pairs, compare_held_pairs)) {
-    for (int b = 0; b < j->nheld_rows; b++) vpq_op_emit(&j->base, j->held_rows[b]);
-  } else {
-    qsort(pairs, (size_t)n, sizeof *pairs, compare_held_pairs);
-    for (int from = 0; from < n; from += VPQ_BATCH_ROWS) {
-      const int count = n - from < VPQ_BATCH_ROWS ? n - from : VPQ_BATCH_ROWS;
-      vpq_batch *out = vpq_op_batch(rt, j->base.schema, count);
-      for (int i = from; i < from + count; i++) vpq_batch_append_row(out, j->held_rows[pairs[i].batch], pairs[i].row);
-      vpq_op_emit(&j->base, out);
-    }
-  }
-  j->nheld_rows = 0;
+  vpq_op_deliver_in_source_order(&j->base, &j->held_rows, vpq_op_emit);
+  j->held_rows.n = 0;
   j->waiting = false;
   j->epoch++;
   int64_t wm = j->held_wm;
@@ -660,12 +604,7 @@ static void stream_rows(join_op *j, const vpq_batch *batch) {
     table_probe(j, batch);
     return;
   }
-  if (j->nheld_rows == j->held_rows_cap) {
-    j->held_rows_cap = j->held_rows_cap ? j->held_rows_cap * 2 : 8;
-    j->held_rows = realloc(j->held_rows, sizeof *j->held_rows * (size_t)j->held_rows_cap);
-    if (!j->held_rows) abort();
-  }
-  j->held_rows[j->nheld_rows++] = batch;
+  vpq_held_batches_push(&j->held_rows, batch);
 }
 
 /* ===== The operator ===== */
@@ -734,7 +673,7 @@ static void join_destroy(vpq_op *op) {
   free(j->buckets);
   free(j->next);
   free(j->held);
-  free(j->held_rows);
+  free(j->held_rows.items);
 }
 
 /* ===== Checkpoints ===== */
