@@ -29,11 +29,12 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 8 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
+enum { VPQ_CKPT_VERSION = 9 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
                                 keeps shifted sums and its values, max_keys over a table its refused rows; 4: a
                                 DOUBLE sum/avg over a stream keeps its compensation, stddev over a stream shifted sums;
                                 5: the length of each dead-letter file; 6: the rows sinks refused, FORECAST's
-                                last issue; 7: SCHEDULE's price rows with their event times; 8: stddev's BIGINT origin */
+                                last issue; 7: SCHEDULE's price rows with their event times; 8: stddev's BIGINT origin;
+                                9: the rows a subscribed windowed table has shown */
 
 /* ===== Writing state ===== */
 

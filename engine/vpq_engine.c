@@ -1434,8 +1434,8 @@ vpq_stats vpq_engine_stats_published(vpq_engine *e) {
 static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
   for (int i = 0; i < n; i++) inputs[i].batch->n = 0;
   for (;;) {
-    update_lag(e);
     pump_exchanges(e);
+    update_lag(e); /* after reading the exchanges: their writers' announcements keep coming */
     int open = 0, best = -1, second = n;
     int64_t best_ts = VPQ_TS_MAX, second_ts = VPQ_TS_MAX;
     for (int i = 0; i < n && !e->stop; i++) {
@@ -1484,7 +1484,8 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
 }
 
 /* After a restore, subscribers (the HTTP pull queries) see the restored tables' rows: they
- * keep no state of their own in checkpoints. */
+ * keep no state of their own in checkpoints. Called as soon as the engine state is restored,
+ * before the connectors open (which takes seconds with Kafka), so they show them at once. */
 static void replay_tables(vpq_engine *e) {
   bool any = false;
   for (int r = 0; r < e->plan->nrelations; r++) any = any || e->subscribed[r];
@@ -1493,6 +1494,7 @@ static void replay_tables(vpq_engine *e) {
   for (int r = 0; r < e->plan->nrelations; r++)
     if (e->source_ops[r]) vpq_op_source_replay(e->source_ops[r]);
   for (int i = 0; i < e->nops; i++) vpq_op_aggregate_replay(e->ops[i]);
+  for (int r = 0; r < e->plan->nrelations; r++) vpq_op_relation_replay(e->rel_ops[r]);
   e->rt.replaying = false;
   vpq_arena_reset(&e->rt.scratch);
 }
@@ -1512,9 +1514,9 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
   vpq_ckpt_in rest = {0};
   warn_unused_settings(e, log);
   int restored = !report_refused_joins(e, log) ? -1 : e->state_dir ? restore_engine(e, log, &checkpoint, &rest) : 0;
+  if (restored > 0) replay_tables(e);
   if (restored >= 0 && open_connectors(e, log, bad) && (restored == 0 || restore_connectors(e, log, &rest))) {
     vpq_ckpt_file_free(&checkpoint);
-    if (restored > 0) replay_tables(e);
     int nstreams = 0;
     for (int r = 0; r < plan->nrelations; r++) {
       const vpq_relation *rel = plan->relations[r];

@@ -282,12 +282,25 @@ typedef struct relation_subscriber {
   void *ctx;
 } relation_subscriber;
 
+/* A row a windowed table showed its subscribers (its JSON) and how many times it holds it. */
+typedef struct shown_row {
+  struct shown_row *next;
+  uint64_t hash;
+  int64_t count;
+  size_t len;
+  char json[];
+} shown_row;
+
 typedef struct relation_op {
   vpq_op base;
   const vpq_relation *rel;
   vpq_sink *sink;
   relation_subscriber *subs;
   int nsubs;
+  /* A subscribed windowed table: the rows its subscribers hold (a hash multiset), closed
+   * windows' included, which no aggregation keeps; checkpointed, so a restore shows them again. */
+  shown_row **shown;
+  size_t nshown_buckets, nshown;
   int *rows; /* scratch row list for the sink */
   int rows_cap;
   int64_t *input_wm; /* per input port, when fed by several */
@@ -338,12 +351,58 @@ static bool same_row(const vpq_batch *batch, int i, int j) {
   return true;
 }
 
-/* Shows each row of the batch to the relation's subscribers, as JSON with its diff. */
-static void notify_subscribers(relation_op *r, const vpq_batch *batch) {
+/* Whether the relation keeps the rows it shows its subscribers (relation_op.shown). */
+static bool keeps_shown(const relation_op *r) {
+  return r->nsubs > 0 && r->rel->kind == VPQ_REL_TABLE && r->rel->windowed;
+}
+
+/* Adds `diff` copies of the row `json` to the shown rows (a negative diff removes them). */
+static void shown_apply(relation_op *r, const char *json, size_t len, int64_t diff) {
+  const uint64_t hash = vpq_ckpt_hash(json, len, 0);
+  shown_row **at = r->nshown_buckets ? &r->shown[hash & (r->nshown_buckets - 1)] : NULL;
+  for (; at && *at; at = &(*at)->next)
+    if ((*at)->hash == hash && (*at)->len == len && memcmp((*at)->json, json, len) == 0) break;
+  if (at && *at) {
+    shown_row *row = *at;
+    row->count += diff;
+    if (row->count > 0) return;
+    *at = row->next;
+    free(row);
+    r->nshown--;
+    return;
+  }
+  if (diff <= 0) return;
+  if (r->nshown >= r->nshown_buckets) {
+    size_t n = r->nshown_buckets ? 2 * r->nshown_buckets : 64;
+    shown_row **buckets = calloc(n, sizeof *buckets);
+    if (!buckets) abort();
+    for (size_t b = 0; b < r->nshown_buckets; b++)
+      for (shown_row *row = r->shown[b], *next; row; row = next) {
+        next = row->next;
+        row->next = buckets[row->hash & (n - 1)];
+        buckets[row->hash & (n - 1)] = row;
+      }
+    free(r->shown);
+    r->shown = buckets;
+    r->nshown_buckets = n;
+  }
+  shown_row *row = malloc(sizeof *row + len + 1);
+  if (!row) abort();
+  *row = (shown_row){r->shown[hash & (r->nshown_buckets - 1)], hash, diff, len};
+  memcpy(row->json, json, len);
+  row->json[len] = '\0';
+  r->shown[hash & (r->nshown_buckets - 1)] = row;
+  r->nshown++;
+}
+
+/* Shows each row of the batch to the relation's subscribers, as JSON with its diff; `keep`:
+ * also into the rows it keeps for a restore (keeps_shown). */
+static void notify_subscribers(relation_op *r, const vpq_batch *batch, bool keep) {
   vpq_buf json = {0};
   for (int i = 0; i < batch->n; i++) {
     json.len = 0;
     vpq_json_encode_row(&json, &r->rel->schema, batch, i, r->base.rt->intern);
+    if (keep && batch->diff[i]) shown_apply(r, json.data, json.len, batch->diff[i]);
     for (int s = 0; s < r->nsubs; s++) r->subs[s].fn(r->subs[s].ctx, r->rel->name, json.data, batch->diff[i]);
   }
   vpq_buf_free(&json);
@@ -395,7 +454,7 @@ static void relation_deliver(vpq_op *op, const vpq_batch *batch) {
     }
     op->rt->stats.rows_out += n - (r->sink->refused - refused);
   }
-  if (r->nsubs) notify_subscribers(r, batch);
+  if (r->nsubs) notify_subscribers(r, batch, keeps_shown(r));
   vpq_op_emit(op, batch);
 }
 
@@ -427,7 +486,7 @@ static bool relation_hold(relation_op *r, const vpq_batch *batch) {
 static void relation_push(vpq_op *op, int port, const vpq_batch *batch) {
   relation_op *r = (relation_op *)op;
   if (op->rt->replaying) {
-    notify_subscribers(r, batch);
+    notify_subscribers(r, batch, false);
     return;
   }
   if (op->ninputs > 1) {
@@ -485,23 +544,45 @@ static void relation_destroy(vpq_op *op) {
   free(r->rows);
   free(r->input_wm);
   free(r->held.items);
+  for (size_t b = 0; b < r->nshown_buckets; b++)
+    for (shown_row *row = r->shown[b], *next; row; row = next) {
+      next = row->next;
+      free(row);
+    }
+  free(r->shown);
 }
 
-/* State: the watermark of each input port. */
+/* State: the watermark of each input port, then the shown rows (each its JSON and count). */
 static void relation_save(const vpq_op *op, vpq_ckpt_out *out) {
   const relation_op *r = (const relation_op *)op;
   vpq_ckpt_put_u64(out, (uint64_t)r->ninputs);
   for (int i = 0; i < r->ninputs; i++) vpq_ckpt_put_i64(out, r->input_wm[i]);
+  vpq_ckpt_put_u64(out, (uint64_t)r->nshown);
+  for (size_t b = 0; b < r->nshown_buckets; b++)
+    for (const shown_row *row = r->shown[b]; row; row = row->next) {
+      vpq_ckpt_put_bytes(out, row->json, row->len);
+      vpq_ckpt_put_i64(out, row->count);
+    }
 }
 
 static void relation_load(vpq_op *op, vpq_ckpt_in *in) {
   relation_op *r = (relation_op *)op;
   int n = (int)vpq_ckpt_get_count(in, op->ninputs);
-  if (!n) return;
-  r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)n);
-  if (!r->input_wm) abort();
-  r->ninputs = n;
-  for (int i = 0; i < n; i++) r->input_wm[i] = vpq_ckpt_get_i64(in);
+  if (n) {
+    r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)n);
+    if (!r->input_wm) abort();
+    r->ninputs = n;
+    for (int i = 0; i < n; i++) r->input_wm[i] = vpq_ckpt_get_i64(in);
+  }
+  int64_t nshown = vpq_ckpt_get_count(in, INT32_MAX);
+  if (nshown && (r->rel->kind != VPQ_REL_TABLE || !r->rel->windowed)) vpq_ckpt_fail(in, "shown rows of no windowed table");
+  for (int64_t i = 0; i < nshown && !in->error; i++) {
+    size_t len;
+    const char *json = vpq_ckpt_get_bytes(in, &len);
+    int64_t count = vpq_ckpt_get_i64(in);
+    if (!in->error && count <= 0) vpq_ckpt_fail(in, "a shown row held no times");
+    if (!in->error && keeps_shown(r)) shown_apply(r, json, len, count);
+  }
 }
 
 static const vpq_op_vt relation_vt = {"Relation",       relation_push, relation_watermark, relation_describe,
@@ -530,6 +611,14 @@ void vpq_op_relation_subscribe(vpq_op *op, vpq_row_fn fn, void *ctx) {
 }
 
 vpq_sink *vpq_op_relation_sink(const vpq_op *op) { return ((const relation_op *)op)->sink; }
+
+void vpq_op_relation_replay(vpq_op *op) {
+  relation_op *r = (relation_op *)op;
+  for (size_t b = 0; b < r->nshown_buckets; b++)
+    for (const shown_row *row = r->shown[b]; row; row = row->next)
+      for (int64_t c = 0; c < row->count; c++)
+        for (int s = 0; s < r->nsubs; s++) r->subs[s].fn(r->subs[s].ctx, r->rel->name, row->json, 1);
+}
 
 void vpq_op_relation_flush(vpq_op *op) {
   relation_op *r = (relation_op *)op;

@@ -227,6 +227,9 @@ void vpq_op_relation_attach_sink(vpq_op *op, vpq_sink *sink);
 void vpq_op_relation_subscribe(vpq_op *op, vpq_row_fn fn, void *ctx);
 /* The relation's sink, or NULL. */
 vpq_sink *vpq_op_relation_sink(const vpq_op *op);
+/* After a restore: a subscribed windowed table's rows, every window's row it has shown (its
+ * aggregation keeps only the open windows), to its subscribers again. */
+void vpq_op_relation_replay(vpq_op *op);
 /* Flushes the sink. */
 void vpq_op_relation_flush(vpq_op *op);
 
@@ -267,7 +270,8 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
 void vpq_op_aggregate_forget_partition(vpq_op *op, int32_t partition);
 /* After a restore: writes the rows of a table it makes (its groups' current rows) to the
  * table's subscribers alone (vpq_runtime.replaying), which, unlike the operators and sinks,
- * keep no state in checkpoints; nothing for a stream or an operator that is no aggregation. */
+ * keep no state in checkpoints; nothing for a stream, a windowed table (vpq_op_relation_replay
+ * shows its rows) or an operator that is no aggregation. */
 void vpq_op_aggregate_replay(vpq_op *op);
 
 /* Stream–table join (port 0 the stream, port 1 the table's changelog). */

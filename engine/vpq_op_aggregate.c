@@ -1565,7 +1565,7 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
 void vpq_op_aggregate_replay(vpq_op *op) {
   if (op->vt != &aggregate_vt && op->vt != &window_aggregate_vt) return;
   aggregate_op *a = (aggregate_op *)op;
-  if (!a->to_table) return;
+  if (!a->to_table || a->sel->window.kind != VPQ_WINDOW_NONE) return;
   out_flush(a);
   for (int g = 0; g < a->ngroups; g++) {
     const agg_group *group = &a->groups[g];

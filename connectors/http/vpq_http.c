@@ -916,6 +916,18 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
 }
 
+/* Whether the server answers `url` (with some method): a request for it with another method
+ * is a 405, for any other path a 404 whatever the method. Any name after /api/tables/ and
+ * /api/streams/ counts (an unknown relation is a 404 of its own). */
+static bool known_path(const char *url) {
+  static const char *const paths[] = {"/healthz", "/metrics", "/api/queries", "/api/query"};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+    if (strcmp(url, paths[i]) == 0) return true;
+  for (const vpq_http_asset *a = vpq_http_assets; a->path; a++)
+    if (strcmp(a->path, url) == 0) return true;
+  return strncmp(url, "/api/tables/", 12) == 0 || strncmp(url, "/api/streams/", 13) == 0;
+}
+
 /* MHD's request handler: routes a request to its endpoint (a POST /api/query is called again
  * for each part of its body, then once more at its end). */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -928,7 +940,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   /* HEAD is GET without the body (MHD leaves it out), as health probes use it */
   const bool head = !query && strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   const char *allow = query ? MHD_HTTP_METHOD_POST : MHD_HTTP_METHOD_GET;
-  if (strcmp(method, allow) != 0 && !head) {
+  if (strcmp(method, allow) != 0 && !head && known_path(url)) {
     char message[128];
     snprintf(message, sizeof message, "method %.32s not allowed: use %s", method, allow);
     return reply_problem(conn, MHD_HTTP_METHOD_NOT_ALLOWED, query ? allow : "GET, HEAD", message, NULL);

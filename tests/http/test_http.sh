@@ -6,9 +6,9 @@
 # stream as server-sent events (/api/streams/big: the newest old row, then rows produced while
 # connected, then resumed with Last-Event-ID), /metrics, /api/queries, the dashboard and
 # embeddable chart pages and their compiled-in scripts (byte for byte those of web/ and npm's
-# uplot), and the errors (401, 404, 400, 405, 413); the server is bound to 127.0.0.1 by
-# default and wants the --http-token bearer token; then SIGINT must end the open event stream
-# cleanly and the run with exit 0. A second run, on 0.0.0.0 with the token from
+# uplot), and the errors (401, 404 whatever the method, 400, 405, 413); the server is bound
+# to 127.0.0.1 by default and wants the --http-token bearer token; then SIGINT must end the
+# open event stream cleanly and the run with exit 0. A second run, on 0.0.0.0 with the token from
 # VPQ_HTTP_TOKEN, checks binding every interface, resuming past the recent buffer
 # (`event: gap`) and a client too slow to keep up (whole events, then `event: overflow`). A
 # third, checkpointed, run is stopped and resumed: its table is there again at once.
@@ -321,6 +321,13 @@ asset_is uPlot.LICENSE.txt "$web/node_modules/uplot/LICENSE" text/plain
 curl -s -D headers.txt -o body.json -X POST -d x=1 "$url/healthz"
 grep -q '^HTTP/1.1 405' headers.txt && grep -qi '^allow: GET, HEAD' headers.txt &&
   grep -qx '{"status":405,"message":"method POST not allowed: use GET"}' body.json || fail "POST"
+# An unknown path is a 404 whatever the method (405 is for a known path only).
+for method in POST PUT DELETE; do
+  [ "$(status "${auth[@]}" -X $method "$url/nope")" = 404 ] && grep -qx '{"status":404,"message":"no such path: /nope"}' body.json ||
+    fail "$method /nope: $(cat body.json)"
+done
+[ "$(status "${auth[@]}" -X POST "$url/assets/nope.js")" = 404 ] || fail "POST /assets/nope.js: $(cat body.json)"
+[ "$(status "${auth[@]}" -X DELETE "$url/api/tables/latest")" = 405 ] || fail "DELETE /api/tables/latest: $(cat body.json)"
 # HEAD answers as GET without the body (health probes), a stream's too.
 curl -s -I -o head.txt "$url/healthz" && grep -q '^HTTP/1.1 200' head.txt && grep -qi '^content-length: 3' head.txt ||
   fail "HEAD /healthz"
