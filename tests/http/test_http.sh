@@ -16,6 +16,7 @@ set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
 . "$(dirname "$0")/../kafka/lib.sh"
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 web=$(cd "$here/../../web" && pwd)
 start_broker "$vpq" "$work" --topic vpp.readings:1
@@ -48,29 +49,6 @@ d4|{"device_id":"d4","ts":$(t 6),"power_kw":4.5}
 MSG
 kcat -b "$bootstrap" -P -t vpp.readings -K '|' -l batch1.txt || fail "kcat could not produce"
 
-# start_vpq FILE HOST [ARG...]: runs FILE with --http HOST:PORT on a free port (a random one
-# in 20000-60000, another if it is taken), setting vpq_pid, port and url.
-start_vpq() {
-  local file=$1 host=$2
-  shift 2
-  for _ in 1 2 3 4 5; do
-    port=$(shuf -i 20000-60000 -n 1)
-    "$vpq" run "$file" --brokers "$bootstrap" --http "$host:$port" "$@" >out.txt 2>err.txt &
-    vpq_pid=$!
-    for _ in $(seq 100); do
-      grep -q "serving HTTP on port $port" err.txt && break
-      kill -0 $vpq_pid 2>/dev/null || break
-      sleep 0.1
-    done
-    grep -q "serving HTTP on port $port" err.txt && break
-    wait $vpq_pid
-    vpq_pid=
-    grep -q "cannot listen" err.txt || fail "vpq run --http did not start"
-  done
-  [ -n "$vpq_pid" ] || fail "no free port found"
-  url="http://127.0.0.1:$port"
-}
-
 # listen_addrs PORT: the addresses listening on TCP PORT, from /proc/net/tcp (no iproute2 needed).
 listen_addrs() {
   /usr/bin/python3 - "$1" <<'PY'
@@ -85,7 +63,7 @@ PY
 }
 
 # No host: 127.0.0.1 only. The token on the command line wins over VPQ_HTTP_TOKEN.
-VPQ_HTTP_TOKEN=not-this-one start_vpq q.vpq "" --http-token s3cret
+VPQ_HTTP_TOKEN=not-this-one start_http_run q.vpq "" --http-token s3cret
 [ "$(listen_addrs "$port")" = "127.0.0.1:$port" ] || fail "no host: not bound to 127.0.0.1 only: $(listen_addrs "$port")"
 # get [CURL ARG...]: curl with the token.
 get() { curl -s -H "Authorization: Bearer s3cret" "$@"; }
@@ -360,7 +338,7 @@ grep -q "vpq: 6 rows in" err.txt || fail "run summary"
 # first ones out of the recent 1,024: resuming from event 1 gets `event: gap`, then 1,024 rows.
 # (Another file name: another consumer group, which reads the topic from the start.)
 cp q.vpq q2.vpq
-VPQ_HTTP_TOKEN=from-env start_vpq q2.vpq 0.0.0.0
+VPQ_HTTP_TOKEN=from-env start_http_run q2.vpq 0.0.0.0
 [ "$(listen_addrs "$port")" = "0.0.0.0:$port" ] || fail "0.0.0.0: not bound to every interface: $(listen_addrs "$port")"
 [ "$(status "$url/api/queries")" = 401 ] || fail "VPQ_HTTP_TOKEN not required"
 [ "$(status -H "Authorization: Bearer from-env" "$url/api/queries")" = 200 ] || fail "VPQ_HTTP_TOKEN not accepted"
@@ -437,7 +415,7 @@ vpq_pid=
 # state of their own, so the engine writes the restored rows to them (before, a table stayed
 # empty until new rows came). A copy of the file, so that its consumer group starts afresh.
 cp q.vpq resumed.vpq
-start_vpq resumed.vpq "" --state-dir state --checkpoint-interval 1s
+start_http_run resumed.vpq "" --state-dir state --checkpoint-interval 1s
 # the table once it has read the whole topic: the same two seconds apart
 for _ in $(seq 60); do
   curl -s "$url/api/tables/latest" >before.json
@@ -449,7 +427,7 @@ sleep 2 # a checkpoint after the last row
 kill -TERM $vpq_pid
 wait $vpq_pid
 vpq_pid=
-start_vpq resumed.vpq "" --state-dir state
+start_http_run resumed.vpq "" --state-dir state
 for _ in $(seq 100); do
   grep -q "resumed from checkpoint" err.txt && break
   sleep 0.1

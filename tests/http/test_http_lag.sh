@@ -8,6 +8,7 @@ set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
 . "$(dirname "$0")/../kafka/lib.sh"
+. "$(dirname "$0")/lib.sh"
 start_broker "$vpq" "$work" --topic tel:2
 vpq_pid=
 trap 'kill $vpq_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
@@ -29,22 +30,7 @@ for i in $(seq 20); do
 done >rows.txt
 kcat -b "$bootstrap" -P -t tel -K '|' -l rows.txt || fail "kcat could not produce"
 
-for _ in 1 2 3 4 5; do
-  port=$(shuf -i 20000-60000 -n 1)
-  "$vpq" run q.vpq --brokers "$bootstrap" --http "127.0.0.1:$port" >out.txt 2>err.txt &
-  vpq_pid=$!
-  for _ in $(seq 100); do
-    grep -q "serving HTTP on port $port" err.txt && break
-    kill -0 $vpq_pid 2>/dev/null || break
-    sleep 0.1
-  done
-  grep -q "serving HTTP on port $port" err.txt && break
-  wait $vpq_pid
-  vpq_pid=
-  grep -q "cannot listen" err.txt || fail "vpq run --http did not start"
-done
-[ -n "$vpq_pid" ] || fail "no free port found"
-url="http://127.0.0.1:$port"
+start_http_run q.vpq 127.0.0.1
 
 # Caught up: both exchanges have passed on the 20 rows, and the source has been idle for its
 # idle_timeout (so its writers announce every 200 ms).

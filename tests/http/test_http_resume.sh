@@ -9,6 +9,7 @@ set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
 . "$(dirname "$0")/../kafka/lib.sh"
+. "$(dirname "$0")/lib.sh"
 start_broker "$vpq" "$work" --topic tel:1
 vpq_pid=
 trap 'kill $vpq_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
@@ -34,26 +35,8 @@ done >rows.txt
 echo "d1|{\"device_id\":\"d1\",\"site\":\"s1\",\"ts\":$((t0 + 600000)),\"kw\":9.5}" >>rows.txt
 kcat -b "$bootstrap" -P -t tel -K '|' -l rows.txt || fail "kcat could not produce"
 
-# start_vpq [ARG...]: runs q.vpq with --http on a free port, setting vpq_pid and url once it
-# says it serves.
-start_vpq() {
-  for _ in 1 2 3 4 5; do
-    port=$(shuf -i 20000-60000 -n 1)
-    "$vpq" run q.vpq --brokers "$bootstrap" --http "127.0.0.1:$port" --state-dir state "$@" >out.txt 2>err.txt &
-    vpq_pid=$!
-    for _ in $(seq 200); do
-      grep -q "serving HTTP on port $port" err.txt && break
-      kill -0 $vpq_pid 2>/dev/null || break
-      sleep 0.05
-    done
-    grep -q "serving HTTP on port $port" err.txt && break
-    wait $vpq_pid
-    vpq_pid=
-    grep -q "cannot listen" err.txt || fail "vpq run --http did not start"
-  done
-  [ -n "$vpq_pid" ] || fail "no free port found"
-  url="http://127.0.0.1:$port"
-}
+# start_vpq [ARG...]: runs q.vpq with --http on a free port and --state-dir state (start_http_run).
+start_vpq() { start_http_run q.vpq 127.0.0.1 --state-dir state "$@"; }
 # stop: SIGINT, and the run must end with exit 0.
 stop() {
   kill -INT $vpq_pid
