@@ -419,10 +419,11 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
       /* the setpoint of the same direction that takes the energy as written to the planned */
       const double gap = energy - planned;
       double aim = gap > 0 ? gap * bat->efficiency / p->step_hours : gap / (p->step_hours * bat->efficiency);
-      if (exact == 0 || (aim > 0) != (exact > 0)) aim = 0;
-      /* a step makes up at most a watt for earlier roundings, a charge only within the step's
-       * headroom under the peak: the rest is made up in the steps after */
+      /* a step makes up at most a watt for earlier roundings, in the exact setpoint's direction,
+       * and a charge only within the step's headroom under the peak: the rest is made up in the
+       * steps after */
       if (exact != 0) aim = fmin(fmax(aim, exact - 0.001), exact + 0.001);
+      if (exact == 0 || (aim > 0) != (exact > 0)) aim = 0;
       if (exact < 0 && aim < exact && exact - aim > headroom[k]) aim = exact - fmax(headroom[k], 0);
       /* A charge rounds up to the next watt (more energy for the steps after), unless it is
        * within a milliwatt of a whole watt (the LP's noise) or that would take the step's net
