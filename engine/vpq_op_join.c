@@ -40,8 +40,12 @@
  * changes as that row made it. (A LEFT JOIN writes as it probes: its unmatched rows are
  * ordered by the watermark, see above.)
  *
- * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows;
- * the hash table is rebuilt at the size it had) and each side's watermark.
+ * Both joins find a key's rows through a hash index over each side's kept rows (row_index),
+ * whose chains keep the rows' order: a window join's probe costs the rows of its key, not all
+ * the rows the bound keeps, and writes its pairs in the order a scan of the rows would.
+ *
+ * Checkpoints hold the kept rows of both sides in order (for a table join, the table's rows)
+ * and each side's watermark; the indexes are rebuilt from the rows.
  */
 #include <limits.h>
 #include <stddef.h>
@@ -78,9 +82,18 @@ typedef struct held_change {
   int arrival; /* its place among the held changes as they came */
 } held_change;
 
+/* A side's kept rows by key hash: chains of row indices (`next`, -1 ends one), each in the
+ * rows' order, so that a probe meets its matches in the order a scan of the rows would. */
+typedef struct row_index {
+  int *head, *tail; /* per bucket: its first and last row */
+  int *next;        /* per row (as many as the side has room for) */
+  int nbuckets, cap;
+} row_index;
+
 typedef struct join_side {
   join_row *rows;
   int n, cap;
+  row_index index;
   vpq_program **key_progs;
   int ncols;
   int64_t wm;
@@ -96,9 +109,6 @@ typedef struct join_op {
   join_side side[2]; /* 0 left, 1 right */
   int nkeys;
   vpq_program *residual;
-  int *buckets;      /* table join: key hash → row index chain (via `next`) */
-  int *next;
-  int nbuckets;
   int64_t oldest_left; /* LEFT JOIN within a bound: the earliest event time of a kept left row */
   bool self_join;      /* the right side's relation feeds the left side too (FROM s a JOIN s b) */
   const vpq_source_slot *slots; /* per relation: where late rows are dead-lettered */
@@ -142,6 +152,55 @@ static join_row join_row_make(const join_op *j, int side, const vpq_batch *batch
   r.origin = batch->origin[row];
   r.source = batch->source[row];
   return r;
+}
+
+/* Appends row r of the side to its bucket's chain. */
+static void index_link(join_side *side, int r) {
+  row_index *x = &side->index;
+  const int b = (int)(side->rows[r].hash & (uint64_t)(x->nbuckets - 1));
+  x->next[r] = -1;
+  if (x->tail[b] >= 0) x->next[x->tail[b]] = r;
+  else x->head[b] = r;
+  x->tail[b] = r;
+}
+
+/* Indexes every kept row of the side again, in order, over at least twice as many buckets as
+ * rows (after rows were dropped, or when the index outgrows its buckets). */
+static void index_rebuild(join_side *side) {
+  row_index *x = &side->index;
+  int nbuckets = 64;
+  while (nbuckets < side->n * 2) nbuckets *= 2;
+  if (nbuckets != x->nbuckets) {
+    free(x->head);
+    x->head = malloc(sizeof *x->head * (size_t)nbuckets * 2);
+    if (!x->head) abort();
+    x->tail = x->head + nbuckets;
+    x->nbuckets = nbuckets;
+  }
+  if (x->cap < side->cap) {
+    x->next = realloc(x->next, sizeof *x->next * (size_t)side->cap);
+    if (!x->next) abort();
+    x->cap = side->cap;
+  }
+  for (int b = 0; b < nbuckets * 2; b++) x->head[b] = -1; /* heads and tails */
+  for (int r = 0; r < side->n; r++) index_link(side, r);
+}
+
+/* Indexes the side's newest row (its last). */
+static void index_add(join_side *side) {
+  row_index *x = &side->index;
+  if (side->n * 2 > x->nbuckets || x->cap < side->cap) index_rebuild(side);
+  else index_link(side, side->n - 1);
+}
+
+/* The first kept row of the side in the chain of key hash `hash` (-1: none). */
+static int index_first(const join_side *side, uint64_t hash) {
+  return side->index.nbuckets ? side->index.head[hash & (uint64_t)(side->index.nbuckets - 1)] : -1;
+}
+
+static void index_free(row_index *x) {
+  free(x->head);
+  free(x->next);
 }
 
 static bool join_keys_match(const join_op *j, const join_row *a, const vpq_vec *keys, int row, uint64_t hash) {
@@ -221,24 +280,10 @@ static void emit_pairs(join_op *j, vpq_batch *pairs, const int *lefts) {
 /* ===== Stream–table ===== */
 
 static int table_find(const join_op *j, const vpq_vec *keys, int row, uint64_t hash) {
-  if (!j->nbuckets) return -1;
-  for (int r = j->buckets[hash & (uint64_t)(j->nbuckets - 1)]; r >= 0; r = j->next[r])
-    if (join_keys_match(j, &j->side[1].rows[r], keys, row, hash)) return r;
+  const join_side *t = &j->side[1];
+  for (int r = index_first(t, hash); r >= 0; r = t->index.next[r])
+    if (join_keys_match(j, &t->rows[r], keys, row, hash)) return r;
   return -1;
-}
-
-static void table_rehash(join_op *j) {
-  int nbuckets = j->nbuckets ? j->nbuckets * 2 : 64;
-  free(j->buckets);
-  j->buckets = malloc(sizeof *j->buckets * (size_t)nbuckets);
-  if (!j->buckets) abort();
-  for (int b = 0; b < nbuckets; b++) j->buckets[b] = -1;
-  j->nbuckets = nbuckets;
-  for (int r = 0; r < j->side[1].n; r++) {
-    int b = (int)(j->side[1].rows[r].hash & (uint64_t)(nbuckets - 1));
-    j->next[r] = j->buckets[b];
-    j->buckets[b] = r;
-  }
 }
 
 /* Applies a batch of the table's changes to its copy: a new row replaces its key's; a
@@ -260,18 +305,11 @@ static void table_update_rows(join_op *j, const vpq_batch *batch, const vpq_vec 
     if (t->n == t->cap) {
       t->cap = t->cap ? t->cap * 2 : 64;
       t->rows = realloc(t->rows, sizeof *t->rows * (size_t)t->cap);
-      j->next = realloc(j->next, sizeof *j->next * (size_t)t->cap);
-      if (!t->rows || !j->next) abort();
+      if (!t->rows) abort();
     }
     t->rows[t->n] = join_row_make(j, 1, batch, i, keys);
     t->n++;
-    if (t->n * 2 > j->nbuckets) {
-      table_rehash(j);
-    } else {
-      int b = (int)(hash & (uint64_t)(j->nbuckets - 1));
-      j->next[t->n - 1] = j->buckets[b];
-      j->buckets[b] = t->n - 1;
-    }
+    index_add(t);
   }
 }
 
@@ -381,7 +419,9 @@ static void window_evict(join_op *j, int64_t wm, int last) {
       if (wm == VPQ_TS_MAX || side->rows[r].ts < wm - j->join->within_ms) join_row_free(&side->rows[r]);
       else side->rows[kept++] = side->rows[r];
     }
+    const bool dropped = kept < side->n;
     side->n = kept;
+    if (dropped) index_rebuild(side);
   }
   j->oldest_left = oldest_left(j);
 }
@@ -437,12 +477,13 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
     }
     const int at = mine->n++;
     mine->rows[at] = join_row_make(j, side, batch, i, keys);
+    index_add(mine);
     if (holding) {
       mine->rows[at].position = vpq_runtime_dispatch_position(rt, batch->origin[i], batch->source[i]);
       mine->rows[at].epoch = j->epoch;
     }
     if (side == 0 && mine->rows[at].ts < j->oldest_left) j->oldest_left = mine->rows[at].ts;
-    for (int r = 0; r < other->n; r++) {
+    for (int r = index_first(other, hash); r >= 0; r = other->index.next[r]) {
       join_row *o = &other->rows[r], *row = &mine->rows[at];
       int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
       if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;
@@ -669,9 +710,8 @@ static void join_destroy(vpq_op *op) {
   for (int s = 0; s < 2; s++) {
     for (int r = 0; r < j->side[s].n; r++) join_row_free(&j->side[s].rows[r]);
     free(j->side[s].rows);
+    index_free(&j->side[s].index);
   }
-  free(j->buckets);
-  free(j->next);
   free(j->held);
   free(j->held_rows.items);
 }
@@ -747,12 +787,9 @@ static void join_load(vpq_op *op, vpq_ckpt_in *in) {
       side->rows[side->n] = join_row_alloc(j, s);
       load_row(j, s, &side->rows[side->n++], in);
     }
+    index_rebuild(side);
   }
   j->oldest_left = oldest_left(j);
-  if (in->error || j->window || !j->side[1].n) return;
-  j->next = malloc(sizeof *j->next * (size_t)j->side[1].cap);
-  if (!j->next) abort();
-  while (j->side[1].n * 2 > j->nbuckets) table_rehash(j);
 }
 
 static const vpq_op_vt table_join_vt = {"LookupJoin", join_push, join_watermark, join_describe, join_destroy,
