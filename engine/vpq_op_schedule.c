@@ -392,62 +392,117 @@ static void out_row(schedule_op *s, vpq_batch *out, int64_t issued_at, int64_t t
   out->origin[at] = (vpq_origin){-1, 0};
 }
 
-/* Rounds the plan's setpoints to whole watts, towards zero where a rounded setpoint would take
- * the stored energy past a limit, and recomputes each soc trajectory and the plan's peak from
- * the setpoints as written: the soc written is exactly what they lead to, within the limits.
- * Each step rounds the setpoint that takes the stored energy back to the exact plan's, so the
- * roundings do not add up over the horizon (rounding each step's own setpoint, a discharge of
- * 1.29167 kW written 1.292 for 95 steps of 15 minutes left the last one 32 W short). */
+/* Greater fractional part first (the aim closest to its next watt), then the earlier battery. */
+static int compare_round_up(const void *pa, const void *pb, void *ctx) {
+  const double *part = ctx;
+  const int a = *(const int *)pa, b = *(const int *)pb;
+  if (part[a] != part[b]) return part[a] > part[b] ? -1 : 1;
+  return (a > b) - (a < b);
+}
+
+/* Rounds the plan's setpoints to whole watts, within the batteries' power limits in whole watts,
+ * and recomputes each soc trajectory and the plan's peak from the setpoints as written: the soc
+ * written is exactly what they lead to, within the limits.
+ *   Per battery, each step rounds `aim`, the setpoint of the exact one's direction that takes
+ * the stored energy as written so far back to the exact plan's, within a watt of the exact
+ * setpoint, so that the roundings do not add up over the horizon (rounding each step's own
+ * setpoint, a discharge of 1.29167 kW written 1.292 for 95 steps of 15 minutes left the last
+ * one 32 W short).
+ *   Across the fleet, each step first rounds every aim down (a discharge to less, a charge to
+ * more: energy kept for the steps after; within 10 milliwatts of a whole watt, the LP's noise,
+ * to that watt), towards zero where that takes the stored energy past a limit. Then, while the
+ * step's net load is over the exact plan's peak, it adds a watt to setpoints: the aims closest to
+ * their next watt first, then any battery's, one the exact plan leaves idle too. A watt is added
+ * only where it leaves the battery's stored energy, as written, short of the exact plan's by no
+ * more than its slack (what the plan leaves unused above lo from this step on) plus a watt for a
+ * step, which the aims of the steps after make up: a round-up never takes energy a later step of
+ * the plan needs by more than that. A plan with energy to spare is so written at or under its
+ * exact peak (a KEEP BELOW cap it meets stays met); one that uses a battery's energy to the last
+ * watt can be written up to about 2 W per battery over it (docs/language.md has the figures). */
 static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
-  /* per step, how far the exact plan's net load is under its peak: what charges rounded up may take */
-  double *headroom = malloc(sizeof *headroom * (size_t)(p->nsteps + 1)), peak = -INFINITY;
-  if (!headroom) abort();
-  for (int k = 0; k < p->nsteps; k++) {
-    headroom[k] = p->load[k];
-    for (int b = 0; b < p->nbatteries; b++) headroom[k] -= plan->setpoint_kw[(size_t)b * (size_t)p->nsteps + (size_t)k];
-    peak = fmax(peak, headroom[k]);
+  const int n = p->nbatteries;
+  const size_t T = (size_t)p->nsteps;
+  double peak = -INFINITY;
+  for (size_t k = 0; k < T; k++) {
+    double net = p->load[k];
+    for (int b = 0; b < n; b++) net -= plan->setpoint_kw[(size_t)b * T + k];
+    peak = fmax(peak, net);
   }
-  for (int k = 0; k < p->nsteps; k++) headroom[k] = peak - headroom[k];
-  for (int b = 0; b < p->nbatteries; b++) {
+  /* per battery and step: the stored energy the exact plan leaves, then the least it leaves from
+   * that step on (the slack's floor); per battery: the energy as written and as planned, and its
+   * aim's fraction of a watt */
+  double *lowest = malloc(sizeof *lowest * ((size_t)n * T + 1));
+  double *energy = malloc(sizeof *energy * (size_t)(n + 1)), *planned = malloc(sizeof *planned * (size_t)(n + 1));
+  double *part = malloc(sizeof *part * (size_t)(n + 1));
+  int *round_up = malloc(sizeof *round_up * (size_t)(n + 1));
+  if (!lowest || !energy || !planned || !part || !round_up) abort();
+  for (int b = 0; b < n; b++) {
     const vpq_sched_battery *bat = &p->batteries[b];
-    double energy = bat->soc * bat->capacity_kwh, planned = energy; /* as written, and as planned */
-    double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh, hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
-    for (int k = 0; k < p->nsteps; k++) {
-      size_t at = (size_t)b * (size_t)p->nsteps + (size_t)k;
-      const double exact = plan->setpoint_kw[at];
-      planned = fmin(fmax(planned - energy_moved(exact, p->step_hours, bat->efficiency), lo), hi);
-      /* the setpoint of the same direction that takes the energy as written to the planned */
-      const double gap = energy - planned;
+    const double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh;
+    const double hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
+    double e = bat->soc * bat->capacity_kwh;
+    for (size_t k = 0; k < T; k++) {
+      e = fmin(fmax(e - energy_moved(plan->setpoint_kw[(size_t)b * T + k], p->step_hours, bat->efficiency), lo), hi);
+      lowest[(size_t)b * T + k] = e;
+    }
+    for (size_t k = T - 1; k-- > 0;) lowest[(size_t)b * T + k] = fmin(lowest[(size_t)b * T + k], lowest[(size_t)b * T + k + 1]);
+    energy[b] = planned[b] = bat->soc * bat->capacity_kwh;
+  }
+  for (size_t k = 0; k < T; k++) {
+    double total = 0;
+    int candidates = 0;
+    for (int b = 0; b < n; b++) {
+      const vpq_sched_battery *bat = &p->batteries[b];
+      const double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh;
+      const double hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
+      const double exact = plan->setpoint_kw[(size_t)b * T + k];
+      planned[b] = fmin(fmax(planned[b] - energy_moved(exact, p->step_hours, bat->efficiency), lo), hi);
+      const double gap = energy[b] - planned[b];
       double aim = gap > 0 ? gap * bat->efficiency / p->step_hours : gap / (p->step_hours * bat->efficiency);
-      /* a step makes up at most a watt for earlier roundings, in the exact setpoint's direction,
-       * and a charge only within the step's headroom under the peak: the rest is made up in the
-       * steps after */
       if (exact != 0) aim = fmin(fmax(aim, exact - 0.001), exact + 0.001);
       if (exact == 0 || (aim > 0) != (exact > 0)) aim = 0;
-      if (exact < 0 && aim < exact && exact - aim > headroom[k]) aim = exact - fmax(headroom[k], 0);
-      /* A charge rounds up to the next watt (more energy for the steps after), unless it is
-       * within a milliwatt of a whole watt (the LP's noise) or that would take the step's net
-       * load more than half a watt over the plan's peak (in a step the plan holds at its peak, a
-       * few milliwatts that the LP's tie-break put there would become a watt); those, and
-       * discharges, round to the nearest watt. */
-      double setpoint = aim < 0 ? floor(aim * 1e3 + 1e-3) / 1e3 + 0.0 : round_to(aim, 1e3);
-      if (setpoint < 0 && exact - setpoint > headroom[k] + 0.0005) setpoint = round_to(aim, 1e3);
-      if (setpoint < exact) headroom[k] -= exact - setpoint;
       const double limit = floor(bat->max_kw * 1e3 + 1e-6) / 1e3; /* in whole watts, as written */
-      setpoint = fmin(fmax(setpoint, -limit), limit);
-      for (;;) {
-        double next = energy - energy_moved(setpoint, p->step_hours, bat->efficiency);
-        if ((next >= lo - 1e-12 && next <= hi + 1e-12) || setpoint == 0) {
-          energy = fmin(fmax(next, lo), hi);
-          break;
-        }
+      double setpoint = fmin(fmax(floor(aim * 1e3 + 0.01) / 1e3, -limit), limit) + 0.0;
+      const double up = fmin(fmax(ceil(aim * 1e3 - 0.01) / 1e3, -limit), limit) + 0.0;
+      if (up > setpoint) round_up[candidates++] = b, part[b] = aim - setpoint;
+      for (;;) { /* towards zero where the rounding takes the stored energy past a limit */
+        const double next = energy[b] - energy_moved(setpoint, p->step_hours, bat->efficiency);
+        if ((next >= lo - 1e-12 && next <= hi + 1e-12) || setpoint == 0) break;
         setpoint = setpoint > 0 ? fmax(round_to(setpoint - 0.001, 1e3), 0) : fmin(round_to(setpoint + 0.001, 1e3), 0);
       }
-      plan->setpoint_kw[at] = setpoint;
-      plan->soc[at] = energy / bat->capacity_kwh;
+      plan->setpoint_kw[(size_t)b * T + k] = setpoint;
+      total += setpoint;
+    }
+    if (p->load[k] - total > peak + 1e-9 && candidates > 0)
+      qsort_r(round_up, (size_t)candidates, sizeof *round_up, compare_round_up, part);
+    for (int pass = 0, added = 1; added && p->load[k] - total > peak + 1e-9; pass++) {
+      added = 0;
+      for (int i = 0; i < (pass == 0 ? candidates : n) && p->load[k] - total > peak + 1e-9; i++) {
+        const int b = pass == 0 ? round_up[i] : i;
+        const vpq_sched_battery *bat = &p->batteries[b];
+        double *setpoint = &plan->setpoint_kw[(size_t)b * T + k];
+        const double more = round_to(*setpoint + 0.001, 1e3);
+        const double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh;
+        const double next = energy[b] - energy_moved(more, p->step_hours, bat->efficiency);
+        /* within the power limit, and short of the plan's energy by no more than its slack (the
+         * energy above lo that the plan leaves unused from this step on) and a watt's worth,
+         * which the steps after make up */
+        const double slack = lowest[(size_t)b * T + k] - lo + 0.001 * p->step_hours / bat->efficiency;
+        if (more > floor(bat->max_kw * 1e3 + 1e-6) / 1e3 || next < lo - 1e-12 || next < planned[b] - slack - 1e-12) continue;
+        total += more - *setpoint;
+        *setpoint = more;
+        added = 1;
+      }
+    }
+    for (int b = 0; b < n; b++) {
+      const vpq_sched_battery *bat = &p->batteries[b];
+      const double lo = fmin(bat->min_soc, bat->soc) * bat->capacity_kwh;
+      const double hi = fmax(bat->max_soc, bat->soc) * bat->capacity_kwh;
+      energy[b] = fmin(fmax(energy[b] - energy_moved(plan->setpoint_kw[(size_t)b * T + k], p->step_hours, bat->efficiency), lo), hi);
+      plan->soc[(size_t)b * T + k] = energy[b] / bat->capacity_kwh;
     }
   }
-  free(headroom);
+  free(lowest), free(energy), free(planned), free(part), free(round_up);
   plan->peak_kw = -INFINITY;
   for (int k = 0; k < p->nsteps; k++) {
     double net = p->load[k];
@@ -623,6 +678,12 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (cap_missed && s->warnings++ < 10 && rt->log) /* the peak as written (published_plan) */
     fprintf(rt->log, "vpq: SCHEDULE %s: the cap of %.15g kW cannot be met at issue %lld: planned peak %.3f kW\n",
             s->query->target->name, sc->cap_kw, (long long)t, plan.peak_kw);
+  else if (sc->objective == VPQ_SCHED_KEEP_BELOW && problem.nbatteries > 0 && plan.peak_kw > sc->cap_kw + 1e-9 &&
+           s->warnings++ < 10 && rt->log)
+    fprintf(rt->log,
+            "vpq: SCHEDULE %s: at issue %lld the setpoints, rounded to whole watts, pass the cap of %.15g kW by %.3f W "
+            ": the exact plan meets it, but its batteries have no energy to spare for the rounding\n",
+            s->query->target->name, (long long)t, sc->cap_kw, (plan.peak_kw - sc->cap_kw) * 1e3);
   if (unknown >= 0 || unpriced >= 0) plan.peak_kw = NAN; /* written as NULL: no plan (a load or price unknown) */
   if (sc->peak_floor > 0) s->month_peak = fmax(s->month_peak, plan_net(&problem, &plan, 0));
   int out_steps = sc->emit_plan ? steps : 1;
