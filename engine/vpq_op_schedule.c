@@ -92,6 +92,7 @@ typedef struct schedule_op {
   const vpq_source_slot *slots; /* per relation: where late forecast rows are dead-lettered */
   sc_battery *fleet;
   int nfleet, fleet_cap;
+  long long versions; /* kept, over the fleet: pruned when they outgrow it (versions_bound) */
   int *index; /* device hash → fleet position, -1 empty */
   int index_cap;
   sc_issue *issues; /* not yet planned, in arrival order */
@@ -170,6 +171,39 @@ static double column_number(const vpq_vec *col, int row) {
   return col->type == VPQ_TYPE_DOUBLE ? col->data[row].d : (double)col->data[row].i;
 }
 
+/* Battery b's row as it stood at time t (NULL when it had none then). */
+static const sc_version *version_at(const sc_battery *b, int64_t t) {
+  const sc_version *best = NULL;
+  for (int i = 0; i < b->nversions; i++)
+    if (b->versions[i].ts <= t && (!best || b->versions[i].ts >= best->ts)) best = &b->versions[i];
+  return best && best->present ? best : NULL;
+}
+
+/* Forgets the versions no issue after t can need: those older than each battery's row at t. */
+static void versions_prune(schedule_op *s, int64_t t) {
+  s->versions = 0;
+  for (int i = 0; i < s->nfleet; i++) {
+    sc_battery *b = &s->fleet[i];
+    int at_t = -1;
+    for (int v = 0; v < b->nversions; v++)
+      if (b->versions[v].ts <= t && (at_t < 0 || b->versions[v].ts >= b->versions[at_t].ts)) at_t = v;
+    int kept = 0;
+    for (int v = 0; v < b->nversions; v++)
+      if (at_t < 0 || v == at_t || b->versions[v].ts > t) b->versions[kept++] = b->versions[v];
+    b->nversions = kept;
+    s->versions += kept;
+  }
+}
+
+/* An issue still to come is at or after the planning watermark (an earlier one is late), so the
+ * twin's versions before it are needed no more, each battery's row as it stood then aside. The
+ * twin changes between issues (every 10 s for a day between day-ahead issues) and after the last
+ * one: its versions are pruned whenever they outgrow the fleet, so that what is kept follows the
+ * watermark, at a cost amortised over the versions. */
+static void versions_bound(schedule_op *s) {
+  if (s->versions > 2LL * s->nfleet + 4096) versions_prune(s, s->wm);
+}
+
 /* The fleet table's changelog: every row (+1) or retraction (-1) becomes a version of its battery. */
 static void fleet_push(schedule_op *s, const vpq_batch *batch) {
   const int *cols = s->sc->fleet_cols;
@@ -183,34 +217,13 @@ static void fleet_push(schedule_op *s, const vpq_batch *batch) {
       if (!b->versions) abort();
     }
     sc_version *v = &b->versions[b->nversions++];
+    s->versions++;
     v->ts = batch->ts[row];
     v->present = batch->diff[row] > 0;
     for (int p = VPQ_FLEET_SOC; p < VPQ_FLEET_NCOLS; p++)
       v->params[p] = cols[p] >= 0 ? column_number(&batch->cols[cols[p]], row) : NAN;
   }
-}
-
-/* Battery b's row as it stood at time t (NULL when it had none then). */
-static const sc_version *version_at(const sc_battery *b, int64_t t) {
-  const sc_version *best = NULL;
-  for (int i = 0; i < b->nversions; i++)
-    if (b->versions[i].ts <= t && (!best || b->versions[i].ts >= best->ts)) best = &b->versions[i];
-  return best && best->present ? best : NULL;
-}
-
-/* Forgets the versions no issue after t can need: those older than each battery's row at t. */
-static void versions_prune(schedule_op *s, int64_t t) {
-  for (int i = 0; i < s->nfleet; i++) {
-    sc_battery *b = &s->fleet[i];
-    int at_t = -1;
-    for (int v = 0; v < b->nversions; v++)
-      if (b->versions[v].ts <= t && (at_t < 0 || b->versions[v].ts >= b->versions[at_t].ts)) at_t = v;
-    if (at_t < 0) continue;
-    int kept = 0;
-    for (int v = 0; v < b->nversions; v++)
-      if (v == at_t || b->versions[v].ts > t) b->versions[kept++] = b->versions[v];
-    b->nversions = kept;
-  }
+  versions_bound(s);
 }
 
 /* ===== Forecast and price rows ===== */
@@ -741,6 +754,7 @@ static void advance(schedule_op *s, int64_t wm) {
     memmove(s->issues, s->issues + done, sizeof *s->issues * (size_t)(s->nissues - done));
     s->nissues -= done;
   }
+  versions_bound(s);
   vpq_op_emit_watermark(&s->base, wm);
 }
 
@@ -910,6 +924,7 @@ static void schedule_load(vpq_op *op, vpq_ckpt_in *in) {
     }
     for (int v = 0; v < nversions && !in->error; v++) {
       sc_version *ver = &bat->versions[bat->nversions++];
+      s->versions++;
       ver->ts = vpq_ckpt_get_i64(in);
       ver->present = vpq_ckpt_get_bool(in);
       ver->params[VPQ_FLEET_DEVICE] = NAN;
