@@ -18,8 +18,9 @@
  *                     so that retracting the minimum finds the next one
  *   first, last       the value and its event time
  *   count_distinct    an open-addressing set of values with counts (exact)
- *   percentile        all values: a sorted run, and the values added since the result was
- *                     last read, sorted and merged into it at the next read (exact); a NaN
+ *   percentile        all values: a sorted run, and a short sorted run of the values added
+ *                     since it was last merged (at most about √n of them); a read takes the
+ *                     two ranks it needs from the two runs by binary search (exact); a NaN
  *                     has no rank and is skipped like NULL (added and retracted alike), so
  *                     the run stays totally ordered and a retraction always finds its value
  *   integrate, twa    the samples sorted by event time and the running trapezoid integral:
@@ -109,7 +110,7 @@ typedef struct agg_set {
 typedef struct agg_values {
   vpq_datum *values;
   int64_t n, cap;
-  int64_t nsorted; /* values[0, nsorted) are sorted; the rest came since the last read */
+  int64_t nsorted; /* values[0, nsorted) are sorted, and so are values[nsorted, n): added since */
 } agg_values;
 
 typedef struct agg_sample {
@@ -262,14 +263,13 @@ static void values_remove(const vpq_agg_spec *spec, agg_values *v, vpq_datum val
   v->n--;
 }
 
-/* Sorts the values added since the last read and merges them into the sorted run: a read
- * after each of n additions (EMIT CHANGES, tables) costs O(n), not a sort of all values. */
-static void values_sort(const vpq_agg_spec *spec, agg_values *v) {
+/* Merges the values added since the last merge (a sorted run) into the sorted run, the run's
+ * values first among equal ones. */
+static void values_merge(const vpq_agg_spec *spec, agg_values *v) {
   int (*cmp)(const void *, const void *) = spec->arg_type == VPQ_TYPE_DOUBLE ? datum_cmp_double : datum_cmp_int;
   int64_t k = v->n - v->nsorted;
   vpq_datum *added = v->values + v->nsorted;
-  qsort(added, (size_t)k, sizeof *added, cmp);
-  if (v->nsorted > 0 && cmp(&v->values[v->nsorted - 1], added) > 0) {
+  if (k > 0 && v->nsorted > 0 && cmp(&v->values[v->nsorted - 1], added) > 0) {
     vpq_datum *copy = agg_realloc(NULL, sizeof *copy * (size_t)k);
     memcpy(copy, added, sizeof *copy * (size_t)k);
     int64_t i = v->nsorted - 1, j = k - 1, at = v->n - 1;
@@ -277,6 +277,47 @@ static void values_sort(const vpq_agg_spec *spec, agg_values *v) {
     free(copy);
   }
   v->nsorted = v->n;
+}
+
+/* Adds a value to the run of values added since the last merge, in order (after its equals),
+ * and merges that run into the sorted one once it has about √n values: an addition costs
+ * O(√n), amortised, and a read (values_rank) O(log n), so that a result read after every
+ * addition (EMIT CHANGES, tables) does not cost O(n) each time. */
+static void values_add(const vpq_agg_spec *spec, agg_values *v, vpq_datum value) {
+  int (*cmp)(const void *, const void *) = spec->arg_type == VPQ_TYPE_DOUBLE ? datum_cmp_double : datum_cmp_int;
+  if (v->n == v->cap) {
+    v->cap = v->cap ? v->cap * 2 : 8;
+    v->values = agg_realloc(v->values, sizeof *v->values * (size_t)v->cap);
+  }
+  int64_t lo = v->nsorted, hi = v->n;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (cmp(&v->values[mid], &value) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  memmove(&v->values[lo + 1], &v->values[lo], sizeof *v->values * (size_t)(v->n - lo));
+  v->values[lo] = value;
+  v->n++;
+  const int64_t k = v->n - v->nsorted;
+  if (k >= 32 && k * k >= v->n) values_merge(spec, v);
+}
+
+/* The value of rank r (from 0) among the sorted run and the run added since, as if they were
+ * merged (values_merge's order): the split of the first r + 1 values between the two runs, by
+ * binary search. */
+static vpq_datum values_rank(const vpq_agg_spec *spec, const agg_values *v, int64_t r) {
+  int (*cmp)(const void *, const void *) = spec->arg_type == VPQ_TYPE_DOUBLE ? datum_cmp_double : datum_cmp_int;
+  const vpq_datum *a = v->values, *b = v->values + v->nsorted;
+  const int64_t m = v->nsorted, k = v->n - v->nsorted;
+  int64_t lo = r + 1 - k > 0 ? r + 1 - k : 0, hi = r + 1 < m ? r + 1 : m;
+  for (;;) {
+    const int64_t i = lo + (hi - lo) / 2, j = r + 1 - i; /* i from a, j from b */
+    if (i < m && j > 0 && cmp(&b[j - 1], &a[i]) >= 0) lo = i + 1;       /* a[i] comes before b[j - 1] */
+    else if (i > 0 && j < k && cmp(&a[i - 1], &b[j]) > 0) hi = i - 1; /* b[j] comes before a[i - 1] */
+    else if (i == 0) return b[j - 1];
+    else if (j == 0) return a[i - 1];
+    else return cmp(&a[i - 1], &b[j - 1]) > 0 ? a[i - 1] : b[j - 1];
+  }
 }
 
 /* Orders two values of the spec's argument type: <0, 0, >0. */
@@ -576,15 +617,8 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
   case VPQ_AGG_PERCENTILE: {
     agg_values *v = state;
     if (spec->arg_type == VPQ_TYPE_DOUBLE && isnan(value.d)) break;
-    if (diff > 0) {
-      if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 8;
-        v->values = agg_realloc(v->values, sizeof *v->values * (size_t)v->cap);
-      }
-      v->values[v->n++] = value;
-    } else {
-      values_remove(spec, v, value);
-    }
+    if (diff > 0) values_add(spec, v, value);
+    else values_remove(spec, v, value);
     break;
   }
   case VPQ_AGG_INTEGRATE:
@@ -775,15 +809,14 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   }
   case VPQ_AGG_COUNT_DISTINCT: out->i = ((const agg_set *)state)->distinct; return true;
   case VPQ_AGG_PERCENTILE: {
-    agg_values *v = (agg_values *)state; /* sorting in place is invisible to callers */
+    const agg_values *v = state;
     if (v->n == 0) return false;
-    if (v->nsorted < v->n) values_sort(spec, v);
     double pos = spec->param * (double)(v->n - 1);
     int64_t lo = (int64_t)floor(pos);
     if (lo >= v->n - 1) lo = v->n - 1;
     double frac = pos - (double)lo;
-    double a = as_double(spec->arg_type, v->values[lo]);
-    double b = lo + 1 < v->n ? as_double(spec->arg_type, v->values[lo + 1]) : a;
+    double a = as_double(spec->arg_type, values_rank(spec, v, lo));
+    double b = lo + 1 < v->n ? as_double(spec->arg_type, values_rank(spec, v, lo + 1)) : a;
     double result = frac == 0 ? a : a + frac * (b - a);
     if (spec->result_type == VPQ_TYPE_TIMESTAMP) out->i = (int64_t)llround(result);
     else out->d = result;
@@ -1044,6 +1077,10 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
       if (spec->arg_type == VPQ_TYPE_DOUBLE && isnan(v->values[i].d)) vpq_ckpt_fail(in, "a NaN among percentile values");
     }
     v->nsorted = sorted ? v->n : 0;
+    if (!sorted) { /* one run, sorted (values_add keeps the values added since a merge in order) */
+      qsort(v->values, (size_t)v->n, sizeof *v->values, cmp);
+      v->nsorted = v->n;
+    }
     break;
   }
   case VPQ_AGG_INTEGRATE:
