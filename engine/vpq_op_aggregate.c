@@ -83,6 +83,7 @@ typedef struct agg_group {
   bool emitted;
   bool key_held;      /* max_keys: the group counts for its key in the key set */
   int32_t partition;  /* the internal topic's partition its rows are read from (-1: none) */
+  int prev;           /* bucket chain, backwards (-1: the bucket's first): unlinking is O(1) */
 } agg_group;
 
 _Static_assert(offsetof(agg_group, inline_state) == 48 && sizeof(agg_group) == 192,
@@ -195,6 +196,8 @@ static void buckets_resize(aggregate_op *a, int nbuckets) {
     if (!a->groups[g].alive) continue;
     int b = (int)(a->groups[g].hash & (uint64_t)(nbuckets - 1));
     a->groups[g].next = a->buckets[b];
+    a->groups[g].prev = -1;
+    if (a->buckets[b] >= 0) a->groups[a->buckets[b]].prev = g;
     a->buckets[b] = g;
   }
 }
@@ -374,19 +377,17 @@ static int group_new(aggregate_op *a, uint64_t hash, int64_t start, int64_t end,
   }
   int b = (int)(hash & (uint64_t)(a->nbuckets - 1));
   group->next = a->buckets[b];
+  group->prev = -1;
+  if (a->buckets[b] >= 0) a->groups[a->buckets[b]].prev = g;
   a->buckets[b] = g;
   return g;
 }
 
 static void group_free(aggregate_op *a, int g) {
   agg_group *group = &a->groups[g];
-  int b = (int)(group->hash & (uint64_t)(a->nbuckets - 1));
-  for (int *link = &a->buckets[b]; *link >= 0; link = &a->groups[*link].next) {
-    if (*link == g) {
-      *link = group->next;
-      break;
-    }
-  }
+  if (group->prev >= 0) a->groups[group->prev].next = group->next;
+  else a->buckets[group->hash & (uint64_t)(a->nbuckets - 1)] = group->next;
+  if (group->next >= 0) a->groups[group->next].prev = group->prev;
   if (group->key_held) rowset_ref(&a->keys, group->key, group->key_null, -1);
   group_release(a, group);
   group->alive = false;
@@ -659,14 +660,17 @@ static int session_cmp(const void *x, const void *y, void *ctx) {
 static void close_sessions(aggregate_op *a, int64_t wm) {
   int64_t grace = a->sel->window.grace_ms;
   int *closing = NULL;
-  int n = 0;
+  int n = 0, cap = 0;
   int64_t next = VPQ_TS_MAX;
   for (int g = 0; g < a->ngroups; g++) {
     agg_group *group = &a->groups[g];
     if (!group->alive) continue;
     if (group->end + grace <= wm) {
-      closing = realloc(closing, sizeof *closing * (size_t)(n + 1));
-      if (!closing) abort();
+      if (n == cap) {
+        cap = cap ? 2 * cap : 64;
+        closing = realloc(closing, sizeof *closing * (size_t)cap);
+        if (!closing) abort();
+      }
       closing[n++] = g;
     } else if (group->end + grace < next) {
       next = group->end + grace;
@@ -1348,6 +1352,7 @@ static void load_chains(aggregate_op *a, vpq_ckpt_in *in, uint8_t *seen) {
     int64_t len = vpq_ckpt_get_count(in, n);
     if (!in->error && !len) vpq_ckpt_fail(in, "an empty hash chain");
     link = in->error ? NULL : &a->buckets[b];
+    int prev = -1;
     for (int64_t i = 0; i < len && !in->error; i++) {
       int g = get_slot(in, n);
       if (g < 0) break;
@@ -1358,6 +1363,8 @@ static void load_chains(aggregate_op *a, vpq_ckpt_in *in, uint8_t *seen) {
       seen[g] = 1;
       placed++;
       *link = g;
+      a->groups[g].prev = prev;
+      prev = g;
       link = &a->groups[g].next;
     }
     if (link) *link = -1;
