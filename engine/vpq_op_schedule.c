@@ -93,6 +93,7 @@ typedef struct schedule_op {
   sc_battery *fleet;
   int nfleet, fleet_cap;
   long long versions; /* kept, over the fleet: pruned when they outgrow it (versions_bound) */
+  long long pruned;   /* how many the last prune kept */
   int *index; /* device hash → fleet position, -1 empty */
   int index_cap;
   sc_issue *issues; /* not yet planned, in arrival order */
@@ -198,10 +199,13 @@ static void versions_prune(schedule_op *s, int64_t t) {
 /* An issue still to come is at or after the planning watermark (an earlier one is late), so the
  * twin's versions before it are needed no more, each battery's row as it stood then aside. The
  * twin changes between issues (every 10 s for a day between day-ahead issues) and after the last
- * one: its versions are pruned whenever they outgrow the fleet, so that what is kept follows the
- * watermark, at a cost amortised over the versions. */
+ * one: its versions are pruned whenever they have grown to twice what the last prune kept (and
+ * twice the fleet, and 4,096 more), so that what is kept follows the watermark, at a cost
+ * amortised over the versions even while the watermark stands still and a prune frees nothing. */
 static void versions_bound(schedule_op *s) {
-  if (s->versions > 2LL * s->nfleet + 4096) versions_prune(s, s->wm);
+  if (s->versions <= 2 * s->pruned + 2LL * s->nfleet + 4096) return;
+  versions_prune(s, s->wm);
+  s->pruned = s->versions;
 }
 
 /* The fleet table's changelog: every row (+1) or retraction (-1) becomes a version of its battery. */
