@@ -957,7 +957,8 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     break;
   }
   case VPQ_AGG_PERCENTILE: {
-    const agg_values *v = state;
+    agg_values *v = (agg_values *)state; /* merging its two runs is invisible to callers */
+    values_merge(spec, v);                /* so that a restart keeps the order of equal values */
     vpq_ckpt_put_u64(out, v->nsorted == v->n); /* sorted: the values are one sorted run */
     vpq_ckpt_put_u64(out, (uint64_t)v->n);
     for (int64_t i = 0; i < v->n; i++) vpq_ckpt_put_i64(out, v->values[i].i);
