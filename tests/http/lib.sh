@@ -1,9 +1,32 @@
 # lib.sh — sourced by the HTTP tests after tests/kafka/lib.sh's start_broker.
 #
+# start_http_test TOPIC:PARTITIONS: the set-up of a test over `vpq broker` ($vpq set by the
+# test): a scratch folder $work, made the current one, the broker with that topic, and a trap
+# that stops the run (vpq_pid) and the broker and removes the folder when the test ends.
+start_http_test() {
+  work=$(mktemp -d)
+  start_broker "$vpq" "$work" --topic "$1"
+  vpq_pid=
+  trap 'kill $vpq_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  cd "$work" || exit 1
+}
+
+# fail MESSAGE: ends the test, with the run's standard error.
+fail() { echo "FAIL: $*"; [ -f err.txt ] && cat err.txt; exit 1; }
+
+# wait_resumed: waits up to 10 s for the run to say that it resumed from its checkpoint.
+wait_resumed() {
+  for _ in $(seq 100); do
+    grep -q "resumed from checkpoint" err.txt && return
+    sleep 0.1
+  done
+  fail "the run did not resume from its state"
+}
+#
 # start_http_run FILE HOST [ARG...]: runs `$vpq run FILE --brokers $bootstrap --http HOST:PORT
 # ARG...` (stdout to out.txt, stderr to err.txt) on a free port, a random one in 20000-60000 or
 # another if it is taken, and sets vpq_pid, port and url once the run says it serves; calls
-# the test's fail() when it cannot start.
+# fail() when it cannot start.
 start_http_run() {
   local file=$1 host=$2
   shift 2

@@ -23,7 +23,6 @@ start_broker "$vpq" "$work" --topic vpp.readings:1
 vpq_pid= curl_pid=
 trap 'kill $vpq_pid $curl_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work" || exit 1
-fail() { echo "FAIL: $*"; [ -f err.txt ] && cat err.txt; exit 1; }
 
 cat >q.vpq <<'VPQ'
 CREATE STREAM readings (device_id STRING KEY, ts TIMESTAMP, power_kw DOUBLE)
@@ -428,11 +427,7 @@ kill -TERM $vpq_pid
 wait $vpq_pid
 vpq_pid=
 start_http_run resumed.vpq "" --state-dir state
-for _ in $(seq 100); do
-  grep -q "resumed from checkpoint" err.txt && break
-  sleep 0.1
-done
-grep -q "resumed from checkpoint" err.txt || fail "the run did not resume from its state"
+wait_resumed
 for _ in $(seq 50); do
   curl -s "$url/api/tables/latest" >after.json
   cmp -s before.json after.json && break

@@ -6,14 +6,9 @@
 # source is idle, every second at least), records the reader takes as they come.
 set -uo pipefail
 vpq=$1
-work=$(mktemp -d)
 . "$(dirname "$0")/../kafka/lib.sh"
 . "$(dirname "$0")/lib.sh"
-start_broker "$vpq" "$work" --topic tel:2
-vpq_pid=
-trap 'kill $vpq_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-cd "$work" || exit 1
-fail() { echo "FAIL: $*"; [ -f err.txt ] && cat err.txt; exit 1; }
+start_http_test tel:2
 
 cat >q.vpq <<'VPQ'
 CREATE STREAM tel (device_id STRING KEY, site STRING, ts TIMESTAMP, kw DOUBLE)

@@ -7,14 +7,9 @@
 # resumed run with it, before it could be asked.
 set -uo pipefail
 vpq=$1
-work=$(mktemp -d)
 . "$(dirname "$0")/../kafka/lib.sh"
 . "$(dirname "$0")/lib.sh"
-start_broker "$vpq" "$work" --topic tel:1
-vpq_pid=
-trap 'kill $vpq_pid $broker_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-cd "$work" || exit 1
-fail() { echo "FAIL: $*"; [ -f err.txt ] && cat err.txt; exit 1; }
+start_http_test tel:1
 
 cat >q.vpq <<'VPQ'
 CREATE STREAM tel (device_id STRING KEY, site STRING, ts TIMESTAMP, kw DOUBLE)
@@ -80,11 +75,7 @@ done
 cmp -s wt_before.json wt_after.json || fail "after a resume /api/tables/wt is $(cat wt_after.json)"
 cmp -s latest_before.json latest_after.json || fail "after a resume /api/tables/latest is $(cat latest_after.json)"
 cmp -s per_site_before.json per_site_after.json || fail "after a resume /api/tables/per_site is $(cat per_site_after.json)"
-for _ in $(seq 100); do
-  grep -q "resumed from checkpoint" err.txt && break
-  sleep 0.1
-done
-grep -q "resumed from checkpoint" err.txt || fail "the run did not resume from its state"
+wait_resumed
 for _ in $(seq 50); do
   curl -s "$url/metrics" >metrics.txt
   grep -q '^vpq_operator_rows_out_total{relation="wt",operator="Relation"' metrics.txt && break
