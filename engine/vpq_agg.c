@@ -16,7 +16,9 @@
  *                     to re-base K when it drifts from them (agg_shifted)
  *   min, max          the best value; over a changelog a sorted value→count array instead,
  *                     so that retracting the minimum finds the next one
- *   first, last       the value and its event time
+ *   first, last       the value and its event time; over a changelog every value with its event
+ *                     time, in time order (agg_samples), so that retracting the first or the
+ *                     last finds the one before it
  *   count_distinct    an open-addressing set of values with counts (exact)
  *   percentile        all values: a sorted run, and a short sorted run of the values added
  *                     since it was last merged (at most about √n of them); a read takes the
@@ -25,7 +27,9 @@
  *                     the run stays totally ordered and a retraction always finds its value
  *   integrate, twa    the samples sorted by event time and the running trapezoid integral:
  *                     appending in time order adds one trapezoid; an out-of-order sample
- *                     replaces the trapezoid between its neighbours by two
+ *                     replaces the trapezoid between its neighbours by two; over a changelog
+ *                     the integral is summed afresh from the samples when it is read, so
+ *                     that it is what the table's current rows give, whatever came and went
  *
  * Exactness over speed for the rare aggregates; the common ones (count, sum, avg, min, max
  * without retraction) are specialised tight loops in vpq_agg_step_rows.
@@ -113,15 +117,19 @@ typedef struct agg_values {
   int64_t nsorted; /* values[0, nsorted) are sorted, and so are values[nsorted, n): added since */
 } agg_values;
 
+/* A value at its event time: integrate's and twa's as a DOUBLE, first's and last's (over a
+ * changelog) of the argument's type. Over a changelog seq is its row's arrival number, which
+ * orders the rows of one time and names the row a retraction takes away; 0 over a stream. */
 typedef struct agg_sample {
-  int64_t ts;
-  double x;
+  int64_t ts, seq;
+  vpq_datum value;
 } agg_sample;
 
+/* Samples in (event time, seq) order, equal ones in the order they came. */
 typedef struct agg_samples {
   agg_sample *s;
   int64_t n, cap;
-  double integral; /* x·ms */
+  double integral; /* x·ms, integrate's and twa's over a stream (running_integral) */
 } agg_samples;
 
 static void *agg_realloc(void *p, size_t size) {
@@ -334,13 +342,11 @@ static int value_cmp(const vpq_agg_spec *spec, vpq_datum a, vpq_datum b) {
 static const struct {
   const char *name;
   int nargs;
-  bool retracts;
 } agg_table[] = {/* ORDER VPQ_AGG */
-                 {"count", 0, true},        {"count", 1, true},         {"sum", 1, true},
-                 {"avg", 1, true},          {"min", 1, true},           {"max", 1, true},
-                 {"stddev", 1, true},       {"first", 1, false},        {"last", 1, false},
-                 {"count_distinct", 1, true}, {"percentile", 2, true},  {"integrate", 1, false},
-                 {"time_weighted_avg", 1, false}};
+                 {"count", 0},  {"count", 1},          {"sum", 1},        {"avg", 1},
+                 {"min", 1},    {"max", 1},            {"stddev", 1},     {"first", 1},
+                 {"last", 1},   {"count_distinct", 1}, {"percentile", 2}, {"integrate", 1},
+                 {"time_weighted_avg", 1}};
 
 bool vpq_agg_lookup(const char *name, vpq_agg_kind *kind, int *nargs) {
   for (int k = VPQ_AGG_COUNT; k <= VPQ_AGG_TIME_WEIGHTED_AVG; k++) {
@@ -354,8 +360,6 @@ bool vpq_agg_lookup(const char *name, vpq_agg_kind *kind, int *nargs) {
 }
 
 const char *vpq_agg_name(vpq_agg_kind kind) { return agg_table[kind].name; }
-
-bool vpq_agg_retracts(vpq_agg_kind kind) { return agg_table[kind].retracts; }
 
 vpq_type vpq_agg_result_type(vpq_agg_kind kind, vpq_type arg) {
   bool numeric = arg == VPQ_TYPE_BIGINT || arg == VPQ_TYPE_DOUBLE;
@@ -387,7 +391,7 @@ size_t vpq_agg_state_size(const vpq_agg_spec *spec) {
   case VPQ_AGG_MIN:
   case VPQ_AGG_MAX: return sizeof(agg_best);
   case VPQ_AGG_FIRST:
-  case VPQ_AGG_LAST: return sizeof(agg_at);
+  case VPQ_AGG_LAST: return spec->retracting ? sizeof(agg_samples) : sizeof(agg_at);
   case VPQ_AGG_COUNT_DISTINCT: return sizeof(agg_set);
   case VPQ_AGG_PERCENTILE: return sizeof(agg_values);
   case VPQ_AGG_INTEGRATE:
@@ -534,36 +538,78 @@ static void set_add(agg_set *s, vpq_datum v, int64_t count) {
 
 /* ===== Samples for integrate / time_weighted_avg ===== */
 
-static double trapezoid(const agg_sample *a, const agg_sample *b) { return (a->x + b->x) / 2 * (double)(b->ts - a->ts); }
+static double trapezoid(const agg_sample *a, const agg_sample *b) {
+  return (a->value.d + b->value.d) / 2 * (double)(b->ts - a->ts);
+}
 
-static void samples_add(agg_samples *s, int64_t ts, double x) {
-  if (s->n == s->cap) {
-    s->cap = s->cap ? s->cap * 2 : 8;
-    s->s = agg_realloc(s->s, sizeof *s->s * (size_t)s->cap);
-  }
+/* Whether integrate's and twa's state keeps s->integral up to date as samples come: over a
+ * stream; over a changelog the integral is summed when read (samples_integral). */
+static bool running_integral(const vpq_agg_spec *spec) {
+  return !spec->retracting && (spec->kind == VPQ_AGG_INTEGRATE || spec->kind == VPQ_AGG_TIME_WEIGHTED_AVG);
+}
+
+static void samples_reserve(agg_samples *s, int64_t n) {
+  if (n <= s->cap) return;
+  while (s->cap < n) s->cap = s->cap ? s->cap * 2 : 8;
+  s->s = agg_realloc(s->s, sizeof *s->s * (size_t)s->cap);
+}
+
+/* Whether sample a goes before b: an earlier (time, seq). */
+static bool sample_before(const agg_sample *a, const agg_sample *b) {
+  return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
+}
+
+/* Adds a sample after those of an earlier or the same (time, seq). */
+static void samples_add(const vpq_agg_spec *spec, agg_samples *s, int64_t ts, int64_t seq, vpq_datum value) {
+  samples_reserve(s, s->n + 1);
   int64_t at = s->n;
-  while (at > 0 && s->s[at - 1].ts > ts) at--;
+  const agg_sample sample = {ts, seq, value};
+  while (at > 0 && sample_before(&sample, &s->s[at - 1])) at--;
   memmove(&s->s[at + 1], &s->s[at], sizeof *s->s * (size_t)(s->n - at));
-  s->s[at] = (agg_sample){ts, x};
+  s->s[at] = sample;
   s->n++;
+  if (!running_integral(spec)) return;
   if (at > 0 && at + 1 < s->n) s->integral -= trapezoid(&s->s[at - 1], &s->s[at + 1]);
   if (at > 0) s->integral += trapezoid(&s->s[at - 1], &s->s[at]);
   if (at + 1 < s->n) s->integral += trapezoid(&s->s[at], &s->s[at + 1]);
 }
 
-static void samples_recompute(agg_samples *s) {
-  s->integral = 0;
-  for (int64_t i = 1; i < s->n; i++) s->integral += trapezoid(&s->s[i - 1], &s->s[i]);
+/* Retracts the sample added at (ts, seq) (over a changelog); a sample never added changes
+ * nothing. */
+static void samples_remove(agg_samples *s, int64_t ts, int64_t seq) {
+  const agg_sample key = {ts, seq, {0}};
+  int64_t lo = 0, hi = s->n;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (sample_before(&s->s[mid], &key)) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == s->n || s->s[lo].ts != ts || s->s[lo].seq != seq) return;
+  memmove(&s->s[lo], &s->s[lo + 1], sizeof *s->s * (size_t)(s->n - lo - 1));
+  s->n--;
 }
 
-static int sample_cmp(const void *a, const void *b) {
-  const agg_sample *x = a, *y = b;
-  return (x->ts > y->ts) - (x->ts < y->ts);
+/* The trapezoid integral of the samples, summed in time order (x·ms). */
+static double samples_integral(const agg_samples *s) {
+  double integral = 0;
+  for (int64_t i = 1; i < s->n; i++) integral += trapezoid(&s->s[i - 1], &s->s[i]);
+  return integral;
+}
+
+/* Merges src's samples into dst's, in time order, dst's first among equal times. */
+static void samples_merge(const vpq_agg_spec *spec, agg_samples *d, const agg_samples *s) {
+  if (!s->n) return;
+  samples_reserve(d, d->n + s->n);
+  int64_t i = d->n - 1, j = s->n - 1, k = d->n + s->n - 1;
+  while (j >= 0) d->s[k--] = i >= 0 && sample_before(&s->s[j], &d->s[i]) ? d->s[i--] : s->s[j--];
+  d->n += s->n;
+  if (running_integral(spec)) d->integral = samples_integral(d);
 }
 
 /* ===== Stepping ===== */
 
-void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool is_null, int64_t ts, int diff) {
+void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool is_null, int64_t ts, int64_t seq,
+                  int diff) {
   if (spec->kind == VPQ_AGG_COUNT_STAR) {
     *(int64_t *)state += diff;
     return;
@@ -608,6 +654,11 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
   }
   case VPQ_AGG_FIRST:
   case VPQ_AGG_LAST: {
+    if (spec->retracting) {
+      if (diff > 0) samples_add(spec, state, ts, seq, value);
+      else samples_remove(state, ts, seq);
+      break;
+    }
     agg_at *a = state;
     bool take = !a->has || (spec->kind == VPQ_AGG_FIRST ? ts < a->ts : ts >= a->ts);
     if (take) *a = (agg_at){true, ts, value};
@@ -622,12 +673,17 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
     break;
   }
   case VPQ_AGG_INTEGRATE:
-  case VPQ_AGG_TIME_WEIGHTED_AVG: samples_add(state, ts, as_double(spec->arg_type, value)); break;
+  case VPQ_AGG_TIME_WEIGHTED_AVG: {
+    const vpq_datum x = {.d = as_double(spec->arg_type, value)};
+    if (diff > 0) samples_add(spec, state, ts, seq, x);
+    else samples_remove(state, ts, seq);
+    break;
+  }
   }
 }
 
 void vpq_agg_step_rows(const vpq_agg_spec *spec, uint8_t *const *states, size_t offset, const vpq_vec *arg,
-                       const int64_t *ts, const int8_t *diff, const int *rows, int n) {
+                       const int64_t *ts, const int64_t *seq, const int8_t *diff, const int *rows, int n) {
   if (spec->kind == VPQ_AGG_COUNT_STAR) {
     for (int i = 0; i < n; i++) *(int64_t *)(states[i] + offset) += diff[rows[i]];
     return;
@@ -666,7 +722,7 @@ void vpq_agg_step_rows(const vpq_agg_spec *spec, uint8_t *const *states, size_t 
   }
   for (int i = 0; i < n; i++) {
     int r = rows[i];
-    vpq_agg_step(spec, states[i] + offset, arg->data[r], arg->null[r], ts[r], diff[r]);
+    vpq_agg_step(spec, states[i] + offset, arg->data[r], arg->null[r], ts[r], seq ? seq[r] : 0, diff[r]);
   }
 }
 
@@ -729,6 +785,10 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
   }
   case VPQ_AGG_FIRST:
   case VPQ_AGG_LAST: {
+    if (spec->retracting) {
+      samples_merge(spec, dst, src);
+      break;
+    }
     agg_at *d = dst, *s = src;
     if (s->has && (!d->has || (spec->kind == VPQ_AGG_FIRST ? s->ts < d->ts : s->ts >= d->ts))) *d = *s;
     break;
@@ -742,21 +802,11 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
   }
   case VPQ_AGG_PERCENTILE: {
     agg_values *s = src;
-    for (int64_t i = 0; i < s->n; i++) vpq_agg_step(spec, dst, s->values[i], false, 0, 1);
+    for (int64_t i = 0; i < s->n; i++) vpq_agg_step(spec, dst, s->values[i], false, 0, 0, 1);
     break;
   }
   case VPQ_AGG_INTEGRATE:
-  case VPQ_AGG_TIME_WEIGHTED_AVG: {
-    agg_samples *d = dst, *s = src;
-    if (!s->n) break;
-    d->s = agg_realloc(d->s, sizeof *d->s * (size_t)(d->n + s->n));
-    memcpy(d->s + d->n, s->s, sizeof *s->s * (size_t)s->n);
-    d->n += s->n;
-    d->cap = d->n;
-    qsort(d->s, (size_t)d->n, sizeof *d->s, sample_cmp);
-    samples_recompute(d);
-    break;
-  }
+  case VPQ_AGG_TIME_WEIGHTED_AVG: samples_merge(spec, dst, src); break;
   }
   vpq_agg_destroy(spec, src);
   vpq_agg_init(spec, src);
@@ -803,6 +853,12 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   }
   case VPQ_AGG_FIRST:
   case VPQ_AGG_LAST: {
+    if (spec->retracting) {
+      const agg_samples *s = state;
+      if (s->n == 0) return false;
+      *out = s->s[spec->kind == VPQ_AGG_FIRST ? 0 : s->n - 1].value;
+      return true;
+    }
     const agg_at *a = state;
     *out = a->value;
     return a->has;
@@ -825,7 +881,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   case VPQ_AGG_INTEGRATE: {
     const agg_samples *s = state;
     if (s->n == 0) return false;
-    out->d = s->integral / 3600000.0;
+    out->d = (running_integral(spec) ? s->integral : samples_integral(s)) / 3600000.0;
     return true;
   }
   case VPQ_AGG_TIME_WEIGHTED_AVG: {
@@ -833,10 +889,10 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
     if (s->n == 0) return false;
     int64_t span = s->s[s->n - 1].ts - s->s[0].ts;
     if (span > 0) {
-      out->d = s->integral / (double)span;
+      out->d = (running_integral(spec) ? s->integral : samples_integral(s)) / (double)span;
     } else {
       double sum = 0;
-      for (int64_t i = 0; i < s->n; i++) sum += s->s[i].x;
+      for (int64_t i = 0; i < s->n; i++) sum += s->s[i].value.d;
       out->d = sum / (double)s->n;
     }
     return true;
@@ -854,6 +910,10 @@ void vpq_agg_destroy(const vpq_agg_spec *spec, void *state) {
     break;
   case VPQ_AGG_COUNT_DISTINCT: free(((agg_set *)state)->slots); break;
   case VPQ_AGG_PERCENTILE: free(((agg_values *)state)->values); break;
+  case VPQ_AGG_FIRST:
+  case VPQ_AGG_LAST:
+    if (spec->retracting) free(((agg_samples *)state)->s);
+    break;
   case VPQ_AGG_INTEGRATE:
   case VPQ_AGG_TIME_WEIGHTED_AVG: free(((agg_samples *)state)->s); break;
   default: break;
@@ -936,6 +996,16 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
   }
   case VPQ_AGG_FIRST:
   case VPQ_AGG_LAST: {
+    if (spec->retracting) {
+      const agg_samples *s = state;
+      vpq_ckpt_put_u64(out, (uint64_t)s->n);
+      for (int64_t i = 0; i < s->n; i++) {
+        vpq_ckpt_put_i64(out, s->s[i].ts);
+        vpq_ckpt_put_i64(out, s->s[i].seq);
+        vpq_ckpt_put_i64(out, s->s[i].value.i);
+      }
+      break;
+    }
     const agg_at *a = state;
     vpq_ckpt_put_u64(out, a->has);
     vpq_ckpt_put_i64(out, a->ts);
@@ -971,7 +1041,8 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     vpq_ckpt_put_u64(out, (uint64_t)s->n);
     for (int64_t i = 0; i < s->n; i++) {
       vpq_ckpt_put_i64(out, s->s[i].ts);
-      vpq_ckpt_put_f64(out, s->s[i].x);
+      if (spec->retracting) vpq_ckpt_put_i64(out, s->s[i].seq);
+      vpq_ckpt_put_f64(out, s->s[i].value.d);
     }
     break;
   }
@@ -1000,6 +1071,23 @@ static void load_best(const vpq_agg_spec *spec, agg_best *b, vpq_ckpt_in *in) {
   b->best = get_value(spec, in);
   load_sorted_values(spec, b, in);
   if (b->nsorted && b->n != b->nsorted) vpq_ckpt_fail(in, "a min/max count that is not its number of values");
+}
+
+/* Samples in time order: integrate's and twa's values as DOUBLEs, first's and last's as
+ * values of the argument's type. */
+static void load_samples(const vpq_agg_spec *spec, agg_samples *s, vpq_ckpt_in *in) {
+  const bool doubles = spec->kind == VPQ_AGG_INTEGRATE || spec->kind == VPQ_AGG_TIME_WEIGHTED_AVG;
+  int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
+  if (in->error || !n) return;
+  samples_reserve(s, n);
+  for (int64_t i = 0; i < n && !in->error; i++) {
+    int64_t ts = vpq_ckpt_get_i64(in), seq = spec->retracting ? vpq_ckpt_get_i64(in) : 0;
+    vpq_datum value = doubles ? (vpq_datum){.d = vpq_ckpt_get_f64(in)} : get_value(spec, in);
+    if (ts < -AGG_COUNTER_LIMIT || ts > AGG_COUNTER_LIMIT) vpq_ckpt_fail(in, "a sample time out of range");
+    const agg_sample sample = {ts, seq, value};
+    if (i && sample_before(&sample, &s->s[i - 1])) vpq_ckpt_fail(in, "samples out of time order");
+    s->s[s->n++] = sample;
+  }
 }
 
 void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
@@ -1043,6 +1131,10 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
   case VPQ_AGG_MAX: load_best(spec, state, in); break;
   case VPQ_AGG_FIRST:
   case VPQ_AGG_LAST: {
+    if (spec->retracting) {
+      load_samples(spec, state, in);
+      break;
+    }
     agg_at *a = state;
     a->has = vpq_ckpt_get_bool(in);
     a->ts = vpq_ckpt_get_i64(in);
@@ -1088,17 +1180,7 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
   case VPQ_AGG_TIME_WEIGHTED_AVG: {
     agg_samples *s = state;
     s->integral = vpq_ckpt_get_f64(in);
-    int64_t n = vpq_ckpt_get_count(in, AGG_MAX_VALUES);
-    if (in->error || !n) break;
-    s->s = agg_realloc(NULL, sizeof *s->s * (size_t)n);
-    s->cap = n;
-    for (int64_t i = 0; i < n && !in->error; i++) {
-      int64_t ts = vpq_ckpt_get_i64(in);
-      double x = vpq_ckpt_get_f64(in);
-      if (ts < -AGG_COUNTER_LIMIT || ts > AGG_COUNTER_LIMIT) vpq_ckpt_fail(in, "a sample time out of range");
-      if (i && ts < s->s[i - 1].ts) vpq_ckpt_fail(in, "samples out of time order");
-      s->s[s->n++] = (agg_sample){ts, x};
-    }
+    load_samples(spec, s, in);
     break;
   }
   }

@@ -4,8 +4,8 @@
  * The operator lays out one state block per group: [agg 0 state | agg 1 state | ...], each
  * at an offset it computes from vpq_agg_state_size(). States may own heap memory (sample
  * lists, value sets); vpq_agg_destroy() releases it. A step with diff = -1 retracts a value
- * stepped earlier (tables over tables: a key's old row leaves the group); only aggregates for
- * which vpq_agg_retracts() is true accept it.
+ * stepped earlier (tables over tables: a key's old row leaves the group); every aggregate
+ * accepts it when its spec says `retracting`.
  *
  * NULL inputs are skipped by every aggregate but count(*). Results are NULL for an empty
  * group except count(*) and count(x), which are 0.
@@ -59,9 +59,6 @@ vpq_type vpq_agg_result_type(vpq_agg_kind kind, vpq_type arg_type);
 /* The name as written in queries ("count", "time_weighted_avg", ...). */
 const char *vpq_agg_name(vpq_agg_kind kind);
 
-/* True when the aggregate accepts retractions (diff = -1). */
-bool vpq_agg_retracts(vpq_agg_kind kind);
-
 /* Bytes of one state block. */
 size_t vpq_agg_state_size(const vpq_agg_spec *spec);
 
@@ -69,15 +66,19 @@ size_t vpq_agg_state_size(const vpq_agg_spec *spec);
 void vpq_agg_init(const vpq_agg_spec *spec, void *state);
 
 /* Adds (diff = +1) or retracts (diff = -1) one row: value `value` (ignored when `is_null`,
- * and for count(*)) at event time `ts`. */
+ * and for count(*)) at event time `ts`. Over a changelog, first, last, integrate and
+ * time_weighted_avg also take the row's arrival number `seq`, increasing from row to row: it
+ * orders rows of one event time, and a retraction names the row it takes away by its (ts, seq)
+ * when added; 0 over a stream. */
 void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool is_null,
-                  int64_t ts, int diff);
+                  int64_t ts, int64_t seq, int diff);
 
 /* Steps `n` rows at once: row i adds arg->data[rows[i]] (arg NULL for count(*)) at
- * ts[rows[i]] with diff[rows[i]] to the state at states[i] + offset. The hot loop of
+ * ts[rows[i]] (and seq[rows[i]], seq NULL for all 0) with diff[rows[i]] to the state at
+ * states[i] + offset. The hot loop of
  * windowed aggregation; equivalent to calling vpq_agg_step for each row in order. */
 void vpq_agg_step_rows(const vpq_agg_spec *spec, uint8_t *const *states, size_t offset,
-                       const vpq_vec *arg, const int64_t *ts, const int8_t *diff,
+                       const vpq_vec *arg, const int64_t *ts, const int64_t *seq, const int8_t *diff,
                        const int *rows, int n);
 
 /* Folds `src` into `dst` (session windows merging); `src` is destroyed by the call. */

@@ -383,8 +383,6 @@ static vpq_bexpr *bind_aggregate(analyzer *a, const vpq_ast_expr *e, const bind_
     error(a, e->span, "`%s` cannot take a %s", e->name, vpq_type_name(agg.spec.arg_type));
     agg.spec.result_type = VPQ_TYPE_DOUBLE;
   }
-  if (a->sel->input_is_changelog && !vpq_agg_retracts(kind))
-    error(a, e->name_span, "`%s` cannot aggregate a table: its rows change; use it over a stream", e->name);
   vpq_plan_select *sel = a->sel;
   for (int i = 0; i < sel->naggs; i++) {
     const vpq_plan_agg *other = &sel->aggs[i];

@@ -36,6 +36,13 @@
  * the old key's place for the new one). Over a table the refused rows are remembered, so that
  * their retractions, which have nothing to retract, are ignored as well.
  *
+ * A table's retraction carries the event time of the change that retracts, not of the row it
+ * retracts. first, last, integrate and time_weighted_avg order their values by the rows' own
+ * event times, then by arrival, so an aggregation over a table that has one of them numbers
+ * the rows it is given (`added_seq`), remembers each with its event time and number (`added`),
+ * and steps a retraction with those of the row it takes away (the earliest copy, for identical
+ * rows).
+ *
  * Late and refused rows go to the dead-letter output of the source each row comes from
  * (vpq_batch.source), written as the input layout with its joined columns' names made unique.
  *
@@ -89,13 +96,14 @@ typedef struct agg_group {
 _Static_assert(offsetof(agg_group, inline_state) == 48 && sizeof(agg_group) == 192,
                "a group slot is three cache lines, the states starting in the first");
 
-/* A row of a multiset of rows (max_keys only): a GROUP BY key with open groups, or an input
- * row that was refused. */
+/* A row of a multiset of rows: a GROUP BY key with open groups (max_keys), an input row that
+ * was refused (max_keys), or an input row added (`added`). */
 typedef struct agg_key {
   uint64_t hash;
   int next;        /* hash chain, or the free list */
-  int64_t count;   /* open level-0 groups with this key, or refused copies of the row; 0: free */
+  int64_t count;   /* open level-0 groups with this key, or copies of the row; 0: free */
   vpq_datum *key;  /* the row's values, then its null flags (one malloc) */
+  int64_t *times;  /* `added` only: the event time and arrival number of each copy, in the order they came */
 } agg_key;
 
 /* A hash multiset of rows of `ncols` values. */
@@ -160,6 +168,12 @@ typedef struct aggregate_op {
   int64_t rejected;    /* rows refused because the key set was full (the first is logged) */
   agg_rowset keys;     /* the keys held: with open level-0 groups */
   agg_rowset refused;  /* over a changelog: the rows refused and not yet retracted */
+  agg_rowset added;    /* over a changelog, with timed aggregates: the rows added, with their times */
+  int64_t added_seq;   /* the rows added so far: the next row's arrival number */
+  bool timed;          /* over a changelog, some aggregate orders values by event time */
+  int64_t *step_ts, *step_seq; /* timed: per row of the batch, the event time and arrival number its
+                                  aggregates step it at */
+  int step_cap;
   vpq_datum *refused_row; /* scratch: an input row's values, then its null flags */
 
   int64_t start_seen;  /* the last window start of the row before, when start_known */
@@ -260,7 +274,9 @@ static void rowset_ref(agg_rowset *set, const vpq_datum *row, const uint8_t *row
     while (*link != k) link = &set->e[*link].next;
     *link = e->next;
     free(e->key);
+    free(e->times);
     e->key = NULL;
+    e->times = NULL;
     e->count = 0;
     e->next = set->free;
     set->free = k;
@@ -283,6 +299,7 @@ static void rowset_ref(agg_rowset *set, const vpq_datum *row, const uint8_t *row
   agg_key *e = &set->e[k];
   e->hash = hash;
   e->count = delta;
+  e->times = NULL;
   e->key = malloc((sizeof *row + 1) * (size_t)set->ncols + 1);
   if (!e->key) abort();
   memcpy(e->key, row, sizeof *row * (size_t)set->ncols);
@@ -295,10 +312,54 @@ static void rowset_ref(agg_rowset *set, const vpq_datum *row, const uint8_t *row
 
 /* Empties the set (it keeps its width). */
 static void rowset_free_all(agg_rowset *set) {
-  for (int k = 0; k < set->n; k++) free(set->e[k].key);
+  for (int k = 0; k < set->n; k++) free(set->e[k].key), free(set->e[k].times);
   free(set->e);
   free(set->buckets);
   *set = (agg_rowset){.free = -1, .ncols = set->ncols};
+}
+
+/* Adds a copy of `row`, added at event time ts with arrival number seq, to the `added` set. */
+static void added_push(agg_rowset *set, const vpq_datum *row, const uint8_t *row_null, int64_t ts, int64_t seq) {
+  rowset_ref(set, row, row_null, +1);
+  agg_key *e = &set->e[rowset_find(set, vpq_op_hash_datums(row, row_null, set->ncols, 0), row, row_null)];
+  e->times = realloc(e->times, sizeof *e->times * 2 * (size_t)e->count);
+  if (!e->times) abort();
+  e->times[2 * e->count - 2] = ts;
+  e->times[2 * e->count - 1] = seq;
+}
+
+/* Takes the earliest copy of `row` from the `added` set into *ts and *seq; false when the set
+ * does not hold it. */
+static bool added_pop(agg_rowset *set, const vpq_datum *row, const uint8_t *row_null, int64_t *ts, int64_t *seq) {
+  int k = rowset_find(set, vpq_op_hash_datums(row, row_null, set->ncols, 0), row, row_null);
+  if (k < 0) return false;
+  agg_key *e = &set->e[k];
+  *ts = e->times[0];
+  *seq = e->times[1];
+  memmove(e->times, e->times + 2, sizeof *e->times * 2 * (size_t)(e->count - 1));
+  rowset_ref(set, row, row_null, -1);
+  return true;
+}
+
+/* Over a changelog with timed aggregates: the event time and arrival number row `row` steps
+ * its aggregates at (a retraction's, those of its row when added), the row added to or taken
+ * from `added`. */
+static void timed_step(aggregate_op *a, const vpq_batch *batch, int row) {
+  const int ncols = a->added.ncols;
+  vpq_datum *values = a->refused_row;
+  uint8_t *null = (uint8_t *)(a->refused_row + ncols);
+  for (int c = 0; c < ncols; c++) {
+    values[c] = batch->cols[c].null[row] ? (vpq_datum){0} : batch->cols[c].data[row];
+    null[c] = batch->cols[c].null[row];
+  }
+  a->step_ts[row] = batch->ts[row];
+  a->step_seq[row] = -1; /* a retraction of a row never added: it matches no sample */
+  if (batch->diff[row] < 0) {
+    added_pop(&a->added, values, null, &a->step_ts[row], &a->step_seq[row]);
+    return;
+  }
+  a->step_seq[row] = a->added_seq++;
+  added_push(&a->added, values, null, a->step_ts[row], a->step_seq[row]);
 }
 
 /* ===== Groups ===== */
@@ -817,7 +878,8 @@ static void run_step(aggregate_op *a, const vpq_batch *batch) {
   for (int i = 0; i < a->sel->naggs; i++) {
     const vpq_plan_agg *agg = &a->sel->aggs[i];
     vpq_agg_step_rows(&agg->spec, a->run_states, a->offsets[i], agg->arg ? &a->arg_vecs[i] : NULL,
-                      batch->ts, batch->diff, a->run_rows, a->run_n);
+                      a->timed ? a->step_ts : batch->ts, a->timed ? a->step_seq : NULL, batch->diff, a->run_rows,
+                      a->run_n);
   }
   a->run_n = 0;
 }
@@ -979,6 +1041,7 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
     key_null[k] = a->key_vecs[k].null[row];
   }
   if (a->max_keys && !key_admitted(a, batch, row, key, key_null)) return;
+  if (a->timed) timed_step(a, batch, row);
   const vpq_plan_window *win = &a->sel->window;
   int64_t ts = batch->ts[row];
   switch (win->kind) {
@@ -1087,6 +1150,12 @@ static void aggregate_push(vpq_op *op, int port, const vpq_batch *batch) {
     vpq_program_eval(a->arg_progs[i], batch, &a->arg_vecs[i], &rt->scratch);
   }
   prefetch_groups(a, batch);
+  if (a->timed && batch->n > a->step_cap) {
+    a->step_cap = batch->n;
+    a->step_ts = realloc(a->step_ts, sizeof *a->step_ts * (size_t)a->step_cap);
+    a->step_seq = realloc(a->step_seq, sizeof *a->step_seq * (size_t)a->step_cap);
+    if (!a->step_ts || !a->step_seq) abort();
+  }
   vpq_datum key[64];
   uint8_t key_null[64];
   bool per_row = a->changes || sel->window.kind == VPQ_WINDOW_SESSION;
@@ -1164,6 +1233,7 @@ static void release_state(aggregate_op *a) {
   free(a->buckets);
   rowset_free_all(&a->keys);
   rowset_free_all(&a->refused);
+  rowset_free_all(&a->added);
   a->windows = NULL;
   a->groups = NULL;
   a->buckets = NULL;
@@ -1182,6 +1252,8 @@ static void aggregate_destroy(vpq_op *op) {
   free(a->run_groups);
   free(a->run_states);
   free(a->run_rows);
+  free(a->step_ts);
+  free(a->step_seq);
 }
 
 /* ===== Checkpoints =====
@@ -1257,13 +1329,24 @@ static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, a->windows[w].end);
     put_indices(out, a->windows[w].groups, a->windows[w].ngroups);
   }
-  if (!a->max_keys || !a->sel->input_is_changelog) return;
-  vpq_ckpt_put_u64(out, (uint64_t)a->refused.live);
-  for (int k = 0; k < a->refused.n; k++) {
-    const agg_key *e = &a->refused.e[k];
+  if (a->max_keys && a->sel->input_is_changelog) {
+    vpq_ckpt_put_u64(out, (uint64_t)a->refused.live);
+    for (int k = 0; k < a->refused.n; k++) {
+      const agg_key *e = &a->refused.e[k];
+      if (!e->count) continue;
+      vpq_ckpt_put_i64(out, e->count);
+      vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + a->refused.ncols), a->refused.ncols);
+    }
+  }
+  if (!a->timed) return;
+  vpq_ckpt_put_i64(out, a->added_seq);
+  vpq_ckpt_put_u64(out, (uint64_t)a->added.live);
+  for (int k = 0; k < a->added.n; k++) {
+    const agg_key *e = &a->added.e[k];
     if (!e->count) continue;
     vpq_ckpt_put_i64(out, e->count);
-    vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + a->refused.ncols), a->refused.ncols);
+    vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + a->added.ncols), a->added.ncols);
+    for (int64_t c = 0; c < 2 * e->count; c++) vpq_ckpt_put_i64(out, e->times[c]);
   }
 }
 
@@ -1430,6 +1513,27 @@ static void load_refused(aggregate_op *a, vpq_ckpt_in *in) {
   if (in->error) release_state(a);
 }
 
+/* Reads the rows added to an aggregation over a changelog with timed aggregates, with their
+ * event times (the last part of its state); on failure releases the whole state. */
+static void load_added(aggregate_op *a, vpq_ckpt_in *in) {
+  int ncols = a->added.ncols;
+  uint8_t *row_null = (uint8_t *)(a->refused_row + ncols);
+  a->added_seq = vpq_ckpt_get_i64(in);
+  if (a->added_seq < 0) vpq_ckpt_fail(in, "an arrival number out of range");
+  int64_t n = vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
+  for (int64_t i = 0; i < n && !in->error; i++) {
+    int64_t count = vpq_ckpt_get_i64(in);
+    if (count < 1 || count > INT32_MAX) vpq_ckpt_fail(in, "an added row's count out of range");
+    get_row(in, a->base.rt->intern, a->sel->input.cols, a->refused_row, row_null, ncols);
+    for (int64_t c = 0; c < count && !in->error; c++) {
+      int64_t ts = vpq_ckpt_get_i64(in), seq = vpq_ckpt_get_i64(in);
+      if (seq < 0 || seq >= a->added_seq) vpq_ckpt_fail(in, "an added row's arrival number out of range");
+      if (!in->error) added_push(&a->added, a->refused_row, row_null, ts, seq);
+    }
+  }
+  if (in->error) release_state(a);
+}
+
 static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
   aggregate_op *a = (aggregate_op *)op;
   int64_t *scalars[] = {&a->wm, &a->next_close, &a->next_seq, &a->out_ts, &a->out_origin.offset, &a->rejected};
@@ -1453,14 +1557,14 @@ static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
     release_state(a);
     return;
   }
-  if (!a->max_keys) return;
-  for (int g = 0; g < n; g++) {
+  for (int g = 0; g < n && a->max_keys; g++) {
     agg_group *group = &a->groups[g];
     if (!group->alive || group->level != 0) continue;
     rowset_ref(&a->keys, group->key, group->key_null, +1);
     group->key_held = true;
   }
-  if (a->sel->input_is_changelog) load_refused(a, in);
+  if (a->max_keys && a->sel->input_is_changelog) load_refused(a, in);
+  if (a->timed && !in->error) load_added(a, in);
 }
 
 /* Names the input layout's columns for dead letters, whose rows are JSON objects: a column of
@@ -1513,6 +1617,7 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
   a->free_list = -1;
   a->keys = (agg_rowset){.free = -1, .ncols = a->nkeys};
   a->refused = (agg_rowset){.free = -1, .ncols = sel->input.ncols};
+  a->added = (agg_rowset){.free = -1, .ncols = sel->input.ncols};
   a->refused_row = vpq_arena_alloc(arena, (sizeof *a->refused_row + 1) * (size_t)(sel->input.ncols + 1));
   a->wm = VPQ_TS_MIN;
   a->next_close = VPQ_TS_MAX;
@@ -1521,6 +1626,9 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
     vpq_plan_agg *agg = &sel->aggs[i];
     agg->spec.intern = rt->intern;
     agg->spec.retracting = sel->input_is_changelog;
+    a->timed = a->timed || (sel->input_is_changelog && (agg->spec.kind == VPQ_AGG_FIRST || agg->spec.kind == VPQ_AGG_LAST ||
+                                                        agg->spec.kind == VPQ_AGG_INTEGRATE ||
+                                                        agg->spec.kind == VPQ_AGG_TIME_WEIGHTED_AVG));
     a->offsets[i] = a->state_size;
     a->state_size += (vpq_agg_state_size(&agg->spec) + 15) & ~(size_t)15;
   }

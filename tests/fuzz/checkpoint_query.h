@@ -1,8 +1,9 @@
 /* checkpoint_query.h — the query whose state the checkpoint fuzzer restores (fuzz_checkpoint.c)
  * and whose seed corpus make_checkpoint_seeds.c generates: one of every kind of stateful
  * operator (hopping, session and tumbling windows with every aggregate that keeps state, a
- * table with a rollup, stream-table and stream-stream joins, FORECAST and SCHEDULE). Both
- * include it, so the seeds always match the plan the fuzzer loads them into. */
+ * table with a rollup, a table over a table with the aggregates that order its rows by event
+ * time, stream-table and stream-stream joins, FORECAST and SCHEDULE). Both include it, so the
+ * seeds always match the plan the fuzzer loads them into. */
 #ifndef VPQ_FUZZ_CHECKPOINT_QUERY_H
 #define VPQ_FUZZ_CHECKPOINT_QUERY_H
 
@@ -17,6 +18,8 @@ static const char vpq_fuzz_checkpoint_query[] =
     "CREATE STREAM sessions AS SELECT device_id, count(*) AS n FROM telemetry\n"
     "  WINDOW SESSION (30 SECONDS) GROUP BY device_id;\n"
     "CREATE TABLE sites AS SELECT site, sum(kw) AS kw FROM telemetry GROUP BY ROLLUP (site);\n"
+    "CREATE TABLE fleet_sites AS SELECT site, last(device_id) AS d, first(soc) AS f, integrate(soc) AS soc_h\n"
+    "  FROM fleet GROUP BY site;\n"
     "CREATE STREAM joined AS SELECT t.device_id, f.soc, p.price FROM telemetry t\n"
     "  LEFT JOIN fleet f ON t.device_id = f.device_id JOIN prices p WITHIN 1 MINUTE ON t.site = p.site;\n"
     "CREATE STREAM load AS SELECT WINDOW_START AS ts, sum(kw) AS kw FROM telemetry\n"
