@@ -14,6 +14,16 @@ start_http_test() {
 # fail MESSAGE: ends the test, with the run's standard error.
 fail() { echo "FAIL: $*"; [ -f err.txt ] && cat err.txt; exit 1; }
 
+# stop_run [WHAT]: SIGINT to the run (vpq_pid), which must end with exit 0 (else fail() names
+# WHAT, by default `vpq run`).
+stop_run() {
+  kill -INT $vpq_pid
+  wait $vpq_pid
+  local code=$?
+  vpq_pid=
+  [ "$code" = 0 ] || fail "${1:-vpq run} exited $code after SIGINT"
+}
+
 # wait_resumed: waits up to 10 s for the run to say that it resumed from its checkpoint.
 wait_resumed() {
   for _ in $(seq 100); do

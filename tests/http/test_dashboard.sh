@@ -41,9 +41,5 @@ for shot in dashboard.png embed.png; do
   [ "$(head -c 8 "$out/$shot" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] || fail "$out/$shot is not a PNG"
 done
 
-kill -INT $vpq_pid
-wait $vpq_pid
-code=$?
-vpq_pid=
-[ "$code" = 0 ] || fail "the demo exited $code after SIGINT"
+stop_run "the demo"
 echo "dashboard: charts drawn live in chromium; screenshots in $out"

@@ -321,11 +321,7 @@ curl -s -I -o head.txt --max-time 5 "${auth[@]}" "$url/api/streams/readings" && 
 get -N --max-time 20 "$url/api/streams/readings" >sse2.txt 2>/dev/null &
 curl_pid=$!
 for _ in $(seq 50); do [ -s sse2.txt ] && break; sleep 0.1; done
-kill -INT $vpq_pid
-wait $vpq_pid
-code=$?
-vpq_pid=
-[ "$code" = 0 ] || fail "vpq run exited $code after SIGINT"
+stop_run
 wait $curl_pid
 code=$?
 curl_pid=
@@ -405,11 +401,7 @@ for e in parts[1:-1]:
     json.loads(data[6:])
 assert ids == list(range(ids[0], ids[0] + len(ids))) and ids[-1] < 3104, (ids[:3], ids[-3:])
 PY
-kill -INT $vpq_pid
-wait $vpq_pid
-code=$?
-vpq_pid=
-[ "$code" = 0 ] || fail "the second vpq run exited $code after SIGINT"
+stop_run "the second vpq run"
 # A run resumed from --state-dir shows its restored tables at once: the HTTP views keep no
 # state of their own, so the engine writes the restored rows to them (before, a table stayed
 # empty until new rows came). A copy of the file, so that its consumer group starts afresh.
@@ -435,7 +427,5 @@ for _ in $(seq 50); do
 done
 [ "$(grep -c device_id before.json)" -gt 100 ] && cmp -s before.json after.json ||
   fail "after a resume /api/tables/latest has $(grep -c device_id after.json) rows, before it $(grep -c device_id before.json)"
-kill -INT $vpq_pid
-wait $vpq_pid
-vpq_pid=
+stop_run "the resumed vpq run"
 echo "vpq run --http: bind, token, healthz, tables (whole, after retractions, filtered), SSE (with resume, gap and overflow), metrics, queries, dashboard, embed, errors, clean stop, tables restored from a checkpoint"

@@ -43,9 +43,5 @@ for _ in $(seq 12); do
   sleep 1
 done
 [ "$lags" = "$(printf ' 0%.0s' $(seq 12))" ] || fail "vpq_consumer_lag_records of a caught-up pipeline, once a second:$lags"
-kill -INT $vpq_pid
-wait $vpq_pid
-code=$?
-vpq_pid=
-[ "$code" = 0 ] || fail "vpq run exited $code after SIGINT"
+stop_run
 echo "vpq_consumer_lag_records: 0 for a caught-up pipeline with internal topics"

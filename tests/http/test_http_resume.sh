@@ -32,14 +32,6 @@ kcat -b "$bootstrap" -P -t tel -K '|' -l rows.txt || fail "kcat could not produc
 
 # start_vpq [ARG...]: runs q.vpq with --http on a free port and --state-dir state (start_http_run).
 start_vpq() { start_http_run q.vpq 127.0.0.1 --state-dir state "$@"; }
-# stop: SIGINT, and the run must end with exit 0.
-stop() {
-  kill -INT $vpq_pid
-  wait $vpq_pid
-  local code=$?
-  vpq_pid=
-  [ "$code" = 0 ] || fail "vpq run exited $code"
-}
 
 start_vpq --checkpoint-interval 200ms
 for _ in $(seq 150); do
@@ -57,7 +49,7 @@ done
 [ "$(grep -c device_id latest_before.json)" = 3 ] || fail "latest: $(cat latest_before.json)"
 grep -q '"site":"s1","kw":15.0' per_site_before.json || fail "per_site: $(cat per_site_before.json)"
 sleep 1 # a checkpoint after the last row
-stop
+stop_run
 
 # Resumed: the tables are there at the first requests after `serving HTTP` (within 1 s:
 # the restored state is written to the views before the connectors open, which takes seconds
@@ -96,5 +88,5 @@ for _ in $(seq 300); do
 done
 [ "$(grep -c device_id wt_more.json)" = 19 ] && grep -q "\"ws\":$((t0 + 600000))" wt_more.json ||
   fail "after a new window closed /api/tables/wt is $(cat wt_more.json)"
-stop
+stop_run
 echo "vpq run --http --state-dir: tables (windowed too) and their counters restored at once"
