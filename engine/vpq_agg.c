@@ -7,7 +7,10 @@
  *                     it is the correctly rounded total in all but pathological cases whatever
  *                     the order rows come in (several partitions, a replay), and avg divides
  *                     it; a BIGINT sum is exact in 128 bits, so it never wraps: avg divides
- *                     the exact sum, and sum is NULL when its total does not fit a BIGINT
+ *                     the exact sum, and sum is NULL when its total does not fit a BIGINT;
+ *                     over a changelog a DOUBLE sum counts its infinite and NaN values apart
+ *                     (agg_table_sum), so that the sum of the finite ones comes back when
+ *                     they leave
  *   stddev            compensated sums of x − K and (x − K)² about a shift K, the group's first
  *                     value (agg_spread), their terms exact (spread_add), the result computed
  *                     in double-double and rounded once: correctly rounded, where a running
@@ -53,6 +56,33 @@ typedef struct agg_sum {
     double comp; /* DOUBLE: what rounding took from sum (Neumaier) */
   };
 } agg_sum;
+
+/* A DOUBLE sum or avg over a changelog: the finite values' sum (and the count of all values),
+ * and the infinite and NaN values counted apart: added to the running sum they would stay in
+ * it (inf − inf is NaN) after their rows leave. The finite values are summed scaled by
+ * TABLE_SUM_SCALE (exact: a power of two, and values below 2^-958 are not data), so that a sum
+ * that passes the largest double on the way (1e308 + 1e308 − 1e308) comes back too. */
+#define TABLE_SUM_SCALE 0x1p-64
+typedef struct agg_table_sum {
+  agg_sum sum;
+  int64_t nan, pos_inf, neg_inf;
+} agg_table_sum;
+
+/* Whether a sum or avg keeps an agg_table_sum. */
+static bool table_sum(const vpq_agg_spec *spec) { return spec->retracting && spec->arg_type == VPQ_TYPE_DOUBLE; }
+
+/* The sum of a DOUBLE sum's values: NaN with a NaN, or infinities of both signs, among them;
+ * an infinity with those of one sign; else the finite values' sum. */
+static double double_sum(const vpq_agg_spec *spec, const agg_sum *s) {
+  if (table_sum(spec)) {
+    const agg_table_sum *t = (const agg_table_sum *)s;
+    if (t->nan > 0 || (t->pos_inf > 0 && t->neg_inf > 0)) return NAN;
+    if (t->pos_inf > 0) return INFINITY;
+    if (t->neg_inf > 0) return -INFINITY;
+    return (s->sum.d + s->comp) / TABLE_SUM_SCALE;
+  }
+  return s->sum.d + s->comp;
+}
 
 /* stddev over a stream: Σ d and Σ d² for d = x − shift, the first value, each compensated.
  * As shift is one of the values, (mean − shift)² is at most Σ (x − mean)², so the cancellation
@@ -386,7 +416,7 @@ size_t vpq_agg_state_size(const vpq_agg_spec *spec) {
   case VPQ_AGG_COUNT_STAR:
   case VPQ_AGG_COUNT: return sizeof(int64_t);
   case VPQ_AGG_SUM:
-  case VPQ_AGG_AVG: return sizeof(agg_sum);
+  case VPQ_AGG_AVG: return table_sum(spec) ? sizeof(agg_table_sum) : sizeof(agg_sum);
   case VPQ_AGG_STDDEV: return spec->retracting ? sizeof(agg_shifted) : sizeof(agg_spread);
   case VPQ_AGG_MIN:
   case VPQ_AGG_MAX: return sizeof(agg_best);
@@ -622,8 +652,16 @@ void vpq_agg_step(const vpq_agg_spec *spec, void *state, vpq_datum value, bool i
   case VPQ_AGG_AVG: {
     agg_sum *s = state;
     s->n += diff;
-    if (spec->arg_type != VPQ_TYPE_DOUBLE) sum_add_wide(s, diff > 0 ? (__int128)value.i : -(__int128)value.i);
-    else sum_add_compensated(s, diff > 0 ? value.d : -value.d);
+    if (spec->arg_type != VPQ_TYPE_DOUBLE) {
+      sum_add_wide(s, diff > 0 ? (__int128)value.i : -(__int128)value.i);
+    } else if (table_sum(spec) && !isfinite(value.d)) {
+      agg_table_sum *t = state;
+      *(isnan(value.d) ? &t->nan : value.d > 0 ? &t->pos_inf : &t->neg_inf) += diff;
+    } else if (table_sum(spec)) {
+      sum_add_compensated(s, (diff > 0 ? value.d : -value.d) * TABLE_SUM_SCALE);
+    } else {
+      sum_add_compensated(s, diff > 0 ? value.d : -value.d);
+    }
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -742,6 +780,10 @@ void vpq_agg_merge(const vpq_agg_spec *spec, void *dst, void *src) {
       sum_add_compensated(d, s->sum.d);
       sum_add_compensated(d, s->comp);
     }
+    if (table_sum(spec)) {
+      agg_table_sum *td = dst, *ts = src;
+      td->nan += ts->nan, td->pos_inf += ts->pos_inf, td->neg_inf += ts->neg_inf;
+    }
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -820,7 +862,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
     const agg_sum *s = state;
     *out = s->sum;
     if (spec->arg_type == VPQ_TYPE_DOUBLE) {
-      out->d = s->sum.d + s->comp;
+      out->d = double_sum(spec, s);
       return s->n > 0;
     }
     __int128 sum = sum_wide(s);
@@ -829,7 +871,7 @@ bool vpq_agg_final(const vpq_agg_spec *spec, const void *state, vpq_datum *out) 
   case VPQ_AGG_AVG: {
     const agg_sum *s = state;
     if (s->n <= 0) return false;
-    double sum = spec->arg_type != VPQ_TYPE_DOUBLE ? (double)sum_wide(s) : s->sum.d + s->comp;
+    double sum = spec->arg_type != VPQ_TYPE_DOUBLE ? (double)sum_wide(s) : double_sum(spec, s);
     out->d = sum / (double)s->n;
     return true;
   }
@@ -958,6 +1000,12 @@ void vpq_agg_save(const vpq_agg_spec *spec, const void *state, vpq_ckpt_out *out
     vpq_ckpt_put_i64(out, s->sum.i);
     if (spec->arg_type != VPQ_TYPE_DOUBLE) vpq_ckpt_put_i64(out, s->hi);
     else vpq_ckpt_put_f64(out, s->comp);
+    if (table_sum(spec)) {
+      const agg_table_sum *t = state;
+      vpq_ckpt_put_i64(out, t->nan);
+      vpq_ckpt_put_i64(out, t->pos_inf);
+      vpq_ckpt_put_i64(out, t->neg_inf);
+    }
     break;
   }
   case VPQ_AGG_STDDEV: {
@@ -1101,6 +1149,12 @@ void vpq_agg_load(const vpq_agg_spec *spec, void *state, vpq_ckpt_in *in) {
     s->sum.i = vpq_ckpt_get_i64(in);
     if (spec->arg_type != VPQ_TYPE_DOUBLE) s->hi = get_counter(in, -AGG_COUNTER_LIMIT);
     else s->comp = vpq_ckpt_get_f64(in);
+    if (table_sum(spec)) {
+      agg_table_sum *t = state;
+      t->nan = get_counter(in, 0);
+      t->pos_inf = get_counter(in, 0);
+      t->neg_inf = get_counter(in, 0);
+    }
     break;
   }
   case VPQ_AGG_STDDEV: {

@@ -348,6 +348,14 @@ static vpq_bexpr *bind_aggregate(analyzer *a, const vpq_ast_expr *e, const bind_
     return bnull(a, VPQ_TYPE_NULL, e->span);
   }
   bool star = e->nargs == 1 && e->args[0]->kind == VPQ_AST_STAR;
+  /* count(DISTINCT x) is count_distinct(x); min and max of the distinct values are theirs */
+  if (e->distinct && kind == VPQ_AGG_COUNT && e->nargs == 1 && !star) {
+    kind = VPQ_AGG_COUNT_DISTINCT;
+  } else if (e->distinct && kind != VPQ_AGG_MIN && kind != VPQ_AGG_MAX) {
+    error(a, e->name_span, "`%s(DISTINCT ...)` is not supported: DISTINCT goes in count(DISTINCT x) (count_distinct), min and max only",
+          e->name);
+    return bnull(a, VPQ_TYPE_NULL, e->span);
+  }
   if (kind == VPQ_AGG_COUNT && (e->nargs == 0 || star)) {
     kind = VPQ_AGG_COUNT_STAR;
     nargs = 0;
@@ -717,6 +725,10 @@ static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *sco
   }
   case VPQ_AST_CALL:
     if (is_aggregate_call(e)) return bind_aggregate(a, e, scope, mode);
+    if (e->distinct) {
+      error(a, e->name_span, "`%s` is no aggregate: DISTINCT goes in count(DISTINCT x), min and max only", e->name);
+      return bnull(a, VPQ_TYPE_NULL, e->span);
+    }
     return bind_function(a, e, scope, mode);
   case VPQ_AST_CASE: return bind_case(a, e, scope, mode);
   case VPQ_AST_IS_NULL:
@@ -1205,9 +1217,18 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
   /* GROUP BY */
   a->where_clause = "GROUP BY";
   sel->group_keys = vpq_arena_alloc(a->arena, sizeof *sel->group_keys * (size_t)(s->group_by.count + 1));
+  bool *key_failed = vpq_arena_alloc(a->arena, sizeof *key_failed * (size_t)(s->group_by.count + 1));
   for (int k = 0; k < s->group_by.count; k++) {
+    const int errors = a->diag->errors;
     vpq_bexpr *key = bind(a, s->group_by.items[k], &scope, BIND_ROW);
     if (key->type == VPQ_TYPE_INTERVAL) key->type = VPQ_TYPE_BIGINT;
+    for (int j = 0; j < k && a->diag->errors == errors; j++)
+      if (bexpr_equal(sel->group_keys[j], key)) {
+        char text[128];
+        error(a, s->group_by.items[k]->span, "`%s` is in GROUP BY twice",
+              vpq_ast_expr_format(s->group_by.items[k], text, sizeof text));
+      }
+    key_failed[k] = a->diag->errors != errors; /* no second error about it in the SELECT list */
     sel->group_keys[sel->ngroup_keys++] = key;
   }
   sel->rollup = s->rollup;
@@ -1290,8 +1311,18 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
   if (stmt->kind == VPQ_STMT_CREATE_TABLE) {
     if (!sel->aggregate && from->kind != VPQ_REL_TABLE)
       error(a, stmt->name_span, "a table needs GROUP BY (or a table to select from); use CREATE STREAM");
-    for (int k = 0; sel->aggregate && k < sel->ngroup_keys; k++) {
+    /* a table selected from a table is keyed by the same columns: they must come through as they are */
+    for (int c = 0; !sel->aggregate && from->kind == VPQ_REL_TABLE && c < from->schema.ncols; c++) {
+      if (!from->schema.cols[c].is_key) continue;
       bool selected = false;
+      for (int i = 0; i < sel->noutputs; i++)
+        selected |= sel->outputs[i]->kind == VPQ_BEXPR_COLUMN && sel->outputs[i]->column == c;
+      if (!selected)
+        error(a, s->from.span, "the key `%s` of table `%s` must be in the SELECT list (as it is, or renamed): it is the new table's key too",
+              from->schema.cols[c].name, from->name);
+    }
+    for (int k = 0; sel->aggregate && k < sel->ngroup_keys; k++) {
+      bool selected = key_failed[k];
       for (int i = 0; i < sel->noutputs; i++)
         selected |= sel->outputs[i]->kind == VPQ_BEXPR_COLUMN && sel->outputs[i]->column == k;
       char text[128];
@@ -1672,6 +1703,12 @@ static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
   add_query(a, rel, q);
   check_options(a, &stmt->options, &rel->sink, false, stmt);
   rel->is_sink = rel->sink.connector != NULL;
+  if (table && !rel->windowed && rel->is_sink && strcmp(rel->sink.connector, "file") == 0 && rel->nkeys > 0 &&
+      rel->nkeys == rel->schema.ncols)
+    error(a, stmt->name_span,
+          "table `%s` selects its key columns only: in a file a row that leaves the table (its key, every other "
+          "column NULL) would read as the key itself; select a column besides the key (e.g. count(*))",
+          rel->name);
   const vpq_plan_option *stale = find_option(&rel->sink, "stale_after");
   if (stale && q->kind != VPQ_PLAN_SCHEDULE) error(a, stale->span, "option `stale_after` belongs to a SCHEDULE");
   else if (stale) q->schedule.stale_after_ms = stale->value.i;
