@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "vpq_ast.h"
 #include "vpq_lex.h"
@@ -48,6 +49,7 @@ typedef struct parse_ctx {
   vpq_diag *diag;
   vpq_ast_file *file;
   vpq_token token; /* the token being pushed: where a stack overflow is reported */
+  vpq_token previous; /* the token pushed before it */
   bool failed;     /* a syntax error: the driver skips to the next `;` */
 } parse_ctx;
 
@@ -80,6 +82,23 @@ static char *lowered(char *text) {
   return text;
 }
 
+/* What to write instead of SQL the language lacks, when `text` names it; else NULL. */
+static const char *unsupported_hint(const char *text, uint32_t len) {
+  static const struct {
+    const char *word, *hint;
+  } unsupported[] = {
+      {"in", "vpq has no IN: write `x = a OR x = b`"},
+      {"between", "vpq has no BETWEEN: write `x >= a AND x <= b`"},
+      {"like", "vpq has no LIKE"},
+      {"order", "vpq has no ORDER BY: rows come out in event-time order (docs/language.md, Output order)"},
+      {"limit", "vpq has no LIMIT"},
+      {"union", "vpq has no UNION: several INSERT INTO statements write into one stream"},
+  };
+  for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+    if (strlen(unsupported[i].word) == len && strncasecmp(text, unsupported[i].word, len) == 0) return unsupported[i].hint;
+  return NULL;
+}
+
 /* Records a syntax error at `tok` and marks the parse failed. */
 static void syntax_error(parse_ctx *ctx, vpq_token tok) {
   ctx->failed = true;
@@ -91,9 +110,23 @@ static void syntax_error(parse_ctx *ctx, vpq_token tok) {
   int len = (int)tok.span.len;
   const char *newline = memchr(text, '\n', tok.span.len);
   if (newline) len = (int)(newline - text);
-  if (tok.type == VPQ_TK_INT_MIN_MAGNITUDE)
+  if (tok.type == VPQ_TK_INT_MIN_MAGNITUDE) {
     vpq_diag_error(ctx->diag, tok.span, "integer `%.*s` is out of range", len, text);
-  else vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`", len, text);
+    return;
+  }
+  /* SQL that the language lacks gets a hint, at the failing token or at the name before it
+   * (`x IN (1, 2)` reads `IN` as an alias and fails at `(`) */
+  const vpq_token *at[] = {&tok, &ctx->previous};
+  for (int k = 0; k < 2; k++) {
+    const vpq_token *t = at[k];
+    const char *hint = k == 1 && t->type != VPQ_TK_ID ? NULL : unsupported_hint(ctx->diag->text + t->span.off, t->span.len);
+    if (hint) {
+      vpq_diag_error(ctx->diag, t->span, "syntax error near `%.*s`: %s", (int)t->span.len, ctx->diag->text + t->span.off,
+                     hint);
+      return;
+    }
+  }
+  vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`", len, text);
 }
 
 static vpq_ast_expr *with_span(vpq_ast_expr *expr, vpq_span first, vpq_span last) {
@@ -707,12 +740,13 @@ expr(A) ::= expr(X) IS NOT NULL(E). { A = is_null(ctx, X, true, E); }
 
 /* Pushes one token into the parser, remembering it for a stack-overflow message. */
 static void push(yyParser *parser, parse_ctx *ctx, vpq_token tok) {
+  ctx->previous = ctx->token;
   ctx->token = tok;
   vpq_parser(parser, tok.type, tok);
 }
 
 vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag) {
-  parse_ctx ctx = {arena, diag, vpq_arena_alloc(arena, sizeof(vpq_ast_file)), {0, {0, 0}}, false};
+  parse_ctx ctx = {arena, diag, vpq_arena_alloc(arena, sizeof(vpq_ast_file)), {0, {0, 0}}, {0, {0, 0}}, false};
   vpq_lexer lex;
   vpq_lex_init(&lex, diag);
   yyParser parser;
