@@ -1062,7 +1062,9 @@ static void bind_join(analyzer *a, const vpq_ast_join *j, bind_scope *scope, vpq
       l = r;
       r = t;
     }
-    bool usable = equi && columns_within(l, 0, lo) && reads_columns(l) && columns_within(r, lo, hi) && reads_columns(r);
+    /* a table's key may equal a constant (`rg.gs = 0`); a window join pairs rows by their columns */
+    bool usable = equi && columns_within(l, 0, lo) && (reads_columns(l) || out->kind == VPQ_PLAN_JOIN_TABLE) &&
+                  columns_within(r, lo, hi) && reads_columns(r);
     if (usable && out->kind == VPQ_PLAN_JOIN_TABLE && r->kind == VPQ_BEXPR_CAST && r->args[0]->kind == VPQ_BEXPR_COLUMN &&
         r->args[0]->type == VPQ_TYPE_BIGINT && l->type == VPQ_TYPE_DOUBLE) {
       /* A DOUBLE against a BIGINT key (widened to DOUBLE to compare): the key as it is, looked up
