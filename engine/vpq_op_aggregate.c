@@ -116,6 +116,14 @@ typedef struct agg_rowset {
   int64_t live;    /* distinct rows held */
 } agg_rowset;
 
+/* A session's close time when it was queued (sessions_queue): a heap entry, valid while the
+ * group in slot g is the same session (seq). The session may close later than `at` (its end
+ * grew since): the entry is then queued again at its close time when it comes up. */
+typedef struct agg_close {
+  int64_t at, seq;
+  int g;
+} agg_close;
+
 typedef struct agg_window {
   int64_t start, end;
   int *groups;
@@ -159,6 +167,8 @@ typedef struct aggregate_op {
   agg_window *windows; /* sorted by (end, start) */
   int nwindows, windows_cap;
   int64_t next_close;  /* smallest end + grace of an open window or session */
+  agg_close *closes;   /* sessions: a min-heap of close times, stale entries among them */
+  int ncloses, closes_cap;
   int64_t wm;          /* the watermark processed so far */
   int *dirty;
   int ndirty, dirty_cap;
@@ -200,20 +210,28 @@ static uint64_t group_hash(const aggregate_op *a, int64_t start, int level, cons
   return vpq_op_hash_datums(key, key_null, a->nkeys, seed);
 }
 
+/* Rehashes into `nbuckets` buckets. Groups that shared a chain keep their order in it (the
+ * sessions of a key rely on it: add_to_session). */
 static void buckets_resize(aggregate_op *a, int nbuckets) {
-  free(a->buckets);
-  a->buckets = malloc(sizeof *a->buckets * (size_t)nbuckets);
-  if (!a->buckets) abort();
-  for (int b = 0; b < nbuckets; b++) a->buckets[b] = -1;
+  int *old = a->buckets, nold = a->nbuckets;
+  int *buckets = malloc(sizeof *buckets * (size_t)nbuckets), *tails = malloc(sizeof *tails * (size_t)nbuckets);
+  if (!buckets || !tails) abort();
+  for (int b = 0; b < nbuckets; b++) buckets[b] = tails[b] = -1;
+  for (int ob = 0; ob < nold; ob++)
+    for (int g = old[ob], next; g >= 0; g = next) {
+      agg_group *group = &a->groups[g];
+      next = group->next;
+      int b = (int)(group->hash & (uint64_t)(nbuckets - 1));
+      group->prev = tails[b];
+      group->next = -1;
+      if (tails[b] >= 0) a->groups[tails[b]].next = g;
+      else buckets[b] = g;
+      tails[b] = g;
+    }
+  free(old);
+  free(tails);
+  a->buckets = buckets;
   a->nbuckets = nbuckets;
-  for (int g = 0; g < a->ngroups; g++) {
-    if (!a->groups[g].alive) continue;
-    int b = (int)(a->groups[g].hash & (uint64_t)(nbuckets - 1));
-    a->groups[g].next = a->buckets[b];
-    a->groups[g].prev = -1;
-    if (a->buckets[b] >= 0) a->groups[a->buckets[b]].prev = g;
-    a->buckets[b] = g;
-  }
 }
 
 static bool group_key_equal(const aggregate_op *a, const agg_group *g, const vpq_datum *key,
@@ -718,26 +736,69 @@ static int session_cmp(const void *x, const void *y, void *ctx) {
   return g->seq < h->seq ? -1 : (g->seq > h->seq);
 }
 
+/* Queues session g's close time (end + grace) in the heap of close times, and lowers
+ * next_close to it. Called when a session starts or its seq changes (a merge; the entry it had
+ * goes stale), not when its end grows: each open session has one valid entry. */
+static void sessions_queue(aggregate_op *a, int g) {
+  const agg_group *group = &a->groups[g];
+  if (a->ncloses == a->closes_cap) {
+    a->closes_cap = a->closes_cap ? 2 * a->closes_cap : 256;
+    a->closes = realloc(a->closes, sizeof *a->closes * (size_t)a->closes_cap);
+    if (!a->closes) abort();
+  }
+  const agg_close entry = {group->end + a->sel->window.grace_ms, group->seq, g};
+  int at = a->ncloses++;
+  while (at > 0 && entry.at < a->closes[(at - 1) / 2].at) {
+    a->closes[at] = a->closes[(at - 1) / 2];
+    at = (at - 1) / 2;
+  }
+  a->closes[at] = entry;
+  if (entry.at < a->next_close) a->next_close = entry.at;
+}
+
+/* Takes the earliest entry off the heap of close times. */
+static agg_close sessions_pop(aggregate_op *a) {
+  const agg_close top = a->closes[0], last = a->closes[--a->ncloses];
+  int at = 0;
+  for (;;) {
+    int child = 2 * at + 1;
+    if (child >= a->ncloses) break;
+    if (child + 1 < a->ncloses && a->closes[child + 1].at < a->closes[child].at) child++;
+    if (a->closes[child].at >= last.at) break;
+    a->closes[at] = a->closes[child];
+    at = child;
+  }
+  if (a->ncloses) a->closes[at] = last;
+  return top;
+}
+
+/* Whether a heap entry still names its session (the same session in its slot). */
+static bool close_valid(const aggregate_op *a, const agg_close *c) {
+  return c->g < a->ngroups && a->groups[c->g].alive && a->groups[c->g].seq == c->seq;
+}
+
+/* Closes the sessions whose end + grace the watermark has reached, taken off the heap of close
+ * times (a scan of every open group whenever one closed cost 40% of a run with a 30-minute grace
+ * and hundreds of thousands of sessions open); a session whose end has grown since its entry is
+ * queued again. Sets next_close to the earliest entry's time (a session may close later). */
 static void close_sessions(aggregate_op *a, int64_t wm) {
-  int64_t grace = a->sel->window.grace_ms;
   int *closing = NULL;
   int n = 0, cap = 0;
-  int64_t next = VPQ_TS_MAX;
-  for (int g = 0; g < a->ngroups; g++) {
-    agg_group *group = &a->groups[g];
-    if (!group->alive) continue;
-    if (group->end + grace <= wm) {
-      if (n == cap) {
-        cap = cap ? 2 * cap : 64;
-        closing = realloc(closing, sizeof *closing * (size_t)cap);
-        if (!closing) abort();
-      }
-      closing[n++] = g;
-    } else if (group->end + grace < next) {
-      next = group->end + grace;
+  while (a->ncloses && a->closes[0].at <= wm) {
+    const agg_close c = sessions_pop(a);
+    if (!close_valid(a, &c)) continue;
+    if (a->groups[c.g].end + a->sel->window.grace_ms > wm) {
+      sessions_queue(a, c.g);
+      continue;
     }
+    if (n == cap) {
+      cap = cap ? 2 * cap : 64;
+      closing = realloc(closing, sizeof *closing * (size_t)cap);
+      if (!closing) abort();
+    }
+    closing[n++] = c.g;
   }
-  a->next_close = next;
+  a->next_close = a->ncloses ? a->closes[0].at : VPQ_TS_MAX;
   if (!n) return;
   qsort_r(closing, (size_t)n, sizeof *closing, session_cmp, a);
   if (!a->changes) emit_groups(a, closing, n);
@@ -947,12 +1008,47 @@ static void add_to_group(aggregate_op *a, const vpq_batch *batch, int row, int64
   }
 }
 
-/* Whether `group` is an open session of (level, key, hash) that a row at `ts` lies within gap
- * of: it joins that session. */
-static bool session_touched(const aggregate_op *a, const agg_group *group, uint64_t hash, int level,
-                            const vpq_datum *key, const uint8_t *key_null, int64_t ts) {
-  return group->hash == hash && group->level == level && group_key_equal(a, group, key, key_null) &&
-         ts > group->start - a->sel->window.gap_ms && ts < group->end;
+/* The sessions of one key and level share a hash chain, in which they stand newest first (by
+ * start; they never overlap, so by end too): a new session is placed after the newer ones
+ * (session_place), a merge keeps the survivor's place, and a rehash keeps each chain's order.
+ * So a scan for the sessions a row at ts touches stops at the first session of the key that
+ * ends at or before ts: the older ones all do (with a long grace a key has many sessions open,
+ * and scanning them all for every row made 400k rows of 1,000 devices under a 30-minute grace
+ * take 6.6 s). */
+
+/* Whether `group` is a session of (level, key, hash). */
+static bool session_of(const aggregate_op *a, const agg_group *group, uint64_t hash, int level, const vpq_datum *key,
+                       const uint8_t *key_null) {
+  return group->hash == hash && group->level == level && group_key_equal(a, group, key, key_null);
+}
+
+/* Whether a session a row at `ts` lies within gap of: it joins that session. */
+static bool session_touched(const aggregate_op *a, const agg_group *group, int64_t ts) {
+  return ts > group->start - a->sel->window.gap_ms && ts < group->end;
+}
+
+/* Whether a session ends at or before `ts`: it and every older session of its key are behind a
+ * row at ts (the scan stops). */
+static bool session_behind(const agg_group *group, int64_t ts) { return group->end <= ts; }
+
+/* Moves new session g, at the head of its chain, after the newer sessions of its key. */
+static void session_place(aggregate_op *a, int g, uint64_t hash, int level, const vpq_datum *key,
+                          const uint8_t *key_null) {
+  agg_group *group = &a->groups[g];
+  int after = -1;
+  for (int h = group->next; h >= 0; h = a->groups[h].next)
+    if (session_of(a, &a->groups[h], hash, level, key, key_null)) {
+      if (a->groups[h].start < group->start) break;
+      after = h;
+    }
+  if (after < 0) return;
+  a->buckets[hash & (uint64_t)(a->nbuckets - 1)] = group->next; /* unlink the head */
+  a->groups[group->next].prev = -1;
+  agg_group *at = &a->groups[after];
+  group->prev = after;
+  group->next = at->next;
+  if (at->next >= 0) a->groups[at->next].prev = g;
+  at->next = g;
 }
 
 /* Whether a row at `ts` of key row_key is late for its sessions: at some rollup level it lies
@@ -968,8 +1064,12 @@ static bool session_late(const aggregate_op *a, int64_t ts, const vpq_datum *row
     uint64_t hash = group_hash(a, 0, level, key, key_null);
     bool touched = false;
     for (int g = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1; g >= 0 && !touched;
-         g = a->groups[g].next)
-      touched = session_touched(a, &a->groups[g], hash, level, key, key_null, ts);
+         g = a->groups[g].next) {
+      const agg_group *group = &a->groups[g];
+      if (!session_of(a, group, hash, level, key, key_null)) continue;
+      if (session_behind(group, ts)) break;
+      touched = session_touched(a, group, ts);
+    }
     if (!touched) return true;
   }
   return false;
@@ -982,7 +1082,7 @@ static bool session_late(const aggregate_op *a, int64_t ts, const vpq_datum *row
  * when the row was late. */
 static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *row_key,
                            const uint8_t *row_key_null) {
-  int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms, grace = a->sel->window.grace_ms;
+  int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms;
   if (session_late(a, ts, row_key, row_key_null)) return false;
   vpq_datum key[64];
   uint8_t key_null[64];
@@ -991,12 +1091,23 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
     uint64_t hash = group_hash(a, 0, level, key, key_null);
     int head = a->nbuckets ? a->buckets[hash & (uint64_t)(a->nbuckets - 1)] : -1;
     int target = -1;
-    for (int g = head; g >= 0 && target < 0; g = a->groups[g].next)
-      if (session_touched(a, &a->groups[g], hash, level, key, key_null, ts)) target = g;
-    for (int g = head; g >= 0;) {
+    for (int g = head; g >= 0 && target < 0; g = a->groups[g].next) {
+      const agg_group *group = &a->groups[g];
+      if (!session_of(a, group, hash, level, key, key_null)) continue;
+      if (session_behind(group, ts)) break;
+      if (session_touched(a, group, ts)) target = g;
+    }
+    const int64_t seq_before = target >= 0 ? a->groups[target].seq : 0;
+    const bool started = target < 0;
+    for (int g = target >= 0 ? a->groups[target].next : -1; g >= 0;) {
       agg_group *group = &a->groups[g];
       int next = group->next;
-      if (g != target && session_touched(a, group, hash, level, key, key_null, ts)) {
+      if (!session_of(a, group, hash, level, key, key_null)) {
+        g = next;
+        continue;
+      }
+      if (session_behind(group, ts)) break;
+      if (session_touched(a, group, ts)) {
         agg_group *t = &a->groups[target];
         session_absorb(a, g, target);
         for (int i = 0; i < a->sel->naggs; i++)
@@ -1010,13 +1121,15 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
       }
       g = next;
     }
-    if (target < 0) target = group_new(a, hash, ts, ts + gap, level, key, key_null, row_partition(a, batch, row));
+    if (target < 0) {
+      target = group_new(a, hash, ts, ts + gap, level, key, key_null, row_partition(a, batch, row));
+      session_place(a, target, hash, level, key, key_null);
+    }
     agg_group *t = &a->groups[target];
     if (ts < t->start) t->start = ts;
     if (ts + gap > t->end) t->end = ts + gap;
     t->nrows += batch->diff[row];
-    int64_t close = t->end + grace;
-    if (close < a->next_close) a->next_close = close;
+    if (started || t->seq != seq_before) sessions_queue(a, target);
     run_add(a, target, row);
     run_step(a, batch);
     mark_dirty(a, target);
@@ -1238,6 +1351,7 @@ static void release_state(aggregate_op *a) {
   a->groups = NULL;
   a->buckets = NULL;
   a->nwindows = a->windows_cap = a->ngroups = a->groups_cap = a->nbuckets = 0;
+  a->ncloses = 0;
   a->free_list = -1;
 }
 
@@ -1254,6 +1368,7 @@ static void aggregate_destroy(vpq_op *op) {
   free(a->run_rows);
   free(a->step_ts);
   free(a->step_seq);
+  free(a->closes);
 }
 
 /* ===== Checkpoints =====
@@ -1557,6 +1672,8 @@ static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
     release_state(a);
     return;
   }
+  for (int g = 0; g < n && a->sel->window.kind == VPQ_WINDOW_SESSION; g++)
+    if (a->groups[g].alive) sessions_queue(a, g);
   for (int g = 0; g < n && a->max_keys; g++) {
     agg_group *group = &a->groups[g];
     if (!group->alive || group->level != 0) continue;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # session_vs_python.sh VPQ — a differential test of session windows and late rows: for a few
 # seeds, 5,000 generated rows of 4 keys, 30% of them up to 15 s out of order, through
-# WINDOW SESSION (5 SECONDS, GRACE PERIOD 2 SECONDS) with a watermark delay of 3 s, compared
+# WINDOW SESSION (5 SECONDS, GRACE PERIOD 2 SECONDS) with a watermark delay of 3 s; then 20,000
+# rows of 300 keys, up to 60 s out of order, with a grace period of 2 minutes (dozens of sessions
+# open per key, new ones older than others, hash chains shared by keys and rehashed); compared
 # with sessions computed in Python as DESIGN.md §2–§3 define them: before each row, sessions
 # whose last row + gap + grace the watermark has reached close (written by end, start, order
 # of creation); a row joins every open session of its key it lies less than the gap from
@@ -16,18 +18,26 @@ CREATE STREAM m (k STRING KEY, ts TIMESTAMP, v BIGINT)
         watermark_delay = 3 SECONDS, dead_letter = 'dead.jsonl');
 CREATE STREAM o WITH (connector = 'file', path = 'out.jsonl', format = 'json') AS
   SELECT k, WINDOW_START AS ws, WINDOW_END AS we, count(*) AS n, sum(v) AS s
-  FROM m WINDOW SESSION (5 SECONDS, GRACE PERIOD 2 SECONDS) GROUP BY k EMIT FINAL;
+  FROM m WINDOW SESSION (5 SECONDS, GRACE PERIOD GRACE_MS MILLISECONDS) GROUP BY k EMIT FINAL;
 VPQ
-for seed in 1 2 3 4 5; do
-  /usr/bin/python3 - "$seed" <<'PY'
+cp q.vpq q.template
+# seed, rows, keys, the most a row is out of order (ms), grace (ms), time between rows (ms)
+for config in "1 5000 4 15000 2000 100,500,1000,3000,7000" "2 5000 4 15000 2000 100,500,1000,3000,7000" \
+              "3 5000 4 15000 2000 100,500,1000,3000,7000" "4 5000 4 15000 2000 100,500,1000,3000,7000" \
+              "5 5000 4 15000 2000 100,500,1000,3000,7000" "6 20000 60 150000 120000 0,10,50,200,1000"; do
+  read -r seed nrows nkeys disorder grace steps <<< "$config"
+  sed "s/GRACE_MS/$grace/" q.template > q.vpq
+  /usr/bin/python3 - "$seed" "$nrows" "$nkeys" "$disorder" "$grace" "$steps" <<'PY'
 import json, random, sys
-random.seed(int(sys.argv[1]))
-GAP, GRACE, DELAY = 5000, 2000, 3000
+seed, nrows, nkeys, disorder, GRACE = (int(a) for a in sys.argv[1:6])
+steps = [int(x) for x in sys.argv[6].split(",")]
+random.seed(seed)
+GAP, DELAY = 5000, 3000
 rows, t = [], 0
-for _ in range(5000):
-    t += random.choice([100, 500, 1000, 3000, 7000])
-    ts = max(0, t - random.randint(0, 15000)) if random.random() < 0.3 else t
-    rows.append({"k": "k%d" % random.randrange(4), "ts": ts, "v": random.randint(0, 9)})
+for _ in range(nrows):
+    t += random.choice(steps)
+    ts = max(0, t - random.randint(0, disorder)) if random.random() < 0.3 else t
+    rows.append({"k": "k%d" % random.randrange(nkeys), "ts": ts, "v": random.randint(0, 9)})
 with open("in.jsonl", "w") as f:
     for r in rows:
         f.write(json.dumps(r) + "\n")
