@@ -1400,6 +1400,19 @@ static void put_indices(vpq_ckpt_out *out, const int *idx, int n) {
   for (int i = 0; i < n; i++) vpq_ckpt_put_u64(out, (uint64_t)idx[i]);
 }
 
+/* Writes a multiset of rows: each row's count and values, and with `times` its copies' event
+ * times and arrival numbers (`added`). */
+static void save_rowset(const agg_rowset *set, bool times, vpq_ckpt_out *out) {
+  vpq_ckpt_put_u64(out, (uint64_t)set->live);
+  for (int k = 0; k < set->n; k++) {
+    const agg_key *e = &set->e[k];
+    if (!e->count) continue;
+    vpq_ckpt_put_i64(out, e->count);
+    vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + set->ncols), set->ncols);
+    for (int64_t c = 0; times && c < 2 * e->count; c++) vpq_ckpt_put_i64(out, e->times[c]);
+  }
+}
+
 static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
   const aggregate_op *a = (const aggregate_op *)op;
   int nout = op->schema->ncols;
@@ -1444,25 +1457,10 @@ static void aggregate_save(const vpq_op *op, vpq_ckpt_out *out) {
     vpq_ckpt_put_i64(out, a->windows[w].end);
     put_indices(out, a->windows[w].groups, a->windows[w].ngroups);
   }
-  if (a->max_keys && a->sel->input_is_changelog) {
-    vpq_ckpt_put_u64(out, (uint64_t)a->refused.live);
-    for (int k = 0; k < a->refused.n; k++) {
-      const agg_key *e = &a->refused.e[k];
-      if (!e->count) continue;
-      vpq_ckpt_put_i64(out, e->count);
-      vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + a->refused.ncols), a->refused.ncols);
-    }
-  }
+  if (a->max_keys && a->sel->input_is_changelog) save_rowset(&a->refused, false, out);
   if (!a->timed) return;
   vpq_ckpt_put_i64(out, a->added_seq);
-  vpq_ckpt_put_u64(out, (uint64_t)a->added.live);
-  for (int k = 0; k < a->added.n; k++) {
-    const agg_key *e = &a->added.e[k];
-    if (!e->count) continue;
-    vpq_ckpt_put_i64(out, e->count);
-    vpq_ckpt_put_datums(out, e->key, (const uint8_t *)(e->key + a->added.ncols), a->added.ncols);
-    for (int64_t c = 0; c < 2 * e->count; c++) vpq_ckpt_put_i64(out, e->times[c]);
-  }
+  save_rowset(&a->added, true, out);
 }
 
 /* Reads `n` datums of columns `cols`; a STRING must be an id of the string pool. */
@@ -1613,37 +1611,22 @@ static void load_windows(aggregate_op *a, vpq_ckpt_in *in, uint8_t *seen) {
   if (!in->error && members != alive) vpq_ckpt_fail(in, "a live group outside every window");
 }
 
-/* Reads the refused rows of a max_keys aggregation over a changelog (the last part of its
+/* Reads what save_rowset wrote into `set` (the refused rows of a max_keys aggregation over a
+ * changelog, or with `times` the rows added to one with timed aggregates: a last part of its
  * state); on failure releases the whole state, as aggregate_load does. */
-static void load_refused(aggregate_op *a, vpq_ckpt_in *in) {
-  int ncols = a->refused.ncols;
+static void load_rowset(aggregate_op *a, agg_rowset *set, bool times, vpq_ckpt_in *in) {
+  int ncols = set->ncols;
   uint8_t *row_null = (uint8_t *)(a->refused_row + ncols);
   int64_t n = vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
   for (int64_t i = 0; i < n && !in->error; i++) {
     int64_t count = vpq_ckpt_get_i64(in);
-    if (count < 1 || count > INT32_MAX) vpq_ckpt_fail(in, "a refused row's count out of range");
+    if (count < 1 || count > INT32_MAX) vpq_ckpt_fail(in, "a row's count out of range");
     get_row(in, a->base.rt->intern, a->sel->input.cols, a->refused_row, row_null, ncols);
-    if (!in->error) rowset_ref(&a->refused, a->refused_row, row_null, (int)count);
-  }
-  if (in->error) release_state(a);
-}
-
-/* Reads the rows added to an aggregation over a changelog with timed aggregates, with their
- * event times (the last part of its state); on failure releases the whole state. */
-static void load_added(aggregate_op *a, vpq_ckpt_in *in) {
-  int ncols = a->added.ncols;
-  uint8_t *row_null = (uint8_t *)(a->refused_row + ncols);
-  a->added_seq = vpq_ckpt_get_i64(in);
-  if (a->added_seq < 0) vpq_ckpt_fail(in, "an arrival number out of range");
-  int64_t n = vpq_ckpt_get_count(in, AGG_MAX_SLOTS);
-  for (int64_t i = 0; i < n && !in->error; i++) {
-    int64_t count = vpq_ckpt_get_i64(in);
-    if (count < 1 || count > INT32_MAX) vpq_ckpt_fail(in, "an added row's count out of range");
-    get_row(in, a->base.rt->intern, a->sel->input.cols, a->refused_row, row_null, ncols);
-    for (int64_t c = 0; c < count && !in->error; c++) {
+    if (!times && !in->error) rowset_ref(set, a->refused_row, row_null, (int)count);
+    for (int64_t c = 0; times && c < count && !in->error; c++) {
       int64_t ts = vpq_ckpt_get_i64(in), seq = vpq_ckpt_get_i64(in);
       if (seq < 0 || seq >= a->added_seq) vpq_ckpt_fail(in, "an added row's arrival number out of range");
-      if (!in->error) added_push(&a->added, a->refused_row, row_null, ts, seq);
+      if (!in->error) added_push(set, a->refused_row, row_null, ts, seq);
     }
   }
   if (in->error) release_state(a);
@@ -1680,8 +1663,12 @@ static void aggregate_load(vpq_op *op, vpq_ckpt_in *in) {
     rowset_ref(&a->keys, group->key, group->key_null, +1);
     group->key_held = true;
   }
-  if (a->max_keys && a->sel->input_is_changelog) load_refused(a, in);
-  if (a->timed && !in->error) load_added(a, in);
+  if (a->max_keys && a->sel->input_is_changelog) load_rowset(a, &a->refused, false, in);
+  if (a->timed && !in->error) {
+    a->added_seq = vpq_ckpt_get_i64(in);
+    if (a->added_seq < 0) vpq_ckpt_fail(in, "an arrival number out of range");
+    load_rowset(a, &a->added, true, in);
+  }
 }
 
 /* Names the input layout's columns for dead letters, whose rows are JSON objects: a column of
