@@ -205,18 +205,30 @@ bool vpq_op_input_idle(const vpq_op *op, int port) {
 }
 
 int64_t vpq_op_inputs_watermark(const vpq_op *op, const int64_t *wm, int n, int skip) {
+  /* each port's idleness in one pass over the inputs (vpq_op_input_idle per port would take
+   * one pass per port: a stream fed by 4,000 INSERT INTO statements spent 50 s in it) */
+  enum { FED = 1, BUSY = 2 };
+  uint8_t small[256], *state = n <= (int)sizeof small ? small : malloc((size_t)n);
+  if (!state) abort();
+  memset(state, 0, (size_t)n);
+  for (int i = 0; i < op->ninputs; i++) {
+    const int port = op->input_ports[i];
+    if (port < 0 || port >= n || port == skip || wm[port] == VPQ_TS_MAX || (state[port] & BUSY)) continue;
+    state[port] |= FED | (op_idle(op->inputs[i]) ? 0 : BUSY);
+  }
   int64_t active = VPQ_TS_MAX, idle = VPQ_TS_MAX;
   bool any_active = false, any_open = false;
   for (int port = 0; port < n; port++) {
     if (port == skip || wm[port] == VPQ_TS_MAX) continue; /* ended: it holds nothing back */
     any_open = true;
-    if (!vpq_op_input_idle(op, port)) {
+    if (state[port] != FED) { /* not idle: an input of it is busy, or none feeds it */
       any_active = true;
       if (wm[port] < active) active = wm[port];
     } else if (wm[port] != VPQ_TS_MIN && wm[port] < idle) {
       idle = wm[port];
     }
   }
+  if (state != small) free(state);
   if (any_active || skip >= 0 || !any_open) return active;
   return idle == VPQ_TS_MAX ? VPQ_TS_MIN : idle;
 }
