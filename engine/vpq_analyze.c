@@ -1683,6 +1683,17 @@ static void add_query(analyzer *a, vpq_relation *rel, vpq_plan_query *q) {
   q->target = rel;
 }
 
+/* Whether table `rel` is made by GROUP BY, or selected from one that is (its rows then change
+ * only when their values do); `depth` bounds the walk. */
+static bool aggregated(const vpq_relation *rel, int depth) {
+  for (int i = 0; rel && depth < 64 && i < rel->nqueries; i++) {
+    const vpq_plan_query *q = rel->queries[i];
+    if (q->kind != VPQ_PLAN_SELECT) continue;
+    if (q->select.aggregate || aggregated(q->select.from, depth + 1)) return true;
+  }
+  return false;
+}
+
 static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
   vpq_schema out;
   bool table = stmt->kind == VPQ_STMT_CREATE_TABLE;
@@ -1714,6 +1725,13 @@ static void derive(analyzer *a, const vpq_ast_stmt *stmt) {
   const vpq_plan_option *stale = find_option(&rel->sink, "stale_after");
   if (stale && q->kind != VPQ_PLAN_SCHEDULE) error(a, stale->span, "option `stale_after` belongs to a SCHEDULE");
   else if (stale) q->schedule.stale_after_ms = stale->value.i;
+  if (stale && q->kind == VPQ_PLAN_SCHEDULE && q->schedule.fleet && q->schedule.fleet_cols[VPQ_FLEET_SEEN] < 0 &&
+      aggregated(q->schedule.fleet, 0))
+    error(a, stale->span,
+          "`stale_after` needs a `seen` TIMESTAMP column in fleet `%s` (e.g. `last(ts) AS seen`): a table made by "
+          "GROUP BY writes a battery's row only when its values change, so a battery reporting the same values "
+          "would look stale",
+          q->schedule.fleet->name);
   const vpq_plan_option *max_keys = find_option(&rel->sink, "max_keys");
   if (max_keys && (q->kind != VPQ_PLAN_SELECT || !q->select.aggregate))
     error(a, max_keys->span, "option `max_keys` belongs to a query with GROUP BY or aggregates");

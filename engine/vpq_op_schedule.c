@@ -15,9 +15,9 @@
  * at or before the step), so a replay plans with what was known then, however the inputs'
  * processing interleaves.
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
- * forecast row with the latest ts at or before the step's start (the plan stops where the
- * forecast ends). A step whose row has a NULL value, or that no row is at or before, is
- * unknown, and no plan is safe over an unknown load: every battery of that issue stays idle
+ * highest the forecast takes in it (load_over: the row with the latest ts at or before the step's
+ * start, and the rows within the step; the plan stops where the forecast ends). A step with a
+ * NULL value among those rows, or that no row is at or before, is unknown, and no plan is safe over an unknown load: every battery of that issue stays idle
  * (setpoint 0, soc kept) and a warning is logged, as when MINIMIZE COST has no price at or
  * before a step. vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
  * battery in device_id order, the first step (or every step with EMIT PLAN):
@@ -338,16 +338,25 @@ static void prices_prune(schedule_op *s, int64_t issued_at) {
   s->nprices = kept;
 }
 
-/* The value in sorted `points` at time t: the latest point at or before t; NaN (unknown) when
- * there is none. */
-static double value_at(const sc_point *points, int n, int64_t t) {
+/* The load of the step [from, to) in sorted `points`: the highest value the forecast takes in
+ * it, the latest point at or before `from` and every point before `to` (the setpoints hold over
+ * the step, so its highest net load is this less their sum: a forecast finer than the step is
+ * planned by its highest row, one coarser by the row it holds). Of points of one ts the last
+ * counts. NaN (unknown) when no point is at or before `from`, or a value in the step is NULL. */
+static double load_over(const sc_point *points, int n, int64_t from, int64_t to) {
   int lo = 0, hi = n;
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    if (points[mid].ts <= t) lo = mid + 1;
+    if (points[mid].ts <= from) lo = mid + 1;
     else hi = mid;
   }
-  return lo ? points[lo - 1].value : NAN;
+  if (!lo) return NAN;
+  double load = points[lo - 1].value;
+  for (int i = lo; i < n && points[i].ts < to; i++) {
+    if (i + 1 < n && points[i + 1].ts == points[i].ts) continue; /* a later point of its ts replaces it */
+    load = isnan(load) || isnan(points[i].value) ? NAN : fmax(load, points[i].value);
+  }
+  return load;
 }
 
 /* ===== Planning ===== */
@@ -607,13 +616,14 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   vpq_runtime *rt = s->base.rt;
   int64_t t = is->issued_at;
   qsort(is->points, (size_t)is->n, sizeof *is->points, cmp_point);
-  /* The forecast's own step (to know where it ends); points with a NULL value count. */
+  /* The forecast's own step, the smallest gap between its rows (STEP for a single row), to know
+   * where it ends; points with a NULL value count. */
   if (!is->n) return;
-  int64_t fstep = sc->step_ms;
+  int64_t fstep = 0;
   for (int i = 1; i < is->n; i++)
-    if (is->points[i].ts > is->points[i - 1].ts && is->points[i].ts - is->points[i - 1].ts < fstep)
+    if (is->points[i].ts > is->points[i - 1].ts && (!fstep || is->points[i].ts - is->points[i - 1].ts < fstep))
       fstep = is->points[i].ts - is->points[i - 1].ts;
-  int64_t forecast_end = is->points[is->n - 1].ts + fstep;
+  int64_t forecast_end = is->points[is->n - 1].ts + (fstep ? fstep : sc->step_ms);
   int steps = 0, max_steps = (int)(sc->horizon_ms / sc->step_ms);
   while (steps < max_steps && t + steps * sc->step_ms < forecast_end) steps++;
   if (!steps) return;
@@ -625,7 +635,7 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   if (!load || !price || !order || !plan_pos || !bats) abort();
   int unknown = -1, unpriced = -1; /* the first step whose load (price) is NULL or not given */
   for (int k = 0; k < steps; k++) {
-    load[k] = value_at(is->points, is->n, t + k * sc->step_ms);
+    load[k] = load_over(is->points, is->n, t + k * sc->step_ms, t + (k + 1) * sc->step_ms);
     const int priced = sc->objective == VPQ_SCHED_MIN_COST ? price_row_at(s, t, t + k * sc->step_ms) : -1;
     price[k] = sc->objective != VPQ_SCHED_MIN_COST ? 0 : priced >= 0 ? s->prices[priced].value : NAN;
     if (isnan(load[k]) && unknown < 0) unknown = k;
@@ -821,9 +831,9 @@ static void schedule_destroy(vpq_op *op) {
   schedule_op *s = (schedule_op *)op;
   if (s->plans && op->rt->log)
     fprintf(op->rt->log,
-            "vpq: SCHEDULE %s: %lld plans, CPU time %.2f ms per plan, longest %.2f ms; %lld not certified optimal "
+            "vpq: SCHEDULE %s: %lld plan%s, CPU time %.2f ms per plan, longest %.2f ms; %lld not certified optimal "
             "(largest measured gap of the peak to the optimum: %.3g kW)\n",
-            s->query->target->name, s->plans, (double)s->plan_ns / 1e6 / (double)s->plans,
+            s->query->target->name, s->plans, s->plans == 1 ? "" : "s", (double)s->plan_ns / 1e6 / (double)s->plans,
             (double)s->plan_max_ns / 1e6, s->uncertified, s->gap_max_kw);
   for (int i = 0; i < s->nissues; i++) free(s->issues[i].points);
   free(s->issues);

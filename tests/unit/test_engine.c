@@ -272,7 +272,7 @@ static void schedule_logs_its_plans(void **state) {
   rewind(caught);
   log_text[fread(log_text, 1, sizeof log_text - 1, caught)] = '\0';
   fclose(caught);
-  assert_non_null(strstr(log_text, "vpq: SCHEDULE dispatch: 1 plans, CPU time "));
+  assert_non_null(strstr(log_text, "vpq: SCHEDULE dispatch: 1 plan, CPU time "));
   assert_non_null(strstr(log_text, "; 0 not certified optimal (largest measured gap of the peak to the optimum: 0 kW)\n"));
 }
 
