@@ -603,11 +603,22 @@ static void advance(forecast_op *f, int64_t wm) {
                 f->query->target->name);
       continue;
     }
-    if (f->fc->every_ms % f->step_ms) {
-      /* Issues between grid slots would see part of a slot after them. */
-      if (op_log(f))
-        fprintf(op_log(f), "vpq: FORECAST %s: the inferred step (%lld ms) does not divide EVERY (%lld ms): no forecast issued\n",
-                f->query->target->name, (long long)f->step_ms, (long long)f->fc->every_ms);
+    /* the checks vpq check makes of a STEP given: issues between grid slots would see part of a
+     * slot after them; a season or horizon between slots would be cut to whole slots */
+    const struct {
+      const char *what;
+      int64_t ms;
+    } lengths[] = {{"EVERY", f->fc->every_ms}, {"the season", f->fc->season_ms}, {"HORIZON", f->fc->horizon_ms}};
+    bool fits = true;
+    for (size_t i = 0; fits && i < sizeof lengths / sizeof *lengths; i++) {
+      fits = lengths[i].ms % f->step_ms == 0;
+      if (!fits && op_log(f))
+        fprintf(op_log(f),
+                "vpq: FORECAST %s: the step inferred from the rows before the first issue (%lld ms) does not divide %s "
+                "(%lld ms): no forecast issued (give STEP)\n",
+                f->query->target->name, (long long)f->step_ms, lengths[i].what, (long long)lengths[i].ms);
+    }
+    if (!fits) {
       f->next_issue = VPQ_TS_MAX;
       break;
     }
