@@ -190,6 +190,12 @@ int vpq_engine_kafka_topics(const vpq_engine *engine, const char **topics, int m
  * into topics[0..max) and returns how many there are (each once). */
 int vpq_engine_kafka_stream_topics(const vpq_engine *engine, const char **topics, int max);
 
+/* Writes the `'kafka.<property>'` options of the file's unbounded Kafka sources (the property
+ * without `kafka.`, and its value) into names and values [0..max), each property once (the
+ * first source's), and returns how many there are: a consumer of the same cluster that is no
+ * source (--partition-tasks' coordinator) takes them too. */
+int vpq_engine_kafka_stream_properties(const vpq_engine *engine, const char **names, const char **values, int max);
+
 /* Scores only forecasts issued in [from_ms, to_ms) (epoch ms). Call before vpq_engine_run. */
 void vpq_engine_score_range(vpq_engine *engine, int64_t from_ms, int64_t to_ms);
 

@@ -1651,17 +1651,37 @@ int vpq_engine_repartitions(const vpq_engine *e, const char **relations, const c
   return e->nsteps;
 }
 
+/* The topic of relation rel when it is an unbounded Kafka source (read as a consumer group),
+ * else NULL. */
+static const char *stream_topic(const vpq_relation *rel) {
+  const char *topic = rel->is_source ? kafka_topic(&rel->source) : NULL;
+  for (int i = 0; topic && i < rel->source.options.count; i++)
+    if (strcmp(rel->source.options.items[i].key, "bounded") == 0 && rel->source.options.items[i].value.i) return NULL;
+  return topic;
+}
+
 int vpq_engine_kafka_stream_topics(const vpq_engine *e, const char **topics, int max) {
   int n = 0;
   for (int r = 0; e->plan && r < e->plan->nrelations; r++) {
-    const vpq_relation *rel = e->plan->relations[r];
-    const char *topic = rel->is_source ? kafka_topic(&rel->source) : NULL;
-    bool bounded = false;
-    for (int i = 0; topic && i < rel->source.options.count; i++)
-      bounded |= strcmp(rel->source.options.items[i].key, "bounded") == 0 && rel->source.options.items[i].value.i;
-    bool seen = !topic || bounded;
+    const char *topic = stream_topic(e->plan->relations[r]);
+    bool seen = !topic;
     for (int j = 0; j < n && !seen; j++) seen = strcmp(topics[j], topic) == 0;
     if (!seen && n < max) topics[n++] = topic;
+  }
+  return n;
+}
+
+int vpq_engine_kafka_stream_properties(const vpq_engine *e, const char **names, const char **values, int max) {
+  int n = 0;
+  for (int r = 0; e->plan && r < e->plan->nrelations; r++) {
+    const vpq_relation *rel = e->plan->relations[r];
+    for (int i = 0; stream_topic(rel) && i < rel->source.options.count; i++) {
+      const vpq_plan_option *o = &rel->source.options.items[i];
+      if (strncmp(o->key, "kafka.", 6) != 0) continue;
+      bool seen = false;
+      for (int j = 0; j < n && !seen; j++) seen = strcmp(names[j], o->key + 6) == 0;
+      if (!seen && n < max) names[n] = o->key + 6, values[n++] = o->text ? o->text : "";
+    }
   }
   return n;
 }

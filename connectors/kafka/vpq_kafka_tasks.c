@@ -171,14 +171,20 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
   }
 }
 
-/* The consumer-group member that owns this process's partitions; NULL with `err` filled. */
-static rd_kafka_t *open_coordinator(runner *r, const char *group, char *err, size_t err_size) {
+/* The consumer-group member that owns this process's partitions, with the sources' `kafka.` properties, then
+ * --brokers and --set; NULL with `err` filled. */
+static rd_kafka_t *open_coordinator(runner *r, const vpq_engine *probe, const char *group, char *err, size_t err_size) {
   const vpq_tasks_config *c = r->config;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   bool ok = rd_kafka_conf_set(conf, "group.id", group, err, err_size) == RD_KAFKA_CONF_OK &&
             rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, err_size) == RD_KAFKA_CONF_OK &&
-            rd_kafka_conf_set(conf, "log_level", "3", err, err_size) == RD_KAFKA_CONF_OK &&
-            (!c->brokers || rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, err_size) == RD_KAFKA_CONF_OK);
+            rd_kafka_conf_set(conf, "log_level", "3", err, err_size) == RD_KAFKA_CONF_OK;
+  /* the sources' own librdkafka properties (the cluster, its security, the group's timeouts),
+   * then --brokers and --set, which override them as they do the sources' */
+  const char *names[64], *values[64];
+  const int nproperties = vpq_engine_kafka_stream_properties(probe, names, values, 64);
+  for (int i = 0; ok && i < nproperties; i++) ok = rd_kafka_conf_set(conf, names[i], values[i], err, err_size) == RD_KAFKA_CONF_OK;
+  ok = ok && (!c->brokers || rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, err_size) == RD_KAFKA_CONF_OK);
   for (int i = 0; ok && i < c->nsettings; i++) {
     const char *eq = strchr(c->settings[i], '=');
     if (!eq || strncmp(c->settings[i], "kafka.", 6) != 0) continue;
@@ -230,7 +236,7 @@ int vpq_kafka_run_tasks(const vpq_tasks_config *c, FILE *log, volatile sig_atomi
   strncat(group, ".tasks", sizeof group - strlen(group) - 1);
   runner r = {c, log, NULL, 0, false};
   char err[512];
-  rd_kafka_t *rk = open_coordinator(&r, group, err, sizeof err);
+  rd_kafka_t *rk = open_coordinator(&r, probe, group, err, sizeof err);
   if (!rk) {
     fprintf(log, "vpq: cannot join group `%s`: %s\n", group, err);
     vpq_engine_free(probe);

@@ -7,6 +7,8 @@
 #
 # Input: 300,000 telemetry rows keyed by device into 4 partitions, produced in two halves (the
 # second after the kill, so that windows open across the kill are completed by the survivor).
+# The group's session timeout is the source's `'kafka.session.timeout.ms'`, which the members'
+# coordinators take from it (with the default 45 s the take-over would outlast the test).
 set -uo pipefail
 vpq=$1
 work=$(mktemp -d)
@@ -17,11 +19,10 @@ trap 'kill $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work
 
 telemetry_halves 300000 300 11
 produce_halves_file first.txt
-minute_windows tasks "2 SECONDS" >tasks.vpq
+minute_windows tasks "2 SECONDS" ", 'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500'" >tasks.vpq
 
 member() {
-  "$vpq" run tasks.vpq --brokers "$bootstrap" --state-dir state --partition-tasks --checkpoint-interval 300ms \
-    --set kafka.session.timeout.ms=6000 --set kafka.heartbeat.interval.ms=500 2>"$1.err" &
+  "$vpq" run tasks.vpq --brokers "$bootstrap" --state-dir state --partition-tasks --checkpoint-interval 300ms 2>"$1.err" &
 }
 member a
 a=$!
