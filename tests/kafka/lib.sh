@@ -17,6 +17,21 @@ start_broker() {
   esac
 }
 
+# start_kafka_test VPQ --topic NAME:PARTITIONS... — the set-up of a test of runs over `vpq
+# broker`: $vpq, $here (this folder), a scratch folder $work made the current one, the broker
+# with those topics, and a trap that kills the broker and every job (SIGKILL) and removes the
+# folder when the test ends; fail MESSAGE ends the test with the runs' logs (run*.err).
+start_kafka_test() {
+  vpq=$1
+  shift
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  work=$(mktemp -d)
+  start_broker "$vpq" "$work" "$@"
+  cd "$work" || exit 1
+  trap 'kill -9 $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
+  fail() { echo "FAIL: $*"; for f in run*.err; do echo "--- $f"; grep -v '^%' "$f"; done; exit 1; }
+}
+
 # read_topic TOPIC PARTITIONS — prints every message of the topic as a Python tuple
 # (key, value, timestamp), sorted, one per line.
 read_topic() {

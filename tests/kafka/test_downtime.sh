@@ -8,13 +8,8 @@
 # backlog is read, closing its windows early and making their rows late). kafka-python reads
 # the output topic: every window once, exact, and no row late.
 set -uo pipefail
-vpq=$1
-here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
-start_broker "$vpq" "$work" --topic readings:2 --topic windows:1
-cd "$work" || exit 1
-trap 'kill -9 $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
+start_kafka_test "$1" --topic readings:2 --topic windows:1
 cat >down.vpq <<'VPQ'
 CREATE STREAM readings (device_id STRING KEY, ts TIMESTAMP, kw DOUBLE)
   WITH (connector = 'kafka', topic = 'readings', timestamp = 'ts', idle_timeout = 5 SECONDS,
@@ -23,7 +18,6 @@ CREATE STREAM windows WITH (connector = 'kafka', topic = 'windows') AS
   SELECT device_id, WINDOW_START AS start, count(*) AS n, sum(kw) AS kw
   FROM readings WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY device_id EMIT FINAL;
 VPQ
-fail() { echo "FAIL: $*"; for f in run*.err; do echo "--- $f"; grep -v '^%' "$f"; done; exit 1; }
 
 # produce FIRST LAST: a reading of d0..d3 (device d on partition d % 2) every 100 ms of event time
 # in [FIRST, LAST) seconds; integer kw, so sums are exact. Appends them to in.jsonl.

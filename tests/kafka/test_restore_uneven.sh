@@ -8,13 +8,8 @@
 # window of k1 closed with 2 rows and the backlog at 5 and 7 s was late. kafka-python reads the
 # output: every window once, exact, no row late.
 set -uo pipefail
-vpq=$1
-here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
-start_broker "$vpq" "$work" --topic in:2 --topic out:1
-cd "$work" || exit 1
-trap 'kill -9 $broker_pid $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "'"$work"'"' EXIT
+start_kafka_test "$1" --topic in:2 --topic out:1
 cat >uneven.vpq <<'VPQ'
 CREATE STREAM s (k STRING KEY, ts TIMESTAMP, x BIGINT)
   WITH (connector = 'kafka', topic = 'in', timestamp = 'ts', idle_timeout = 4 SECONDS,
@@ -22,7 +17,6 @@ CREATE STREAM s (k STRING KEY, ts TIMESTAMP, x BIGINT)
 CREATE STREAM w WITH (connector = 'kafka', topic = 'out') AS
   SELECT k, WINDOW_START AS ws, count(*) AS n FROM s WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k EMIT FINAL;
 VPQ
-fail() { echo "FAIL: $*"; for f in run*.err; do echo "--- $f"; grep -v '^%' "$f"; done; exit 1; }
 
 # produce PARTITION:SECOND...: a reading of k<partition> at that second, on that partition.
 produce() {
