@@ -1986,7 +1986,8 @@ static void file_identify(analyzer *a, file_use *use) {
   use->dev = use->exists ? st.st_dev : 0;
   use->ino = use->exists ? st.st_ino : 0;
   char canonical[PATH_MAX];
-  use->canonical = canonical_path(use->path, canonical, sizeof canonical) ? vpq_arena_strdup(a->arena, canonical) : NULL;
+  const bool spelled = canonical_path(use->path, canonical, sizeof canonical);
+  use->canonical = spelled ? vpq_arena_strdup(a->arena, canonical) : NULL;
 }
 
 /* Whether two resolved paths name one regular file (or one that does not exist yet): the same

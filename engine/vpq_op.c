@@ -1130,7 +1130,8 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
       if (s->part_max[p] > high) high = s->part_max[p];
       if (s->part_max[p] < low && !s->part_idle[p]) low = s->part_max[p];
     }
-    int64_t wm = high == VPQ_TS_MIN ? VPQ_TS_MIN : saturating_sub(low == VPQ_TS_MAX ? high : low, s->rel->watermark_delay_ms);
+    int64_t wm =
+        high == VPQ_TS_MIN ? VPQ_TS_MIN : saturating_sub(low == VPQ_TS_MAX ? high : low, s->rel->watermark_delay_ms);
     if (wm > s->wm) {
       s->wm = wm;
       vpq_op_emit_watermark(op, wm);

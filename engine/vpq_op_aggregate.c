@@ -1730,9 +1730,10 @@ vpq_op *vpq_op_aggregate_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_q
     vpq_plan_agg *agg = &sel->aggs[i];
     agg->spec.intern = rt->intern;
     agg->spec.retracting = sel->input_is_changelog;
-    a->timed = a->timed || (sel->input_is_changelog && (agg->spec.kind == VPQ_AGG_FIRST || agg->spec.kind == VPQ_AGG_LAST ||
-                                                        agg->spec.kind == VPQ_AGG_INTEGRATE ||
-                                                        agg->spec.kind == VPQ_AGG_TIME_WEIGHTED_AVG));
+    const vpq_agg_kind kind = agg->spec.kind;
+    const bool by_time = kind == VPQ_AGG_FIRST || kind == VPQ_AGG_LAST || kind == VPQ_AGG_INTEGRATE ||
+                         kind == VPQ_AGG_TIME_WEIGHTED_AVG;
+    a->timed = a->timed || (sel->input_is_changelog && by_time);
     a->offsets[i] = a->state_size;
     a->state_size += (vpq_agg_state_size(&agg->spec) + 15) & ~(size_t)15;
   }

@@ -17,10 +17,11 @@
  * The plan covers [issued_at, issued_at + HORIZON) in steps of STEP; the load of a step is the
  * highest the forecast takes in it (load_over: the row with the latest ts at or before the step's
  * start, and the rows within the step; the plan stops where the forecast ends). A step with a
- * NULL value among those rows, or that no row is at or before, is unknown, and no plan is safe over an unknown load: every battery of that issue stays idle
- * (setpoint 0, soc kept) and a warning is logged, as when MINIMIZE COST has no price at or
- * before a step. vpq_sched_solve (vpq_sched.c) plans; this operator writes, for every
- * battery in device_id order, the first step (or every step with EMIT PLAN):
+ * NULL value among those rows, or that no row is at or before, is unknown, and no plan is safe
+ * over an unknown load: every battery of that issue stays idle (setpoint 0, soc kept) and a
+ * warning is logged, as when MINIMIZE COST has no price at or before a step. vpq_sched_solve
+ * (vpq_sched.c) plans; this operator writes, for every battery in device_id order, the first
+ * step (or every step with EMIT PLAN):
  * issued_at, ts, device_id, setpoint_kw, soc, planned_peak_kw, with event time issued_at.
  *
  * A battery that cannot be planned (NULL or non-positive capacity or power, a soc that is

@@ -95,7 +95,8 @@ static const char *unsupported_hint(const char *text, uint32_t len) {
       {"union", "vpq has no UNION: several INSERT INTO statements write into one stream"},
   };
   for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
-    if (strlen(unsupported[i].word) == len && strncasecmp(text, unsupported[i].word, len) == 0) return unsupported[i].hint;
+    if (strlen(unsupported[i].word) == len && strncasecmp(text, unsupported[i].word, len) == 0)
+      return unsupported[i].hint;
   return NULL;
 }
 
@@ -119,7 +120,8 @@ static void syntax_error(parse_ctx *ctx, vpq_token tok) {
   const vpq_token *at[] = {&tok, &ctx->previous};
   for (int k = 0; k < 2; k++) {
     const vpq_token *t = at[k];
-    const char *hint = k == 1 && t->type != VPQ_TK_ID ? NULL : unsupported_hint(ctx->diag->text + t->span.off, t->span.len);
+    const bool name = k == 0 || t->type == VPQ_TK_ID;
+    const char *hint = name ? unsupported_hint(ctx->diag->text + t->span.off, t->span.len) : NULL;
     if (hint) {
       vpq_diag_error(ctx->diag, t->span, "syntax error near `%.*s`: %s", (int)t->span.len, ctx->diag->text + t->span.off,
                      hint);

@@ -183,8 +183,9 @@ static rd_kafka_t *open_coordinator(runner *r, const vpq_engine *probe, const ch
    * then --brokers and --set, which override them as they do the sources' */
   const char *names[64], *values[64];
   const int nproperties = vpq_engine_kafka_stream_properties(probe, names, values, 64);
-  for (int i = 0; ok && i < nproperties; i++) ok = rd_kafka_conf_set(conf, names[i], values[i], err, err_size) == RD_KAFKA_CONF_OK;
-  ok = ok && (!c->brokers || rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, err_size) == RD_KAFKA_CONF_OK);
+  for (int i = 0; ok && i < nproperties; i++)
+    ok = rd_kafka_conf_set(conf, names[i], values[i], err, err_size) == RD_KAFKA_CONF_OK;
+  if (ok && c->brokers) ok = rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, err_size) == RD_KAFKA_CONF_OK;
   for (int i = 0; ok && i < c->nsettings; i++) {
     const char *eq = strchr(c->settings[i], '=');
     if (!eq || strncmp(c->settings[i], "kafka.", 6) != 0) continue;
