@@ -1118,20 +1118,12 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   if (s->wm == VPQ_TS_MAX || (src && src->bounded)) return;
   if (s->max_ts == VPQ_TS_MIN && !s->last_arrival) s->last_arrival = now_ms; /* no row yet: idle from now on */
   if (s->max_ts != VPQ_TS_MIN && s->nparts > 1 && src) {
-    /* Partitions that went idle no longer hold the others back; with all of them idle, the
-     * watermark goes to the highest of theirs. A member that reads no partition now (its group
-     * has not given it any yet, as after a restore, or is rebalancing) has nothing to go by: its
-     * restored maximum may come from partitions it will not read, whose rows are ahead of those
-     * of the partitions it gets, which would be late. */
+    /* Partitions that went idle no longer hold the others back. */
     mark_idle(s, src, now_ms);
-    int64_t low = VPQ_TS_MAX, high = VPQ_TS_MIN;
-    for (int p = 0; p < s->nparts; p++) {
-      if (src->owned && !src->owned[p]) continue;
-      if (s->part_max[p] > high) high = s->part_max[p];
-      if (s->part_max[p] < low && !s->part_idle[p]) low = s->part_max[p];
-    }
-    int64_t wm =
-        high == VPQ_TS_MIN ? VPQ_TS_MIN : saturating_sub(low == VPQ_TS_MAX ? high : low, s->rel->watermark_delay_ms);
+    int64_t low = VPQ_TS_MAX;
+    for (int p = 0; p < s->nparts; p++)
+      if ((!src->owned || src->owned[p]) && s->part_max[p] < low && !s->part_idle[p]) low = s->part_max[p];
+    int64_t wm = saturating_sub(low == VPQ_TS_MAX ? s->max_ts : low, s->rel->watermark_delay_ms);
     if (wm > s->wm) {
       s->wm = wm;
       vpq_op_emit_watermark(op, wm);
