@@ -67,6 +67,7 @@ struct vpq_source {
   const bool *owned; /* per partition: read by this instance now (NULL: all); a partition another
                         group member reads does not hold this one's watermark back */
   uint64_t assignments; /* how many times a consumer group has given this member partitions */
+  bool awaiting_partitions; /* read by a consumer group that has not given this member any yet */
   bool withdrawing;     /* the last read() holds only the retractions and losses of partitions a
                            rebalance took away (an exchange reader: vpq_runtime.withdrawing) */
 };

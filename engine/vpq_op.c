@@ -1117,7 +1117,11 @@ void vpq_op_source_idle(vpq_op *op, int64_t now_ms) {
   restart_idle_clock(s, src, now_ms);
   if (s->wm == VPQ_TS_MAX || (src && src->bounded)) return;
   if (s->max_ts == VPQ_TS_MIN && !s->last_arrival) s->last_arrival = now_ms; /* no row yet: idle from now on */
-  if (s->max_ts != VPQ_TS_MIN && s->nparts > 1 && src) {
+  /* A group-read source restored from a checkpoint has rows of every partition in its maximum,
+   * but reads none until its group first gives it partitions: going by that maximum then would
+   * close the windows of a partition that lagged behind before its backlog is read, and make
+   * those rows late. (A source that starts afresh has no rows before its first assignment.) */
+  if (s->max_ts != VPQ_TS_MIN && s->nparts > 1 && src && !src->awaiting_partitions) {
     /* Partitions that went idle no longer hold the others back. */
     mark_idle(s, src, now_ms);
     int64_t low = VPQ_TS_MAX;

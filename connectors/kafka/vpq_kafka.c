@@ -724,7 +724,6 @@ typedef struct kafka_source {
   int64_t *resume;  /* per partition, the checkpoint's offset to read from (-1: none) */
   int task_partition; /* a partition task's one partition, or -1 */
   bool group;       /* consumer-group mode: partitions come and go with rebalances */
-  bool assigned;    /* consumer-group mode: the group has given this member its first assignment */
   int ts_col;       /* the event-time column, or -1 (message time) */
   kafka_partition *parts;
   int64_t safe_ts;  /* the last safe time the engine reported (see vpq_source_vt.commit) */
@@ -860,7 +859,7 @@ static void read_floors(kafka_source *s, const rd_kafka_topic_partition_list_t *
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   kafka_source *s = opaque;
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    s->assigned = true;
+    s->base.awaiting_partitions = false;
     s->base.assignments++;
     for (int p = 0; p < s->base.partitions; p++) s->continued[p] = false;
     for (int i = 0; i < parts->cnt; i++) {
@@ -1131,7 +1130,7 @@ static void kafka_source_save(const vpq_source *src, vpq_ckpt_out *out, const vp
   const kafka_source *s = (const kafka_source *)src;
   vpq_ckpt_put_u64(out, (uint64_t)s->base.partitions);
   for (int p = 0; p < s->base.partitions; p++) {
-    if (s->group && !s->assigned) {
+    if (s->group && s->base.awaiting_partitions) {
       vpq_ckpt_put_i64(out, s->resume[p]);
       continue;
     }
@@ -1214,7 +1213,7 @@ static int64_t kafka_source_lag(const vpq_source *src) {
  * can stay one short of it. */
 static bool kafka_source_behind(const vpq_source *src, int partition) {
   const kafka_source *s = (const kafka_source *)src;
-  if (s->group && !s->assigned) return true;
+  if (s->group && s->base.awaiting_partitions) return true;
   if (s->base.bounded && partition >= 0 && partition < s->base.partitions) return s->next[partition] < s->end[partition];
   if (partition >= 0) return (!s->base.owned || s->owned[partition]) && vpq_kafka_source_behind(src, partition, 1);
   for (int p = 0; p < s->base.partitions; p++)
@@ -1336,6 +1335,7 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   }
   if (in_group) {
     s->base.owned = s->owned;
+    s->base.awaiting_partitions = true;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, topic->text, RD_KAFKA_PARTITION_UA);
     e = rd_kafka_subscribe(rk, topics);
