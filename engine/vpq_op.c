@@ -316,6 +316,7 @@ typedef struct relation_op {
   int *rows; /* scratch row list for the sink */
   int rows_cap;
   int64_t *input_wm; /* per input port, when fed by several */
+  int64_t *pending_wm; /* per input port: the watermark it passed during the source batch going through */
   int ninputs;
   vpq_held_batches held;  /* fed by several: their batches of the source batch going through */
   int64_t held_wm;        /* the watermark, held with them (VPQ_TS_MIN: none) */
@@ -424,8 +425,9 @@ static void notify_subscribers(relation_op *r, const vpq_batch *batch, bool keep
 static void relation_inputs(relation_op *r, int n) {
   if (n <= r->ninputs) return;
   r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)n);
-  if (!r->input_wm) abort();
-  for (int i = r->ninputs; i < n; i++) r->input_wm[i] = VPQ_TS_MIN;
+  r->pending_wm = realloc(r->pending_wm, sizeof *r->pending_wm * (size_t)n);
+  if (!r->input_wm || !r->pending_wm) abort();
+  for (int i = r->ninputs; i < n; i++) r->input_wm[i] = r->pending_wm[i] = VPQ_TS_MIN;
   r->ninputs = n;
 }
 
@@ -472,25 +474,36 @@ static void relation_deliver(vpq_op *op, const vpq_batch *batch) {
 
 /* When the source batch has gone through: the rows of the inputs, held, in the order of their
  * source rows (the queries of several INSERT INTO over one source each bring the batch's rows
- * they pass, one query after the other), then the held watermark. */
+ * they pass, one query after the other), then the watermarks the inputs passed meanwhile. */
 static void relation_flush(vpq_dispatch_waiter *waiter) {
   relation_op *r = (relation_op *)((char *)waiter - offsetof(relation_op, waiter));
   vpq_op_deliver_in_source_order(&r->base, &r->held, relation_deliver);
   r->held.n = 0;
   r->waiting = false;
-  const int64_t wm = r->held_wm;
+  for (int i = 0; i < r->ninputs; i++) {
+    if (r->pending_wm[i] > r->input_wm[i]) r->input_wm[i] = r->pending_wm[i];
+    r->pending_wm[i] = VPQ_TS_MIN;
+  }
+  int64_t wm = r->held_wm;
   r->held_wm = VPQ_TS_MIN;
+  const int64_t over_inputs = r->ninputs > 1 ? relation_min_wm(r) : VPQ_TS_MIN;
+  if (over_inputs > wm) wm = over_inputs;
   if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&r->base, wm);
 }
 
-/* Holds `batch` of an input while a source batch goes through; false outside one. */
-static bool relation_hold(relation_op *r, const vpq_batch *batch) {
-  vpq_runtime *rt = r->base.rt;
-  if (!rt->dispatch.origin) return false;
+/* Waits for the end of the source batch going through; false outside one. */
+static bool relation_wait(relation_op *r) {
+  if (!r->base.rt->dispatch.origin) return false;
   if (!r->waiting) {
     r->waiting = true;
     vpq_op_dispatch_wait(&r->base, &r->waiter);
   }
+  return true;
+}
+
+/* Holds `batch` of an input while a source batch goes through; false outside one. */
+static bool relation_hold(relation_op *r, const vpq_batch *batch) {
+  if (!relation_wait(r)) return false;
   vpq_held_batches_push(&r->held, batch);
   return true;
 }
@@ -526,6 +539,14 @@ static void relation_pass_watermark(relation_op *r) {
 static void relation_watermark(vpq_op *op, int port, int64_t wm) {
   relation_op *r = (relation_op *)op;
   relation_inputs(r, op->ninputs > port + 1 ? op->ninputs : port + 1);
+  if (r->ninputs > 1 && relation_wait(r)) {
+    /* Passed during a source batch, it is the input's watermark after the whole batch, which
+     * the rows of the batch that the other inputs bring may come before in source order (a
+     * window with a grace period and the stream it reads): those are judged by the watermarks
+     * from before the batch, and this one counts once they are through (relation_flush). */
+    if (wm > r->pending_wm[port]) r->pending_wm[port] = wm;
+    return;
+  }
   if (wm > r->input_wm[port]) r->input_wm[port] = wm;
   relation_pass_watermark(r);
 }
@@ -555,6 +576,7 @@ static void relation_destroy(vpq_op *op) {
   free(r->subs);
   free(r->rows);
   free(r->input_wm);
+  free(r->pending_wm);
   free(r->held.items);
   for (size_t b = 0; b < r->nshown_buckets; b++)
     for (shown_row *row = r->shown[b], *next; row; row = next) {
@@ -581,9 +603,7 @@ static void relation_load(vpq_op *op, vpq_ckpt_in *in) {
   relation_op *r = (relation_op *)op;
   int n = (int)vpq_ckpt_get_count(in, op->ninputs);
   if (n) {
-    r->input_wm = realloc(r->input_wm, sizeof *r->input_wm * (size_t)n);
-    if (!r->input_wm) abort();
-    r->ninputs = n;
+    relation_inputs(r, n);
     for (int i = 0; i < n; i++) r->input_wm[i] = vpq_ckpt_get_i64(in);
   }
   int64_t nshown = vpq_ckpt_get_count(in, INT32_MAX);

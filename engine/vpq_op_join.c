@@ -97,6 +97,7 @@ typedef struct join_side {
   vpq_program **key_progs;
   int ncols;
   int64_t wm;
+  int64_t pending_wm;          /* the watermark it passed during the source batch going through */
   vpq_schema schema;           /* its rows' columns (dead letters) */
   const vpq_relation *from;    /* the relation it reads, when that is a source (dead letters) */
 } join_side;
@@ -432,6 +433,7 @@ static bool window_passes_left(const join_op *j, int64_t wm) {
 }
 
 static bool hold(join_op *j);
+static void window_advance(join_op *j);
 
 static void window_probe(join_op *j, int side, const vpq_batch *batch) {
   vpq_runtime *rt = j->base.rt;
@@ -604,6 +606,15 @@ static void flush_pairs(vpq_dispatch_waiter *waiter) {
   int64_t wm = j->held_wm;
   j->held_wm = VPQ_TS_MIN;
   if (wm != VPQ_TS_MIN) vpq_op_emit_watermark(&j->base, wm);
+  bool moved = false;
+  for (int s = 0; s < 2; s++) {
+    if (j->side[s].pending_wm > j->side[s].wm) {
+      j->side[s].wm = j->side[s].pending_wm;
+      moved = true;
+    }
+    j->side[s].pending_wm = VPQ_TS_MIN;
+  }
+  if (moved) window_advance(j);
 }
 
 /* Starts holding for the source batch going through; false outside one. */
@@ -678,6 +689,14 @@ static void join_watermark(vpq_op *op, int port, int64_t wm) {
     if (port != 0) return;
     if (j->waiting) j->held_wm = wm > j->held_wm ? wm : j->held_wm;
     else vpq_op_emit_watermark(op, wm);
+    return;
+  }
+  if (hold(j)) {
+    /* Passed during a source batch, it is the side's watermark after the whole batch, which the
+     * other side's rows of the batch may come before in source order (a window with a grace
+     * period and the stream it reads): they are joined under the watermark from before the
+     * batch, and this one counts once the batch is through (flush_pairs). */
+    if (wm > j->side[port].pending_wm) j->side[port].pending_wm = wm;
     return;
   }
   j->side[port].wm = wm;
@@ -821,7 +840,7 @@ static vpq_op *join_new(vpq_runtime *rt, vpq_arena *arena, const vpq_plan_select
   j->nkeys = join->nkeys < 64 ? join->nkeys : 64;
   j->side[0].ncols = join->right_offset;
   j->side[1].ncols = join->right->schema.ncols;
-  j->side[0].wm = j->side[1].wm = VPQ_TS_MIN;
+  j->side[0].wm = j->side[1].wm = j->side[0].pending_wm = j->side[1].pending_wm = VPQ_TS_MIN;
   for (int s = 0; s < 2; s++) {
     vpq_bexpr **exprs = s == 0 ? join->left_keys : join->right_keys;
     j->side[s].key_progs = vpq_arena_alloc(arena, sizeof *j->side[s].key_progs * (size_t)(j->nkeys + 1));
