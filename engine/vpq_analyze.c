@@ -795,8 +795,12 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
     int k = -1;
     for (size_t j = 0; j < sizeof known_options / sizeof *known_options; j++)
       if (strcmp(known_options[j].key, o->key) == 0) k = (int)j;
-    for (int j = 0; j < i; j++)
-      if (strcmp(opts->items[j].key, o->key) == 0) error(a, o->span, "option `%s` is given twice", o->key);
+    bool repeated = false;
+    for (int j = 0; j < i && !repeated; j++) repeated = strcmp(opts->items[j].key, o->key) == 0;
+    if (repeated) { /* reported; the first one stands */
+      error(a, o->span, "option `%s` is given twice", o->key);
+      continue;
+    }
     if (k < 0 && !passthrough) {
       const char *names[sizeof known_options / sizeof *known_options];
       for (size_t j = 0; j < sizeof known_options / sizeof *known_options; j++) names[j] = known_options[j].key;
@@ -880,7 +884,7 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
     /* A Kafka source's dead letters go to a topic (the name as written), unless the value is a
      * file path: it has a '/' or ends in .json / .jsonl (a topic name can have neither). */
     const char *text = NULL;
-    for (int i = 0; i < conn->options.count; i++)
+    for (int i = 0; i < conn->options.count && !text; i++)
       if (strcmp(conn->options.items[i].key, "dead_letter") == 0) text = conn->options.items[i].text;
     size_t len = strlen(text);
     bool path = strchr(text, '/') || (len > 5 && strcmp(text + len - 5, ".json") == 0) ||
