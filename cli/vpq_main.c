@@ -104,9 +104,9 @@ __attribute__((format(printf, 1, 2))) static int usage(const char *problem, ...)
   return 2;
 }
 
-/* Reads a whole file into a NUL-terminated malloc'd string, or NULL with errno set (EISDIR for a
- * folder). */
-static char *read_file(const char *path) {
+/* Reads a whole file into a NUL-terminated malloc'd string (its length, which counts any NUL
+ * byte it holds, in *length when not NULL), or NULL with errno set (EISDIR for a folder). */
+static char *read_file(const char *path, size_t *length) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   struct stat st;
@@ -135,6 +135,7 @@ static char *read_file(const char *path) {
     return NULL;
   }
   text[len] = '\0';
+  if (length) *length = len;
   return text;
 }
 
@@ -171,13 +172,13 @@ static bool names_cluster(const vpq_plan *plan) {
  * connector would refuse when the run opens it (vpq_kafka_check); prints every error to stderr
  * in file order. Returns the number of errors; *cluster says whether the file names a Kafka
  * cluster (names_cluster). */
-static int check_text(const char *path, const char *text, bool *cluster) {
+static int check_text(const char *path, const char *text, size_t len, bool *cluster) {
   char *copy = strdup(path);
   if (!copy) abort();
   vpq_arena arena;
   vpq_arena_init(&arena);
   vpq_diag diag;
-  vpq_diag_init(&diag, path, text, strlen(text));
+  vpq_diag_init(&diag, path, text, len);
   vpq_ast_file *ast = vpq_parse(&arena, &diag);
   vpq_plan *plan = ast ? vpq_analyze(&arena, &diag, ast, path, dirname(copy)) : NULL;
   if (plan) vpq_kafka_check(plan, &diag);
@@ -193,7 +194,8 @@ static int check_text(const char *path, const char *text, bool *cluster) {
 /* Loads FILE into a new engine; returns NULL after printing why (exit code in *rc). *cluster
  * (when not NULL) says whether the file names a Kafka cluster in a WITH. */
 static vpq_engine *load(const char *path, int *rc, bool *cluster) {
-  char *text = read_file(path);
+  size_t len = 0;
+  char *text = read_file(path, &len);
   if (!text) {
     fprintf(stderr, "vpq: cannot read `%s`: %s\n", path, strerror(errno));
     *rc = 2;
@@ -201,7 +203,7 @@ static vpq_engine *load(const char *path, int *rc, bool *cluster) {
   }
   bool named = false;
   vpq_engine *engine = NULL;
-  if (check_text(path, text, &named) == 0) {
+  if (check_text(path, text, len, &named) == 0) {
     engine = vpq_engine_new();
     if (vpq_engine_load(engine, path, text, stderr) != 0) {
       vpq_engine_free(engine);
@@ -302,7 +304,7 @@ static int run_tasks(const char *file, const char *state_dir, const char *broker
             "--reset-state (remove DIR/task-N folders to start a partition over)\n");
     return 2;
   }
-  char *text = read_file(file);
+  char *text = read_file(file, NULL);
   if (!text) {
     fprintf(stderr, "vpq: cannot read %s\n", file);
     return 1;
@@ -414,7 +416,7 @@ static int cmd_run(int argc, char **argv) {
   }
   vpq_http *http = NULL;
   if (http_addr) {
-    char err[512], *text = read_file(file);
+    char err[512], *text = read_file(file, NULL);
     http = vpq_http_start(engine, http_addr, http_token, text, err, sizeof err);
     free(text);
     if (!http) {
