@@ -855,9 +855,12 @@ static void source_dead_letter(source_op *s, const char *reason, const vpq_batch
 /* Finds (or with `insert`, creates) the upsert entry of the key of `row`; -1 when absent. */
 static int upsert_find(source_op *s, const vpq_batch *batch, int row, bool insert) {
   const vpq_relation *rel = s->rel;
-  vpq_datum key[16];
-  uint8_t key_null[16];
-  int nkeys = rel->nkeys < 16 ? rel->nkeys : 16;
+  enum { FEW_KEYS = 16 };
+  vpq_datum few[FEW_KEYS];
+  uint8_t few_null[FEW_KEYS];
+  const int nkeys = rel->nkeys;
+  vpq_datum *key = nkeys <= FEW_KEYS ? few : vpq_arena_alloc(&s->base.rt->scratch, sizeof *key * (size_t)nkeys);
+  uint8_t *key_null = nkeys <= FEW_KEYS ? few_null : vpq_arena_alloc(&s->base.rt->scratch, (size_t)nkeys);
   for (int k = 0; k < nkeys; k++) {
     key[k] = batch->cols[rel->key_cols[k]].data[row];
     key_null[k] = batch->cols[rel->key_cols[k]].null[row];
