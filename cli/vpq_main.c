@@ -341,6 +341,7 @@ static int cmd_run(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
       state_dir = argv[++i];
+      if (!*state_dir) return usage("--state-dir needs a folder, not an empty name");
     } else if (strcmp(argv[i], "--checkpoint-interval") == 0 && i + 1 < argc) {
       if (!parse_interval(argv[++i], &interval_ms)) {
         free(sets);

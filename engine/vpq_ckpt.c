@@ -177,6 +177,10 @@ static uint64_t get_le(const uint8_t *p, int bytes) {
 }
 
 int vpq_ckpt_lock(const char *dir, char *err, size_t err_size) {
+  if (!*dir) {
+    snprintf(err, err_size, "the state folder is named by an empty path");
+    return -1;
+  }
   char path[4096];
   snprintf(path, sizeof path, "%s", dir);
   for (char *p = path + 1;; p++) { /* the folder and its parents */

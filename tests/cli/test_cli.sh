@@ -46,6 +46,7 @@ usage_names "run with two files" "not also \`ok2.vpq\`" -- "$vpq" run ok.vpq ok2
 usage_names "explain --set without a value" "--set takes key=value" -- "$vpq" explain --set foo ok.vpq
 usage_names "run --http-token without --http" "--http-token goes with --http ADDR" -- "$vpq" run ok.vpq --http-token abc
 usage_names "run --reset-state without --state-dir" "--reset-state goes with --state-dir DIR" -- "$vpq" run ok.vpq --reset-state
+usage_names "run --state-dir with an empty name" "--state-dir needs a folder, not an empty name" -- "$vpq" run ok.vpq --state-dir ""
 usage_names "run --checkpoint-interval without --state-dir" "--checkpoint-interval goes with --state-dir DIR" -- "$vpq" run ok.vpq --checkpoint-interval 1s
 usage_names "unknown option for check" "unknown option \`--fast\` for check" -- "$vpq" check --fast ok.vpq
 usage_names "unknown option for explain" "unknown option \`--svg\` for explain" -- "$vpq" explain --svg ok.vpq
