@@ -560,12 +560,13 @@ static bool decode_columns(exchange_reader *r, const unsigned char *p, const uns
 static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, int n, vpq_origin *origins, int64_t *event_ts,
                       char *err, size_t err_size) {
   exchange_reader *r = ctx;
-  const unsigned char *p = msg->payload, *end = p + msg->len;
+  const unsigned char *p = msg->payload;
   part_state *ps = part(r, msg->partition);
   if (!p || msg->len < HEADER_BYTES || p[0] != MAGIC || p[1] != VERSION || !ps) {
     snprintf(err, err_size, "invalid exchange message: not written by this version of vpq");
     return -1;
   }
+  const unsigned char *end = p + msg->len;
   message_kind kind = (message_kind)p[2];
   int side = p[3];
   if (get_u32(p + 4) != r->layout || side >= (r->nsides > 0 ? r->nsides : 1)) {
