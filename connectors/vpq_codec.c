@@ -584,13 +584,61 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
+/* Past the blanks at p. */
+static const char *json_skip_blanks(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  return p;
+}
+
+/* Past the closing quote of the JSON string whose opening quote is at p, or NULL. */
+static const char *json_string_end(const char *p, const char *end) {
+  for (p++; p < end; p++) {
+    if (*p == '\\') p++;
+    else if (*p == '"') return p + 1;
+  }
+  return NULL;
+}
+
+/* Past the JSON value at p (a string, a nested object or array, or a scalar up to the next
+ * ',', '}' or ']'), or NULL when a string in it is not closed. */
+static const char *json_value_end(const char *p, const char *end) {
+  int depth = 0;
+  while (p < end) {
+    if (*p == '"') {
+      p = json_string_end(p, end);
+      if (!p || depth == 0) return p;
+      continue;
+    }
+    if (*p == '{' || *p == '[') {
+      depth++;
+    } else if (*p == '}' || *p == ']') {
+      if (depth == 0) return p;
+      if (--depth == 0) return p + 1;
+    } else if (*p == ',' && depth == 0) {
+      return p;
+    }
+    p++;
+  }
+  return p;
+}
+
 const char *vpq_json_field(const char *text, size_t len, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = text; p + n + 3 <= text + len; p++) {
-    if (p[0] != '"' || strncmp(p + 1, name, n) != 0 || p[n + 1] != '"') continue;
-    const char *v = p + n + 2;
-    while (v < text + len && (*v == ' ' || *v == ':')) v++;
-    return v < text + len ? v : NULL;
+  const char *end = text + len, *p = json_skip_blanks(text, end);
+  if (p >= end || *p != '{') return NULL;
+  const size_t n = strlen(name);
+  for (p = json_skip_blanks(p + 1, end); p < end && *p == '"';) {
+    const char *key = p + 1, *key_end = json_string_end(p, end);
+    if (!key_end) return NULL;
+    const bool match = (size_t)(key_end - 1 - key) == n && memcmp(key, name, n) == 0;
+    p = json_skip_blanks(key_end, end);
+    if (p >= end || *p != ':') return NULL;
+    p = json_skip_blanks(p + 1, end);
+    if (match) return p < end ? p : NULL;
+    p = json_value_end(p, end);
+    if (!p) return NULL;
+    p = json_skip_blanks(p, end);
+    if (p >= end || *p != ',') return NULL;
+    p = json_skip_blanks(p + 1, end);
   }
   return NULL;
 }

@@ -70,8 +70,9 @@ void vpq_decoder_defer_strings(vpq_decoder *dec, bool defer);
 /* Interns the strings deferred since the last flush and stores their ids in their rows. */
 void vpq_decoder_flush(vpq_decoder *dec);
 
-/* Finds the field `name` of the JSON object text[0..len) and returns where its value starts,
- * or NULL. A light look-up for JSON this engine wrote (it does not validate the object). */
+/* Finds the top-level field `name` (its exact spelling, unescaped) of the JSON object
+ * text[0..len), walking its fields and skipping their values, and returns where its value
+ * starts, or NULL. It validates no more of the object than it walks. */
 const char *vpq_json_field(const char *text, size_t len, const char *name);
 
 /* Parses an ISO-8601 timestamp into epoch ms; false when it is not one. */

@@ -130,6 +130,24 @@ static void json_integers_and_numbers_as_text(void **state) {
   assert_int_equal(int_at(f, T), -1000);
 }
 
+/* vpq_json_field finds a top-level field by its key only: not in a string value equal to the
+ * name, nor in a nested object, and with blanks around the colon. */
+static void json_field_walks_top_level_fields(void **state) {
+  (void)state;
+  const char *text = "{ \"device_id\" : \"ts\", \"nested\": {\"ts\": 5, \"a\": [1, {\"ts\": 6}]},"
+                     " \"s\": \"a \\\"ts\\\": 7\", \"ts\" :\t1700 }";
+  const char *v = vpq_json_field(text, strlen(text), "ts");
+  assert_non_null(v);
+  assert_int_equal(strncmp(v, "1700", 4), 0);
+  v = vpq_json_field(text, strlen(text), "device_id");
+  assert_non_null(v);
+  assert_int_equal(strncmp(v, "\"ts\"", 4), 0);
+  assert_null(vpq_json_field(text, strlen(text), "a"));
+  assert_null(vpq_json_field(text, strlen(text), "missing"));
+  assert_null(vpq_json_field("[\"ts\", 1]", 9, "ts"));
+  assert_null(vpq_json_field("{\"x\": \"unclosed, \"ts\": 1}", 25, "ts"));
+}
+
 static void json_escapes_and_surrogate_pairs(void **state) {
   fx *f = *state;
   assert_true(json(f, "{\"s\":\"a\\\"b\\\\c\\/d\\n\\t\\b\\f\\r\\u00e9\\ud83d\\ude00\\u0041\"}"));
@@ -661,6 +679,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(json_keys_any_case_any_order_last_wins, setup, teardown),
       cmocka_unit_test_setup_teardown(json_integers_and_numbers_as_text, setup, teardown),
       cmocka_unit_test_setup_teardown(json_escapes_and_surrogate_pairs, setup, teardown),
+      cmocka_unit_test(json_field_walks_top_level_fields),
       cmocka_unit_test_setup_teardown(json_strings_are_interned, setup, teardown),
       cmocka_unit_test_setup_teardown(json_strings_of_any_length_intern_once, setup, teardown),
       cmocka_unit_test_setup_teardown(json_exact_name_wins_over_any_case, setup, teardown),
