@@ -756,22 +756,33 @@ static void source_save(const vpq_op *op, vpq_ckpt_out *out) {
     if (!s->entries[e].deleted) vpq_ckpt_put_datums(out, s->entries[e].data, s->entries[e].null, ncols);
 }
 
+/* Makes the per-partition watermark state hold `n` partitions (it never shrinks): one it did
+ * not hold (a source's first rows, or a topic that has gained partitions since a checkpoint)
+ * has sent no row yet, as from `now_ms`. */
+static void source_partitions(source_op *s, int n, int64_t now_ms) {
+  if (n <= s->nparts) return;
+  s->part_max = realloc(s->part_max, sizeof *s->part_max * (size_t)n);
+  s->part_arrival = realloc(s->part_arrival, sizeof *s->part_arrival * (size_t)n);
+  s->part_idle = realloc(s->part_idle, sizeof *s->part_idle * (size_t)n);
+  if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
+  for (int p = s->nparts; p < n; p++) {
+    s->part_max[p] = VPQ_TS_MIN;
+    s->part_arrival[p] = now_ms;
+    s->part_idle[p] = false;
+  }
+  s->nparts = n;
+}
+
 static void source_load(vpq_op *op, vpq_ckpt_in *in) {
   source_op *s = (source_op *)op;
   s->max_ts = vpq_ckpt_get_i64(in);
   s->wm = vpq_ckpt_get_i64(in);
   s->last_arrival = vpq_ckpt_get_i64(in);
   int nparts = (int)vpq_ckpt_get_count(in, 1 << 20);
-  if (nparts) {
-    s->nparts = nparts;
-    s->part_max = malloc(sizeof *s->part_max * (size_t)nparts);
-    s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)nparts);
-    s->part_idle = calloc((size_t)nparts, sizeof *s->part_idle);
-    if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
-    for (int p = 0; p < nparts; p++) {
-      s->part_max[p] = vpq_ckpt_get_i64(in);
-      s->part_arrival[p] = vpq_ckpt_get_i64(in);
-    }
+  source_partitions(s, nparts, 0);
+  for (int p = 0; p < nparts; p++) {
+    s->part_max[p] = vpq_ckpt_get_i64(in);
+    s->part_arrival[p] = vpq_ckpt_get_i64(in);
   }
   s->restored = true;
   int ncols = s->rel->schema.ncols;
@@ -1067,17 +1078,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
   source_op *s = (source_op *)op;
   const vpq_relation *rel = s->rel;
   const vpq_source *src = s->slot ? s->slot->src : NULL;
-  if (src && src->partitions > 1 && !s->part_max) {
-    s->nparts = src->partitions;
-    s->part_max = malloc(sizeof *s->part_max * (size_t)s->nparts);
-    s->part_arrival = malloc(sizeof *s->part_arrival * (size_t)s->nparts);
-    s->part_idle = calloc((size_t)s->nparts, sizeof *s->part_idle);
-    if (!s->part_max || !s->part_arrival || !s->part_idle) abort();
-    for (int p = 0; p < s->nparts; p++) {
-      s->part_max[p] = VPQ_TS_MIN;
-      s->part_arrival[p] = op->rt->now_ms;
-    }
-  }
+  if (src && src->partitions > 1) source_partitions(s, src->partitions, op->rt->now_ms);
   restart_idle_clock(s, src, op->rt->now_ms);
   mark_idle(s, src, op->rt->now_ms);
   if (batch->n) op->idle = 0;
