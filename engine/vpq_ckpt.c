@@ -276,6 +276,7 @@ int vpq_ckpt_write(const char *dir, uint64_t epoch, uint64_t fingerprint, const 
   uint8_t *file = malloc(CKPT_HEADER + bound);
   if (!file) abort();
   ZSTD_CCtx *cctx = ZSTD_createCCtx();
+  if (!cctx) abort();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
   /* A large state compresses on two threads (the engine waits for the checkpoint either way);

@@ -178,9 +178,6 @@ void vpq_engine_free(vpq_engine *e) {
   vpq_intern_free(e->rt.intern);
   vpq_arena_free(&e->rt.scratch);
   vpq_arena_free(&e->arena);
-  free(e->text);
-  free(e->file_name);
-  free(e->base_dir);
   free(e);
 }
 
@@ -393,11 +390,9 @@ static void plan_physical(vpq_engine *e) {
 }
 
 int vpq_engine_load(vpq_engine *e, const char *file_name, const char *text, FILE *diag) {
-  e->text = strdup(text);
-  e->file_name = strdup(file_name);
-  char *path = strdup(file_name);
-  e->base_dir = strdup(dirname(path));
-  free(path);
+  e->text = vpq_arena_strdup(&e->arena, text);
+  e->file_name = vpq_arena_strdup(&e->arena, file_name);
+  e->base_dir = dirname(vpq_arena_strdup(&e->arena, file_name));
   vpq_diag d;
   vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
   vpq_ast_file *ast = vpq_parse(&e->arena, &d);
@@ -1359,6 +1354,7 @@ static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
 void vpq_engine_set_state(vpq_engine *e, const char *dir, int64_t interval_ms, bool reset) {
   free(e->state_dir);
   e->state_dir = dir ? strdup(dir) : NULL;
+  if (dir && !e->state_dir) abort();
   e->checkpoint_interval_ms = interval_ms > 0 ? interval_ms : 10000;
   e->reset_state = reset;
 }

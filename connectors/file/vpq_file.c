@@ -454,6 +454,7 @@ static file_sink *sink_new(FILE *stream, const char *path, vpq_format format, co
   s->base.vt = path ? &file_sink_vt : &stream_sink_vt;
   s->stream = stream;
   s->path = path ? strdup(path) : NULL;
+  if (path && !s->path) abort();
   s->format = format;
   s->schema = schema;
   s->intern = intern;

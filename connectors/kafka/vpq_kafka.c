@@ -1309,6 +1309,7 @@ static vpq_source *open_consumer(const vpq_relation *rel, vpq_intern *intern, vp
   s->rk = rk;
   s->topic = strdup(topic->text);
   s->group_id = strdup(group_id);
+  if (!s->topic || !s->group_id) abort();
   s->bad = bad;
   s->bad_ctx = bad_ctx;
   /* The topic's partitions, from the cluster's metadata (once it has it, for a topic created here). */
