@@ -59,7 +59,7 @@ enum {
 typedef struct str_cache_set {
   uint64_t a[STR_WAYS], b[STR_WAYS];
   uint32_t len_id[STR_WAYS];
-  uint32_t unused;
+  uint32_t pad; /* to the cache line */
 } str_cache_set;
 
 _Static_assert(sizeof(str_cache_set) == 64, "a set is one cache line");

@@ -1180,7 +1180,6 @@ static vpq_schema bind_select(analyzer *a, const vpq_ast_select *s, vpq_plan_que
     return out;
   }
   sel->from = from;
-  sel->from_alias = s->from.alias;
   sel->input_is_changelog = from->kind == VPQ_REL_TABLE;
   bind_scope scope = {0};
   vpq_schema *layout = &sel->input;

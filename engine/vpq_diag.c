@@ -20,37 +20,24 @@ void vpq_diag_free(vpq_diag *diag) {
   diag->count = diag->cap = diag->errors = 0;
 }
 
-static void diag_add(vpq_diag *diag, vpq_severity severity, vpq_span span, const char *fmt,
-                     va_list ap) {
+void vpq_diag_error(vpq_diag *diag, vpq_span span, const char *fmt, ...) {
   if (diag->count == diag->cap) {
     diag->cap = diag->cap ? diag->cap * 2 : 8;
     diag->entries = realloc(diag->entries, sizeof *diag->entries * (size_t)diag->cap);
     if (!diag->entries) abort();
   }
-  va_list copy;
-  va_copy(copy, ap);
-  int len = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
   char *message = malloc((size_t)len + 1);
   if (!message) abort();
+  va_start(ap, fmt);
   vsnprintf(message, (size_t)len + 1, fmt, ap);
+  va_end(ap);
   if (span.off > diag->text_len) span.off = (uint32_t)diag->text_len;
-  diag->entries[diag->count++] = (vpq_diag_entry){severity, span, message};
-  if (severity == VPQ_SEV_ERROR) diag->errors++;
-}
-
-void vpq_diag_error(vpq_diag *diag, vpq_span span, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  diag_add(diag, VPQ_SEV_ERROR, span, fmt, ap);
-  va_end(ap);
-}
-
-void vpq_diag_warning(vpq_diag *diag, vpq_span span, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  diag_add(diag, VPQ_SEV_WARNING, span, fmt, ap);
-  va_end(ap);
+  diag->entries[diag->count++] = (vpq_diag_entry){span, message};
+  diag->errors++;
 }
 
 /* Whether byte b continues a UTF-8 character: columns count characters, not bytes. */
@@ -80,8 +67,7 @@ static int entry_cmp(const void *a, const void *b) {
 static void print_entry(const vpq_diag *diag, const vpq_diag_entry *e, FILE *out) {
   int line, col;
   vpq_diag_position(diag, e->span.off, &line, &col);
-  fprintf(out, "%s:%d:%d: %s: %s\n", diag->file, line, col,
-          e->severity == VPQ_SEV_ERROR ? "error" : "warning", e->message);
+  fprintf(out, "%s:%d:%d: error: %s\n", diag->file, line, col, e->message);
   size_t start = e->span.off;
   while (start > 0 && diag->text[start - 1] != '\n') start--;
   size_t end = e->span.off;

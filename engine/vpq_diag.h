@@ -17,10 +17,7 @@ typedef struct vpq_span {
   uint32_t len;
 } vpq_span;
 
-typedef enum vpq_severity { VPQ_SEV_ERROR, VPQ_SEV_WARNING } vpq_severity;
-
 typedef struct vpq_diag_entry {
-  vpq_severity severity;
   vpq_span span;
   char *message; /* malloc'd, owned by the diag object */
 } vpq_diag_entry;
@@ -44,10 +41,6 @@ void vpq_diag_free(vpq_diag *diag);
 
 /* Records an error at `span` with a printf-style message. */
 void vpq_diag_error(vpq_diag *diag, vpq_span span, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Records a warning at `span` with a printf-style message. */
-void vpq_diag_warning(vpq_diag *diag, vpq_span span, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Computes the 1-based line and column (in UTF-8 characters) of byte offset `off`. */

@@ -65,11 +65,6 @@ struct vpq_program {
 
 /* ===== Execution ===== */
 
-typedef struct expr_regs {
-  vpq_vec *vec;
-  int n;
-} expr_regs;
-
 static int cmp_result(vpq_ast_op op, int c) {
   switch (op) {
   case VPQ_OP_EQ: return c == 0;
@@ -518,7 +513,6 @@ vpq_program *vpq_expr_compile(vpq_arena *arena, const vpq_bexpr *expr, const vpq
   return p;
 }
 
-vpq_type vpq_program_type(const vpq_program *program) { return program->type; }
 
 /* Runs every instruction; returns the registers (the result is regs[program->result]). */
 static vpq_vec *run(const vpq_program *p, const vpq_batch *in, vpq_arena *scratch) {

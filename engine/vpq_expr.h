@@ -22,9 +22,6 @@ typedef struct vpq_program vpq_program;
  * the columns of the batch it is run over by the indexes in the expression. */
 vpq_program *vpq_expr_compile(vpq_arena *arena, const vpq_bexpr *expr, const vpq_intern *intern);
 
-/* The type of the program's result. */
-vpq_type vpq_program_type(const vpq_program *program);
-
 /* Evaluates the program over the first `in->n` rows of `in` and writes the results into
  * `out` (which must have room for in->n rows; out->type is set). Scratch registers come
  * from `scratch`, an arena the caller resets between batches. */

@@ -28,7 +28,6 @@ struct vpq_intern {
   uint32_t *slots; /* id + 1; 0 = empty */
   size_t nslots;
   intern_slab *slab;
-  size_t bytes;
 };
 
 enum { INTERN_SLAB = 256 * 1024 };
@@ -56,7 +55,6 @@ static char *intern_store(vpq_intern *pool, const char *text, size_t len) {
     slab->used = 0;
     slab->size = size;
     pool->slab = slab;
-    pool->bytes += size;
   }
   char *copy = pool->slab->data + pool->slab->used;
   memcpy(copy, text, len);
@@ -142,7 +140,3 @@ int vpq_intern_compare(const vpq_intern *pool, int64_t a, int64_t b) {
 }
 
 size_t vpq_intern_count(const vpq_intern *pool) { return pool->count; }
-
-size_t vpq_intern_bytes(const vpq_intern *pool) {
-  return pool->bytes + pool->cap * sizeof *pool->entries + pool->nslots * sizeof *pool->slots;
-}

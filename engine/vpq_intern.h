@@ -26,8 +26,7 @@ const char *vpq_intern_text(const vpq_intern *pool, int64_t id, size_t *len);
 /* Compares two interned strings byte-wise, like memcmp then length: <0, 0, >0. */
 int vpq_intern_compare(const vpq_intern *pool, int64_t a, int64_t b);
 
-/* Number of distinct strings and bytes held, for memory reports. */
+/* Number of distinct strings held. */
 size_t vpq_intern_count(const vpq_intern *pool);
-size_t vpq_intern_bytes(const vpq_intern *pool);
 
 #endif

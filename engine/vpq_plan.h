@@ -190,7 +190,6 @@ typedef struct vpq_plan_agg {
 
 typedef struct vpq_plan_select {
   vpq_relation *from;
-  const char *from_alias;
   vpq_plan_join *joins;
   int njoins;
   vpq_schema input;       /* the input layout: FROM's columns then each join's */

@@ -13,7 +13,3 @@ const char *vpq_type_name(vpq_type type) {
   }
   return "?";
 }
-
-bool vpq_type_is_numeric(vpq_type type) {
-  return type == VPQ_TYPE_BIGINT || type == VPQ_TYPE_DOUBLE || type == VPQ_TYPE_NULL;
-}

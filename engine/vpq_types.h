@@ -47,7 +47,4 @@ static inline int vpq_double_compare(double a, double b) {
 /* Returns the SQL name of a type: "BIGINT", "STRING", ... */
 const char *vpq_type_name(vpq_type type);
 
-/* True for BIGINT and DOUBLE (and NULL, which fits anywhere). */
-bool vpq_type_is_numeric(vpq_type type);
-
 #endif

@@ -139,26 +139,6 @@ const char *vpq_ast_op_text(vpq_ast_op op) {
   return "?";
 }
 
-/* The SQL name of a column type: "BIGINT", ... */
-const char *vpq_ast_type_name(vpq_ast_type type) {
-  switch (type) { /* ORDER AST_TYPE */
-  case VPQ_AST_TYPE_BOOLEAN: return "BOOLEAN";
-  case VPQ_AST_TYPE_BIGINT: return "BIGINT";
-  case VPQ_AST_TYPE_DOUBLE: return "DOUBLE";
-  case VPQ_AST_TYPE_STRING: return "STRING";
-  case VPQ_AST_TYPE_TIMESTAMP: return "TIMESTAMP";
-  }
-  return "?";
-}
-
-/* A node kind in words, for messages: "integer", "function call", ... */
-const char *vpq_ast_expr_kind_name(vpq_ast_expr_kind kind) {
-  static const char *const names[] = {/* ORDER AST_EXPR */
-                                      "integer", "double", "string", "boolean", "NULL", "interval", "column",
-                                      "*", "unary operator", "operator", "function call", "CASE", "IS NULL",
-                                      "list"};
-  return (unsigned)kind < sizeof names / sizeof *names ? names[kind] : "?";
-}
 
 
 /* ===== Formatting ===== */

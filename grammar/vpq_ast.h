@@ -30,7 +30,6 @@
  * recurses into it, so this bounds their stack; a flat chain of AND or OR is one level. */
 enum { VPQ_AST_MAX_DEPTH = 1000 };
 
-/* ORDER AST_EXPR: keep vpq_ast_expr_kind_name() in vpq_ast.c in step. */
 typedef enum vpq_ast_expr_kind {
   VPQ_AST_INT,      /* ival */
   VPQ_AST_DOUBLE,   /* dval */
@@ -90,7 +89,6 @@ struct vpq_ast_expr {
 
 /* ===== Declarations and options ===== */
 
-/* ORDER AST_TYPE: keep vpq_ast_type_name() in vpq_ast.c in step. */
 typedef enum vpq_ast_type {
   VPQ_AST_TYPE_BOOLEAN,
   VPQ_AST_TYPE_BIGINT,
@@ -302,10 +300,8 @@ void vpq_ast_select_add_item(vpq_arena *arena, vpq_ast_select *select, vpq_ast_s
 void vpq_ast_select_add_join(vpq_arena *arena, vpq_ast_select *select, vpq_ast_join join);
 void vpq_ast_file_add(vpq_arena *arena, vpq_ast_file *file, vpq_ast_stmt *stmt);
 
-/* Names for messages and `vpq explain`. */
+/* An operator as written in the language ("<=", "AND", ...), for messages and formatted expressions. */
 const char *vpq_ast_op_text(vpq_ast_op op);
-const char *vpq_ast_type_name(vpq_ast_type type);
-const char *vpq_ast_expr_kind_name(vpq_ast_expr_kind kind);
 
 /* Writes the expression back as text (for explain output and default column names), into
  * `buf` of `size` bytes; returns `buf`. */

@@ -591,9 +591,6 @@ static void formatting(void **state) {
 
   assert_string_equal(vpq_ast_op_text(VPQ_OP_LE), "<=");
   assert_string_equal(vpq_ast_op_text(VPQ_OP_AND), "AND");
-  assert_string_equal(vpq_ast_type_name(VPQ_AST_TYPE_TIMESTAMP), "TIMESTAMP");
-  assert_string_equal(vpq_ast_expr_kind_name(VPQ_AST_CALL), "function call");
-  assert_string_equal(vpq_ast_expr_kind_name(VPQ_AST_LIST), "list");
 }
 
 /* ===== Errors and recovery ===== */
