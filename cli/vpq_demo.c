@@ -26,6 +26,7 @@
 #include "kafka/vpq_broker.h"
 #include "sim/vpq_sim.h"
 #include "vpq_codec.h"
+#include "vpq_clock.h"
 
 enum { BUCKET_MS = 15 * 60 * 1000, MAX_TOPICS = 64 };
 
@@ -60,12 +61,6 @@ struct vpq_demo {
 };
 
 typedef struct vpq_demo demo;
-
-static int64_t wall_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static double field_number(const char *json, const char *name) {
   const char *v = vpq_json_field(json, strlen(json), name);
@@ -158,7 +153,7 @@ static void print_summary(demo *d, bool final) {
 }
 
 static void maybe_print(demo *d) {
-  int64_t now = wall_ms();
+  int64_t now = vpq_clock_monotonic_ms();
   if (d->tty) {
     if (now - d->wall_last_print < 250) return;
     d->wall_last_print = now;

@@ -46,6 +46,7 @@
 #include "vpq_op.h"
 #include "vpq_plan.h"
 #include "vpq_repartition.h"
+#include "vpq_clock.h"
 
 typedef struct merge_input merge_input;
 
@@ -651,12 +652,6 @@ static void bad_count(vpq_engine *e, bad_ctx *b, const vpq_origin *unread, int n
   free(first);
 }
 
-static int64_t wall_clock_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* A stream source being merged: its decoded batch and the next row to push. */
 struct merge_input {
   int relation;
@@ -682,14 +677,14 @@ static bool refill(vpq_engine *e, merge_input *in) {
   while (!in->done && !e->stop) {
     bool done = false;
     if (src->vt->read(src, in->batch, in->batch->origin, &done) && in->batch->n > 0) {
-      if (!src->bounded) e->rt.now_ms = wall_clock_ms(); /* the rows arrive now */
+      if (!src->bounded) e->rt.now_ms = vpq_clock_wall_ms(); /* the rows arrive now */
       return true;
     }
     /* No row: the malformed records read are read for good (no unread row is before them). */
     vpq_dead_letter_flush(e->slots[in->relation].dl);
     bad_count(e, &e->bad[in->relation], NULL, 0);
     if (done) in->done = true;
-    else if (!src->bounded) vpq_engine_tick(e, wall_clock_ms()); /* nothing now: idle sources let windows close */
+    else if (!src->bounded) vpq_engine_tick(e, vpq_clock_wall_ms()); /* nothing now: idle sources let windows close */
     if (!src->bounded) return false;
   }
   return false;
@@ -1020,7 +1015,7 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
  * watermark (which moves on its own as writers go idle); the writing ends announce their
  * watermarks when due. A batch goes in whole, so a checkpoint never falls inside one. */
 static void pump_exchanges(vpq_engine *e) {
-  int64_t now = wall_clock_ms();
+  int64_t now = vpq_clock_wall_ms();
   for (int i = 0; i < e->nsteps; i++) {
     vpq_repartition *x = &e->steps[i];
     vpq_repartition_announce(x->write_op, now, false);
@@ -1152,7 +1147,7 @@ static size_t held_output(const vpq_engine *e) {
  * be written. */
 static bool take_checkpoint(vpq_engine *e) {
   const vpq_plan *plan = e->plan;
-  int64_t started = wall_clock_ms();
+  int64_t started = vpq_clock_wall_ms();
   uint64_t epoch = e->epoch + 1;
   char err[512];
   /* Dead letters of the rows read but not processed yet stay held: a restore reads those again. */
@@ -1197,7 +1192,7 @@ static bool take_checkpoint(vpq_engine *e) {
     fprintf(e->rt.log, "vpq: %s\n", err);
     ok = false;
   }
-  e->last_checkpoint_ms = wall_clock_ms();
+  e->last_checkpoint_ms = vpq_clock_wall_ms();
   if (!ok) {
     e->rt.stats.checkpoint_failures++;
     return false;
@@ -1233,7 +1228,7 @@ static bool take_checkpoint(vpq_engine *e) {
 /* Takes a checkpoint when the interval has passed or the held output is large. */
 static void maybe_checkpoint(vpq_engine *e) {
   if (!e->state_dir) return;
-  int64_t now = wall_clock_ms();
+  int64_t now = vpq_clock_wall_ms();
   if (now - e->last_checkpoint_ms >= e->checkpoint_interval_ms || held_output(e) >= HELD_OUTPUT_LIMIT) take_checkpoint(e);
 }
 
@@ -1263,7 +1258,7 @@ static int restore_engine(vpq_engine *e, FILE *log, vpq_ckpt_file *file, vpq_ckp
   e->fingerprint = plan_fingerprint(e);
   e->checkpoint_wm = vpq_arena_alloc(&e->arena, sizeof *e->checkpoint_wm * (size_t)(e->plan->nrelations + 1));
   for (int r = 0; r < e->plan->nrelations; r++) e->checkpoint_wm[r] = VPQ_TS_MIN;
-  e->last_checkpoint_ms = wall_clock_ms();
+  e->last_checkpoint_ms = vpq_clock_wall_ms();
   if (e->reset_state) vpq_ckpt_remove_all(e->state_dir);
   for (int r = 0; r < e->plan->nrelations; r++) {
     const vpq_relation *rel = e->plan->relations[r];
@@ -1384,7 +1379,7 @@ static void publish_stats(vpq_engine *e) {
 
 /* Refreshes stats.consumer_lag and publishes the counters, at most once a second. */
 static void update_lag(vpq_engine *e) {
-  int64_t now = wall_clock_ms();
+  int64_t now = vpq_clock_wall_ms();
   if (now - e->last_lag_ms < 1000) return;
   e->last_lag_ms = now;
   int64_t total = -1;

@@ -11,6 +11,7 @@
 
 #include "../connectors/vpq_codec.h"
 #include "vpq_expr.h"
+#include "vpq_clock.h"
 
 /* ===== Framework ===== */
 
@@ -692,12 +693,6 @@ typedef struct source_op {
   int nbuckets;
 } source_op;
 
-static int64_t wall_clock_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* A source has no inputs: rows enter through vpq_op_source_push. */
 static void source_push_unused(vpq_op *op, int port, const vpq_batch *batch) {
   (void)op;
@@ -1090,7 +1085,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
       s->part_idle[batch->origin[i].partition] = false;
   bool stamped = src && src->stamps_rows;
   int kept = 0;
-  int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
+  int64_t now = rel->ts_col >= 0 ? 0 : op->rt->now_ms ? op->rt->now_ms : vpq_clock_wall_ms();
   for (int i = 0; i < batch->n; i++) {
     int64_t ts;
     if (rel->ts_col >= 0) {
@@ -1122,7 +1117,7 @@ void vpq_op_source_push(vpq_op *op, vpq_batch *batch) {
     kept++;
   }
   batch->n = kept;
-  s->last_arrival = op->rt->now_ms ? op->rt->now_ms : wall_clock_ms();
+  s->last_arrival = op->rt->now_ms ? op->rt->now_ms : vpq_clock_wall_ms();
   op->rt->stats.rows_in += kept;
   op->rows_in += kept;
   if (rel->kind == VPQ_REL_TABLE) /* a key -0.0 upserts the key 0.0 */

@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "vpq_expr.h"
+#include "vpq_clock.h"
 
 /* ===== Planning ===== */
 
@@ -429,12 +430,6 @@ typedef struct writer_op {
   int64_t announced_ms; /* wall clock of the last announcement */
 } writer_op;
 
-static int64_t wall_clock_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 static void writer_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   writer_op *w = (writer_op *)op;
@@ -494,7 +489,7 @@ static void writer_watermark(vpq_op *op, int port, int64_t wm) {
   }
   if (wm <= w->wm) return;
   w->wm = wm;
-  vpq_repartition_announce(op, wall_clock_ms(), false);
+  vpq_repartition_announce(op, vpq_clock_wall_ms(), false);
 }
 
 /* "left side of the join with `meters`" or "SCHEDULE's fleet", and what marks its rows. */

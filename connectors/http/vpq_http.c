@@ -39,6 +39,7 @@
 #include "vpq_codec.h"
 #include "vpq_http_assets.h"
 #include "vpq_http_query.h"
+#include "vpq_clock.h"
 
 enum {
   RECENT = 1024,             /* rows kept per stream for ?last=N and Last-Event-ID */
@@ -119,13 +120,6 @@ struct vpq_http {
 };
 
 /* ===== Helpers ===== */
-
-/* Milliseconds on the monotonic clock. */
-static int64_t monotonic_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* The monotonic clock time `ms` (for the condition variables, which use that clock). */
 static struct timespec monotonic_at(int64_t ms) {
@@ -325,7 +319,7 @@ static void stream_append(relation *rel, const char *json, size_t len) {
   rel->recent_next = (rel->recent_next + 1) % RECENT;
   if (rel->recent_n < RECENT) rel->recent_n++;
   rel->seq++;
-  int64_t now = rel->clients ? monotonic_ms() : 0;
+  int64_t now = rel->clients ? vpq_clock_monotonic_ms() : 0;
   for (client *c = rel->clients; c; c = c->next) {
     bool was_empty = c->start == c->queue.len;
     queue_row(c, rel->seq, json, len);
@@ -543,7 +537,7 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   client *c = cls;
   vpq_http *h = c->rel->http;
-  int64_t keepalive = monotonic_ms() + KEEPALIVE_S * 1000;
+  int64_t keepalive = vpq_clock_monotonic_ms() + KEEPALIVE_S * 1000;
   pthread_mutex_lock(&h->lock);
   while (c->start == c->queue.len) {
     if (c->overflow && !c->closing) {
@@ -556,7 +550,7 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
       pthread_mutex_unlock(&h->lock);
       return MHD_CONTENT_READER_END_OF_STREAM;
     }
-    int64_t now = monotonic_ms();
+    int64_t now = vpq_clock_monotonic_ms();
     if (now >= keepalive) {
       queue_append(c, ": keep-alive\n\n", 14);
       break;
@@ -569,7 +563,7 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max) {
     }
   }
   for (int64_t until = c->since + COALESCE_MS;
-       !h->ending && !c->overflow && c->queue.len - c->start < COALESCE_BYTES && monotonic_ms() < until;) {
+       !h->ending && !c->overflow && c->queue.len - c->start < COALESCE_BYTES && vpq_clock_monotonic_ms() < until;) {
     struct timespec at = monotonic_at(until);
     pthread_cond_timedwait(&c->wake, &h->lock, &at);
   }
@@ -1170,7 +1164,7 @@ void vpq_http_stop(vpq_http *h) {
   h->ending = true;
   for (int i = 0; i < h->nrels; i++)
     for (client *c = h->rels[i].clients; c; c = c->next) pthread_cond_signal(&c->wake);
-  struct timespec deadline = monotonic_at(monotonic_ms() + DRAIN_MS);
+  struct timespec deadline = monotonic_at(vpq_clock_monotonic_ms() + DRAIN_MS);
   while (h->nclients > 0 && pthread_cond_timedwait(&h->drained, &h->lock, &deadline) != ETIMEDOUT) {}
   pthread_mutex_unlock(&h->lock);
   MHD_stop_daemon(h->daemon);

@@ -40,6 +40,7 @@
 
 #include "../vpq_codec.h"
 #include "vpq_kafka_int.h"
+#include "vpq_clock.h"
 
 /* ===== Shared by source and sink ===== */
 
@@ -106,17 +107,10 @@ static bool transient(rd_kafka_resp_err_t e) {
 
 enum { RETRY_MS = 60 * 1000 }; /* how long a request is repeated through transient errors */
 
-/* Milliseconds on the monotonic clock: how long a repeated request has taken. */
-static int64_t monotonic_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* Whether a request repeated since `started` is to be given up: RETRY_MS passed, or the process
  * was interrupted (vpq_interrupt). */
 static bool retry_over(int64_t started) {
-  return vpq_connector_interrupted || monotonic_ms() - started >= RETRY_MS;
+  return vpq_connector_interrupted || vpq_clock_monotonic_ms() - started >= RETRY_MS;
 }
 
 /* Says once on stderr that a request is being repeated. */
@@ -129,7 +123,7 @@ static void note_retry(bool *noted, const char *what, const char *topic, rd_kafk
 /* rd_kafka_query_watermark_offsets, repeated through transient errors. */
 static rd_kafka_resp_err_t query_offsets(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *low, int64_t *high) {
   bool noted = false;
-  for (const int64_t started = monotonic_ms();;) {
+  for (const int64_t started = vpq_clock_monotonic_ms();;) {
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high, 10000);
     if (!transient(e) || retry_over(started)) return e;
     note_retry(&noted, "the offsets", topic, e);
@@ -143,7 +137,7 @@ static int32_t query_partitions(rd_kafka_t *rk, const char *topic, bool create_w
   bool noted = false;
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
   int32_t n = 0;
-  for (const int64_t started = monotonic_ms();;) {
+  for (const int64_t started = vpq_clock_monotonic_ms();;) {
     const struct rd_kafka_metadata *md = NULL;
     *e = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
     if (!*e && md->topic_cnt == 1) {

@@ -94,16 +94,11 @@
 #include <time.h>
 
 #include "vpq_kafka_int.h"
+#include "vpq_clock.h"
 
 enum { MAGIC = 'V', VERSION = 2, HEADER_BYTES = 28, ROW_HEADER_BYTES = 20 };
 
 typedef enum message_kind { KIND_ROW, KIND_RETRACTION, KIND_WATERMARK } message_kind;
-
-static int64_t wall_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* ===== Encoding ===== */
 
@@ -229,7 +224,7 @@ bool vpq_kafka_exchange_announce(vpq_sink *writer, int64_t wm, char *err, size_t
   exchange_writer *w = vpq_kafka_sink_ctx(writer);
   w->value.len = 0;
   put_header(&w->value, KIND_WATERMARK, w->side, w->layout, w->id, wm, w->silence_ms);
-  int64_t now = wall_ms();
+  int64_t now = vpq_clock_wall_ms();
   int32_t partitions = vpq_kafka_sink_partitions(writer);
   for (int32_t p = 0; p < partitions; p++)
     if (!vpq_kafka_sink_put(writer, p, w->value.data, w->value.len, now, err, err_size)) return false;
@@ -306,7 +301,7 @@ static part_state *part(exchange_reader *r, int p) {
     r->nparts = r->src->partitions;
     r->parts = calloc((size_t)r->nparts + 1, sizeof *r->parts);
     if (!r->parts) abort();
-    int64_t now = wall_ms();
+    int64_t now = vpq_clock_wall_ms();
     for (int i = 0; i < r->nparts; i++) {
       r->parts[i].since_ms = now;
       r->parts[i].floor = VPQ_TS_MIN;
@@ -573,7 +568,7 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
     snprintf(err, err_size, "invalid exchange message: written by a query with other input columns");
     return -1;
   }
-  int64_t now = wall_ms();
+  int64_t now = vpq_clock_wall_ms();
   bool lookup = r->lookup[side];
   if (!lookup) note_writer(r, ps, get_u64(p + 8), (int64_t)get_u64(p + 16), get_u32(p + 24), now);
   if (kind == KIND_WATERMARK) return 0;
@@ -683,7 +678,7 @@ static int on_owed(void *ctx, vpq_batch *out, int n, vpq_origin *origins) {
  * of windows its last owner closed are late here too. */
 static void on_ownership(void *ctx, const bool *owned, const bool *continued, const int64_t *floor) {
   exchange_reader *r = ctx;
-  int64_t now = wall_ms();
+  int64_t now = vpq_clock_wall_ms();
   for (int p = 0; p < r->src->partitions; p++) {
     if (owned[p] && continued[p]) continue;
     part_state *ps = part(r, p);
@@ -767,7 +762,7 @@ static void on_restore(void *ctx, vpq_ckpt_in *in) {
   r->checkpointed = true;
   if ((int64_t)vpq_ckpt_get_count(in, 1 << 20) != r->nparts && !in->error)
     vpq_ckpt_fail(in, "the exchange topic's partition count changed");
-  int64_t now = wall_ms();
+  int64_t now = vpq_clock_wall_ms();
   for (int p = 0; p < r->nparts && !in->error; p++) {
     part_state *ps = &r->parts[p];
     int64_t nwriters = vpq_ckpt_get_count(in, 1 << 20);

@@ -28,6 +28,7 @@
 
 #include "../vpq_codec.h"
 #include "vpq_sim.h"
+#include "vpq_clock.h"
 
 enum { SHARED_MAX = 8, INTERVAL_MS = 60000 };
 
@@ -156,12 +157,6 @@ typedef struct sim_source {
   void *bad_ctx;
 } sim_source;
 
-static int64_t wall_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static bool sim_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool *done) {
   sim_source *s = (sim_source *)src;
   vpq_sim *sim = s->shared->sim;
@@ -171,7 +166,7 @@ static bool sim_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, bool 
     *done = true;
     return false;
   }
-  if (s->speed > 0 && s->next > s->start && (s->next - s->start) > (wall_ms() - s->wall0) * s->speed) {
+  if (s->speed > 0 && s->next > s->start && (s->next - s->start) > (vpq_clock_monotonic_ms() - s->wall0) * s->speed) {
     struct timespec pause = {0, 5 * 1000 * 1000};
     nanosleep(&pause, NULL);
     return false; /* simulated time has not got there yet */
@@ -246,7 +241,7 @@ vpq_source *vpq_sim_open_source(const vpq_relation *rel, vpq_intern *intern, vpq
   s->next = s->telemetry ? start : start - history / INTERVAL_MS * INTERVAL_MS;
   s->end = start + duration;
   s->speed = speed;
-  s->wall0 = wall_ms();
+  s->wall0 = vpq_clock_monotonic_ms();
   s->dec = vpq_decoder_new(VPQ_FORMAT_JSON, &rel->schema, intern);
   s->bad = bad;
   s->bad_ctx = bad_ctx;

@@ -14,12 +14,7 @@
 
 #include "../vpq_codec.h"
 #include "vpq_sim.h"
-
-static int64_t wall_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
+#include "vpq_clock.h"
 
 /* The producer's deliveries that failed, and the last reason. */
 typedef struct sim_deliveries {
@@ -112,7 +107,7 @@ static bool catch_up_dispatch(vpq_sim *sim, rd_kafka_t *consumer, const char *to
   if (!assign_dispatch(consumer, topic)) return false;
   rd_kafka_topic_partition_list_t *parts = NULL;
   if (rd_kafka_assignment(consumer, &parts) || !parts) return true;
-  int64_t deadline = wall_ms() + 5000;
+  int64_t deadline = vpq_clock_wall_ms() + 5000;
   int64_t *high = calloc((size_t)parts->cnt + 1, sizeof *high), *next = calloc((size_t)parts->cnt + 1, sizeof *next);
   if (!high || !next) abort();
   for (int i = 0; i < parts->cnt; i++) {
@@ -123,7 +118,7 @@ static bool catch_up_dispatch(vpq_sim *sim, rd_kafka_t *consumer, const char *to
   for (;;) {
     bool behind = false;
     for (int i = 0; i < parts->cnt; i++) behind |= next[i] < high[i];
-    if (!behind || wall_ms() >= deadline) break;
+    if (!behind || vpq_clock_wall_ms() >= deadline) break;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 100);
     if (!m) continue;
     if (!m->err && m->payload) apply_dispatch(sim, m->payload, m->len, now);
@@ -189,10 +184,10 @@ int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *o, volatile sig_atomic_
   rd_kafka_flush(producer, 10000);
   while (o->ready && !o->ready(o->tick_ctx) && !*stop) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
   bool assigned = catch_up_dispatch(sim, consumer, o->dispatch_topic, t - interval);
-  int64_t wall0 = wall_ms();
+  int64_t wall0 = vpq_clock_wall_ms();
   int64_t last_assign_try = 0;
   while (!*stop) {
-    int64_t now = wall_ms();
+    int64_t now = vpq_clock_wall_ms();
     if (!assigned && now - last_assign_try >= 500) {
       assigned = assign_dispatch(consumer, o->dispatch_topic);
       last_assign_try = now;
