@@ -44,6 +44,7 @@ typedef struct vpq_ckpt_out {
   vpq_buf buf;
 } vpq_ckpt_out;
 
+/* Write one number (little-endian, 8 bytes; a double as its IEEE bits). */
 void vpq_ckpt_put_u64(vpq_ckpt_out *out, uint64_t value);
 void vpq_ckpt_put_i64(vpq_ckpt_out *out, int64_t value);
 void vpq_ckpt_put_f64(vpq_ckpt_out *out, double value);
@@ -66,6 +67,7 @@ vpq_ckpt_in vpq_ckpt_in_init(const void *data, size_t len);
 /* Marks the input failed with `why` (the first reason is kept); later reads return zeros. */
 void vpq_ckpt_fail(vpq_ckpt_in *in, const char *why);
 
+/* Read one number as the put functions wrote it (0 once the input has failed or ended). */
 uint64_t vpq_ckpt_get_u64(vpq_ckpt_in *in);
 int64_t vpq_ckpt_get_i64(vpq_ckpt_in *in);
 double vpq_ckpt_get_f64(vpq_ckpt_in *in);
@@ -124,6 +126,7 @@ int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log);
  * valid checkpoint. */
 int vpq_ckpt_decode(const void *data, size_t len, vpq_ckpt_file *out, char *err, size_t err_size);
 
+/* Frees the state a read or decode returned. */
 void vpq_ckpt_file_free(vpq_ckpt_file *file);
 
 #endif

@@ -91,6 +91,7 @@ double vpq_sched_lp_throughput(const vpq_sched_lp *lp);
 /* The current solution's charge and discharge per class and step into x (layout above). */
 void vpq_sched_lp_plan(const vpq_sched_lp *lp, double *x);
 
+/* Frees the LP. */
 void vpq_sched_lp_free(vpq_sched_lp *lp);
 
 /* ---- vpq_sched_fill.c: a class's plan over its members ---- */
@@ -104,6 +105,7 @@ typedef enum vpq_sched_fill_result {
 /* Scratch space for filling the largest class. */
 typedef struct vpq_sched_fill vpq_sched_fill;
 
+/* Makes (and frees) the scratch space for classes of up to `max_members` over `nsteps` steps. */
 vpq_sched_fill *vpq_sched_fill_new(int max_members, int nsteps);
 void vpq_sched_fill_free(vpq_sched_fill *f);
 

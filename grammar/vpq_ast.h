@@ -280,7 +280,9 @@ vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag);
 
 /* ===== Constructors: the only calls grammar actions make ===== */
 
+/* A node of `kind` at `span`, zeroed otherwise. */
 vpq_ast_expr *vpq_ast_expr_new(vpq_arena *arena, vpq_ast_expr_kind kind, vpq_span span);
+/* `op operand` (NOT, unary minus), spanning from the operator to the operand's end. */
 vpq_ast_expr *vpq_ast_unary(vpq_arena *arena, vpq_ast_op op, vpq_ast_expr *operand, vpq_span op_span);
 /* `left op right`; for AND and OR, `right` joins a chain of the same operator on the left. */
 vpq_ast_expr *vpq_ast_binary(vpq_arena *arena, vpq_ast_op op, vpq_ast_expr *left, vpq_ast_expr *right);
@@ -291,6 +293,8 @@ void vpq_ast_expr_set_case_part(vpq_ast_expr *expr, vpq_ast_expr **slot, vpq_ast
 /* Returns the span covering both spans. */
 vpq_span vpq_span_join(vpq_span a, vpq_span b);
 
+/* A statement, a query and the lists they hold; each add appends to its list, growing it in the
+ * arena. */
 vpq_ast_stmt *vpq_ast_stmt_new(vpq_arena *arena, vpq_ast_stmt_kind kind, vpq_span span);
 void vpq_ast_stmt_add_col(vpq_arena *arena, vpq_ast_stmt *stmt, vpq_ast_coldef col);
 void vpq_ast_options_add(vpq_arena *arena, vpq_ast_options *options, vpq_ast_option option);

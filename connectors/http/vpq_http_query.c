@@ -43,8 +43,6 @@ typedef struct token {
   size_t off, len;
 } token;
 
-/* Reads the token at or after byte `off` of `text` (skipping blanks and comments) into `t`;
- * returns the offset after it. */
 const char *vpq_http_skip_blank(const char *p) {
   for (;;) {
     while (isspace((unsigned char)*p)) p++;
@@ -59,6 +57,8 @@ const char *vpq_http_skip_blank(const char *p) {
   }
 }
 
+/* Reads the token at or after byte `off` of `text` (skipping blanks and comments) into `t`;
+ * returns the offset after it. */
 static size_t next_token(const char *text, size_t off, token *t) {
   const char *p = vpq_http_skip_blank(text + off);
   const char *start = p;

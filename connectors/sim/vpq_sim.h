@@ -57,8 +57,10 @@ vpq_sim_config vpq_sim_defaults(void);
 
 /* Creates a simulator; NULL with a message in err on a bad configuration. */
 vpq_sim *vpq_sim_new(const vpq_sim_config *config, char *err, size_t err_size);
+/* Frees the simulator and its fleet. */
 void vpq_sim_free(vpq_sim *sim);
 
+/* The fleet: how many batteries, battery i (its state, which setpoints change), how many sites. */
 int vpq_sim_battery_count(const vpq_sim *sim);
 vpq_sim_battery *vpq_sim_battery_at(vpq_sim *sim, int index);
 int vpq_sim_site_count(const vpq_sim *sim);
@@ -118,6 +120,9 @@ typedef struct vpq_sim_run_options {
   void *tick_ctx;
 } vpq_sim_run_options;
 
+/* Runs the simulator against a Kafka cluster (`vpq simulate`, the demo): produces the history,
+ * then telemetry and meter readings as simulated time runs, and applies the dispatch it reads,
+ * until *stop is set or the run's duration ends. Returns 0, or non-zero after logging why. */
 int vpq_sim_run(vpq_sim *sim, const vpq_sim_run_options *options, volatile sig_atomic_t *stop, FILE *log);
 
 #endif
