@@ -149,6 +149,7 @@ struct vpq_dead_letter {
   FILE *file;     /* the output when it is a file (NULL: a Kafka topic) */
   size_t fresh;   /* lines[fresh..] were held since the last flush (the rows of one push) */
   int64_t failed; /* lines the output refused (reported once) */
+  char error[256]; /* why the first one was refused */
   vpq_buf line;
   vpq_buf held;    /* the text of the held lines, back to back */
   held_line *lines;
@@ -296,6 +297,13 @@ static bool line_due(const held_line *line, const vpq_origin *first, int nfirst)
   return vpq_origin_read((vpq_origin){line->partition, line->order}, first, nfirst);
 }
 
+/* Counts a line the output refused; the first time, keeps and reports why. */
+static void refused(vpq_dead_letter *dl, const char *why) {
+  if (dl->failed++) return;
+  snprintf(dl->error, sizeof dl->error, "%s", why);
+  fprintf(stderr, "vpq: dead-letter output: %s\n", why);
+}
+
 /* Writes the held lines that are due (line_due), in order; the others stay held. */
 static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nunread_rows) {
   if (!dl) return;
@@ -324,8 +332,7 @@ static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nu
       dl->lines[kept++] = *line;
       continue;
     }
-    if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err) && dl->failed++ == 0)
-      fprintf(stderr, "vpq: dead-letter output: %s\n", err);
+    if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err)) refused(dl, err);
     if (line->row) {
       const uint64_t h = line_hash(dl->held.data + line->start, line->len, line->partition, line->order);
       dl->written[h % WRITTEN_KEPT] = h;
@@ -336,11 +343,12 @@ static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nu
   vpq_buf_free(&dl->held);
   dl->held = rest;
   free(unread);
-  if (written && !dl->out.flush(dl->out.ctx, err, sizeof err) && dl->failed++ == 0)
-    fprintf(stderr, "vpq: dead-letter output: %s\n", err);
+  if (written && !dl->out.flush(dl->out.ctx, err, sizeof err)) refused(dl, err);
 }
 
 void vpq_dead_letter_flush(vpq_dead_letter *dl) { flush_due(dl, NULL, 0); }
+
+const char *vpq_dead_letter_error(const vpq_dead_letter *dl) { return dl && dl->failed ? dl->error : NULL; }
 
 void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread) {
   flush_due(dl, unread, nunread);

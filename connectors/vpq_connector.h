@@ -233,6 +233,9 @@ void vpq_dead_letter_flush(vpq_dead_letter *dl);
  * those at or after the first of `unread` (the rows read but not processed yet, which a restore
  * reads again) in their partition, which stay held. */
 void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread);
+/* Why the output refused a line (the first time), or NULL while it has taken every one: dead
+ * letters it lost, so no checkpoint may count them written and the run fails. */
+const char *vpq_dead_letter_error(const vpq_dead_letter *dl);
 /* Flushes and closes. */
 void vpq_dead_letter_close(vpq_dead_letter *dl);
 

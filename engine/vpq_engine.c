@@ -110,6 +110,7 @@ struct vpq_engine {
   int nrefused;
   const char *repartition; /* the `repartition` setting: "on" (default) or "off" */
   bool exchange_bad_reported; /* a malformed exchange message was reported (once) */
+  bool dead_letters_lost;      /* a dead-letter output refused lines (dead_letters_lost) */
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -1143,6 +1144,18 @@ static size_t held_output(const vpq_engine *e) {
   return held;
 }
 
+/* Whether a dead-letter output refused lines (each says why once): the run fails, and takes no
+ * checkpoint that would count them written, so a run restored after the output is fixed (disk
+ * space freed, say) writes them again. */
+static bool dead_letters_lost(vpq_engine *e) {
+  if (e->dead_letters_lost) return true;
+  for (int r = 0; r < e->plan->nrelations; r++) e->dead_letters_lost |= vpq_dead_letter_error(e->slots[r].dl) != NULL;
+  if (!e->dead_letters_lost) return false;
+  e->rt.failed = true;
+  if (e->state_dir) fprintf(e->rt.log, "vpq: dead letters were not written: no checkpoint is taken from now on\n");
+  return true;
+}
+
 /* Takes a checkpoint; false (logged, the previous checkpoint still valid) when it could not
  * be written. */
 static bool take_checkpoint(vpq_engine *e) {
@@ -1157,6 +1170,7 @@ static bool take_checkpoint(vpq_engine *e) {
     vpq_dead_letter_flush_read(e->slots[r].dl, unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
     bad_count(e, &e->bad[r], unread > 0 ? in->batch->origin + in->pos : NULL, unread > 0 ? unread : 0);
   }
+  if (dead_letters_lost(e)) return false;
   /* Each exchange's output of this epoch ends with its writer's watermark. */
   for (int i = 0; i < e->nsteps; i++) vpq_repartition_announce(e->steps[i].write_op, started, true);
   vpq_ckpt_out *state = &e->run_state;
@@ -1239,6 +1253,9 @@ static uint64_t plan_fingerprint(const vpq_engine *e) {
   FILE *f = open_memstream(&text, &len);
   if (!f) abort();
   vpq_engine_explain(e, f, false);
+  for (int r = 0; r < e->plan->nrelations; r++) /* dead letters restore into the file they went to */
+    if (e->plan->relations[r]->source.dead_letter)
+      fprintf(f, "%s dead letters: %s\n", e->plan->relations[r]->name, e->plan->relations[r]->source.dead_letter);
   fclose(f);
   uint64_t hash = vpq_ckpt_hash(text, len, VPQ_CKPT_VERSION);
   free(text);
@@ -1543,6 +1560,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
         for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
     }
     e->merging = (merge_input_list){NULL, 0};
+    dead_letters_lost(e);
     publish_stats(e);
     rc = e->rt.failed ? -1 : 0;
   }

@@ -34,11 +34,14 @@ with open("telemetry.jsonl", "w") as f, open("other.jsonl", "w") as g:
         if i % 8 == 0:
             g.write('{"device_id":"d%d","ts":%d,"kw":%.3f}\n' % (d, ts, random.uniform(-5, 5)))
 PY
+# query MINUTES MIN_ROWS [DEAD_LETTERS]: the query, its dead letters in out/dead.jsonl unless
+# DEAD_LETTERS is `none`.
 query() {
+  local dead=", dead_letter = 'out/dead.jsonl'"
+  [ "${3:-}" = none ] && dead=
   cat <<VPQ
 CREATE STREAM telemetry (device_id STRING KEY, ts TIMESTAMP, kw DOUBLE)
-  WITH (connector = 'file', path = 'telemetry.jsonl', timestamp = 'ts', watermark_delay = 1 SECOND,
-        dead_letter = 'out/dead.jsonl');
+  WITH (connector = 'file', path = 'telemetry.jsonl', timestamp = 'ts', watermark_delay = 1 SECOND$dead);
 CREATE STREAM busy WITH (connector = 'file', path = 'out/busy.jsonl') AS
   SELECT device_id, WINDOW_START AS start, count(*) AS n, sum(kw) AS kw
   FROM telemetry WINDOW TUMBLING (SIZE $1 MINUTES) GROUP BY device_id HAVING count(*) >= $2 EMIT FINAL;
@@ -75,6 +78,7 @@ kill_after_checkpoints() {
 
 same_output() {
   for f in busy spikes other_spikes dead; do
+    [ -f "ref/$f.jsonl" ] || [ $f != dead ] || continue
     cmp -s "out/$f.jsonl" "ref/$f.jsonl" || { echo "$1: out/$f.jsonl differs from the uninterrupted run"; exit 1; }
   done
 }
@@ -147,8 +151,10 @@ mv out reset_out
 cmp -s out/busy.jsonl reset_out/busy.jsonl || { echo "the run after --reset-state differs from a fresh run"; exit 1; }
 
 # 5. The disk fills up while checkpointing (every file of vpq limited to 32 KiB: the state of
-#    20,000 open windows is larger; this query's output is not).
-query 30 40 >q.vpq
+#    20,000 open windows is larger; this query's output is not, and it has no dead letters, which
+#    would not fit: 7. is a dead-letter file that refuses its lines).
+query 30 40 none >q.vpq
+rm -rf out
 "$vpq" run q.vpq 2>/dev/null
 rm -rf ref state && mv out ref
 kill_after_checkpoints 1
@@ -172,4 +178,25 @@ for f in state/checkpoint-*.vpqc; do truncate -s 50 "$f"; done
 code=$?
 [ $code != 0 ] && grep -q "no checkpoint in state can be read: run with --reset-state to start over" unreadable.err \
   || { echo "a state folder of damaged checkpoints was not refused (exit $code):"; cat unreadable.err; exit 1; }
-echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived, unreadable state is refused"
+# 7. The dead-letter file refuses its lines (a link to /dev/full, as a full disk does): no
+#    checkpoint may count them written, and the run exits 1. Once the file is back, the run
+#    resumes from the checkpoint before and writes them (a dead-letter file that lost rows
+#    silently took checkpoints over them: audit 35).
+query 30 9 >q.vpq
+rm -rf out
+"$vpq" run q.vpq 2>/dev/null
+rm -rf ref state && mv out ref
+kill_after_checkpoints 2
+valid=$(newest)
+mv out/dead.jsonl dead.kept
+ln -s /dev/full out/dead.jsonl
+"$vpq" run q.vpq --state-dir state --checkpoint-interval 100ms 2>refused.err
+code=$?
+[ $code = 1 ] && grep -q "dead-letter output: No space left on device" refused.err &&
+  grep -q "dead letters were not written: no checkpoint is taken from now on" refused.err ||
+  { echo "a dead-letter file that refused its lines did not fail the run (exit $code):"; cat refused.err; exit 1; }
+[ "$(newest)" = "$valid" ] || { echo "a checkpoint was taken over lost dead letters"; ls -l state; exit 1; }
+rm out/dead.jsonl && mv dead.kept out/dead.jsonl
+"$vpq" run q.vpq --state-dir state 2>back.err || { echo "resuming with the dead-letter file back failed"; cat back.err; exit 1; }
+same_output "after the dead-letter file refused its lines"
+echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived, unreadable state is refused, lost dead letters fail the run"
