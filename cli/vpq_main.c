@@ -143,8 +143,10 @@ static vpq_engine *running;
 
 /* SIGINT, SIGTERM: the run stops after its batch (and gives up waiting for a cluster); a second
  * one stops the process at once. */
+static volatile sig_atomic_t stopped_by; /* the signal that stopped the run */
+
 static void on_signal(int sig) {
-  (void)sig;
+  stopped_by = sig;
   static volatile sig_atomic_t signals;
   if (signals++) {
     static const char msg[] = "vpq: a second signal: stopped at once\n";
@@ -470,6 +472,7 @@ static int cmd_run(int argc, char **argv) {
   running = NULL;
   vpq_engine_free(engine);
   int demo_rc = demo_run ? vpq_demo_finish(demo_run, stderr) : 0;
+  if (result == 1) return 128 + (stopped_by ? stopped_by : SIGINT); /* stopped before its input's end */
   return result == 0 && demo_rc == 0 ? 0 : 1;
 }
 

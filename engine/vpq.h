@@ -107,7 +107,8 @@ void vpq_engine_set_state(vpq_engine *engine, const char *dir, int64_t interval_
 
 /* Opens the connectors and runs until every bounded source has ended and all results are
  * written (unbounded sources run until vpq_engine_stop). Errors (a file that cannot be
- * opened) are printed to `log`. Returns 0 on success, -1 on error. */
+ * opened) are printed to `log`. Returns 0 on success, -1 on error, 1 when vpq_engine_stop
+ * stopped it before a bounded source's end (not everything is written). */
 int vpq_engine_run(vpq_engine *engine, FILE *log);
 
 /* Asks a running engine to stop after the current batch (callable from a signal handler). */

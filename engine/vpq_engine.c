@@ -1542,7 +1542,12 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
     }
     e->merging = (merge_input_list){streams, nstreams};
     if (!e->rt.failed) merge_streams(e, streams, nstreams);
+    bool cut_short = false; /* stopped before a bounded input's end: not everything is written */
     if (e->stop || e->rt.failed) {
+      for (int i = 0; i < nstreams; i++) cut_short |= !streams[i].done && e->slots[streams[i].relation].src->bounded;
+      if (cut_short && !e->rt.failed)
+        fprintf(log, "vpq: stopped before the end of its input%s\n",
+                e->state_dir ? " (the same command resumes it)" : ": the output is not complete");
       /* Stopped (Ctrl-C, vpq_engine_stop): open windows stay open rather than being written
        * half full. A checkpointed run keeps them in its last checkpoint; otherwise sinks are
        * flushed and each source commits only what is safe, so a later run of the same group
@@ -1562,7 +1567,7 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
     e->merging = (merge_input_list){NULL, 0};
     dead_letters_lost(e);
     publish_stats(e);
-    rc = e->rt.failed ? -1 : 0;
+    rc = e->rt.failed ? -1 : cut_short ? 1 : 0;
   }
   vpq_ckpt_file_free(&checkpoint);
   free(streams);
