@@ -1035,6 +1035,11 @@ static void bind_join(analyzer *a, const vpq_ast_join *j, bind_scope *scope, vpq
   if (right->kind == VPQ_REL_TABLE) {
     out->kind = VPQ_PLAN_JOIN_TABLE;
     if (j->within) error(a, j->within->span, "WITHIN is for joining two streams; `%s` is a table", right->name);
+    if (right->windowed)
+      error(a, j->rel.span,
+            "`%s` is a windowed table (a row per key and window, which a lookup by key cannot pick): "
+            "join its windows' results as a stream (CREATE STREAM ... EMIT FINAL), or a table over them "
+            "(GROUP BY its key)", right->name);
   } else {
     out->kind = VPQ_PLAN_JOIN_WITHIN;
     if (!j->within) {
