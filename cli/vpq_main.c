@@ -152,7 +152,7 @@ static void on_signal(int sig) {
     static const char msg[] = "vpq: a second signal: stopped at once\n";
     ssize_t written = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)written;
-    _exit(130);
+    _exit(128 + sig);
   }
   vpq_interrupt();
   if (running) vpq_engine_stop(running);
@@ -472,7 +472,7 @@ static int cmd_run(int argc, char **argv) {
   running = NULL;
   vpq_engine_free(engine);
   int demo_rc = demo_run ? vpq_demo_finish(demo_run, stderr) : 0;
-  if (result == 1) return 128 + (stopped_by ? stopped_by : SIGINT); /* stopped before its input's end */
+  if (result == 1 && stopped_by) return 128 + stopped_by; /* stopped before its input's end */
   return result == 0 && demo_rc == 0 ? 0 : 1;
 }
 

@@ -593,8 +593,11 @@ static const char *json_skip_blanks(const char *p, const char *end) {
 /* Past the closing quote of the JSON string whose opening quote is at p, or NULL. */
 static const char *json_string_end(const char *p, const char *end) {
   for (p++; p < end; p++) {
-    if (*p == '\\') p++;
-    else if (*p == '"') return p + 1;
+    if (*p == '\\') {
+      if (++p == end) break; /* the escaped byte is skipped */
+    } else if (*p == '"') {
+      return p + 1;
+    }
   }
   return NULL;
 }

@@ -394,7 +394,7 @@ static void plan_physical(vpq_engine *e) {
 int vpq_engine_load(vpq_engine *e, const char *file_name, const char *text, FILE *diag) {
   e->text = vpq_arena_strdup(&e->arena, text);
   e->file_name = vpq_arena_strdup(&e->arena, file_name);
-  e->base_dir = dirname(vpq_arena_strdup(&e->arena, file_name));
+  e->base_dir = vpq_arena_strdup(&e->arena, dirname(vpq_arena_strdup(&e->arena, file_name)));
   vpq_diag d;
   vpq_diag_init(&d, e->file_name, e->text, strlen(e->text));
   vpq_ast_file *ast = vpq_parse(&e->arena, &d);
@@ -822,6 +822,19 @@ static int64_t exchange_span(vpq_engine *e, const vpq_repartition *x) {
   return add_span(add_span(joins, own), state_span(e, x->query->target->index));
 }
 
+/* Whether a dead-letter output refused lines (each says why once): the run stops and fails,
+ * taking no checkpoint and committing no offset that would count them written, so the next run,
+ * once the output takes lines again (disk space freed, say), reads their records again. */
+static bool dead_letters_lost(vpq_engine *e) {
+  if (e->dead_letters_lost) return true;
+  for (int r = 0; r < e->plan->nrelations; r++) e->dead_letters_lost |= vpq_dead_letter_error(e->slots[r].dl) != NULL;
+  if (!e->dead_letters_lost) return false;
+  e->rt.failed = true;
+  fprintf(e->rt.log, "vpq: dead letters were not written: the run stops%s\n",
+          e->state_dir ? " without a checkpoint over them" : "");
+  return true;
+}
+
 /* Flushes every sink, then lets each source commit what no longer needs reading again: rows
  * whose effects are all written, judged by each source's watermark now, or by `wm_at[r]`
  * (the watermarks of the last checkpoint, whose output is all delivered). Exchanges are
@@ -830,6 +843,7 @@ static void commit_sources(vpq_engine *e, const int64_t *wm_at) {
   const vpq_plan *plan = e->plan;
   char err[512];
   for (int r = 0; r < plan->nrelations; r++) vpq_op_relation_flush(e->rel_ops[r]);
+  if (dead_letters_lost(e)) return; /* the next run reads their records again */
   for (int i = 0; i < e->nsteps; i++) {
     vpq_sink *writer = e->steps[i].writer;
     if (writer && !writer->vt->flush(writer, err, sizeof err)) {
@@ -1144,18 +1158,6 @@ static size_t held_output(const vpq_engine *e) {
   return held;
 }
 
-/* Whether a dead-letter output refused lines (each says why once): the run fails, and takes no
- * checkpoint that would count them written, so a run restored after the output is fixed (disk
- * space freed, say) writes them again. */
-static bool dead_letters_lost(vpq_engine *e) {
-  if (e->dead_letters_lost) return true;
-  for (int r = 0; r < e->plan->nrelations; r++) e->dead_letters_lost |= vpq_dead_letter_error(e->slots[r].dl) != NULL;
-  if (!e->dead_letters_lost) return false;
-  e->rt.failed = true;
-  if (e->state_dir) fprintf(e->rt.log, "vpq: dead letters were not written: no checkpoint is taken from now on\n");
-  return true;
-}
-
 /* Takes a checkpoint; false (logged, the previous checkpoint still valid) when it could not
  * be written. */
 static bool take_checkpoint(vpq_engine *e) {
@@ -1464,7 +1466,7 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
         second_ts = ts, second = i;
       }
     }
-    if (!open || e->stop) return;
+    if (!open || e->stop || e->rt.failed) return;
     if (best < 0) { /* unbounded sources without rows right now: their reads waited */
       maybe_checkpoint(e);
       continue;

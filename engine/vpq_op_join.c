@@ -271,7 +271,7 @@ static void emit_pairs(join_op *j, vpq_batch *pairs, const int *lefts) {
     }
     pairs = kept;
   }
-  if (!j->window || !j->waiting || !pairs->n) { /* a window join holds its pairs (the header) */
+  if (!j->window || !j->waiting || j->join->left_outer || !pairs->n) { /* an inner window join holds its pairs (the header) */
     vpq_op_emit(&j->base, pairs);
     return;
   }

@@ -1458,6 +1458,10 @@ static bool line_write(void *ctx, const char *line, size_t len, char *err, size_
 static bool line_flush(void *ctx, char *err, size_t err_size) {
   line_producer *p = ctx;
   rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, 60 * 1000);
+  if (e == RD_KAFKA_RESP_ERR__TIMED_OUT) { /* still queued (the broker away): delivered later, not lost */
+    fprintf(stderr, "vpq: dead letters to `%s` wait for the broker\n", rd_kafka_topic_name(p->topic));
+    e = RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
   if (e) snprintf(err, err_size, "flushing `%s`: %s", rd_kafka_topic_name(p->topic), rd_kafka_err2str(e));
   else if (p->failed) snprintf(err, err_size, "%lld message(s) to `%s` failed: %s", (long long)p->failed,
                                rd_kafka_topic_name(p->topic), p->first_error);

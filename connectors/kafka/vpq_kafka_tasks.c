@@ -113,7 +113,7 @@ static void *task_main(void *arg) {
   t->engine = NULL;
   pthread_mutex_unlock(&t->lock);
   vpq_engine_free(engine);
-  t->rc = rc;
+  t->rc = rc < 0 ? -1 : 0; /* 1: stopped before a bounded input's end, as a task is when its partition moves */
   t->finished = true;
   return NULL;
 }

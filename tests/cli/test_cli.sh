@@ -311,12 +311,12 @@ expect 0 "run with --set kafka.bootstrap.servers, without --brokers" -- timeout 
   || { echo "FAIL: --set kafka.bootstrap.servers:"; cat out.txt err.txt; fails=$((fails + 1)); }
 
 # A run stopped (SIGTERM, SIGINT) before the end of its bounded input says so and exits 128 plus
-# the signal: not everything is written (it exited 0, as a finished run does: audit 35).
-awk 'BEGIN { print "k,ts,v"; for (i = 0; i < 6000000; i++) printf "k%d,%d,%d\n", i % 100, i * 10, i % 7 }' >long.csv
+# the signal: not everything is written (it exited 0, as a finished run does: audit 35). The
+# input is an hour of the simulator's meter readings at 60 times the wall clock: a minute long.
 cat >long.vpq <<'VPQ'
-CREATE STREAM a (k STRING, ts TIMESTAMP, v BIGINT) WITH (connector = 'file', path = 'long.csv', format = 'csv', timestamp = 'ts');
-CREATE STREAM o WITH (connector = 'file', path = 'long_out.jsonl') AS
-  SELECT k, WINDOW_START AS ws, sum(v) AS s FROM a WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k EMIT FINAL;
+CREATE STREAM m (site STRING, ts TIMESTAMP, load_kw DOUBLE)
+  WITH (connector = 'sim', stream = 'meters', sites = 2, speed = 60, duration = 1 HOUR, history = 1 MINUTE);
+CREATE STREAM o WITH (connector = 'file', path = 'long_out.jsonl') AS SELECT site, ts, load_kw FROM m;
 VPQ
 for sig in TERM INT; do
   rm -f long_out.jsonl
@@ -327,10 +327,9 @@ for sig in TERM INT; do
   wait $pid
   got=$?
   want=$((128 + $(kill -l $sig)))
-  [ $got = $want ] && grep -q "stopped before the end of its input: the output is not complete" err.txt \
+  [ $got = $want ] && [ -s long_out.jsonl ] && grep -q "stopped before the end of its input: the output is not complete" err.txt \
     || { echo "FAIL: a run stopped by SIG$sig: exit $got, expected $want"; cat err.txt; fails=$((fails + 1)); }
 done
-rm -f long.csv long_out.jsonl
 
 if [ "$fails" -gt 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

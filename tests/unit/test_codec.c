@@ -145,7 +145,13 @@ static void json_field_walks_top_level_fields(void **state) {
   assert_null(vpq_json_field(text, strlen(text), "a"));
   assert_null(vpq_json_field(text, strlen(text), "missing"));
   assert_null(vpq_json_field("[\"ts\", 1]", 9, "ts"));
-  assert_null(vpq_json_field("{\"x\": \"unclosed, \"ts\": 1}", 25, "ts"));
+  assert_null(vpq_json_field("{\"x\": \"a\", ts\": 1}", 18, "ts")); /* a key without its opening quote */
+  assert_null(vpq_json_field("{\"x\": \"abc", 10, "ts"));           /* a string not closed */
+  assert_null(vpq_json_field("{\"x\": \"ab\\", 10, "ts"));        /* ... ending in a backslash */
+  const char *escaped = "{\"x\": \"a\\\\\", \"ts\": 2}";      /* "a\\" then ts */
+  v = vpq_json_field(escaped, strlen(escaped), "ts");
+  assert_non_null(v);
+  assert_int_equal(*v, '2');
 }
 
 static void json_escapes_and_surrogate_pairs(void **state) {
