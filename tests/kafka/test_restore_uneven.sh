@@ -36,7 +36,17 @@ produce 0:0 0:5 0:11 0:15 0:25 0:35 1:1 1:3
 "$vpq" run uneven.vpq --brokers "$bootstrap" --state-dir state --checkpoint-interval 200ms 2>run1.err &
 pid=$!
 for _ in $(seq 100); do grep -q "gave this member" run1.err && break; sleep 0.1; done
-sleep 0.6 # its rows read and checkpointed, long before idle_timeout
+grep -q "gave this member" run1.err || fail "the first run was given no partitions"
+# Its rows are read at once; the second checkpoint after the assignment holds them (the first
+# may have begun before), long before idle_timeout.
+newest() { ls state/checkpoint-*.vpqc 2>/dev/null | tail -1; }
+last=$(newest) taken=0
+for _ in $(seq 200); do
+  [ "$(newest)" != "$last" ] && last=$(newest) taken=$((taken + 1))
+  [ $taken -ge 2 ] && break
+  sleep 0.02
+done
+[ $taken -ge 2 ] || fail "the first run took no checkpoint after its assignment"
 kill -9 $pid
 wait $pid 2>/dev/null
 produce 1:5 1:7
