@@ -343,7 +343,6 @@ static int cmd_run(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
       state_dir = argv[++i];
-      if (!*state_dir) return usage("--state-dir needs a folder, not an empty name");
     } else if (strcmp(argv[i], "--checkpoint-interval") == 0 && i + 1 < argc) {
       if (!parse_interval(argv[++i], &interval_ms)) {
         free(sets);
@@ -376,6 +375,10 @@ static int cmd_run(int argc, char **argv) {
   if (http_token && getenv("VPQ_HTTP_TOKEN") != http_token && !http_addr) {
     free(sets);
     return usage("--http-token goes with --http ADDR: without it nothing is served");
+  }
+  if (state_dir && !*state_dir) {
+    free(sets);
+    return usage("--state-dir needs a folder, not an empty name");
   }
   if (!state_dir && (reset_state || interval_given)) {
     free(sets);
