@@ -1570,6 +1570,8 @@ int vpq_engine_run(vpq_engine *e, FILE *log) {
     dead_letters_lost(e);
     publish_stats(e);
     rc = e->rt.failed ? -1 : cut_short ? 1 : 0;
+  } else if (restored > 0) {
+    e->rt.stats = (vpq_stats){0}; /* the resume was refused: nothing ran, the restored counts are no run's */
   }
   vpq_ckpt_file_free(&checkpoint);
   free(streams);

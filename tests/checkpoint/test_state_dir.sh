@@ -197,4 +197,25 @@ code=$?
 rm out/dead.jsonl && mv dead.kept out/dead.jsonl
 "$vpq" run q.vpq --state-dir state 2>back.err || { echo "resuming with the dead-letter file back failed"; cat back.err; exit 1; }
 same_output "after the dead-letter file refused its lines"
-echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived, unreadable state is refused, lost dead letters fail the run"
+# 8. A sink file cut short outside vpq (rows the checkpoint counts as written are gone): the
+#    resume is refused, naming the file and --reset-state, and the summary counts nothing (it
+#    showed the restored run's counts: audit 35).
+rm -rf state out
+"$vpq" run q.vpq --state-dir state --checkpoint-interval 20ms 2>>run.err &
+pid=$!
+for _ in $(seq 500); do [ -s out/spikes.jsonl ] && break; sleep 0.02; done
+last=$(newest) taken=0
+for _ in $(seq 500); do # two checkpoints after the file has rows: the second counts them
+  [ "$(newest)" != "$last" ] && last=$(newest) taken=$((taken + 1))
+  [ $taken -ge 2 ] && break
+  sleep 0.02
+done
+kill -9 $pid 2>/dev/null || { echo "the run ended before its sink was cut"; exit 1; }
+wait $pid 2>/dev/null
+: >out/spikes.jsonl
+"$vpq" run q.vpq --state-dir state 2>cut.err
+code=$?
+[ $code = 1 ] && grep -q "out/spikes.jsonl\` has 0 bytes, fewer than the" cut.err && grep -q -- "--reset-state" cut.err &&
+  grep -q "vpq: 0 rows in, 0 rows out" cut.err ||
+  { echo "a sink cut short outside vpq was not refused clearly (exit $code):"; cat cut.err; exit 1; }
+echo "state folder: damaged and cut checkpoints fall back, the lock holds, a changed query is refused, a full disk is survived, unreadable state is refused, lost dead letters fail the run, a sink cut short is refused"
