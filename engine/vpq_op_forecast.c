@@ -321,18 +321,25 @@ static void step_known(forecast_op *f, int64_t step_ms) {
   }
 }
 
-/* Infers the step from the buffered rows: the smallest gap between two times of one key. */
-static bool step_infer(forecast_op *f) {
+/* Infers the step for the issue at `t` from the buffered rows before t: the smallest gap
+ * between two times of one key. False, with *second set to the earliest time at which some key
+ * has two distinct times (VPQ_TS_MAX: none yet), when no key has two before t. */
+static bool step_infer(forecast_op *f, int64_t t, int64_t *second) {
   int64_t best = 0;
+  *second = VPQ_TS_MAX;
   for (int i = 0; i < f->nkeys; i++) {
     fc_key *k = f->keys[i];
     int64_t *ts = malloc(sizeof *ts * (size_t)(k->nraw + 1));
     if (!ts) abort();
     memcpy(ts, k->raw_ts, sizeof *ts * (size_t)k->nraw);
     qsort(ts, (size_t)k->nraw, sizeof *ts, cmp_i64);
+    bool two = false;
     for (int r = 1; r < k->nraw; r++) {
       int64_t gap = ts[r] - ts[r - 1];
-      if (gap > 0 && (best == 0 || gap < best)) best = gap;
+      if (gap <= 0) continue;
+      if (!two && ts[r] < *second) *second = ts[r];
+      two = true;
+      if (ts[r] < t && (best == 0 || gap < best)) best = gap;
     }
     free(ts);
   }
@@ -592,12 +599,14 @@ static void advance(forecast_op *f, int64_t wm) {
   f->wm = wm;
   vpq_batch *out = NULL;
   while (f->next_issue != VPQ_TS_MIN && f->next_issue != VPQ_TS_MAX && f->next_issue <= wm) {
-    int64_t t = f->next_issue;
-    if (!f->step_ms && !step_infer(f)) {
-      /* No step yet: the issues up to wm are skipped all at once (at the end of a bounded
-       * input wm is VPQ_TS_MAX: one by one, that would take forever). */
-      int64_t every = f->fc->every_ms, below = wm / every - (wm % every < 0);
+    int64_t t = f->next_issue, second;
+    if (!f->step_ms && !step_infer(f, t, &second)) {
+      /* No key has two rows before t: the issues are skipped all at once up to the first after
+       * the time some key has two, or else up to wm (at the end of a bounded input wm is
+       * VPQ_TS_MAX: one by one, that would take forever). */
+      int64_t every = f->fc->every_ms, upto = second < wm ? second : wm, below = upto / every - (upto % every < 0);
       f->next_issue = below >= VPQ_TS_MAX / every - 1 ? VPQ_TS_MAX : (below + 1) * every;
+      if (second < wm) continue;
       if (f->next_issue == VPQ_TS_MAX && op_log(f))
         fprintf(op_log(f), "vpq: FORECAST %s: no key has two rows to infer the step from (give STEP): no forecast issued\n",
                 f->query->target->name);
