@@ -1437,7 +1437,7 @@ static void forecast_options(analyzer *a, const vpq_ast_forecast *ast, vpq_plan_
       break;
     case OPT_BIGINT:
       if (v->kind != VPQ_AST_INT || v->ival <= 0 || v->ival > 100000) {
-        error(a, v->span, "model option `%s` needs a positive integer", o->key);
+        error(a, v->span, "model option `%s` needs a whole number from 1 to 100000", o->key);
         continue;
       }
       if (strcmp(o->key, "hidden") == 0) f->model.hidden = (int)v->ival;
@@ -1527,6 +1527,13 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
   if (f->step_ms && f->season_ms % f->step_ms)
     error(a, ast->model_span, "the season must be a whole number of STEPs");
   if (f->history_ms < 3 * f->season_ms) f->history_ms = 3 * f->season_ms;
+  if (f->step_ms > 0 && f->history_ms / f->step_ms > VPQ_FORECAST_MAX_HISTORY_STEPS)
+    error(a, ast->step->span, "this STEP makes a history of %lld steps (it covers at least three seasons): at most %d; "
+          "give a longer STEP, or a shorter season or history", (long long)(f->history_ms / f->step_ms),
+          VPQ_FORECAST_MAX_HISTORY_STEPS);
+  if (f->step_ms > 0 && f->horizon_ms / f->step_ms > VPQ_FORECAST_MAX_HORIZON_STEPS)
+    error(a, ast->horizon->span, "HORIZON is %lld STEPs: at most %d", (long long)(f->horizon_ms / f->step_ms),
+          VPQ_FORECAST_MAX_HORIZON_STEPS);
   const char *names[] = {"issued_at", "ts", "step", "value", "lo", "hi"};
   vpq_type types[] = {VPQ_TYPE_TIMESTAMP, VPQ_TYPE_TIMESTAMP, VPQ_TYPE_BIGINT, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE, VPQ_TYPE_DOUBLE};
   for (int i = 0; i < 6; i++) out.cols[out.ncols++] = (vpq_column){.name = names[i], .type = types[i]};

@@ -322,9 +322,9 @@ static void step_known(forecast_op *f, int64_t step_ms) {
 }
 
 /* Infers the step for the issue at `t` from the buffered rows before t: the smallest gap
- * between two times of one key. False, with *second set to the earliest time at which some key
- * has two distinct times (VPQ_TS_MAX: none yet), when no key has two before t. */
-static bool step_infer(forecast_op *f, int64_t t, int64_t *second) {
+ * between two times of one key. 0, with *second set to the earliest time at which some key has
+ * two distinct times (VPQ_TS_MAX: none yet), when no key has two before t. */
+static int64_t step_infer(const forecast_op *f, int64_t t, int64_t *second) {
   int64_t best = 0;
   *second = VPQ_TS_MAX;
   for (int i = 0; i < f->nkeys; i++) {
@@ -343,9 +343,7 @@ static bool step_infer(forecast_op *f, int64_t t, int64_t *second) {
     }
     free(ts);
   }
-  if (best == 0) return false;
-  step_known(f, best);
-  return true;
+  return best;
 }
 
 /* ===== Issuing ===== */
@@ -593,6 +591,36 @@ static void issue_key(forecast_op *f, fc_key *k, int64_t t, vpq_batch **out) {
 
 static FILE *op_log(const forecast_op *f) { return f->base.rt->log; }
 
+/* Whether an inferred step passes the checks vpq check makes of a STEP given (else it says why
+ * on the log): issues between grid slots would see part of a slot after them, a season or
+ * horizon between slots would be cut to whole slots, and a step far finer than the season
+ * would keep more history than memory holds. */
+static bool step_fits(const forecast_op *f, int64_t step) {
+  const char *name = f->query->target->name;
+  const struct {
+    const char *what;
+    int64_t ms;
+  } lengths[] = {{"EVERY", f->fc->every_ms}, {"the season", f->fc->season_ms}, {"HORIZON", f->fc->horizon_ms}};
+  for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+    if (lengths[i].ms % step == 0) continue;
+    if (op_log(f))
+      fprintf(op_log(f),
+              "vpq: FORECAST %s: the step inferred from the rows before the first issue (%lld ms) does not divide %s "
+              "(%lld ms): no forecast issued (give STEP)\n",
+              name, (long long)step, lengths[i].what, (long long)lengths[i].ms);
+    return false;
+  }
+  const int64_t history_steps = f->fc->history_ms / step, horizon_steps = f->fc->horizon_ms / step;
+  if (history_steps <= VPQ_FORECAST_MAX_HISTORY_STEPS && horizon_steps <= VPQ_FORECAST_MAX_HORIZON_STEPS) return true;
+  if (op_log(f))
+    fprintf(op_log(f),
+            "vpq: FORECAST %s: the step inferred (%lld ms) makes %lld steps of history and %lld of HORIZON (at most %d "
+            "and %d): no forecast issued (give STEP)\n",
+            name, (long long)step, (long long)history_steps, (long long)horizon_steps, VPQ_FORECAST_MAX_HISTORY_STEPS,
+            VPQ_FORECAST_MAX_HORIZON_STEPS);
+  return false;
+}
+
 /* Issues every forecast due at watermark wm, then passes wm on. */
 static void advance(forecast_op *f, int64_t wm) {
   if (wm <= f->wm) return;
@@ -600,36 +628,25 @@ static void advance(forecast_op *f, int64_t wm) {
   vpq_batch *out = NULL;
   while (f->next_issue != VPQ_TS_MIN && f->next_issue != VPQ_TS_MAX && f->next_issue <= wm) {
     int64_t t = f->next_issue, second;
-    if (!f->step_ms && !step_infer(f, t, &second)) {
-      /* No key has two rows before t: the issues are skipped all at once up to the first after
-       * the time some key has two, or else up to wm (at the end of a bounded input wm is
-       * VPQ_TS_MAX: one by one, that would take forever). */
-      int64_t every = f->fc->every_ms, upto = second < wm ? second : wm, below = upto / every - (upto % every < 0);
-      f->next_issue = below >= VPQ_TS_MAX / every - 1 ? VPQ_TS_MAX : (below + 1) * every;
-      if (second < wm) continue;
-      if (f->next_issue == VPQ_TS_MAX && op_log(f))
-        fprintf(op_log(f), "vpq: FORECAST %s: no key has two rows to infer the step from (give STEP): no forecast issued\n",
-                f->query->target->name);
-      continue;
-    }
-    /* the checks vpq check makes of a STEP given: issues between grid slots would see part of a
-     * slot after them; a season or horizon between slots would be cut to whole slots */
-    const struct {
-      const char *what;
-      int64_t ms;
-    } lengths[] = {{"EVERY", f->fc->every_ms}, {"the season", f->fc->season_ms}, {"HORIZON", f->fc->horizon_ms}};
-    bool fits = true;
-    for (size_t i = 0; fits && i < sizeof lengths / sizeof *lengths; i++) {
-      fits = lengths[i].ms % f->step_ms == 0;
-      if (!fits && op_log(f))
-        fprintf(op_log(f),
-                "vpq: FORECAST %s: the step inferred from the rows before the first issue (%lld ms) does not divide %s "
-                "(%lld ms): no forecast issued (give STEP)\n",
-                f->query->target->name, (long long)f->step_ms, lengths[i].what, (long long)lengths[i].ms);
-    }
-    if (!fits) {
-      f->next_issue = VPQ_TS_MAX;
-      break;
+    if (!f->step_ms) {
+      const int64_t step = step_infer(f, t, &second);
+      if (!step) {
+        /* No key has two rows before t: the issues are skipped all at once up to the first after
+         * the time some key has two, or else up to wm (at the end of a bounded input wm is
+         * VPQ_TS_MAX: one by one, that would take forever). */
+        int64_t every = f->fc->every_ms, upto = second < wm ? second : wm, below = upto / every - (upto % every < 0);
+        f->next_issue = below >= VPQ_TS_MAX / every - 1 ? VPQ_TS_MAX : (below + 1) * every;
+        if (second < wm) continue;
+        if (f->next_issue == VPQ_TS_MAX && op_log(f))
+          fprintf(op_log(f), "vpq: FORECAST %s: no key has two rows to infer the step from (give STEP): no forecast issued\n",
+                  f->query->target->name);
+        continue;
+      }
+      if (!step_fits(f, step)) {
+        f->next_issue = VPQ_TS_MAX; /* for good: the rows that come are not kept either */
+        break;
+      }
+      step_known(f, step);
     }
     if (t > f->last_ts + f->step_ms) break; /* nothing new to forecast from */
     if (!out) out = issue_batch(f);
@@ -728,7 +745,7 @@ static void forecast_push(vpq_op *op, int port, const vpq_batch *batch) {
       if (f->step_ms) {
         if (!k->model) key_model_new(f, k);
         history_put(f, k, t, y, x);
-      } else {
+      } else if (f->next_issue != VPQ_TS_MAX) { /* the step is not known yet (VPQ_TS_MAX: it never will be) */
         raw_put(k, nf, t, y, x);
       }
       if (t > f->last_ts) f->last_ts = t;

@@ -208,6 +208,10 @@ typedef struct vpq_plan_select {
   bool input_is_changelog; /* FROM is a table: rows carry diffs, aggregates retract */
 } vpq_plan_select;
 
+/* The most steps a FORECAST keeps per key (its history, at least three seasons) and writes per
+ * issue (its HORIZON): a STEP far finer than the season would take gigabytes per key. */
+enum { VPQ_FORECAST_MAX_HISTORY_STEPS = 1000000, VPQ_FORECAST_MAX_HORIZON_STEPS = 100000 };
+
 /* FORECAST value FROM rel [BY keys] USING model (options) HORIZON h EVERY e [STEP s]. The
  * output schema is the BY keys, then issued_at, ts, step, value, lo, hi. */
 typedef struct vpq_plan_forecast {
