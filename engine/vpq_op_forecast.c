@@ -106,6 +106,7 @@ typedef struct forecast_op {
   /* In this process (not checkpointed): CPU time spent in fits and training slices, the
    * longest one of a key, training slices run, the longest and the last issue over all keys. */
   int64_t fit_ns, fit_max_ns, slices, issue_max_ns, issue_last_ns;
+  bool told_unknown_feature; /* the log said that a feature had no value in a history */
   fc_sums *sums;   /* per horizon step */
   double *scratch; /* the interval errors of one step (steps × ERRORS_KEPT) */
   int64_t score_from, score_to; /* issues scored: issued_at in [from, to) */
@@ -479,7 +480,7 @@ static void out_row(forecast_op *f, vpq_batch *out, const fc_key *k, int64_t t, 
  * one season before (seasonal persistence); the model is trained on the same lag, so that what
  * it learns holds for what it is given (SE3 day-ahead prices with the weather of the day
  * before: linear's MAE 17.3 → 16.1 EUR/MWh against training on the weather of the hour). */
-static double *lagged_features(const forecast_op *f, const double *x, int n, int h) {
+static double *lagged_features(forecast_op *f, const double *x, int n, int h) {
   int nf = f->fc->nfeatures, lag = f->season ? f->season : 1;
   double *out = malloc(sizeof *out * (size_t)(n + h) * (size_t)nf);
   double *known = malloc(sizeof *known * (size_t)nf);
@@ -494,6 +495,17 @@ static double *lagged_features(const forecast_op *f, const double *x, int n, int
     }
     for (int j = 0; j < nf && i < n; j++)
       if (!isnan(x[(size_t)i * (size_t)nf + (size_t)j])) known[j] = x[(size_t)i * (size_t)nf + (size_t)j];
+  }
+  /* A feature with no value in the whole history (a weather stream that has not started, a
+   * join that never matched) would leave the model no row to learn from: it is constant (0)
+   * instead, which tells the model nothing, so it forecasts as without the feature. */
+  for (int j = 0; j < nf; j++) {
+    if (!isnan(known[j])) continue;
+    for (int i = 0; i < n + h; i++) out[(size_t)i * (size_t)nf + (size_t)j] = 0;
+    if (!f->told_unknown_feature && f->base.rt->log)
+      fprintf(f->base.rt->log, "vpq: FORECAST %s: feature %d has no value in a key's history: the model forecasts without it\n",
+              f->query->target->name, j + 1);
+    f->told_unknown_feature = true;
   }
   free(known);
   return out;
