@@ -47,6 +47,7 @@ enum {
   KEEPALIVE_S = 15,          /* an idle event stream gets a comment this often */
   HANGUP_CHECK_MS = 1000,    /* an idle event stream checks this often whether its client left */
   MAX_CONNECTIONS = 256,     /* one thread each: 100 event streams and more */
+  MAX_STREAMS = MAX_CONNECTIONS - 32, /* event streams: the rest stays for /healthz and the API */
   IDLE_TIMEOUT_S = 60,       /* idle keep-alive connections are closed after this */
   DRAIN_MS = 2000,           /* vpq_http_stop waits this long for clients to take their queue */
   COALESCE_MS = 20,          /* an event stream's rows wait this long for more before being sent */
@@ -609,6 +610,7 @@ static enum MHD_Result serve_stream(vpq_http *h, struct MHD_Connection *conn, re
     char *end;
     errno = 0;
     after = isdigit((unsigned char)*resume) ? strtoll(resume, &end, 10) : -1;
+    while (after >= 0 && (*end == ' ' || *end == '\t')) end++; /* optional whitespace around a header value */
     if (after < 0 || *end || errno)
       return reply_error(conn, MHD_HTTP_BAD_REQUEST, "Last-Event-ID must be an event id (a whole number)");
   }
@@ -618,11 +620,15 @@ static enum MHD_Result serve_stream(vpq_http *h, struct MHD_Connection *conn, re
   c->fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
   init_cond(&c->wake);
   pthread_mutex_lock(&h->lock);
-  if (h->ending) {
+  if (h->ending || h->nclients >= MAX_STREAMS) {
+    const bool ending = h->ending;
     pthread_mutex_unlock(&h->lock);
     pthread_cond_destroy(&c->wake);
     free(c);
-    return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the engine has stopped");
+    if (ending) return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the engine has stopped");
+    return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       "at most %d event streams at once (the other connections stay for /healthz and the API)",
+                       MAX_STREAMS);
   }
   vpq_buf_puts(&c->queue, ": ");
   for (const char *p = rel->name; *p; p++) vpq_buf_append(&c->queue, *p == '\n' || *p == '\r' ? " " : p, 1);

@@ -401,6 +401,27 @@ for e in parts[1:-1]:
     json.loads(data[6:])
 assert ids == list(range(ids[0], ids[0] + len(ids))) and ids[-1] < 3104, (ids[:3], ids[-3:])
 PY
+# Event streams take at most 224 of the 256 connections: past them a stream is answered 503, so
+# /healthz still answers (it waited, unanswered, behind 256 open streams: audit 37).
+/usr/bin/python3 - "$port" <<'PY' || fail "/healthz with 240 event streams open"
+import socket, sys, time, urllib.request
+port = int(sys.argv[1])
+socks = []
+for _ in range(240):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /api/streams/readings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer from-env\r\n\r\n")
+    socks.append(s)
+codes = {}
+for s in socks:
+    s.settimeout(5)
+    status = s.recv(64).split(b"\r\n")[0].decode()
+    codes[status] = codes.get(status, 0) + 1
+ok, full = codes.get("HTTP/1.1 200 OK", 0), codes.get("HTTP/1.1 503 Service Unavailable", 0)
+assert ok + full == 240 and 200 <= ok <= 224, codes  # streams of the tests before may still be open
+assert urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5).status == 200
+for s in socks:
+    s.close()
+PY
 stop_run "the second vpq run"
 # A run resumed from --state-dir shows its restored tables at once: the HTTP views keep no
 # state of their own, so the engine writes the restored rows to them (before, a table stayed
