@@ -48,7 +48,7 @@ enum {
   HANGUP_CHECK_MS = 1000,    /* an idle event stream checks this often whether its client left */
   MAX_CONNECTIONS = 256,     /* one thread each: 100 event streams and more */
   MAX_STREAMS = MAX_CONNECTIONS - 32, /* event streams: the rest stays for /healthz and the API */
-  IDLE_TIMEOUT_S = 60,       /* idle keep-alive connections are closed after this */
+  IDLE_TIMEOUT_S = 60,       /* a connection that sends nothing is closed after this */
   DRAIN_MS = 2000,           /* vpq_http_stop waits this long for clients to take their queue */
   COALESCE_MS = 20,          /* an event stream's rows wait this long for more before being sent */
   COALESCE_BYTES = 8192,     /* ... unless they are this many bytes already */
