@@ -44,7 +44,7 @@ struct vpq_model {
   int64_t scored_until; /* linear: the time of the last value scored */
   int other_age;       /* linear: fits since the variant that does not forecast was refitted */
   double *in_mean, *in_sd; /* linear, mlp: standardisation of each input */
-  double y_mean, y_sd; /* linear, mlp: of the target over the training rows */
+  double y_mean, y_sd; /* linear, mlp: of the target over the training rows (sd 0: no spread) */
   double *w;           /* linear: horizons × nin weights; mlp: W1 (hidden × nin), b1, W2, b2 */
   double *adam_m, *adam_v, *grad; /* mlp: Adam's moments and the minibatch gradient */
   double adam_b1t, adam_b2t; /* mlp: Adam's decay factors raised to the steps taken */
@@ -54,7 +54,7 @@ struct vpq_model {
   double *raw, *act;   /* linear, mlp: one row's raw inputs; mlp: the hidden activations */
   uint64_t rng;        /* mlp: splitmix64 state */
   vpq_model *base;     /* mlp: the linear model (same options) whose residuals the network learns */
-  double res_mean, res_sd; /* mlp: of the residuals over the training rows and horizons */
+  double res_mean, res_sd; /* mlp: of the residuals over the training rows and horizons (sd 0: no spread) */
 };
 
 /* ---- calendar and row helpers ---- */

@@ -163,7 +163,7 @@ static int linear_standardise(vpq_model *m, const vpq_series *s, const double *z
     }
   }
   m->y_sd = rows > 1 ? sqrt(y_m2 / rows) : 0.0;
-  if (!(m->y_sd > 1e-12 * (1.0 + fabs(m->y_mean)))) m->y_sd = 1.0;
+  if (!(m->y_sd > 1e-12 * (1.0 + fabs(m->y_mean)))) m->y_sd = 0.0;
   for (int i = 0; i < m->nin; i++) vpq_model_finish_sd(m, i, rows);
   for (int e = 0; e < q; e++)
     for (int j = 0; j < n; j++) {
@@ -381,6 +381,12 @@ int vpq_model_linear_fit(vpq_model *m, const vpq_series *s, const double *z) {
     backward_solve(a, p, nd, w);
     for (int e = 0; e < q; e++) w[p + e] = rhs[e];
     for (int i = 0; i < p + q; i++) ok &= isfinite(w[i]) != 0;
+    if (m->y_sd == 0.0) {
+      /* Targets without spread: the exact optimum is their value at every input, which the
+       * solve above meets only up to rounding (a constant series forecast 41.99999999999957). */
+      memset(w, 0, sizeof(double) * (size_t)(p + q));
+      w[icept] = m->y_mean;
+    }
   }
   linear_row_free(&r);
   free(all);

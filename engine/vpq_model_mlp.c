@@ -146,7 +146,7 @@ static int mlp_standardise(vpq_model *m, const vpq_series *s, const double *z) {
     }
   }
   m->res_sd = used > 1 ? sqrt(r_m2 / used) : 0.0;
-  if (!(m->res_sd > 1e-12 * (1.0 + fabs(m->res_mean)))) m->res_sd = 1.0;
+  if (!(m->res_sd > 1e-12 * (1.0 + fabs(m->res_mean)))) m->res_sd = 0.0;
   for (int i = 0; i < m->nin; i++) vpq_model_finish_sd(m, i, used);
   return rows;
 }
@@ -163,7 +163,8 @@ int vpq_model_mlp_train_slice(vpq_model *m, const vpq_series *s, const double *z
   int np = vpq_model_mlp_nparams(m), nf = m->cfg.nfeatures;
   int64_t batches = m->owed < MLP_SLICE ? m->owed : MLP_SLICE;
   double lr = m->cfg.learning_rate;
-  for (int64_t b = 0; b < batches && rows > 0; b++) {
+  /* residuals without spread leave the network nothing to learn: it adds their mean */
+  for (int64_t b = 0; b < batches && rows > 0 && m->res_sd > 0; b++) {
     memset(m->grad, 0, sizeof(double) * (size_t)np);
     for (int r = 0; r < MLP_BATCH; r++) {
       int t = at[splitmix64(&m->rng) % (uint64_t)rows], k = origin_horizon(m, t, last);
