@@ -413,7 +413,11 @@ int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log) {
       vpq_ckpt_file_free(out);
       rc = -1;
     }
-    if (rc == 0) return 1;
+    if (rc == 0) {
+      struct stat st;
+      out->written_ms = stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 : 0;
+      return 1;
+    }
     if (rc == -2) {
       fprintf(log, "vpq: checkpoint %s was written by another version of vpq (%s): run with --reset-state to start "
               "over without it\n", path, err);

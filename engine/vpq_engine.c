@@ -1308,6 +1308,9 @@ static int restore_engine(vpq_engine *e, FILE *log, vpq_ckpt_file *file, vpq_ckp
   }
   e->run_id = vpq_ckpt_get_u64(rest);
   e->epoch = file->epoch;
+  /* the metrics of the last checkpoint are the restored one's until this run takes one */
+  e->rt.stats.checkpoint_at_ms = file->written_ms;
+  e->rt.stats.checkpoint_bytes = (int64_t)file->len;
   vpq_engine_set(e, "vpq.resume", "true");
   return 1;
 }

@@ -2,8 +2,8 @@
 # test_http_resume.sh VPQ — `vpq run --http --state-dir`, stopped and resumed: the resumed run
 # serves every table's restored rows as soon as it serves HTTP (a table, a table over it,
 # repartitioned, and a windowed table, its closed windows included: the HTTP views keep no
-# state of their own, the engine writes the restored rows to them), and its counters agree with
-# what the tables hold. The source is Kafka (on `vpq broker`): a file source ends, and its
+# state of their own, the engine writes the restored rows to them), its counters agree with
+# what the tables hold, and its checkpoint metrics are the restored checkpoint's. The source is Kafka (on `vpq broker`): a file source ends, and its
 # resumed run with it, before it could be asked.
 set -uo pipefail
 vpq=$1
@@ -78,6 +78,10 @@ for line in 'vpq_table_rows{relation="wt"} 18' 'vpq_rows_out_total{relation="wt"
             'vpq_table_rows{relation="latest"} 3'; do
   grep -qxF "$line" metrics.txt || fail "/metrics after a resume has no \`$line\`: $(grep -F '"wt"' metrics.txt)"
 done
+# the last checkpoint is the restored one until the run takes its own (10 s after its start)
+grep -Eq '^vpq_checkpoint_age_seconds [0-9]+\.[0-9]{3}$' metrics.txt &&
+  grep -Eq '^vpq_checkpoint_state_bytes [1-9][0-9]*$' metrics.txt ||
+  fail "/metrics after a resume has no checkpoint age or size: $(grep checkpoint metrics.txt)"
 # and the restored windows stay served once new ones close, without duplicates
 echo "d2|{\"device_id\":\"d2\",\"site\":\"s0\",\"ts\":$((t0 + 900000)),\"kw\":1.0}" | kcat -b "$bootstrap" -P -t tel -K '|' ||
   fail "kcat could not produce"
