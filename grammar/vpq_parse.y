@@ -128,6 +128,17 @@ static void syntax_error(parse_ctx *ctx, vpq_token tok) {
       return;
     }
   }
+  /* a statement's first word starting a line inside another statement: the `;` between them
+   * is missing */
+  size_t line_start = tok.span.off;
+  while (line_start > 0 && (ctx->diag->text[line_start - 1] == ' ' || ctx->diag->text[line_start - 1] == '\t'))
+    line_start--;
+  if ((tok.type == VPQ_TK_CREATE || tok.type == VPQ_TK_INSERT) && ctx->previous.span.len > 0 &&
+      ctx->previous.type != VPQ_TK_SEMI && (line_start == 0 || ctx->diag->text[line_start - 1] == '\n')) {
+    vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`: the statement before it does not end with `;`", len,
+                   text);
+    return;
+  }
   vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`", len, text);
 }
 
