@@ -495,6 +495,10 @@ static double shifted_stddev(const vpq_agg_spec *spec, agg_shifted *v) {
   double n = (double)v->n, s1 = v->s1 + v->c1, s2 = v->s2 + v->c2;
   double m2 = s2 - s1 * (s1 / n);
   if (!(m2 > 0x1p64 * DBL_EPSILON * DBL_EPSILON * v->peak)) {
+    /* BIGINTs are taken relative to their middle one: the first value, since retracted, may lie
+     * so far from them that their differences to it are not exact doubles (7 − 2e16) */
+    if (spec->arg_type != VPQ_TYPE_DOUBLE && v->values.nsorted > 0)
+      v->origin = v->values.sorted[v->values.nsorted / 2].value.i;
     double mean = 0, comp = 0;
     for (int i = 0; i < v->values.nsorted; i++) {
       double x = centred(spec, v->values.sorted[i].value, v->origin), c = (double)v->values.sorted[i].count;
