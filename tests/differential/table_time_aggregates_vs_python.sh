@@ -25,7 +25,7 @@ VPQ
 fail=0
 for seed in 1 2 3 4; do
   /usr/bin/python3 - "$seed" <<'PY'
-import json, random, sys
+import json, math, random, sys
 random.seed(int(sys.argv[1]))
 rows, t = [], 1700000000000
 for _ in range(2000):
@@ -60,10 +60,7 @@ def state(g):
         if span > 0:
             twa = integral / float(span)
         else:
-            total = 0.0
-            for _, x in vals:
-                total += x
-            twa = total / len(vals)
+            twa = math.fsum(x for _, x in vals) / len(vals)
     return {"g": g, "fv": vals[0][1] if vals else None, "lv": vals[-1][1] if vals else None,
             "fk": members[0][2], "lk": members[-1][2],
             "kwh": integral / 3600000.0 if vals else None, "twa": twa}
