@@ -593,6 +593,15 @@ static void write_absorbed(aggregate_op *a, int g, int64_t ts) {
   a->nabsorbed = kept;
 }
 
+/* Whether two output rows are the same row: the same NULLs, the same values where not NULL (a
+ * NULL column's datum is whatever its evaluation left there). */
+static bool same_row(const vpq_datum *a, const uint8_t *a_null, const vpq_datum *b, const uint8_t *b_null, int ncols) {
+  if (memcmp(a_null, b_null, (size_t)ncols) != 0) return false;
+  for (int c = 0; c < ncols; c++)
+    if (!a_null[c] && memcmp(&a[c], &b[c], sizeof *a) != 0) return false;
+  return true;
+}
+
 /* Writes the results of groups[0..n): evaluates HAVING and the SELECT list over the
  * aggregate layout and appends rows (changes mode: only rows that differ from the last). */
 static void emit_groups(aggregate_op *a, const int *groups, int n) {
@@ -654,9 +663,7 @@ static void emit_groups(aggregate_op *a, const int *groups, int n) {
         out_append(a, data, null, ts, +1);
         continue;
       }
-      if (live && g->emitted && memcmp(g->last_null, null, (size_t)ncols) == 0 &&
-          memcmp(g->last, data, sizeof *data * (size_t)ncols) == 0)
-        continue;
+      if (live && g->emitted && same_row(g->last, g->last_null, data, null, ncols)) continue;
       if (!live && !g->emitted) continue;
       out_room(a, 2);
       if (g->emitted && a->to_table) out_append(a, g->last, g->last_null, ts, -1);
