@@ -48,6 +48,7 @@
  * and each side's watermark; the indexes are rebuilt from the rows.
  */
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,7 +221,12 @@ static vpq_vec *eval_keys(join_op *j, int side, const vpq_batch *batch) {
     keys[k].data = vpq_arena_alloc(&rt->scratch, sizeof(vpq_datum) * (size_t)batch->n);
     keys[k].null = vpq_arena_alloc(&rt->scratch, (size_t)batch->n);
     vpq_program_eval(j->side[side].key_progs[k], batch, &keys[k], &rt->scratch);
-    vpq_op_canonical_keys(&keys[k], (side == 0 ? j->join->left_keys : j->join->right_keys)[k]->type, batch->n);
+    const vpq_type type = (side == 0 ? j->join->left_keys : j->join->right_keys)[k]->type;
+    vpq_op_canonical_keys(&keys[k], type, batch->n);
+    /* a NaN key equals nothing, as `=` says, so it matches as a NULL one does: never */
+    if (type == VPQ_TYPE_DOUBLE)
+      for (int r = 0; r < batch->n; r++)
+        if (!keys[k].null[r] && isnan(keys[k].data[r].d)) keys[k].null[r] = 1;
   }
   return keys;
 }
