@@ -125,6 +125,12 @@ static int schedule_solve(schedule_op *s, const vpq_sched_problem *problem, vpq_
   const int rc = vpq_sched_solve_gap(problem, plan, &gap, err, errsize);
   s->plans++;
   if (rc == 0 && gap > 1e-6 * (1 + fabs(plan->peak_kw))) {
+    /* the first plan measured more than 0.1 % above the optimum says so at once */
+    if (gap > 1e-3 * fabs(plan->peak_kw) && s->gap_max_kw <= 1e-3 * fabs(plan->peak_kw) && s->base.rt->log)
+      fprintf(s->base.rt->log,
+              "vpq: SCHEDULE %s: a plan not certified optimal: its peak %.3f kW may be up to %.3g kW above the "
+              "optimum (a fleet of many kinds; docs/language.md, SCHEDULE)\n",
+              s->query->target->name, plan->peak_kw, gap);
     s->uncertified++;
     if (gap > s->gap_max_kw) s->gap_max_kw = gap;
   }

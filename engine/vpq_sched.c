@@ -121,8 +121,13 @@ enum { SINGLE_ROW_CUT_ROUNDS = 256 };
 enum { SPLIT_TO_EXACT_FLEET = 2000 };
 
 /* How the first relaxation's classes are chosen (classify), and how many relaxed classes per
- * class bound a plan over classes of mixed efficiencies (relaxed_bound). */
-enum { KIND_CLASSES = 8, EFFICIENCY_CLASSES = 5, SMALL_FLEET = 40, RELAXED_PARTS = 2 };
+ * class bound a plan over classes of mixed efficiencies (relaxed_bound). A fleet of at most
+ * SMALL_FLEET batteries is planned over its kinds, exactly, however many there are: an audit's
+ * fleets of 50 and 100 all-different batteries (96 steps) came 0.39 and 0.34 kW above their
+ * optimum over classes of mixed efficiencies in 0.05 and 0.5 s, and plan exactly in 0.2 and
+ * 0.8 s over their kinds (bench_sched's 50 and 100 kinds: 0.9 and 3.2 s, against 51 and 55 ms
+ * 0.1 and 0.4 kW above), so the exact LP is kept up to 64. */
+enum { KIND_CLASSES = 8, EFFICIENCY_CLASSES = 5, SMALL_FLEET = 64, RELAXED_PARTS = 2 };
 
 /* How far above the relaxation's least throughput a plan's may be and still count as the least:
  * relative, 0.01 %. */
