@@ -24,8 +24,9 @@
  * step (or every step with EMIT PLAN):
  * issued_at, ts, device_id, setpoint_kw, soc, planned_peak_kw, with event time issued_at.
  *
- * A battery that cannot be planned (NULL or non-positive capacity or power, a soc that is
- * NULL or outside 0..1, an efficiency outside (0, 1], limits that leave no room, or a last
+ * A battery that cannot be planned (NULL, non-positive or absurd (> SC_MAX_SIZE) capacity or
+ * power, a soc that is NULL or outside 0..1, an efficiency outside (0, 1], limits that leave no
+ * room, or a last
  * report older than `stale_after`: its `seen` column when the fleet has one, else its row's
  * event time) gets setpoint 0 and keeps its soc.
  *
@@ -378,6 +379,10 @@ static int cmp_device(const void *a, const void *b, void *ctx) {
   return (x.i > y.i) - (x.i < y.i);
 }
 
+/* The largest capacity (kWh) and power (kW) a battery may have: far beyond any real one, and far
+ * from the range where the optimiser's sums lose their digits (1e308 kept it looping). */
+#define SC_MAX_SIZE 1e9
+
 /* Fills `bat` from a battery's row at issue time t; false when it cannot be planned. */
 static bool battery_params(const schedule_op *s, const sc_version *v, int64_t t, vpq_sched_battery *bat) {
   const vpq_plan_schedule *sc = s->sc;
@@ -385,7 +390,9 @@ static bool battery_params(const schedule_op *s, const sc_version *v, int64_t t,
   double seen = isnan(p[VPQ_FLEET_SEEN]) ? (double)v->ts : p[VPQ_FLEET_SEEN];
   if (sc->stale_after_ms && seen < (double)(t - sc->stale_after_ms)) return false;
   double soc = p[VPQ_FLEET_SOC], eff = isnan(p[VPQ_FLEET_EFFICIENCY]) ? 1 : p[VPQ_FLEET_EFFICIENCY];
-  if (!(soc >= 0 && soc <= 1) || !(p[VPQ_FLEET_CAPACITY] > 0) || !(p[VPQ_FLEET_MAX_KW] > 0) || !(eff > 0 && eff <= 1))
+  const double capacity = p[VPQ_FLEET_CAPACITY], max_kw = p[VPQ_FLEET_MAX_KW];
+  if (!(soc >= 0 && soc <= 1) || !(capacity > 0 && capacity <= SC_MAX_SIZE) || !(max_kw > 0 && max_kw <= SC_MAX_SIZE) ||
+      !(eff > 0 && eff <= 1))
     return false;
   bat->soc = soc;
   bat->capacity_kwh = p[VPQ_FLEET_CAPACITY];
