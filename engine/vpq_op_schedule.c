@@ -604,7 +604,10 @@ static void replan_after_first_step(const vpq_sched_problem *p, vpq_sched_plan *
     double energy = bat->soc * bat->capacity_kwh - (setpoint > 0 ? setpoint * p->step_hours / bat->efficiency
                                                                   : setpoint * p->step_hours * bat->efficiency);
     next[b] = *bat;
-    next[b].soc = fmin(fmax(energy / bat->capacity_kwh, fmin(bat->min_soc, bat->soc)), fmax(bat->max_soc, bat->soc));
+    /* a battery outside its limits at the issue keeps its soc then as its limit for the horizon */
+    next[b].min_soc = fmin(bat->min_soc, bat->soc);
+    next[b].max_soc = fmax(bat->max_soc, bat->soc);
+    next[b].soc = fmin(fmax(energy / bat->capacity_kwh, next[b].min_soc), next[b].max_soc);
   }
   vpq_sched_problem later = *p;
   later.batteries = next;
