@@ -88,7 +88,7 @@ static const char *unsupported_hint(const char *text, uint32_t len) {
     const char *word, *hint;
   } unsupported[] = {
       {"in", "vpq has no IN: write `x = a OR x = b`"},
-      {"between", "vpq has no BETWEEN: write `x >= a AND x <= b`"},
+      {"between", "vpq has no BETWEEN: write `x >= a AND x <= b` (in SUBJECT TO, `soc >= a, soc <= b`)"},
       {"like", "vpq has no LIKE"},
       {"order", "vpq has no ORDER BY: rows come out in event-time order (docs/language.md, Output order)"},
       {"limit", "vpq has no LIMIT"},
