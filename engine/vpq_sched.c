@@ -552,6 +552,17 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
       break;
     }
   }
+  if (rc == 0 && n <= SMALL_FLEET && L.nclasses < n && L.excess > THROUGHPUT_TOLERANCE) {
+    /* A small fleet whose plan is not certified (its throughput, or its peak after the fallback):
+     * a class per battery is its exact LP, which splits as it is (five identical batteries at
+     * different socs, one of them charging 2 kWh more than any need: audit 39). */
+    for (int m = 0; m < n; m++) L.classes[m] = make_class(members, m, 1, false);
+    L.nclasses = n;
+    memset(L.split, 0, N * sizeof *L.split);
+    bool failed = false;
+    relax_and_split(&L, &failed);
+    if (failed) rc = fail(err, errsize, "schedule: the LP solver found no optimum");
+  }
   *bound = L.bound;
   if (rc == 0 && !relaxed_bound(&L, bound)) rc = fail(err, errsize, "schedule: the LP solver found no optimum");
   free(L.classes), free(L.x), free(L.last_x), free(L.filled), free(L.cuts), free(L.split);
