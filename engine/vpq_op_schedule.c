@@ -515,7 +515,9 @@ static void published_plan(const vpq_sched_problem *p, vpq_sched_plan *plan) {
     }
     if (p->load[k] - total > peak + 1e-9 && candidates > 0)
       qsort_r(round_up, (size_t)candidates, sizeof *round_up, compare_round_up, part);
-    for (int pass = 0, added = 1; added && p->load[k] - total > peak + 1e-9; pass++) {
+    /* pass 0: the batteries whose aim was rounded down; then every battery, a watt a pass (the
+     * first of these passes runs even when pass 0 added nothing) */
+    for (int pass = 0, added = 1; (added || pass == 1) && p->load[k] - total > peak + 1e-9; pass++) {
       added = 0;
       for (int i = 0; i < (pass == 0 ? candidates : n) && p->load[k] - total > peak + 1e-9; i++) {
         const int b = pass == 0 ? round_up[i] : i;
