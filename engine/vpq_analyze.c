@@ -1590,10 +1590,11 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
   vpq_type device_type = VPQ_TYPE_STRING;
   for (int i = 0; i < VPQ_FLEET_NCOLS; i++) s->fleet_cols[i] = -1;
   s->fleet = find_relation(a, ast->fleet.name, ast->fleet.span);
-  if (s->fleet) {
+  if (s->fleet && s->fleet->kind != VPQ_REL_TABLE) {
+    error(a, ast->fleet.span, "SCHEDULE needs a table of batteries; `%s` is a stream", s->fleet->name);
+  } else if (s->fleet) {
     static const char *const cols[] = {"device_id", "soc",     "capacity_kwh", "max_kw",
                                        "efficiency", "min_soc", "max_soc",      "seen"}; /* ORDER VPQ_FLEET_ */
-    if (s->fleet->kind != VPQ_REL_TABLE) error(a, ast->fleet.span, "SCHEDULE needs a table of batteries; `%s` is a stream", s->fleet->name);
     for (int i = 0; i < VPQ_FLEET_SEEN; i++)
       s->fleet_cols[i] = schedule_column(a, s->fleet, ast->fleet.span, cols[i], "the fleet", i < 4, i == VPQ_FLEET_DEVICE);
     int seen = vpq_schema_find(&s->fleet->schema, "seen");
