@@ -645,7 +645,12 @@ static void plan_issue(schedule_op *s, sc_issue *is) {
   int64_t forecast_end = is->points[is->n - 1].ts + (fstep ? fstep : sc->step_ms);
   int steps = 0, max_steps = (int)(sc->horizon_ms / sc->step_ms);
   while (steps < max_steps && t + steps * sc->step_ms < forecast_end) steps++;
-  if (!steps) return;
+  if (!steps) {
+    if (s->warnings++ < 10 && rt->log)
+      fprintf(rt->log, "vpq: SCHEDULE %s: issue %lld has no forecast row at or after it: nothing to plan\n",
+              s->query->target->name, (long long)t);
+    return;
+  }
   double *load = malloc(sizeof *load * (size_t)steps);
   double *price = malloc(sizeof *price * (size_t)steps);
   int *order = malloc(sizeof *order * (size_t)(s->nfleet + 1));
