@@ -30,7 +30,8 @@
  *                     the run stays totally ordered and a retraction always finds its value
  *   integrate, twa    the samples sorted by event time and the running trapezoid integral:
  *                     appending in time order adds one trapezoid; an out-of-order sample
- *                     replaces the trapezoid between its neighbours by two; over a changelog
+ *                     replaces the trapezoid between its neighbours by two (and, when that
+ *                     cancels most of the integral, sums it again in time order); over a changelog
  *                     the integral is summed afresh from the samples when it is read, so
  *                     that it is what the table's current rows give, whatever came and went
  *
@@ -618,7 +619,9 @@ static void samples_add(const vpq_agg_spec *spec, agg_samples *s, int64_t ts, in
   /* An out-of-order sample that cancels most of the integral (a huge trapezoid replaced) would
    * leave the rounding of the sums before it in the result: summed again in time order, the
    * integral is what the samples give whatever order they came in. */
-  if (fabs(s->integral) < 0x1p-10 * fmax(fabs(before), fabs(replaced))) s->integral = samples_integral(s);
+  const bool out_of_order = at + 1 < s->n;
+  if (out_of_order && fabs(s->integral) < 0x1p-10 * fmax(fabs(before), fabs(replaced)))
+    s->integral = samples_integral(s);
 }
 
 /* Retracts the sample added at (ts, seq) (over a changelog); a sample never added changes

@@ -1600,15 +1600,15 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
     int seen = vpq_schema_find(&s->fleet->schema, "seen");
     if (seen >= 0 && s->fleet->schema.cols[seen].type == VPQ_TYPE_TIMESTAMP) s->fleet_cols[VPQ_FLEET_SEEN] = seen;
     if (s->fleet_cols[VPQ_FLEET_DEVICE] >= 0) device_type = s->fleet->schema.cols[s->fleet_cols[VPQ_FLEET_DEVICE]].type;
-    /* one battery per device_id: a fleet keyed by more (a site too) would plan one of each id */
+    /* one battery per device_id: a fleet keyed by something else (one row per site) would plan
+     * one of each id that its rows name */
     const int device = s->fleet_cols[VPQ_FLEET_DEVICE];
-    for (int c = 0; c < s->fleet->schema.ncols && device >= 0; c++)
-      if (s->fleet->schema.cols[c].is_key && c != device)
+    for (int c = 0; c < s->fleet->schema.ncols && device >= 0 && !s->fleet->schema.cols[device].is_key; c++)
+      if (s->fleet->schema.cols[c].is_key)
         error(a, ast->fleet.span,
-              "the fleet `%s` is keyed by `%s`%s; SCHEDULE plans one battery per device_id: key the fleet by "
-              "device_id alone (e.g. device ids made unique with the site in them)",
-              s->fleet->name, s->fleet->schema.cols[c].name,
-              s->fleet->schema.cols[device].is_key ? " as well as device_id" : ", not by device_id");
+              "the fleet `%s` is keyed by `%s`, not by device_id; SCHEDULE plans one battery per device_id: key the "
+              "fleet by device_id",
+              s->fleet->name, s->fleet->schema.cols[c].name);
   }
   s->forecast = find_relation(a, ast->forecast.name, ast->forecast.span);
   if (s->forecast) {

@@ -380,13 +380,13 @@ int vpq_model_linear_fit(vpq_model *m, const vpq_series *s, const double *z) {
     }
     backward_solve(a, p, nd, w);
     for (int e = 0; e < q; e++) w[p + e] = rhs[e];
-    for (int i = 0; i < p + q; i++) ok &= isfinite(w[i]) != 0;
     if (m->y_sd == 0.0) {
       /* Targets without spread: the exact optimum is their value at every input, which the
        * solve above meets only up to rounding (a constant series forecast 41.99999999999957). */
       memset(w, 0, sizeof(double) * (size_t)(p + q));
       w[icept] = m->y_mean;
     }
+    for (int i = 0; i < p + q; i++) ok &= isfinite(w[i]) != 0;
   }
   linear_row_free(&r);
   free(all);

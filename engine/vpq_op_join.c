@@ -214,6 +214,13 @@ static bool join_keys_match(const join_op *j, const join_row *a, const vpq_vec *
   return true;
 }
 
+/* Whether row `row`'s key has a NULL (a NaN is one, eval_keys): it matches no row. */
+static bool key_has_null(const join_op *j, const vpq_vec *keys, int row) {
+  for (int k = 0; k < j->nkeys; k++)
+    if (keys[k].null[row]) return true;
+  return false;
+}
+
 static vpq_vec *eval_keys(join_op *j, int side, const vpq_batch *batch) {
   vpq_runtime *rt = j->base.rt;
   vpq_vec *keys = vpq_arena_alloc(&rt->scratch, sizeof *keys * (size_t)(j->nkeys + 1));
@@ -298,6 +305,7 @@ static int table_find(const join_op *j, const vpq_vec *keys, int row, uint64_t h
 static void table_update_rows(join_op *j, const vpq_batch *batch, const vpq_vec *keys, int from, int to) {
   join_side *t = &j->side[1];
   for (int i = from; i < to; i++) {
+    if (key_has_null(j, keys, i)) continue; /* no lookup can find it: not kept */
     uint64_t hash = row_key_hash(j, keys, i);
     int r = table_find(j, keys, i, hash);
     if (batch->diff[i] < 0) {
@@ -335,7 +343,7 @@ static void table_lookup_rows(join_op *j, const vpq_batch *batch, const vpq_vec 
   uint8_t *lnull = vpq_arena_alloc(&rt->scratch, (size_t)(nleft + 1));
   bool outer = j->join->left_outer;
   for (int i = from; i < to; i++) {
-    int r = table_find(j, keys, i, row_key_hash(j, keys, i));
+    int r = key_has_null(j, keys, i) ? -1 : table_find(j, keys, i, row_key_hash(j, keys, i));
     if (r >= 0 && j->side[1].rows[r].deleted) r = -1;
     if (r < 0 && !outer) continue;
     vpq_op_copy_row(batch, i, nleft, ldata, lnull);
@@ -491,7 +499,8 @@ static void window_probe(join_op *j, int side, const vpq_batch *batch) {
       mine->rows[at].epoch = j->epoch;
     }
     if (side == 0 && mine->rows[at].ts < j->oldest_left) j->oldest_left = mine->rows[at].ts;
-    for (int r = index_first(other, hash); r >= 0; r = other->index.next[r]) {
+    const int first = key_has_null(j, keys, i) ? -1 : index_first(other, hash); /* it matches no row */
+    for (int r = first; r >= 0; r = other->index.next[r]) {
       join_row *o = &other->rows[r], *row = &mine->rows[at];
       int64_t d = o->ts > ts ? o->ts - ts : ts - o->ts;
       if (d > within || !join_keys_match(j, o, keys, i, hash)) continue;

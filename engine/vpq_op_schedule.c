@@ -26,9 +26,8 @@
  *
  * A battery that cannot be planned (NULL, non-positive or absurd (> SC_MAX_SIZE) capacity or
  * power, a soc that is NULL or outside 0..1, an efficiency outside (0, 1], limits that leave no
- * room, or a last
- * report older than `stale_after`: its `seen` column when the fleet has one, else its row's
- * event time) gets setpoint 0 and keeps its soc.
+ * room, or a last report older than `stale_after`: its `seen` column when the fleet has one,
+ * else its row's event time) gets setpoint 0 and keeps its soc.
  *
  * Demand charges bill a month's highest net load, so with `SUBJECT TO peak_floor = f *
  * month_peak` MINIMIZE PEAK remembers the highest net load it has dispatched for a first step
@@ -109,6 +108,7 @@ typedef struct schedule_op {
   double month_peak; /* peak_floor: the highest first-step net load dispatched in it (-inf: none) */
   long long plans, uncertified; /* plans made; of them, not certified optimal */
   double gap_max_kw;            /* the largest measured gap of a plan's peak to the optimum */
+  bool gap_logged;              /* a plan that may be more than 0.1 % above the optimum was logged */
   int64_t plan_ns, plan_max_ns; /* CPU time of the plans (thread), in all and the longest */
 } schedule_op;
 
@@ -127,11 +127,13 @@ static int schedule_solve(schedule_op *s, const vpq_sched_problem *problem, vpq_
   s->plans++;
   if (rc == 0 && gap > 1e-6 * (1 + fabs(plan->peak_kw))) {
     /* the first plan measured more than 0.1 % above the optimum says so at once */
-    if (gap > 1e-3 * fabs(plan->peak_kw) && s->gap_max_kw <= 1e-3 * fabs(plan->peak_kw) && s->base.rt->log)
+    if (gap > 1e-3 * (1 + fabs(plan->peak_kw)) && !s->gap_logged && s->base.rt->log) {
+      s->gap_logged = true;
       fprintf(s->base.rt->log,
               "vpq: SCHEDULE %s: a plan not certified optimal: its peak %.3f kW may be up to %.3g kW above the "
               "optimum (a fleet of many kinds; docs/language.md, SCHEDULE)\n",
               s->query->target->name, plan->peak_kw, gap);
+    }
     s->uncertified++;
     if (gap > s->gap_max_kw) s->gap_max_kw = gap;
   }
