@@ -1611,7 +1611,9 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
               s->fleet->name, s->fleet->schema.cols[c].name);
   }
   s->forecast = find_relation(a, ast->forecast.name, ast->forecast.span);
-  if (s->forecast) {
+  if (s->forecast && s->forecast->kind == VPQ_REL_TABLE) {
+    error(a, ast->forecast.span, "SCHEDULE plans for a stream of forecast rows; `%s` is a table", s->forecast->name);
+  } else if (s->forecast) {
     s->forecast_ts = schedule_column(a, s->forecast, ast->forecast.span, "ts", "the forecast", true, true);
     s->forecast_value = schedule_column(a, s->forecast, ast->forecast.span, "value", "the forecast", true, false);
     s->forecast_issued = schedule_column(a, s->forecast, ast->forecast.span, "issued_at", "the forecast", false, true);
@@ -1628,7 +1630,9 @@ static vpq_schema schedule_schema(analyzer *a, const vpq_ast_schedule *ast, vpq_
   }
   if (ast->objective == VPQ_OBJECTIVE_MINIMIZE_COST) {
     s->price = find_relation(a, ast->price.name, ast->price.span);
-    if (s->price) {
+    if (s->price && s->price->kind == VPQ_REL_TABLE) {
+      error(a, ast->price.span, "MINIMIZE COST reads a stream of price rows; `%s` is a table", s->price->name);
+    } else if (s->price) {
       s->price_ts = schedule_column(a, s->price, ast->price.span, "ts", "the price forecast", true, true);
       s->price_value = schedule_column(a, s->price, ast->price.span, "value", "the price forecast", true, false);
       s->price_issued = schedule_column(a, s->price, ast->price.span, "issued_at", "the price forecast", false, true);
