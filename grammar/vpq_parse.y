@@ -50,6 +50,7 @@ typedef struct parse_ctx {
   vpq_ast_file *file;
   vpq_token token; /* the token being pushed: where a stack overflow is reported */
   vpq_token previous; /* the token pushed before it */
+  int clause;      /* VPQ_TK_FORECAST or VPQ_TK_SCHEDULE inside such a query (0: neither) */
   bool failed;     /* a syntax error: the driver skips to the next `;` */
 } parse_ctx;
 
@@ -100,11 +101,23 @@ static const char *unsupported_hint(const char *text, uint32_t len) {
   return NULL;
 }
 
+/* How the FORECAST or SCHEDULE query being parsed reads, for a syntax error inside it. */
+static const char *clause_form(int clause) {
+  if (clause == VPQ_TK_FORECAST)
+    return "FORECAST reads `FORECAST column FROM stream [BY key] USING model [(options)] HORIZON h EVERY e "
+           "[STEP s]`";
+  if (clause == VPQ_TK_SCHEDULE)
+    return "SCHEDULE reads `SCHEDULE fleet FOR forecast MINIMIZE PEAK | KEEP BELOW x KW | MINIMIZE COST USING "
+           "prices [SUBJECT TO ...] HORIZON h STEP s [EMIT PLAN]`";
+  return NULL;
+}
+
 /* Records a syntax error at `tok` and marks the parse failed. */
 static void syntax_error(parse_ctx *ctx, vpq_token tok) {
   ctx->failed = true;
+  const char *form = clause_form(ctx->clause);
   if (tok.type == 0 || tok.span.len == 0) {
-    vpq_diag_error(ctx->diag, tok.span, "syntax error: unexpected end of input");
+    vpq_diag_error(ctx->diag, tok.span, "syntax error: unexpected end of input%s%s", form ? ": " : "", form ? form : "");
     return;
   }
   const char *text = ctx->diag->text + tok.span.off;
@@ -139,7 +152,7 @@ static void syntax_error(parse_ctx *ctx, vpq_token tok) {
                    text);
     return;
   }
-  vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`", len, text);
+  vpq_diag_error(ctx->diag, tok.span, "syntax error near `%.*s`%s%s", len, text, form ? ": " : "", form ? form : "");
 }
 
 static vpq_ast_expr *with_span(vpq_ast_expr *expr, vpq_span first, vpq_span last) {
@@ -755,11 +768,13 @@ expr(A) ::= expr(X) IS NOT NULL(E). { A = is_null(ctx, X, true, E); }
 static void push(yyParser *parser, parse_ctx *ctx, vpq_token tok) {
   ctx->previous = ctx->token;
   ctx->token = tok;
+  if (tok.type == VPQ_TK_FORECAST || tok.type == VPQ_TK_SCHEDULE) ctx->clause = tok.type;
   vpq_parser(parser, tok.type, tok);
+  if (tok.type == VPQ_TK_SEMI) ctx->clause = 0;
 }
 
 vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag) {
-  parse_ctx ctx = {arena, diag, vpq_arena_alloc(arena, sizeof(vpq_ast_file)), {0, {0, 0}}, {0, {0, 0}}, false};
+  parse_ctx ctx = {arena, diag, vpq_arena_alloc(arena, sizeof(vpq_ast_file)), {0, {0, 0}}, {0, {0, 0}}, 0, false};
   vpq_lexer lex;
   vpq_lex_init(&lex, diag);
   yyParser parser;
@@ -782,6 +797,7 @@ vpq_ast_file *vpq_parse(vpq_arena *arena, vpq_diag *diag) {
       vpq_parserFinalize(&parser);
       vpq_parserInit(&parser, &ctx);
       ctx.failed = false;
+      ctx.clause = 0;
       open = false;
     }
     if (tok.type == 0) break;
