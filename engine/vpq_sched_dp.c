@@ -24,6 +24,9 @@
  * O(T) per battery. 10,000 batteries of a few kinds, all with different socs, plan in
  * milliseconds, each exactly as its own LP would.
  *
+ * A kWh drawn may cost more than a kWh delivered earns (vpq_sched_dp_prices: column generation
+ * charges throughput both ways); MIN_COST has one price for both.
+ *
  * Units are soc (energy / capacity) and power per kWh of capacity (so a battery's power is
  * rate·capacity). With a price ≥ 0, charging and discharging in one step only loses energy and
  * s_t has its kink at 0; with a negative price, the LP is paid to burn energy by doing both at
@@ -82,15 +85,14 @@ static double crossing(const segment *v, int n, double lo, pair slope, bool weak
 }
 
 /* The backward pass: the decision rule of every step for batteries with this rate, efficiency
- * and limits. v and next hold 2T + 2 segments each. */
-static void backward(const vpq_sched_problem *pr, double rate, double eff, double lo, double hi, rule *rules,
-                     segment *v, segment *next) {
+ * and limits, at the prices of `prices`. v and next hold 2T + 2 segments each. */
+static void backward(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices, double rate, double eff,
+                     double lo, double hi, rule *rules, segment *v, segment *next) {
   const double dt = pr->step_hours, dmin = -rate * dt / eff, dmax = eff * rate * dt;
   int n = 0;
   push(v, &n, (segment){hi - lo, {0, 0}});
   for (int t = pr->nsteps - 1; t >= 0; t--) {
-    const double price = pr->price[t];
-    const pair discharge = {-price * eff, eff}, charge = {-price / eff, -1 / eff};
+    const pair discharge = {-prices->discharge[t] * eff, eff}, charge = {-prices->charge[t] / eff, -1 / eff};
     const bool burn = pair_compare(discharge, charge) < 0;
     const pair left = burn ? charge : discharge, right = burn ? discharge : charge;
     const double left_length = burn ? dmax : -dmin, right_length = burn ? -dmin : dmax;
@@ -121,8 +123,8 @@ static void backward(const vpq_sched_problem *pr, double rate, double eff, doubl
   }
 }
 
-bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int count, double *charge,
-                       double *discharge) {
+bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices,
+                       const vpq_sched_member *members, int count, double *charge, double *discharge) {
   const int T = pr->nsteps;
   const vpq_sched_member *first = &members[0];
   const double rate = first->max_kw / first->capacity, eff = first->eff, dt = pr->step_hours;
@@ -131,7 +133,7 @@ bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_member *memb
   segment *v = malloc((size_t)(2 * T + 2) * sizeof *v), *next = malloc((size_t)(2 * T + 2) * sizeof *next);
   const bool ok = rules && v && next;
   if (ok) {
-    backward(pr, rate, eff, first->lo, first->hi, rules, v, next);
+    backward(pr, prices, rate, eff, first->lo, first->hi, rules, v, next);
     for (int m = 0; m < count; m++) {
       const size_t row = (size_t)members[m].index * (size_t)T;
       const double capacity = members[m].capacity;

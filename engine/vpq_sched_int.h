@@ -2,7 +2,8 @@
  * vpq_sched.c (entry point, batteries and classes, the peak objectives' loop, replay),
  * vpq_sched_lp.c (the LP over classes, GLPK), vpq_sched_fill.c (splitting a class's LP plan
  * over its batteries, and the cuts when it cannot be split), vpq_sched_dp.c (MIN_COST by
- * dynamic programming).
+ * dynamic programming), vpq_sched_colgen.c (the peak objectives battery by battery, by column
+ * generation priced by that dynamic programme).
  *
  *   members  [ class 0: by C-rate, then soc | class 1 | ... ]   one vpq_sched_member per usable battery
  *   classes  [ eff | sums | first, count | exact ]
@@ -137,10 +138,27 @@ void vpq_sched_fill_class_plan(const vpq_sched_fill *f, const vpq_sched_problem 
 
 /* ---- vpq_sched_dp.c: MIN_COST ---- */
 
-/* Plans members [0, count) — the same efficiency, C-rate and widened limits — for the least cost,
- * then the least throughput, into charge and discharge rows as vpq_sched_fill_members does.
- * False when out of memory. */
-bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int count, double *charge,
-                       double *discharge);
+/* What a kWh drawn from the grid costs and a kWh delivered to it earns, per step: MIN_COST's
+ * price for both; vpq_sched_colgen.c's prices of its master LP's rows (a battery's throughput
+ * then costs both ways, so a charge costs more than a discharge earns). */
+typedef struct vpq_sched_dp_prices {
+  const double *charge, *discharge;
+} vpq_sched_dp_prices;
+
+/* Plans members [0, count) — the same efficiency, C-rate and widened limits — for the least cost
+ * at `prices`, then the least throughput, into charge and discharge rows as
+ * vpq_sched_fill_members does. False when out of memory. */
+bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices,
+                       const vpq_sched_member *members, int count, double *charge, double *discharge);
+
+/* ---- vpq_sched_colgen.c: the peak objectives battery by battery ---- */
+
+/* Plans members [0, n) for MIN_PEAK or KEEP_BELOW by column generation over each battery's own
+ * plans (the exact LP), then the least throughput at that peak, into charge and discharge rows
+ * as vpq_sched_fill_members does. *bound becomes a bound on the primary objective (peak, or
+ * excess over the cap) that no fleet plan beats. False when out of memory or when the LP solver
+ * finds no optimum. */
+bool vpq_sched_colgen_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int n, double *charge,
+                           double *discharge, double *bound);
 
 #endif

@@ -1,0 +1,313 @@
+/* vpq_sched_colgen.c — the peak objectives battery by battery, by column generation
+ * (Dantzig–Wolfe), for fleets of many kinds (vpq_sched_int.h; vpq_sched.c says when).
+ *
+ * The LP of vpq_sched.h couples its batteries only through the net load of each step. Over a
+ * fleet of many kinds the classes of vpq_sched.c either restrict it (mixed efficiencies) or do not
+ * split (mixed C-rates and socs), and the exact LP, one block per battery, is too large for the
+ * simplex (an audit's 500 all-different batteries over 96 steps: 24 s). Column generation solves
+ * that exact LP without writing it down. The master LP chooses, for every battery, a convex
+ * combination of plans of that battery found so far (its columns):
+ *
+ *     minimise z  subject to  z + Σ_i Σ_j w_ij·p_ij[t] ≥ load[t]  (each step t; KEEP_BELOW: load − cap, z ≥ 0)
+ *                             Σ_j w_ij = 1, w ≥ 0                  (each battery i)
+ *
+ * where p_ij[t] is the setpoint of plan j of battery i. A convex combination of a battery's plans
+ * is a plan of that battery (its limits are linear), so every master solution is a fleet plan
+ * and its z an upper bound. The duals λ[t] ≥ 0 of the step rows (Σ λ = 1 at an optimum; at most
+ * 1 for KEEP_BELOW) price a new plan: the battery's plan that earns the most Σ λ[t]·p[t], which
+ * is MIN_COST's problem at prices λ, solved exactly by vpq_sched_dp.c. Its value also bounds
+ * every fleet plan from below (Lagrangian relaxation): z ≥ Σ λ[t]·load[t] − Σ_i max_p Σ λ[t]·p[t].
+ * The loop adds the plans that improve the master until the bounds meet: the plan's peak is then
+ * certified optimal, its gap measured otherwise. The duals are smoothed (Wentges): each round
+ * prices at a mix of the master's duals and those that gave the best lower bound so far, which
+ * damps the duals' swings between rounds; a mix that finds no improving plan is priced again at
+ * the master's duals alone. Weights measured on the audit's fleet (500 batteries, efficiencies
+ * 0.80-1, C-rates 0.05-3.4, 96 steps): none, 0.5, 0.8 and 0.9 took 3.9 (60 + 19 rounds), 3.9,
+ * 2.8 and 3.1 s; starting from duals found by subgradient ascent (cheap: the DP) took longer,
+ * 4.8-7.3 s. Columns that stay out of the basis for MAX_IDLE rounds are dropped: with all of
+ * them kept (24,000) the same fleet took 18 s, nearly all of it in the master's simplex.
+ *
+ * Then the least throughput among plans at that peak, the same way: z is fixed and the master
+ * minimises Σ_ij w_ij·throughput_ij; a plan is priced by the DP with throughput costing 1 per
+ * kWh both ways on top of λ, so that a charge costs (λ[t]/Δt + 1) per kWh and a discharge earns
+ * (λ[t]/Δt − 1).
+ *
+ * Columns hold a plan as setpoints; the DP's plans never charge and discharge in one step. The
+ * fleet plan is each battery's combination, as charge and discharge per step.
+ */
+#include <glpk.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vpq_sched_int.h"
+
+/* Rounds of pricing per stage before the best plan found is returned, and the smoothing's
+ * weight on the best duals so far. */
+enum { MAX_ROUNDS = 400, MAX_IDLE = 5 };
+static const double SMOOTHING = 0.8;
+
+/* The master LP and the columns' plans. */
+typedef struct colgen {
+  const vpq_sched_problem *pr;
+  const vpq_sched_member *members;
+  int n, T;
+  glp_prob *glp;
+  double *rhs;          /* per step: load, or load − cap */
+  double *plans;        /* per column (after z): T setpoints */
+  double *throughput;   /* per column: kWh */
+  int *owner;           /* per column: member */
+  int *idle;            /* per column: rounds since it was last basic */
+  int ncols, capacity;  /* columns after z */
+  double *charge, *discharge; /* the DP's rows, by battery index */
+  double *price_c, *price_d;  /* per step: the DP's prices */
+  double *lambda, *center, *mix; /* duals: the master's, the best bound's, the priced mix */
+  double *mu;           /* per member: the convexity row's dual */
+  bool have_center;     /* center holds the duals of a lower bound */
+} colgen;
+
+/* Appends the plan in the DP's rows of member m as a column of the master; false when out of
+ * memory. */
+static bool add_column(colgen *cg, int m, bool by_throughput, int *rows, double *vals) {
+  const int T = cg->T;
+  if (cg->ncols == cg->capacity) {
+    const int grown = cg->capacity * 2 + 64;
+    double *plans = realloc(cg->plans, (size_t)grown * (size_t)T * sizeof *plans);
+    if (plans) cg->plans = plans;
+    double *throughput = realloc(cg->throughput, (size_t)grown * sizeof *throughput);
+    if (throughput) cg->throughput = throughput;
+    int *owner = realloc(cg->owner, (size_t)grown * sizeof *owner);
+    if (owner) cg->owner = owner;
+    int *idle = realloc(cg->idle, (size_t)grown * sizeof *idle);
+    if (idle) cg->idle = idle;
+    if (!plans || !throughput || !owner || !idle) return false;
+    cg->capacity = grown;
+  }
+  const size_t row = (size_t)cg->members[m].index * (size_t)T;
+  double *p = &cg->plans[(size_t)cg->ncols * (size_t)T], w = 0;
+  int k = 0;
+  for (int t = 0; t < T; t++) {
+    const double c = cg->charge[row + (size_t)t], d = cg->discharge[row + (size_t)t];
+    p[t] = d - c;
+    w += (c + d) * cg->pr->step_hours;
+    if (p[t] != 0) rows[++k] = 1 + t, vals[k] = p[t];
+  }
+  rows[++k] = 1 + T + m, vals[k] = 1;
+  cg->throughput[cg->ncols] = w;
+  cg->owner[cg->ncols] = m;
+  cg->idle[cg->ncols] = 0;
+  const int j = glp_add_cols(cg->glp, 1);
+  glp_set_col_bnds(cg->glp, j, GLP_LO, 0, 0);
+  glp_set_obj_coef(cg->glp, j, by_throughput ? w : 0);
+  glp_set_mat_col(cg->glp, j, k, rows, vals);
+  cg->ncols++;
+  return true;
+}
+
+/* Deletes the columns that have not been basic for MAX_IDLE rounds: they price no more, and
+ * the master's simplex spends its time on its columns (the audit's 500 batteries kept 24,000). */
+static bool drop_idle_columns(colgen *cg) {
+  const int T = cg->T;
+  int *doomed = malloc((size_t)(cg->ncols + 1) * sizeof *doomed);
+  if (!doomed) return false;
+  int ndoomed = 0, kept = 0;
+  for (int j = 0; j < cg->ncols; j++) {
+    cg->idle[j] = glp_get_col_stat(cg->glp, 2 + j) == GLP_BS ? 0 : cg->idle[j] + 1;
+    if (cg->idle[j] > MAX_IDLE) {
+      doomed[++ndoomed] = 2 + j;
+      continue;
+    }
+    if (kept != j) {
+      memmove(&cg->plans[(size_t)kept * (size_t)T], &cg->plans[(size_t)j * (size_t)T], (size_t)T * sizeof *cg->plans);
+      cg->throughput[kept] = cg->throughput[j], cg->owner[kept] = cg->owner[j], cg->idle[kept] = cg->idle[j];
+    }
+    kept++;
+  }
+  if (ndoomed > 0) glp_del_cols(cg->glp, ndoomed, doomed);
+  cg->ncols = kept;
+  free(doomed);
+  return true;
+}
+
+/* Plans every member by the DP at the prices in price_c and price_d, into the DP's rows; false
+ * when out of memory. Members that share kind and limits share one backward pass. */
+static bool price_members(colgen *cg) {
+  const vpq_sched_dp_prices prices = {cg->price_c, cg->price_d};
+  const vpq_sched_member *ms = cg->members;
+  for (int first = 0, m = 1; m <= cg->n; m++)
+    if (m == cg->n || ms[m].eff != ms[first].eff || ms[m].max_kw / ms[m].capacity != ms[first].max_kw / ms[first].capacity ||
+        ms[m].lo != ms[first].lo || ms[m].hi != ms[first].hi) {
+      if (!vpq_sched_dp_plan(cg->pr, &prices, &ms[first], m - first, cg->charge, cg->discharge)) return false;
+      first = m;
+    }
+  return true;
+}
+
+/* The simplex from the master's current basis; false when it finds no optimum. */
+static bool solve_master(colgen *cg) {
+  glp_smcp parm;
+  glp_init_smcp(&parm);
+  parm.msg_lev = GLP_MSG_OFF;
+  return glp_simplex(cg->glp, &parm) == 0 && glp_get_status(cg->glp) == GLP_OPT;
+}
+
+/* One stage: rounds of pricing until the master's objective meets the best lower bound within
+ * `tolerance` (relative) or no plan improves it. by_throughput: the second stage (throughput, z fixed).
+ * *lower, a lower bound at the start, becomes the best lower bound found. False when out of memory or the solver fails. */
+static bool run_stage(colgen *cg, bool by_throughput, double tolerance, double *lower) {
+  const int T = cg->T, n = cg->n;
+  const double dt = cg->pr->step_hours;
+  const double fixed_z = by_throughput ? glp_get_col_lb(cg->glp, 1) : 0;
+  int *rows = malloc((size_t)(T + 2) * sizeof *rows);
+  double *vals = malloc((size_t)(T + 2) * sizeof *vals);
+  bool ok = rows && vals;
+  for (int round = 0; ok && round < MAX_ROUNDS; round++) {
+    if (!solve_master(cg)) {
+      ok = false;
+      break;
+    }
+    const double upper = glp_get_obj_val(cg->glp);
+    if (!(ok = drop_idle_columns(cg))) break;
+    for (int t = 0; t < T; t++) cg->lambda[t] = fmax(0, glp_get_row_dual(cg->glp, 1 + t));
+    for (int m = 0; m < n; m++) cg->mu[m] = glp_get_row_dual(cg->glp, 1 + T + m);
+    bool added = false;
+    for (int attempt = 0; attempt < 2 && !added && ok; attempt++) {
+      const double alpha = cg->have_center && attempt == 0 ? SMOOTHING : 0;
+      double sum = 0;
+      for (int t = 0; t < T; t++) {
+        cg->mix[t] = alpha > 0 ? alpha * cg->center[t] + (1 - alpha) * cg->lambda[t] : cg->lambda[t];
+        sum += cg->mix[t];
+      }
+      /* stage 1's bound holds for duals summing to 1 (KEEP_BELOW: at most 1): scale them so */
+      const double scale = by_throughput || sum <= 0 || (cg->pr->objective == VPQ_SCHED_KEEP_BELOW && sum <= 1)
+                               ? 1
+                               : 1 / sum;
+      for (int t = 0; t < T; t++) {
+        const double lam = cg->mix[t] * scale / dt;
+        cg->price_c[t] = by_throughput ? lam + 1 : lam;
+        cg->price_d[t] = by_throughput ? lam - 1 : lam;
+      }
+      if (!price_members(cg)) {
+        ok = false;
+        break;
+      }
+      /* the bound at the mix, and each plan's reduced cost at the master's duals */
+      double bound = 0;
+      for (int t = 0; t < T; t++) bound += cg->mix[t] * scale * (cg->rhs[t] - fixed_z);
+      for (int m = 0; m < n && ok; m++) {
+        const size_t row = (size_t)cg->members[m].index * (size_t)T;
+        double value_mix = 0, value_master = 0, w = 0;
+        for (int t = 0; t < T; t++) {
+          const double c = cg->charge[row + (size_t)t], d = cg->discharge[row + (size_t)t];
+          value_mix += cg->mix[t] * scale * (d - c);
+          value_master += cg->lambda[t] * (d - c);
+          w += (c + d) * dt;
+        }
+        bound -= by_throughput ? value_mix - w : value_mix;
+        const double reduced = (by_throughput ? w : 0) - value_master - cg->mu[m];
+        if (reduced < -1e-9 * (1 + fabs(upper))) {
+          ok = add_column(cg, m, by_throughput, rows, vals);
+          added = true;
+        }
+      }
+      if (bound > *lower) {
+        *lower = bound;
+        memcpy(cg->center, cg->mix, (size_t)T * sizeof *cg->center);
+        cg->have_center = true;
+      }
+    }
+    if (!added || upper - *lower <= tolerance * (1 + fabs(upper))) break;
+  }
+  if (ok) ok = solve_master(cg);
+  free(rows), free(vals);
+  return ok;
+}
+
+/* Each member's plan, the master's combination of its columns, into the rows charge and
+ * discharge[index·T ...]. */
+static void combine(const colgen *cg, double *charge, double *discharge) {
+  const size_t T = (size_t)cg->T;
+  for (int m = 0; m < cg->n; m++) {
+    const size_t row = (size_t)cg->members[m].index * T;
+    memset(&charge[row], 0, T * sizeof *charge);
+    memset(&discharge[row], 0, T * sizeof *discharge);
+  }
+  for (int j = 0; j < cg->ncols; j++) {
+    const double w = glp_get_col_prim(cg->glp, 2 + j);
+    if (w <= 0) continue;
+    const size_t row = (size_t)cg->members[cg->owner[j]].index * T;
+    const double *p = &cg->plans[(size_t)j * T];
+    for (size_t t = 0; t < T; t++) {
+      charge[row + t] += w * fmax(0, -p[t]);
+      discharge[row + t] += w * fmax(0, p[t]);
+    }
+  }
+}
+
+bool vpq_sched_colgen_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int n, double *charge,
+                           double *discharge, double *bound) {
+  const int T = pr->nsteps;
+  const size_t cells = (size_t)pr->nbatteries * (size_t)T;
+  colgen cg = {.pr = pr,
+               .members = members,
+               .n = n,
+               .T = T,
+               .rhs = malloc((size_t)T * sizeof *cg.rhs),
+               .charge = calloc(cells, sizeof *cg.charge),
+               .discharge = calloc(cells, sizeof *cg.discharge),
+               .price_c = malloc((size_t)T * sizeof *cg.price_c),
+               .price_d = malloc((size_t)T * sizeof *cg.price_d),
+               .lambda = malloc((size_t)T * sizeof *cg.lambda),
+               .center = malloc((size_t)T * sizeof *cg.center),
+               .mix = malloc((size_t)T * sizeof *cg.mix),
+               .mu = malloc((size_t)n * sizeof *cg.mu)};
+  int *rows = malloc((size_t)(T + 2) * sizeof *rows);
+  double *vals = malloc((size_t)(T + 2) * sizeof *vals);
+  bool ok = cg.rhs && cg.charge && cg.discharge && cg.price_c && cg.price_d && cg.lambda && cg.center && cg.mix &&
+            cg.mu && rows && vals;
+  const bool below = pr->objective == VPQ_SCHED_KEEP_BELOW;
+  double lower = -INFINITY;
+  const int term = glp_term_out(GLP_OFF);
+  if (ok) {
+    cg.glp = glp_create_prob();
+    glp_set_obj_dir(cg.glp, GLP_MIN);
+    glp_add_rows(cg.glp, T + n);
+    for (int t = 0; t < T; t++) {
+      cg.rhs[t] = pr->load[t] - (below ? pr->cap_kw : 0);
+      glp_set_row_bnds(cg.glp, 1 + t, GLP_LO, cg.rhs[t], 0);
+    }
+    for (int m = 0; m < n; m++) glp_set_row_bnds(cg.glp, 1 + T + m, GLP_FX, 1, 1);
+    /* z, in every step's row; then every battery idle, so that the master starts feasible */
+    glp_add_cols(cg.glp, 1);
+    glp_set_col_bnds(cg.glp, 1, below ? GLP_LO : GLP_FR, 0, 0);
+    glp_set_obj_coef(cg.glp, 1, 1);
+    for (int t = 0; t < T; t++) rows[t + 1] = 1 + t, vals[t + 1] = 1;
+    glp_set_mat_col(cg.glp, 1, T, rows, vals);
+    for (int m = 0; m < n && ok; m++) ok = add_column(&cg, m, false, rows, vals);
+    glp_adv_basis(cg.glp, 0);
+  }
+  if (ok) ok = run_stage(&cg, false, 1e-7, &lower);
+  if (ok) {
+    const double z = glp_get_obj_val(cg.glp);
+    *bound = fmin(lower, z);
+    /* the least throughput at that peak, within the tie-break's slack (vpq_sched_lp.c's: 1e-7
+     * of the fleet's discharge power and 1e-6 kW for MIN_PEAK, 1e-7 of the excess for
+     * KEEP_BELOW, so that a cap that can be met stays met) */
+    double power = 0;
+    for (int m = 0; m < n; m++) power += members[m].max_kw;
+    const double hold = below ? z + 1e-7 * fabs(z) : z + 1e-7 * power + 1e-6;
+    glp_set_col_bnds(cg.glp, 1, GLP_FX, hold, hold);
+    glp_set_obj_coef(cg.glp, 1, 0);
+    for (int j = 0; j < cg.ncols; j++) glp_set_obj_coef(cg.glp, 2 + j, cg.throughput[j]);
+    double least = -INFINITY;
+    cg.have_center = false;
+    ok = run_stage(&cg, true, 1e-4, &least);
+  }
+  if (ok) combine(&cg, charge, discharge);
+  if (cg.glp) glp_delete_prob(cg.glp);
+  glp_term_out(term);
+  free(cg.rhs), free(cg.plans), free(cg.throughput), free(cg.owner), free(cg.idle), free(cg.charge), free(cg.discharge);
+  free(cg.price_c), free(cg.price_d), free(cg.lambda), free(cg.center), free(cg.mix), free(cg.mu);
+  free(rows), free(vals);
+  return ok;
+}
