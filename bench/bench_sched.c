@@ -7,7 +7,10 @@
  *   - 10,000 batteries of all-different sizes (5–20 kWh) and C-rates (0.25–1), as a fleet of
  *     aged batteries is, with efficiencies of 4, 6, 8 and 12 values, and with all-different
  *     efficiencies (0.90–0.97);
- *   - fleets of n batteries of n kinds (every efficiency different).
+ *   - fleets of n batteries of n kinds (every efficiency different);
+ *   - wide fleets of 1,000 and 10,000 batteries as random as a test would draw them: capacities
+ *     5–20 kWh and powers 2–10 kW drawn apart (C-rates 0.1–2), efficiencies 0.85–0.98, socs
+ *     0.2–0.9, planned by column generation (vpq_sched_colgen.c), one run each (seconds).
  * Prints, per plan, the best and the median process CPU time of the runs (CPU time, so that other
  * work on the machine counts less), and the plan's peak, its measured gap to the optimum's
  * (vpq_sched_solve_gap: at most this far above it) and cost.
@@ -119,6 +122,14 @@ static void make_aged(vpq_sched_battery *fleet, int values) {
   }
 }
 
+/* n batteries drawn as a test would: capacity, power and efficiency each uniform on its own. */
+static void make_wide(vpq_sched_battery *fleet, int n) {
+  uint64_t s = 11;
+  for (int i = 0; i < n; i++)
+    fleet[i] = (vpq_sched_battery){uniform(&s, 0.2, 0.9), uniform(&s, 5, 20), uniform(&s, 2, 10), uniform(&s, 0.85, 0.98),
+                                   0.1, 0.95};
+}
+
 /* A day of plant load (morning and evening peaks) and prices, from hour `start`. */
 static void make_day(double start, double *load, double *price) {
   for (int t = 0; t < STEPS; t++) {
@@ -191,6 +202,19 @@ int main(int argc, char **argv) {
     char label[64];
     snprintf(label, sizeof label, "MIN_PEAK %d kinds", n);
     time_solve(label, &d, runs);
+  }
+
+  printf("wide fleets (capacity, power and efficiency drawn apart), %d steps, MIN_PEAK, 1 run\n", STEPS);
+  static const int wide[] = {1000, FLEET};
+  for (size_t w = 0; w < sizeof wide / sizeof wide[0]; w++) {
+    const int n = wide[w];
+    make_wide(fleet, n);
+    double scaled[STEPS];
+    for (int t = 0; t < STEPS; t++) scaled[t] = load[t] * 1.2 * n / FLEET;
+    const vpq_sched_problem d = {VPQ_SCHED_MIN_PEAK, fleet, n, scaled, NULL, STEPS, 0.25, 0};
+    char label[64];
+    snprintf(label, sizeof label, "MIN_PEAK wide %d", n);
+    time_solve(label, &d, 1);
   }
   return 0;
 }

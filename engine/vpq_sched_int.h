@@ -153,12 +153,14 @@ bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_dp_prices *p
 
 /* ---- vpq_sched_colgen.c: the peak objectives battery by battery ---- */
 
-/* Plans members [0, n) for MIN_PEAK or KEEP_BELOW by column generation over each battery's own
- * plans (the exact LP), then the least throughput at that peak, into charge and discharge rows
- * as vpq_sched_fill_members does. *bound becomes a bound on the primary objective (peak, or
- * excess over the cap) that no fleet plan beats. False when out of memory or when the LP solver
- * finds no optimum. */
-bool vpq_sched_colgen_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int n, double *charge,
-                           double *discharge, double *bound);
+/* Plans members [0, n) for MIN_PEAK or KEEP_BELOW by column generation, then the least
+ * throughput at that peak, into charge and discharge rows as vpq_sched_fill_members does. The
+ * members are cut into `ngroups` runs of consecutive members whose plans are weighted as one: n
+ * groups (or ngroups < 1) plan each battery on its own, the exact LP; fewer restrict it to a
+ * smaller master. *bound becomes a bound on the primary objective (peak, or excess over the
+ * cap) that no fleet plan beats, whatever the groups. False when out of memory or when the LP
+ * solver finds no optimum. */
+bool vpq_sched_colgen_plan(const vpq_sched_problem *pr, const vpq_sched_member *members, int n, int ngroups,
+                           double *charge, double *discharge, double *bound);
 
 #endif
