@@ -150,8 +150,10 @@ typedef struct vpq_exchange_spec {
                               delete (NULL: rows carry their diff as they are) */
   int nupsert_keys;
   bool dedup;              /* one input: a row per source origin (a partition keeps the first it reads) */
-  bool tell_partitions;    /* an exchange of one input: the reading end adds a last BIGINT column, the
-                              exchange partition each row was read from, and tells each partition
+  bool tell_partitions;    /* an exchange of one input: the reading end adds two BIGINT columns, the
+                              exchange partition each row was read from and the watermark to judge
+                              it late by (its writer's when that member reads its whole source
+                              alone, else the lowest timestamp), and tells each partition
                               it no longer reads from where it was (a rebalance gave it to another
                               member, or it is read again from its committed offset) by a row
                               with diff 0 naming it in that column (its other columns NULL),
@@ -162,6 +164,7 @@ typedef struct vpq_exchange_spec {
   uint64_t writer;         /* the writing end's identity among the topic's writers */
   int64_t silence_ms;      /* the longest the writing end stays silent while it runs (its flush interval) */
   int64_t idle_timeout_ms; /* a writer silent this long (plus its silence) stops holding watermarks back */
+  const vpq_source *from;  /* the writing end: the source whose rows it writes (NULL: not known) */
 } vpq_exchange_spec;
 
 /* Opens the writing end of an exchange on the cluster of `conn` (a Kafka source's or sink's

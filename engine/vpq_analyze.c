@@ -16,6 +16,7 @@
  */
 #include <ctype.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -747,6 +748,18 @@ static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *sco
 
 typedef enum option_kind { OPT_STRING, OPT_INTERVAL, OPT_BIGINT, OPT_BOOLEAN, OPT_NAME, OPT_NUMBER } option_kind;
 
+/* The largest value a numeric connector option takes: the simulator's limits (vpq_sim.c);
+ * no limit for the others. */
+static double option_max(const char *key) {
+  static const struct {
+    const char *key;
+    double max;
+  } limits[] = {{"devices", 1000000}, {"sites", 10000}, {"pv", 10}};
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+    if (strcmp(key, limits[i].key) == 0) return limits[i].max;
+  return INFINITY;
+}
+
 static const struct {
   const char *key;
   option_kind kind;
@@ -831,7 +844,9 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
       break;
     case OPT_BIGINT:
       po.type = VPQ_TYPE_BIGINT;
-      if (v->kind == VPQ_AST_INT && v->ival > 0) po.value.i = v->ival;
+      if (v->kind == VPQ_AST_INT && v->ival > 0 && v->ival <= option_max(o->key)) po.value.i = v->ival;
+      else if (v->kind == VPQ_AST_INT && v->ival > 0)
+        error(a, v->span, "option `%s` needs an integer from 1 to %.0f", o->key, option_max(o->key));
       else error(a, v->span, "option `%s` needs a positive integer", o->key);
       break;
     case OPT_NUMBER:
@@ -839,6 +854,8 @@ static void check_options(analyzer *a, const vpq_ast_options *opts, vpq_plan_con
       if (v->kind == VPQ_AST_INT && v->ival >= 0) po.value.d = (double)v->ival;
       else if (v->kind == VPQ_AST_DOUBLE && v->dval >= 0) po.value.d = v->dval;
       else error(a, v->span, "option `%s` needs a non-negative number", o->key);
+      if (po.value.d > option_max(o->key))
+        error(a, v->span, "option `%s` needs a number from 0 to %g", o->key, option_max(o->key));
       break;
     case OPT_BOOLEAN:
       po.type = VPQ_TYPE_BOOLEAN;

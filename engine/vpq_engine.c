@@ -1002,7 +1002,8 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
         .partitions = upstream ? upstream->partitions : 0, .sink_id = e->state_dir ? sink_id : NULL,
         /* Each side is a writer of its own in the topic. */
         .writer = writer ^ (0x9e3779b97f4a7c15ull * (uint64_t)x->side),
-        .silence_ms = (e->state_dir ? e->checkpoint_interval_ms : 1000) + 1000, .idle_timeout_ms = src->idle_timeout_ms};
+        .silence_ms = (e->state_dir ? e->checkpoint_interval_ms : 1000) + 1000, .idle_timeout_ms = src->idle_timeout_ms,
+        .from = upstream};
     for (int k = 0; k < lead->nsides; k++) {
       spec.side_first[k + 1] = spec.side_first[k] + lead->sides[k]->side_rows.ncols;
       spec.side_lookup[k] = lead->sides[k]->lookup;
@@ -1018,10 +1019,11 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     x->checkpoint_wm = VPQ_TS_MIN;
     if (x->side) continue;
     /* What the reader reads into: the rows, and the side of each (several inputs) or the
-     * partition of each (an aggregation's). */
-    x->batch = vpq_batch_new(&e->arena, x->rows.ncols + 1, NULL, VPQ_BATCH_ROWS);
+     * partition of each and the watermark to judge it late by (an aggregation's). */
+    const int extra = x->lead ? 1 : 2;
+    x->batch = vpq_batch_new(&e->arena, x->rows.ncols + extra, NULL, VPQ_BATCH_ROWS);
     for (int c = 0; c < x->rows.ncols; c++) x->batch->cols[c].type = x->rows.cols[c].type;
-    x->batch->cols[x->rows.ncols].type = VPQ_TYPE_BIGINT;
+    for (int c = 0; c < extra; c++) x->batch->cols[x->rows.ncols + c].type = VPQ_TYPE_BIGINT;
   }
   return true;
 }

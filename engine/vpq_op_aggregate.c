@@ -154,7 +154,8 @@ typedef struct aggregate_op {
   vpq_program **arg_progs;
   vpq_program *having;
   vpq_program **out_progs; /* per target column; NULL = NULL column */
-  bool partitioned;        /* input rows carry their internal topic's partition after the input columns */
+  bool partitioned;        /* input rows carry their internal topic's partition after the input columns,
+                              then their writer's watermark (late_watermark) */
   vpq_schema layout;       /* keys, aggregates, WINDOW_START, WINDOW_END, GROUPING flags */
   vpq_schema dead_schema;  /* the input layout as dead letters name it: unique column names */
 
@@ -969,6 +970,18 @@ static int32_t row_partition(const aggregate_op *a, const vpq_batch *batch, int 
   return a->partitioned ? (int32_t)batch->cols[a->sel->input.ncols].data[row].i : -1;
 }
 
+/* The watermark row `row` is judged late by: the operator's, or for a repartitioned input the
+ * one its writer had when it wrote the row, if higher (the column after the partition; the
+ * lowest timestamp when the writer does not read every partition of its source). The reader's
+ * watermark lags the writers' (they announce theirs every 200 ms, and it is the lowest of
+ * them), so a row the writer's source had already passed was taken into windows that one
+ * process reading the source closes first (audit 42). */
+static int64_t late_watermark(const aggregate_op *a, const vpq_batch *batch, int row) {
+  if (!a->partitioned) return a->wm;
+  const int64_t written = batch->cols[a->sel->input.ncols + 1].data[row].i;
+  return written > a->wm ? written : a->wm;
+}
+
 /* The key of rollup level `level`: the last `level` keys rolled up (NULL). */
 static void level_key(const aggregate_op *a, int level, const vpq_datum *key, const uint8_t *key_null,
                       vpq_datum *out, uint8_t *out_null) {
@@ -1030,8 +1043,9 @@ static bool session_of(const aggregate_op *a, const agg_group *group, uint64_t h
 }
 
 /* Whether a session a row at `ts` lies within gap of: it joins that session. */
-static bool session_touched(const aggregate_op *a, const agg_group *group, int64_t ts) {
-  return ts > group->start - a->sel->window.gap_ms && ts < group->end;
+static bool session_touched(const aggregate_op *a, const agg_group *group, int64_t ts, int64_t late_wm) {
+  return ts > group->start - a->sel->window.gap_ms && ts < group->end &&
+         group->end + a->sel->window.grace_ms > late_wm;
 }
 
 /* Whether a session ends at or before `ts`: it and every older session of its key are behind a
@@ -1062,8 +1076,9 @@ static void session_place(aggregate_op *a, int g, uint64_t hash, int level, cons
  * within gap of no open session of its key, and a session of it alone would already be closed
  * (ts + gap + grace <= watermark). A row late at one level is late at all of them, so that the
  * levels always add up. */
-static bool session_late(const aggregate_op *a, int64_t ts, const vpq_datum *row_key, const uint8_t *row_key_null) {
-  if (ts + a->sel->window.gap_ms + a->sel->window.grace_ms > a->wm) return false;
+static bool session_late(const aggregate_op *a, int64_t ts, int64_t late_wm, const vpq_datum *row_key,
+                         const uint8_t *row_key_null) {
+  if (ts + a->sel->window.gap_ms + a->sel->window.grace_ms > late_wm) return false;
   vpq_datum key[64];
   uint8_t key_null[64];
   for (int level = 0; level < a->nlevels; level++) {
@@ -1075,7 +1090,7 @@ static bool session_late(const aggregate_op *a, int64_t ts, const vpq_datum *row
       const agg_group *group = &a->groups[g];
       if (!session_of(a, group, hash, level, key, key_null)) continue;
       if (session_behind(group, ts)) break;
-      touched = session_touched(a, group, ts);
+      touched = session_touched(a, group, ts, late_wm);
     }
     if (!touched) return true;
   }
@@ -1087,10 +1102,10 @@ static bool session_late(const aggregate_op *a, int64_t ts, const vpq_datum *row
  * touches none, it starts a new session. A row that session_late calls late joins no level.
  * Sessions already closed are gone, so no row reopens one. Steps immediately; returns false
  * when the row was late. */
-static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, const vpq_datum *row_key,
-                           const uint8_t *row_key_null) {
+static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, int64_t late_wm,
+                           const vpq_datum *row_key, const uint8_t *row_key_null) {
   int64_t ts = batch->ts[row], gap = a->sel->window.gap_ms;
-  if (session_late(a, ts, row_key, row_key_null)) return false;
+  if (session_late(a, ts, late_wm, row_key, row_key_null)) return false;
   vpq_datum key[64];
   uint8_t key_null[64];
   for (int level = 0; level < a->nlevels; level++) {
@@ -1102,7 +1117,7 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
       const agg_group *group = &a->groups[g];
       if (!session_of(a, group, hash, level, key, key_null)) continue;
       if (session_behind(group, ts)) break;
-      if (session_touched(a, group, ts)) target = g;
+      if (session_touched(a, group, ts, late_wm)) target = g;
     }
     const int64_t seq_before = target >= 0 ? a->groups[target].seq : 0;
     const bool started = target < 0;
@@ -1114,7 +1129,7 @@ static bool add_to_session(aggregate_op *a, const vpq_batch *batch, int row, con
         continue;
       }
       if (session_behind(group, ts)) break;
-      if (session_touched(a, group, ts)) {
+      if (session_touched(a, group, ts, late_wm)) {
         agg_group *t = &a->groups[target];
         session_absorb(a, g, target);
         for (int i = 0; i < a->sel->naggs; i++)
@@ -1164,12 +1179,13 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
   if (a->timed) timed_step(a, batch, row);
   const vpq_plan_window *win = &a->sel->window;
   int64_t ts = batch->ts[row];
+  const int64_t late_wm = late_watermark(a, batch, row);
   switch (win->kind) {
   case VPQ_WINDOW_NONE:
     add_to_group(a, batch, row, 0, 0, key, key_null);
     break;
   case VPQ_WINDOW_SESSION:
-    if (!add_to_session(a, batch, row, key, key_null)) late_row(a, batch, row);
+    if (!add_to_session(a, batch, row, late_wm, key, key_null)) late_row(a, batch, row);
     break;
   case VPQ_WINDOW_TUMBLING:
   case VPQ_WINDOW_HOPPING: {
@@ -1178,7 +1194,7 @@ static void process_row(aggregate_op *a, const vpq_batch *batch, int row, vpq_da
     int64_t first = win->size_ms == adv ? last : vpq_window_first_start(ts, win->size_ms, adv);
     bool late = false;
     for (int64_t start = first; start <= last; start += adv) {
-      if (start + win->size_ms + win->grace_ms <= a->wm) {
+      if (start + win->size_ms + win->grace_ms <= late_wm) {
         late = true;
         continue;
       }

@@ -554,7 +554,8 @@ typedef struct scan_op {
 } scan_op;
 
 /* Rows straight from the writing end (no exchange running): an aggregation's get the
- * partition column it reads, -1 (a partition no rebalance takes away). */
+ * partition column it reads, -1 (a partition no rebalance takes away), and the watermark to
+ * judge them late by, their own. */
 static void scan_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   const vpq_repartition *step = ((const scan_op *)op)->step;
@@ -563,16 +564,20 @@ static void scan_push(vpq_op *op, int port, const vpq_batch *batch) {
     return;
   }
   vpq_batch tagged = *batch;
-  tagged.ncols = batch->ncols + 1;
+  tagged.ncols = batch->ncols + 2;
   tagged.cols = vpq_arena_alloc(&op->rt->scratch, sizeof *tagged.cols * (size_t)tagged.ncols);
   memcpy(tagged.cols, batch->cols, sizeof *batch->cols * (size_t)batch->ncols);
-  vpq_vec *partition = &tagged.cols[batch->ncols];
-  partition->type = VPQ_TYPE_BIGINT;
-  partition->data = vpq_arena_alloc(&op->rt->scratch, sizeof *partition->data * (size_t)(batch->n + 1));
-  partition->null = vpq_arena_alloc(&op->rt->scratch, (size_t)batch->n + 1);
+  vpq_vec *partition = &tagged.cols[batch->ncols], *judged = &tagged.cols[batch->ncols + 1];
+  for (vpq_vec *v = partition; v <= judged; v++) {
+    v->type = VPQ_TYPE_BIGINT;
+    v->data = vpq_arena_alloc(&op->rt->scratch, sizeof *v->data * (size_t)(batch->n + 1));
+    v->null = vpq_arena_alloc(&op->rt->scratch, (size_t)batch->n + 1);
+  }
   for (int i = 0; i < batch->n; i++) {
     partition->data[i].i = -1;
     partition->null[i] = 0;
+    judged->data[i].i = batch->wm[i];
+    judged->null[i] = 0;
   }
   vpq_op_emit(op, &tagged);
 }

@@ -23,7 +23,15 @@
  *   kind WATERMARK: nothing more; written to every partition (a writer that has no watermark
  *     yet announces VPQ_TS_MIN: it is there, and will write)
  *
- * `side` is 0 but in an exchange of several inputs: a join's carries both sides of the join,
+ * `side`'s high bit (SOLE_READER) on a row says its writer reads every partition of its source
+ * alone since its run started: its watermark is then the one process's, by which the reading
+ * aggregation judges the row late (it is passed on in a column after the partition's). The
+ * reader's own watermark lags the writers' (announcements every 200 ms, the lowest of them), and
+ * rows late at the source were taken into windows one process closes first (audit 42). Under
+ * several members no one writer's watermark is the process's, and rows are judged by the
+ * reader's, as before.
+ *
+ * `side` (its other bits) is 0 but in an exchange of several inputs: a join's carries both sides of the join,
  * keyed by the join key (partition i holds both sides' rows of the same keys, so the member
  * reading it joins them all), a SCHEDULE's its inputs read by a group (fleet, forecast,
  * prices), all under one key. There a row message has the columns of its side (0: a join's
@@ -100,6 +108,11 @@ enum { MAGIC = 'V', VERSION = 2, HEADER_BYTES = 28, ROW_HEADER_BYTES = 20 };
 
 typedef enum message_kind { KIND_ROW, KIND_RETRACTION, KIND_WATERMARK } message_kind;
 
+/* A row message's side byte has this bit when its writer reads every partition of its source,
+ * alone, since its run started: its watermark is then the one by which one process would judge
+ * the row late, and the reader passes it on for that (vpq_op_aggregate.c's late_watermark). */
+enum { SOLE_READER = 0x80 };
+
 /* ===== Encoding ===== */
 
 static void put_u32(vpq_buf *b, uint32_t v) {
@@ -156,6 +169,7 @@ typedef struct exchange_writer {
   uint32_t layout;
   uint64_t id;
   int64_t silence_ms;
+  const vpq_source *from; /* the source whose rows it writes (sole_reader) */
   vpq_buf value;    /* announcements */
 } exchange_writer;
 
@@ -166,11 +180,20 @@ static void free_writer(void *ctx) {
   free(w);
 }
 
+/* Whether the writer's source has been read by this member alone, every partition of it, since
+ * the run started (its watermark then is one process's). */
+static bool sole_reader(const vpq_source *from) {
+  if (!from || from->assignments > 1 || from->awaiting_partitions) return false;
+  for (int p = 0; from->owned && p < from->partitions; p++)
+    if (!from->owned[p]) return false;
+  return true;
+}
+
 /* The value of a row message (vpq_kafka_encode_fn). */
 static void encode_row(void *ctx, const vpq_batch *batch, int row, vpq_buf *value) {
   const exchange_writer *w = ctx;
-  put_header(value, batch->diff[row] < 0 ? KIND_RETRACTION : KIND_ROW, w->side, w->layout, w->id, batch->wm[row],
-             w->silence_ms);
+  put_header(value, batch->diff[row] < 0 ? KIND_RETRACTION : KIND_ROW, w->side | (sole_reader(w->from) ? SOLE_READER : 0),
+             w->layout, w->id, batch->wm[row], w->silence_ms);
   put_u64(value, (uint64_t)batch->ts[row]);
   put_u32(value, (uint32_t)batch->origin[row].partition);
   put_u64(value, (uint64_t)batch->origin[row].offset);
@@ -216,6 +239,7 @@ vpq_sink *vpq_kafka_open_exchange_writer(const vpq_plan_connector *conn, const v
   w->layout = layout_hash(spec->rows);
   w->id = spec->writer;
   w->silence_ms = spec->silence_ms;
+  w->from = spec->from;
   return vpq_kafka_open_encoded_sink(conn, spec->topic, spec->partitions, spec->sink_id, &w->wire, intern, encode_row, w,
                                      free_writer, err, err_size);
 }
@@ -514,6 +538,8 @@ static void tell(exchange_reader *r, int32_t p, vpq_batch *out, int row, vpq_ori
   }
   out->cols[r->partition_col].data[row].i = p;
   out->cols[r->partition_col].null[row] = 0;
+  out->cols[r->partition_col + 1].data[row].i = VPQ_TS_MIN;
+  out->cols[r->partition_col + 1].null[row] = 0;
   out->ts[row] = r->wm;
   out->wm[row] = r->wm;
   out->diff[row] = 0;
@@ -563,14 +589,16 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   }
   const unsigned char *end = p + msg->len;
   message_kind kind = (message_kind)p[2];
-  int side = p[3];
+  int side = p[3] & ~SOLE_READER;
+  const bool sole = (p[3] & SOLE_READER) != 0;
   if (get_u32(p + 4) != r->layout || side >= (r->nsides > 0 ? r->nsides : 1)) {
     snprintf(err, err_size, "invalid exchange message: written by a query with other input columns");
     return -1;
   }
   int64_t now = vpq_clock_wall_ms();
   bool lookup = r->lookup[side];
-  if (!lookup) note_writer(r, ps, get_u64(p + 8), (int64_t)get_u64(p + 16), get_u32(p + 24), now);
+  const int64_t written_wm = (int64_t)get_u64(p + 16);
+  if (!lookup) note_writer(r, ps, get_u64(p + 8), written_wm, get_u32(p + 24), now);
   if (kind == KIND_WATERMARK) return 0;
   if ((kind != KIND_ROW && kind != KIND_RETRACTION) || msg->len < HEADER_BYTES + ROW_HEADER_BYTES) {
     snprintf(err, err_size, "invalid exchange message: unknown kind %d or too short", (int)kind);
@@ -643,6 +671,8 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
     if (r->tell_partitions) {
       out->cols[r->partition_col].data[i].i = msg->partition;
       out->cols[r->partition_col].null[i] = 0;
+      out->cols[r->partition_col + 1].data[i].i = sole ? written_wm : VPQ_TS_MIN;
+      out->cols[r->partition_col + 1].null[i] = 0;
     }
   }
   *event_ts = ts;
@@ -661,6 +691,8 @@ static int on_owed(void *ctx, vpq_batch *out, int n, vpq_origin *origins) {
     if (r->tell_partitions) {
       out->cols[r->partition_col].data[n + added].i = k->partition;
       out->cols[r->partition_col].null[n + added] = 0;
+      out->cols[r->partition_col + 1].data[n + added].i = VPQ_TS_MIN;
+      out->cols[r->partition_col + 1].null[n + added] = 0;
     }
     free(k->data);
     free(k->null);
