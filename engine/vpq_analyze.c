@@ -1544,11 +1544,13 @@ static vpq_schema forecast_schema(analyzer *a, const vpq_ast_forecast *ast, vpq_
   if (f->step_ms && f->season_ms % f->step_ms)
     error(a, ast->model_span, "the season must be a whole number of STEPs");
   if (f->history_ms < 3 * f->season_ms) f->history_ms = 3 * f->season_ms;
-  if (f->step_ms > 0 && f->history_ms / f->step_ms > VPQ_FORECAST_MAX_HISTORY_STEPS)
+  /* the limits in steps only for a valid STEP (an invalid one stands in as 1 ms: audit 43) */
+  const bool step_valid = positive_interval(ast->step);
+  if (step_valid && f->history_ms / f->step_ms > VPQ_FORECAST_MAX_HISTORY_STEPS)
     error(a, ast->step->span, "this STEP makes a history of %lld steps (it covers at least three seasons): at most %d; "
           "give a longer STEP, or a shorter season or history", (long long)(f->history_ms / f->step_ms),
           VPQ_FORECAST_MAX_HISTORY_STEPS);
-  if (f->step_ms > 0 && f->horizon_ms / f->step_ms > VPQ_FORECAST_MAX_HORIZON_STEPS)
+  if (step_valid && f->horizon_ms / f->step_ms > VPQ_FORECAST_MAX_HORIZON_STEPS)
     error(a, ast->horizon->span, "HORIZON is %lld STEPs: at most %d", (long long)(f->horizon_ms / f->step_ms),
           VPQ_FORECAST_MAX_HORIZON_STEPS);
   const char *names[] = {"issued_at", "ts", "step", "value", "lo", "hi"};

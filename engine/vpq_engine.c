@@ -1020,7 +1020,7 @@ static bool open_exchanges(vpq_engine *e, FILE *log) {
     if (x->side) continue;
     /* What the reader reads into: the rows, and the side of each (several inputs) or the
      * partition of each and the watermark to judge it late by (an aggregation's). */
-    const int extra = x->lead ? 1 : 2;
+    const int extra = spec.tell_partitions ? 2 : 1;
     x->batch = vpq_batch_new(&e->arena, x->rows.ncols + extra, NULL, VPQ_BATCH_ROWS);
     for (int c = 0; c < x->rows.ncols; c++) x->batch->cols[c].type = x->rows.cols[c].type;
     for (int c = 0; c < extra; c++) x->batch->cols[x->rows.ncols + c].type = VPQ_TYPE_BIGINT;

@@ -555,7 +555,7 @@ typedef struct scan_op {
 
 /* Rows straight from the writing end (no exchange running): an aggregation's get the
  * partition column it reads, -1 (a partition no rebalance takes away), and the watermark to
- * judge them late by, their own. */
+ * judge them late by: none beyond the aggregate's own, which is the writer's. */
 static void scan_push(vpq_op *op, int port, const vpq_batch *batch) {
   (void)port;
   const vpq_repartition *step = ((const scan_op *)op)->step;
@@ -576,7 +576,7 @@ static void scan_push(vpq_op *op, int port, const vpq_batch *batch) {
   for (int i = 0; i < batch->n; i++) {
     partition->data[i].i = -1;
     partition->null[i] = 0;
-    judged->data[i].i = batch->wm[i];
+    judged->data[i].i = VPQ_TS_MIN;
     judged->null[i] = 0;
   }
   vpq_op_emit(op, &tagged);

@@ -107,13 +107,14 @@ vpq_op *vpq_repartition_writer_new(vpq_runtime *rt, vpq_arena *arena, vpq_repart
 bool vpq_repartition_announce(vpq_op *writer, int64_t now_ms, bool force);
 
 /* The reading end: emits the exchange's rows (the step's side_rows) to the aggregate, join or SCHEDULE;
- * an aggregate's rows with one more BIGINT column, the partition of the internal topic each
- * row was read from (-1 without a running exchange). */
+ * an aggregate's rows with two more BIGINT columns, the partition of the internal topic each
+ * row was read from (-1 without a running exchange) and the watermark to judge it late by
+ * (vpq_exchange_spec.tell_partitions). */
 vpq_op *vpq_repartition_scan_new(vpq_runtime *rt, vpq_repartition *step);
 
 /* Emits rows read from the exchange (event time, watermark, diff and origin set). An
- * aggregation's batch (its layout `rows` and one last BIGINT column, the partition of each
- * row) goes to the aggregate, which forgets a partition where a row with diff 0 tells it is
+ * aggregation's batch (its layout `rows` and two last BIGINT columns, the partition of each
+ * row and the watermark to judge it late by) goes to the aggregate, which forgets a partition where a row with diff 0 tells it is
  * lost (vpq_exchange_spec.tell_partitions). The batch of several inputs (its layout `rows`
  * and one last BIGINT column, the side of each row) goes to the sides' scans, each run of
  * rows of one side in turn, so that rows keep their order. */

@@ -551,6 +551,25 @@ static double primary_objective(const vpq_sched_problem *pr, const vpq_sched_mem
   return pr->objective == VPQ_SCHED_KEEP_BELOW ? fmax(0, peak - pr->cap_kw) : peak;
 }
 
+/* Plans the members again by column generation into scratch rows and keeps that plan when its
+ * primary objective is lower (column generation may stop at its round limit above the classes'
+ * plan, or fail), and the greater of the two bounds. */
+static void plan_again_by_colgen(const vpq_sched_problem *pr, const vpq_sched_member *members, int n, double *charge,
+                                 double *discharge, double *bound) {
+  const size_t T = (size_t)pr->nsteps, cells = (size_t)pr->nbatteries * T;
+  double *c = calloc(cells, sizeof *c), *d = calloc(cells, sizeof *d), colgen_bound;
+  if (c && d && vpq_sched_colgen_plan(pr, members, n, COLGEN_GROUPS, c, d, &colgen_bound)) {
+    *bound = fmax(*bound, colgen_bound);
+    if (primary_objective(pr, members, n, c, d) < primary_objective(pr, members, n, charge, discharge))
+      for (int m = 0; m < n; m++) {
+        const size_t row = (size_t)members[m].index * T;
+        memcpy(&charge[row], &c[row], T * sizeof *c);
+        memcpy(&discharge[row], &d[row], T * sizeof *d);
+      }
+  }
+  free(c), free(d);
+}
+
 /* Plans the peak objectives: relaxations over finer and finer classes until one is certified,
  * or, after MAX_RELAXATIONS, the plan with the least excess throughput of those that meet their
  * relaxation's peak, or, at MAX_CLASSES classes with no such plan, the fallback's. *bound
@@ -587,12 +606,14 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
     bool failed = false;
     memset(L.split, 0, N * sizeof *L.split);
     const outcome o = relax_and_split(&L, &failed);
-    if (relaxation == 1 && o == NO_PLAN && L.mixed) {
-      /* classes of mixed efficiencies that do not split: the exact LP by column generation */
+    double colgen_bound;
+    if (relaxation == 1 && o == NO_PLAN && L.mixed &&
+        vpq_sched_colgen_plan(pr, members, n, COLGEN_GROUPS, charge, discharge, &colgen_bound)) {
+      /* classes of mixed efficiencies that do not split: the LP by column generation (should
+       * it fail, the classes are halved as before) */
       L.nclasses = 0;
-      rc = vpq_sched_colgen_plan(pr, members, n, COLGEN_GROUPS, charge, discharge, &L.bound)
-               ? 0
-               : fail(err, errsize, "schedule: the LP solver found no optimum");
+      L.bound = fmax(L.bound, colgen_bound);
+      rc = 0;
       break;
     }
     if (failed) {
@@ -629,9 +650,7 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
   if (rc == 0 && !relaxed_bound(&L, bound)) rc = fail(err, errsize, "schedule: the LP solver found no optimum");
   if (rc == 0 && L.mixed && n > SMALL_FLEET && n <= COLGEN_FLEET && L.nclasses > 0 &&
       primary_objective(pr, members, n, charge, discharge) - *bound > COLGEN_GAP * (1 + fabs(*bound)))
-    rc = vpq_sched_colgen_plan(pr, members, n, COLGEN_GROUPS, charge, discharge, bound)
-             ? 0
-             : fail(err, errsize, "schedule: the LP solver found no optimum");
+    plan_again_by_colgen(pr, members, n, charge, discharge, bound);
   free(L.classes), free(L.x), free(L.last_x), free(L.filled), free(L.cuts), free(L.split);
   vpq_sched_fill_free(L.fill);
   return rc;

@@ -55,6 +55,12 @@
 enum { MAX_ROUNDS = 400, MAX_IDLE = 5 };
 static const double SMOOTHING = 0.8;
 
+/* When a stage stops (relative to its objective): the peak's bounds meet within PEAK_TOLERANCE,
+ * inside the 1e-6 that vpq_op_schedule.c counts as certified; the throughput's
+ * within THROUGHPUT_TOLERANCE, vpq_sched.c's; a plan improves the master when its reduced cost
+ * is below −IMPROVES (relative). */
+static const double PEAK_TOLERANCE = 1e-7, THROUGHPUT_TOLERANCE = 1e-4, IMPROVES = 1e-9;
+
 /* The master LP and the columns' plans. Members are in groups of consecutive members (one
  * member each, or, on a large fleet, vpq_sched.c's choice); a column is a plan of every member
  * of its group, weighted as one. */
@@ -188,15 +194,14 @@ static bool solve_master(colgen *cg) {
 }
 
 /* One stage: rounds of pricing until the master's objective meets the best lower bound within
- * `tolerance` (relative) or no plan improves it. by_throughput: the second stage (throughput, z fixed).
- * *lower, a lower bound at the start, becomes the best lower bound found. False when out of memory or the solver fails. */
-static bool run_stage(colgen *cg, bool by_throughput, double tolerance, double *lower) {
+ * `tolerance` (relative) or no plan improves it. by_throughput: the second stage (throughput, z
+ * fixed). *lower, a lower bound at the start, becomes the best lower bound found. rows and vals
+ * are add_column's scratch. False when out of memory or the solver fails. */
+static bool run_stage(colgen *cg, bool by_throughput, double tolerance, double *lower, int *rows, double *vals) {
   const int T = cg->T;
   const double dt = cg->pr->step_hours;
   const double fixed_z = by_throughput ? glp_get_col_lb(cg->glp, 1) : 0;
-  int *rows = malloc((size_t)(T + 2) * sizeof *rows);
-  double *vals = malloc((size_t)(T + 2) * sizeof *vals);
-  bool ok = rows && vals;
+  bool ok = true;
   for (int round = 0; ok && round < MAX_ROUNDS; round++) {
     if (!solve_master(cg)) {
       ok = false;
@@ -207,8 +212,9 @@ static bool run_stage(colgen *cg, bool by_throughput, double tolerance, double *
     for (int t = 0; t < T; t++) cg->lambda[t] = fmax(0, glp_get_row_dual(cg->glp, 1 + t));
     for (int g = 0; g < cg->ngroups; g++) cg->mu[g] = glp_get_row_dual(cg->glp, 1 + T + g);
     bool added = false;
-    for (int attempt = 0; attempt < 2 && !added && ok; attempt++) {
-      const double alpha = cg->have_center && attempt == 0 ? SMOOTHING : 0;
+    const bool smoothed = cg->have_center; /* else the second attempt would price the same duals */
+    for (int attempt = 0; attempt < (smoothed ? 2 : 1) && !added && ok; attempt++) {
+      const double alpha = smoothed && attempt == 0 ? SMOOTHING : 0;
       double sum = 0;
       for (int t = 0; t < T; t++) {
         cg->mix[t] = alpha > 0 ? alpha * cg->center[t] + (1 - alpha) * cg->lambda[t] : cg->lambda[t];
@@ -244,7 +250,7 @@ static bool run_stage(colgen *cg, bool by_throughput, double tolerance, double *
           bound -= by_throughput ? value_mix - w : value_mix;
           reduced += (by_throughput ? w : 0) - value_master;
         }
-        if (reduced < -1e-9 * (1 + fabs(upper))) {
+        if (reduced < -IMPROVES * (1 + fabs(upper))) {
           ok = add_column(cg, g, by_throughput, rows, vals);
           added = true;
         }
@@ -258,7 +264,6 @@ static bool run_stage(colgen *cg, bool by_throughput, double tolerance, double *
     if (!added || upper - *lower <= tolerance * (1 + fabs(upper))) break;
   }
   if (ok) ok = solve_master(cg);
-  free(rows), free(vals);
   return ok;
 }
 
@@ -331,7 +336,7 @@ bool vpq_sched_colgen_plan(const vpq_sched_problem *pr, const vpq_sched_member *
     for (int g = 0; g < G && ok; g++) ok = add_column(&cg, g, false, rows, vals);
     glp_adv_basis(cg.glp, 0);
   }
-  if (ok) ok = run_stage(&cg, false, 1e-7, &lower);
+  if (ok) ok = run_stage(&cg, false, PEAK_TOLERANCE, &lower, rows, vals);
   if (ok) {
     const double z = glp_get_obj_val(cg.glp);
     *bound = fmin(lower, z);
@@ -346,7 +351,7 @@ bool vpq_sched_colgen_plan(const vpq_sched_problem *pr, const vpq_sched_member *
     for (int j = 0; j < cg.ncols; j++) glp_set_obj_coef(cg.glp, 2 + j, cg.throughput[j]);
     double least = -INFINITY;
     cg.have_center = false;
-    ok = run_stage(&cg, true, 1e-4, &least);
+    ok = run_stage(&cg, true, THROUGHPUT_TOLERANCE, &least, rows, vals);
   }
   if (ok) combine(&cg, charge, discharge);
   if (cg.glp) glp_delete_prob(cg.glp);

@@ -718,6 +718,7 @@ typedef struct kafka_source {
   int64_t *resume;  /* per partition, the checkpoint's offset to read from (-1: none) */
   int task_partition; /* a partition task's one partition, or -1 */
   bool group;       /* consumer-group mode: partitions come and go with rebalances */
+  bool closing;     /* kafka_source_close has begun: assignments are declined */
   int ts_col;       /* the event-time column, or -1 (message time) */
   kafka_partition *parts;
   int64_t safe_ts;  /* the last safe time the engine reported (see vpq_source_vt.commit) */
@@ -852,7 +853,12 @@ static void read_floors(kafka_source *s, const rd_kafka_topic_partition_list_t *
  * watermark, a partition that starts over learns the one committed with its offset. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   kafka_source *s = opaque;
-  if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+  if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && s->closing) {
+    /* An assignment while the consumer closes (its group still rebalancing after a member
+     * died): declined. Reading its floors asked the group for committed offsets from inside
+     * rd_kafka_consumer_close, which then never returned (audit 42: SIGTERM hung the run). */
+    rd_kafka_assign(rk, NULL);
+  } else if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     s->base.awaiting_partitions = false;
     s->base.assignments++;
     for (int p = 0; p < s->base.partitions; p++) s->continued[p] = false;
@@ -1042,6 +1048,11 @@ static bool kafka_read(vpq_source *src, vpq_batch *out, vpq_origin *origins, boo
       int rows = s->hooks.message(s->hooks.ctx, msg, out, n, origins, &event_ts, err, sizeof err);
       if (rows < 0 && s->bad) s->bad(s->bad_ctx, err, origin, text, msg->len);
       n += rows > 0 ? rows : 0;
+    } else if (!msg->payload && !deletes) {
+      /* a null value that deletes nothing (it read as JSON cut short: audit 43) */
+      snprintf(err, sizeof err,
+               "invalid JSON: a null value (a tombstone), which deletes a key only in a table of one PRIMARY KEY column");
+      if (s->bad) s->bad(s->bad_ctx, err, origin, text, 0);
     } else if (!vpq_decoder_row(s->dec, text, len, out, n, err, sizeof err)) {
       if (s->bad) s->bad(s->bad_ctx, err, origin, text, len);
     } else {
@@ -1089,6 +1100,7 @@ static void leave_group(kafka_source *s) {
 
 static void kafka_source_close(vpq_source *src) {
   kafka_source *s = (kafka_source *)src;
+  s->closing = true;
   if (s->group && s->parts) {
     commit_safe(s, true);
     leave_group(s);

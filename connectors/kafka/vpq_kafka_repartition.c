@@ -12,7 +12,7 @@
  *
  * Messages. Key: the row's key columns, written as a Kafka sink writes keys (the empty key
  * when the query has none: a global aggregate or a ROLLUP goes to one partition); partition:
- * murmur2 of the key, as Java clients; timestamp: the row's event time. Value (version 2,
+ * murmur2 of the key, as Java clients; timestamp: the row's event time. Value (version 3,
  * integers little-endian):
  *
  *   u8 'V' | u8 2 | u8 kind | u8 side | u32 layout | u64 writer | i64 watermark | u32 silence (ms)
@@ -75,7 +75,8 @@
  * forgets them while the new owner rebuilds them from the topic.
  *
  * Losses told (an aggregation's exchange: tell_partitions). Each row carries the partition it
- * was read from in a last column, so the aggregate knows the partition of each of its groups.
+ * was read from in a column after its own (then the watermark to judge it late by: SOLE_READER),
+ * so the aggregate knows the partition of each of its groups.
  * A partition that stops being read on from where it was (given to another member, or read
  * again from its committed offset) is told by a row with diff 0 naming it, in the first batch
  * read after the rebalance, after the owed retractions. Until every lost partition is told, the
@@ -104,7 +105,9 @@
 #include "vpq_kafka_int.h"
 #include "vpq_clock.h"
 
-enum { MAGIC = 'V', VERSION = 2, HEADER_BYTES = 28, ROW_HEADER_BYTES = 20 };
+/* Version 3 added SOLE_READER; a reader takes version 2 too (its rows have no such bit), and an
+ * older one refuses version 3 as written by another version of vpq. */
+enum { MAGIC = 'V', VERSION = 3, OLD_VERSION = 2, HEADER_BYTES = 28, ROW_HEADER_BYTES = 20 };
 
 typedef enum message_kind { KIND_ROW, KIND_RETRACTION, KIND_WATERMARK } message_kind;
 
@@ -183,8 +186,8 @@ static void free_writer(void *ctx) {
 /* Whether the writer's source has been read by this member alone, every partition of it, since
  * the run started (its watermark then is one process's). */
 static bool sole_reader(const vpq_source *from) {
-  if (!from || from->assignments > 1 || from->awaiting_partitions) return false;
-  for (int p = 0; from->owned && p < from->partitions; p++)
+  if (!from || !from->owned || from->assignments > 1 || from->awaiting_partitions) return false;
+  for (int p = 0; p < from->partitions; p++)
     if (!from->owned[p]) return false;
   return true;
 }
@@ -583,7 +586,7 @@ static int on_message(void *ctx, const rd_kafka_message_t *msg, vpq_batch *out, 
   exchange_reader *r = ctx;
   const unsigned char *p = msg->payload;
   part_state *ps = part(r, msg->partition);
-  if (!p || msg->len < HEADER_BYTES || p[0] != MAGIC || p[1] != VERSION || !ps) {
+  if (!p || msg->len < HEADER_BYTES || p[0] != MAGIC || (p[1] != VERSION && p[1] != OLD_VERSION) || !ps) {
     snprintf(err, err_size, "invalid exchange message: not written by this version of vpq");
     return -1;
   }

@@ -2,7 +2,8 @@
 # test_state_dir.sh VPQ — `vpq run --state-dir` as a user meets it, on files:
 #   1. killed (SIGKILL) after a few checkpoints, then its newest checkpoint damaged: the next run
 #      says so, resumes from the one before, and its output files equal an uninterrupted run's;
-#   2. the same with the newest checkpoint cut short;
+#   2. the same with the newest checkpoint cut short (2c: the dead-letter file deleted: the run
+#      resumes and says what the file lacks);
 #   3. a second process on the same state folder is refused (the lock);
 #   4. a changed query is refused, and runs from scratch with --reset-state;
 #   5. a full disk (a file-size limit) while checkpointing: the checkpoint fails with a clear
@@ -128,6 +129,15 @@ printf '\x01\x00\x00\x00' | dd of="$other" bs=1 seek=8 conv=notrunc 2>/dev/null
 grep -q "checkpoint $other is invalid (checksum mismatch); trying the previous one" version.err \
   || { echo "no line about the damaged version field:"; cat version.err; exit 1; }
 same_output "after a damaged version field"
+
+# 2c. The dead-letter file deleted while the run is down: the run resumes and says that the file
+#     lacks dead letters from before the checkpoint (it said nothing: audit 42).
+rm -rf state out
+kill_after_checkpoints 3
+rm out/dead.jsonl
+"$vpq" run q.vpq --state-dir state 2>deleted.err || { echo "resuming without the dead letters failed"; cat deleted.err; exit 1; }
+grep -q "dead-letter output: the file holds 0 bytes, fewer than the [1-9][0-9]* the checkpoint wrote" deleted.err \
+  || { echo "no line about the deleted dead-letter file:"; cat deleted.err; exit 1; }
 
 # 3. One process per state folder.
 "$vpq" run q.vpq --state-dir state --reset-state 2>first.err &

@@ -72,7 +72,7 @@ messages = [
     (b'"d1"', ("not an object", "the record is a string")),
     (b"42", ("not an object", "the record is a number")),
     (b"", ("invalid JSON", "unexpected end of input")),
-    (None, ("invalid JSON", "unexpected end of input")),
+    (None, ("invalid JSON", "a null value (a tombstone), which deletes a key only in a table of one PRIMARY KEY column")),
     (b'{"device_id":"d1","ts":null,"power_kw":1.0}',
      ("invalid timestamp", "the event-time column is NULL", null_ts_row("d1", 1.0))),
     (b'{"device_id":"d3","power_kw":1.0}', ("invalid timestamp", "the event-time column is NULL", null_ts_row("d3", 1.0))),
