@@ -140,8 +140,8 @@ enum { SPLIT_TO_EXACT_FLEET = 2000 };
  * natural random fleet (capacities 5-20 kWh, powers 2-10 kW, efficiencies 0.85-0.98) of 3,000 and
  * 10,000 batteries, 7 % and 8 % in 78 and 89 s. Column generation plans every one of them at
  * its certified optimum: battery by battery (a group each) in 3.3, 9.9 and 29 s for the first
- * three; over 50 groups in 1.1, 2.6 and 3.8 s, and the natural fleets in 6 and 23 s (100
- * groups: 1.1, 3.1, 3.9, 5.7 and 24 s; 200: 1.6, 3.4 and 4.8 s). Groups restrict the LP, but on
+ * three; over 64 groups in 1.0, 2.4, 3.6 s, and the natural fleets in 5.5 and 17 s (50 groups:
+ * 1.1, 2.6, 3.8, 6 and 23 s; 100: 1.1, 3.1, 3.9, 5.7 and 24 s; 200: 1.6, 3.4 and 4.8 s). Groups restrict the LP, but on
  * these fleets the restriction cost nothing: the few batteries whose plans the optimum mixes
  * are rarely in one group; where it costs, the measured gap says so. */
 enum { COLGEN_FLEET = 2000, COLGEN_GROUPS = 64 };
