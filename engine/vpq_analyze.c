@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../connectors/sim/vpq_sim.h"
 #include "../connectors/vpq_codec.h"
 #include "vpq_plan.h"
 
@@ -748,13 +749,13 @@ static vpq_bexpr *bind(analyzer *a, const vpq_ast_expr *e, const bind_scope *sco
 
 typedef enum option_kind { OPT_STRING, OPT_INTERVAL, OPT_BIGINT, OPT_BOOLEAN, OPT_NAME, OPT_NUMBER } option_kind;
 
-/* The largest value a numeric connector option takes: the simulator's limits (vpq_sim.c);
- * no limit for the others. */
+/* The largest value a numeric connector option takes: the simulator's limits (vpq_sim.h); no
+ * limit for the others. */
 static double option_max(const char *key) {
   static const struct {
     const char *key;
     double max;
-  } limits[] = {{"devices", 1000000}, {"sites", 10000}, {"pv", 10}};
+  } limits[] = {{"devices", VPQ_SIM_MAX_DEVICES}, {"sites", VPQ_SIM_MAX_SITES}, {"pv", VPQ_SIM_MAX_PV_RATIO}};
   for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
     if (strcmp(key, limits[i].key) == 0) return limits[i].max;
   return INFINITY;

@@ -112,12 +112,12 @@ static int pv_series(vpq_sim *sim, char *err, size_t err_size) {
 }
 
 vpq_sim *vpq_sim_new(const vpq_sim_config *config, char *err, size_t err_size) {
-  if (config->devices < 1 || config->devices > 1000000 || config->sites < 1 || config->sites > 10000 ||
+  if (config->devices < 1 || config->devices > VPQ_SIM_MAX_DEVICES || config->sites < 1 || config->sites > VPQ_SIM_MAX_SITES ||
       !(config->site_peak_kw > 0) || config->fleet_kw < 0) {
     snprintf(err, err_size, "the simulator needs 1..1000000 devices, 1..10000 sites and a positive site peak");
     return NULL;
   }
-  if (!(config->pv_ratio >= 0 && config->pv_ratio <= 10)) {
+  if (!(config->pv_ratio >= 0 && config->pv_ratio <= VPQ_SIM_MAX_PV_RATIO)) {
     snprintf(err, err_size, "the simulator's PV ratio (PV capacity per kW of peak load) must be in 0..10");
     return NULL;
   }

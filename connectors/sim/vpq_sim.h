@@ -28,6 +28,9 @@ typedef struct vpq_sim_config {
   double pv_ratio;      /* rooftop PV per site, in kW per kW of the site's peak load, 0..10 (default 0: none) */
 } vpq_sim_config;
 
+/* The largest fleet the simulator makes, and the most PV per kW of a site's peak load. */
+enum { VPQ_SIM_MAX_DEVICES = 1000000, VPQ_SIM_MAX_SITES = 10000, VPQ_SIM_MAX_PV_RATIO = 10 };
+
 /* A requested setpoint: + discharge, − charge, for the 15-minute step starting at `from`. */
 typedef struct vpq_sim_setpoint {
   int64_t from;

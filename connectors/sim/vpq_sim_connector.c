@@ -104,8 +104,8 @@ static bool pv_option(const vpq_plan_connector *conn, double *ratio, char *err, 
 static struct shared_sim *shared_open(const vpq_plan_connector *conn, char *err, size_t err_size) {
   vpq_sim_config config = vpq_sim_defaults();
   int64_t devices = config.devices, sites = config.sites, seed = (int64_t)config.seed;
-  if (!number_option(conn, "devices", 1000000, &devices, err, err_size) ||
-      !number_option(conn, "sites", 10000, &sites, err, err_size) ||
+  if (!number_option(conn, "devices", VPQ_SIM_MAX_DEVICES, &devices, err, err_size) ||
+      !number_option(conn, "sites", VPQ_SIM_MAX_SITES, &sites, err, err_size) ||
       !number_option(conn, "seed", INT64_MAX, &seed, err, err_size) || !pv_option(conn, &config.pv_ratio, err, err_size))
     return NULL;
   config.devices = (int)devices;
