@@ -8,6 +8,8 @@
  *     aged batteries is, with efficiencies of 4, 6, 8 and 12 values, and with all-different
  *     efficiencies (0.90–0.97);
  *   - fleets of n batteries of n kinds (every efficiency different);
+ *   - MIN_COST on the twin and on the all-different fleet with prices below 0 from 10:00 to
+ *     16:00 (vpq_sched_dp.c's branches);
  *   - wide fleets of 1,000 and 10,000 batteries as random as a test would draw them: capacities
  *     5–20 kWh and powers 2–10 kW drawn apart (C-rates 0.1–2), efficiencies 0.85–0.98, socs
  *     0.2–0.9, planned by column generation (vpq_sched_colgen.c), one run each (seconds).
@@ -189,6 +191,15 @@ int main(int argc, char **argv) {
       snprintf(name, sizeof name, "all sizes, C-rates, effs,");
     time_objectives(name, fleet, load, price, runs);
   }
+
+  printf("MIN_COST with midday prices below 0 (one setpoint per step is then not an LP)\n");
+  for (int t = 0; t < STEPS; t++) price[t] -= 0.25 * exp(-pow((t * 0.25 - 13) / 2.5, 2));
+  make_twin(fleet);
+  const vpq_sched_problem twin_cost = {VPQ_SCHED_MIN_COST, fleet, FLEET, load, price, STEPS, 0.25, 0};
+  time_solve("twin, negative prices, MIN_COST", &twin_cost, runs);
+  make_aged(fleet, 0);
+  const vpq_sched_problem aged_cost = {VPQ_SCHED_MIN_COST, fleet, FLEET, load, price, STEPS, 0.25, 0};
+  time_solve("all effs, negative prices, MIN_COST", &aged_cost, runs);
 
   printf("n batteries of n kinds (every efficiency different), %d steps, MIN_PEAK\n", STEPS);
   static const int sizes[] = {10, 25, 50, 100};

@@ -8,9 +8,9 @@
  * (whatever their sizes, socs, limits and C-rates), so their sum's LP is a relaxation of theirs,
  * and because a plan of the sum can be split back over them or shown not to (vpq_sched_fill.c).
  *
- * MIN_COST couples nothing: each battery's plan is its own small LP, which vpq_sched_dp.c solves
- * exactly by dynamic programming on the stored energy, once per kind and limits plus O(T) per
- * battery.
+ * MIN_COST couples nothing: each battery's plan is its own small problem, which vpq_sched_dp.c
+ * solves exactly by dynamic programming on the stored energy, once per kind and limits plus O(T)
+ * per battery (with negative prices, one setpoint per step is not an LP: vpq_sched_dp.c says how).
  *
  * MIN_PEAK and KEEP_BELOW couple every battery. Their plan comes from relaxing, splitting and
  * cutting, and is returned with a certificate of optimality:
@@ -100,10 +100,10 @@ busier machine), the same plans bit for bit. Of 32
  * never breaks a limit and its soc follows from its setpoints exactly.
  *
  * One limit of the model: the LP may charge and discharge a battery in the same step, which
- * burns energy through the losses. That never lowers the peak or, with prices ≥ 0, the cost, so
- * those optima do not use it; with negative prices they can, and the replay turns such a step
- * into the one setpoint with the same energy change: the plan is then feasible and consistent
- * but may cost more than the LP's optimum.
+ * burns energy through the losses. That never lowers the peak, so those optima do not use it (a
+ * plan that does anyway within the tolerances is replayed as the one setpoint with the same
+ * energy change). With a negative price it lowers the cost: MIN_COST is planned with one
+ * setpoint per step (vpq_sched_dp_plan_setpoints), so its optimum is one a battery can follow.
  */
 #include "vpq_sched.h"
 
@@ -300,7 +300,7 @@ static int plan_cost(const vpq_sched_problem *pr, const vpq_sched_member *member
   for (int first = 0, m = 1; m <= n; m++)
     if (m == n || compare_kind(&members[m - 1], &members[m]) != 0 || members[m - 1].lo != members[m].lo ||
         members[m - 1].hi != members[m].hi) {
-      if (!vpq_sched_dp_plan(pr, &prices, &members[first], m - first, charge, discharge))
+      if (!vpq_sched_dp_plan_setpoints(pr, &prices, &members[first], m - first, charge, discharge))
         return fail(err, errsize, "schedule: out of memory");
       first = m;
     }
@@ -662,8 +662,8 @@ static int plan_peak(const vpq_sched_problem *pr, const vpq_sched_member *member
  * soc) into its plan, in place: the setpoint of a step is the single direction that changes the
  * stored energy as c and d do, the same as d − c when one of them is 0. With both > 0 the plan
  * burns energy, which one setpoint cannot express; the single direction keeps the energy
- * trajectory and never raises the net load, so it is as good for MIN_PEAK and KEEP_BELOW and,
- * with prices ≥ 0, for MIN_COST. Each setpoint and energy is checked against the limits within
+ * trajectory and never raises the net load, so it is as good for MIN_PEAK and KEEP_BELOW (and
+ * MIN_COST's plans never burn). Each setpoint and energy is checked against the limits within
  * the solvers' tolerances and clamped onto them; false when the plan is off by more. */
 static bool replay(const vpq_sched_problem *pr, const vpq_sched_member *b, double *setpoint, double *soc) {
   const double dt = pr->step_hours, eff = b->eff, max = b->max_kw, capacity = b->capacity;

@@ -1,7 +1,7 @@
 /* vpq_sched.h — the battery dispatch optimiser behind SCHEDULE (DESIGN §4).
  *
  * Model, per battery i and step t (Δt = step_hours):
- *   setpoint p[i][t] = d − c, discharge d ∈ [0, max_kw], charge c ∈ [0, max_kw]
+ *   setpoint p[i][t] = d − c, discharge d ∈ [0, max_kw], charge c ∈ [0, max_kw], one of them 0
  *   stored energy e[i][t] = e[i][t−1] + c·Δt·eff − d·Δt/eff,   e[i][−1] = soc·capacity
  *   min_soc·capacity ≤ e[i][t] ≤ max_soc·capacity   (a battery already outside its limits
  *   may stay where it is: the bound is widened to its current energy, never beyond)
@@ -11,6 +11,9 @@
  *   KEEP_BELOW  minimise max(0, max_t n[t] − cap_kw): as little battery energy as keeps the
  *               net load under the cap; when the cap cannot be met, the lowest reachable peak
  *   MIN_COST    minimise Σ_t price[t]·n[t]·Δt
+ * Without "one of them 0" the model is a linear programme, whose optimum never charges and
+ * discharges a battery in one step, except MIN_COST's with a negative price and an efficiency
+ * below 1 (it burns energy for pay): vpq_sched_dp.c plans MIN_COST with one setpoint per step.
  */
 #ifndef VPQ_SCHED_H
 #define VPQ_SCHED_H

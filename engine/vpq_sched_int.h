@@ -151,6 +151,12 @@ typedef struct vpq_sched_dp_prices {
 bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices,
                        const vpq_sched_member *members, int count, double *charge, double *discharge);
 
+/* As vpq_sched_dp_plan, with one setpoint per step: a battery never charges and discharges in
+ * one step, which the LP's plan does to burn energy at a negative price. The least cost of that
+ * model (then the least throughput), which is not convex. False when out of memory. */
+bool vpq_sched_dp_plan_setpoints(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices,
+                                 const vpq_sched_member *members, int count, double *charge, double *discharge);
+
 /* ---- vpq_sched_colgen.c: the peak objectives battery by battery ---- */
 
 /* Plans members [0, n) for MIN_PEAK or KEEP_BELOW by column generation, then the least

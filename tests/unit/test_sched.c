@@ -327,7 +327,7 @@ static double uniform(uint64_t *s, double lo, double hi) { return lo + (hi - lo)
  * double-size copy of the one before), 4–48 steps,
  * a random load around the fleet's power; objective by k. Prices are ≥ 0 on the glpsol subset
  * (negative prices make the LP burn energy by charging and discharging at once, which a
- * setpoint cannot do, so the plan is then not the LP's optimum). */
+ * setpoint cannot do: test_negative_prices_glpsol checks those against the MILP). */
 static void random_fleet(fixture *f, int k) {
   uint64_t s = 0x5eed0000u + (uint64_t)k;
   static const vpq_sched_objective objectives[] = {VPQ_SCHED_MIN_PEAK, VPQ_SCHED_MIN_PEAK, VPQ_SCHED_KEEP_BELOW,
@@ -394,9 +394,13 @@ static const char model[] =
     "param eff{B};\n"
     "param minsoc{B};\n"
     "param maxsoc{B};\n"
+    "param onesetpoint default 0;  # 1: never charge and discharge in one step (a MILP)\n"
     "set A := {i in B: cap[i] > 0 and maxkw[i] > 0};\n"
     "var c{i in A, t in 1..T} >= 0, <= maxkw[i];\n"
     "var d{i in A, t in 1..T} >= 0, <= maxkw[i];\n"
+    "var charging{i in A, t in 1..T: onesetpoint = 1} binary;\n"
+    "s.t. charges{i in A, t in 1..T: onesetpoint = 1}: c[i,t] <= maxkw[i] * charging[i,t];\n"
+    "s.t. discharges{i in A, t in 1..T: onesetpoint = 1}: d[i,t] <= maxkw[i] * (1 - charging[i,t]);\n"
     "var e{i in A, t in 0..T} >= min(minsoc[i], soc[i]) * cap[i], <= max(maxsoc[i], soc[i]) * cap[i];\n"
     "var peak;\n"
     "s.t. start{i in A}: e[i,0] = soc[i] * cap[i];\n"
@@ -410,12 +414,15 @@ static const char model[] =
     "printf \"COST %.15g\\n\", sum{t in 1..T} price[t] * (load[t] - sum{i in A} (d[i,t] - c[i,t])) * dt;\n"
     "end;\n";
 
-static void write_data(const char *path, const vpq_sched_problem *pr) {
+/* The model's data for pr; one_setpoint makes it the MILP of one setpoint per step. */
+static void write_data(const char *path, const vpq_sched_problem *pr, bool one_setpoint) {
   FILE *out = fopen(path, "w");
   assert_non_null(out);
-  fprintf(out, "data;\nparam mode := %d;\nparam T := %d;\nparam dt := %.17g;\nparam capkw := %.17g;\n",
+  fprintf(out,
+          "data;\nparam mode := %d;\nparam T := %d;\nparam dt := %.17g;\nparam capkw := %.17g;\n"
+          "param onesetpoint := %d;\n",
           pr->objective == VPQ_SCHED_MIN_PEAK ? 0 : pr->objective == VPQ_SCHED_KEEP_BELOW ? 1 : 2, pr->nsteps,
-          pr->step_hours, pr->cap_kw);
+          pr->step_hours, pr->cap_kw, one_setpoint);
   fprintf(out, "param : load price :=\n");
   for (int t = 0; t < pr->nsteps; t++) fprintf(out, "%d %.17g %.17g\n", t + 1, pr->load[t], pr->price[t]);
   fprintf(out, ";\nparam : B : soc cap maxkw eff minsoc maxsoc :=\n");
@@ -488,7 +495,7 @@ static void compare_with_glpsol(const char *dir, const vpq_sched_problem *pr, co
                                 int k) {
   char path[512];
   snprintf(path, sizeof path, "%s/sched.dat", dir);
-  write_data(path, pr);
+  write_data(path, pr, false);
   double peak = 0, cost = 0;
   if (!glpsol(dir, &peak, &cost)) fail_msg("fleet %d: glpsol failed", k);
   switch (pr->objective) {
@@ -518,6 +525,49 @@ static void test_glpsol_optimality(void **state) {
     checked++;
   }
   assert_int_equal(checked, RANDOM_FLEETS / 3);
+  remove_model_dir(dir);
+}
+
+/* MIN_COST with negative prices against glpsol's MILP of one setpoint per step: 60 fleets of
+ * 1-4 batteries (efficiencies 0.8-1), 6-24 steps, prices in [-1, 1] or a run of negative
+ * prices. The plan's cost is the MILP's optimum within 1e-6; and the test is one: in at least a
+ * third of the fleets the LP, which may charge and discharge at once, costs less. */
+static void test_negative_prices_glpsol(void **state) {
+  (void)state;
+  if (access("/usr/bin/glpsol", X_OK) != 0) skip();
+  char dir[] = "/tmp/vpq_sched_XXXXXX", path[512];
+  model_dir(dir);
+  snprintf(path, sizeof path, "%s/sched.dat", dir);
+  enum { FLEETS = 60 };
+  int burning = 0;
+  for (int k = 0; k < FLEETS; k++) {
+    uint64_t s = 0xc057u * 1000 + (uint64_t)k;
+    fixture f;
+    const int nb = 1 + (int)(next(&s) % 4), T = 6 + (int)(next(&s) % 19);
+    init(&f, VPQ_SCHED_MIN_COST, nb, T, k % 2 ? 1 : 0.25);
+    for (int i = 0; i < nb; i++) {
+      const double cap = uniform(&s, 1, 20), min_soc = uniform(&s, 0, 0.3), max_soc = uniform(&s, 0.7, 1);
+      f.batteries[i] = battery(uniform(&s, 0, 1), cap, uniform(&s, 0.2, 1) * cap,
+                               next(&s) % 5 == 0 ? 1 : uniform(&s, 0.8, 0.97), min_soc, max_soc);
+    }
+    const int run = (int)(next(&s) % (unsigned)T), length = 1 + (int)(next(&s) % 6);
+    for (int t = 0; t < T; t++) {
+      f.load[t] = uniform(&s, 0, 10);
+      f.price[t] = k % 3 == 0 ? uniform(&s, -1, 1)
+                   : t >= run && t < run + length ? -uniform(&s, 0, 1)
+                                                   : uniform(&s, 0.1, 1);
+    }
+    solve_ok(&f);
+    double one = 0, relaxed = 0, unused = 0;
+    write_data(path, &f.pr, true);
+    if (!glpsol(dir, &unused, &one)) fail_msg("fleet %d: glpsol failed", k);
+    if (fabs(f.plan.cost - one) > 1e-6 * (1 + fabs(one)))
+      fail_msg("fleet %d: plan costs %.12g, glpsol's MILP %.12g", k, f.plan.cost, one);
+    write_data(path, &f.pr, false);
+    if (!glpsol(dir, &unused, &relaxed)) fail_msg("fleet %d: glpsol failed", k);
+    burning += relaxed < one - 1e-6 * (1 + fabs(one));
+  }
+  if (burning < FLEETS / 3) fail_msg("only %d fleets of %d where the LP burns energy", burning, FLEETS);
   remove_model_dir(dir);
 }
 
@@ -768,7 +818,7 @@ static void fleets_against_glpsol(int first, int nbatteries, int effs, double op
     else
       aged_fleet(&f, first + k, nbatteries, 48, effs ? effs + k : 0, true);
     const double gap = aged_solve_ok(&f);
-    write_data(path, &f.pr);
+    write_data(path, &f.pr, false);
     double optimum = 0, cost = 0;
     if (!glpsol(dir, &optimum, &cost)) fail_msg("fleet %d: glpsol failed", k);
     const double planned = f.pr.objective == VPQ_SCHED_KEEP_BELOW ? fmax(f.plan.peak_kw, f.pr.cap_kw) : f.plan.peak_kw;
@@ -896,6 +946,7 @@ int main(void) {
       cmocka_unit_test(test_aged_glpsol_optimality), cmocka_unit_test(test_aged_gap_honest),
       cmocka_unit_test(test_discrete_efficiencies_glpsol), cmocka_unit_test(test_mixed_relaxation_gap),
       cmocka_unit_test(test_aged_large),           cmocka_unit_test(test_wide_fleets_glpsol),
+      cmocka_unit_test(test_negative_prices_glpsol),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
