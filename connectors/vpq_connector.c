@@ -311,9 +311,10 @@ static void refused(vpq_dead_letter *dl, const char *why) {
   fprintf(stderr, "vpq: dead-letter output: %s\n", why);
 }
 
-/* Writes the held lines that are due (line_due), in order; the others stay held. */
+/* Writes the held lines that are due (line_due), in order; the others stay held. Once the
+ * output has refused a line it is given no more: the run stops without them. */
 static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nunread_rows) {
-  if (!dl) return;
+  if (!dl || dl->failed) return;
   dl->fresh = dl->nlines;
   if (!dl->nlines) return;
   vpq_origin *unread = nunread_rows ? malloc(sizeof *unread * (size_t)nunread_rows) : NULL;
@@ -356,6 +357,10 @@ static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nu
 void vpq_dead_letter_flush(vpq_dead_letter *dl) { flush_due(dl, NULL, 0); }
 
 const char *vpq_dead_letter_error(const vpq_dead_letter *dl) { return dl && dl->failed ? dl->error : NULL; }
+
+int64_t vpq_dead_letter_unwritten(const vpq_dead_letter *dl) {
+  return dl && dl->failed ? dl->failed + (int64_t)dl->nlines : 0;
+}
 
 void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, int nunread) {
   flush_due(dl, unread, nunread);

@@ -239,6 +239,9 @@ void vpq_dead_letter_flush_read(vpq_dead_letter *dl, const vpq_origin *unread, i
 /* Why the output refused a line (the first time), or NULL while it has taken every one: dead
  * letters it lost, so no checkpoint may count them written and the run fails. */
 const char *vpq_dead_letter_error(const vpq_dead_letter *dl);
+/* Once the output has refused a line: how many it refused and holds, none of which it writes
+ * (0 before). */
+int64_t vpq_dead_letter_unwritten(const vpq_dead_letter *dl);
 /* Flushes and closes. */
 void vpq_dead_letter_close(vpq_dead_letter *dl);
 

@@ -822,15 +822,19 @@ static int64_t exchange_span(vpq_engine *e, const vpq_repartition *x) {
   return add_span(add_span(joins, own), state_span(e, x->query->target->index));
 }
 
-/* Whether a dead-letter output refused lines (each says why once): the run stops and fails,
- * taking no checkpoint and committing no offset that would count them written, so the next run,
- * once the output takes lines again (disk space freed, say), reads their records again. */
+/* Whether a dead-letter output refused lines (each says why once): the run stops and fails at
+ * once, taking no checkpoint and committing no offset that would count them written, so the
+ * next run, once the output takes lines again (disk space freed, say), reads their records
+ * again. The refused lines are not counted dead-lettered. */
 static bool dead_letters_lost(vpq_engine *e) {
   if (e->dead_letters_lost) return true;
-  for (int r = 0; r < e->plan->nrelations; r++) e->dead_letters_lost |= vpq_dead_letter_error(e->slots[r].dl) != NULL;
-  if (!e->dead_letters_lost) return false;
+  int64_t refused = 0;
+  for (int r = 0; r < e->plan->nrelations; r++) refused += vpq_dead_letter_unwritten(e->slots[r].dl);
+  if (!refused) return false;
+  e->dead_letters_lost = true;
   e->rt.failed = true;
-  fprintf(e->rt.log, "vpq: dead letters were not written: the run stops%s\n",
+  e->rt.stats.dead_lettered -= refused;
+  fprintf(e->rt.log, "vpq: %lld dead letter(s) were not written: the run stops%s\n", (long long)refused,
           e->state_dir ? " without a checkpoint over them" : "");
   return true;
 }
@@ -1489,6 +1493,7 @@ static void merge_streams(vpq_engine *e, merge_input *inputs, int n) {
     int from = in->pos;
     in->pos = end;
     push_slice(e, in, from, end);
+    if (dead_letters_lost(e)) return;
     if (e->state_dir) {
       maybe_checkpoint(e);
     } else if (e->rt.now_ms - e->last_commit_ms >= 1000 && !e->slots[in->relation].src->bounded) {

@@ -9,7 +9,10 @@
 #   5. a full disk (a file-size limit) while checkpointing: the checkpoint fails with a clear
 #      line and a count, the run goes on, and the previous checkpoint stays usable;
 #   6. every checkpoint damaged: the run stops with a clear line instead of starting over (which
-#      would write the output again).
+#      would write the output again);
+#   7. a dead-letter file that refuses its lines, with and without a state folder: the run stops
+#      at once; with one, it resumes once the file is back, and writes them;
+#   8. a sink file cut short outside vpq: the resume is refused.
 # Every resumed run's outputs, its dead letters (malformed records and late rows) included, must
 # equal the uninterrupted run's byte for byte. A second source is merged with the first, so that
 # a checkpoint can fall between the rows of a batch read (whose malformed records are
@@ -191,7 +194,10 @@ code=$?
 # 7. The dead-letter file refuses its lines (a link to /dev/full, as a full disk does): no
 #    checkpoint may count them written, and the run exits 1. Once the file is back, the run
 #    resumes from the checkpoint before and writes them (a dead-letter file that lost rows
-#    silently took checkpoints over them: audit 35).
+#    silently took checkpoints over them: audit 35). The refused run checkpoints only at its
+#    end: /dev/full holds 0 bytes, so a checkpoint taken before its first refused line (the
+#    first batch after the resume, at 100 ms) would see a rotated dead-letter file of 0 bytes,
+#    and the resume after it would cut the file put back to that.
 query 30 9 >q.vpq
 rm -rf out
 "$vpq" run q.vpq 2>/dev/null
@@ -199,14 +205,26 @@ rm -rf ref state && mv out ref
 kill_after_checkpoints 2
 mv out/dead.jsonl dead.kept
 ln -s /dev/full out/dead.jsonl
-"$vpq" run q.vpq --state-dir state --checkpoint-interval 100ms 2>refused.err
+"$vpq" run q.vpq --state-dir state --checkpoint-interval 1h 2>refused.err
 code=$?
 [ $code = 1 ] && grep -q "dead-letter output: No space left on device" refused.err &&
-  grep -q "dead letters were not written: the run stops without a checkpoint over them" refused.err ||
+  grep -Eq "[1-9][0-9]* dead letter\(s\) were not written: the run stops without a checkpoint over them" refused.err ||
   { echo "a dead-letter file that refused its lines did not fail the run (exit $code):"; cat refused.err; exit 1; }
 rm out/dead.jsonl && mv dead.kept out/dead.jsonl
 "$vpq" run q.vpq --state-dir state 2>back.err || { echo "resuming with the dead-letter file back failed"; cat back.err; exit 1; }
 same_output "after the dead-letter file refused its lines"
+# 7b. The same without --state-dir: the run stops at its first refused line, not at the end of
+#     its input, and the summary counts no refused line dead-lettered (audit 43: it read all
+#     1.5 million records and counted 3,123 dead letters, none written).
+mkdir nostate && ln -s ../telemetry.jsonl ../other.jsonl ../q.vpq nostate/ && mkdir nostate/out &&
+  ln -s /dev/full nostate/out/dead.jsonl
+(cd nostate && "$vpq" run q.vpq 2>../nostate.err)
+code=$?
+rows_in() { sed -n 's/^vpq: \([0-9]*\) rows in,.*/\1/p' "$1"; }
+[ $code = 1 ] && grep -Eq "[1-9][0-9]* dead letter\(s\) were not written: the run stops$" nostate.err &&
+  grep -q " 0 dead-lettered$" nostate.err && [ "$(rows_in nostate.err)" -lt $(($(rows_in ref.err) / 10)) ] ||
+  { echo "without --state-dir, a dead-letter file that refused its lines did not stop the run at once (exit $code):"
+    cat nostate.err; exit 1; }
 # 8. A sink file cut short outside vpq (rows the checkpoint counts as written are gone): the
 #    resume is refused, naming the file and --reset-state, and the summary counts nothing (it
 #    showed the restored run's counts: audit 35).
