@@ -170,10 +170,27 @@ static bool names_cluster(const vpq_plan *plan) {
   return false;
 }
 
-/* Checks the text of file `path` as `vpq check` does: the engine's analysis, then what the Kafka
- * connector would refuse when the run opens it (vpq_kafka_check); prints every error to stderr
- * in file order. Returns the number of errors; *cluster says whether the file names a Kafka
- * cluster (names_cluster). */
+/* Records what the Kafka connector would refuse in the WITH of a statement with connector =
+ * 'kafka' (vpq_kafka_check_option), on the statements as parsed: beside the analysis' errors. */
+static void check_kafka_options(const vpq_ast_file *ast, vpq_diag *diag) {
+  for (int i = 0; ast && i < ast->count; i++) {
+    const vpq_ast_options *options = &ast->stmts[i]->options;
+    bool kafka = false;
+    for (int k = 0; k < options->count; k++) {
+      const vpq_ast_option *o = &options->items[k];
+      kafka |= strcmp(o->key, "connector") == 0 && o->value->kind == VPQ_AST_STRING && strcmp(o->value->sval, "kafka") == 0;
+    }
+    for (int k = 0; kafka && k < options->count; k++) {
+      const vpq_ast_option *o = &options->items[k];
+      if (o->value->kind == VPQ_AST_STRING) vpq_kafka_check_option(o->key, o->value->sval, o->span, diag);
+    }
+  }
+}
+
+/* Checks the text of file `path` as `vpq check` does: the engine's analysis, and what the Kafka
+ * connector would refuse when the run opens it (check_kafka_options); prints every error to
+ * stderr in file order. Returns the number of errors; *cluster says whether the file names a
+ * Kafka cluster (names_cluster). */
 static int check_text(const char *path, const char *text, size_t len, bool *cluster) {
   char *copy = strdup(path);
   if (!copy) abort();
@@ -183,7 +200,7 @@ static int check_text(const char *path, const char *text, size_t len, bool *clus
   vpq_diag_init(&diag, path, text, len);
   vpq_ast_file *ast = vpq_parse(&arena, &diag);
   vpq_plan *plan = ast ? vpq_analyze(&arena, &diag, ast, path, dirname(copy)) : NULL;
-  if (plan) vpq_kafka_check(plan, &diag);
+  check_kafka_options(ast, &diag);
   *cluster = plan && names_cluster(plan);
   vpq_diag_print(&diag, stderr);
   int errors = diag.errors + (plan ? 0 : !diag.errors);

@@ -101,6 +101,7 @@ struct vpq_sink {
   size_t held_bytes; /* output held until the next checkpoint (exactly-once Kafka sinks) */
   int64_t resumed_present; /* restore: held rows the output already had */
   int64_t resumed_written; /* restore: held rows written by the restore */
+  int64_t replayed_present; /* rows replayed after a restore that the output had from the run before */
   int64_t refused;         /* rows the output cannot take (a Kafka message too large): counted, not written */
   char refused_reason[256]; /* why the first was refused */
 };

@@ -29,14 +29,15 @@
 #include "vpq_buf.h"
 #include "vpq_types.h"
 
-enum { VPQ_CKPT_VERSION = 10 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
+enum { VPQ_CKPT_VERSION = 11 }; /* 2: a BIGINT sum/avg keeps the high word of its 128-bit sum; 3: stddev over a table
                                 keeps shifted sums and its values, max_keys over a table its refused rows; 4: a
                                 DOUBLE sum/avg over a stream keeps its compensation, stddev over a stream shifted sums;
                                 5: the length of each dead-letter file; 6: the rows sinks refused, FORECAST's
                                 last issue; 7: SCHEDULE's price rows with their event times; 8: stddev's BIGINT origin;
                                 9: the rows a subscribed windowed table has shown; 10: a DOUBLE sum/avg over a
                                 table counts its non-finite values apart, an aggregation over a table with first,
-                                last, integrate or time_weighted_avg keeps its rows' times */
+                                last, integrate or time_weighted_avg keeps its rows' times; 11: a Kafka sink's replay
+                                after a restore from a checkpoint older than its output */
 
 /* ===== Writing state ===== */
 

@@ -28,8 +28,8 @@
  *
  * A source's or sink's `partitions` option creates its topic, when missing, through the Admin
  * API before the first read or write (apply_partitions). Dead letters written to a topic are
- * keyed by their origin's topic/partition (line_key). vpq_kafka_check finds, for `vpq check`,
- * the options librdkafka would refuse.
+ * keyed by their origin's topic/partition (line_key). vpq_kafka_check_option finds, for
+ * `vpq check`, the options librdkafka would refuse.
  */
 #include "vpq_kafka.h"
 
@@ -303,6 +303,14 @@ typedef struct kafka_sink {
   int64_t nmsgs, msgs_cap;
   vpq_buf held;             /* keys and values of the held messages */
   uint64_t epoch;           /* the checkpoint the held messages belong to (set by save) */
+  uint64_t next_epoch;      /* the least epoch the next save may take: above every one in the topic */
+  /* After a restore from a checkpoint older than the topic's output (the newest was damaged):
+   * per partition, the hashes (message_hash) of the messages written after it, sorted, and
+   * which of them a replayed message has matched. The replay of their rows produces them again,
+   * in an order a restart may change: each that comes out the same is skipped. */
+  uint64_t **replay;
+  bool **replay_used;
+  int64_t *nreplay, *replay_left;
   bool transactional;       /* processing_guarantee = 'kafka_transactions': each epoch in one transaction */
   uint64_t next_unkeyed;    /* round robin over partitions for rows without a key */
   /* An encoded sink (vpq_kafka_int.h): values come from `encode`, every key (the empty one
@@ -480,6 +488,13 @@ static bool kafka_flush(vpq_sink *sink, char *err, size_t err_size) {
 static void kafka_close(vpq_sink *sink) {
   kafka_sink *s = (kafka_sink *)sink;
   rd_kafka_flush(s->rk, 60 * 1000);
+  int64_t left = 0;
+  for (int32_t p = 0; s->replay && p < s->partitions; p++) left += s->replay_left[p];
+  if (s->base.replayed_present || left)
+    fprintf(stderr,
+            "vpq: `%s`: %lld replayed row(s) were in the topic already and not written again; %lld the run "
+            "before wrote after the restored checkpoint did not come out again\n",
+            rd_kafka_topic_name(s->topic), (long long)s->base.replayed_present, (long long)left);
   rd_kafka_topic_destroy(s->topic);
   rd_kafka_destroy(s->rk);
   vpq_json_keys_free(&s->keys);
@@ -487,6 +502,8 @@ static void kafka_close(vpq_sink *sink) {
   vpq_buf_free(&s->value);
   vpq_buf_free(&s->held);
   free(s->msgs);
+  for (int32_t p = 0; s->replay && p < s->partitions; p++) free(s->replay[p]), free(s->replay_used[p]);
+  free(s->replay), free(s->replay_used), free(s->nreplay), free(s->replay_left);
   free(s->sink_id);
   for (char **p = s->properties; p && *p; p++) free(*p);
   free(s->properties);
@@ -499,8 +516,9 @@ static void kafka_close(vpq_sink *sink) {
 static bool kafka_save(vpq_sink *sink, uint64_t epoch, vpq_ckpt_out *out, char *err, size_t err_size) {
   kafka_sink *s = (kafka_sink *)sink;
   if (!kafka_flush(sink, err, err_size)) return false;
-  s->epoch = epoch;
-  vpq_ckpt_put_u64(out, epoch);
+  s->epoch = epoch > s->next_epoch ? epoch : s->next_epoch;
+  s->next_epoch = s->epoch + 1;
+  vpq_ckpt_put_u64(out, s->epoch);
   vpq_ckpt_put_u64(out, (uint64_t)s->nmsgs);
   for (int64_t i = 0; i < s->nmsgs; i++) {
     const held_message *m = &s->msgs[i];
@@ -509,16 +527,62 @@ static bool kafka_save(vpq_sink *sink, uint64_t epoch, vpq_ckpt_out *out, char *
     vpq_ckpt_put_bytes(out, s->held.data + m->key_at, m->key_len);
     vpq_ckpt_put_bytes(out, s->held.data + m->value_at, m->value_len);
   }
+  /* What is left of the replay (before the held messages are matched in it). */
+  vpq_ckpt_put_u64(out, (uint64_t)s->partitions);
+  for (int32_t p = 0; p < s->partitions; p++) {
+    vpq_ckpt_put_u64(out, (uint64_t)(s->replay ? s->replay_left[p] : 0));
+    for (int64_t i = 0; s->replay && i < s->nreplay[p]; i++)
+      if (!s->replay_used[p][i]) vpq_ckpt_put_u64(out, s->replay[p][i]);
+  }
   return true;
 }
 
-/* Produces held messages [from, nmsgs) of partition `partition` (-1: all partitions) with
- * their identities; `skip_to[p]`: messages of partition p with a sequence number up to it are
- * already in the topic. */
+/* A message's key (or its absence) and value, hashed (FNV-1a). */
+static uint64_t message_hash(const void *key, size_t key_len, bool key_null, const void *value, size_t value_len) {
+  uint64_t h = 0xcbf29ce484222325ull ^ (key_null ? 1 : 2);
+  const unsigned char *parts[2] = {key, value};
+  const size_t lens[2] = {key_null ? 0 : key_len, value_len};
+  for (int k = 0; k < 2; k++) {
+    for (size_t i = 0; i < lens[k]; i++) h = (h ^ parts[k][i]) * 0x100000001b3ull;
+    h = (h ^ 0xff) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+/* Whether the topic holds held message m from a run after the restored checkpoint
+ * (kafka_sink.replay) that no replayed message has matched yet; if so it is matched now. */
+static bool replayed(kafka_sink *s, const held_message *m) {
+  const int32_t p = m->partition;
+  if (!s->replay || !s->replay_left[p]) return false;
+  const uint64_t h =
+      message_hash(s->held.data + m->key_at, m->key_len, m->key_null, s->held.data + m->value_at, m->value_len);
+  int64_t lo = 0, hi = s->nreplay[p];
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (s->replay[p][mid] < h) lo = mid + 1;
+    else hi = mid;
+  }
+  for (; lo < s->nreplay[p] && s->replay[p][lo] == h; lo++)
+    if (!s->replay_used[p][lo]) {
+      s->replay_used[p][lo] = true;
+      s->replay_left[p]--;
+      return true;
+    }
+  return false;
+}
+
+/* Produces the held messages with their identities; `skip_to[p]`: messages of partition p with
+ * a sequence number up to it are already in the topic. A message the topic holds from a run
+ * after the restored checkpoint (replayed) is skipped: a restore's held messages are matched
+ * against the replay as they were before the crash, so the same ones are skipped. */
 static bool produce_held(kafka_sink *s, const int64_t *skip_to, char *err, size_t err_size) {
   char id[512];
   for (int64_t i = 0; i < s->nmsgs; i++) {
     const held_message *m = &s->msgs[i];
+    if (replayed(s, m)) {
+      s->base.replayed_present++;
+      continue;
+    }
     if (skip_to && i <= skip_to[m->partition]) {
       s->base.resumed_present++;
       continue;
@@ -562,22 +626,25 @@ static bool kafka_sink_commit(vpq_sink *sink, char *err, size_t err_size) {
   return write_held((kafka_sink *)sink, NULL, err, err_size);
 }
 
-/* The newest identity this sink wrote to `partition`, read from the partition's tail: its
- * epoch and sequence number (*found false when the tail holds none). False + err when the
- * tail cannot be read. */
-static bool last_written(kafka_sink *s, rd_kafka_t *reader, int32_t partition, bool *found, uint64_t *epoch,
-                         int64_t *seq, char *err, size_t err_size) {
-  enum { TAIL = 20000 };
+/* What a partition's tail holds of this sink's output: its newest identity (epoch and
+ * sequence number; found false when none), and the hashes of the messages of epochs after the
+ * restored checkpoint's (a run that got further wrote them), in order. */
+typedef struct tail_scan {
+  bool found;
+  uint64_t epoch;
+  int64_t seq;
+  bool reached; /* the scan began at or before the first message of an epoch after the restored one */
+  uint64_t *later;
+  int64_t nlater, later_cap;
+} tail_scan;
+
+/* Scans `partition` from offset `from` to its end `high` into *scan. False + err when it
+ * cannot be read. */
+static bool scan_tail(kafka_sink *s, rd_kafka_t *reader, int32_t partition, int64_t from, int64_t high,
+                      tail_scan *scan, char *err, size_t err_size) {
   const char *topic = rd_kafka_topic_name(s->topic);
-  int64_t low = 0, high = 0;
-  rd_kafka_resp_err_t e = query_offsets(reader, topic, partition, &low, &high);
-  if (e) {
-    snprintf(err, err_size, "reading the end of `%s` partition %d: %s", topic, partition, rd_kafka_err2str(e));
-    return false;
-  }
-  *found = false;
-  if (high <= low) return true;
-  int64_t from = high - TAIL > low ? high - TAIL : low;
+  *scan = (tail_scan){.later = scan->later, .later_cap = scan->later_cap};
+  bool first = true;
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(reader, topic, NULL);
   rd_kafka_consume_start(rkt, partition, from);
   size_t prefix = strlen(s->sink_id);
@@ -604,9 +671,19 @@ static bool last_written(kafka_sink *s, rd_kafka_t *reader, int32_t partition, b
           unsigned long long ep;
           long long sq;
           if (sscanf(text, "%llu/%lld", &ep, &sq) == 2) {
-            *found = true;
-            *epoch = ep;
-            *seq = sq;
+            if (first) scan->reached = ep <= s->epoch;
+            first = false;
+            scan->found = true;
+            scan->epoch = ep;
+            scan->seq = sq;
+            if (ep > s->epoch) {
+              if (scan->nlater == scan->later_cap) {
+                scan->later_cap = scan->later_cap ? 2 * scan->later_cap : 256;
+                scan->later = realloc(scan->later, sizeof *scan->later * (size_t)scan->later_cap);
+                if (!scan->later) abort();
+              }
+              scan->later[scan->nlater++] = message_hash(m->key, m->key_len, !m->key, m->payload, m->len);
+            }
           }
         }
       }
@@ -623,8 +700,59 @@ static bool last_written(kafka_sink *s, rd_kafka_t *reader, int32_t partition, b
   return true;
 }
 
+static int compare_hashes(const void *a, const void *b) {
+  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Adds n hashes to partition p's replay (kafka_sink.replay), allocating it on first use. */
+static void add_replay(kafka_sink *s, int32_t p, const uint64_t *hashes, int64_t n) {
+  if (!s->replay) {
+    s->replay = calloc((size_t)s->partitions, sizeof *s->replay);
+    s->replay_used = calloc((size_t)s->partitions, sizeof *s->replay_used);
+    s->nreplay = calloc((size_t)s->partitions, sizeof *s->nreplay);
+    s->replay_left = calloc((size_t)s->partitions, sizeof *s->replay_left);
+    if (!s->replay || !s->replay_used || !s->nreplay || !s->replay_left) abort();
+  }
+  int64_t kept = 0;
+  for (int64_t i = 0; i < s->nreplay[p]; i++)
+    if (!s->replay_used[p][i]) s->replay[p][kept++] = s->replay[p][i];
+  const size_t total = (size_t)(kept + n);
+  s->replay[p] = realloc(s->replay[p], sizeof *s->replay[p] * total);
+  free(s->replay_used[p]);
+  s->replay_used[p] = calloc(total, sizeof *s->replay_used[p]);
+  if (!s->replay[p] || !s->replay_used[p]) abort();
+  memcpy(s->replay[p] + kept, hashes, sizeof *hashes * (size_t)n);
+  qsort(s->replay[p], total, sizeof *s->replay[p], compare_hashes);
+  s->nreplay[p] = s->replay_left[p] = (int64_t)total;
+}
+
+/* Scans the tail of `partition` (its last TAIL messages, more while they begin inside the
+ * output of epochs after the restored checkpoint) into *scan. */
+static bool last_written(kafka_sink *s, rd_kafka_t *reader, int32_t partition, tail_scan *scan, char *err,
+                         size_t err_size) {
+  enum { TAIL = 20000 };
+  int64_t low = 0, high = 0;
+  rd_kafka_resp_err_t e = query_offsets(reader, rd_kafka_topic_name(s->topic), partition, &low, &high);
+  if (e) {
+    snprintf(err, err_size, "reading the end of `%s` partition %d: %s", rd_kafka_topic_name(s->topic), partition,
+             rd_kafka_err2str(e));
+    return false;
+  }
+  scan->found = false, scan->nlater = 0;
+  for (int64_t span = TAIL; high > low; span *= 4) {
+    const int64_t from = high - span > low ? high - span : low;
+    if (!scan_tail(s, reader, partition, from, high, scan, err, err_size)) return false;
+    if (scan->reached || !scan->nlater || from == low) break;
+  }
+  return true;
+}
+
 /* Resuming: the output held at the checkpoint may be in the topic in part (the process died
- * while producing it). Each partition's tail says how far it got; the rest is produced. */
+ * while producing it). Each partition's tail says how far it got; the rest is produced. When
+ * the restored checkpoint is not the newest (that one was damaged), the tail also holds what
+ * the run went on to write after it: its messages become kafka_sink.replay, and the sink's
+ * epochs go on above theirs, so that identities stay unique. */
 static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err_size) {
   kafka_sink *s = (kafka_sink *)sink;
   s->epoch = vpq_ckpt_get_u64(in);
@@ -648,11 +776,19 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
     vpq_buf_append(&s->value, value, vlen);
     hold(s, (int32_t)partition, ts);
   }
+  const int64_t saved_partitions = vpq_ckpt_get_count(in, INT32_MAX);
+  for (int64_t p = 0; p < saved_partitions && !in->error; p++) {
+    const int64_t count = vpq_ckpt_get_count(in, INT64_MAX / 16);
+    uint64_t *hashes = count > 0 ? malloc(sizeof *hashes * (size_t)count) : NULL;
+    if (count > 0 && !hashes) abort();
+    for (int64_t i = 0; i < count && !in->error; i++) hashes[i] = vpq_ckpt_get_u64(in);
+    if (!in->error && count > 0 && p < s->partitions) add_replay(s, (int32_t)p, hashes, count);
+    free(hashes);
+  }
   if (in->error) {
     snprintf(err, err_size, "`%s`: %s", rd_kafka_topic_name(s->topic), in->error);
     return false;
   }
-  if (!s->nmsgs) return true;
   int64_t *skip_to = malloc(sizeof *skip_to * (size_t)s->partitions);
   if (!skip_to) abort();
   char reason[512];
@@ -666,18 +802,26 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
     ok = false;
   }
   if (!reader) rd_kafka_conf_destroy(conf);
+  s->next_epoch = s->epoch + 1;
+  tail_scan scan = {0};
+  int64_t later = 0;
   for (int32_t p = 0; ok && p < s->partitions; p++) {
-    uint64_t epoch = 0;
-    int64_t seq = -1;
-    bool found = false, any = false;
     skip_to[p] = -1;
-    for (int64_t i = 0; i < s->nmsgs && !any; i++) any = s->msgs[i].partition == p;
-    if (!any) continue;
-    ok = last_written(s, reader, p, &found, &epoch, &seq, err, err_size);
-    if (ok && found && epoch > s->epoch) skip_to[p] = INT64_MAX;
-    else if (ok && found && epoch == s->epoch) skip_to[p] = seq;
+    ok = last_written(s, reader, p, &scan, err, err_size);
+    if (!ok || !scan.found) continue;
+    if (scan.epoch >= s->next_epoch) s->next_epoch = scan.epoch + 1;
+    if (scan.epoch > s->epoch) skip_to[p] = INT64_MAX;
+    else if (scan.epoch == s->epoch) skip_to[p] = scan.seq;
+    if (scan.nlater) add_replay(s, p, scan.later, scan.nlater);
+    later += scan.nlater;
   }
+  free(scan.later);
   if (reader) rd_kafka_destroy(reader);
+  if (later)
+    fprintf(stderr,
+            "vpq: `%s`: %lld message(s) are from after the restored checkpoint (the run before went further): "
+            "the rows replayed that come out the same are not written again\n",
+            rd_kafka_topic_name(s->topic), (long long)later);
   ok = ok && write_held(s, skip_to, err, err_size) && kafka_flush(sink, err, err_size);
   free(skip_to);
   return ok;
@@ -1653,21 +1797,14 @@ bool vpq_kafka_sink_put(vpq_sink *sink, int32_t partition, const void *value, si
 
 /* ===== Checking a file (vpq check) ===== */
 
-void vpq_kafka_check(const vpq_plan *plan, vpq_diag *diag) {
-  for (int r = 0; r < plan->nrelations; r++) {
-    const vpq_relation *rel = plan->relations[r];
-    const vpq_plan_connector *conn = rel->is_source ? &rel->source : rel->is_sink ? &rel->sink : NULL;
-    if (!conn || !conn->connector || strcmp(conn->connector, "kafka") != 0) continue;
+void vpq_kafka_check_option(const char *key, const char *text, vpq_span span, vpq_diag *diag) {
+  if (strncmp(key, "kafka.", 6) == 0) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (int i = 0; i < conn->options.count; i++) {
-      const vpq_plan_option *o = &conn->options.items[i];
-      char reason[512];
-      if (strncmp(o->key, "kafka.", 6) == 0 &&
-          rd_kafka_conf_set(conf, o->key + 6, o->text ? o->text : "", reason, sizeof reason) != RD_KAFKA_CONF_OK)
-        vpq_diag_error(diag, o->span, "kafka property `%s`: %s", o->key + 6, reason);
-      else if (strcmp(o->key, "group") == 0 && o->text && !*o->text)
-        vpq_diag_error(diag, o->span, "`group` names a consumer group: it cannot be empty");
-    }
+    char reason[512];
+    if (rd_kafka_conf_set(conf, key + 6, text, reason, sizeof reason) != RD_KAFKA_CONF_OK)
+      vpq_diag_error(diag, span, "kafka property `%s`: %s", key + 6, reason);
     rd_kafka_conf_destroy(conf);
+  } else if (strcmp(key, "group") == 0 && !*text) {
+    vpq_diag_error(diag, span, "`group` names a consumer group: it cannot be empty");
   }
 }

@@ -27,10 +27,11 @@ bool vpq_kafka_open_line_writer(const vpq_plan_connector *conn, const char *topi
 vpq_source *vpq_kafka_open_source(const vpq_relation *rel, vpq_intern *intern, vpq_bad_record_fn bad,
                                   void *bad_ctx, char *err, size_t err_size);
 
-/* Records in `diag`, at the option, what a Kafka connector of `plan` would refuse when the run
- * opens it but the analysis does not know: a `kafka.<property>` librdkafka does not take (an
- * unknown property, a bad value; checked on a configuration, without connecting) and an empty
- * `group`. For `vpq check`. */
-void vpq_kafka_check(const vpq_plan *plan, vpq_diag *diag);
+/* Records in `diag`, at `span`, what a Kafka connector would refuse of its option `key` =
+ * `text` when the run opens it but the analysis does not know: a `kafka.<property>` librdkafka
+ * does not take (an unknown property, a bad value; checked on a configuration, without
+ * connecting) and an empty `group`. For `vpq check`, on the string options of every statement
+ * WITH connector = 'kafka' as parsed, so that they are reported beside any other error. */
+void vpq_kafka_check_option(const char *key, const char *text, vpq_span span, vpq_diag *diag);
 
 #endif

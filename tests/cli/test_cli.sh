@@ -289,6 +289,12 @@ grep -qF 'kafka_props.vpq:2:61: error: kafka property `bogus.prop`: No such conf
 expect 1 "run refuses them as check does" -- "$vpq" run kafka_props.vpq --brokers 127.0.0.1:1
 grep -qF 'kafka_props.vpq:2:61: error: kafka property `bogus.prop`' err.txt \
   || { echo "FAIL: run of refused Kafka options:"; cat err.txt; fails=$((fails + 1)); }
+# Beside the analysis' errors too (audit 43: they came only once the file had no other error).
+sed 's/SELECT k FROM s/SELECT nosuch FROM s/' kafka_props.vpq >kafka_props2.vpq
+expect 1 "check Kafka properties beside other errors" -- "$vpq" check kafka_props2.vpq
+grep -qF 'kafka_props2.vpq:2:61: error: kafka property `bogus.prop`' err.txt \
+  && grep -qF 'kafka_props2.vpq:3:57: error: kafka property `acks`' err.txt && grep -q "nosuch" err.txt \
+  || { echo "FAIL: Kafka option diagnostics beside another error:"; cat err.txt; fails=$((fails + 1)); }
 
 # A file that names its Kafka cluster (in WITH, or with --set kafka.bootstrap.servers) runs
 # against it without --brokers: not the demo, and stdout holds only the rows (before, the demo
