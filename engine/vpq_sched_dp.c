@@ -35,6 +35,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vpq_sched_int.h"
 
@@ -73,53 +74,55 @@ static void push(segment *out, int *n, segment s) {
     out[(*n)++] = s;
 }
 
-/* The point of [lo, ...] up to which V's slope is above `slope` (or at or above, when weak). */
-static double crossing(const segment *v, int n, double lo, pair slope, bool weak) {
-  double x = lo;
-  for (int i = 0; i < n; i++) {
-    const int c = pair_compare(v[i].slope, slope);
-    if (c < 0 || (c == 0 && !weak)) break;
-    x += v[i].length;
-  }
-  return x;
-}
-
 /* The backward pass: the decision rule of every step for batteries with this rate, efficiency
- * and limits, at the prices of `prices`. v and next hold 2T + 2 segments each. */
+ * and limits, at the prices of `prices`. v and next hold 2T + 2 segments each; V is v[head, n),
+ * its slopes strictly decreasing, so one sweep from its start finds both thresholds and where
+ * s_t's pieces go, and the merge copies the runs of V between them. */
 static void backward(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices, double rate, double eff,
                      double lo, double hi, rule *rules, segment *v, segment *next) {
   const double dt = pr->step_hours, dmin = -rate * dt / eff, dmax = eff * rate * dt;
-  int n = 0;
+  int n = 0, head = 0;
   push(v, &n, (segment){hi - lo, {0, 0}});
   for (int t = pr->nsteps - 1; t >= 0; t--) {
     const pair discharge = {-prices->discharge[t] * eff, eff}, charge = {-prices->charge[t] / eff, -1 / eff};
     const bool burn = pair_compare(discharge, charge) < 0;
     const pair left = burn ? charge : discharge, right = burn ? discharge : charge;
     const double left_length = burn ? dmax : -dmin, right_length = burn ? -dmin : dmax;
-    rules[t] = (rule){crossing(v, n, lo, pair_negate(right), false), crossing(v, n, lo, pair_negate(left), true),
-                      burn ? dmin + dmax : 0};
-    /* sup-convolution with s_t reflected: its pieces, −right then −left, merged into V's */
-    const segment add[2] = {{right_length, pair_negate(right)}, {left_length, pair_negate(left)}};
-    int m = 0, a = 0;
-    for (int i = 0; i < n; i++) {
-      while (a < 2 && pair_compare(add[a].slope, v[i].slope) > 0) push(next, &m, add[a++]);
-      push(next, &m, v[i]);
-    }
-    while (a < 2) push(next, &m, add[a++]);
+    /* s_t reflected: its pieces, −right then −left (the slopes decrease) */
+    const segment add_right = {right_length, pair_negate(right)}, add_left = {left_length, pair_negate(left)};
+    /* thresholds: where V's slope stops being above −right, and at or above −left */
+    double x = lo;
+    int i = head;
+    while (i < n && pair_compare(v[i].slope, add_right.slope) > 0) x += v[i++].length;
+    const double charge_to = x;
+    const int right_at = i < n && pair_compare(v[i].slope, add_right.slope) == 0 ? i + 1 : i;
+    while (i < n && pair_compare(v[i].slope, add_left.slope) >= 0) x += v[i++].length;
+    rules[t] = (rule){charge_to, x, burn ? dmin + dmax : 0};
+    /* sup-convolution: the pieces merged into V's in order of slope */
+    int m = right_at - head;
+    memcpy(next, &v[head], (size_t)m * sizeof *v);
+    push(next, &m, add_right);
+    memcpy(&next[m], &v[right_at], (size_t)(i - right_at) * sizeof *v);
+    m += i - right_at;
+    push(next, &m, add_left);
+    memcpy(&next[m], &v[i], (size_t)(n - i) * sizeof *v);
+    m += n - i;
     /* the domain is now [lo − dmax, hi − dmin]: cut it back to [lo, hi] */
     double front = dmax, back = -dmin;
-    n = 0;
-    for (int i = 0; i < m; i++) {
-      segment s = next[i];
-      const double cut = fmin(front, s.length);
-      s.length -= cut, front -= cut;
-      push(v, &n, s);
+    head = 0;
+    while (head < m) {
+      const double cut = front < next[head].length ? front : next[head].length;
+      next[head].length -= cut, front -= cut;
+      if (next[head].length > 0) break;
+      head++;
     }
-    while (n > 0 && back > 0) {
-      const double cut = fmin(back, v[n - 1].length);
-      v[n - 1].length -= cut, back -= cut;
-      if (v[n - 1].length <= 0) n--;
+    while (m > head && back > 0) {
+      const double cut = back < next[m - 1].length ? back : next[m - 1].length;
+      next[m - 1].length -= cut, back -= cut;
+      if (next[m - 1].length <= 0) m--;
     }
+    segment *swap = v;
+    v = next, next = swap, n = m;
   }
 }
 
