@@ -35,7 +35,6 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "vpq_sched_int.h"
 
@@ -77,7 +76,8 @@ static void push(segment *out, int *n, segment s) {
 /* The backward pass: the decision rule of every step for batteries with this rate, efficiency
  * and limits, at the prices of `prices`. v and next hold 2T + 2 segments each; V is v[head, n),
  * its slopes strictly decreasing, so one sweep from its start finds both thresholds and where
- * s_t's pieces go, and the merge copies the runs of V between them. */
+ * s_t's pieces go. They go in place: V's segments after the first piece's place move up through
+ * next (at most 2 a step, so n stays within 2T + 2), the others stay where they are. */
 static void backward(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices, double rate, double eff,
                      double lo, double hi, rule *rules, segment *v, segment *next) {
   const double dt = pr->step_hours, dmin = -rate * dt / eff, dmax = eff * rate * dt;
@@ -99,30 +99,28 @@ static void backward(const vpq_sched_problem *pr, const vpq_sched_dp_prices *pri
     while (i < n && pair_compare(v[i].slope, add_left.slope) >= 0) x += v[i++].length;
     rules[t] = (rule){charge_to, x, burn ? dmin + dmax : 0};
     /* sup-convolution: the pieces merged into V's in order of slope */
+    const int moved = n - right_at, middle = i - right_at;
+    for (int j = 0; j < moved; j++) next[j] = v[right_at + j];
+    segment *const live = &v[head]; /* push merges into V's segments only, never into one cut off */
     int m = right_at - head;
-    memcpy(next, &v[head], (size_t)m * sizeof *v);
-    push(next, &m, add_right);
-    memcpy(&next[m], &v[right_at], (size_t)(i - right_at) * sizeof *v);
-    m += i - right_at;
-    push(next, &m, add_left);
-    memcpy(&next[m], &v[i], (size_t)(n - i) * sizeof *v);
-    m += n - i;
+    push(live, &m, add_right);
+    for (int j = 0; j < middle; j++) live[m++] = next[j];
+    push(live, &m, add_left);
+    for (int j = middle; j < moved; j++) live[m++] = next[j];
+    n = head + m;
     /* the domain is now [lo − dmax, hi − dmin]: cut it back to [lo, hi] */
     double front = dmax, back = -dmin;
-    head = 0;
-    while (head < m) {
-      const double cut = front < next[head].length ? front : next[head].length;
-      next[head].length -= cut, front -= cut;
-      if (next[head].length > 0) break;
+    while (head < n) {
+      const double cut = front < v[head].length ? front : v[head].length;
+      v[head].length -= cut, front -= cut;
+      if (v[head].length > 0) break;
       head++;
     }
-    while (m > head && back > 0) {
-      const double cut = back < next[m - 1].length ? back : next[m - 1].length;
-      next[m - 1].length -= cut, back -= cut;
-      if (next[m - 1].length <= 0) m--;
+    while (n > head && back > 0) {
+      const double cut = back < v[n - 1].length ? back : v[n - 1].length;
+      v[n - 1].length -= cut, back -= cut;
+      if (v[n - 1].length <= 0) n--;
     }
-    segment *swap = v;
-    v = next, next = swap, n = m;
   }
 }
 
