@@ -55,7 +55,7 @@
  * From there it does exactly what a fill from step 0 would, so plans and cuts are the same; on
  * the aged fleets of 6 and 12 efficiencies it skips about half of the steps (with snapshots at the
  * starts of runs alone; those within runs take the fills of the fleet of 12 efficiencies from
- * 795 to 606 million instructions).
+ * 795 to 616 million instructions).
  */
 #include <math.h>
 #include <stdint.h>
@@ -77,10 +77,13 @@ typedef struct groups {
 enum { FIELDS = 6, WITHIN_FIELDS = FIELDS + 2 };
 
 /* Steps between snapshots within a run (a fill resumes at most this many steps before the first
- * change of its class's plan, or at the start of the run): on bench_sched's aged fleet of 12
- * efficiencies, the fills took 76 %, 77 % and 81 % of the instructions of fills that resumed at
- * the starts of runs with snapshots every 4, 8 and 16 steps. */
-enum { SNAPSHOT_STEPS = 4 };
+ * change of its class's plan, or at the start of the run). Against snapshots at the starts of
+ * runs alone, the instructions of bench_sched's runs of one MIN_PEAK plan of its aged fleets of
+ * 4, 6, 8 and 12 efficiencies fell by 2 %, 12 %, 2.5 % and 7 %, and those of its fleet of
+ * all-different efficiencies rose 1 % (its fills rarely resume late enough to pay for the
+ * snapshots); every 4 steps: 1 %, 9 %, 0.2 % and 7.5 % less, 2.4 % more; every 16: 4 %, 13 %,
+ * 3 % and 6 % less, 0.5 % more. */
+enum { SNAPSHOT_STEPS = 8 };
 
 /* What the last fill of a class that looked for a cut leaves for the next fill of the same class
  * (vpq_sched_fill_class): the plan it followed, its direction and fill level per step up to where
