@@ -74,50 +74,51 @@ static void push(segment *out, int *n, segment s) {
     out[(*n)++] = s;
 }
 
-/* The point of [lo, ...] up to which V's slope is above `slope` (or at or above, when weak). */
-static double crossing(const segment *v, int n, double lo, pair slope, bool weak) {
-  double x = lo;
-  for (int i = 0; i < n; i++) {
-    const int c = pair_compare(v[i].slope, slope);
-    if (c < 0 || (c == 0 && !weak)) break;
-    x += v[i].length;
-  }
-  return x;
-}
-
 /* The backward pass: the decision rule of every step for batteries with this rate, efficiency
- * and limits, at the prices of `prices`. v and next hold 2T + 2 segments each. */
+ * and limits, at the prices of `prices`. v and next hold 2T + 2 segments each; V is v[head, n),
+ * its slopes strictly decreasing, so one sweep from its start finds both thresholds and where
+ * s_t's pieces go. They go in place: V's segments after the first piece's place move up through
+ * next (at most 2 a step, so n stays within 2T + 2), the others stay where they are. */
 static void backward(const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices, double rate, double eff,
                      double lo, double hi, rule *rules, segment *v, segment *next) {
   const double dt = pr->step_hours, dmin = -rate * dt / eff, dmax = eff * rate * dt;
-  int n = 0;
+  int n = 0, head = 0;
   push(v, &n, (segment){hi - lo, {0, 0}});
   for (int t = pr->nsteps - 1; t >= 0; t--) {
     const pair discharge = {-prices->discharge[t] * eff, eff}, charge = {-prices->charge[t] / eff, -1 / eff};
     const bool burn = pair_compare(discharge, charge) < 0;
     const pair left = burn ? charge : discharge, right = burn ? discharge : charge;
     const double left_length = burn ? dmax : -dmin, right_length = burn ? -dmin : dmax;
-    rules[t] = (rule){crossing(v, n, lo, pair_negate(right), false), crossing(v, n, lo, pair_negate(left), true),
-                      burn ? dmin + dmax : 0};
-    /* sup-convolution with s_t reflected: its pieces, −right then −left, merged into V's */
-    const segment add[2] = {{right_length, pair_negate(right)}, {left_length, pair_negate(left)}};
-    int m = 0, a = 0;
-    for (int i = 0; i < n; i++) {
-      while (a < 2 && pair_compare(add[a].slope, v[i].slope) > 0) push(next, &m, add[a++]);
-      push(next, &m, v[i]);
-    }
-    while (a < 2) push(next, &m, add[a++]);
+    /* s_t reflected: its pieces, −right then −left (the slopes decrease) */
+    const segment add_right = {right_length, pair_negate(right)}, add_left = {left_length, pair_negate(left)};
+    /* thresholds: where V's slope stops being above −right, and at or above −left */
+    double x = lo;
+    int i = head;
+    while (i < n && pair_compare(v[i].slope, add_right.slope) > 0) x += v[i++].length;
+    const double charge_to = x;
+    const int right_at = i < n && pair_compare(v[i].slope, add_right.slope) == 0 ? i + 1 : i;
+    while (i < n && pair_compare(v[i].slope, add_left.slope) >= 0) x += v[i++].length;
+    rules[t] = (rule){charge_to, x, burn ? dmin + dmax : 0};
+    /* sup-convolution: the pieces merged into V's in order of slope */
+    const int moved = n - right_at, middle = i - right_at;
+    for (int j = 0; j < moved; j++) next[j] = v[right_at + j];
+    segment *const live = &v[head]; /* push merges into V's segments only, never into one cut off */
+    int m = right_at - head;
+    push(live, &m, add_right);
+    for (int j = 0; j < middle; j++) live[m++] = next[j];
+    push(live, &m, add_left);
+    for (int j = middle; j < moved; j++) live[m++] = next[j];
+    n = head + m;
     /* the domain is now [lo − dmax, hi − dmin]: cut it back to [lo, hi] */
     double front = dmax, back = -dmin;
-    n = 0;
-    for (int i = 0; i < m; i++) {
-      segment s = next[i];
-      const double cut = fmin(front, s.length);
-      s.length -= cut, front -= cut;
-      push(v, &n, s);
+    while (head < n) {
+      const double cut = front < v[head].length ? front : v[head].length;
+      v[head].length -= cut, front -= cut;
+      if (v[head].length > 0) break;
+      head++;
     }
-    while (n > 0 && back > 0) {
-      const double cut = fmin(back, v[n - 1].length);
+    while (n > head && back > 0) {
+      const double cut = back < v[n - 1].length ? back : v[n - 1].length;
       v[n - 1].length -= cut, back -= cut;
       if (v[n - 1].length <= 0) n--;
     }
@@ -179,6 +180,17 @@ bool vpq_sched_dp_plan(const vpq_sched_problem *pr, const vpq_sched_dp_prices *p
  * every step of it is optimal. */
 
 enum { MAX_BRANCHES = 64 };
+
+/* The point of [lo, ...] up to which V's slope is above `slope` (or at or above, when weak). */
+static double crossing(const segment *v, int n, double lo, pair slope, bool weak) {
+  double x = lo;
+  for (int i = 0; i < n; i++) {
+    const int c = pair_compare(v[i].slope, slope);
+    if (c < 0 || (c == 0 && !weak)) break;
+    x += v[i].length;
+  }
+  return x;
+}
 
 /* A branch of V_t: its values at lo and hi and its segments (capacity 2T + 2). */
 typedef struct branch {

@@ -112,9 +112,9 @@ void vpq_sched_fill_free(vpq_sched_fill *f);
 
 /* Forgets what the fills of classes [0, nclasses) remembered, before the classes' first fills
  * from a new LP (or new classes). A fill that looks for a cut remembers its class's plan and the
- * class's state at the start of each run of it, and the next fill of that class with a cut asked
- * for starts again at the last run that began before the plan changed: the same result, without
- * the steps before. Out of memory, fills start from step 0. */
+ * class's state at the start of each run of it and every few steps within one, and the next fill
+ * of that class with a cut asked for starts again at the last of those states before the plan
+ * changed: the same result, without the steps before. Out of memory, fills start from step 0. */
 void vpq_sched_fill_forget(vpq_sched_fill *f, int nclasses);
 
 /* Water-fills class k's LP plan xk (x + k·T·2) over its members; on success records the fill
