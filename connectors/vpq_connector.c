@@ -304,9 +304,11 @@ static bool line_due(const held_line *line, const vpq_origin *first, int nfirst)
   return vpq_origin_read((vpq_origin){line->partition, line->order}, first, nfirst);
 }
 
-/* Counts a line the output refused; the first time, keeps and reports why. */
-static void refused(vpq_dead_letter *dl, const char *why) {
-  if (dl->failed++) return;
+/* Counts `lines` lines the output refused; the first time, keeps and reports why. */
+static void refused(vpq_dead_letter *dl, const char *why, int64_t lines) {
+  const bool first = !dl->failed;
+  dl->failed += lines;
+  if (!first) return;
   snprintf(dl->error, sizeof dl->error, "%s", why);
   fprintf(stderr, "vpq: dead-letter output: %s\n", why);
 }
@@ -327,7 +329,7 @@ static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nu
     return;
   }
   qsort(dl->lines, dl->nlines, sizeof *dl->lines, held_cmp);
-  size_t written = 0, kept = 0;
+  size_t written = 0, kept = 0, lost = 0;
   char err[256];
   vpq_buf rest = {0};
   for (size_t i = 0; i < dl->nlines; i++) {
@@ -340,7 +342,10 @@ static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nu
       dl->lines[kept++] = *line;
       continue;
     }
-    if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err)) refused(dl, err);
+    if (!dl->out.write(dl->out.ctx, dl->held.data + line->start, line->len, err, sizeof err)) {
+      refused(dl, err, 1);
+      lost++;
+    }
     if (line->row) {
       const uint64_t h = line_hash(dl->held.data + line->start, line->len, line->partition, line->order);
       dl->written[h % WRITTEN_KEPT] = h;
@@ -351,7 +356,8 @@ static void flush_due(vpq_dead_letter *dl, const vpq_origin *unread_rows, int nu
   vpq_buf_free(&dl->held);
   dl->held = rest;
   free(unread);
-  if (written && !dl->out.flush(dl->out.ctx, err, sizeof err)) refused(dl, err);
+  /* A buffered output refuses at the flush: every line it took since is lost. */
+  if (written > lost && !dl->out.flush(dl->out.ctx, err, sizeof err)) refused(dl, err, (int64_t)(written - lost));
 }
 
 void vpq_dead_letter_flush(vpq_dead_letter *dl) { flush_due(dl, NULL, 0); }

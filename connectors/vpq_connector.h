@@ -102,6 +102,8 @@ struct vpq_sink {
   int64_t resumed_present; /* restore: held rows the output already had */
   int64_t resumed_written; /* restore: held rows written by the restore */
   int64_t replayed_present; /* rows replayed after a restore that the output had from the run before */
+  bool restored_older;      /* set before restore: the checkpoint is older than one that could not be
+                               read, so the output may hold rows from after it */
   int64_t refused;         /* rows the output cannot take (a Kafka message too large): counted, not written */
   char refused_reason[256]; /* why the first was refused */
 };

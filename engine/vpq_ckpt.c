@@ -416,6 +416,7 @@ int vpq_ckpt_read_newest(const char *dir, vpq_ckpt_file *out, FILE *log) {
     if (rc == 0) {
       struct stat st;
       out->written_ms = stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 : 0;
+      out->older = i > 0;
       return 1;
     }
     if (rc == -2) {

@@ -114,6 +114,7 @@ typedef struct vpq_ckpt_file {
   char *state; /* malloc'ed; free with vpq_ckpt_file_free */
   size_t len;
   int64_t written_ms; /* vpq_ckpt_read_newest: the file's modification time (epoch ms; 0: unknown) */
+  bool older;         /* vpq_ckpt_read_newest: a newer checkpoint could not be read (the run went further) */
 } vpq_ckpt_file;
 
 /* Reads the newest valid checkpoint of `dir` into `out`: a corrupt or truncated file is

@@ -111,6 +111,7 @@ struct vpq_engine {
   const char *repartition; /* the `repartition` setting: "on" (default) or "off" */
   bool exchange_bad_reported; /* a malformed exchange message was reported (once) */
   bool dead_letters_lost;      /* a dead-letter output refused lines (dead_letters_lost) */
+  bool restored_older;         /* the checkpoint restored is older than one that could not be read */
 };
 
 static vpq_op *engine_track(vpq_engine *e, vpq_op *op) {
@@ -1317,6 +1318,7 @@ static int restore_engine(vpq_engine *e, FILE *log, vpq_ckpt_file *file, vpq_ckp
   /* the metrics of the last checkpoint are the restored one's until this run takes one */
   e->rt.stats.checkpoint_at_ms = file->written_ms;
   e->rt.stats.checkpoint_bytes = (int64_t)file->len;
+  e->restored_older = file->older;
   vpq_engine_set(e, "vpq.resume", "true");
   return 1;
 }
@@ -1349,6 +1351,7 @@ static bool restore_connectors(vpq_engine *e, FILE *log, vpq_ckpt_in *in) {
   }
   for (int r = 0; r < plan->nrelations; r++) {
     vpq_sink *sink = relation_sink(e, r);
+    if (sink) sink->restored_older = e->restored_older;
     if (sink && sink->vt->save && !sink->vt->restore(sink, in, err, sizeof err)) {
       fprintf(log, "vpq: %s: cannot resume: %s\n", plan->relations[r]->name, err);
       return false;

@@ -305,12 +305,13 @@ typedef struct kafka_sink {
   uint64_t epoch;           /* the checkpoint the held messages belong to (set by save) */
   uint64_t next_epoch;      /* the least epoch the next save may take: above every one in the topic */
   /* After a restore from a checkpoint older than the topic's output (the newest was damaged):
-   * per partition, the hashes (message_hash) of the messages written after it, sorted, and
-   * which of them a replayed message has matched. The replay of their rows produces them again,
-   * in an order a restart may change: each that comes out the same is skipped. */
-  uint64_t **replay;
-  bool **replay_used;
-  int64_t *nreplay, *replay_left;
+   * the hashes (message_hash) of the messages written after it, sorted, and which of them a
+   * replayed message has matched. The replay of their rows produces them again, in an order
+   * and (rows without a key go round robin) over partitions a restart may change: each that
+   * comes out the same is skipped. */
+  uint64_t *replay;
+  bool *replay_used;
+  int64_t nreplay, replay_left;
   bool transactional;       /* processing_guarantee = 'kafka_transactions': each epoch in one transaction */
   uint64_t next_unkeyed;    /* round robin over partitions for rows without a key */
   /* An encoded sink (vpq_kafka_int.h): values come from `encode`, every key (the empty one
@@ -375,13 +376,18 @@ static int64_t producer_max_message(rd_kafka_t *rk) {
   return strtoll(value, NULL, 10);
 }
 
+/* Whether the key of a message goes out as a null key (produce). */
+static bool key_goes_null(const kafka_sink *s, size_t key_len, bool key_null) {
+  return !key_len && !(s->nkeys > 0 && !s->encode && !key_null);
+}
+
 /* Produces one message (waiting while the local queue is full: backpressure); `id` is the
  * exactly-once identity header or NULL. An empty value goes as null (a table's tombstone). In a
  * sink with key columns an empty key is the empty key (a single key ''), and `key_null` (a
  * single key that is NULL) the null key; in others no key is the null key. */
 static bool produce(kafka_sink *s, int32_t partition, const char *key, size_t key_len, bool key_null, const char *value,
                     size_t value_len, int64_t ts, const char *id, char *err, size_t err_size) {
-  if (!key_len) key = s->nkeys > 0 && !s->encode && !key_null ? "" : NULL;
+  if (!key_len) key = key_goes_null(s, key_len, key_null) ? NULL : "";
   for (;;) {
     rd_kafka_resp_err_t e =
         id ? rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->topic), RD_KAFKA_V_PARTITION(partition),
@@ -488,13 +494,11 @@ static bool kafka_flush(vpq_sink *sink, char *err, size_t err_size) {
 static void kafka_close(vpq_sink *sink) {
   kafka_sink *s = (kafka_sink *)sink;
   rd_kafka_flush(s->rk, 60 * 1000);
-  int64_t left = 0;
-  for (int32_t p = 0; s->replay && p < s->partitions; p++) left += s->replay_left[p];
-  if (s->base.replayed_present || left)
+  if (s->base.replayed_present || s->replay_left)
     fprintf(stderr,
             "vpq: `%s`: %lld replayed row(s) were in the topic already and not written again; %lld the run "
             "before wrote after the restored checkpoint did not come out again\n",
-            rd_kafka_topic_name(s->topic), (long long)s->base.replayed_present, (long long)left);
+            rd_kafka_topic_name(s->topic), (long long)s->base.replayed_present, (long long)s->replay_left);
   rd_kafka_topic_destroy(s->topic);
   rd_kafka_destroy(s->rk);
   vpq_json_keys_free(&s->keys);
@@ -502,8 +506,7 @@ static void kafka_close(vpq_sink *sink) {
   vpq_buf_free(&s->value);
   vpq_buf_free(&s->held);
   free(s->msgs);
-  for (int32_t p = 0; s->replay && p < s->partitions; p++) free(s->replay[p]), free(s->replay_used[p]);
-  free(s->replay), free(s->replay_used), free(s->nreplay), free(s->replay_left);
+  free(s->replay), free(s->replay_used);
   free(s->sink_id);
   for (char **p = s->properties; p && *p; p++) free(*p);
   free(s->properties);
@@ -528,12 +531,9 @@ static bool kafka_save(vpq_sink *sink, uint64_t epoch, vpq_ckpt_out *out, char *
     vpq_ckpt_put_bytes(out, s->held.data + m->value_at, m->value_len);
   }
   /* What is left of the replay (before the held messages are matched in it). */
-  vpq_ckpt_put_u64(out, (uint64_t)s->partitions);
-  for (int32_t p = 0; p < s->partitions; p++) {
-    vpq_ckpt_put_u64(out, (uint64_t)(s->replay ? s->replay_left[p] : 0));
-    for (int64_t i = 0; s->replay && i < s->nreplay[p]; i++)
-      if (!s->replay_used[p][i]) vpq_ckpt_put_u64(out, s->replay[p][i]);
-  }
+  vpq_ckpt_put_u64(out, (uint64_t)s->replay_left);
+  for (int64_t i = 0; i < s->nreplay; i++)
+    if (!s->replay_used[i]) vpq_ckpt_put_u64(out, s->replay[i]);
   return true;
 }
 
@@ -552,20 +552,19 @@ static uint64_t message_hash(const void *key, size_t key_len, bool key_null, con
 /* Whether the topic holds held message m from a run after the restored checkpoint
  * (kafka_sink.replay) that no replayed message has matched yet; if so it is matched now. */
 static bool replayed(kafka_sink *s, const held_message *m) {
-  const int32_t p = m->partition;
-  if (!s->replay || !s->replay_left[p]) return false;
-  const uint64_t h =
-      message_hash(s->held.data + m->key_at, m->key_len, m->key_null, s->held.data + m->value_at, m->value_len);
-  int64_t lo = 0, hi = s->nreplay[p];
+  if (!s->replay_left) return false;
+  const uint64_t h = message_hash(s->held.data + m->key_at, m->key_len, key_goes_null(s, m->key_len, m->key_null),
+                                  s->held.data + m->value_at, m->value_len);
+  int64_t lo = 0, hi = s->nreplay;
   while (lo < hi) {
     const int64_t mid = lo + (hi - lo) / 2;
-    if (s->replay[p][mid] < h) lo = mid + 1;
+    if (s->replay[mid] < h) lo = mid + 1;
     else hi = mid;
   }
-  for (; lo < s->nreplay[p] && s->replay[p][lo] == h; lo++)
-    if (!s->replay_used[p][lo]) {
-      s->replay_used[p][lo] = true;
-      s->replay_left[p]--;
+  for (; lo < s->nreplay && s->replay[lo] == h; lo++)
+    if (!s->replay_used[lo]) {
+      s->replay_used[lo] = true;
+      s->replay_left--;
       return true;
     }
   return false;
@@ -700,31 +699,25 @@ static bool scan_tail(kafka_sink *s, rd_kafka_t *reader, int32_t partition, int6
   return true;
 }
 
+/* qsort's order of two hashes. */
 static int compare_hashes(const void *a, const void *b) {
   const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return (x > y) - (x < y);
 }
 
-/* Adds n hashes to partition p's replay (kafka_sink.replay), allocating it on first use. */
-static void add_replay(kafka_sink *s, int32_t p, const uint64_t *hashes, int64_t n) {
-  if (!s->replay) {
-    s->replay = calloc((size_t)s->partitions, sizeof *s->replay);
-    s->replay_used = calloc((size_t)s->partitions, sizeof *s->replay_used);
-    s->nreplay = calloc((size_t)s->partitions, sizeof *s->nreplay);
-    s->replay_left = calloc((size_t)s->partitions, sizeof *s->replay_left);
-    if (!s->replay || !s->replay_used || !s->nreplay || !s->replay_left) abort();
-  }
+/* Adds n hashes to the replay (kafka_sink.replay). */
+static void add_replay(kafka_sink *s, const uint64_t *hashes, int64_t n) {
   int64_t kept = 0;
-  for (int64_t i = 0; i < s->nreplay[p]; i++)
-    if (!s->replay_used[p][i]) s->replay[p][kept++] = s->replay[p][i];
+  for (int64_t i = 0; i < s->nreplay; i++)
+    if (!s->replay_used[i]) s->replay[kept++] = s->replay[i];
   const size_t total = (size_t)(kept + n);
-  s->replay[p] = realloc(s->replay[p], sizeof *s->replay[p] * total);
-  free(s->replay_used[p]);
-  s->replay_used[p] = calloc(total, sizeof *s->replay_used[p]);
-  if (!s->replay[p] || !s->replay_used[p]) abort();
-  memcpy(s->replay[p] + kept, hashes, sizeof *hashes * (size_t)n);
-  qsort(s->replay[p], total, sizeof *s->replay[p], compare_hashes);
-  s->nreplay[p] = s->replay_left[p] = (int64_t)total;
+  s->replay = realloc(s->replay, sizeof *s->replay * (total ? total : 1));
+  free(s->replay_used);
+  s->replay_used = calloc(total ? total : 1, sizeof *s->replay_used);
+  if (!s->replay || !s->replay_used) abort();
+  memcpy(s->replay + kept, hashes, sizeof *hashes * (size_t)n);
+  qsort(s->replay, total, sizeof *s->replay, compare_hashes);
+  s->nreplay = s->replay_left = (int64_t)total;
 }
 
 /* Scans the tail of `partition` (its last TAIL messages, more while they begin inside the
@@ -776,19 +769,18 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
     vpq_buf_append(&s->value, value, vlen);
     hold(s, (int32_t)partition, ts);
   }
-  const int64_t saved_partitions = vpq_ckpt_get_count(in, INT32_MAX);
-  for (int64_t p = 0; p < saved_partitions && !in->error; p++) {
-    const int64_t count = vpq_ckpt_get_count(in, INT64_MAX / 16);
-    uint64_t *hashes = count > 0 ? malloc(sizeof *hashes * (size_t)count) : NULL;
-    if (count > 0 && !hashes) abort();
-    for (int64_t i = 0; i < count && !in->error; i++) hashes[i] = vpq_ckpt_get_u64(in);
-    if (!in->error && count > 0 && p < s->partitions) add_replay(s, (int32_t)p, hashes, count);
-    free(hashes);
-  }
+  const int64_t count = vpq_ckpt_get_count(in, INT64_MAX / 16);
+  uint64_t *hashes = count > 0 ? malloc(sizeof *hashes * (size_t)count) : NULL;
+  if (count > 0 && !hashes) abort();
+  for (int64_t i = 0; i < count && !in->error; i++) hashes[i] = vpq_ckpt_get_u64(in);
+  if (!in->error && count > 0) add_replay(s, hashes, count);
+  free(hashes);
   if (in->error) {
     snprintf(err, err_size, "`%s`: %s", rd_kafka_topic_name(s->topic), in->error);
     return false;
   }
+  s->next_epoch = s->epoch + 1;
+  if (!s->nmsgs && !sink->restored_older) return true;
   int64_t *skip_to = malloc(sizeof *skip_to * (size_t)s->partitions);
   if (!skip_to) abort();
   char reason[512];
@@ -802,27 +794,40 @@ static bool kafka_restore(vpq_sink *sink, vpq_ckpt_in *in, char *err, size_t err
     ok = false;
   }
   if (!reader) rd_kafka_conf_destroy(conf);
-  s->next_epoch = s->epoch + 1;
+  /* Every partition after a fallback; else those with held messages, as they are all a normal
+   * restore needs. */
   tail_scan scan = {0};
-  int64_t later = 0;
+  uint64_t *later = NULL;
+  int64_t nlater = 0;
   for (int32_t p = 0; ok && p < s->partitions; p++) {
     skip_to[p] = -1;
+    bool any = sink->restored_older;
+    for (int64_t i = 0; i < s->nmsgs && !any; i++) any = s->msgs[i].partition == p;
+    if (!any) continue;
     ok = last_written(s, reader, p, &scan, err, err_size);
     if (!ok || !scan.found) continue;
     if (scan.epoch >= s->next_epoch) s->next_epoch = scan.epoch + 1;
     if (scan.epoch > s->epoch) skip_to[p] = INT64_MAX;
     else if (scan.epoch == s->epoch) skip_to[p] = scan.seq;
-    if (scan.nlater) add_replay(s, p, scan.later, scan.nlater);
-    later += scan.nlater;
+    if (!scan.nlater) continue;
+    later = realloc(later, sizeof *later * (size_t)(nlater + scan.nlater));
+    if (!later) abort();
+    memcpy(later + nlater, scan.later, sizeof *later * (size_t)scan.nlater);
+    nlater += scan.nlater;
   }
   free(scan.later);
   if (reader) rd_kafka_destroy(reader);
-  if (later)
+  /* The held messages first (in the topic already, or written now): they take their turn in
+   * the replay restored with them, not in the messages that came after them. */
+  ok = ok && write_held(s, skip_to, err, err_size) && kafka_flush(sink, err, err_size);
+  if (ok && nlater) {
+    add_replay(s, later, nlater);
     fprintf(stderr,
             "vpq: `%s`: %lld message(s) are from after the restored checkpoint (the run before went further): "
             "the rows replayed that come out the same are not written again\n",
-            rd_kafka_topic_name(s->topic), (long long)later);
-  ok = ok && write_held(s, skip_to, err, err_size) && kafka_flush(sink, err, err_size);
+            rd_kafka_topic_name(s->topic), (long long)nlater);
+  }
+  free(later);
   free(skip_to);
   return ok;
 }

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sched_random.h"
 #include "vpq_sched.h"
 
 enum { MAX_BATTERIES = 20, MAX_STEPS = 48, RANDOM_FLEETS = 240, KINDS_FLEETS = 36 };
@@ -312,15 +313,6 @@ static void test_invalid(void **state) {
 }
 
 /* ---- random fleets ---- */
-
-static uint64_t next(uint64_t *s) { /* splitmix64 */
-  uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s, double lo, double hi) { return lo + (hi - lo) * (double)(next(s) >> 11) * 0x1p-53; }
 
 /* Random fleet number k (its own seed, so any subset is reproducible): 1–20 batteries with mixed
  * sizes, efficiencies 0.85–1, socs and limits (now and then outside them, idle, or a duplicate or

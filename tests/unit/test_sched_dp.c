@@ -2,7 +2,8 @@
  * same batteries: random batteries of one kind (the members that share one backward pass, each
  * with its own soc and size), random charge and discharge prices that differ (as column
  * generation prices throughput) and may be negative. The plan must keep every limit and earn
- * the LP's optimum. (A backward pass that merged a piece into a segment already cut off left
+ * the LP's optimum. And MIN_COST's one setpoint per step past its cap on branches, against the
+ * MILP. (A backward pass that merged a piece into a segment already cut off left
  * MIN_COST alone and passed test_sched.c, while column generation's plans and bound went wrong.)
  */
 #include <math.h>
@@ -17,9 +18,10 @@
 
 #include <cmocka.h>
 
+#include "sched_random.h"
 #include "vpq_sched_int.h"
 
-enum { CASES = 80, MAX_MEMBERS = 4, MAX_STEPS = 40 };
+enum { CASES = 80, MAX_MEMBERS = 4, LP_STEPS = 40, MAX_STEPS = 192 };
 
 static const char model[] =
     "param T integer > 0;\n"
@@ -33,8 +35,12 @@ static const char model[] =
     "param soc{M};\n"
     "param cap{M};\n"
     "param maxkw{M};\n"
+    "param onesetpoint default 0;  # 1: never charge and discharge in one step (a MILP)\n"
     "var c{m in M, t in 1..T} >= 0, <= maxkw[m];\n"
     "var d{m in M, t in 1..T} >= 0, <= maxkw[m];\n"
+    "var charging{m in M, t in 1..T: onesetpoint = 1} binary;\n"
+    "s.t. charges{m in M, t in 1..T: onesetpoint = 1}: c[m,t] <= maxkw[m] * charging[m,t];\n"
+    "s.t. discharges{m in M, t in 1..T: onesetpoint = 1}: d[m,t] <= maxkw[m] * (1 - charging[m,t]);\n"
     "var e{m in M, t in 0..T} >= lo * cap[m], <= hi * cap[m];\n"
     "s.t. start{m in M}: e[m,0] = soc[m] * cap[m];\n"
     "s.t. stored{m in M, t in 1..T}: e[m,t] = e[m,t-1] + c[m,t] * dt * eff - d[m,t] * dt / eff;\n"
@@ -43,22 +49,15 @@ static const char model[] =
     "printf \"MONEY %.15g\\n\", money;\n"
     "end;\n";
 
-static uint64_t next(uint64_t *s) { /* splitmix64 */
-  uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s, double lo, double hi) { return lo + (hi - lo) * (double)(next(s) >> 11) * 0x1p-53; }
-
-/* Writes the LP's data; returns false when the file cannot be written. */
+/* Writes the LP's data (one_setpoint: the MILP's); returns false when the file cannot be written. */
 static bool write_data(const char *path, const vpq_sched_problem *pr, const vpq_sched_dp_prices *prices,
-                       const vpq_sched_member *members, int count) {
+                       const vpq_sched_member *members, int count, bool one_setpoint) {
   FILE *out = fopen(path, "w");
   if (!out) return false;
-  fprintf(out, "data;\nparam T := %d;\nparam dt := %.17g;\nparam eff := %.17g;\nparam lo := %.17g;\nparam hi := %.17g;\n",
-          pr->nsteps, pr->step_hours, members[0].eff, members[0].lo, members[0].hi);
+  fprintf(out,
+          "data;\nparam T := %d;\nparam dt := %.17g;\nparam eff := %.17g;\nparam lo := %.17g;\nparam hi := %.17g;\n"
+          "param onesetpoint := %d;\n",
+          pr->nsteps, pr->step_hours, members[0].eff, members[0].lo, members[0].hi, one_setpoint);
   fprintf(out, "param : pc pd :=\n");
   for (int t = 0; t < pr->nsteps; t++) fprintf(out, "%d %.17g %.17g\n", t + 1, prices->charge[t], prices->discharge[t]);
   fprintf(out, ";\nparam : M : soc cap maxkw :=\n");
@@ -109,20 +108,35 @@ static double plan_money(const vpq_sched_problem *pr, const vpq_sched_dp_prices 
   return money;
 }
 
-static void test_dp_against_lp(void **state) {
-  (void)state;
-  if (access("/usr/bin/glpsol", X_OK) != 0) skip();
-  char dir[] = "/tmp/vpq_dp_XXXXXX", path[512];
+/* A scratch folder holding the model for glpsol; path gets its data file's name. */
+static void model_dir(char *dir, char *path, size_t size) {
   assert_non_null(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/dp.mod", dir);
+  snprintf(path, size, "%s/dp.mod", dir);
   FILE *out = fopen(path, "w");
   assert_non_null(out);
   fputs(model, out);
   fclose(out);
-  snprintf(path, sizeof path, "%s/dp.dat", dir);
+  snprintf(path, size, "%s/dp.dat", dir);
+}
+
+static void remove_model_dir(const char *dir) {
+  char path[512];
+  static const char *const files[] = {"dp.mod", "dp.dat", "out.txt"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+static void test_dp_against_lp(void **state) {
+  (void)state;
+  if (access("/usr/bin/glpsol", X_OK) != 0) skip();
+  char dir[] = "/tmp/vpq_dp_XXXXXX", path[512];
+  model_dir(dir, path, sizeof path);
   for (int k = 0; k < CASES; k++) {
     uint64_t s = 0xd9000u + (uint64_t)k;
-    const int T = 4 + (int)(next(&s) % (MAX_STEPS - 3)), count = 1 + (int)(next(&s) % MAX_MEMBERS);
+    const int T = 4 + (int)(next(&s) % (LP_STEPS - 3)), count = 1 + (int)(next(&s) % MAX_MEMBERS);
     const double eff = k % 5 == 0 ? 1 : uniform(&s, 0.8, 0.99), rate = uniform(&s, 0.1, 2);
     const double lo = uniform(&s, 0, 0.3), hi = uniform(&s, 0.7, 1);
     double pc[MAX_STEPS], pd[MAX_STEPS], charge[MAX_MEMBERS * MAX_STEPS], discharge[MAX_MEMBERS * MAX_STEPS];
@@ -140,19 +154,46 @@ static void test_dp_against_lp(void **state) {
     assert_true(vpq_sched_dp_plan(&pr, &prices, members, count, charge, discharge));
     const double got = plan_money(&pr, &prices, members, count, charge, discharge, k);
     double want = 0;
-    if (!write_data(path, &pr, &prices, members, count) || !glpsol_money(dir, &want))
+    if (!write_data(path, &pr, &prices, members, count, false) || !glpsol_money(dir, &want))
       fail_msg("case %d: glpsol failed", k);
     if (fabs(got - want) > 1e-7 * (1 + fabs(want))) fail_msg("case %d: the DP earns %.12g, the LP %.12g", k, got, want);
   }
-  static const char *const files[] = {"dp.mod", "dp.dat", "out.txt"};
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-    unlink(path);
+  remove_model_dir(dir);
+}
+
+/* MIN_COST's one setpoint per step where its branches reach MAX_BRANCHES (vpq_sched_dp.c): a
+ * slow battery (0.25C, efficiency 0.9) over two days of 15-minute steps with six hours of
+ * negative prices a day, against glpsol's MILP. Past the cap the plan may in principle lie above
+ * the optimum; on these it does not. */
+static void test_setpoints_past_the_cap(void **state) {
+  (void)state;
+  if (access("/usr/bin/glpsol", X_OK) != 0) skip();
+  char dir[] = "/tmp/vpq_dp_XXXXXX", path[512];
+  model_dir(dir, path, sizeof path);
+  for (int k = 0; k < 3; k++) {
+    uint64_t s = 0xca9u + (uint64_t)k;
+    double price[MAX_STEPS], charge[MAX_STEPS], discharge[MAX_STEPS];
+    for (int t = 0; t < MAX_STEPS; t++) {
+      const double h = fmod(t * 0.25, 24);
+      price[t] = (h >= 10 && h < 16 ? -0.3 : 0.2) + 0.1 * sin(h / 24 * 2 * M_PI) + uniform(&s, -0.1, 0.1);
+    }
+    const vpq_sched_member member = {uniform(&s, 0.2, 0.8), 10, 2.5, 0.9, 0.05, 0.95, 0};
+    const vpq_sched_problem pr = {VPQ_SCHED_MIN_COST, NULL, 1, NULL, NULL, MAX_STEPS, 0.25, 0};
+    const vpq_sched_dp_prices prices = {price, price};
+    assert_true(vpq_sched_dp_plan_setpoints(&pr, &prices, &member, 1, charge, discharge));
+    for (int t = 0; t < MAX_STEPS; t++)
+      if (charge[t] > 0 && discharge[t] > 0) fail_msg("case %d step %d: charges and discharges at once", k, t);
+    const double got = plan_money(&pr, &prices, &member, 1, charge, discharge, k);
+    double want = 0;
+    if (!write_data(path, &pr, &prices, &member, 1, true) || !glpsol_money(dir, &want))
+      fail_msg("case %d: glpsol failed", k);
+    if (fabs(got - want) > 1e-6 * (1 + fabs(want)))
+      fail_msg("case %d: the plan earns %.12g, the MILP %.12g", k, got, want);
   }
-  rmdir(dir);
+  remove_model_dir(dir);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_dp_against_lp)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_dp_against_lp), cmocka_unit_test(test_setpoints_past_the_cap)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
